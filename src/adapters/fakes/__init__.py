@@ -1,0 +1,23 @@
+"""In-memory adapters for every port: used by tests, by the offline ``make run`` and by hosts."""
+
+from adapters.fakes.clock import FixedClock, SystemClock
+from adapters.fakes.delivery import (
+    InMemoryLegalInvoicing,
+    InMemoryMailer,
+    InMemoryTaxIdVerifier,
+    InMemoryWebhookSender,
+)
+from adapters.fakes.payment_provider import InMemoryPaymentProvider
+from adapters.fakes.storage import InMemoryStore, InMemoryUnitOfWork
+
+__all__ = [
+    "FixedClock",
+    "InMemoryLegalInvoicing",
+    "InMemoryMailer",
+    "InMemoryPaymentProvider",
+    "InMemoryStore",
+    "InMemoryTaxIdVerifier",
+    "InMemoryUnitOfWork",
+    "InMemoryWebhookSender",
+    "SystemClock",
+]

@@ -1,0 +1,214 @@
+"""An in-memory payment provider: the offline default and the tests' controllable provider.
+
+It keeps customers, payment methods, payments and refunds as plain attributes and honours
+idempotency keys like a real provider: the same key returns the first result. Tests steer it with
+``decline_next`` / ``fail_with`` and read what happened from ``charges``, ``refunds``, ``calls``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from typing import Any
+
+import msgspec
+
+from billing_core.catalog import Plan
+from billing_core.errors import InvalidInput, PaymentError
+from billing_core.organization import Organization
+from billing_core.payments import PaymentType, ProviderPaymentMethod
+from billing_core.ports import ChargeResult, ChargeStatus, HostedInvoice, ProviderCheckout, ProviderEvent
+
+# Test card numbers in the spirit of Stripe's: pm ids the fake knows how to describe.
+KNOWN_METHODS: dict[str, ProviderPaymentMethod] = {
+    "pm_card_visa": ProviderPaymentMethod(provider_payment_method_id="pm_card_visa", payment_type=PaymentType.CARD,
+                                          brand="visa", last4="4242", exp_month=12, exp_year=2034,
+                                          name="Ada Lovelace"),
+    "pm_card_mastercard": ProviderPaymentMethod(provider_payment_method_id="pm_card_mastercard",
+                                                payment_type=PaymentType.CARD, brand="mastercard", last4="4444",
+                                                exp_month=3, exp_year=2031, name="Ada Lovelace"),
+    "pm_card_chargeDeclined": ProviderPaymentMethod(provider_payment_method_id="pm_card_chargeDeclined",
+                                                    payment_type=PaymentType.CARD, brand="visa", last4="0002",
+                                                    exp_month=1, exp_year=2033, name="Declined Card"),
+    "pm_sepa_debit": ProviderPaymentMethod(provider_payment_method_id="pm_sepa_debit",
+                                           payment_type=PaymentType.SEPA_DEBIT, iban_last4="3000",
+                                           name="Ada Lovelace"),
+}
+
+
+class InMemoryPaymentProvider:
+    """Offline payments. ``webhook_secret`` signs events the way Stripe does (t=..,v1=HMAC)."""
+
+    def __init__(self, *, webhook_secret: str = "whsec_offline", auto_succeed: bool = True) -> None:  # noqa: S107
+        self.webhook_secret = webhook_secret
+        self.auto_succeed = auto_succeed
+        self._lock = threading.Lock()
+        self._seq = 0
+        self.customers: dict[str, str] = {}
+        """organization id → customer id"""
+        self.attached: dict[str, str] = {}
+        """payment method id → customer id"""
+        self.defaults: dict[str, str] = {}
+        self.charges: dict[str, ChargeResult] = {}
+        """idempotency key → result"""
+        self.charge_requests: list[dict[str, Any]] = []
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, HostedInvoice] = {}
+        self.checkouts: dict[str, ProviderCheckout] = {}
+        self.calls: list[str] = []
+        self.decline_next = 0
+        self.require_action_next = 0
+        self.fail_with: PaymentError | None = None
+
+    def _next_id(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}_{self._seq:010d}"
+
+    def _enter(self, name: str) -> None:
+        self.calls.append(name)
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def ensure_customer(self, organization: Organization, email: str | None) -> str:
+        with self._lock:
+            self._enter("ensure_customer")
+            key = str(organization.id)
+            if key not in self.customers:
+                self.customers[key] = organization.provider_customer_id or self._next_id("cus")
+            return self.customers[key]
+
+    def create_checkout_session(self, *, customer_id: str | None, guest_email: str | None, plan: Plan,
+                                trial_days: int | None, return_url: str, reference: str,
+                                idempotency_key: str) -> ProviderCheckout:
+        with self._lock:
+            self._enter("create_checkout_session")
+            if idempotency_key not in self.checkouts:
+                sid = self._next_id("cs")
+                self.checkouts[idempotency_key] = ProviderCheckout(
+                    provider_session_id=sid, client_secret=f"{sid}_secret_{reference[:8]}")
+            return self.checkouts[idempotency_key]
+
+    def create_crypto_checkout(self, *, customer_id: str, amount_cents: int, currency_iso: str,
+                               return_url: str, reference: str, idempotency_key: str) -> ProviderCheckout:
+        with self._lock:
+            self._enter("create_crypto_checkout")
+            if idempotency_key not in self.checkouts:
+                sid = self._next_id("cs")
+                self.checkouts[idempotency_key] = ProviderCheckout(
+                    provider_session_id=sid, client_secret=f"{sid}_secret_crypto")
+            return self.checkouts[idempotency_key]
+
+    def create_portal_session(self, *, customer_id: str, return_url: str) -> str:
+        with self._lock:
+            self._enter("create_portal_session")
+            return f"https://billing.invalid/portal/{customer_id}?return_url={return_url}"
+
+    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> str:
+        with self._lock:
+            self._enter("create_setup_intent")
+            seti = self._next_id("seti")
+            return f"{seti}_secret_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]}"
+
+    def attach_payment_method(self, *, customer_id: str, provider_payment_method_id: str) -> ProviderPaymentMethod:
+        with self._lock:
+            self._enter("attach_payment_method")
+            method = KNOWN_METHODS.get(provider_payment_method_id)
+            if method is None and provider_payment_method_id.startswith("pm_"):
+                method = ProviderPaymentMethod(provider_payment_method_id=provider_payment_method_id,
+                                               payment_type=PaymentType.CARD, brand="visa", last4="4242",
+                                               exp_month=12, exp_year=2034)
+            if method is None:
+                raise InvalidInput("payment_method_id", f"no such payment method: {provider_payment_method_id}",
+                                   code="unknown_payment_method")
+            self.attached[provider_payment_method_id] = customer_id
+            return method
+
+    def set_default_payment_method(self, *, customer_id: str, provider_payment_method_id: str) -> None:
+        with self._lock:
+            self._enter("set_default_payment_method")
+            self.defaults[customer_id] = provider_payment_method_id
+
+    def detach_payment_method(self, *, provider_payment_method_id: str) -> None:
+        with self._lock:
+            self._enter("detach_payment_method")
+            self.attached.pop(provider_payment_method_id, None)
+
+    def charge(self, *, customer_id: str, provider_payment_method_id: str | None, amount_cents: int,
+               currency_iso: str, description: str, reference: str, idempotency_key: str) -> ChargeResult:
+        with self._lock:
+            self._enter("charge")
+            if idempotency_key in self.charges:
+                return self.charges[idempotency_key]
+            self.charge_requests.append({"customer": customer_id, "payment_method": provider_payment_method_id,
+                                         "amount": amount_cents, "currency": currency_iso,
+                                         "idempotency_key": idempotency_key, "reference": reference})
+            pid = self._next_id("pi")
+            if self.decline_next > 0 or provider_payment_method_id == "pm_card_chargeDeclined":
+                self.decline_next = max(self.decline_next - 1, 0)
+                result = ChargeResult(provider_payment_id=pid, status=ChargeStatus.FAILED,
+                                      failure_message="Your card was declined.")
+            elif self.require_action_next > 0:
+                self.require_action_next -= 1
+                result = ChargeResult(provider_payment_id=pid, status=ChargeStatus.REQUIRES_ACTION,
+                                      client_secret=f"{pid}_secret_x")
+            elif self.auto_succeed:
+                result = ChargeResult(provider_payment_id=pid, status=ChargeStatus.SUCCEEDED)
+            else:
+                result = ChargeResult(provider_payment_id=pid, status=ChargeStatus.PROCESSING)
+            self.charges[idempotency_key] = result
+            return result
+
+    def refund(self, *, provider_payment_id: str, amount_cents: int, idempotency_key: str) -> str:
+        with self._lock:
+            self._enter("refund")
+            if idempotency_key not in self.refunds:
+                self.refunds[idempotency_key] = {"id": self._next_id("re"), "payment": provider_payment_id,
+                                                 "amount": amount_cents}
+            return str(self.refunds[idempotency_key]["id"])
+
+    def issue_invoice(self, *, customer_id: str, amount_cents: int, currency_iso: str, description: str,
+                      reference: str, idempotency_key: str) -> HostedInvoice:
+        with self._lock:
+            self._enter("issue_invoice")
+            if idempotency_key not in self.invoices:
+                iid = self._next_id("in")
+                self.invoices[idempotency_key] = HostedInvoice(
+                    provider_invoice_id=iid, hosted_invoice_url=f"https://billing.invalid/invoice/{iid}",
+                    status="open")
+            return self.invoices[idempotency_key]
+
+    # ----------------------------------------------------------------- events
+
+    def sign(self, payload: bytes, timestamp: int | None = None) -> str:
+        """A Stripe-style signature header for ``payload``."""
+        ts = int(time.time()) if timestamp is None else timestamp
+        mac = hmac.new(self.webhook_secret.encode(), f"{ts}.".encode() + payload, hashlib.sha256).hexdigest()
+        return f"t={ts},v1={mac}"
+
+    def event(self, event_type: str, obj: dict[str, Any], *, event_id: str | None = None) -> tuple[bytes, str]:
+        """Build a signed event payload the way the provider would send it."""
+        with self._lock:
+            eid = event_id or self._next_id("evt")
+        body = json.dumps({"id": eid, "object": "event", "type": event_type, "created": int(time.time()),
+                           "data": {"object": obj}}).encode()
+        return body, self.sign(body)
+
+    def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:
+        if not signature_header:
+            raise InvalidInput("Stripe-Signature", "missing signature", code="invalid_signature")
+        try:
+            parts = dict(item.split("=", 1) for item in signature_header.split(","))
+            ts = int(parts["t"])
+            expected = hmac.new(self.webhook_secret.encode(), f"{ts}.".encode() + payload,
+                                hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, parts.get("v1", "")):
+                raise ValueError("mismatch")
+            body = json.loads(payload)
+            return ProviderEvent(id=str(body["id"]), type=str(body["type"]), created=int(body["created"]),
+                                 data=dict(body["data"]["object"]))
+        except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+            raise InvalidInput("Stripe-Signature", "the signature does not verify",
+                               code="invalid_signature") from exc

@@ -1,0 +1,618 @@
+"""In-memory storage: every repository and the unit of work, with real rollback.
+
+One :class:`InMemoryStore` is the database; each :class:`InMemoryUnitOfWork` holds the store's lock
+from ``with`` to exit, so units of work run one at a time, which makes every debit atomic. Every
+write is journaled and undone when the unit of work ends without ``commit()``. Stored objects are
+copies, so callers cannot change stored state behind the unit of work's back.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import msgspec
+
+from billing_core.billing_settings import BillingSettings, TaxRegistration
+from billing_core.checkout import CheckoutSession, CheckoutStatus
+from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.invoices import Invoice
+from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
+from billing_core.organization import ApiToken, Membership, Organization
+from billing_core.outbox import OutboxMessage, OutboxStatus
+from billing_core.payments import Payment, PaymentMethod
+from billing_core.plan_subscription import PlanSubscription
+from billing_core.ports import DebitOutcome, Page, Posted, StoredResponse
+from billing_core.product_subscription import ProductSubscription
+from billing_core.refund_policy import RefundRequest
+from billing_core.spend_guard import Decision, decide
+from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
+from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount, apply_spend, apply_transaction
+
+T = TypeVar("T")
+_MISSING = object()
+
+
+def _copy(value: T) -> T:
+    return copy.deepcopy(value)
+
+
+def _page(items: list[T], limit: int, cursor: str | None) -> Page[T]:
+    """Offset cursors over an already ordered list."""
+    if limit < 1:
+        raise InvalidInput("limit", "limit must be at least 1")
+    try:
+        start = int(cursor) if cursor else 0
+    except ValueError as exc:
+        raise InvalidInput("cursor", "cursor is not valid") from exc
+    if start < 0:
+        raise InvalidInput("cursor", "cursor is not valid")
+    chunk = items[start:start + limit]
+    nxt = str(start + limit) if start + limit < len(items) else None
+    return Page(items=[_copy(i) for i in chunk], next_cursor=nxt)
+
+
+class InMemoryStore:
+    """The tables. Shared by every unit of work made from it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.organizations: dict[uuid.UUID, Organization] = {}
+        self.memberships: dict[tuple[uuid.UUID, str], Membership] = {}
+        self.tokens: dict[str, ApiToken] = {}
+        self.wallets: dict[uuid.UUID, WalletAccount] = {}
+        self.ledger: dict[uuid.UUID, LedgerTransaction] = {}
+        self.ledger_keys: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        self.plan_subscriptions: dict[uuid.UUID, PlanSubscription] = {}
+        self.product_subscriptions: dict[uuid.UUID, ProductSubscription] = {}
+        self.usage_events: dict[tuple[uuid.UUID, str], UsageEvent] = {}
+        self.buckets: dict[tuple[Any, ...], HourlyUsage] = {}
+        self.invoices: dict[uuid.UUID, Invoice] = {}
+        self.invoice_counters: dict[str, int] = {}
+        self.payment_methods: dict[uuid.UUID, PaymentMethod] = {}
+        self.settings: dict[uuid.UUID, BillingSettings] = {}
+        self.tax_registrations: dict[uuid.UUID, TaxRegistration] = {}
+        self.payments: dict[uuid.UUID, Payment] = {}
+        self.refunds: dict[uuid.UUID, RefundRequest] = {}
+        self.checkouts: dict[uuid.UUID, CheckoutSession] = {}
+        self.outbox: dict[uuid.UUID, OutboxMessage] = {}
+        self.outbox_keys: dict[str, uuid.UUID] = {}
+        self.inbox: dict[tuple[str, str], datetime] = {}
+        self.idempotency: dict[tuple[str, str], StoredResponse] = {}
+        self.commits = 0
+
+
+class _Journal:
+    """Old values of every written key, replayed backwards on rollback."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[dict[Any, Any], Hashable, object]] = []
+
+    def set(self, table: dict[Any, Any], key: Hashable, value: object) -> None:
+        self.entries.append((table, key, table.get(key, _MISSING)))
+        table[key] = value
+
+    def delete(self, table: dict[Any, Any], key: Hashable) -> None:
+        self.entries.append((table, key, table.get(key, _MISSING)))
+        table.pop(key, None)
+
+    def undo(self) -> None:
+        for table, key, old in reversed(self.entries):
+            if old is _MISSING:
+                table.pop(key, None)
+            else:
+                table[key] = old
+        self.entries.clear()
+
+
+class _Repo:
+    def __init__(self, store: InMemoryStore, journal: _Journal) -> None:
+        self.s = store
+        self.j = journal
+
+
+def _owned(row: Any, organization_id: uuid.UUID, kind: str, key: object) -> Any:
+    if row is None or row.organization_id != organization_id:
+        raise NotFound(kind, key)
+    return _copy(row)
+
+
+class InMemoryOrganizationRepository(_Repo):
+    def add(self, organization: Organization) -> None:
+        if organization.id in self.s.organizations:
+            raise Conflict(f"organization {organization.id} exists", code="duplicate")
+        self.j.set(self.s.organizations, organization.id, _copy(organization))
+
+    def get(self, organization_id: uuid.UUID) -> Organization:
+        org = self.s.organizations.get(organization_id)
+        if org is None:
+            raise NotFound("organization", organization_id)
+        return _copy(org)
+
+    def save(self, organization: Organization) -> None:
+        self.get(organization.id)
+        self.j.set(self.s.organizations, organization.id, _copy(organization))
+
+    def by_provider_customer(self, customer_id: str) -> Organization | None:
+        for org in self.s.organizations.values():
+            if org.provider_customer_id == customer_id:
+                return _copy(org)
+        return None
+
+    def ids(self) -> list[uuid.UUID]:
+        return sorted(self.s.organizations, key=str)
+
+    def add_membership(self, membership: Membership) -> None:
+        self.j.set(self.s.memberships, (membership.organization_id, membership.user_id), membership)
+
+    def membership(self, organization_id: uuid.UUID, user_id: str) -> Membership | None:
+        return self.s.memberships.get((organization_id, user_id))
+
+    def memberships_by_email(self, email: str) -> list[Membership]:
+        wanted = email.casefold()
+        return [m for m in self.s.memberships.values() if m.email.casefold() == wanted]
+
+    def add_token(self, token: ApiToken) -> None:
+        if token.token_hash in self.s.tokens:
+            raise Conflict("token exists", code="duplicate")
+        self.j.set(self.s.tokens, token.token_hash, token)
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        return self.s.tokens.get(token_hash)
+
+    def save_token(self, token: ApiToken) -> None:
+        self.j.set(self.s.tokens, token.token_hash, token)
+
+
+class InMemoryWalletRepository(_Repo):
+    def create(self, wallet: WalletAccount) -> None:
+        if wallet.organization_id not in self.s.wallets:
+            self.j.set(self.s.wallets, wallet.organization_id, _copy(wallet))
+
+    def _wallet(self, organization_id: uuid.UUID) -> WalletAccount:
+        wallet = self.s.wallets.get(organization_id)
+        if wallet is None:
+            raise NotFound("wallet", organization_id)
+        return wallet
+
+    def get(self, organization_id: uuid.UUID) -> WalletAccount:
+        return _copy(self._wallet(organization_id))
+
+    def _append(self, wallet: WalletAccount, tx: LedgerTransaction) -> LedgerTransaction:
+        stored = apply_transaction(wallet, tx)
+        self.j.set(self.s.ledger, stored.id, stored)
+        self.j.set(self.s.ledger_keys, (tx.organization_id, tx.idempotency_key), stored.id)
+        return stored
+
+    def post(self, tx: LedgerTransaction) -> Posted:
+        check_balanced(tx)
+        first = self.s.ledger_keys.get((tx.organization_id, tx.idempotency_key))
+        if first is not None:
+            return Posted(self.s.ledger[first], replayed=True)
+        wallet = _copy(self._wallet(tx.organization_id))
+        stored = self._append(wallet, tx)
+        self.j.set(self.s.wallets, wallet.organization_id, wallet)
+        return Posted(stored, replayed=False)
+
+    def debit(self, organization_id: uuid.UUID, amount_micros: int, now: datetime,
+              tx: LedgerTransaction) -> DebitOutcome:
+        if tx.organization_id != organization_id:
+            raise InvalidInput("organization_id", "transaction belongs to another organization")
+        check_balanced(tx)
+        first = self.s.ledger_keys.get((organization_id, tx.idempotency_key))
+        if first is not None:
+            return DebitOutcome(decision=Decision(allowed=True), transaction=self.s.ledger[first],
+                                replayed=True, wallet=self.get(organization_id))
+        wallet = _copy(self._wallet(organization_id))
+        decision = decide(wallet, amount_micros, now)
+        if not decision.allowed:
+            return DebitOutcome(decision=decision, transaction=None, replayed=False, wallet=wallet)
+        apply_spend(wallet, amount_micros, now)
+        stored = self._append(wallet, tx)
+        self.j.set(self.s.wallets, organization_id, wallet)
+        return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=_copy(wallet))
+
+    def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
+        wallet = _copy(self._wallet(organization_id))
+        wallet.limits = limits
+        self.j.set(self.s.wallets, organization_id, wallet)
+
+    def set_gate(self, organization_id: uuid.UUID, gate: SubscriptionGate) -> None:
+        wallet = _copy(self._wallet(organization_id))
+        wallet.gate = gate
+        self.j.set(self.s.wallets, organization_id, wallet)
+
+
+class InMemoryLedgerRepository(_Repo):
+    def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
+        tx_id = self.s.ledger_keys.get((organization_id, idempotency_key))
+        return None if tx_id is None else self.s.ledger[tx_id]
+
+    def _of(self, organization_id: uuid.UUID) -> list[LedgerTransaction]:
+        return [tx for tx in self.s.ledger.values() if tx.organization_id == organization_id]
+
+    def list(self, organization_id: uuid.UUID, *, kinds: frozenset[EntryKind] | None = None,
+             limit: int = 50, cursor: str | None = None) -> Page[LedgerTransaction]:
+        # Insertion order is append order; newest first is its reverse.
+        rows = [tx for tx in reversed(self._of(organization_id)) if kinds is None or tx.kind in kinds]
+        return _page(rows, limit, cursor)
+
+    def account_sums(self, organization_id: uuid.UUID) -> Mapping[Account, int]:
+        sums = dict.fromkeys(Account, 0)
+        for tx in self._of(organization_id):
+            for posting in tx.postings:
+                sums[posting.account] += posting.amount_micros
+        return sums
+
+
+class InMemoryPlanSubscriptionRepository(_Repo):
+    def add(self, subscription: PlanSubscription) -> None:
+        if subscription.id in self.s.plan_subscriptions:
+            raise Conflict("subscription exists", code="duplicate")
+        self.j.set(self.s.plan_subscriptions, subscription.id, _copy(subscription))
+
+    def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanSubscription:
+        return _owned(self.s.plan_subscriptions.get(subscription_id), organization_id,  # type: ignore[no-any-return]
+                      "subscription", subscription_id)
+
+    def current(self, organization_id: uuid.UUID) -> PlanSubscription | None:
+        rows = [s for s in self.s.plan_subscriptions.values() if s.organization_id == organization_id]
+        return _copy(max(rows, key=lambda s: (s.created_at, str(s.id)))) if rows else None
+
+    def by_provider_id(self, provider_subscription_id: str) -> PlanSubscription | None:
+        for sub in self.s.plan_subscriptions.values():
+            if sub.provider_subscription_id == provider_subscription_id:
+                return _copy(sub)
+        return None
+
+    def save(self, subscription: PlanSubscription) -> None:
+        stored = self.s.plan_subscriptions.get(subscription.id)
+        if stored is None or stored.organization_id != subscription.organization_id:
+            raise NotFound("subscription", subscription.id)
+        if stored.version > subscription.version:
+            raise Conflict("the subscription changed meanwhile; retry", code="concurrent_update")
+        self.j.set(self.s.plan_subscriptions, subscription.id, _copy(subscription))
+
+
+class InMemoryProductSubscriptionRepository(_Repo):
+    def add(self, subscription: ProductSubscription) -> None:
+        self.j.set(self.s.product_subscriptions, subscription.id, _copy(subscription))
+
+    def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> ProductSubscription:
+        return _owned(self.s.product_subscriptions.get(subscription_id), organization_id,  # type: ignore[no-any-return]
+                      "subscription", subscription_id)
+
+    def list(self, organization_id: uuid.UUID, *, limit: int = 50,
+             cursor: str | None = None) -> Page[ProductSubscription]:
+        rows = sorted((s for s in self.s.product_subscriptions.values() if s.organization_id == organization_id),
+                      key=lambda s: (s.start_date, str(s.id)))
+        return _page(rows, limit, cursor)
+
+    def save(self, subscription: ProductSubscription) -> None:
+        self.get(subscription.organization_id, subscription.id)
+        self.j.set(self.s.product_subscriptions, subscription.id, _copy(subscription))
+
+    def active_for(self, organization_id: uuid.UUID, project_id: uuid.UUID | None, product_id: uuid.UUID,
+                   at: datetime) -> bool:
+        return any(s.organization_id == organization_id and s.product_id == product_id
+                   and s.covers(project_id) and s.active_at(at)
+                   for s in self.s.product_subscriptions.values())
+
+
+class InMemoryUsageRepository(_Repo):
+    def record(self, event: UsageEvent) -> bool:
+        key = (event.organization_id, event.event_id)
+        if key in self.s.usage_events:
+            return False
+        self.j.set(self.s.usage_events, key, event)
+        hour = truncate_to_hour(event.occurred_at)
+        bucket_key = (event.organization_id, event.project_id, event.product_id, hour, None)
+        bucket = self.s.buckets.get(bucket_key)
+        updated = HourlyUsage(organization_id=event.organization_id, project_id=event.project_id,
+                              product_id=event.product_id, hour=hour,
+                              quantity=(bucket.quantity if bucket else 0) + event.quantity,
+                              amount_micros=(bucket.amount_micros if bucket else 0) + event.amount_micros)
+        self.j.set(self.s.buckets, bucket_key, updated)
+        return True
+
+    def get_event(self, organization_id: uuid.UUID, event_id: str) -> UsageEvent | None:
+        return self.s.usage_events.get((organization_id, event_id))
+
+    def _select(self, predicate: Callable[[HourlyUsage], bool]) -> list[HourlyUsage]:
+        rows = [b for b in self.s.buckets.values() if predicate(b)]
+        rows.sort(key=lambda b: (b.hour, str(b.project_id), str(b.product_id), str(b.invoice_id)))
+        return [_copy(b) for b in rows]
+
+    def buckets(self, organization_id: uuid.UUID, start: datetime, end: datetime) -> list[HourlyUsage]:
+        return self._select(lambda b: b.organization_id == organization_id and start <= b.hour < end)
+
+    def uninvoiced(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
+        return self._select(lambda b: b.organization_id == organization_id and b.invoice_id is None
+                            and b.hour < before)
+
+    def mark_invoiced(self, organization_id: uuid.UUID, before: datetime, invoice_id: uuid.UUID) -> int:
+        count = 0
+        for key, bucket in list(self.s.buckets.items()):
+            if bucket.organization_id == organization_id and bucket.invoice_id is None and bucket.hour < before:
+                moved = _copy(bucket)
+                moved.invoice_id = invoice_id
+                self.j.delete(self.s.buckets, key)
+                self.j.set(self.s.buckets, (*key[:4], invoice_id), moved)
+                count += 1
+        return count
+
+    def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
+        return sorted({b.organization_id for b in self.s.buckets.values()
+                       if b.invoice_id is None and b.hour < before}, key=str)
+
+
+class InMemoryInvoiceRepository(_Repo):
+    def add(self, invoice: Invoice) -> None:
+        if self.for_period(invoice.organization_id, invoice.period_start) is not None:
+            raise Conflict("an invoice for this period exists", code="duplicate_invoice")
+        self.j.set(self.s.invoices, invoice.id, _copy(invoice))
+
+    def get(self, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+        return _owned(self.s.invoices.get(invoice_id), organization_id, "invoice", invoice_id)  # type: ignore[no-any-return]
+
+    def for_period(self, organization_id: uuid.UUID, period_start: datetime) -> Invoice | None:
+        for invoice in self.s.invoices.values():
+            if invoice.organization_id == organization_id and invoice.period_start == period_start:
+                return _copy(invoice)
+        return None
+
+    def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Invoice]:
+        rows = sorted((i for i in self.s.invoices.values() if i.organization_id == organization_id),
+                      key=lambda i: (i.period_start, str(i.id)), reverse=True)
+        return _page(rows, limit, cursor)
+
+    def save(self, invoice: Invoice) -> None:
+        self.get(invoice.organization_id, invoice.id)
+        self.j.set(self.s.invoices, invoice.id, _copy(invoice))
+
+    def next_number(self, prefix: str) -> str:
+        number = self.s.invoice_counters.get(prefix, 0) + 1
+        self.j.set(self.s.invoice_counters, prefix, number)
+        return f"{prefix}{number:06d}"
+
+
+class InMemoryPaymentMethodRepository(_Repo):
+    def list(self, organization_id: uuid.UUID) -> list[PaymentMethod]:
+        rows = [m for m in self.s.payment_methods.values() if m.organization_id == organization_id]
+        rows.sort(key=lambda m: (not m.default, -(m.created_at.timestamp() if m.created_at else 0), str(m.id)))
+        return [_copy(m) for m in rows]
+
+    def get(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> PaymentMethod:
+        return _owned(self.s.payment_methods.get(payment_method_id), organization_id,  # type: ignore[no-any-return]
+                      "payment method", payment_method_id)
+
+    def by_provider_id(self, organization_id: uuid.UUID, provider_payment_method_id: str) -> PaymentMethod | None:
+        for method in self.s.payment_methods.values():
+            if (method.organization_id == organization_id
+                    and method.provider_payment_method_id == provider_payment_method_id):
+                return _copy(method)
+        return None
+
+    def add(self, method: PaymentMethod) -> None:
+        if self.by_provider_id(method.organization_id, method.provider_payment_method_id) is not None:
+            raise Conflict("payment method already attached", code="duplicate")
+        self.j.set(self.s.payment_methods, method.id, _copy(method))
+
+    def save(self, method: PaymentMethod) -> None:
+        self.get(method.organization_id, method.id)
+        self.j.set(self.s.payment_methods, method.id, _copy(method))
+
+    def remove(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> None:
+        self.get(organization_id, payment_method_id)
+        self.j.delete(self.s.payment_methods, payment_method_id)
+
+
+class InMemorySettingsRepository(_Repo):
+    def get(self, organization_id: uuid.UUID) -> BillingSettings:
+        stored = self.s.settings.get(organization_id)
+        return _copy(stored) if stored is not None else BillingSettings(organization_id=organization_id)
+
+    def save(self, settings: BillingSettings) -> None:
+        stored = self.s.settings.get(settings.organization_id)
+        if stored is not None and stored.version != settings.version:
+            raise Conflict("the settings changed meanwhile; retry", code="concurrent_update")
+        saved = msgspec.structs.replace(settings, version=settings.version + 1)
+        self.j.set(self.s.settings, settings.organization_id, saved)
+        settings.version = saved.version
+
+    def tax_registrations(self, organization_id: uuid.UUID) -> list[TaxRegistration]:
+        rows = [r for r in self.s.tax_registrations.values() if r.organization_id == organization_id]
+        rows.sort(key=lambda r: (r.created_at, str(r.id)))
+        return [_copy(r) for r in rows]
+
+    def get_tax_registration(self, organization_id: uuid.UUID, registration_id: uuid.UUID) -> TaxRegistration:
+        return _owned(self.s.tax_registrations.get(registration_id), organization_id,  # type: ignore[no-any-return]
+                      "tax registration", registration_id)
+
+    def add_tax_registration(self, registration: TaxRegistration) -> None:
+        for existing in self.s.tax_registrations.values():
+            if (existing.organization_id, existing.country, existing.value) == (
+                    registration.organization_id, registration.country, registration.value):
+                raise Conflict("this tax registration exists already", code="duplicate_tax_registration",
+                               field="value")
+        self.j.set(self.s.tax_registrations, registration.id, _copy(registration))
+
+    def save_tax_registration(self, registration: TaxRegistration) -> None:
+        self.get_tax_registration(registration.organization_id, registration.id)
+        self.j.set(self.s.tax_registrations, registration.id, _copy(registration))
+
+    def remove_tax_registration(self, organization_id: uuid.UUID, registration_id: uuid.UUID) -> None:
+        self.get_tax_registration(organization_id, registration_id)
+        self.j.delete(self.s.tax_registrations, registration_id)
+
+
+class InMemoryPaymentRepository(_Repo):
+    def add(self, payment: Payment) -> None:
+        self.j.set(self.s.payments, payment.id, _copy(payment))
+
+    def get(self, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
+        return _owned(self.s.payments.get(payment_id), organization_id, "payment", payment_id)  # type: ignore[no-any-return]
+
+    def by_provider_id(self, provider_payment_id: str) -> Payment | None:
+        for payment in self.s.payments.values():
+            if payment.provider_payment_id == provider_payment_id:
+                return _copy(payment)
+        return None
+
+    def save(self, payment: Payment) -> None:
+        self.get(payment.organization_id, payment.id)
+        self.j.set(self.s.payments, payment.id, _copy(payment))
+
+    def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Payment]:
+        rows = sorted((p for p in self.s.payments.values() if p.organization_id == organization_id),
+                      key=lambda p: (p.created_at, str(p.id)), reverse=True)
+        return _page(rows, limit, cursor)
+
+
+class InMemoryRefundRepository(_Repo):
+    def add(self, request: RefundRequest) -> None:
+        self.j.set(self.s.refunds, request.id, _copy(request))
+
+    def list(self, organization_id: uuid.UUID) -> list[RefundRequest]:
+        rows = sorted((r for r in self.s.refunds.values() if r.organization_id == organization_id),
+                      key=lambda r: (r.created_at, str(r.id)), reverse=True)
+        return [_copy(r) for r in rows]
+
+
+class InMemoryCheckoutRepository(_Repo):
+    def add(self, session: CheckoutSession) -> None:
+        self.j.set(self.s.checkouts, session.id, _copy(session))
+
+    def get(self, session_id: uuid.UUID) -> CheckoutSession:
+        session = self.s.checkouts.get(session_id)
+        if session is None:
+            raise NotFound("checkout session", session_id)
+        return _copy(session)
+
+    def by_provider_id(self, provider_session_id: str) -> CheckoutSession | None:
+        for session in self.s.checkouts.values():
+            if session.provider_session_id == provider_session_id:
+                return _copy(session)
+        return None
+
+    def save(self, session: CheckoutSession) -> None:
+        self.get(session.id)
+        self.j.set(self.s.checkouts, session.id, _copy(session))
+
+    def unclaimed_guest(self, email: str) -> list[CheckoutSession]:
+        wanted = email.casefold()
+        rows = [s for s in self.s.checkouts.values()
+                if s.organization_id is None and s.status == CheckoutStatus.COMPLETE and s.claimed_at is None
+                and s.guest_email is not None and s.guest_email.casefold() == wanted]
+        return [_copy(s) for s in sorted(rows, key=lambda s: (s.created_at, str(s.id)))]
+
+
+class InMemoryOutboxRepository(_Repo):
+    def add(self, message: OutboxMessage) -> bool:
+        if message.dedupe_key in self.s.outbox_keys:
+            return False
+        self.j.set(self.s.outbox_keys, message.dedupe_key, message.id)
+        self.j.set(self.s.outbox, message.id, _copy(message))
+        return True
+
+    def due(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
+        rows = [m for m in self.s.outbox.values() if m.status == OutboxStatus.PENDING
+                and (m.next_attempt_at is None or m.next_attempt_at <= now)]
+        rows.sort(key=lambda m: (m.created_at, str(m.id)))
+        return [_copy(m) for m in rows[:limit]]
+
+    def save(self, message: OutboxMessage) -> None:
+        if message.id not in self.s.outbox:
+            raise NotFound("outbox message", message.id)
+        self.j.set(self.s.outbox, message.id, _copy(message))
+
+    def list(self, *, status: str | None = None, organization_id: uuid.UUID | None = None,
+             limit: int = 100) -> list[OutboxMessage]:
+        rows = [m for m in self.s.outbox.values()
+                if (status is None or m.status == status)
+                and (organization_id is None or m.organization_id == organization_id)]
+        rows.sort(key=lambda m: (m.created_at, str(m.id)))
+        return [_copy(m) for m in rows[:limit]]
+
+
+class InMemoryInboxRepository(_Repo):
+    def remember(self, source: str, event_id: str, received_at: datetime) -> bool:
+        if (source, event_id) in self.s.inbox:
+            return False
+        self.j.set(self.s.inbox, (source, event_id), received_at)
+        return True
+
+
+class InMemoryIdempotencyRepository(_Repo):
+    def get(self, scope: str, key: str) -> StoredResponse | None:
+        return self.s.idempotency.get((scope, key))
+
+    def put(self, response: StoredResponse) -> bool:
+        if (response.scope, response.key) in self.s.idempotency:
+            return False
+        self.j.set(self.s.idempotency, (response.scope, response.key), response)
+        return True
+
+
+class InMemoryUnitOfWork:
+    """A unit of work over an :class:`InMemoryStore`. Records ``committed`` for tests."""
+
+    def __init__(self, store: InMemoryStore | None = None) -> None:
+        self.store = store or InMemoryStore()
+        self._journal = _Journal()
+        self._active = False
+        self.committed = False
+        j, s = self._journal, self.store
+        self.organizations = InMemoryOrganizationRepository(s, j)
+        self.wallets = InMemoryWalletRepository(s, j)
+        self.ledger = InMemoryLedgerRepository(s, j)
+        self.plan_subscriptions = InMemoryPlanSubscriptionRepository(s, j)
+        self.product_subscriptions = InMemoryProductSubscriptionRepository(s, j)
+        self.usage = InMemoryUsageRepository(s, j)
+        self.invoices = InMemoryInvoiceRepository(s, j)
+        self.payment_methods = InMemoryPaymentMethodRepository(s, j)
+        self.settings = InMemorySettingsRepository(s, j)
+        self.payments = InMemoryPaymentRepository(s, j)
+        self.refunds = InMemoryRefundRepository(s, j)
+        self.checkouts = InMemoryCheckoutRepository(s, j)
+        self.outbox = InMemoryOutboxRepository(s, j)
+        self.inbox = InMemoryInboxRepository(s, j)
+        self.idempotency = InMemoryIdempotencyRepository(s, j)
+
+    def __enter__(self) -> Self:
+        if self._active:
+            raise RuntimeError("unit of work is already in use")
+        self.store.lock.acquire()
+        self._active = True
+        self.committed = False
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self.rollback()
+        finally:
+            self._active = False
+            self.store.lock.release()
+
+    def commit(self) -> None:
+        self._journal.entries.clear()
+        self.committed = True
+        self.store.commits += 1
+
+    def rollback(self) -> None:
+        self._journal.undo()
+
+
+def in_memory_uow_factory(store: InMemoryStore) -> Callable[[], InMemoryUnitOfWork]:
+    """A factory of units of work sharing one store: what services take as ``uow``."""
+    return lambda: InMemoryUnitOfWork(store)
+
+
+def all_transactions(store: InMemoryStore, organization_id: uuid.UUID) -> Iterable[LedgerTransaction]:
+    return [tx for tx in store.ledger.values() if tx.organization_id == organization_id]

@@ -1,0 +1,1 @@
+"""billing-core: the pure billing domain. Stdlib and msgspec only."""

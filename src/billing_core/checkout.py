@@ -1,0 +1,100 @@
+"""Embedded checkout for plan subscriptions, trials and guest checkouts.
+
+"Start trial" only when the organization has no billing history; otherwise "Proceed to payment".
+Only the primary-owner may start checkout; the plan selector is visible to everyone.
+A guest checkout (no signed-in user) is recorded by email and claimed on the next verified login
+with the same email.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+from billing_core.catalog import Catalog, PlanCode
+from billing_core.permissions import DENIAL_MESSAGES, Action, Actor, allows
+
+
+class PlanAction(StrEnum):
+    START_TRIAL = "start_trial"
+    PROCEED_TO_PAYMENT = "proceed_to_payment"
+
+
+ACTION_LABELS = {PlanAction.START_TRIAL: "Start trial", PlanAction.PROCEED_TO_PAYMENT: "Proceed to payment"}
+
+
+class CheckoutStatus(StrEnum):
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+
+
+def plan_action(has_billing_history: bool) -> PlanAction:
+    return PlanAction.PROCEED_TO_PAYMENT if has_billing_history else PlanAction.START_TRIAL
+
+
+class PlanChoice(msgspec.Struct, frozen=True):
+    code: PlanCode
+    name: str
+    description: str
+    price_cents: int
+    currency_iso: str
+    interval: str
+    features: tuple[str, ...]
+    action: PlanAction
+    action_label: str
+    enabled: bool
+    disabled_reason: str | None
+
+
+def plan_choices(catalog: Catalog, *, actor: Actor, has_billing_history: bool,
+                 has_active_subscription: bool) -> tuple[PlanChoice, ...]:
+    action = plan_action(has_billing_history)
+    allowed = allows(actor, Action.SUBSCRIBE_TO_PLAN)
+    reason = None
+    if not allowed:
+        reason = DENIAL_MESSAGES[Action.SUBSCRIBE_TO_PLAN]
+    elif has_active_subscription:
+        reason = "The workspace already has an active subscription; change plans instead"
+    return tuple(
+        PlanChoice(p.code, p.name, p.description, p.price_cents, catalog.currency, p.interval, p.features,
+                   action, ACTION_LABELS[action], allowed and not has_active_subscription, reason)
+        for p in catalog.plans
+    )
+
+
+class CheckoutSession(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    organization_id: uuid.UUID | None
+    """None for a guest checkout until it is claimed."""
+    plan: PlanCode
+    trial: bool
+    status: CheckoutStatus
+    client_secret: str
+    return_url: str
+    created_at: datetime
+    provider_session_id: str | None = None
+    guest_email: str | None = None
+    completed_at: datetime | None = None
+    claimed_at: datetime | None = None
+    subscription_id: uuid.UUID | None = None
+
+
+def return_url_with_status(return_url: str, session_id: str, status: CheckoutStatus) -> str:
+    """The page the customer returns to, carrying the checkout id and status in its query."""
+    parts = urlsplit(return_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("checkout_session_id", "checkout_status")]
+    query += [("checkout_session_id", session_id), ("checkout_status", status.value)]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def claimable(session: CheckoutSession, actor: Actor) -> bool:
+    """A guest checkout is claimed only by a verified login with the same email."""
+    return (session.organization_id is None and session.status == CheckoutStatus.COMPLETE
+            and session.guest_email is not None and actor.email is not None and actor.email_verified
+            and session.guest_email.casefold() == actor.email.casefold())

@@ -1,0 +1,63 @@
+"""Organizations, their members and API tokens: who the billing belongs to and who acts on it."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from billing_core.permissions import Permission, Role
+
+
+class Organization(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    currency_iso: str = "USD"
+    provider_customer_id: str | None = None
+    """The payment provider's customer, created once on first need."""
+    webhook_secret: str | None = None
+    """Signs outbound webhooks; rotatable."""
+
+
+class Membership(msgspec.Struct, frozen=True, kw_only=True):
+    organization_id: uuid.UUID
+    user_id: str
+    email: str
+    role: Role
+    email_verified: bool = True
+
+
+class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A bearer credential. Only the SHA-256 of the secret is stored.
+
+    A token either speaks for a member (``user_id`` set: the member's role applies) or is a service
+    token with explicit ``scopes``.
+    """
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    token_hash: str
+    name: str
+    created_at: datetime
+    user_id: str | None = None
+    scopes: frozenset[Permission] = frozenset()
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def usable_at(self, now: datetime) -> bool:
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+
+def hash_token(secret: str) -> str:
+    """Tokens are stored hashed; the same function finds them again on each request."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def new_token_secret() -> str:
+    return "bc_" + secrets.token_urlsafe(32)

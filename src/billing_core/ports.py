@@ -1,0 +1,601 @@
+"""The ports: every way the core reaches the outside world, as ``typing.Protocol``s.
+
+Adapters implement these structurally (they do not inherit). Amounts are integers: micro-dollars
+for credits (``*_micros``), cents for cash (``*_cents``). Every repository method is scoped by
+organization; a row of another organization is reported as :class:`~billing_core.errors.NotFound`.
+Repositories never commit: the :class:`UnitOfWork` does, once, for everything done inside it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+import msgspec
+
+from billing_core.billing_settings import BillingSettings, InvoiceAddress, TaxRegistration
+from billing_core.catalog import Plan
+from billing_core.checkout import CheckoutSession
+from billing_core.invoices import Invoice
+from billing_core.ledger import Account, EntryKind, LedgerTransaction
+from billing_core.organization import ApiToken, Membership, Organization
+from billing_core.outbox import OutboxMessage
+from billing_core.payments import Payment, PaymentMethod, ProviderPaymentMethod
+from billing_core.plan_subscription import PlanSubscription
+from billing_core.product_subscription import ProductSubscription
+from billing_core.refund_policy import RefundRequest
+from billing_core.spend_guard import Decision
+from billing_core.usage import HourlyUsage, UsageEvent
+from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
+
+T = TypeVar("T")
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True):
+    """One page of a list. ``next_cursor`` is opaque; None on the last page."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+# --------------------------------------------------------------------------- repositories
+
+
+class OrganizationRepository(Protocol):
+    def add(self, organization: Organization) -> None:
+        """Store a new organization. Raises Conflict if the id exists."""
+        ...
+
+    def get(self, organization_id: uuid.UUID) -> Organization:
+        """Raises NotFound."""
+        ...
+
+    def save(self, organization: Organization) -> None:
+        """Persist changed fields (provider customer id, webhook secret, name)."""
+        ...
+
+    def by_provider_customer(self, customer_id: str) -> Organization | None:
+        ...
+
+    def ids(self) -> list[uuid.UUID]:
+        """Every organization id, in a stable order (period close walks them)."""
+        ...
+
+    def add_membership(self, membership: Membership) -> None:
+        """Idempotent per (organization, user): a second add replaces the role."""
+        ...
+
+    def membership(self, organization_id: uuid.UUID, user_id: str) -> Membership | None:
+        ...
+
+    def memberships_by_email(self, email: str) -> list[Membership]:
+        """Case-insensitive email match, across organizations (guest checkout claims)."""
+        ...
+
+    def add_token(self, token: ApiToken) -> None:
+        ...
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        ...
+
+    def save_token(self, token: ApiToken) -> None:
+        """Persist revocation."""
+        ...
+
+
+class Posted(msgspec.Struct, frozen=True):
+    """A transaction as stored (with its balance after), and whether it had been stored before."""
+
+    transaction: LedgerTransaction
+    replayed: bool
+
+
+class DebitOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    decision: Decision
+    transaction: LedgerTransaction | None
+    replayed: bool
+    wallet: WalletAccount
+
+
+class WalletRepository(Protocol):
+    def create(self, wallet: WalletAccount) -> None:
+        """Create the organization's wallet; a second create for the same organization is a no-op."""
+        ...
+
+    def get(self, organization_id: uuid.UUID) -> WalletAccount:
+        """Raises NotFound."""
+        ...
+
+    def post(self, tx: LedgerTransaction) -> Posted:
+        """Append a balanced transaction and move the stored balances, atomically.
+
+        Idempotent per (organization, ``tx.idempotency_key``): a replay stores nothing and returns
+        the first transaction with ``replayed=True`` (the duplicate is detected by the write, not by
+        a racy read). Never refuses for lack of credit: only :meth:`debit` enforces limits.
+        """
+        ...
+
+    def debit(self, organization_id: uuid.UUID, amount_micros: int, now: datetime,
+              tx: LedgerTransaction) -> DebitOutcome:
+        """The hot path: decide with :func:`billing_core.spend_guard.decide` and, if allowed, apply.
+
+        One atomic step per call: the decision, the balance change, today's and this month's spend
+        counters and the ledger rows move together or not at all; concurrent calls serialize on the
+        wallet so no limit can be exceeded. A replayed ``tx.idempotency_key`` returns the first
+        outcome as allowed with ``replayed=True`` and changes nothing.
+        """
+        ...
+
+    def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
+        ...
+
+    def set_gate(self, organization_id: uuid.UUID, gate: SubscriptionGate) -> None:
+        ...
+
+
+class LedgerRepository(Protocol):
+    def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
+        ...
+
+    def list(self, organization_id: uuid.UUID, *, kinds: frozenset[EntryKind] | None = None,
+             limit: int = 50, cursor: str | None = None) -> Page[LedgerTransaction]:
+        """Newest first; ties broken by id so the order is deterministic."""
+        ...
+
+    def account_sums(self, organization_id: uuid.UUID) -> Mapping[Account, int]:
+        """Sum of postings per account, from the ledger rows themselves (reconciliation)."""
+        ...
+
+
+class PlanSubscriptionRepository(Protocol):
+    def add(self, subscription: PlanSubscription) -> None:
+        ...
+
+    def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanSubscription:
+        """Raises NotFound."""
+        ...
+
+    def current(self, organization_id: uuid.UUID) -> PlanSubscription | None:
+        """The most recently created subscription of the organization, whatever its status."""
+        ...
+
+    def by_provider_id(self, provider_subscription_id: str) -> PlanSubscription | None:
+        ...
+
+    def save(self, subscription: PlanSubscription) -> None:
+        """Persist status changes. Raises Conflict if someone else saved a newer version."""
+        ...
+
+
+class ProductSubscriptionRepository(Protocol):
+    def add(self, subscription: ProductSubscription) -> None:
+        ...
+
+    def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> ProductSubscription:
+        """Raises NotFound."""
+        ...
+
+    def list(self, organization_id: uuid.UUID, *, limit: int = 50,
+             cursor: str | None = None) -> Page[ProductSubscription]:
+        """Ordered by start_date then id."""
+        ...
+
+    def save(self, subscription: ProductSubscription) -> None:
+        ...
+
+    def active_for(self, organization_id: uuid.UUID, project_id: uuid.UUID | None,
+                   product_id: uuid.UUID, at: datetime) -> bool:
+        """True if an org-level or this project's subscription to the product is active at ``at``."""
+        ...
+
+
+class UsageRepository(Protocol):
+    def record(self, event: UsageEvent) -> bool:
+        """Store the event and add it to its hourly bucket; False (nothing changed) on a replayed id.
+
+        A bucket already on an invoice is never changed: late usage for that hour opens a new,
+        uninvoiced bucket.
+        """
+        ...
+
+    def get_event(self, organization_id: uuid.UUID, event_id: str) -> UsageEvent | None:
+        ...
+
+    def buckets(self, organization_id: uuid.UUID, start: datetime, end: datetime) -> list[HourlyUsage]:
+        """Buckets with ``start <= hour < end``."""
+        ...
+
+    def uninvoiced(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
+        """Buckets not on an invoice with ``hour < before``."""
+        ...
+
+    def mark_invoiced(self, organization_id: uuid.UUID, before: datetime, invoice_id: uuid.UUID) -> int:
+        """Put every uninvoiced bucket with ``hour < before`` on the invoice; returns how many."""
+        ...
+
+    def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
+        ...
+
+
+class InvoiceRepository(Protocol):
+    def add(self, invoice: Invoice) -> None:
+        """Raises Conflict if an invoice for the same organization and period start exists."""
+        ...
+
+    def get(self, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+        """Raises NotFound."""
+        ...
+
+    def for_period(self, organization_id: uuid.UUID, period_start: datetime) -> Invoice | None:
+        ...
+
+    def list(self, organization_id: uuid.UUID, *, limit: int = 50,
+             cursor: str | None = None) -> Page[Invoice]:
+        """Newest period first."""
+        ...
+
+    def save(self, invoice: Invoice) -> None:
+        ...
+
+    def next_number(self, prefix: str) -> str:
+        """The next legal invoice number, gapless per prefix: taken under a lock, rolled back with
+        the unit of work if it does not commit, so numbers are never skipped nor repeated."""
+        ...
+
+
+class PaymentMethodRepository(Protocol):
+    def list(self, organization_id: uuid.UUID) -> list[PaymentMethod]:
+        """Default first, then newest."""
+        ...
+
+    def get(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> PaymentMethod:
+        """Raises NotFound."""
+        ...
+
+    def by_provider_id(self, organization_id: uuid.UUID, provider_payment_method_id: str) -> PaymentMethod | None:
+        ...
+
+    def add(self, method: PaymentMethod) -> None:
+        ...
+
+    def save(self, method: PaymentMethod) -> None:
+        ...
+
+    def remove(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> None:
+        """Raises NotFound."""
+        ...
+
+
+class SettingsRepository(Protocol):
+    def get(self, organization_id: uuid.UUID) -> BillingSettings:
+        """Defaults when nothing was saved yet."""
+        ...
+
+    def save(self, settings: BillingSettings) -> None:
+        ...
+
+    def tax_registrations(self, organization_id: uuid.UUID) -> list[TaxRegistration]:
+        """Oldest first."""
+        ...
+
+    def get_tax_registration(self, organization_id: uuid.UUID, registration_id: uuid.UUID) -> TaxRegistration:
+        """Raises NotFound."""
+        ...
+
+    def add_tax_registration(self, registration: TaxRegistration) -> None:
+        """Raises Conflict when the organization already has this country and value."""
+        ...
+
+    def save_tax_registration(self, registration: TaxRegistration) -> None:
+        ...
+
+    def remove_tax_registration(self, organization_id: uuid.UUID, registration_id: uuid.UUID) -> None:
+        """Raises NotFound."""
+        ...
+
+
+class PaymentRepository(Protocol):
+    def add(self, payment: Payment) -> None:
+        ...
+
+    def get(self, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
+        """Raises NotFound."""
+        ...
+
+    def by_provider_id(self, provider_payment_id: str) -> Payment | None:
+        ...
+
+    def save(self, payment: Payment) -> None:
+        ...
+
+    def list(self, organization_id: uuid.UUID, *, limit: int = 50,
+             cursor: str | None = None) -> Page[Payment]:
+        """Newest first."""
+        ...
+
+
+class RefundRepository(Protocol):
+    def add(self, request: RefundRequest) -> None:
+        ...
+
+    def list(self, organization_id: uuid.UUID) -> list[RefundRequest]:
+        """Newest first."""
+        ...
+
+
+class CheckoutRepository(Protocol):
+    def add(self, session: CheckoutSession) -> None:
+        ...
+
+    def get(self, session_id: uuid.UUID) -> CheckoutSession:
+        """Raises NotFound. Not organization-scoped: guest sessions have no organization yet."""
+        ...
+
+    def by_provider_id(self, provider_session_id: str) -> CheckoutSession | None:
+        ...
+
+    def save(self, session: CheckoutSession) -> None:
+        ...
+
+    def unclaimed_guest(self, email: str) -> list[CheckoutSession]:
+        """Completed guest sessions for this email (case-insensitive) not claimed yet."""
+        ...
+
+
+class OutboxRepository(Protocol):
+    def add(self, message: OutboxMessage) -> bool:
+        """Store the message; False (nothing stored) if its ``dedupe_key`` was used before."""
+        ...
+
+    def due(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
+        """Pending messages whose next attempt is due, oldest first. Storage that serves several
+        dispatchers skips rows another dispatcher holds (SKIP LOCKED)."""
+        ...
+
+    def save(self, message: OutboxMessage) -> None:
+        ...
+
+    def list(self, *, status: str | None = None, organization_id: uuid.UUID | None = None,
+             limit: int = 100) -> list[OutboxMessage]:
+        ...
+
+
+class InboxRepository(Protocol):
+    def remember(self, source: str, event_id: str, received_at: datetime) -> bool:
+        """Record an inbound event id; False if it was seen before (process it only when True)."""
+        ...
+
+
+class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
+    scope: str
+    key: str
+    request_hash: str
+    status_code: int
+    body: bytes
+    content_type: str
+    created_at: datetime
+
+
+class IdempotencyRepository(Protocol):
+    def get(self, scope: str, key: str) -> StoredResponse | None:
+        ...
+
+    def put(self, response: StoredResponse) -> bool:
+        """Store the first response for (scope, key); False if one is already stored."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository. Leaving the ``with`` block without :meth:`commit`
+    rolls back everything done inside it."""
+
+    organizations: OrganizationRepository
+    wallets: WalletRepository
+    ledger: LedgerRepository
+    plan_subscriptions: PlanSubscriptionRepository
+    product_subscriptions: ProductSubscriptionRepository
+    usage: UsageRepository
+    invoices: InvoiceRepository
+    payment_methods: PaymentMethodRepository
+    settings: SettingsRepository
+    payments: PaymentRepository
+    refunds: RefundRepository
+    checkouts: CheckoutRepository
+    outbox: OutboxRepository
+    inbox: InboxRepository
+    idempotency: IdempotencyRepository
+
+    def __enter__(self) -> Self:
+        ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        ...
+
+    def commit(self) -> None:
+        ...
+
+    def rollback(self) -> None:
+        ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+# --------------------------------------------------------------------------- payment provider
+
+
+class ChargeStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    PROCESSING = "processing"
+    REQUIRES_ACTION = "requires_action"
+    FAILED = "failed"
+
+
+class ChargeResult(msgspec.Struct, frozen=True, kw_only=True):
+    provider_payment_id: str
+    status: ChargeStatus
+    failure_message: str | None = None
+    client_secret: str | None = None
+
+
+class ProviderCheckout(msgspec.Struct, frozen=True, kw_only=True):
+    provider_session_id: str
+    client_secret: str
+    url: str | None = None
+
+
+class HostedInvoice(msgspec.Struct, frozen=True, kw_only=True):
+    provider_invoice_id: str
+    hosted_invoice_url: str | None
+    status: str
+
+
+class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A verified inbound event: its id, type and the object it is about (provider's shape)."""
+
+    id: str
+    type: str
+    created: int
+    data: dict[str, Any]
+
+
+class PaymentProvider(Protocol):
+    def ensure_customer(self, organization: Organization, email: str | None) -> str:
+        """The provider customer id for the organization, created on first need.
+
+        Idempotent: repeated calls for the same organization never create a second customer.
+        Raises PaymentError subclasses (ProviderUnavailable is retryable).
+        """
+        ...
+
+    def create_checkout_session(self, *, customer_id: str | None, guest_email: str | None, plan: Plan,
+                                trial_days: int | None, return_url: str, reference: str,
+                                idempotency_key: str) -> ProviderCheckout:
+        """An embedded checkout for a plan subscription; ``reference`` is our checkout id."""
+        ...
+
+    def create_crypto_checkout(self, *, customer_id: str, amount_cents: int, currency_iso: str,
+                               return_url: str, reference: str, idempotency_key: str) -> ProviderCheckout:
+        """An embedded checkout paying ``amount_cents`` with crypto; ``reference`` is our payment id."""
+        ...
+
+    def create_portal_session(self, *, customer_id: str, return_url: str) -> str:
+        """URL of the provider's billing portal for the customer."""
+        ...
+
+    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> str:
+        """Client secret of a setup intent (``seti_..._secret_...``) for collecting a method."""
+        ...
+
+    def attach_payment_method(self, *, customer_id: str, provider_payment_method_id: str) -> ProviderPaymentMethod:
+        """Attach the method to the customer and describe it. Raises InvalidInput for unknown ids."""
+        ...
+
+    def set_default_payment_method(self, *, customer_id: str, provider_payment_method_id: str) -> None:
+        ...
+
+    def detach_payment_method(self, *, provider_payment_method_id: str) -> None:
+        """Idempotent: detaching a detached method succeeds."""
+        ...
+
+    def charge(self, *, customer_id: str, provider_payment_method_id: str | None, amount_cents: int,
+               currency_iso: str, description: str, reference: str, idempotency_key: str) -> ChargeResult:
+        """An off-session payment of ``amount_cents``. The same ``idempotency_key`` never charges twice.
+
+        Declines and authentication needs come back as FAILED / REQUIRES_ACTION results, not
+        exceptions; ProviderUnavailable is raised when the provider could not be reached.
+        """
+        ...
+
+    def refund(self, *, provider_payment_id: str, amount_cents: int, idempotency_key: str) -> str:
+        """Refund part or all of a payment; returns the provider's refund id."""
+        ...
+
+    def issue_invoice(self, *, customer_id: str, amount_cents: int, currency_iso: str, description: str,
+                      reference: str, idempotency_key: str) -> HostedInvoice:
+        """A finalized hosted invoice for ``amount_cents`` (plan changes, settled periods)."""
+        ...
+
+    def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:
+        """Verify the signature and decode the event; raises InvalidInput(code=invalid_signature)."""
+        ...
+
+
+# --------------------------------------------------------------------------- delivery ports
+
+
+class LegalDocument(msgspec.Struct, frozen=True, kw_only=True):
+    document_id: str
+    number: str | None
+    pdf_available: bool = True
+
+
+class LegalInvoicing(Protocol):
+    def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
+              billing_email: str | None) -> LegalDocument:
+        """Create and finalize the legal document for ``invoice``.
+
+        Idempotent per invoice id: a retry finds the document made before instead of a second one.
+        Raises ProviderUnavailable on rate limits and outages (the outbox retries).
+        """
+        ...
+
+    def pdf(self, document_id: str) -> bytes:
+        """The document's PDF. Raises NotFound."""
+        ...
+
+    def credit_note(self, document_id: str, *, amount_cents: int, reason: str,
+                    idempotency_key: str) -> LegalDocument:
+        """A cancellation or credit document for ``amount_cents`` of the given document."""
+        ...
+
+
+class Attachment(msgspec.Struct, frozen=True):
+    filename: str
+    content_type: str
+    content: bytes
+
+
+class EmailMessage(msgspec.Struct, frozen=True, kw_only=True):
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> None:
+        """Hand the message to the mail system. Raises ProviderUnavailable when it cannot."""
+        ...
+
+
+class WebhookDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    type: str
+    created: datetime
+    data: dict[str, Any]
+
+
+class WebhookSender(Protocol):
+    def send(self, *, url: str, secret: str, event: WebhookDelivery) -> int:
+        """POST the signed event; return the HTTP status. Raises ProviderUnavailable on network
+        errors and non-2xx answers (the outbox retries)."""
+        ...
+
+
+class TaxIdVerifier(Protocol):
+    def verify(self, country: str, value: str) -> bool:
+        """True when the registry confirms the tax id. Raises ProviderUnavailable when unreachable."""
+        ...

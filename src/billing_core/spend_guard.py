@@ -1,0 +1,150 @@
+"""The spend guard: allow or deny a billable call before it runs.
+
+Pure decision logic shared by every storage adapter: storage serializes debits on the wallet
+record (row lock or conditional update) and calls :func:`decide` inside that critical section, so
+the decision and the debit are one atomic step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+
+import msgspec
+
+from billing_core.grace_window import GraceState, GraceWindow
+from billing_core.plan_subscription import SubscriptionStatus
+from billing_core.wallet import WalletAccount, counters_at
+
+
+class DenialReason(StrEnum):
+    PAYMENT_FAILURE_GRACE_EXPIRED = "payment_failure_grace_expired"
+    SUBSCRIPTION_INACTIVE = "subscription_inactive"
+    INSUFFICIENT_CREDIT = "insufficient_credit"
+    DAILY_BUDGET_REACHED = "daily_budget_reached"
+    MONTHLY_BUDGET_REACHED = "monthly_budget_reached"
+
+
+DENIAL_MESSAGES: dict[DenialReason, str] = {
+    DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED:
+        "Payment failed and the grace window has ended. Update your payment method to resume.",
+    DenialReason.SUBSCRIPTION_INACTIVE: "The plan subscription is not active.",
+    DenialReason.INSUFFICIENT_CREDIT: "Not enough credits. Add credits to resume.",
+    DenialReason.DAILY_BUDGET_REACHED: "The daily credit budget is reached; usage resumes at the next UTC day.",
+    DenialReason.MONTHLY_BUDGET_REACHED: "The monthly budget cap is reached; usage resumes next month.",
+}
+
+
+class SpendWarning(StrEnum):
+    PAYMENT_FAILURE_GRACE_ACTIVE = "payment_failure_grace_active"
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer for one billable call. ``retry_at`` says when a denial lifts by itself."""
+
+    allowed: bool
+    reason: DenialReason | None = None
+    message: str | None = None
+    retry_at: datetime | None = None
+    warning: SpendWarning | None = None
+    grace_ends_at: datetime | None = None
+
+
+class ProductionHealth(StrEnum):
+    HEALTHY = "healthy"
+    GRACE_ACTIVE = "grace_active"
+    BLOCKED_BY_PAYMENT_FAILURE = "blocked_by_payment_failure"
+    BLOCKED_BY_LOW_CREDIT = "blocked_by_low_credit"
+    BLOCKED_BY_BUDGET = "blocked_by_budget"
+
+
+_DELINQUENT = frozenset({SubscriptionStatus.UNPAID})
+_INACTIVE = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE,
+                       SubscriptionStatus.INCOMPLETE_EXPIRED, SubscriptionStatus.PAUSED})
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    return datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def next_month_start(now: datetime) -> datetime:
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def gate_window(wallet: WalletAccount, now: datetime) -> GraceWindow:
+    """The grace window as the wallet's subscription gate describes it."""
+    gate = wallet.gate
+    if gate.status != SubscriptionStatus.PAST_DUE:
+        return GraceWindow(GraceState.NONE)
+    started = gate.past_due_since or now
+    ends = started + timedelta(days=gate.grace_days)
+    return GraceWindow(GraceState.ACTIVE if now < ends else GraceState.EXPIRED, started_at=started, ends_at=ends)
+
+
+def _deny(reason: DenialReason, retry_at: datetime | None = None) -> Decision:
+    return Decision(allowed=False, reason=reason, message=DENIAL_MESSAGES[reason], retry_at=retry_at)
+
+
+def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision:
+    """Allow or deny debiting ``amount_micros`` (>= 0) now.
+
+    Order matters for the reason shown: payment failure first, then the subscription, then the
+    budgets (they lift by themselves), then credit. A zero amount asks "may I start a call?".
+    """
+    status = wallet.gate.status
+    warning: SpendWarning | None = None
+    grace_ends: datetime | None = None
+    if status in _DELINQUENT:
+        return _deny(DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED)
+    if status == SubscriptionStatus.PAST_DUE:
+        window = gate_window(wallet, now)
+        if window.state == GraceState.EXPIRED:
+            return _deny(DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED)
+        warning, grace_ends = SpendWarning.PAYMENT_FAILURE_GRACE_ACTIVE, window.ends_at
+    elif status in _INACTIVE:
+        return _deny(DenialReason.SUBSCRIPTION_INACTIVE)
+
+    limits = wallet.limits
+    counters = counters_at(wallet, now)
+    if limits.daily_budget_micros is not None and (
+            counters.today + amount_micros > limits.daily_budget_micros
+            or counters.today >= limits.daily_budget_micros):
+        return _deny(DenialReason.DAILY_BUDGET_REACHED, next_utc_midnight(now))
+    if limits.monthly_cap_micros is not None and (
+            counters.month + amount_micros > limits.monthly_cap_micros
+            or counters.month >= limits.monthly_cap_micros):
+        return _deny(DenialReason.MONTHLY_BUDGET_REACHED, next_month_start(now))
+    balance_after = wallet.balance_micros - amount_micros
+    if balance_after + limits.credit_line_micros < limits.minimum_production_credit_micros:
+        return _deny(DenialReason.INSUFFICIENT_CREDIT)
+    return Decision(allowed=True, warning=warning, grace_ends_at=grace_ends)
+
+
+def available_micros(wallet: WalletAccount, now: datetime) -> int:
+    """Credits usable right now: balance plus credit line above the minimum, within the budgets."""
+    limits = wallet.limits
+    counters = counters_at(wallet, now)
+    room = wallet.balance_micros + limits.credit_line_micros - limits.minimum_production_credit_micros
+    if limits.daily_budget_micros is not None:
+        room = min(room, limits.daily_budget_micros - counters.today)
+    if limits.monthly_cap_micros is not None:
+        room = min(room, limits.monthly_cap_micros - counters.month)
+    return max(room, 0)
+
+
+def production_health(wallet: WalletAccount, now: datetime) -> tuple[ProductionHealth, GraceWindow]:
+    """Why production runs or not, telling payment failure apart from low credit and budgets."""
+    window = gate_window(wallet, now)
+    # One micro-dollar: could any billable call run right now?
+    probe = decide(wallet, 1, now)
+    if not probe.allowed:
+        assert probe.reason is not None
+        if probe.reason == DenialReason.INSUFFICIENT_CREDIT:
+            return ProductionHealth.BLOCKED_BY_LOW_CREDIT, window
+        if probe.reason in (DenialReason.DAILY_BUDGET_REACHED, DenialReason.MONTHLY_BUDGET_REACHED):
+            return ProductionHealth.BLOCKED_BY_BUDGET, window
+        return ProductionHealth.BLOCKED_BY_PAYMENT_FAILURE, window
+    if window.state == GraceState.ACTIVE:
+        return ProductionHealth.GRACE_ACTIVE, window
+    return ProductionHealth.HEALTHY, window

@@ -1,0 +1,103 @@
+"""Metered usage: events with a client-supplied unique id, priced and bucketed per hour.
+
+A replayed event id is a no-op. Price is ``quantity * unit_price_micros`` at the rate in force when
+the event is recorded; buckets aggregate per (organization, project, product, hour).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta
+
+import msgspec
+
+from billing_core.catalog import Product
+from billing_core.errors import InvalidInput
+from billing_core.money import MAX_MICROS
+
+_EVENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+# Events may arrive late (they go on the next invoice) but not from the future beyond clock skew.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_QUANTITY = 10**12
+
+
+class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
+    event_id: str
+    organization_id: uuid.UUID
+    project_id: uuid.UUID | None
+    product_id: uuid.UUID
+    quantity: int
+    occurred_at: datetime
+    amount_micros: int
+    unit_price_micros: int
+
+
+class HourlyUsage(msgspec.Struct, kw_only=True):
+    """One hourly bucket. ``invoice_id`` is set once a period close has put it on an invoice."""
+
+    organization_id: uuid.UUID
+    project_id: uuid.UUID | None
+    product_id: uuid.UUID
+    hour: datetime
+    quantity: int
+    amount_micros: int
+    invoice_id: uuid.UUID | None = None
+
+
+def truncate_to_hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def check_event_id(event_id: object) -> str:
+    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
+        raise InvalidInput("event_id", "event_id must be 1-128 characters of letters, digits, _ . : -",
+                           code="invalid_event_id")
+    return event_id
+
+
+def price_event(*, event_id: str, organization_id: uuid.UUID, project_id: uuid.UUID | None,
+                product: Product, quantity: int, occurred_at: datetime, now: datetime) -> UsageEvent:
+    """Validate and price one usage event at the product's current unit price."""
+    check_event_id(event_id)
+    if type(quantity) is not int or quantity <= 0 or quantity > MAX_QUANTITY:
+        raise InvalidInput("quantity", f"quantity must be an integer from 1 to {MAX_QUANTITY}",
+                           code="invalid_quantity")
+    if occurred_at.tzinfo is None or occurred_at.utcoffset() != timedelta(0):
+        raise InvalidInput("occurred_at", "occurred_at must be a UTC datetime (Z or +00:00)",
+                           code="invalid_datetime")
+    if occurred_at > now + MAX_CLOCK_SKEW:
+        raise InvalidInput("occurred_at", "occurred_at is in the future", code="invalid_datetime")
+    amount = quantity * product.unit_price_micros
+    if amount > MAX_MICROS:
+        raise InvalidInput("quantity", "quantity prices beyond the allowed amount", code="amount_out_of_range")
+    return UsageEvent(event_id=event_id, organization_id=organization_id, project_id=project_id,
+                      product_id=product.id, quantity=quantity, occurred_at=occurred_at,
+                      amount_micros=amount, unit_price_micros=product.unit_price_micros)
+
+
+class UsageLine(msgspec.Struct, frozen=True):
+    project_id: uuid.UUID | None
+    product_id: uuid.UUID
+    hour: datetime
+    quantity: int
+    amount_micros: int
+
+
+class UsageReport(msgspec.Struct, frozen=True):
+    """Usage for a window, broken down by project and product per hour, with totals."""
+
+    organization_id: uuid.UUID
+    start: datetime
+    end: datetime
+    lines: tuple[UsageLine, ...]
+    total_micros: int
+
+
+def report(organization_id: uuid.UUID, start: datetime, end: datetime,
+           buckets: list[HourlyUsage]) -> UsageReport:
+    lines = tuple(sorted(
+        (UsageLine(b.project_id, b.product_id, b.hour, b.quantity, b.amount_micros) for b in buckets),
+        key=lambda line: (line.hour, str(line.project_id), str(line.product_id)),
+    ))
+    return UsageReport(organization_id, start, end, lines, sum(line.amount_micros for line in lines))

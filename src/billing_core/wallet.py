@@ -1,0 +1,98 @@
+"""The organization's credit wallet as storage keeps it for the hot path.
+
+One row per organization holds the two balance accounts of the ledger (settled wallet and unbilled
+usage), the spend limits in force and the UTC day/month spend counters, plus the subscription gate
+(status, past_due_since, grace days). Keeping all of it on one record lets storage make each debit
+one atomic step: lock or conditionally update that record, decide with :mod:`spend_guard`, append
+the ledger rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import msgspec
+
+from billing_core.ledger import Account, LedgerTransaction
+
+
+class SpendLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """Limits the spend guard enforces, in micro-dollars. ``None`` means no limit of that kind."""
+
+    credit_line_micros: int = 0
+    minimum_production_credit_micros: int = 0
+    daily_budget_micros: int | None = None
+    monthly_cap_micros: int | None = None
+
+
+class SubscriptionGate(msgspec.Struct, frozen=True, kw_only=True):
+    """What the spend guard needs to know of the plan subscription. ``status`` None: no plan."""
+
+    status: str | None = None
+    past_due_since: datetime | None = None
+    grace_days: int = 0
+
+
+class WalletAccount(msgspec.Struct, kw_only=True):
+    organization_id: uuid.UUID
+    wallet_micros: int = 0
+    unbilled_micros: int = 0
+    limits: SpendLimits = SpendLimits()
+    gate: SubscriptionGate = SubscriptionGate()
+    spend_day: date | None = None
+    spent_today_micros: int = 0
+    spent_yesterday_micros: int = 0
+    spend_month: str | None = None
+    spent_month_micros: int = 0
+    version: int = 0
+
+    @property
+    def balance_micros(self) -> int:
+        """The real-time credit balance shown to people (``$12.480``)."""
+        return self.wallet_micros + self.unbilled_micros
+
+
+def month_key(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+class SpendCounters(msgspec.Struct, frozen=True):
+    today: int
+    yesterday: int
+    month: int
+
+
+def counters_at(wallet: WalletAccount, now: datetime) -> SpendCounters:
+    """The spend counters as seen at ``now`` (UTC), rolling over days and months that have passed."""
+    today = now.date()
+    if wallet.spend_day == today:
+        spent_today, spent_yesterday = wallet.spent_today_micros, wallet.spent_yesterday_micros
+    elif wallet.spend_day is not None and (today - wallet.spend_day).days == 1:
+        spent_today, spent_yesterday = 0, wallet.spent_today_micros
+    else:
+        spent_today, spent_yesterday = 0, 0
+    spent_month = wallet.spent_month_micros if wallet.spend_month == month_key(today) else 0
+    return SpendCounters(spent_today, spent_yesterday, spent_month)
+
+
+def apply_spend(wallet: WalletAccount, amount_micros: int, now: datetime) -> None:
+    """Add usage spend to the counters at ``now`` (after rolling them over)."""
+    counters = counters_at(wallet, now)
+    wallet.spend_day = now.date()
+    wallet.spent_today_micros = counters.today + amount_micros
+    wallet.spent_yesterday_micros = counters.yesterday
+    wallet.spend_month = month_key(now.date())
+    wallet.spent_month_micros = counters.month + amount_micros
+
+
+def apply_transaction(wallet: WalletAccount, tx: LedgerTransaction) -> LedgerTransaction:
+    """Move the stored balances by ``tx`` and return it stamped with the balance after it.
+
+    Spend counters are not touched here: only an authorized usage debit counts as spend
+    (:func:`apply_spend`), so the counters say what was consumed, refunds or not.
+    """
+    wallet.wallet_micros += tx.delta(Account.WALLET)
+    wallet.unbilled_micros += tx.delta(Account.UNBILLED_USAGE)
+    wallet.version += 1
+    return msgspec.structs.replace(tx, wallet_balance_after=wallet.balance_micros)
