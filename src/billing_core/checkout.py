@@ -83,6 +83,8 @@ class CheckoutSession(msgspec.Struct, kw_only=True):
     completed_at: datetime | None = None
     claimed_at: datetime | None = None
     subscription_id: uuid.UUID | None = None
+    provider_subscription_id: str | None = None
+    """The provider's subscription, known once checkout completes (a guest's waits for the claim)."""
 
 
 def return_url_with_status(return_url: str, session_id: str, status: CheckoutStatus) -> str:

@@ -1,8 +1,10 @@
 """Views of the one ledger: balance history and the usage feed.
 
-The usage feed lists charges and refunds together; refunds are green ``+`` entries with the reason
-that triggered them, and every entry carries the running balance so the feed reconciles with the
-balance shown.
+- The balance history lists movements of the settled wallet ("Total Credits"): payments, packs,
+  auto-recharges, grants and their expiry, "Applied credit balance to invoice", refunds.
+- The usage feed lists every movement of the real-time credit balance: usage charges and, as green
+  ``+`` entries with the reason that triggered them, refunds and top-ups. Each entry carries the
+  balance after it, so the feed reconciles with the balance shown.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from enum import StrEnum
 
 import msgspec
 
-from billing_core.ledger import EntryKind, LedgerTransaction
+from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.money import format_credits
 
-# What the usage feed shows: usage charges and what gives usage credits back.
-FEED_KINDS = frozenset({EntryKind.USAGE, EntryKind.AUTOMATIC_REFUND, EntryKind.INVOICE_CREDIT_APPLIED,
-                        EntryKind.ADJUSTMENT})
+# Kinds that can move the settled wallet; usage and invoice payments never do.
+BALANCE_HISTORY_KINDS = frozenset(EntryKind) - {EntryKind.USAGE, EntryKind.AUTOMATIC_REFUND,
+                                                EntryKind.INVOICE_PAYMENT}
+# Kinds that can move the real-time balance; an invoice payment only settles cash owed.
+FEED_KINDS = frozenset(EntryKind) - {EntryKind.INVOICE_PAYMENT}
 
 
 class EntryTone(StrEnum):
@@ -40,12 +44,15 @@ class FeedEntry(msgspec.Struct, frozen=True, kw_only=True):
     reference: str | None
 
 
-def entry(tx: LedgerTransaction) -> FeedEntry:
-    """A ledger transaction as one row: credits positive (green +), debits negative."""
-    amount = tx.balance_delta
+def entry(tx: LedgerTransaction, *, settled: bool = False) -> FeedEntry:
+    """A ledger transaction as one row: credits positive (green +), debits negative.
+
+    ``settled`` rows (balance history) show the settled wallet's movement and no running balance.
+    """
+    amount = tx.delta(Account.WALLET) if settled else tx.balance_delta
     return FeedEntry(
         id=tx.id, kind=tx.kind, description=tx.description, reason=tx.reason, created_at=tx.created_at,
         amount_micros=amount, amount_display=("+" if amount > 0 else "") + format_credits(amount),
         sign="+" if amount > 0 else "-", tone=EntryTone.CREDIT if amount > 0 else EntryTone.CHARGE,
-        balance_after_micros=tx.wallet_balance_after, reference=tx.reference,
+        balance_after_micros=None if settled else tx.wallet_balance_after, reference=tx.reference,
     )

@@ -399,21 +399,66 @@ class UnitOfWork(Protocol):
     """One transaction over every repository. Leaving the ``with`` block without :meth:`commit`
     rolls back everything done inside it."""
 
-    organizations: OrganizationRepository
-    wallets: WalletRepository
-    ledger: LedgerRepository
-    plan_subscriptions: PlanSubscriptionRepository
-    product_subscriptions: ProductSubscriptionRepository
-    usage: UsageRepository
-    invoices: InvoiceRepository
-    payment_methods: PaymentMethodRepository
-    settings: SettingsRepository
-    payments: PaymentRepository
-    refunds: RefundRepository
-    checkouts: CheckoutRepository
-    outbox: OutboxRepository
-    inbox: InboxRepository
-    idempotency: IdempotencyRepository
+    @property
+    def organizations(self) -> OrganizationRepository:
+        ...
+
+    @property
+    def wallets(self) -> WalletRepository:
+        ...
+
+    @property
+    def ledger(self) -> LedgerRepository:
+        ...
+
+    @property
+    def plan_subscriptions(self) -> PlanSubscriptionRepository:
+        ...
+
+    @property
+    def product_subscriptions(self) -> ProductSubscriptionRepository:
+        ...
+
+    @property
+    def usage(self) -> UsageRepository:
+        ...
+
+    @property
+    def invoices(self) -> InvoiceRepository:
+        ...
+
+    @property
+    def payment_methods(self) -> PaymentMethodRepository:
+        ...
+
+    @property
+    def settings(self) -> SettingsRepository:
+        ...
+
+    @property
+    def payments(self) -> PaymentRepository:
+        ...
+
+    @property
+    def refunds(self) -> RefundRepository:
+        ...
+
+    @property
+    def checkouts(self) -> CheckoutRepository:
+        ...
+
+    @property
+    def outbox(self) -> OutboxRepository:
+        ...
+
+    @property
+    def inbox(self) -> InboxRepository:
+        ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository:
+        ...
+
 
     def __enter__(self) -> Self:
         ...

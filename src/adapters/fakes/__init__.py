@@ -1,5 +1,6 @@
 """In-memory adapters for every port: used by tests, by the offline ``make run`` and by hosts."""
 
+from adapters.fakes.bundle import InMemoryBilling, in_memory_billing
 from adapters.fakes.clock import FixedClock, SystemClock
 from adapters.fakes.delivery import (
     InMemoryLegalInvoicing,
@@ -11,6 +12,8 @@ from adapters.fakes.payment_provider import InMemoryPaymentProvider
 from adapters.fakes.storage import InMemoryStore, InMemoryUnitOfWork
 
 __all__ = [
+    "InMemoryBilling",
+    "in_memory_billing",
     "FixedClock",
     "InMemoryLegalInvoicing",
     "InMemoryMailer",

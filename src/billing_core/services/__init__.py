@@ -1,0 +1,35 @@
+"""Use cases: each takes a :class:`BillingContext` and, where a person or token acts, an ``Actor``.
+
+Every use case checks permissions first, validates input before writing anything, writes through
+one unit of work (all or nothing), and records side effects as outbox messages in that same unit
+of work. Calls to the payment provider happen outside database transactions.
+"""
+
+from billing_core.services import (
+    dispatch,
+    invoicing,
+    metering,
+    organizations,
+    payment_methods,
+    provider_events,
+    refunds,
+    settings,
+    subscriptions,
+    wallet,
+)
+from billing_core.services.context import BillingContext, BillingPolicy
+
+__all__ = [
+    "BillingContext",
+    "BillingPolicy",
+    "dispatch",
+    "invoicing",
+    "metering",
+    "organizations",
+    "payment_methods",
+    "provider_events",
+    "refunds",
+    "settings",
+    "subscriptions",
+    "wallet",
+]

@@ -1,0 +1,34 @@
+"""What every use case receives: the ports and the configuration, built once by the host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from billing_core.catalog import Catalog
+from billing_core.ports import Clock, PaymentProvider, TaxIdVerifier, UnitOfWorkFactory
+from billing_core.tax import TaxConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class BillingPolicy:
+    """Deployment choices that are not prices."""
+
+    invoice_number_prefix: str = "INV-"
+    invoice_due_days: int = 14
+    allow_private_webhook_urls: bool = False
+    require_https_webhooks: bool = True
+    auto_recharge_max_failures: int = 3
+    seller_name: str = "billing-core demo GmbH"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BillingContext:
+    """The ports a use case may use. Hosts build one (the HTTP app's container does)."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    catalog: Catalog
+    payments: PaymentProvider
+    tax_ids: TaxIdVerifier | None = None
+    tax: TaxConfig = field(default_factory=TaxConfig)
+    policy: BillingPolicy = field(default_factory=BillingPolicy)

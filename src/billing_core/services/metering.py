@@ -1,0 +1,214 @@
+"""Usage ingestion and spend-guard authorization: the platform's hot path.
+
+``report_usage`` prices an event, asks the spend guard and debits the wallet in one atomic storage
+step, records the hourly bucket, and queues whatever the new balance triggers (daily threshold
+email, budget reached, auto-recharge, low-balance alert), all in one unit of work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from billing_core.billing_settings import BillingSettings
+from billing_core.catalog import Product
+from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.ledger import Account, EntryKind, transfer
+from billing_core.money import format_credits
+from billing_core.outbox import OutboxTopic, new_message
+from billing_core.permissions import Action, Actor, require
+from billing_core.ports import UnitOfWork
+from billing_core.services.context import BillingContext
+from billing_core.services.notifications import enqueue_email, notify
+from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decide
+from billing_core.usage import UsageEvent, UsageReport, check_event_id, price_event, report
+from billing_core.wallet import WalletAccount, counters_at
+
+
+class UsageOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What the platform's service learns from reporting one billable call."""
+
+    event_id: str
+    allowed: bool
+    replayed: bool
+    amount_micros: int
+    balance_micros: int
+    reason: DenialReason | None = None
+    message: str | None = None
+    retry_at: datetime | None = None
+    warning: SpendWarning | None = None
+    grace_ends_at: datetime | None = None
+
+
+def _product(ctx: BillingContext, product: str | uuid.UUID) -> Product:
+    if isinstance(product, uuid.UUID):
+        try:
+            return ctx.catalog.product(product)
+        except NotFound:
+            raise InvalidInput("product", f"unknown product {product}", code="unknown_product") from None
+    try:
+        return ctx.catalog.product(uuid.UUID(product))
+    except (ValueError, NotFound):
+        return ctx.catalog.product_by_code(product)
+
+
+def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, event_id: str,
+                 product: str | uuid.UUID, quantity: int, project_id: uuid.UUID | None = None,
+                 occurred_at: datetime | None = None) -> UsageOutcome:
+    """Debit one usage event if the spend guard allows it. A replayed ``event_id`` changes nothing
+    and answers as the first call did (allowed)."""
+    require(actor, Action.REPORT_USAGE, organization_id)
+    now = ctx.clock.now()
+    metered = _product(ctx, product)
+    priced = price_event(event_id=event_id, organization_id=organization_id, project_id=project_id,
+                         product=metered, quantity=quantity, occurred_at=occurred_at or now, now=now)
+    tx = transfer(organization_id=organization_id, idempotency_key=f"usage:{priced.event_id}", kind=EntryKind.USAGE,
+                  description=f"{metered.name}: {quantity} {metered.unit}",
+                  created_at=now, source=Account.UNBILLED_USAGE, target=Account.REVENUE,
+                  amount_micros=priced.amount_micros, reference=priced.event_id)
+    with ctx.uow() as uow:
+        if not uow.product_subscriptions.active_for(organization_id, project_id, priced.product_id, priced.occurred_at):
+            raise Conflict("the project has no active subscription to this product at occurred_at",
+                           code="product_not_subscribed", field="product")
+        outcome = uow.wallets.debit(organization_id, priced.amount_micros, now, tx)
+        if outcome.replayed:
+            uow.rollback()
+            return _outcome(priced, outcome.decision, outcome.wallet, replayed=True)
+        if outcome.decision.allowed:
+            uow.usage.record(priced)
+        _after_debit(ctx, uow, outcome.wallet, outcome.decision, now)
+        uow.commit()
+    return _outcome(priced, outcome.decision, outcome.wallet, replayed=False)
+
+
+def _outcome(event: UsageEvent, decision: Decision, wallet: WalletAccount, *, replayed: bool) -> UsageOutcome:
+    return UsageOutcome(event_id=event.event_id, allowed=decision.allowed, replayed=replayed,
+                        amount_micros=event.amount_micros, balance_micros=wallet.balance_micros,
+                        reason=decision.reason, message=decision.message, retry_at=decision.retry_at,
+                        warning=decision.warning, grace_ends_at=decision.grace_ends_at)
+
+
+def _after_debit(ctx: BillingContext, uow: UnitOfWork, wallet: WalletAccount, decision: Decision,
+                 now: datetime) -> None:
+    """Queue what this debit (or denial) crossed. Dedupe keys make each notice once per crossing."""
+    settings = uow.settings.get(wallet.organization_id)
+    org_id = wallet.organization_id
+    day = now.date().isoformat()
+    spend = settings.spend_management
+    counters = counters_at(wallet, now)
+    if spend.enabled:
+        threshold = spend.daily_email_threshold_micros
+        if threshold is not None and counters.today >= threshold:
+            notify(uow, organization_id=org_id, email=settings.billing_email, webhook_url=spend.webhook_url,
+                   event_type="spend.daily_threshold_reached",
+                   subject="Daily credit usage passed your notification threshold",
+                   text=(f"Credits consumed today (UTC {day}): {format_credits(counters.today)}; "
+                         f"your notification threshold is {format_credits(threshold)}."),
+                   data={"organization_id": str(org_id), "day": day, "consumed_micros": counters.today,
+                         "threshold_micros": threshold},
+                   now=now, dedupe_key=f"{org_id}:daily-threshold:{day}")
+        budget = spend.daily_budget_micros
+        if budget is not None and (counters.today >= budget or decision.reason == DenialReason.DAILY_BUDGET_REACHED):
+            notify(uow, organization_id=org_id, email=settings.billing_email, webhook_url=spend.webhook_url,
+                   event_type="spend.daily_budget_reached", subject="Daily credit budget reached",
+                   text=(f"Your daily budget of {format_credits(budget)} is reached; new calls are rejected "
+                         "until the end of the UTC day."),
+                   data={"organization_id": str(org_id), "day": day, "budget_micros": budget,
+                         "resets_at": decision.retry_at.isoformat() if decision.retry_at else None},
+                   now=now, dedupe_key=f"{org_id}:daily-budget:{day}")
+        cap = spend.monthly_cap_micros
+        if cap is not None and decision.reason == DenialReason.MONTHLY_BUDGET_REACHED:
+            month = day[:7]
+            notify(uow, organization_id=org_id, email=settings.billing_email, webhook_url=spend.webhook_url,
+                   event_type="spend.monthly_budget_reached", subject="Monthly budget cap reached",
+                   text=f"Your monthly cap of {format_credits(cap)} is reached; usage resumes next month.",
+                   data={"organization_id": str(org_id), "month": month, "cap_micros": cap},
+                   now=now, dedupe_key=f"{org_id}:monthly-cap:{month}")
+    _maybe_auto_recharge(uow, settings, wallet, now)
+    _maybe_low_balance(uow, settings, wallet, now)
+
+
+def crossing_key(wallet: WalletAccount) -> str:
+    """Identifies one fall below a threshold: usage never changes the settled wallet, so every debit
+    between the crossing and the next top-up shares this key; the top-up changes it."""
+    return f"{wallet.spend_month}:{wallet.wallet_micros}"
+
+
+def _maybe_auto_recharge(uow: UnitOfWork, settings: BillingSettings, wallet: WalletAccount, now: datetime) -> None:
+    recharge = settings.auto_recharge
+    if not recharge.enabled or recharge.paused or wallet.balance_micros > recharge.threshold_micros:
+        return
+    uow.outbox.add(new_message(
+        organization_id=wallet.organization_id, topic=OutboxTopic.AUTO_RECHARGE,
+        payload={"amount_micros": recharge.amount_micros,
+                 "payment_method_id": str(recharge.payment_method_id) if recharge.payment_method_id else None},
+        created_at=now, dedupe_key=f"auto-recharge:{wallet.organization_id}:{crossing_key(wallet)}"))
+
+
+def _maybe_low_balance(uow: UnitOfWork, settings: BillingSettings, wallet: WalletAccount, now: datetime) -> None:
+    alert = settings.low_balance_alert
+    if not alert.enabled or wallet.balance_micros > alert.threshold_micros:
+        return
+    enqueue_email(uow, organization_id=wallet.organization_id, to=settings.billing_email,
+                  subject="Your credit balance is low",
+                  text=(f"Your credit balance is {format_credits(wallet.balance_micros)}, at or below your alert "
+                        f"threshold of {format_credits(alert.threshold_micros)}."),
+                  now=now, dedupe_key=f"{wallet.organization_id}:low-balance:{crossing_key(wallet)}")
+
+
+def authorize(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, amount_micros: int = 0) -> Decision:
+    """May a call costing about ``amount_micros`` start now? Reads only; the debit decides again."""
+    require(actor, Action.REPORT_USAGE, organization_id)
+    if type(amount_micros) is not int or amount_micros < 0:
+        raise InvalidInput("amount_micros", "amount_micros must be a non-negative integer")
+    with ctx.uow() as uow:
+        wallet = uow.wallets.get(organization_id)
+    return decide(wallet, amount_micros, ctx.clock.now())
+
+
+REFUND_REASON = "failed generation reimbursed"
+
+
+def refund_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, event_id: str,
+                 reason: str = REFUND_REASON) -> UsageOutcome:
+    """Reverse a failed billable operation's charge, once. The credit shows in the usage feed as a
+    green + entry with ``reason``; the negative usage lowers the hourly bucket (or the next invoice)."""
+    require(actor, Action.REPORT_USAGE, organization_id)
+    check_event_id(event_id)
+    reason = (reason or REFUND_REASON).strip()[:200]
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        event = uow.usage.get_event(organization_id, event_id)
+        if event is None:
+            raise NotFound("usage event", event_id)
+        tx = transfer(organization_id=organization_id, idempotency_key=f"usage-refund:{event_id}",
+                      kind=EntryKind.AUTOMATIC_REFUND, description="Automatic refund", reason=reason,
+                      created_at=now, source=Account.REVENUE, target=Account.UNBILLED_USAGE,
+                      amount_micros=event.amount_micros, reference=event_id)
+        posted = uow.wallets.post(tx)
+        if not posted.replayed:
+            uow.usage.record(msgspec.structs.replace(
+                event, event_id=f"{event_id}:refund", quantity=-event.quantity, amount_micros=-event.amount_micros))
+        wallet = uow.wallets.get(organization_id)
+        uow.commit()
+    return UsageOutcome(event_id=event_id, allowed=True, replayed=posted.replayed,
+                        amount_micros=-event.amount_micros, balance_micros=wallet.balance_micros)
+
+
+def usage_report(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, start: datetime,
+                 end: datetime) -> UsageReport:
+    """Usage by project and product per hour for ``start <= hour < end``."""
+    require(actor, Action.VIEW_BILLING, organization_id)
+    for field, value in (("from", start), ("to", end)):
+        if value.tzinfo is None:
+            raise InvalidInput(field, f"{field} must be an ISO 8601 datetime with a UTC offset",
+                               code="invalid_datetime")
+    if end <= start:
+        raise InvalidInput("to", "to must be after from", code="invalid_range")
+    if (end - start).days > 400:
+        raise InvalidInput("to", "the window may span at most 400 days", code="invalid_range")
+    with ctx.uow() as uow:
+        buckets = uow.usage.buckets(organization_id, start, end)
+    return report(organization_id, start, end, buckets)
