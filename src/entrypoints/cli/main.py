@@ -1,0 +1,156 @@
+"""``billing``: run, serve, migrate, demo, close-period, dispatch, reconcile.
+
+Every command builds the one container (``entrypoints.container``) from ``BILLING_*`` environment
+variables, so the CLI and the HTTP service always use the same adapters.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from typing import Annotated
+
+import typer
+
+from billing_core import BillingError, services
+
+app = typer.Typer(help="billing-core: billing engine for developer platforms.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+
+HostOption = Annotated[str, typer.Option(help="Interface to bind.")]
+PortOption = Annotated[int, typer.Option(help="TCP port.")]
+
+
+def _container():  # type: ignore[no-untyped-def]  # the container type is dependency-injector's
+    from entrypoints.container import Container
+
+    return Container()
+
+
+def _fail(exc: BillingError) -> None:
+    typer.secho(f"error [{exc.code}]: {exc.message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema to the latest migration."""
+    from entrypoints.container import migrate_database
+
+    url = migrate_database()
+    typer.echo(f"database is at the latest schema: {url}")
+
+
+@app.command()
+def demo() -> None:
+    """Seed the demo organization (once) and print a fresh token for each role."""
+    from entrypoints.demo import seed_demo
+
+    container = _container()
+    credentials = seed_demo(container.billing_context(), container.deliverers(),
+                            progress=lambda msg: typer.echo(f"  demo: {msg}", err=True))
+    typer.echo(f"organization: {credentials.organization_id}")
+    for role, secret in credentials.tokens.items():
+        typer.echo(f"{role:>14} token: {secret}")
+
+
+@app.command()
+def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Serve the HTTP API (and console) with uvicorn. Ctrl-C stops it cleanly."""
+    import uvicorn
+
+    from entrypoints.http.app import create_app
+
+    uvicorn.run(create_app(_container()), host=host, port=port, log_level="info")
+
+
+@app.command()
+def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """What `make run` does: migrate, seed the demo organization, print URL and tokens, serve."""
+    from entrypoints.demo import seed_demo
+
+    os.environ.setdefault("BILLING_ENV", "development")
+    migrate()
+    container = _container()
+    credentials = seed_demo(container.billing_context(), container.deliverers(),
+                            progress=lambda msg: typer.echo(f"  demo: {msg}", err=True))
+    url = f"http://{host}:{port}"
+    typer.echo(f"billing-core is serving at {url}  (API docs: {url}/schema, OpenAPI: {url}/openapi.json)")
+    typer.echo(f"demo organization: {credentials.organization_id}")
+    for role in ("primary-owner", "owner", "member"):
+        typer.echo(f"{role} token: {credentials.tokens[role]}")
+    typer.echo(f"service token (usage:write): {credentials.tokens['service']}")
+    sys.stdout.flush()
+    serve(host=host, port=port)
+
+
+@app.command("close-period")
+def close_period(
+    period: Annotated[str | None, typer.Option(help="YYYY-MM; default: last month.")] = None,
+    organization: Annotated[str | None, typer.Option(help="Only this organization id.")] = None,
+) -> None:
+    """Invoice uninvoiced usage up to the end of the period. Safe to re-run."""
+    ctx = _container().billing_context()
+    try:
+        org_id = uuid.UUID(organization) if organization else None
+    except ValueError:
+        typer.secho("error [invalid_input]: --organization must be a UUID", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"\r  closed {done}/{total} organizations", nl=done == total, err=True)
+
+    try:
+        report = services.invoicing.close_period(ctx, period=period, organization_id=org_id, progress=progress)
+    except BillingError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"period {report.period}: {report.invoices_created} invoice(s) created, "
+               f"{report.already_closed} already closed, {report.without_usage} without usage "
+               f"({time.monotonic() - started:.1f}s)")
+
+
+@app.command()
+def dispatch(
+    loop: Annotated[bool, typer.Option(help="Keep delivering every few seconds until Ctrl-C.")] = False,
+    dead: Annotated[bool, typer.Option("--dead-letters", help="List dead-lettered messages and exit.")] = False,
+) -> None:
+    """Deliver the outbox: legal invoices, emails, webhooks, auto-recharges (with retries)."""
+    container = _container()
+    ctx = container.billing_context()
+    if dead:
+        for message in services.dispatch.dead_letters(ctx):
+            typer.echo(f"{message.id} {message.topic} org={message.organization_id} attempts={message.attempts} "
+                       f"last_error={message.last_error}")
+        return
+    deliverers = container.deliverers()
+    while True:
+        report = services.dispatch.dispatch(ctx, deliverers)
+        typer.echo(f"sent {report.sent}, retrying {report.retried}, dead-lettered {report.dead}")
+        if not loop:
+            return
+        time.sleep(5)
+
+
+@app.command()
+def reconcile(organization: Annotated[str | None, typer.Option(help="Only this organization id.")] = None) -> None:
+    """Prove stored balances equal the ledger; exit 1 if any organization does not reconcile."""
+    ctx = _container().billing_context()
+    with ctx.uow() as uow:
+        org_ids = [uuid.UUID(organization)] if organization else uow.organizations.ids()
+    bad = 0
+    for org_id in org_ids:
+        report = services.wallet.reconcile(ctx, organization_id=org_id)
+        if not report.clean:
+            bad += 1
+            typer.secho(f"NOT CLEAN {org_id}: {report}", fg=typer.colors.RED)
+    typer.echo(f"{len(org_ids) - bad}/{len(org_ids)} organizations reconcile")
+    if bad:
+        raise typer.Exit(code=1)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
