@@ -83,7 +83,8 @@ def test_full_life_cycle(billing: InMemoryBilling) -> None:
     assert replay.replayed and replay.balance_micros == 4_600_000
 
     # Add credits with a card: they land because the (offline) charge succeeded.
-    method = services.payment_methods.attach(ctx, bob, organization_id=org_id, provider_payment_method_id="pm_card_visa")
+    method = services.payment_methods.attach(ctx, bob, organization_id=org_id,
+                                             provider_payment_method_id="pm_card_visa")
     assert method.default and method.brand == "visa" and method.last4 == "4242"
     payment = services.wallet.add_credits(ctx, bob, organization_id=org_id, amount_micros=20 * DOLLAR)
     assert payment.status == "succeeded"

@@ -11,7 +11,7 @@ import msgspec
 from billing_core.billing_settings import BillingSettings, check_email, check_text
 from billing_core.errors import InvalidInput, Unauthenticated
 from billing_core.organization import ApiToken, Membership, Organization, hash_token, new_token_secret
-from billing_core.permissions import Actor, Permission, Role
+from billing_core.permissions import Action, Actor, Permission, Role, require
 from billing_core.services.context import BillingContext
 from billing_core.services.limits import limits_for
 from billing_core.wallet import WalletAccount
@@ -95,3 +95,22 @@ def authenticate(ctx: BillingContext, secret: str | None) -> Actor:
             raise Unauthenticated("the token's user is no longer a member")
         return Actor(organization_id=token.organization_id, subject=f"user:{membership.user_id}",
                      role=membership.role, email=membership.email, email_verified=membership.email_verified)
+
+
+def webhook_secret(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> str:
+    """The secret outbound webhooks are signed with (receivers verify with it)."""
+    require(actor, Action.UPDATE_BILLING, organization_id)
+    with ctx.uow() as uow:
+        return uow.organizations.get(organization_id).webhook_secret or ""
+
+
+def rotate_webhook_secret(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> str:
+    """Replace the webhook signing secret. Messages already queued are signed with the new one when
+    delivered, so receivers should accept the old and the new secret while they switch."""
+    require(actor, Action.UPDATE_BILLING, organization_id)
+    with ctx.uow() as uow:
+        org = uow.organizations.get(organization_id)
+        org.webhook_secret = "whsec_" + secrets.token_hex(24)
+        uow.organizations.save(org)
+        uow.commit()
+        return org.webhook_secret

@@ -1,0 +1,125 @@
+"""Provider webhooks drive the subscription and the wallet: replayed, reordered and forged events."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from adapters.fakes import InMemoryBilling, in_memory_billing
+from billing_core import InvalidInput, SubscriptionStatus, services
+from billing_core.permissions import Actor, Permission
+from billing_core.spend_guard import DenialReason, SpendWarning
+
+DOLLAR = 1_000_000
+
+
+@pytest.fixture
+def billing() -> InMemoryBilling:
+    return in_memory_billing(datetime(2026, 6, 1, 8, 0, tzinfo=UTC))
+
+
+def _setup(billing: InMemoryBilling) -> tuple[uuid.UUID, Actor, Actor]:
+    ctx = billing.ctx
+    org = services.organizations.create_organization(ctx, name="Acme", owner_user_id="ada", owner_email="a@acme.test")
+    _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
+    ada = services.organizations.authenticate(ctx, secret)
+    _, service = services.organizations.issue_token(ctx, organization_id=org.id, name="svc",
+                                                    scopes=frozenset({Permission.USAGE_WRITE}))
+    services.subscriptions.subscribe_product(ctx, ada, organization_id=org.id, product="compute", project_id=None)
+    return org.id, ada, services.organizations.authenticate(ctx, service)
+
+
+def _send(billing: InMemoryBilling, event_type: str, obj: dict[str, Any], event_id: str) -> str:
+    body, signature = billing.payments.event(event_type, obj, event_id=event_id)
+    return services.provider_events.handle_event(billing.ctx, body, signature).outcome
+
+
+def _subscription(status: str, start: datetime) -> dict[str, Any]:
+    return {"id": "sub_42", "object": "subscription", "status": status,
+            "current_period_start": int(start.timestamp()),
+            "current_period_end": int((start + timedelta(days=30)).timestamp())}
+
+
+def test_checkout_to_recovery_through_events(billing: InMemoryBilling) -> None:
+    ctx = billing.ctx
+    org_id, ada, platform = _setup(billing)
+    session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
+                                                    return_url="https://app.test/pricing")
+    completed = {"id": session.provider_session_id, "object": "checkout.session", "mode": "subscription",
+                 "subscription": "sub_42", "status": "complete"}
+    assert _send(billing, "checkout.session.completed", completed, "evt_1") == "processed"
+    assert _send(billing, "checkout.session.completed", completed, "evt_1") == "duplicate"
+    summary = services.subscriptions.summary(ctx, ada, organization_id=org_id)
+    assert summary is not None and summary.status == SubscriptionStatus.TRIALING
+
+    # The trial converts; a stale "trialing" update arriving late changes nothing.
+    now = billing.clock.advance(timedelta(days=14))
+    _send(billing, "customer.subscription.updated", _subscription("active", now), "evt_2")
+    _send(billing, "customer.subscription.updated", _subscription("trialing", now - timedelta(days=14)), "evt_0")
+    summary = services.subscriptions.summary(ctx, ada, organization_id=org_id)
+    assert summary is not None and summary.status == SubscriptionStatus.ACTIVE
+    balance_after_activation = services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros
+    assert balance_after_activation == 100 * DOLLAR  # trial credits expired, Pro credits granted
+
+    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
+                                          quantity=25).allowed
+    # Payment fails: past_due, production keeps running inside the 7-day grace window.
+    _send(billing, "customer.subscription.updated", _subscription("past_due", now), "evt_3")
+    graced = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u2", product="compute",
+                                            quantity=25)
+    assert graced.allowed and graced.warning == SpendWarning.PAYMENT_FAILURE_GRACE_ACTIVE
+    billing.clock.advance(timedelta(days=7, seconds=1))
+    blocked = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u3",
+                                             product="compute", quantity=25)
+    assert not blocked.allowed and blocked.reason == DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED
+    # Recovery: the invoice is paid and the subscription is active again.
+    _send(billing, "customer.subscription.updated", _subscription("active", now), "evt_4")
+    _send(billing, "customer.subscription.updated", _subscription("active", now), "evt_4")
+    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u3", product="compute",
+                                          quantity=25).allowed
+    overview = services.wallet.overview(ctx, ada, organization_id=org_id)
+    assert overview.credit_balance_micros == balance_after_activation - 3 * DOLLAR
+    assert services.wallet.reconcile(ctx, organization_id=org_id).clean
+
+
+def test_credits_land_only_when_the_payment_succeeds(billing: InMemoryBilling) -> None:
+    ctx = billing.ctx
+    org_id, ada, _ = _setup(billing)
+    billing.payments.auto_succeed = False  # the charge is "processing" until the webhook
+    services.payment_methods.attach(ctx, ada, organization_id=org_id, provider_payment_method_id="pm_sepa_debit")
+    payment = services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=40 * DOLLAR)
+    assert payment.status == "pending"
+    assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
+    intent = {"id": payment.provider_payment_id, "object": "payment_intent", "status": "succeeded",
+              "metadata": {"reference": str(payment.id)}}
+    assert _send(billing, "payment_intent.succeeded", intent, "evt_pi") == "processed"
+    assert _send(billing, "payment_intent.succeeded", intent, "evt_pi_again") == "processed"
+    assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 40 * DOLLAR
+    # A dispute later takes the credits back with a compensating entry, once.
+    dispute = {"id": "dp_1", "object": "dispute", "payment_intent": payment.provider_payment_id}
+    _send(billing, "charge.dispute.created", dispute, "evt_dp")
+    _send(billing, "charge.dispute.created", dispute, "evt_dp2")
+    assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
+    kinds = [e.kind for e in services.wallet.balance_history(ctx, ada, organization_id=org_id).items]
+    assert kinds == ["payment_reversal", "top_up"]
+    assert services.wallet.reconcile(ctx, organization_id=org_id).clean
+
+
+def test_forged_or_unsigned_events_change_nothing(billing: InMemoryBilling) -> None:
+    ctx = billing.ctx
+    org_id, ada, _ = _setup(billing)
+    session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
+                                                    return_url="https://app.test/pricing")
+    body, signature = billing.payments.event("checkout.session.completed", {
+        "id": session.provider_session_id, "mode": "subscription", "subscription": "sub_x"}, event_id="evt_f")
+    forged = body.replace(b"sub_x", b"sub_y")
+    for payload, header in ((forged, signature), (body, None), (body, "t=1,v1=deadbeef")):
+        with pytest.raises(InvalidInput) as raised:
+            services.provider_events.handle_event(ctx, payload, header)
+        assert raised.value.code == "invalid_signature"
+    assert services.subscriptions.summary(ctx, ada, organization_id=org_id) is None
+    assert json.loads(body)["id"] == "evt_f"
