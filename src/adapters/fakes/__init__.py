@@ -12,9 +12,8 @@ from adapters.fakes.payment_provider import InMemoryPaymentProvider
 from adapters.fakes.storage import InMemoryStore, InMemoryUnitOfWork
 
 __all__ = [
-    "InMemoryBilling",
-    "in_memory_billing",
     "FixedClock",
+    "InMemoryBilling",
     "InMemoryLegalInvoicing",
     "InMemoryMailer",
     "InMemoryPaymentProvider",
@@ -23,4 +22,5 @@ __all__ = [
     "InMemoryUnitOfWork",
     "InMemoryWebhookSender",
     "SystemClock",
+    "in_memory_billing",
 ]

@@ -39,6 +39,11 @@ _MISSING = object()
 
 
 def _copy(value: T) -> T:
+    """Stored rows are msgspec structs whose fields are immutable values (frozen structs, tuples,
+    strings, datetimes), so a shallow copy isolates them; an outbox payload is a dict and is copied
+    deeply."""
+    if isinstance(value, msgspec.Struct) and not isinstance(value, OutboxMessage):
+        return copy.copy(value)
     return copy.deepcopy(value)
 
 
