@@ -52,4 +52,4 @@ def main() -> list[str]:
 
 if __name__ == "__main__":
     for line in main():
-        print(line)  # noqa: T201
+        print(line)
