@@ -58,9 +58,12 @@ class InMemoryLegalInvoicing(_Failing):
                     idempotency_key: str) -> LegalDocument:
         with self._lock:
             self._maybe_fail()
+            if document_id not in self.pdfs:
+                raise NotFound("legal document", document_id)
             if idempotency_key not in self.credit_notes:
-                self.credit_notes[idempotency_key] = LegalDocument(
-                    document_id=f"credit-{len(self.credit_notes) + 1}", number=None)
+                note = LegalDocument(document_id=f"credit-{len(self.credit_notes) + 1}", number=None)
+                self.credit_notes[idempotency_key] = note
+                self.pdfs[note.document_id] = f"%PDF-1.4 credit note for {document_id} {amount_cents}".encode()
             return self.credit_notes[idempotency_key]
 
 

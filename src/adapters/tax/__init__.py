@@ -1,0 +1,5 @@
+"""Tax id verification adapters."""
+
+from adapters.tax.stdnum_verifier import StdnumTaxIdVerifier
+
+__all__ = ["StdnumTaxIdVerifier"]

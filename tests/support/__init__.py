@@ -1,0 +1,1 @@
+"""Helpers shared by test tiers: local stand-ins for remote services."""
