@@ -33,18 +33,27 @@ KNOWN_METHODS: dict[str, ProviderPaymentMethod] = {
     "pm_card_chargeDeclined": ProviderPaymentMethod(provider_payment_method_id="pm_card_chargeDeclined",
                                                     payment_type=PaymentType.CARD, brand="visa", last4="0002",
                                                     exp_month=1, exp_year=2033, name="Declined Card"),
+    "pm_card_authenticationRequired": ProviderPaymentMethod(provider_payment_method_id="pm_card_authenticationRequired",
+                                                            payment_type=PaymentType.CARD, brand="visa", last4="3184",
+                                                            exp_month=5, exp_year=2032, name="Ada Lovelace"),
     "pm_sepa_debit": ProviderPaymentMethod(provider_payment_method_id="pm_sepa_debit",
                                            payment_type=PaymentType.SEPA_DEBIT, iban_last4="3000",
                                            name="Ada Lovelace"),
 }
 
 
+SIGNATURE_TOLERANCE_SECONDS = 300
+"""Like Stripe: a signature older than this is refused, so a captured delivery cannot be replayed later."""
+
+
 class InMemoryPaymentProvider:
     """Offline payments. ``webhook_secret`` signs events the way Stripe does (t=..,v1=HMAC)."""
 
-    def __init__(self, *, webhook_secret: str = "whsec_offline", auto_succeed: bool = True) -> None:  # noqa: S107
+    def __init__(self, *, webhook_secret: str = "whsec_offline", auto_succeed: bool = True,  # noqa: S107
+                 signature_tolerance_seconds: int = SIGNATURE_TOLERANCE_SECONDS) -> None:
         self.webhook_secret = webhook_secret
         self.auto_succeed = auto_succeed
+        self.signature_tolerance_seconds = signature_tolerance_seconds
         self._lock = threading.Lock()
         self._seq = 0
         self.customers: dict[str, str] = {}
@@ -58,6 +67,8 @@ class InMemoryPaymentProvider:
         self.refunds: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, HostedInvoice] = {}
         self.checkouts: dict[str, ProviderCheckout] = {}
+        self.setup_intents: dict[str, str] = {}
+        """idempotency key → client secret"""
         self.calls: list[str] = []
         self.decline_next = 0
         self.require_action_next = 0
@@ -109,8 +120,11 @@ class InMemoryPaymentProvider:
     def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> str:
         with self._lock:
             self._enter("create_setup_intent")
-            seti = self._next_id("seti")
-            return f"{seti}_secret_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]}"
+            if idempotency_key not in self.setup_intents:
+                seti = self._next_id("seti")
+                self.setup_intents[idempotency_key] = \
+                    f"{seti}_secret_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]}"
+            return self.setup_intents[idempotency_key]
 
     def attach_payment_method(self, *, customer_id: str, provider_payment_method_id: str) -> ProviderPaymentMethod:
         with self._lock:
@@ -150,8 +164,8 @@ class InMemoryPaymentProvider:
                 self.decline_next = max(self.decline_next - 1, 0)
                 result = ChargeResult(provider_payment_id=pid, status=ChargeStatus.FAILED,
                                       failure_message="Your card was declined.")
-            elif self.require_action_next > 0:
-                self.require_action_next -= 1
+            elif self.require_action_next > 0 or provider_payment_method_id == "pm_card_authenticationRequired":
+                self.require_action_next = max(self.require_action_next - 1, 0)
                 result = ChargeResult(provider_payment_id=pid, status=ChargeStatus.REQUIRES_ACTION,
                                       client_secret=f"{pid}_secret_x")
             elif self.auto_succeed:
@@ -200,15 +214,19 @@ class InMemoryPaymentProvider:
         if not signature_header:
             raise InvalidInput("Stripe-Signature", "missing signature", code="invalid_signature")
         try:
-            parts = dict(item.split("=", 1) for item in signature_header.split(","))
-            ts = int(parts["t"])
+            items = [item.split("=", 1) for item in signature_header.split(",")]
+            ts = int(next(value for name, value in items if name == "t"))
+            signatures = [value for name, value in items if name == "v1"]
             expected = hmac.new(self.webhook_secret.encode(), f"{ts}.".encode() + payload,
                                 hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(expected, parts.get("v1", "")):
+            # Several v1 entries appear while a secret is being rolled: one matching is enough.
+            if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
                 raise ValueError("mismatch")
+            if self.signature_tolerance_seconds and ts < time.time() - self.signature_tolerance_seconds:
+                raise ValueError("timestamp outside the tolerance zone")
             body = json.loads(payload)
             return ProviderEvent(id=str(body["id"]), type=str(body["type"]), created=int(body["created"]),
                                  data=dict(body["data"]["object"]))
-        except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+        except (ValueError, KeyError, TypeError, StopIteration, msgspec.DecodeError) as exc:
             raise InvalidInput("Stripe-Signature", "the signature does not verify",
                                code="invalid_signature") from exc
