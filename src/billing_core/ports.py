@@ -588,8 +588,9 @@ class LegalDocument(msgspec.Struct, frozen=True, kw_only=True):
 
 class LegalInvoicing(Protocol):
     def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
-              billing_email: str | None) -> LegalDocument:
-        """Create and finalize the legal document for ``invoice``.
+              billing_email: str | None, buyer_tax_id: str | None = None) -> LegalDocument:
+        """Create and finalize the legal document for ``invoice``; ``buyer_tax_id`` is the buyer's
+        verified VAT number, printed on the document (a reverse-charge invoice must show it).
 
         Idempotent per invoice id: a retry finds the document made before instead of a second one.
         Raises ProviderUnavailable on rate limits and outages (the outbox retries).

@@ -331,3 +331,10 @@ def test_fractional_vat_rates_are_sent_as_exact_decimals(stub: EasyBillStub, eas
     body = stub.calls("POST", "/documents")[0].body
     assert {p["vat_percent"] for p in body["items"]} == {Decimal("7.5")}
     assert stub.documents[int(document.document_id)]["amount"] == inv.amount_due.cents
+
+
+def test_the_buyers_verified_vat_id_goes_on_the_customer(stub: EasyBillStub,
+                                                         easybill: EasyBillLegalInvoicing) -> None:
+    easybill.issue(delivery.invoice(), delivery.organization(), delivery.address("FR"), None, "FR40303265045")
+    [customer] = stub.customers.values()
+    assert customer["vat_identifier"] == "FR40303265045"

@@ -130,3 +130,9 @@ def test_formatting_is_exact() -> None:
     assert format_unit_price(1_234_000_000, "EUR") == "EUR 1,234.00"
     assert format_rate(1900) == "19%" and format_rate(1950) == "19.5%" and format_rate(725) == "7.25%"
     assert latin1("€ 5 – “ok” Ł") == "EUR 5 - \"ok\" L"
+
+
+def test_the_buyers_vat_id_is_printed(local: LocalPdfLegalInvoicing) -> None:
+    document = local.issue(delivery.invoice(), delivery.organization(), delivery.address("FR"), None,
+                           "FR40303265045")
+    assert "VAT ID: FR40303265045" in text_of(local.pdf(document.document_id))

@@ -73,14 +73,14 @@ class EasyBillLegalInvoicing:
     # ------------------------------------------------------------------ port
 
     def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
-              billing_email: str | None) -> LegalDocument:
+              billing_email: str | None, buyer_tax_id: str | None = None) -> LegalDocument:
         """Find or create the customer, find or create the INVOICE (``external_id`` = invoice id)
         and finalize it; EasyBill assigns its number at ``done``.
 
         Idempotent per invoice id. Raises ProviderUnavailable on 429/5xx/network errors (retry
         later), InvalidInput when EasyBill rejects the payload.
         """
-        customer_id = self._ensure_customer(organization, address, billing_email)
+        customer_id = self._ensure_customer(organization, address, billing_email, buyer_tax_id)
         document = self._find_document(customer_id, "INVOICE", str(invoice.id))
         if document is None:
             document = self._api.post("/documents", invoice_payload(invoice, customer_id, address))
@@ -134,8 +134,8 @@ class EasyBillLegalInvoicing:
     # ------------------------------------------------------------------ steps
 
     def _ensure_customer(self, organization: Organization, address: InvoiceAddress | None,
-                         billing_email: str | None) -> int:
-        wanted = customer_payload(organization, address, billing_email)
+                         billing_email: str | None, buyer_tax_id: str | None = None) -> int:
+        wanted = customer_payload(organization, address, billing_email, buyer_tax_id)
         found = next((c for c in self._api.list_all("/customers", {"number": wanted["number"]})
                       if c.get("number") == wanted["number"]), None)
         if found is None:
@@ -180,7 +180,7 @@ class EasyBillLegalInvoicing:
 
 
 def customer_payload(organization: Organization, address: InvoiceAddress | None,
-                     billing_email: str | None) -> JsonObject:
+                     billing_email: str | None, buyer_tax_id: str | None = None) -> JsonObject:
     """The fields we own on the EasyBill customer; ``number`` is our organization id."""
     return {
         "number": str(organization.id),
@@ -192,6 +192,7 @@ def customer_payload(organization: Organization, address: InvoiceAddress | None,
         "city": address.city if address else None,
         "country": address.country if address else None,
         "emails": [billing_email] if billing_email else [],
+        "vat_identifier": buyer_tax_id,
     }
 
 

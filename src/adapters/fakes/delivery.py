@@ -37,7 +37,7 @@ class InMemoryLegalInvoicing(_Failing):
         self.credit_notes: dict[str, LegalDocument] = {}
 
     def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
-              billing_email: str | None) -> LegalDocument:
+              billing_email: str | None, buyer_tax_id: str | None = None) -> LegalDocument:
         with self._lock:
             self._maybe_fail()
             key = str(invoice.id)

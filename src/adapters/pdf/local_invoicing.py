@@ -62,7 +62,7 @@ class LocalPdfLegalInvoicing:
         self._lock = threading.Lock()
 
     def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
-              billing_email: str | None) -> LegalDocument:
+              billing_email: str | None, buyer_tax_id: str | None = None) -> LegalDocument:
         """Render and store the invoice PDF. Idempotent per invoice id: a second call returns the
         stored document unchanged, even if the address changed since."""
         document_id = f"inv_{invoice.id.hex}"
@@ -70,7 +70,7 @@ class LocalPdfLegalInvoicing:
             stored = self._load(document_id)
             if stored is None:
                 number = invoice.number or document_id
-                buyer = buyer_from(address, organization.name, billing_email)
+                buyer = buyer_from(address, organization.name, billing_email, buyer_tax_id)
                 pdf = render_invoice(invoice, seller=self.seller, buyer=buyer,
                                      po_number=address.po_number if address else None, number=number)
                 stored = StoredDocument(document_id=document_id, kind="invoice", number=number,

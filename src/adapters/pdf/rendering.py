@@ -93,12 +93,14 @@ def last_day(period_end: datetime) -> str:
     return (period_end - timedelta(microseconds=1)).date().isoformat()
 
 
-def buyer_from(address: InvoiceAddress | None, fallback_name: str, billing_email: str | None) -> Buyer:
+def buyer_from(address: InvoiceAddress | None, fallback_name: str, billing_email: str | None,
+               buyer_tax_id: str | None = None) -> Buyer:
+    vat_line = f"VAT ID: {buyer_tax_id}" if buyer_tax_id else ""
     if address is None:
-        return Buyer(lines=[fallback_name], email=billing_email)
+        return Buyer(lines=[line for line in (fallback_name, vat_line) if line], email=billing_email)
     city_line = " ".join(part for part in (address.postal_code, address.city) if part)
     lines = [address.company_name, address.address_1, address.address_2 or "", city_line,
-             address.region or "", address.country]
+             address.region or "", address.country, vat_line]
     return Buyer(lines=[line for line in lines if line], email=billing_email)
 
 

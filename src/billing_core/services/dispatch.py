@@ -15,6 +15,7 @@ from datetime import datetime
 
 import msgspec
 
+from billing_core.billing_settings import TaxRegistrationStatus
 from billing_core.errors import BillingError
 from billing_core.money import Money
 from billing_core.outbox import OutboxMessage, OutboxStatus, OutboxTopic, next_attempt
@@ -130,7 +131,12 @@ def _issue_legal_invoice(ctx: BillingContext, deliverers: Deliverers, organizati
         invoice = uow.invoices.get(organization_id, invoice_id)
         org = uow.organizations.get(organization_id)
         settings = uow.settings.get(organization_id)
-    document = deliverers.legal.issue(invoice, org, settings.address, settings.billing_email)
+        registrations = uow.settings.tax_registrations(organization_id)
+    country = settings.address.country if settings.address else None
+    verified = sorted((r for r in registrations if r.status == TaxRegistrationStatus.VERIFIED),
+                      key=lambda r: r.country != country)
+    document = deliverers.legal.issue(invoice, org, settings.address, settings.billing_email,
+                                      verified[0].value if verified else None)
     hosted = None
     if org.provider_customer_id and invoice.amount_due.cents > 0 and invoice.hosted_invoice_url is None:
         hosted = ctx.payments.issue_invoice(
