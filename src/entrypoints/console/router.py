@@ -1,0 +1,86 @@
+"""The billing console: server-rendered HTML shells and static ES modules under ``/console``.
+
+The pages hold no data and no secrets. Their scripts read the member's API token from
+``sessionStorage`` and call the same JSON API as every other client, with ``Authorization: Bearer``;
+the server refuses whatever the token's role may not do, whatever the page shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar import Response, Router, get
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import MediaType
+from litestar.handlers import HTTPRouteHandler
+from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from entrypoints.console.pages import PAGES, Page, sections
+from entrypoints.demo import DEMO_ORGANIZATION_ID
+
+HERE = Path(__file__).parent
+MOUNT = "/console"
+
+# No inline script or style anywhere: everything comes from /console/static. The API is same-origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def security_headers(app: ASGIApp) -> ASGIApp:
+    """ASGI middleware: the security headers on every console response, static files included."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders.from_message(message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
+
+
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render_pages() -> dict[str, str]:
+    """Every page's HTML, rendered once: the shells are the same for every viewer."""
+    env = _environment()
+    nav = sections()
+    return {page.slug: env.get_template(page.template).render(
+        page=page, sections=nav, mount=MOUNT, demo_organization_id=str(DEMO_ORGANIZATION_ID)) for page in PAGES}
+
+
+def _page_handler(page: Page, html: str) -> HTTPRouteHandler:
+    def show() -> Response[str]:
+        return Response(html, media_type=MediaType.HTML, headers={"Cache-Control": "no-store"})
+
+    show.__name__ = f"console_{page.slug.replace('-', '_')}"
+    handler: Callable[[Callable[[], Response[str]]], HTTPRouteHandler] = get(
+        page.path, name=f"console:{page.slug}", include_in_schema=False, sync_to_thread=False)
+    return handler(show)
+
+
+def console_router() -> Router:
+    """The console, to be registered on the app: ``Litestar(route_handlers=[..., console_router()])``."""
+    html = render_pages()
+    static = create_static_files_router(path="/static", directories=[HERE / "static"], name="console:static",
+                                        include_in_schema=False)
+    handlers = [_page_handler(page, html[page.slug]) for page in PAGES]
+    return Router(MOUNT, route_handlers=[*handlers, static], middleware=[security_headers], include_in_schema=False)

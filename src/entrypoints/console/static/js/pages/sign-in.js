@@ -1,0 +1,58 @@
+import { api } from "../api.js";
+import { currentSession, forgetSession, rememberedSessions, startSession } from "../session.js";
+import { $, busy, h, mount, showError } from "../ui.js";
+
+function nextPage() {
+  const next = new URLSearchParams(location.search).get("next");
+  // Only a path inside the console: never an absolute or protocol-relative URL.
+  return next && next.startsWith(`${mount()}/`) && !next.startsWith("//") ? next : `${mount()}/billing/overview`;
+}
+
+/** The token is checked against the API before it is kept. */
+async function check(candidate) {
+  await api(`/organizations/${encodeURIComponent(candidate.organizationId)}/billing/overview`,
+    { token: candidate.token });
+}
+
+async function use(candidate) {
+  await check(candidate);
+  startSession(candidate);
+  location.assign(nextPage());
+}
+
+function renderRemembered() {
+  const list = $("#remembered");
+  const current = currentSession();
+  const items = rememberedSessions().map((s) => h("li", {},
+    h("button", {
+      type: "button", class: "button", "data-role": s.role,
+      onclick: (event) => busy(event.currentTarget, () => use(s)),
+    }, `Use ${s.role} token`),
+    " ",
+    current && current.token === s.token ? h("span", { class: "muted" }, "(current)") : null,
+    " ",
+    h("button", {
+      type: "button", class: "button danger", "aria-label": `Forget the ${s.role} token`,
+      onclick: () => { forgetSession(s); renderRemembered(); },
+    }, "Forget")));
+  list.replaceChildren(...(items.length ? items : [h("li", { class: "muted" }, "None yet.")]));
+}
+
+export async function render() {
+  renderRemembered();
+  const form = $("#sign-in-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const candidate = {
+      token: String(data.get("token") || "").trim(),
+      organizationId: String(data.get("organization_id") || "").trim(),
+      role: String(data.get("role") || "member"),
+    };
+    if (!candidate.token || !candidate.organizationId) {
+      showError(new Error("Enter a token and an organization ID."));
+      return;
+    }
+    await busy(form.querySelector("button[type=submit]"), () => use(candidate), form);
+  });
+}
