@@ -217,12 +217,13 @@ def _grant_period_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscri
 
 
 def _expire_trial_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscription) -> None:
-    """Unused trial credits expire when the trial ends (never more than what is left)."""
+    """Unused trial credits expire when the trial ends: never more than the real-time balance, so
+    credits already spent on usage (billed or not) are not taken back twice."""
     granted = uow.ledger.get_by_key(sub.organization_id, f"trial-credits:{sub.id}")
     if granted is None:
         return
     wallet = uow.wallets.get(sub.organization_id)
-    amount = min(granted.delta(Account.WALLET), max(wallet.wallet_micros, 0))
+    amount = min(granted.delta(Account.WALLET), max(wallet.balance_micros, 0))
     if amount > 0:
         uow.wallets.post(transfer(organization_id=sub.organization_id, idempotency_key=f"trial-expiry:{sub.id}",
                                   kind=EntryKind.GRANT_EXPIRY, description="Free Trial Credits expired",

@@ -1,0 +1,205 @@
+"""Property tests for money and the ledger, and a state machine that drives the real use cases
+(top-up, usage, automatic refund, grant and expiry, period close, days passing) against the fakes,
+checking the invariants after every step."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from adapters.fakes import InMemoryBilling, in_memory_billing
+from billing_core import InvalidInput, Permission, SubscriptionStatus, services
+from billing_core.billing_settings import SpendManagement
+from billing_core.errors import LedgerImbalance
+from billing_core.ledger import Account, EntryKind, balances, transaction
+from billing_core.money import (
+    MICROS_PER_CENT,
+    cents_to_micros,
+    micros_to_cents,
+    parse_dollars,
+    prorate,
+    split_evenly,
+)
+from billing_core.permissions import Actor
+
+ORG = uuid.UUID("22222222-2222-4222-8222-222222222222")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+amounts = st.integers(min_value=-(10**12), max_value=10**12)
+
+
+@given(st.lists(st.tuples(st.sampled_from(list(Account)), amounts.filter(bool)), min_size=2, max_size=6))
+def test_a_transaction_is_stored_only_if_it_balances(postings: list[tuple[Account, int]]) -> None:
+    try:
+        tx = transaction(organization_id=ORG, idempotency_key="k", kind=EntryKind.ADJUSTMENT, description="d",
+                         created_at=T0, postings=postings)
+    except LedgerImbalance:
+        assert sum(a for _, a in postings) != 0
+    else:
+        assert sum(p.amount_micros for p in tx.postings) == 0
+        assert balances([tx]) == {acc: sum(a for p, a in postings if p == acc) for acc in Account}
+
+
+@given(amounts, st.integers(min_value=1, max_value=97))
+def test_split_evenly_adds_back(total: int, parts: int) -> None:
+    split = split_evenly(total, parts)
+    assert sum(split) == total
+    assert max(split) - min(split) <= 1
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=1, max_value=10**7), st.data())
+def test_prorate_and_its_complement_add_back(amount: int, denominator: int, data: st.DataObject) -> None:
+    numerator = data.draw(st.integers(min_value=0, max_value=denominator))
+    part = prorate(amount, numerator, denominator)
+    assert 0 <= part <= amount
+    assert part + (amount - part) == amount
+    assert abs(part * denominator - amount * numerator) * 2 <= denominator
+
+
+@given(amounts)
+def test_micros_to_cents_is_within_half_a_cent(micros: int) -> None:
+    cents = micros_to_cents(micros)
+    assert abs(cents_to_micros(cents) - micros) * 2 <= MICROS_PER_CENT
+    assert micros_to_cents(cents_to_micros(cents)) == cents
+
+
+@given(amounts, amounts)
+def test_micros_to_cents_is_monotonic(a: int, b: int) -> None:
+    if a <= b:
+        assert micros_to_cents(a) <= micros_to_cents(b)
+
+
+@given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=999_999))
+def test_parse_dollars_is_exact(whole: int, fraction: int) -> None:
+    assert parse_dollars(f"{whole}.{fraction:06d}", field="amount") == whole * 1_000_000 + fraction
+
+
+@given(st.text(max_size=12))
+def test_parse_dollars_rejects_or_parses_exactly(text: str) -> None:
+    try:
+        micros = parse_dollars(text, field="amount")
+    except InvalidInput as exc:
+        assert exc.field == "amount"
+    else:
+        assert micros >= 0
+
+
+DOLLAR = 1_000_000
+
+
+class WalletMachine(RuleBasedStateMachine):
+    """Random life of one organization; every invariant is checked after every step."""
+
+    billing: InMemoryBilling
+    org: uuid.UUID
+    owner: Actor
+    platform: Actor
+
+    @initialize(daily_budget=st.one_of(st.none(), st.integers(min_value=1, max_value=30).map(lambda d: d * DOLLAR)),
+                plan=st.sampled_from(["starter", "pro"]))
+    def setup(self, daily_budget: int | None, plan: str) -> None:
+        self.billing = in_memory_billing(datetime(2026, 4, 1, 10, 0, tzinfo=UTC))
+        ctx = self.billing.ctx
+        org = services.organizations.create_organization(ctx, name="M", owner_user_id="o", owner_email="o@m.test")
+        self.org = org.id
+        _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="o", user_id="o")
+        _, svc = services.organizations.issue_token(ctx, organization_id=org.id, name="s",
+                                                    scopes=frozenset({Permission.USAGE_WRITE}))
+        self.owner = services.organizations.authenticate(ctx, secret)
+        self.platform = services.organizations.authenticate(ctx, svc)
+        services.subscriptions.subscribe_product(ctx, self.owner, organization_id=org.id, product="compute",
+                                                 project_id=None, start_date=datetime(2026, 1, 1, tzinfo=UTC))
+        services.payment_methods.attach(ctx, self.owner, organization_id=org.id,
+                                        provider_payment_method_id="pm_card_visa")
+        session = services.subscriptions.start_checkout(ctx, self.owner, organization_id=org.id, plan=plan,
+                                                        return_url="/x")
+        assert session.provider_session_id is not None
+        services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                                 provider_subscription_id="sub_m")
+        if daily_budget is not None:
+            services.settings.update_spend_management(
+                ctx, self.owner, organization_id=org.id,
+                spend=SpendManagement(enabled=True, daily_budget_micros=daily_budget))
+        self.events: list[str] = []
+        self.refunded: set[str] = set()
+        self.keys_seen = 0
+
+    @rule(dollars=st.integers(min_value=5, max_value=60))
+    def top_up(self, dollars: int) -> None:
+        services.wallet.add_credits(self.billing.ctx, self.owner, organization_id=self.org,
+                                    amount_micros=dollars * DOLLAR)
+
+    @rule(quantity=st.integers(min_value=1, max_value=400), replay=st.booleans())
+    def usage(self, quantity: int, replay: bool) -> None:
+        if replay and self.events:
+            event_id = self.events[-1]
+        else:
+            event_id = f"e{len(self.events)}-{quantity}"
+        outcome = services.metering.report_usage(self.billing.ctx, self.platform, organization_id=self.org,
+                                                 event_id=event_id, product="compute", quantity=quantity)
+        if outcome.allowed and not outcome.replayed:
+            self.events.append(event_id)
+
+    @rule(data=st.data())
+    def refund(self, data: st.DataObject) -> None:
+        assume(self.events)
+        event_id = data.draw(st.sampled_from(self.events))
+        outcome = services.metering.refund_usage(self.billing.ctx, self.platform, organization_id=self.org,
+                                                 event_id=event_id)
+        assert outcome.replayed == (event_id in self.refunded)
+        self.refunded.add(event_id)
+
+    @rule(dollars=st.integers(min_value=1, max_value=20))
+    def grant(self, dollars: int) -> None:
+        services.wallet.grant_credits(self.billing.ctx, organization_id=self.org, amount_micros=dollars * DOLLAR,
+                                      description="Promotional credits", idempotency_key=f"grant-{uuid.uuid4()}")
+
+    @rule()
+    def trial_ends(self) -> None:
+        ctx = self.billing.ctx
+        with ctx.uow() as uow:
+            sub = uow.plan_subscriptions.current(self.org)
+        assume(sub is not None and sub.status == SubscriptionStatus.TRIALING)
+        services.subscriptions.set_status(ctx, organization_id=self.org, status=SubscriptionStatus.ACTIVE)
+
+    @rule(hours=st.integers(min_value=1, max_value=72))
+    def time_passes(self, hours: int) -> None:
+        self.billing.clock.advance(timedelta(hours=hours))
+
+    @rule()
+    def close_last_month(self) -> None:
+        now = self.billing.clock.now()
+        last = (now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        services.invoicing.close_period(self.billing.ctx, period=last)
+
+    @invariant()
+    def ledger_reconciles(self) -> None:
+        if not hasattr(self, "org"):
+            return
+        report = services.wallet.reconcile(self.billing.ctx, organization_id=self.org)
+        assert report.clean, report
+
+    @invariant()
+    def limits_hold(self) -> None:
+        if not hasattr(self, "org"):
+            return
+        with self.billing.ctx.uow() as uow:
+            wallet = uow.wallets.get(self.org)
+        assert wallet.balance_micros >= -wallet.limits.credit_line_micros + wallet.limits.minimum_production_credit_micros
+        if wallet.limits.daily_budget_micros is not None:
+            assert wallet.spent_today_micros <= wallet.limits.daily_budget_micros
+
+    @invariant()
+    def every_key_applied_once(self) -> None:
+        if not hasattr(self, "org"):
+            return
+        keys = [tx.idempotency_key for tx in self.billing.store.ledger.values()]
+        assert len(keys) == len(set(keys))
+
+
+TestWalletMachine = WalletMachine.TestCase
+TestWalletMachine.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
+                                      suppress_health_check=[HealthCheck.too_slow])
