@@ -79,12 +79,15 @@ def test_parse_dollars_is_exact(whole: int, fraction: int) -> None:
 
 @given(st.text(max_size=12))
 def test_parse_dollars_rejects_or_parses_exactly(text: str) -> None:
+    field = None
     try:
         micros = parse_dollars(text, field="amount")
     except InvalidInput as exc:
-        assert exc.field == "amount"
+        field = exc.field
     else:
         assert micros >= 0
+        return
+    assert field == "amount"
 
 
 DOLLAR = 1_000_000
@@ -134,10 +137,7 @@ class WalletMachine(RuleBasedStateMachine):
 
     @rule(quantity=st.integers(min_value=1, max_value=400), replay=st.booleans())
     def usage(self, quantity: int, replay: bool) -> None:
-        if replay and self.events:
-            event_id = self.events[-1]
-        else:
-            event_id = f"e{len(self.events)}-{quantity}"
+        event_id = self.events[-1] if replay and self.events else f"e{len(self.events)}-{quantity}"
         outcome = services.metering.report_usage(self.billing.ctx, self.platform, organization_id=self.org,
                                                  event_id=event_id, product="compute", quantity=quantity)
         if outcome.allowed and not outcome.replayed:
@@ -188,7 +188,8 @@ class WalletMachine(RuleBasedStateMachine):
             return
         with self.billing.ctx.uow() as uow:
             wallet = uow.wallets.get(self.org)
-        assert wallet.balance_micros >= -wallet.limits.credit_line_micros + wallet.limits.minimum_production_credit_micros
+        floor = wallet.limits.minimum_production_credit_micros - wallet.limits.credit_line_micros
+        assert wallet.balance_micros >= floor
         if wallet.limits.daily_budget_micros is not None:
             assert wallet.spent_today_micros <= wallet.limits.daily_budget_micros
 
