@@ -171,6 +171,9 @@ class InMemoryOrganizationRepository(_Repo):
         return self.s.tokens.get(token_hash)
 
     def save_token(self, token: ApiToken) -> None:
+        stored = self.s.tokens.get(token.token_hash)
+        if stored is None or stored.organization_id != token.organization_id:
+            raise NotFound("token", token.id)
         self.j.set(self.s.tokens, token.token_hash, token)
 
 
@@ -286,6 +289,8 @@ class InMemoryPlanSubscriptionRepository(_Repo):
 
 class InMemoryProductSubscriptionRepository(_Repo):
     def add(self, subscription: ProductSubscription) -> None:
+        if subscription.id in self.s.product_subscriptions:
+            raise Conflict("subscription exists", code="duplicate")
         self.j.set(self.s.product_subscriptions, subscription.id, _copy(subscription))
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> ProductSubscription:
@@ -404,7 +409,8 @@ class InMemoryPaymentMethodRepository(_Repo):
         return None
 
     def add(self, method: PaymentMethod) -> None:
-        if self.by_provider_id(method.organization_id, method.provider_payment_method_id) is not None:
+        if (method.id in self.s.payment_methods
+                or self.by_provider_id(method.organization_id, method.provider_payment_method_id) is not None):
             raise Conflict("payment method already attached", code="duplicate")
         self.j.set(self.s.payment_methods, method.id, _copy(method))
 
@@ -440,6 +446,9 @@ class InMemorySettingsRepository(_Repo):
                       "tax registration", registration_id)
 
     def add_tax_registration(self, registration: TaxRegistration) -> None:
+        if registration.id in self.s.tax_registrations:
+            raise Conflict("this tax registration exists already", code="duplicate_tax_registration",
+                           field="value")
         for existing in self.s.tax_registrations.values():
             if (existing.organization_id, existing.country, existing.value) == (
                     registration.organization_id, registration.country, registration.value):
@@ -458,6 +467,8 @@ class InMemorySettingsRepository(_Repo):
 
 class InMemoryPaymentRepository(_Repo):
     def add(self, payment: Payment) -> None:
+        if payment.id in self.s.payments:
+            raise Conflict(f"payment {payment.id} exists", code="duplicate")
         self.j.set(self.s.payments, payment.id, _copy(payment))
 
     def get(self, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
@@ -481,6 +492,8 @@ class InMemoryPaymentRepository(_Repo):
 
 class InMemoryRefundRepository(_Repo):
     def add(self, request: RefundRequest) -> None:
+        if request.id in self.s.refunds:
+            raise Conflict(f"refund request {request.id} exists", code="duplicate")
         self.j.set(self.s.refunds, request.id, _copy(request))
 
     def list(self, organization_id: uuid.UUID) -> list[RefundRequest]:
@@ -491,6 +504,8 @@ class InMemoryRefundRepository(_Repo):
 
 class InMemoryCheckoutRepository(_Repo):
     def add(self, session: CheckoutSession) -> None:
+        if session.id in self.s.checkouts:
+            raise Conflict(f"checkout session {session.id} exists", code="duplicate")
         self.j.set(self.s.checkouts, session.id, _copy(session))
 
     def get(self, session_id: uuid.UUID) -> CheckoutSession:

@@ -1,0 +1,107 @@
+"""Engines for SQLite (the default, ``sqlite:///./billing.db``) and PostgreSQL (psycopg 3).
+
+SQLite: WAL journal (readers never block the writer), foreign keys on, a busy timeout, and every
+transaction opened with ``BEGIN IMMEDIATE`` so writers serialize at BEGIN instead of failing later
+when a reader tries to upgrade its lock. A unit of work usually reads before it writes, and in WAL
+mode that upgrade fails at once (``SQLITE_BUSY_SNAPSHOT``) if another writer committed in between;
+taking the write lock up front makes each unit of work a serializable critical section, which is
+what the debit hot path needs. Inside one process, writers also queue on a lock before BEGIN
+(cheaper and fairer than SQLite's sleeping busy handler); across processes the busy timeout waits.
+
+PostgreSQL: a pool sized for a threaded web server, pre-ping against dropped connections, and an
+optional ``schema`` placed first on the ``search_path`` (how tests keep runs apart).
+
+Nothing is created at import time: call :func:`make_engine` from the composition root.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+DEFAULT_URL = "sqlite:///./billing.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# The in-process writer queue of each SQLite engine.
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+def make_engine(url: str | URL = DEFAULT_URL, *, schema: str | None = None, echo: bool = False,
+                pool_size: int = 10, max_overflow: int = 20, sqlite_synchronous: str = "NORMAL",
+                **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the settings this adapter relies on.
+
+    ``schema`` (PostgreSQL only) is put first on the ``search_path`` of every connection.
+    ``sqlite_synchronous`` is SQLite's ``PRAGMA synchronous``; ``NORMAL`` in WAL mode survives a
+    process crash (only an OS crash or power loss may lose the last commits), ``FULL`` survives both.
+    Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if schema is not None:
+            raise ValueError("schema is a PostgreSQL option")
+        return _sqlite_engine(parsed, echo=echo, synchronous=sqlite_synchronous, **kwargs)
+    if backend == "postgresql":
+        if parsed.get_driver_name() not in ("psycopg", ""):
+            raise ValueError("PostgreSQL is supported through psycopg 3: use postgresql+psycopg://")
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return _postgres_engine(parsed, schema=schema, echo=echo, pool_size=pool_size,
+                                max_overflow=max_overflow, **kwargs)
+    raise ValueError(f"unsupported database backend {backend!r}: use sqlite:// or postgresql+psycopg://")
+
+
+def _sqlite_engine(url: URL, *, echo: bool, synchronous: str, **kwargs: Any) -> Engine:
+    if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"invalid PRAGMA synchronous value {synchronous!r}")
+    memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    engine = create_engine(url, echo=echo, **kwargs)
+    _WRITE_LOCKS[engine] = threading.RLock()
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's legacy mode would skip it for SELECTs).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Straight to the driver: this runs once per transaction, on the hot path.
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+
+    return engine
+
+
+def _postgres_engine(url: URL, *, schema: str | None, echo: bool, pool_size: int, max_overflow: int,
+                     **kwargs: Any) -> Engine:
+    connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
+    if schema is not None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"invalid schema name {schema!r}")
+        options = connect_args.get("options", "")
+        connect_args["options"] = f"{options} -csearch_path={schema}".strip()
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_recycle", 1800)
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
+                         connect_args=connect_args, **kwargs)
+
+
+def write_lock(engine: Engine) -> threading.RLock | None:
+    """The in-process lock SQLite writers queue on before ``BEGIN IMMEDIATE``; None for engines
+    not made by :func:`make_engine` and for PostgreSQL, whose row locks do the serializing."""
+    return _WRITE_LOCKS.get(engine)

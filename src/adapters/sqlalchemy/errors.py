@@ -1,0 +1,81 @@
+"""Driver and SQLAlchemy exceptions become the core's typed errors here, and only here.
+
+* unique violations → :class:`~billing_core.errors.Conflict` (``duplicate``)
+* foreign-key violations → :class:`~billing_core.errors.NotFound` (the referenced row is missing)
+* check / not-null violations, out-of-range numbers, malformed values → :class:`InvalidInput`
+* serialization failures, deadlocks, lock timeouts, a busy SQLite file → :class:`Conflict`
+  (``concurrent_update``): the caller may retry the whole unit of work
+* a :class:`~billing_core.errors.BillingError` raised while binding a parameter (for example a naive
+  datetime refused by :class:`~adapters.sqlalchemy.types.UtcDateTime`) comes out unwrapped.
+
+Anything else (the server is down, a bug in a statement) is left as it is: it is not the caller's
+input, and hiding it would make it harder to diagnose.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exc as sa_exc
+
+from billing_core.errors import BillingError, Conflict, InvalidInput, NotFound
+
+# PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html)
+_PG_UNIQUE = "23505"
+_PG_FOREIGN_KEY = "23503"
+_PG_RETRYABLE = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock not available
+_PG_IN_FAILED_TRANSACTION = "25P02"
+
+
+def translate(error: BaseException) -> BaseException:
+    """The typed error to raise for ``error`` (``raise translate(exc) from exc``), or ``error``
+    itself when it is not the caller's doing."""
+    if isinstance(error, OverflowError):
+        return InvalidInput("value", "a number is out of the storable range", code="out_of_range")
+    if not isinstance(error, sa_exc.StatementError):
+        return error
+    orig = error.orig
+    if isinstance(orig, BillingError):
+        return orig
+    if not isinstance(error, sa_exc.DBAPIError):
+        if isinstance(orig, OverflowError | ValueError | TypeError):
+            return InvalidInput("value", f"a value cannot be stored: {orig}", code="invalid_value")
+        return error
+    sqlstate = getattr(orig, "sqlstate", None)
+    message = str(orig)
+    if isinstance(error, sa_exc.IntegrityError):
+        constraint = _constraint_name(orig)
+        if sqlstate == _PG_UNIQUE or "UNIQUE constraint failed" in message:
+            return Conflict(f"duplicate value violates {constraint or 'a unique constraint'}", code="duplicate")
+        if sqlstate == _PG_FOREIGN_KEY or "FOREIGN KEY constraint failed" in message:
+            return NotFound("referenced row", constraint or "foreign key")
+        return InvalidInput(_column_name(orig) or "value", f"value violates {constraint or 'a constraint'}",
+                            code="constraint_violation")
+    if isinstance(error, sa_exc.DataError):
+        return InvalidInput(_column_name(orig) or "value", "a value is malformed or out of range",
+                            code="invalid_value")
+    if sqlstate in _PG_RETRYABLE or "database is locked" in message:
+        return Conflict("the data changed or is locked by a concurrent transaction; retry",
+                        code="concurrent_update")
+    if sqlstate == _PG_IN_FAILED_TRANSACTION:
+        return Conflict("an earlier statement of this unit of work failed; it must be rolled back",
+                        code="transaction_aborted")
+    return error
+
+
+def _constraint_name(orig: BaseException | None) -> str | None:
+    diag = getattr(orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if isinstance(name, str):
+        return name
+    text = str(orig)
+    return text.split("failed:", 1)[1].strip() if "failed:" in text else None
+
+
+def _column_name(orig: BaseException | None) -> str | None:
+    diag = getattr(orig, "diag", None)
+    name = getattr(diag, "column_name", None)
+    if isinstance(name, str):
+        return name
+    text = str(orig)
+    if "NOT NULL constraint failed:" in text:
+        return text.rsplit(".", 1)[-1].strip()
+    return None

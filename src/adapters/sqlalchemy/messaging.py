@@ -1,0 +1,76 @@
+"""The transactional outbox, the inbound-event inbox and stored HTTP idempotent responses.
+
+All three detect duplicates by the write (``INSERT ... ON CONFLICT DO NOTHING``), never by a read
+first. :meth:`SqlAlchemyOutboxRepository.due` takes ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+several dispatchers share the queue without handing out a message twice; on SQLite the unit of
+work's write lock already makes dispatchers take turns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+
+from adapters.sqlalchemy import rows
+from adapters.sqlalchemy.base import SqlAlchemyRepository
+from adapters.sqlalchemy.tables import idempotency_responses, inbox_events, outbox_messages, pending_outbox
+from billing_core.errors import NotFound
+from billing_core.outbox import OutboxMessage
+from billing_core.ports import StoredResponse
+
+_o, _r = outbox_messages.c, idempotency_responses.c
+
+
+class SqlAlchemyOutboxRepository(SqlAlchemyRepository):
+    def add(self, message: OutboxMessage) -> bool:
+        result = self._execute(self._insert(outbox_messages).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                               rows.outbox_values(message))
+        return bool(result.rowcount)
+
+    def due(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
+        query = (select(outbox_messages)
+                 .where(pending_outbox, or_(_o.next_attempt_at.is_(None), _o.next_attempt_at <= now))
+                 .order_by(_o.created_at, _o.id).limit(limit))
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        return [rows.outbox_from_row(row) for row in self._execute(query)]
+
+    def save(self, message: OutboxMessage) -> None:
+        values = rows.outbox_values(message)
+        del values["id"]
+        with self._guarded():
+            result = self._execute(update(outbox_messages).where(_o.id == message.id).values(values))
+        if result.rowcount == 0:
+            raise NotFound("outbox message", message.id)
+
+    def list(self, *, status: str | None = None, organization_id: uuid.UUID | None = None,
+             limit: int = 100) -> list[OutboxMessage]:
+        query = select(outbox_messages)
+        if status is not None:
+            query = query.where(_o.status == str(status))
+        if organization_id is not None:
+            query = query.where(_o.organization_id == organization_id)
+        query = query.order_by(_o.created_at, _o.id).limit(limit)
+        return [rows.outbox_from_row(row) for row in self._execute(query)]
+
+
+class SqlAlchemyInboxRepository(SqlAlchemyRepository):
+    def remember(self, source: str, event_id: str, received_at: datetime) -> bool:
+        result = self._execute(
+            self._insert(inbox_events).on_conflict_do_nothing(index_elements=["source", "event_id"]),
+            {"source": source, "event_id": event_id, "received_at": received_at})
+        return bool(result.rowcount)
+
+
+class SqlAlchemyIdempotencyRepository(SqlAlchemyRepository):
+    def get(self, scope: str, key: str) -> StoredResponse | None:
+        row = self._execute(select(idempotency_responses).where(_r.scope == scope, _r.key == key)).first()
+        return None if row is None else rows.stored_response_from_row(row)
+
+    def put(self, response: StoredResponse) -> bool:
+        result = self._execute(
+            self._insert(idempotency_responses).on_conflict_do_nothing(index_elements=["scope", "key"]),
+            rows.stored_response_values(response))
+        return bool(result.rowcount)

@@ -1,0 +1,107 @@
+"""Payment methods on file, payments and refund requests."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, select, update
+
+from adapters.sqlalchemy import rows
+from adapters.sqlalchemy.base import SqlAlchemyRepository
+from adapters.sqlalchemy.tables import payment_methods, payments, refund_requests
+from billing_core.errors import Conflict, NotFound
+from billing_core.payments import Payment, PaymentMethod
+from billing_core.ports import Page
+from billing_core.refund_policy import RefundRequest
+
+_m, _p, _r = payment_methods.c, payments.c, refund_requests.c
+
+
+class SqlAlchemyPaymentMethodRepository(SqlAlchemyRepository):
+    def list(self, organization_id: uuid.UUID) -> list[PaymentMethod]:
+        query = (select(payment_methods).where(_m.organization_id == organization_id)
+                 .order_by(_m.is_default.desc(), _m.created_at.desc().nulls_last(), _m.id))
+        return [rows.payment_method_from_row(row) for row in self._execute(query)]
+
+    def get(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> PaymentMethod:
+        row = self._execute(select(payment_methods).where(_m.id == payment_method_id,
+                                                          _m.organization_id == organization_id)).first()
+        if row is None:
+            raise NotFound("payment method", payment_method_id)
+        return rows.payment_method_from_row(row)
+
+    def by_provider_id(self, organization_id: uuid.UUID, provider_payment_method_id: str) -> PaymentMethod | None:
+        row = self._execute(select(payment_methods).where(
+            _m.organization_id == organization_id,
+            _m.provider_payment_method_id == provider_payment_method_id)).first()
+        return None if row is None else rows.payment_method_from_row(row)
+
+    def add(self, method: PaymentMethod) -> None:
+        with self._guarded():
+            result = self._execute(self._insert(payment_methods).on_conflict_do_nothing(),
+                                   rows.payment_method_values(method))
+        if result.rowcount == 0:
+            raise Conflict("payment method already attached", code="duplicate")
+
+    def save(self, method: PaymentMethod) -> None:
+        values = rows.payment_method_values(method)
+        del values["id"], values["organization_id"]
+        with self._guarded():
+            result = self._execute(update(payment_methods).where(
+                _m.id == method.id, _m.organization_id == method.organization_id).values(values))
+        if result.rowcount == 0:
+            raise NotFound("payment method", method.id)
+
+    def remove(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> None:
+        result = self._execute(delete(payment_methods).where(_m.id == payment_method_id,
+                                                             _m.organization_id == organization_id))
+        if result.rowcount == 0:
+            raise NotFound("payment method", payment_method_id)
+
+
+class SqlAlchemyPaymentRepository(SqlAlchemyRepository):
+    def add(self, payment: Payment) -> None:
+        with self._guarded():
+            result = self._execute(self._insert(payments).on_conflict_do_nothing(index_elements=["id"]),
+                                   rows.payment_values(payment))
+        if result.rowcount == 0:
+            raise Conflict(f"payment {payment.id} exists", code="duplicate")
+
+    def get(self, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
+        row = self._execute(select(payments).where(_p.id == payment_id, _p.organization_id == organization_id)).first()
+        if row is None:
+            raise NotFound("payment", payment_id)
+        return rows.payment_from_row(row)
+
+    def by_provider_id(self, provider_payment_id: str) -> Payment | None:
+        row = self._execute(select(payments).where(_p.provider_payment_id == provider_payment_id)
+                            .order_by(_p.created_at, _p.id).limit(1)).first()
+        return None if row is None else rows.payment_from_row(row)
+
+    def save(self, payment: Payment) -> None:
+        values = rows.payment_values(payment)
+        del values["id"], values["organization_id"]
+        with self._guarded():
+            result = self._execute(update(payments).where(
+                _p.id == payment.id, _p.organization_id == payment.organization_id).values(values))
+        if result.rowcount == 0:
+            raise NotFound("payment", payment.id)
+
+    def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Payment]:
+        query = (select(payments).where(_p.organization_id == organization_id)
+                 .order_by(_p.created_at.desc(), _p.id.desc()))
+        return self._page(query, rows.payment_from_row, limit, cursor)
+
+
+class SqlAlchemyRefundRepository(SqlAlchemyRepository):
+    def add(self, request: RefundRequest) -> None:
+        with self._guarded():
+            result = self._execute(self._insert(refund_requests).on_conflict_do_nothing(index_elements=["id"]),
+                                   rows.refund_values(request))
+        if result.rowcount == 0:
+            raise Conflict(f"refund request {request.id} exists", code="duplicate")
+
+    def list(self, organization_id: uuid.UUID) -> list[RefundRequest]:
+        query = (select(refund_requests).where(_r.organization_id == organization_id)
+                 .order_by(_r.created_at.desc(), _r.id.desc()))
+        return [rows.refund_from_row(row) for row in self._execute(query)]

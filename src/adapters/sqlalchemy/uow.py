@@ -1,0 +1,170 @@
+"""The unit of work: one database transaction over every repository.
+
+Entering the ``with`` block checks a connection out of the engine's pool; the transaction starts
+with the first statement (on SQLite as ``BEGIN IMMEDIATE``, after queueing on the engine's
+in-process writer lock). :meth:`commit` commits and the next statement starts a new transaction;
+leaving the block rolls back whatever was not committed and returns the connection.
+Repositories never commit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import NoReturn, Self
+
+from sqlalchemy import Connection, Engine, Executable
+from sqlalchemy import exc as sa_exc
+
+from adapters.sqlalchemy.base import AnyResult, Params
+from adapters.sqlalchemy.checkouts import SqlAlchemyCheckoutRepository
+from adapters.sqlalchemy.engine import write_lock
+from adapters.sqlalchemy.errors import translate
+from adapters.sqlalchemy.invoices import SqlAlchemyInvoiceRepository
+from adapters.sqlalchemy.messaging import (
+    SqlAlchemyIdempotencyRepository,
+    SqlAlchemyInboxRepository,
+    SqlAlchemyOutboxRepository,
+)
+from adapters.sqlalchemy.organizations import SqlAlchemyOrganizationRepository
+from adapters.sqlalchemy.payments import (
+    SqlAlchemyPaymentMethodRepository,
+    SqlAlchemyPaymentRepository,
+    SqlAlchemyRefundRepository,
+)
+from adapters.sqlalchemy.settings import SqlAlchemySettingsRepository
+from adapters.sqlalchemy.subscriptions import (
+    SqlAlchemyPlanSubscriptionRepository,
+    SqlAlchemyProductSubscriptionRepository,
+)
+from adapters.sqlalchemy.usage import SqlAlchemyUsageRepository
+from adapters.sqlalchemy.wallets import SqlAlchemyLedgerRepository, SqlAlchemyWalletRepository
+
+
+class SqlAlchemyUnitOfWork:
+    """A :class:`~billing_core.ports.UnitOfWork` on a SQLAlchemy engine. Records ``committed``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.committed = False
+        self._connection: Connection | None = None
+        self._in_transaction = False
+        self._writer_lock: threading.RLock | None = write_lock(engine)
+        self._holds_lock = False
+        self.organizations = SqlAlchemyOrganizationRepository(self)
+        self.wallets = SqlAlchemyWalletRepository(self)
+        self.ledger = SqlAlchemyLedgerRepository(self)
+        self.plan_subscriptions = SqlAlchemyPlanSubscriptionRepository(self)
+        self.product_subscriptions = SqlAlchemyProductSubscriptionRepository(self)
+        self.usage = SqlAlchemyUsageRepository(self)
+        self.invoices = SqlAlchemyInvoiceRepository(self)
+        self.payment_methods = SqlAlchemyPaymentMethodRepository(self)
+        self.settings = SqlAlchemySettingsRepository(self)
+        self.payments = SqlAlchemyPaymentRepository(self)
+        self.refunds = SqlAlchemyRefundRepository(self)
+        self.checkouts = SqlAlchemyCheckoutRepository(self)
+        self.outbox = SqlAlchemyOutboxRepository(self)
+        self.inbox = SqlAlchemyInboxRepository(self)
+        self.idempotency = SqlAlchemyIdempotencyRepository(self)
+
+    # ------------------------------------------------------------------ context
+
+    def __enter__(self) -> Self:
+        if self._connection is not None:
+            raise RuntimeError("unit of work is already in use")
+        self._connection = self.engine.connect()
+        self.committed = False
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        connection = self._connection
+        try:
+            self.rollback()
+        except Exception:
+            if exc is None:
+                raise
+            # The block already failed (often the connection itself): let that error through.
+        finally:
+            self._connection = None
+            try:
+                if connection is not None:
+                    connection.close()
+            finally:
+                self._release()
+
+    def commit(self) -> None:
+        connection = self._active()
+        if self._in_transaction:
+            try:
+                connection.commit()
+            except sa_exc.StatementError as error:
+                _reraise(error)
+            finally:
+                self._in_transaction = False
+                self._release()
+        self.committed = True
+
+    def rollback(self) -> None:
+        connection = self._connection
+        if connection is not None and self._in_transaction:
+            try:
+                connection.rollback()
+            finally:
+                self._in_transaction = False
+                self._release()
+
+    # ------------------------------------------------------------------ for repositories
+
+    def execute(self, statement: Executable, params: Params = None) -> AnyResult:
+        """Run ``statement`` in this unit of work's transaction, starting it if needed."""
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("use the unit of work inside its `with` block")
+        if not self._in_transaction:
+            self._begin()
+        try:
+            return connection.execute(statement, params)
+        except (sa_exc.StatementError, OverflowError) as error:
+            _reraise(error)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an exception inside rolls back only what was done inside."""
+        connection = self._active()
+        if not self._in_transaction:
+            self._begin()
+        with connection.begin_nested():
+            yield
+
+    def _active(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("use the unit of work inside its `with` block")
+        return self._connection
+
+    def _begin(self) -> None:
+        if self._writer_lock is not None and not self._holds_lock:
+            self._writer_lock.acquire()
+            self._holds_lock = True
+        self._in_transaction = True
+
+    def _release(self) -> None:
+        if self._holds_lock:
+            self._holds_lock = False
+            assert self._writer_lock is not None
+            self._writer_lock.release()
+
+
+def _reraise(error: BaseException) -> NoReturn:
+    typed = translate(error)
+    if typed is error:
+        raise error
+    raise typed from error
+
+
+def sqlalchemy_uow_factory(engine: Engine) -> Callable[[], SqlAlchemyUnitOfWork]:
+    """A factory of units of work on one engine: what services take as ``uow``."""
+    return lambda: SqlAlchemyUnitOfWork(engine)

@@ -1,0 +1,69 @@
+"""Usage events (unique per organization and event id) and their hourly buckets.
+
+An event is stored with ``INSERT ... ON CONFLICT DO NOTHING``: a replayed id inserts nothing and
+changes nothing else. Its bucket is upserted among the *open* (uninvoiced) buckets, which a partial
+unique index keys on (organization, project or nil, product, hour): an invoiced bucket is never
+matched, so late usage for an invoiced hour opens a new bucket instead of changing the invoice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, update
+
+from adapters.sqlalchemy import rows
+from adapters.sqlalchemy.base import SqlAlchemyRepository
+from adapters.sqlalchemy.tables import OPEN_BUCKET_KEY, open_bucket_where, usage_buckets, usage_events
+from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
+
+_b, _e = usage_buckets.c, usage_events.c
+
+
+class SqlAlchemyUsageRepository(SqlAlchemyRepository):
+    def record(self, event: UsageEvent) -> bool:
+        inserted = self._execute(
+            self._insert(usage_events).on_conflict_do_nothing(index_elements=["organization_id", "event_id"]),
+            rows.usage_event_values(event)).rowcount
+        if inserted == 0:
+            return False
+        statement = self._insert(usage_buckets)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(OPEN_BUCKET_KEY), index_where=open_bucket_where,
+            set_={"quantity": _b.quantity + statement.excluded.quantity,
+                  "amount_micros": _b.amount_micros + statement.excluded.amount_micros})
+        self._execute(statement, {
+            "organization_id": event.organization_id, "project_id": event.project_id,
+            "project_key": rows.project_key(event.project_id), "product_id": event.product_id,
+            "hour": truncate_to_hour(event.occurred_at), "quantity": event.quantity,
+            "amount_micros": event.amount_micros, "invoice_id": None})
+        return True
+
+    def get_event(self, organization_id: uuid.UUID, event_id: str) -> UsageEvent | None:
+        row = self._execute(select(usage_events).where(_e.organization_id == organization_id,
+                                                       _e.event_id == event_id)).first()
+        return None if row is None else rows.usage_event_from_row(row)
+
+    def _select(self, *conditions: ColumnElement[Any]) -> list[HourlyUsage]:
+        found = [rows.bucket_from_row(row) for row in self._execute(select(usage_buckets).where(*conditions))]
+        found.sort(key=rows.bucket_order)
+        return found
+
+    def buckets(self, organization_id: uuid.UUID, start: datetime, end: datetime) -> list[HourlyUsage]:
+        return self._select(_b.organization_id == organization_id, _b.hour >= start, _b.hour < end)
+
+    def uninvoiced(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
+        return self._select(_b.organization_id == organization_id, _b.invoice_id.is_(None), _b.hour < before)
+
+    def mark_invoiced(self, organization_id: uuid.UUID, before: datetime, invoice_id: uuid.UUID) -> int:
+        result = self._execute(update(usage_buckets).where(
+            _b.organization_id == organization_id, _b.invoice_id.is_(None), _b.hour < before,
+        ).values(invoice_id=invoice_id))
+        return int(result.rowcount)
+
+    def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
+        query = (select(_b.organization_id).where(_b.invoice_id.is_(None), _b.hour < before).distinct()
+                 .order_by(_b.organization_id))
+        return list(self._execute(query).scalars())

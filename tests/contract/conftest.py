@@ -1,0 +1,85 @@
+"""The ``storage`` fixture: every contract test runs against the in-memory fake, SQLAlchemy on a
+SQLite file and SQLAlchemy on PostgreSQL (when ``BILLING_TEST_DATABASE_URL`` is set).
+
+SQLite: the migrations run once per session into a template file; each test gets a copy.
+PostgreSQL: the migrations run once per session into a schema of its own; each test starts with
+the tables emptied, and the schema is dropped at the end of the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from adapters.sqlalchemy import make_engine, migrate
+from tests.storage_support import (
+    POSTGRES_SKIP_REASON,
+    StorageBackend,
+    clear_tables,
+    copy_sqlite,
+    memory_backend,
+    migrated_sqlite_template,
+    postgres_schema,
+    postgres_url,
+    require_postgres_url,
+    sql_backend,
+)
+
+
+def pytest_report_header() -> str:
+    if postgres_url() is None:
+        return f"storage contract: memory, sqlite — {POSTGRES_SKIP_REASON}"
+    return "storage contract: memory, sqlite, postgresql"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    url = require_postgres_url()
+    with postgres_schema(url) as schema:
+        engine = make_engine(url, schema=schema)
+        try:
+            migrate(engine)
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
+    kind = request.param
+    if kind == "memory":
+        yield memory_backend()
+    elif kind == "sqlite":
+        engine = copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "billing.db")
+        try:
+            yield sql_backend("sqlite", engine)
+        finally:
+            engine.dispose()
+    else:
+        engine = request.getfixturevalue("postgres_engine")
+        clear_tables(engine)
+        yield sql_backend("postgresql", engine)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def sql_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
+    """Only the SQL backends: for behaviour the in-memory fake has no counterpart of (driver
+    errors, foreign keys, savepoints)."""
+    if request.param == "sqlite":
+        engine = copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "billing.db")
+        try:
+            yield sql_backend("sqlite", engine)
+        finally:
+            engine.dispose()
+    else:
+        engine = request.getfixturevalue("postgres_engine")
+        clear_tables(engine)
+        yield sql_backend("postgresql", engine)

@@ -1,0 +1,105 @@
+"""The shipped Alembic migrations create exactly the schema of ``adapters.sqlalchemy.tables``."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import main as alembic_main
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import BigInteger, Column, Engine, MetaData, inspect, text
+
+from adapters.sqlalchemy import make_engine, migrate
+from adapters.sqlalchemy.schema import MIGRATIONS, alembic_config, current_revision, downgrade, head_revision
+from adapters.sqlalchemy.tables import metadata
+from tests.storage_support import migrated_engine
+
+ALEMBIC_INI = MIGRATIONS.parent / "alembic.ini"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    yield from migrated_engine(request.param, tmp_path)
+
+
+def _diffs(engine: Engine, target: MetaData) -> list[object]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                               "compare_server_default": True})
+        return list(compare_metadata(context, target))
+
+
+def test_the_migrated_schema_has_no_drift_from_the_tables(engine: Engine) -> None:
+    assert _diffs(engine, metadata) == []
+    assert current_revision(engine) == head_revision()
+
+
+def test_the_drift_check_would_notice_a_change(engine: Engine) -> None:
+    changed = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["wallets"].append_column(Column("surprise_micros", BigInteger, nullable=True))
+    diffs = _diffs(engine, changed)
+    assert len(diffs) == 1 and "surprise_micros" in str(diffs[0])
+
+
+def test_migrate_is_idempotent_and_downgrade_round_trips(engine: Engine) -> None:
+    migrate(engine)
+    downgrade(engine, "base")
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    assert current_revision(engine) is None
+    migrate(engine)
+    assert _diffs(engine, metadata) == []
+
+
+def test_open_usage_buckets_are_unique_only_while_uninvoiced(engine: Engine) -> None:
+    indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("usage_buckets")}
+    open_bucket = indexes["uq_usage_buckets_open"]
+    assert open_bucket["unique"]
+    assert open_bucket["column_names"] == ["organization_id", "project_key", "product_id", "hour"]
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            definition = connection.execute(text(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_usage_buckets_open' "
+                "AND schemaname = current_schema()")).scalar_one()
+        else:
+            definition = connection.execute(text(
+                "SELECT sql FROM sqlite_master WHERE name = 'uq_usage_buckets_open'")).scalar_one()
+    assert "WHERE" in definition and "invoice_id IS NULL" in definition
+
+
+def test_money_columns_are_64_bit_integers(engine: Engine) -> None:
+    inspector = inspect(engine)
+    for table in ("wallets", "ledger_postings", "invoices", "payments", "usage_buckets"):
+        for column in inspector.get_columns(table):
+            if column["name"].endswith(("_micros", "_cents")):
+                assert str(column["type"]).upper() == "BIGINT", (table, column)
+
+
+def test_the_url_form_and_the_cli_ini_migrate_a_sqlite_file(tmp_path: Path) -> None:
+    by_url = f"sqlite:///{tmp_path / 'by-url.db'}"
+    migrate(by_url)
+    assert current_revision(by_url) == head_revision()
+    by_cli = f"sqlite:///{tmp_path / 'by-cli.db'}"
+    alembic_main(["-c", str(ALEMBIC_INI), "-x", f"url={by_cli}", "upgrade", "head"])
+    cli_engine = make_engine(by_cli)
+    try:
+        assert _diffs(cli_engine, metadata) == []
+    finally:
+        cli_engine.dispose()
+
+
+def test_offline_mode_renders_postgresql_ddl() -> None:
+    buffer = io.StringIO()
+    config = alembic_config()
+    config.output_buffer = buffer
+    config.set_main_option("sqlalchemy.url", "postgresql+psycopg://localhost/offline")
+    command.upgrade(config, "head", sql=True)
+    ddl = buffer.getvalue()
+    assert "CREATE TABLE wallets" in ddl
+    assert "CREATE UNIQUE INDEX uq_usage_buckets_open" in ddl and "WHERE invoice_id IS NULL" in ddl
+    assert "TIMESTAMP WITH TIME ZONE" in ddl and "BIGSERIAL" in ddl
