@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 import msgspec
 
+from billing_core.errors import InvalidInput
 from billing_core.ledger import Account, LedgerTransaction
 
 
@@ -64,26 +65,47 @@ class SpendCounters(msgspec.Struct, frozen=True):
 
 
 def counters_at(wallet: WalletAccount, now: datetime) -> SpendCounters:
-    """The spend counters as seen at ``now`` (UTC), rolling over days and months that have passed."""
+    """The spend counters as seen at ``now`` (UTC), rolling over days and months that have passed.
+
+    A request that started before midnight may commit after one of the new day; seen from its own
+    ``now``, the stored "today" is tomorrow and the stored "yesterday" is its today.
+    """
     today = now.date()
-    if wallet.spend_day == today:
+    day = wallet.spend_day
+    spent_today = spent_yesterday = 0
+    if day == today:
         spent_today, spent_yesterday = wallet.spent_today_micros, wallet.spent_yesterday_micros
-    elif wallet.spend_day is not None and (today - wallet.spend_day).days == 1:
-        spent_today, spent_yesterday = 0, wallet.spent_today_micros
-    else:
-        spent_today, spent_yesterday = 0, 0
+    elif day is not None and (today - day).days == 1:
+        spent_yesterday = wallet.spent_today_micros
+    elif day is not None and (day - today).days == 1:
+        spent_today = wallet.spent_yesterday_micros
     spent_month = wallet.spent_month_micros if wallet.spend_month == month_key(today) else 0
     return SpendCounters(spent_today, spent_yesterday, spent_month)
 
 
 def apply_spend(wallet: WalletAccount, amount_micros: int, now: datetime) -> None:
-    """Add usage spend to the counters at ``now`` (after rolling them over)."""
-    counters = counters_at(wallet, now)
-    wallet.spend_day = now.date()
-    wallet.spent_today_micros = counters.today + amount_micros
-    wallet.spent_yesterday_micros = counters.yesterday
-    wallet.spend_month = month_key(now.date())
-    wallet.spent_month_micros = counters.month + amount_micros
+    """Add usage spend to the counters at ``now``, never moving them back in time: a late debit
+    from before midnight is booked on yesterday's counter (and on last month's, which is gone)."""
+    today = now.date()
+    if wallet.spend_day is not None and today < wallet.spend_day:
+        if (wallet.spend_day - today).days == 1:
+            wallet.spent_yesterday_micros += amount_micros
+    else:
+        counters = counters_at(wallet, now)
+        wallet.spend_day = today
+        wallet.spent_today_micros = counters.today + amount_micros
+        wallet.spent_yesterday_micros = counters.yesterday
+    month = month_key(today)
+    if wallet.spend_month is None or month > wallet.spend_month:
+        wallet.spend_month, wallet.spent_month_micros = month, amount_micros
+    elif month == wallet.spend_month:
+        wallet.spent_month_micros += amount_micros
+
+
+def check_debit(amount_micros: int, tx: LedgerTransaction) -> None:
+    """A debit's amount is exactly what its transaction takes off the credit balance."""
+    if type(amount_micros) is not int or amount_micros < 0 or -tx.balance_delta != amount_micros:
+        raise InvalidInput("amount_micros", "the debit amount must equal what its transaction takes off the balance")
 
 
 def apply_transaction(wallet: WalletAccount, tx: LedgerTransaction) -> LedgerTransaction:

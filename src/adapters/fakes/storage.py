@@ -32,7 +32,14 @@ from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest
 from billing_core.spend_guard import Decision, decide
 from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
-from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount, apply_spend, apply_transaction
+from billing_core.wallet import (
+    SpendLimits,
+    SubscriptionGate,
+    WalletAccount,
+    apply_spend,
+    apply_transaction,
+    check_debit,
+)
 
 T = TypeVar("T")
 _MISSING = object()
@@ -212,6 +219,7 @@ class InMemoryWalletRepository(_Repo):
         if tx.organization_id != organization_id:
             raise InvalidInput("organization_id", "transaction belongs to another organization")
         check_balanced(tx)
+        check_debit(amount_micros, tx)
         first = self.s.ledger_keys.get((organization_id, tx.idempotency_key))
         if first is not None:
             return DebitOutcome(decision=Decision(allowed=True), transaction=self.s.ledger[first],

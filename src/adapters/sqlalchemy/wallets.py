@@ -36,7 +36,14 @@ from billing_core.errors import Conflict, InvalidInput, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
 from billing_core.ports import DebitOutcome, Page, Posted
 from billing_core.spend_guard import Decision, decide
-from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount, apply_spend, apply_transaction
+from billing_core.wallet import (
+    SpendLimits,
+    SubscriptionGate,
+    WalletAccount,
+    apply_spend,
+    apply_transaction,
+    check_debit,
+)
 
 _w, _t, _p = wallets.c, ledger_transactions.c, ledger_postings.c
 _Rows = list[AnyRow]
@@ -103,6 +110,7 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
               tx: LedgerTransaction) -> DebitOutcome:
         _check_same_organization(organization_id, tx)
         check_balanced(tx)
+        check_debit(amount_micros, tx)
         row = self._lock(organization_id)
         wallet = rows.wallet_from_row(row)
         decision = decide(wallet, amount_micros, now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -30,6 +30,8 @@ from billing_core.ports import (
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email
 from billing_core.services.wallet import run_auto_recharge
+
+CLAIM_LEASE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +52,12 @@ def dispatch(ctx: BillingContext, deliverers: Deliverers, *, limit: int = 100) -
     now = ctx.clock.now()
     with ctx.uow() as uow:
         due = uow.outbox.due(now, limit)
+        # Claim what we took: pushed past a lease, the messages are not due for another dispatcher
+        # while we deliver them, and come back by themselves if this one dies.
+        for message in due:
+            message.next_attempt_at = now + CLAIM_LEASE
+            uow.outbox.save(message)
+        uow.commit()
     report = DispatchReport()
     for message in due:
         try:
