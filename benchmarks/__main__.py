@@ -7,7 +7,7 @@ import sys
 
 from benchmarks.harness import CaseResult, print_table, write_results
 
-CASES = ["bench_core"]
+CASES = ["bench_core", "bench_storage_debit"]
 
 
 def main(argv: list[str]) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from adapters.fakes.clock import FixedClock
-from billing_core import NotFound, Permission, Role, services
+from billing_core import Actor, NotFound, Permission, Role, SubscriptionStatus, services
 from billing_core.billing_settings import InvoiceAddress, SpendManagement
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers
@@ -102,7 +102,7 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
     while day < real_now - timedelta(hours=6):
         if not trial_over and day >= start + timedelta(days=14):
             services.subscriptions.apply_provider_status(past, provider_subscription_id=sub_id,
-                                                         status=services.subscriptions.SubscriptionStatus.ACTIVE,
+                                                         status=SubscriptionStatus.ACTIVE,
                                                          current_period_start=day,
                                                          current_period_end=day + timedelta(days=30))
             services.wallet.purchase_pack(past, ada, organization_id=org.id, pack_dollars=25)
@@ -125,7 +125,7 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
             services.invoicing.close_period(past, period=period, organization_id=org.id)
             if trial_over:
                 services.subscriptions.apply_provider_status(
-                    past, provider_subscription_id=sub_id, status=services.subscriptions.SubscriptionStatus.ACTIVE,
+                    past, provider_subscription_id=sub_id, status=SubscriptionStatus.ACTIVE,
                     current_period_start=day, current_period_end=day + timedelta(days=30))
         day += timedelta(days=1)
     clock.set(min(day, real_now))
@@ -136,7 +136,7 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
     say(f"seeded {event} usage events")
 
 
-def _actor(ctx: BillingContext, organization_id: uuid.UUID, user_id: str) -> services.organizations.Actor:
+def _actor(ctx: BillingContext, organization_id: uuid.UUID, user_id: str) -> Actor:
     _, secret = services.organizations.issue_token(ctx, organization_id=organization_id, name="seed",
                                                    user_id=user_id)
     return services.organizations.authenticate(ctx, secret)

@@ -10,11 +10,14 @@ import os
 import sys
 import time
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from billing_core import BillingError, services
+
+if TYPE_CHECKING:
+    from entrypoints.container import Container
 
 app = typer.Typer(help="billing-core: billing engine for developer platforms.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -23,7 +26,7 @@ HostOption = Annotated[str, typer.Option(help="Interface to bind.")]
 PortOption = Annotated[int, typer.Option(help="TCP port.")]
 
 
-def _container():  # type: ignore[no-untyped-def]  # the container type is dependency-injector's
+def _container() -> Container:
     from entrypoints.container import Container
 
     return Container()
@@ -77,7 +80,7 @@ def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     credentials = seed_demo(container.billing_context(), container.deliverers(),
                             progress=lambda msg: typer.echo(f"  demo: {msg}", err=True))
     url = f"http://{host}:{port}"
-    typer.echo(f"billing-core is serving at {url}  (API docs: {url}/schema, OpenAPI: {url}/openapi.json)")
+    typer.echo(f"billing-core is serving at {url}  (console: {url}/console/, OpenAPI: {url}/openapi.json)")
     typer.echo(f"demo organization: {credentials.organization_id}")
     for role in ("primary-owner", "owner", "member"):
         typer.echo(f"{role} token: {credentials.tokens[role]}")
