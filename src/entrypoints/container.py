@@ -1,0 +1,277 @@
+"""The composition root: the one place that chooses adapters, from ``BILLING_*`` environment variables.
+
+Nothing is built at import time. :class:`Container` holds providers only; the first call of a
+provider builds its adapter (engines, SDK clients and API keys included). Tests swap adapters with
+``container.<provider>.override(...)``; they never patch modules.
+
+Defaults run offline: SQLite storage, the in-memory payment provider, local PDF invoices and
+``.eml`` files instead of mail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from dependency_injector import containers, providers
+
+from adapters.fakes import InMemoryPaymentProvider, InMemoryStore, SystemClock
+from adapters.fakes.storage import in_memory_uow_factory
+from billing_core.catalog import Catalog, load_catalog
+from billing_core.ports import Clock, LegalInvoicing, Mailer, PaymentProvider, TaxIdVerifier, UnitOfWorkFactory
+from billing_core.services.context import BillingContext, BillingPolicy
+from billing_core.services.dispatch import Deliverers
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from billing_core.ports import WebhookSender
+
+STORAGE_BACKENDS = ("sqlalchemy", "memory")
+ENVIRONMENTS = ("development", "test", "production")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+class ConfigurationError(ValueError):
+    """A ``BILLING_*`` variable holds a value the service cannot run with."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the service reads from its environment. Secrets stay out of ``repr``."""
+
+    env: str = "development"
+    database_url: str = "sqlite:///./billing.db"
+    storage: str = "sqlalchemy"
+    data_dir: Path = Path("./var")
+    public_base_url: str | None = None
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    easybill_api_key: str | None = None
+    easybill_base_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    mail_from: str = "billing@localhost"
+    allow_private_webhook_urls: bool = False
+    demo: bool = False
+    """Seed the demo organization when the HTTP app starts (never in production)."""
+
+    def __repr__(self) -> str:
+        return (f"Settings(env={self.env!r}, storage={self.storage!r}, "
+                f"database_url={_redact_url(self.database_url)!r}, "
+                f"stripe={'on' if self.stripe_api_key else 'offline'}, "
+                f"easybill={'on' if self.easybill_api_key else 'local'}, smtp={self.smtp_host or 'console'!r})")
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def offline_payments(self) -> bool:
+        return not self.stripe_api_key
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return scheme + sep + rest
+
+
+def _text(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the ``BILLING_*`` variables (``os.environ`` unless given)."""
+    env = os.environ if environ is None else environ
+    storage = (_text(env, "BILLING_STORAGE") or "sqlalchemy").lower()
+    if storage not in STORAGE_BACKENDS:
+        raise ConfigurationError(f"BILLING_STORAGE must be one of {', '.join(STORAGE_BACKENDS)}, not {storage!r}")
+    environment = (_text(env, "BILLING_ENV") or "development").lower()
+    if environment not in ENVIRONMENTS:
+        raise ConfigurationError(f"BILLING_ENV must be one of {', '.join(ENVIRONMENTS)}, not {environment!r}")
+    port_text = _text(env, "BILLING_SMTP_PORT") or "587"
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigurationError(f"BILLING_SMTP_PORT must be a TCP port, not {port_text!r}")
+    stripe_key = _text(env, "BILLING_STRIPE_API_KEY")
+    stripe_secret = _text(env, "BILLING_STRIPE_WEBHOOK_SECRET")
+    if stripe_key and not stripe_secret:
+        raise ConfigurationError("BILLING_STRIPE_WEBHOOK_SECRET is required with BILLING_STRIPE_API_KEY")
+    demo = _flag(env, "BILLING_DEMO", False)
+    if demo and environment == "production":
+        raise ConfigurationError("BILLING_DEMO cannot be used with BILLING_ENV=production")
+    return Settings(
+        env=environment,
+        database_url=_text(env, "BILLING_DATABASE_URL") or "sqlite:///./billing.db",
+        storage=storage,
+        data_dir=Path(_text(env, "BILLING_DATA_DIR") or "./var"),
+        public_base_url=_text(env, "BILLING_PUBLIC_BASE_URL"),
+        stripe_api_key=stripe_key,
+        stripe_webhook_secret=stripe_secret,
+        stripe_api_base=_text(env, "BILLING_STRIPE_API_BASE"),
+        easybill_api_key=_text(env, "BILLING_EASYBILL_API_KEY"),
+        easybill_base_url=_text(env, "BILLING_EASYBILL_BASE_URL"),
+        smtp_host=_text(env, "BILLING_SMTP_HOST"),
+        smtp_port=int(port_text),
+        smtp_username=_text(env, "BILLING_SMTP_USERNAME"),
+        smtp_password=_text(env, "BILLING_SMTP_PASSWORD"),
+        smtp_starttls=_flag(env, "BILLING_SMTP_STARTTLS", True),
+        mail_from=_text(env, "BILLING_MAIL_FROM") or "billing@localhost",
+        allow_private_webhook_urls=_flag(env, "BILLING_ALLOW_PRIVATE_WEBHOOK_URLS", False),
+        demo=demo,
+    )
+
+
+# --------------------------------------------------------------------------- builders (called by providers)
+
+
+def build_policy(settings: Settings) -> BillingPolicy:
+    """Production requires https webhook targets; private targets only when explicitly allowed."""
+    return BillingPolicy(
+        allow_private_webhook_urls=settings.allow_private_webhook_urls,
+        require_https_webhooks=settings.production,
+    )
+
+
+def storage_backend(settings: Settings) -> str:
+    return settings.storage
+
+
+def build_engine(settings: Settings) -> Engine:
+    from adapters.sqlalchemy.engine import make_engine
+
+    return make_engine(settings.database_url)
+
+
+def build_sqlalchemy_uow_factory(engine: Engine) -> UnitOfWorkFactory:
+    from adapters.sqlalchemy.uow import sqlalchemy_uow_factory
+
+    return sqlalchemy_uow_factory(engine)
+
+
+def build_memory_uow_factory(store: InMemoryStore) -> UnitOfWorkFactory:
+    return in_memory_uow_factory(store)
+
+
+def build_payment_provider(settings: Settings, catalog: Catalog) -> PaymentProvider:
+    """Stripe with an API key; the offline in-memory provider without one."""
+    if settings.offline_payments:
+        return InMemoryPaymentProvider(webhook_secret=settings.stripe_webhook_secret or "whsec_offline")
+    from adapters.stripe.provider import StripePaymentProvider
+
+    assert settings.stripe_api_key is not None and settings.stripe_webhook_secret is not None
+    return StripePaymentProvider(settings.stripe_api_key, settings.stripe_webhook_secret,
+                                 api_base=settings.stripe_api_base, currency=catalog.currency.lower(),
+                                 return_base_url=settings.public_base_url)
+
+
+def build_legal_invoicing(settings: Settings, policy: BillingPolicy, clock: Clock) -> LegalInvoicing:
+    """EasyBill with an API key; locally rendered PDFs under ``BILLING_DATA_DIR/invoices`` without."""
+    if settings.easybill_api_key:
+        from adapters.easybill.legal_invoicing import EasyBillLegalInvoicing
+
+        if settings.easybill_base_url:
+            return EasyBillLegalInvoicing(settings.easybill_api_key, base_url=settings.easybill_base_url)
+        return EasyBillLegalInvoicing(settings.easybill_api_key)
+    from adapters.pdf.local_invoicing import LocalPdfLegalInvoicing
+    from adapters.pdf.rendering import SellerDetails
+
+    seller = SellerDetails(name=policy.seller_name, address_1="Alexanderplatz 1", postal_code="10178",
+                           city="Berlin", country="DE", email=settings.mail_from)
+    return LocalPdfLegalInvoicing(settings.data_dir / "invoices", seller=seller, clock=clock)
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    """SMTP with a host; ``.eml`` files under ``BILLING_DATA_DIR/mail`` without."""
+    if settings.smtp_host:
+        from adapters.email.smtp import SmtpMailer
+
+        return SmtpMailer(settings.smtp_host, settings.smtp_port, username=settings.smtp_username,
+                          password=settings.smtp_password, starttls=settings.smtp_starttls,
+                          sender=settings.mail_from)
+    from adapters.email.console import ConsoleMailer
+
+    return ConsoleMailer(directory=settings.data_dir / "mail", sender=settings.mail_from)
+
+
+def build_webhook_sender() -> WebhookSender:
+    from adapters.webhooks.sender import HttpxWebhookSender
+
+    return HttpxWebhookSender()
+
+
+def build_tax_id_verifier() -> TaxIdVerifier:
+    from adapters.tax.stdnum_verifier import StdnumTaxIdVerifier
+
+    return StdnumTaxIdVerifier()
+
+
+def is_offline(payments: PaymentProvider) -> bool:
+    """True when payments go to the in-memory provider (offline checkout simulation is allowed)."""
+    return isinstance(payments, InMemoryPaymentProvider)
+
+
+class Container(containers.DeclarativeContainer):
+    """Providers for every port, the :class:`BillingContext` and the outbox :class:`Deliverers`."""
+
+    settings: providers.Provider[Settings] = providers.Singleton(settings_from_env)
+    clock: providers.Provider[Clock] = providers.Singleton(SystemClock)
+    catalog: providers.Provider[Catalog] = providers.Singleton(load_catalog)
+    policy: providers.Provider[BillingPolicy] = providers.Singleton(build_policy, settings)
+
+    memory_store: providers.Provider[InMemoryStore] = providers.Singleton(InMemoryStore)
+    engine: providers.Provider[Engine] = providers.Singleton(build_engine, settings)
+    uow_factory: providers.Provider[UnitOfWorkFactory] = providers.Selector(
+        providers.Callable(storage_backend, settings),
+        sqlalchemy=providers.Singleton(build_sqlalchemy_uow_factory, engine),
+        memory=providers.Singleton(build_memory_uow_factory, memory_store),
+    )
+
+    payments: providers.Provider[PaymentProvider] = providers.Singleton(build_payment_provider, settings, catalog)
+    tax_ids: providers.Provider[TaxIdVerifier] = providers.Singleton(build_tax_id_verifier)
+    legal: providers.Provider[LegalInvoicing] = providers.Singleton(build_legal_invoicing, settings, policy, clock)
+    mailer: providers.Provider[Mailer] = providers.Singleton(build_mailer, settings)
+    webhooks: providers.Provider[WebhookSender] = providers.Singleton(build_webhook_sender)
+
+    billing_context: providers.Provider[BillingContext] = providers.Singleton(
+        BillingContext, uow=uow_factory, clock=clock, catalog=catalog, payments=payments, tax_ids=tax_ids,
+        policy=policy)
+    deliverers: providers.Provider[Deliverers] = providers.Singleton(
+        Deliverers, mailer=mailer, webhooks=webhooks, legal=legal)
+    offline_payments: providers.Provider[bool] = providers.Callable(is_offline, payments)
+
+
+def migrate_database(container: Any = None) -> str:
+    """Bring the configured database to the newest schema; returns what was migrated (URL redacted).
+
+    In-memory storage needs no migration.
+    """
+    box = container if container is not None else Container()
+    settings: Settings = box.settings()
+    if settings.storage == "memory":
+        return "memory (in-memory storage needs no migration)"
+    from adapters.sqlalchemy.schema import migrate
+
+    migrate(box.engine())
+    return _redact_url(settings.database_url)

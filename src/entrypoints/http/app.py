@@ -1,0 +1,113 @@
+"""The Litestar application: ``create_app(container)``.
+
+Run it with ``billing serve`` or ``uvicorn entrypoints.http.app:create_app --factory``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import anyio.to_thread
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.types import ControllerRouterHandler
+
+from entrypoints.container import Container
+from entrypoints.http.controllers.billing import BillingController
+from entrypoints.http.controllers.credits import CreditsController
+from entrypoints.http.controllers.health import healthz, openapi_json
+from entrypoints.http.controllers.invoices import InvoiceController, LegalInvoiceController, PaymentsDueController
+from entrypoints.http.controllers.payment_methods import PaymentMethodController
+from entrypoints.http.controllers.plans_checkout import OfflineCheckoutController, PlansController
+from entrypoints.http.controllers.refunds import RefundsController
+from entrypoints.http.controllers.subscriptions import ProductSubscriptionController
+from entrypoints.http.controllers.usage import PlatformUsageController, UsageReportController
+from entrypoints.http.controllers.webhooks import stripe_webhook
+from entrypoints.http.middleware import authentication, idempotency
+from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.runtime import MAX_BODY_BYTES, Runtime, provide_actor, provide_ctx, provide_runtime
+
+logger = logging.getLogger("entrypoints.http")
+
+API_DESCRIPTION = """\
+The billing API: usage, subscriptions, invoices, payment methods, credits, settings and refunds.
+
+Authenticate with `Authorization: Bearer <token>`. Errors are `application/problem+json` with a
+stable `code` (and `field` for invalid input). Send an `Idempotency-Key` header with any POST, PUT
+or DELETE to make a retry safe: the first answer is replayed, and reusing a key with a different
+request is a 409. Lists take `limit` (1-200) and `cursor` and answer `{items, next_cursor}`.
+"""
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="billing-core", version="0.1.0", description=API_DESCRIPTION, path="/schema",
+        components=Components(security_schemes={"BearerToken": SecurityScheme(
+            type="http", scheme="bearer", description="An organization member's or a service's API token")}),
+        security=[{"BearerToken": []}],
+        tags=[Tag(name=name) for name in ("usage", "subscriptions", "invoices", "payment methods", "billing settings",
+                                          "plans and checkout", "credits", "refunds", "platform usage", "webhooks",
+                                          "health")],
+        use_handler_docstrings=False,
+    )
+
+
+def api_router(*, offline_payments: bool) -> Router:
+    """Every authenticated route, behind Bearer authentication and Idempotency-Key replay."""
+    handlers: list[ControllerRouterHandler] = [
+        UsageReportController, ProductSubscriptionController, InvoiceController, LegalInvoiceController,
+        PaymentsDueController, PaymentMethodController, BillingController, PlansController, CreditsController,
+        RefundsController, PlatformUsageController,
+    ]
+    if offline_payments:
+        handlers.append(OfflineCheckoutController)
+    return Router("/", route_handlers=handlers, middleware=[authentication, idempotency])
+
+
+def create_app(container: Container | None = None) -> Litestar:
+    """The HTTP service over ``container`` (one is built from ``BILLING_*`` variables if omitted)."""
+    box = container if container is not None else Container()
+    settings = box.settings()
+    runtime = Runtime(ctx=box.billing_context(), deliverers=box.deliverers(),
+                      offline_payments=bool(box.offline_payments()), storage=settings.storage)
+
+    async def seed_demo_organization() -> None:
+        if settings.demo:
+            await anyio.to_thread.run_sync(_seed_demo, runtime)
+
+    handlers: list[ControllerRouterHandler] = [api_router(offline_payments=runtime.offline_payments), healthz,
+                                               openapi_json, stripe_webhook, *_console()]
+    return Litestar(
+        route_handlers=handlers,
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False),
+                      "ctx": Provide(provide_ctx, sync_to_thread=False),
+                      "actor": Provide(provide_actor, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        state=State({"runtime": runtime}),
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=_openapi(),
+        on_startup=[seed_demo_organization],
+    )
+
+
+def _console() -> list[ControllerRouterHandler]:
+    """The billing console (HTML shells over this API) at ``/console``, when it is installed."""
+    try:
+        from entrypoints.console.router import console_router
+    except ImportError:  # pragma: no cover - the console is an optional part of the package
+        return []
+    return [console_router()]
+
+
+def _seed_demo(runtime: Runtime) -> None:
+    """``BILLING_DEMO=1``: seed the demo organization and print one token per role to stderr."""
+    from entrypoints.demo import seed_demo
+
+    credentials = seed_demo(runtime.ctx, runtime.deliverers)
+    print(f"demo organization: {credentials.organization_id}", file=sys.stderr, flush=True)
+    for role, secret in credentials.tokens.items():
+        print(f"demo token {role}: {secret}", file=sys.stderr, flush=True)

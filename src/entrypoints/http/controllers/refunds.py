@@ -1,0 +1,45 @@
+"""Refund requests and the payments one can be asked for."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.params import JSONBody
+
+from billing_core import services
+from billing_core.permissions import Action, require
+from entrypoints.http import presenters
+from entrypoints.http import schemas as s
+from entrypoints.http.problems import ERRORS, MUTATION_ERRORS
+from entrypoints.http.runtime import ORG, Ctx, CurrentActor, Cursor, Limit, OrganizationId, paginate
+
+
+class RefundsController(Controller):
+    path = ORG
+    tags = ["refunds"]
+
+    @get("/payments", sync_to_thread=True, responses=ERRORS,
+         summary="Payments, newest first (to pick one to refund)")
+    def payments(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId, limit: Limit = 50,
+                 cursor: Cursor = None) -> s.Page[s.PaymentOut]:
+        # The core has no list-payments use case; reading through the port after the same
+        # permission check the other reads make keeps this a plain, organization-scoped query.
+        require(actor, Action.VIEW_BILLING, organization_id)
+        with ctx.uow() as uow:
+            page = uow.payments.list(organization_id, limit=limit, cursor=cursor)
+        return s.Page(items=[presenters.payment(p) for p in page.items], next_cursor=page.next_cursor)
+
+    @get("/refunds", sync_to_thread=True, responses=ERRORS, summary="Refund requests, newest first")
+    def list_refunds(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId, limit: Limit = 50,
+                     cursor: Cursor = None) -> s.Page[s.RefundOut]:
+        requests = services.refunds.list_refunds(ctx, actor, organization_id=organization_id)
+        page = paginate(requests, limit, cursor)
+        currency = ctx.catalog.currency
+        return s.Page(items=[presenters.refund(r, currency) for r in page.items], next_cursor=page.next_cursor)
+
+    @post("/refunds", sync_to_thread=True, responses=MUTATION_ERRORS,
+          summary="Request a refund: approved (amount, expected by) or denied (why), per plan terms")
+    def request_refund(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
+                       data: JSONBody[s.RefundBody]) -> s.RefundOut:
+        request = services.refunds.request_refund(ctx, actor, organization_id=organization_id,
+                                                  payment_id=data.payment_id, reason=data.reason)
+        return presenters.refund(request, ctx.catalog.currency)

@@ -1,0 +1,87 @@
+"""Usage: the seed's ``GET /billing/usage`` report, and the platform service's hot path
+(authorize, report events, refund events) under ``/organizations/{id}/usage``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from billing_core import services
+from billing_core.errors import InvalidInput
+from entrypoints.http import presenters
+from entrypoints.http import schemas as s
+from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, DebitDenied
+from entrypoints.http.runtime import ORG, Ctx, CurrentActor, OrganizationId, utc
+
+FromParam = Annotated[str | None, QueryParameter(name="from", max_length=64,
+                                            description="Window start, ISO 8601 with offset (default: month start).")]
+ToParam = Annotated[str | None, QueryParameter(
+    name="to", max_length=64, description="Window end, exclusive, ISO 8601 with offset (default: end of this hour).")]
+
+
+def parse_datetime(text: str | None, field: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(field, f"{field} must be an ISO 8601 datetime such as 2026-01-01T00:00:00Z",
+                           code="invalid_datetime") from None
+    return utc(moment, field)
+
+
+class UsageReportController(Controller):
+    path = "/billing/usage"
+    tags = ["usage"]
+
+    @get(sync_to_thread=True, responses=ERRORS,
+         summary="Usage by project and product per hour, with totals (seed endpoint)")
+    def usage(self, ctx: Ctx, actor: CurrentActor, organization_id: FromQuery[uuid.UUID | None] = None,
+              start: FromParam = None, end: ToParam = None) -> s.UsageReportOut:
+        now = ctx.clock.now()
+        end_at = parse_datetime(end, "to") or now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        start_at = parse_datetime(start, "from") or datetime(now.year, now.month, 1, tzinfo=UTC)
+        report = services.metering.usage_report(ctx, actor, organization_id=organization_id or actor.organization_id,
+                                                start=start_at, end=end_at)
+        return presenters.usage_report(report, ctx.catalog)
+
+
+class PlatformUsageController(Controller):
+    """For the platform's services: API tokens with the ``usage:write`` scope."""
+
+    path = ORG + "/usage"
+    tags = ["platform usage"]
+
+    @post("/authorize", status_code=200, sync_to_thread=True, responses=ERRORS,
+          summary="May a billable call of about amount_micros start now? (spend guard)")
+    def authorize(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
+                  data: JSONBody[s.AuthorizeBody]) -> s.DecisionOut:
+        decision = services.metering.authorize(ctx, actor, organization_id=organization_id,
+                                               amount_micros=data.amount_micros)
+        return presenters.decision(decision)
+
+    @post("/events", sync_to_thread=True, responses=MUTATION_ERRORS,
+          summary="Report one billable usage event; a denied debit answers 402 with the reason")
+    def report(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
+               data: JSONBody[s.UsageEventBody]) -> Response[s.UsageOutcomeOut]:
+        outcome = services.metering.report_usage(ctx, actor, organization_id=organization_id, event_id=data.event_id,
+                                                 product=data.product, quantity=data.quantity,
+                                                 project_id=data.project_id,
+                                                 occurred_at=utc(data.occurred_at, "occurred_at"))
+        if not outcome.allowed:
+            reason = outcome.reason.value if outcome.reason else "payment_required"
+            raise DebitDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)
+        return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
+
+    @post("/events/{event_id:str}/refund", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
+          summary="Automatically refund a failed operation's charge (shows as a green + entry in the feed)")
+    def refund(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId, event_id: FromPath[str],
+               data: JSONBody[s.UsageRefundBody | None] = None) -> s.UsageOutcomeOut:
+        reason = data.reason if data is not None and data.reason else services.metering.REFUND_REASON
+        outcome = services.metering.refund_usage(ctx, actor, organization_id=organization_id, event_id=event_id,
+                                                 reason=reason)
+        return presenters.usage_outcome(outcome)

@@ -1,0 +1,183 @@
+"""Every error as ``application/problem+json``: the core's stable code, the status it maps to here.
+
+The core knows no HTTP status; this module is the one place that maps its error types to statuses.
+Nothing a client sends may produce a 500: anything unexpected is logged with its traceback and
+answered with a bare 500 problem that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+
+from billing_core.errors import (
+    BillingError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PaymentError,
+    PaymentRequired,
+    PermissionDenied,
+    ProviderUnavailable,
+    Unauthenticated,
+)
+from entrypoints.http.schemas import FieldError, Problem
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:billing-core:problem:"
+logger = logging.getLogger("entrypoints.http")
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "permission_denied", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "request_too_large", 415: "unsupported_media_type",
+               422: "invalid_input", 429: "too_many_requests", 500: "internal_error", 503: "unavailable"}
+_AT_PATH = re.compile(r"at `\$\.?([^`]*)`")
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+_MISSING_PARAMETER = re.compile(r"Missing required (\w+) parameter '([^']+)'")
+
+
+class DebitDenied(PaymentRequired):
+    """The spend guard denied a usage debit; ``retry_at`` says when the denial lifts by itself."""
+
+    def __init__(self, reason: str, message: str, retry_at: datetime | None) -> None:
+        super().__init__(reason, message)
+        self.retry_at = retry_at
+
+
+def status_for(exc: BillingError) -> int:
+    """The HTTP status of a core error."""
+    if isinstance(exc, InvalidInput):
+        return 400 if exc.code == "invalid_signature" else 422
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Unauthenticated):
+        return 401
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, PaymentRequired):
+        return 402
+    if isinstance(exc, ProviderUnavailable):
+        return 503
+    if isinstance(exc, PaymentError):
+        return 402
+    return 400
+
+
+def problem(status: int, code: str, detail: str, *, field: str | None = None, reason: str | None = None,
+            retry_at: datetime | None = None, errors: list[FieldError] | None = None,
+            headers: dict[str, str] | None = None) -> Response[bytes]:
+    body = Problem(type=TYPE_PREFIX + code, title=HTTPStatus(status).phrase, status=status, detail=detail, code=code,
+                   field=field, reason=reason, retry_at=retry_at, errors=errors)
+    return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def billing_error_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, BillingError)
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="billing"'
+    if status == 503:
+        headers["Retry-After"] = "5"
+    reason = exc.reason if isinstance(exc, PaymentRequired) else None
+    retry_at = exc.retry_at if isinstance(exc, DebitDenied) else None
+    if retry_at is not None:
+        headers["Retry-After"] = retry_at.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return problem(status, exc.code, exc.message, field=exc.field, reason=reason, retry_at=retry_at,
+                   headers=headers or None)
+
+
+def _field_of(item: dict[str, Any]) -> str:
+    message = str(item.get("message", ""))
+    at = _AT_PATH.search(message)
+    named = _NAMED_FIELD.search(message)
+    key = str(item.get("key") or "")
+    if at and at.group(1):
+        path = at.group(1)
+        return f"{path}.{named.group(1)}" if named and "missing required field" in message else path
+    if named:
+        return named.group(1)
+    return "body" if key in ("", "data") else key
+
+
+def validation_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, ValidationException)
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [FieldError(field=_field_of(item), message=str(item.get("message", "invalid value")),
+                         source=str(item["source"]) if item.get("source") else None)
+              for item in extra if isinstance(item, dict)]
+    if not errors:
+        detail = str(exc.detail) if exc.detail else "the request is not valid"
+        missing = _MISSING_PARAMETER.search(detail)
+        if missing:
+            # "Missing required query parameter 'x' for path ..." names no field in ``extra``.
+            field, source = missing.group(2), missing.group(1)
+            detail = f"the {source} parameter {field} is required"
+        else:
+            field, source = "body", "body"
+            if detail.startswith("Validation failed"):
+                detail = "the request body is not valid"
+        return problem(422, "invalid_input", detail, field=field,
+                       errors=[FieldError(field=field, message=detail, source=source)])
+    first = errors[0]
+    return problem(422, "invalid_input", f"{first.field}: {first.message}", field=first.field, errors=errors)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    if status >= 500:
+        return internal_error_handler(request, exc)
+    detail = str(exc.detail) if exc.detail else HTTPStatus(status).phrase
+    if status == 413:
+        detail = "the request body is larger than 1 MiB"
+    elif status == 404:
+        detail = f"no route for {request.method} {request.url.path}"
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    if status == 400 and detail.startswith("JSON is malformed"):
+        return problem(400, "malformed_body", detail, field="body")
+    return problem(status, _HTTP_CODES.get(status, "http_error"), detail, headers=headers or None)
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+EXCEPTION_HANDLERS = {
+    BillingError: billing_error_handler,
+    ValidationException: validation_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}
+
+
+def _spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Problem, description=description, media_type=PROBLEM_JSON)
+
+
+ERRORS: dict[int, ResponseSpec] = {
+    401: _spec("Missing, unknown, expired or revoked bearer token"),
+    403: _spec("The token's role or scopes do not grant this action"),
+    404: _spec("Not found, or not in the token's organization"),
+    422: _spec("Invalid input; `field` names the offending field"),
+}
+MUTATION_ERRORS: dict[int, ResponseSpec] = {
+    **ERRORS,
+    402: _spec("Payment required or the payment provider refused"),
+    409: _spec("Conflicts with the current state, or the Idempotency-Key was used with another body"),
+    413: _spec("The request body is larger than 1 MiB"),
+}
+WEBHOOK_ERRORS: dict[int, ResponseSpec] = {
+    400: _spec("Missing or bad Stripe-Signature (code invalid_signature); nothing was changed"),
+    413: MUTATION_ERRORS[413],
+}

@@ -1,0 +1,603 @@
+"""Request and response bodies of the HTTP API, as msgspec Structs.
+
+Request bodies refuse unknown fields, so a typo is a 422 naming the field instead of a silent no-op.
+Credits are integer micro-dollars (``*_micros``) with a display string (``$12.480``); invoice money
+is ``{cents, currency_iso}``. Datetimes are ISO 8601 UTC with ``Z``; ids are UUIDs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
+
+import msgspec
+
+from billing_core.checkout import CheckoutStatus, PlanAction
+from billing_core.credit_packs import PackState
+from billing_core.feed import EntryTone
+from billing_core.grace_window import GraceState
+from billing_core.invoices import InvoiceStatus
+from billing_core.ledger import EntryKind
+from billing_core.money import Money
+from billing_core.payments import PaymentPurpose, PaymentStatus, PaymentType
+from billing_core.plan_subscription import StatusColor, SubscriptionStatus
+from billing_core.refund_policy import RefundDecisionStatus, RefundDenial
+from billing_core.spend_guard import DenialReason, ProductionHealth, SpendWarning
+from billing_core.tax import TaxTreatment
+
+T = TypeVar("T")
+
+ShortText = Annotated[str, msgspec.Meta(max_length=2048)]
+Identifier = Annotated[str, msgspec.Meta(max_length=256)]
+
+
+# --------------------------------------------------------------------------- shared
+
+
+class Page(msgspec.Struct, Generic[T]):
+    """One page of a list; pass ``next_cursor`` as ``cursor`` for the next one (null on the last)."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class Credits(msgspec.Struct, frozen=True):
+    """A credit amount: exact micro-dollars and the console's three-decimal display (``$12.480``)."""
+
+    micros: int
+    display: str
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """``application/problem+json`` (RFC 9457) with the core's stable ``code``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+    reason: str | None = None
+    retry_at: datetime | None = None
+    errors: list[FieldError] | None = None
+
+
+class FieldError(msgspec.Struct, omit_defaults=True):
+    field: str
+    message: str
+    source: str | None = None
+
+
+class Health(msgspec.Struct):
+    status: str
+    storage: str
+    payments: str
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every request body."""
+
+
+class AttachPaymentMethodBody(Body):
+    payment_method_id: Identifier
+    """The provider's id (``pm_...``) collected with Stripe.js."""
+
+
+class CheckoutBody(Body):
+    plan: Identifier
+    return_url: ShortText
+
+
+class PlanChangePreviewBody(Body):
+    plan: Identifier
+    at: datetime | None = None
+    """When to price the change; default now. Pass the preview's ``at`` to the change."""
+
+
+class PlanChangeBody(Body):
+    plan: Identifier
+    preview_at: datetime
+
+
+class PortalBody(Body):
+    return_url: ShortText
+
+
+class PackPurchaseBody(Body):
+    pack_dollars: int
+    payment_method_id: uuid.UUID | None = None
+
+
+class AddCreditsBody(Body):
+    """``amount`` in dollars as a decimal string (``"25.00"``) or ``amount_micros``; pay with a saved
+    method (``payment_method_id``, default method if omitted) or ``method: "crypto"``."""
+
+    amount: Identifier | None = None
+    amount_micros: int | None = None
+    payment_method_id: uuid.UUID | None = None
+    method: Identifier | None = None
+    return_url: ShortText | None = None
+
+
+class AutoRechargeBody(Body):
+    enabled: bool
+    threshold_micros: int | None = None
+    amount_micros: int | None = None
+    payment_method_id: uuid.UUID | None = None
+
+
+class SpendManagementBody(Body):
+    enabled: bool
+    daily_budget_micros: int | None = None
+    daily_email_threshold_micros: int | None = None
+    monthly_cap_micros: int | None = None
+    webhook_url: ShortText | None = None
+
+
+class InvoiceAddressBody(Body):
+    """Every field is checked by the core, which names the one at fault."""
+
+    company_name: ShortText | None = None
+    address_1: ShortText | None = None
+    address_2: ShortText | None = None
+    city: ShortText | None = None
+    postal_code: ShortText | None = None
+    region: ShortText | None = None
+    country: ShortText | None = None
+    po_number: ShortText | None = None
+
+
+class BillingEmailBody(Body):
+    email: ShortText
+
+
+class TaxRegistrationBody(Body):
+    country: Identifier
+    value: Identifier
+    description: ShortText | None = None
+
+
+class LowBalanceAlertBody(Body):
+    enabled: bool
+    threshold_micros: int
+
+
+class RefundBody(Body):
+    payment_id: uuid.UUID
+    reason: ShortText | None = None
+
+
+class AuthorizeBody(Body):
+    amount_micros: int = 0
+    """The expected cost of the call; 0 asks "may a call start now?"."""
+
+
+class UsageEventBody(Body):
+    event_id: Identifier
+    """Client-supplied unique id: a replay is a no-op."""
+    product: Identifier
+    """Product code (``compute``) or product UUID."""
+    quantity: int
+    project_id: uuid.UUID | None = None
+    occurred_at: datetime | None = None
+
+
+class UsageRefundBody(Body):
+    reason: ShortText | None = None
+
+
+class ProductSubscriptionBody(Body):
+    product: Identifier
+    project_id: uuid.UUID | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+
+
+class EndProductSubscriptionBody(Body):
+    end_date: datetime | None = None
+
+
+# --------------------------------------------------------------------------- usage
+
+
+class UsageLineOut(msgspec.Struct):
+    hour: datetime
+    project_id: uuid.UUID | None
+    product_id: uuid.UUID
+    product: str
+    product_name: str
+    unit: str
+    quantity: int
+    amount_micros: int
+    amount: Money
+
+
+class UsageProductTotalOut(msgspec.Struct):
+    product_id: uuid.UUID
+    product: str
+    product_name: str
+    unit: str
+    quantity: int
+    amount_micros: int
+    amount: Money
+
+
+class UsageProjectTotalOut(msgspec.Struct):
+    project_id: uuid.UUID | None
+    amount_micros: int
+    amount: Money
+
+
+class UsageReportOut(msgspec.Struct):
+    """Usage by project and product per hour for ``from <= hour < to``, with totals."""
+
+    organization_id: uuid.UUID
+    start: datetime = msgspec.field(name="from")
+    end: datetime = msgspec.field(name="to")
+    currency_iso: str = "USD"
+    lines: list[UsageLineOut] = msgspec.field(default_factory=list)
+    by_product: list[UsageProductTotalOut] = msgspec.field(default_factory=list)
+    by_project: list[UsageProjectTotalOut] = msgspec.field(default_factory=list)
+    total_micros: int = 0
+    total: Money = msgspec.field(default_factory=Money.zero)
+
+
+class DecisionOut(msgspec.Struct):
+    """The spend guard's answer: ``retry_at`` says when a denial lifts by itself."""
+
+    allowed: bool
+    reason: DenialReason | None
+    message: str | None
+    retry_at: datetime | None
+    warning: SpendWarning | None
+    grace_ends_at: datetime | None
+
+
+class UsageOutcomeOut(msgspec.Struct):
+    event_id: str
+    allowed: bool
+    replayed: bool
+    amount_micros: int
+    balance: Credits
+    warning: SpendWarning | None
+    grace_ends_at: datetime | None
+
+
+# --------------------------------------------------------------------------- subscriptions
+
+
+class ProductSubscriptionOut(msgspec.Struct):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    project_id: uuid.UUID | None
+    product_id: uuid.UUID
+    start_date: datetime
+    end_date: datetime | None
+
+
+class PlanChoiceOut(msgspec.Struct):
+    plan: str
+    name: str
+    description: str
+    price: Money
+    interval: str
+    features: list[str]
+    action: PlanAction
+    action_label: str
+    enabled: bool
+    disabled_reason: str | None
+
+
+class PlanSubscriptionOut(msgspec.Struct):
+    id: uuid.UUID
+    tier: str
+    plan: str
+    status: SubscriptionStatus
+    status_label: str
+    color: StatusColor
+    message: str
+    description: str
+    price: Money
+    interval: str
+    features: list[str]
+    current_period_start: datetime
+    current_period_end: datetime
+    trial_end: datetime | None
+    has_billing_record: bool
+
+
+class SubscriptionView(msgspec.Struct):
+    """The Team plan module: the current plan subscription, or null when there is none."""
+
+    subscription: PlanSubscriptionOut | None
+
+
+class CheckoutSessionOut(msgspec.Struct):
+    id: uuid.UUID
+    plan: str
+    trial: bool
+    status: CheckoutStatus
+    client_secret: str
+    return_url: str
+    """The page to return to, carrying ``checkout_session_id`` and ``checkout_status``."""
+    created_at: datetime
+    completed_at: datetime | None
+    subscription_id: uuid.UUID | None
+
+
+class PlanChangePreviewOut(msgspec.Struct):
+    from_plan: str
+    to_plan: str
+    at: datetime
+    period_end: datetime
+    unused_credit: Money
+    new_plan_charge: Money
+    amount_due: Money
+
+
+class HostedInvoiceOut(msgspec.Struct):
+    provider_invoice_id: str
+    hosted_invoice_url: str | None
+    status: str
+
+
+class PlanChangeOut(msgspec.Struct):
+    subscription_id: uuid.UUID
+    preview: PlanChangePreviewOut
+    hosted_invoice: HostedInvoiceOut | None
+
+
+class PortalOut(msgspec.Struct):
+    url: str
+
+
+# --------------------------------------------------------------------------- invoices
+
+
+class PeriodOut(msgspec.Struct):
+    start: datetime
+    end: datetime
+
+
+class TaxOut(msgspec.Struct):
+    treatment: TaxTreatment
+    rate_basis_points: int
+    amount: Money
+    note: str | None
+
+
+class InvoiceItemOut(msgspec.Struct):
+    product: str
+    product_id: uuid.UUID
+    project: uuid.UUID | None
+    quantity: int
+    unit: str
+    unit_price: str
+    """Exact dollars per unit as a decimal string (``"0.04"``)."""
+    unit_price_micros: int
+    amount: Money
+    amount_micros: int
+
+
+class InvoiceOut(msgspec.Struct):
+    """An internal usage invoice."""
+
+    id: uuid.UUID
+    number: str | None
+    status: InvoiceStatus
+    period: PeriodOut
+    total: Money
+    subtotal: Money
+    credit_applied: Money
+    tax: TaxOut
+    amount_due: Money
+    created_at: datetime
+    finalized_at: datetime | None
+    due_at: datetime | None
+    paid_at: datetime | None
+    includes_earlier_usage: bool
+    hosted_invoice_url: str | None
+    items: list[InvoiceItemOut]
+
+
+class LegalInvoiceOut(msgspec.Struct):
+    """A legally binding invoice (EasyBill, or the local PDF renderer offline)."""
+
+    id: uuid.UUID
+    number: str | None
+    status: InvoiceStatus
+    invoice_date: datetime | None
+    due_date: datetime | None
+    payment_date: datetime | None
+    period: PeriodOut
+    total: Money
+    amount_due: Money
+    document_id: str | None
+    pdf_available: bool
+    pdf_url: str | None
+    hosted_invoice_url: str | None
+
+
+# --------------------------------------------------------------------------- payment methods & payments
+
+
+class PaymentMethodOut(msgspec.Struct):
+    id: uuid.UUID
+    payment_type: PaymentType
+    default: bool
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    iban: str | None
+    """Masked: only the last four characters are ever shown (``****3000``)."""
+    name: str | None
+    created_at: datetime | None
+
+
+class SetupIntentOut(msgspec.Struct):
+    client_secret: str
+
+
+class PaymentOut(msgspec.Struct):
+    id: uuid.UUID
+    purpose: PaymentPurpose
+    status: PaymentStatus
+    payment_type: PaymentType
+    amount: Money
+    credits: Credits
+    refunded: Money
+    created_at: datetime
+    settled_at: datetime | None
+    failure_message: str | None
+    client_secret: str | None
+    """Set while the customer must act (3-D Secure, crypto checkout)."""
+
+
+class RefundDecisionOut(msgspec.Struct):
+    status: RefundDecisionStatus
+    amount: Money
+    credits_micros: int
+    denial: RefundDenial | None
+    message: str
+    expected_by: datetime | None
+
+
+class RefundOut(msgspec.Struct):
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    requested_by: str
+    reason: str | None
+    created_at: datetime
+    decision: RefundDecisionOut
+    provider_refund_id: str | None
+
+
+# --------------------------------------------------------------------------- wallet
+
+
+class CreditPackOut(msgspec.Struct):
+    price_dollars: int
+    price: Money
+    credits: Credits
+    label: str
+
+
+class CreditPackOfferOut(msgspec.Struct):
+    state: PackState
+    message: str
+    enabled: bool
+    packs: list[CreditPackOut]
+
+
+class FeedEntryOut(msgspec.Struct):
+    id: uuid.UUID
+    kind: EntryKind
+    description: str
+    reason: str | None
+    created_at: datetime
+    amount_micros: int
+    amount_display: str
+    sign: str
+    tone: EntryTone
+    balance_after: Credits | None
+    reference: str | None
+
+
+class WalletFiguresOut(msgspec.Struct):
+    """The Overview page's figures."""
+
+    total_credits: Credits
+    usage_this_period: Credits
+    remaining_credits: Credits
+    overage_protection: Credits
+    daily_hard_limit_used: Credits
+    daily_hard_limit: Credits | None
+    available_to_use: Credits
+
+
+class GraceWindowOut(msgspec.Struct):
+    state: GraceState
+    started_at: datetime | None
+    ends_at: datetime | None
+
+
+class BannerOut(msgspec.Struct):
+    kind: str
+    message: str
+
+
+class InvoiceAddressOut(msgspec.Struct):
+    company_name: str | None = None
+    address_1: str | None = None
+    address_2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    region: str | None = None
+    country: str | None = None
+    po_number: str | None = None
+
+
+class AutoRechargeOut(msgspec.Struct):
+    enabled: bool
+    state: str
+    """``Enabled``, ``Disabled`` or ``Paused`` (after repeated failed charges)."""
+    threshold: Credits
+    amount: Credits
+    payment_method_id: uuid.UUID | None
+    consecutive_failures: int
+    paused_at: datetime | None
+
+
+class SpendManagementOut(msgspec.Struct):
+    enabled: bool
+    state: str
+    """``Enabled`` or ``Disabled``."""
+    daily_budget: Credits | None
+    daily_email_threshold: Credits | None
+    monthly_cap: Credits | None
+    webhook_url: str | None
+    consumed_today: Credits
+    consumed_yesterday: Credits
+
+
+class OverviewOut(msgspec.Struct):
+    organization_id: uuid.UUID
+    credit_balance: Credits
+    wallet: WalletFiguresOut
+    address: InvoiceAddressOut | None
+    billing_email: str | None
+    auto_recharge: AutoRechargeOut
+    spend_management: SpendManagementOut
+    production_health: ProductionHealth
+    grace_window: GraceWindowOut
+    banners: list[BannerOut]
+
+
+class BillingEmailOut(msgspec.Struct):
+    email: str | None
+
+
+class TaxRegistrationOut(msgspec.Struct):
+    id: uuid.UUID
+    country: str
+    description: str
+    value: str
+    status: str
+    created_at: datetime
+    verified_at: datetime | None
+
+
+class LowBalanceAlertOut(msgspec.Struct):
+    enabled: bool
+    threshold: Credits
+
+
+class WebhookEventOut(msgspec.Struct):
+    event_id: str
+    type: str
+    outcome: str

@@ -1,0 +1,141 @@
+"""The composition root: settings from ``BILLING_*`` variables, the adapters chosen from them, and
+the app on real SQLite storage (migrated) instead of the in-memory store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dependency_injector import providers
+from litestar.testing import TestClient
+
+from adapters.fakes import FixedClock, InMemoryLegalInvoicing, InMemoryPaymentProvider
+from entrypoints.container import ConfigurationError, Container, build_policy, migrate_database, settings_from_env
+from entrypoints.http.app import create_app
+from tests.e2e.conftest import START, Api, build_world
+
+
+def test_settings_defaults_run_offline() -> None:
+    settings = settings_from_env({})
+    assert (settings.storage, settings.database_url, settings.env) == ("sqlalchemy", "sqlite:///./billing.db",
+                                                                       "development")
+    assert settings.offline_payments and settings.easybill_api_key is None and settings.smtp_host is None
+    assert settings.data_dir == Path("./var") and not settings.allow_private_webhook_urls
+
+
+def test_settings_read_every_variable_and_hide_secrets() -> None:
+    settings = settings_from_env({
+        "BILLING_STORAGE": "memory", "BILLING_ENV": "production", "BILLING_DATABASE_URL": "postgresql+psycopg://u:pw@db/b",
+        "BILLING_STRIPE_API_KEY": "sk_test_123", "BILLING_STRIPE_WEBHOOK_SECRET": "whsec_1",
+        "BILLING_STRIPE_API_BASE": "http://localhost:12111", "BILLING_EASYBILL_API_KEY": "eb-key",
+        "BILLING_SMTP_HOST": "smtp.example.com", "BILLING_SMTP_PORT": "2525", "BILLING_SMTP_USERNAME": "u",
+        "BILLING_SMTP_PASSWORD": "smtp-secret", "BILLING_SMTP_STARTTLS": "false", "BILLING_DATA_DIR": "/srv/billing",
+        "BILLING_ALLOW_PRIVATE_WEBHOOK_URLS": "1"})
+    assert settings.production and settings.storage == "memory" and not settings.offline_payments
+    assert settings.smtp_port == 2525 and settings.smtp_starttls is False
+    text = repr(settings)
+    for secret in ("sk_test_123", "whsec_1", "eb-key", "smtp-secret", "pw@"):
+        assert secret not in text
+    policy = build_policy(settings)
+    assert policy.require_https_webhooks and policy.allow_private_webhook_urls
+    assert not build_policy(settings_from_env({})).require_https_webhooks
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"BILLING_STORAGE": "redis"}, "BILLING_STORAGE"),
+    ({"BILLING_ENV": "staging"}, "BILLING_ENV"),
+    ({"BILLING_SMTP_PORT": "smtp"}, "BILLING_SMTP_PORT"),
+    ({"BILLING_STRIPE_API_KEY": "sk_test_1"}, "BILLING_STRIPE_WEBHOOK_SECRET"),
+    ({"BILLING_SMTP_STARTTLS": "maybe"}, "BILLING_SMTP_STARTTLS"),
+    ({"BILLING_DEMO": "1", "BILLING_ENV": "production"}, "BILLING_DEMO"),
+])
+def test_bad_settings_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        settings_from_env(environ)
+
+
+def _container(environ: dict[str, str]) -> Container:
+    container = Container()
+    container.settings.override(providers.Object(settings_from_env(environ)))
+    return container
+
+
+def test_offline_defaults_choose_the_offline_adapters(tmp_path: Path) -> None:
+    from adapters.email.console import ConsoleMailer
+    from adapters.pdf.local_invoicing import LocalPdfLegalInvoicing
+    from adapters.tax.stdnum_verifier import StdnumTaxIdVerifier
+    from adapters.webhooks.sender import HttpxWebhookSender
+
+    container = _container({"BILLING_STORAGE": "memory", "BILLING_DATA_DIR": str(tmp_path)})
+    deliverers = container.deliverers()
+    assert isinstance(container.payments(), InMemoryPaymentProvider) and container.offline_payments()
+    assert isinstance(deliverers.legal, LocalPdfLegalInvoicing)
+    assert deliverers.legal.storage_dir == tmp_path / "invoices"
+    assert isinstance(deliverers.mailer, ConsoleMailer) and deliverers.mailer.directory == tmp_path / "mail"
+    assert isinstance(deliverers.webhooks, HttpxWebhookSender)
+    assert isinstance(container.tax_ids(), StdnumTaxIdVerifier)
+    assert container.billing_context() is container.billing_context()
+
+
+def test_configured_services_choose_the_real_adapters(tmp_path: Path) -> None:
+    from adapters.easybill.legal_invoicing import EasyBillLegalInvoicing
+    from adapters.email.smtp import SmtpMailer
+    from adapters.stripe.provider import StripePaymentProvider
+
+    container = _container({"BILLING_STORAGE": "memory", "BILLING_STRIPE_API_KEY": "sk_test_x",
+                            "BILLING_STRIPE_WEBHOOK_SECRET": "whsec_x", "BILLING_EASYBILL_API_KEY": "eb",
+                            "BILLING_SMTP_HOST": "smtp.example.com", "BILLING_DATA_DIR": str(tmp_path)})
+    assert isinstance(container.payments(), StripePaymentProvider) and not container.offline_payments()
+    assert isinstance(container.legal(), EasyBillLegalInvoicing)
+    assert isinstance(container.mailer(), SmtpMailer)
+    app = create_app(container)
+    paths = {route.path for route in app.routes}
+    assert "/organizations/{organization_id:uuid}/checkout_sessions/{session_id:uuid}/complete" not in paths
+    assert "/organizations/{organization_id:uuid}/checkout_sessions" in paths
+
+
+def test_memory_storage_needs_no_migration() -> None:
+    assert migrate_database(_container({"BILLING_STORAGE": "memory"})).startswith("memory")
+
+
+@pytest.fixture
+def sqlite_api(tmp_path: Path) -> Iterator[Api]:
+    """The app over a migrated SQLite file (the storage selector's default branch)."""
+    from adapters.fakes import InMemoryMailer, InMemoryTaxIdVerifier, InMemoryWebhookSender
+
+    clock = FixedClock(START)
+    container = _container({"BILLING_DATABASE_URL": f"sqlite:///{tmp_path / 'billing.db'}",
+                            "BILLING_DATA_DIR": str(tmp_path)})
+    payments, legal, mailer, webhooks = (InMemoryPaymentProvider(), InMemoryLegalInvoicing(), InMemoryMailer(),
+                                         InMemoryWebhookSender())
+    for name, fake in (("clock", clock), ("payments", payments), ("legal", legal), ("mailer", mailer),
+                       ("webhooks", webhooks), ("tax_ids", InMemoryTaxIdVerifier())):
+        getattr(container, name).override(providers.Object(fake))
+    assert migrate_database(container).endswith("billing.db")
+    with TestClient(create_app(container)) as client:
+        yield Api(client=client, container=container, clock=clock, payments=payments, legal=legal, mailer=mailer,
+                  webhooks=webhooks)
+    container.engine().dispose()
+
+
+def test_the_api_on_sqlite_storage(sqlite_api: Api) -> None:
+    world = build_world(sqlite_api)
+    org = f"/organizations/{world.org}"
+    client = sqlite_api.client
+    member, owner = world.headers("member"), world.headers("owner")
+    assert client.get("/healthz").json()["storage"] == "sqlalchemy"
+    overview = client.get(org + "/billing/overview", headers=member)
+    assert overview.status_code == 200, overview.text
+    assert client.get(org + "/invoices", headers=member).json()["items"][0]["pdf_available"] is True
+    key = {"Idempotency-Key": "sqlite-1"}
+    first = client.post(org + "/credits", json={"amount": "12.48"}, headers={**owner, **key})
+    again = client.post(org + "/credits", json={"amount": "12.48"}, headers={**owner, **key})
+    assert first.status_code == again.status_code == 201 and again.json() == first.json()
+    clash = client.post(org + "/credits", json={"amount": "12.49"}, headers={**owner, **key})
+    assert clash.status_code == 409 and clash.json()["code"] == "idempotency_key_reused"
+    event = client.post(org + "/usage/events", headers=world.headers("service"),
+                        json={"event_id": "sqlite-evt", "product": "compute", "quantity": 2})
+    assert event.status_code == 201, event.text
+    assert client.get(org + "/usage_feed?limit=1", headers=member).json()["items"][0]["amount_micros"] == -80_000
+    assert client.get(org + "/billing/overview", headers=world.headers("outsider")).status_code == 404
