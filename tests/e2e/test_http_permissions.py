@@ -22,6 +22,7 @@ READ = frozenset({"primary-owner", "owner", "member"})
 UPDATE = frozenset({"primary-owner", "owner"})
 PRIMARY = frozenset({"primary-owner"})
 USAGE = frozenset({"service"})
+ANY_TOKEN = frozenset({"primary-owner", "owner", "member", "service"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ ROUTES = [
     Route("POST", ORG + "/usage/events", USAGE,
           body=lambda w, a: {"event_id": "evt-matrix", "product": "compute", "quantity": 3}),
     Route("POST", ORG + "/usage/events/{event}/refund", USAGE, body=lambda w, a: {"reason": "generation failed"}),
+    # who am I, guest-checkout claims, the webhook signing secret
+    Route("GET", "/me", ANY_TOKEN, own_org_route=True),
+    Route("POST", "/me/claim_guest_checkouts", ANY_TOKEN, own_org_route=True),
+    Route("GET", ORG + "/webhook_secret", UPDATE),
+    Route("POST", ORG + "/webhook_secret/rotate", UPDATE),
 ]
 
 
@@ -153,7 +159,7 @@ def test_matrix_covers_every_authenticated_route(shared_api: Api) -> None:
     schema = shared_api.client.get("/openapi.json").json()
     documented = {(method.upper(), path) for path, ops in schema["paths"].items() for method in ops
                   if method in ("get", "post", "put", "delete")}
-    public = {("GET", "/healthz"), ("POST", "/webhooks/stripe")}
+    public = {("GET", "/healthz"), ("POST", "/webhooks/stripe"), ("POST", "/guest_checkout_sessions")}
     covered = set()
     for route in ROUTES:
         path = route.path.split("?")[0]

@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import ControllerRouterHandler
 
 from entrypoints.container import Container
+from entrypoints.http.controllers.account import AccountController, guest_checkout
 from entrypoints.http.controllers.billing import BillingController
 from entrypoints.http.controllers.credits import CreditsController
 from entrypoints.http.controllers.health import healthz, openapi_json
@@ -61,7 +62,7 @@ def api_router(*, offline_payments: bool) -> Router:
     handlers: list[ControllerRouterHandler] = [
         UsageReportController, ProductSubscriptionController, InvoiceController, LegalInvoiceController,
         PaymentsDueController, PaymentMethodController, BillingController, PlansController, CreditsController,
-        RefundsController, PlatformUsageController,
+        RefundsController, PlatformUsageController, AccountController,
     ]
     if offline_payments:
         handlers.append(OfflineCheckoutController)
@@ -80,7 +81,7 @@ def create_app(container: Container | None = None) -> Litestar:
             await anyio.to_thread.run_sync(_seed_demo, runtime)
 
     handlers: list[ControllerRouterHandler] = [api_router(offline_payments=runtime.offline_payments), healthz,
-                                               openapi_json, stripe_webhook, *_console()]
+                                               openapi_json, stripe_webhook, guest_checkout, *_console()]
     return Litestar(
         route_handlers=handlers,
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False),

@@ -601,3 +601,31 @@ class WebhookEventOut(msgspec.Struct):
     event_id: str
     type: str
     outcome: str
+
+
+# --------------------------------------------------------------------------- account
+
+
+class MeOut(msgspec.Struct):
+    """Who the bearer token speaks for: its organization, role (people) and permissions."""
+
+    organization_id: uuid.UUID
+    subject: str
+    role: str | None
+    permissions: list[str]
+    email: str | None
+
+
+class ClaimsOut(msgspec.Struct):
+    claimed: list[CheckoutSessionOut]
+
+
+class WebhookSecretOut(msgspec.Struct):
+    secret: str
+    """Verify ``Billing-Webhook-Signature`` with it (docs/webhooks.md)."""
+
+
+class GuestCheckoutBody(Body):
+    email: ShortText
+    plan: Identifier
+    return_url: ShortText
