@@ -31,6 +31,7 @@ class ProductSubscription(msgspec.Struct, kw_only=True):
         return self.project_id is None or self.project_id == project_id
 
     def end(self, at: datetime) -> None:
+        _check_aware(at, "end_date")
         if at < self.start_date:
             raise InvalidInput("end_date", "end_date must not be before start_date")
         if self.end_date is not None and self.end_date <= at:
@@ -41,9 +42,15 @@ class ProductSubscription(msgspec.Struct, kw_only=True):
 def new_product_subscription(*, organization_id: uuid.UUID, project_id: uuid.UUID | None,
                              product_id: uuid.UUID, start_date: datetime,
                              end_date: datetime | None = None) -> ProductSubscription:
-    if start_date.tzinfo is None:
-        raise InvalidInput("start_date", "start_date must carry a UTC offset")
+    _check_aware(start_date, "start_date")
+    if end_date is not None:
+        _check_aware(end_date, "end_date")
     if end_date is not None and end_date <= start_date:
         raise InvalidInput("end_date", "end_date must be after start_date")
     return ProductSubscription(id=uuid.uuid4(), organization_id=organization_id, project_id=project_id,
                                product_id=product_id, start_date=start_date, end_date=end_date)
+
+
+def _check_aware(value: datetime, field: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(field, f"{field} must carry a UTC offset", code="invalid_datetime")

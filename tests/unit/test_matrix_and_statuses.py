@@ -122,3 +122,18 @@ def test_terminal_statuses_lead_nowhere() -> None:
     assert TRANSITIONS[SubscriptionStatus.CANCELED] == frozenset()
     assert TRANSITIONS[SubscriptionStatus.INCOMPLETE_EXPIRED] == frozenset()
     assert SubscriptionStatus.INCOMPLETE_EXPIRED in TRANSITIONS[SubscriptionStatus.INCOMPLETE]
+
+
+def test_product_subscription_dates_must_be_aware() -> None:
+    from billing_core import InvalidInput
+    from billing_core.product_subscription import new_product_subscription
+
+    naive = datetime(2026, 3, 1)
+    for start, end, field in ((naive, None, "start_date"), (T0, naive, "end_date")):
+        with pytest.raises(InvalidInput) as refused:
+            new_product_subscription(organization_id=ORG, project_id=None, product_id=uuid.uuid4(),
+                                     start_date=start, end_date=end)
+        assert refused.value.field == field
+    sub = new_product_subscription(organization_id=ORG, project_id=None, product_id=uuid.uuid4(), start_date=T0)
+    with pytest.raises(InvalidInput):
+        sub.end(naive)
