@@ -158,7 +158,7 @@ def check_webhook_url(url: object, *, allow_private: bool, require_https: bool, 
     if parts.username or parts.password:
         raise InvalidInput(field, "webhook_url must not carry credentials", code="invalid_url")
     if not allow_private:
-        host = parts.hostname.lower()
+        host = parts.hostname.lower().rstrip(".")  # a trailing dot names the same host
         if host in _PRIVATE_HOSTS or host.endswith((".localhost", ".internal", ".local")):
             raise InvalidInput(field, "webhook_url must not point at a private or loopback host",
                                code="ssrf_blocked")

@@ -90,7 +90,8 @@ class CheckoutSession(msgspec.Struct, kw_only=True):
 def return_url_with_status(return_url: str, session_id: str, status: CheckoutStatus) -> str:
     """The page the customer returns to, carrying the checkout id and status in its query."""
     parts = urlsplit(return_url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("checkout_session_id", "checkout_status")]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k not in ("checkout_session_id", "checkout_status")]
     query += [("checkout_session_id", session_id), ("checkout_status", status.value)]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 

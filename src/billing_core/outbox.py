@@ -52,12 +52,13 @@ def new_message(*, organization_id: uuid.UUID, topic: OutboxTopic, payload: dict
 # Exponential backoff: 30 s doubling, capped at 2 h, until 24 h have passed since the first try.
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=2)
-RETRY_HORIZON = timedelta(hours=24, minutes=30)
+RETRY_HORIZON = timedelta(hours=24)
 
 
 def next_attempt(message: OutboxMessage, now: datetime) -> datetime | None:
     """When to try again after a failed attempt, or None to dead-letter the message."""
     if now - message.created_at >= RETRY_HORIZON:
         return None
-    delay: timedelta = min(BACKOFF_BASE * (2 ** max(message.attempts - 1, 0)), BACKOFF_CAP)
+    # The exponent is bounded (2**8 * 30 s already exceeds the cap) so many attempts cannot overflow.
+    delay: timedelta = min(BACKOFF_BASE * (2 ** min(max(message.attempts - 1, 0), 16)), BACKOFF_CAP)
     return now + delay

@@ -61,7 +61,7 @@ def normalize_tax_id(country: str, value: str) -> str:
 
 
 def check_country(country: object, field: str = "country") -> str:
-    if not isinstance(country, str) or not _COUNTRY.match(country):
+    if not isinstance(country, str) or not _COUNTRY.fullmatch(country):
         raise InvalidInput(field, "country must be an ISO 3166-1 alpha-2 code such as DE", code="invalid_country")
     return country
 

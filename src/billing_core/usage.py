@@ -50,7 +50,7 @@ def truncate_to_hour(at: datetime) -> datetime:
 
 
 def check_event_id(event_id: object) -> str:
-    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         raise InvalidInput("event_id", "event_id must be 1-128 characters of letters, digits, _ . : -",
                            code="invalid_event_id")
     return event_id
