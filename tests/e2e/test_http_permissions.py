@@ -110,6 +110,8 @@ ROUTES = [
     Route("POST", ORG + "/usage/events", USAGE,
           body=lambda w, a: {"event_id": "evt-matrix", "product": "compute", "quantity": 3}),
     Route("POST", ORG + "/usage/events/{event}/refund", USAGE, body=lambda w, a: {"reason": "generation failed"}),
+    Route("POST", ORG + "/usage/events/batch", USAGE,
+          body=lambda w, a: {"events": [{"event_id": "evt-batch-1", "product": "compute", "quantity": 2}]}),
     # who am I, guest-checkout claims, the webhook signing secret
     Route("GET", "/me", ANY_TOKEN, own_org_route=True),
     Route("POST", "/me/claim_guest_checkouts", ANY_TOKEN, own_org_route=True),

@@ -8,6 +8,7 @@ email, budget reached, auto-recharge, low-balance alert), all in one unit of wor
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
@@ -15,7 +16,7 @@ import msgspec
 from billing_core.billing_settings import BillingSettings
 from billing_core.catalog import Product
 from billing_core.errors import Conflict, InvalidInput, NotFound
-from billing_core.ledger import Account, EntryKind, transfer
+from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
 from billing_core.money import format_credits
 from billing_core.outbox import OutboxTopic, new_message
 from billing_core.permissions import Action, Actor, require
@@ -64,10 +65,7 @@ def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
     metered = _product(ctx, product)
     priced = price_event(event_id=event_id, organization_id=organization_id, project_id=project_id,
                          product=metered, quantity=quantity, occurred_at=occurred_at or now, now=now)
-    tx = transfer(organization_id=organization_id, idempotency_key=f"usage:{priced.event_id}", kind=EntryKind.USAGE,
-                  description=f"{metered.name}: {quantity} {metered.unit}",
-                  created_at=now, source=Account.UNBILLED_USAGE, target=Account.REVENUE,
-                  amount_micros=priced.amount_micros, reference=priced.event_id)
+    tx = _usage_transaction(priced, metered, now)
     with ctx.uow() as uow:
         if not uow.product_subscriptions.active_for(organization_id, project_id, priced.product_id, priced.occurred_at):
             raise Conflict("the project has no active subscription to this product at occurred_at",
@@ -81,6 +79,77 @@ def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
         _after_debit(ctx, uow, outcome.wallet, outcome.decision, now)
         uow.commit()
     return _outcome(priced, outcome.decision, outcome.wallet, replayed=False)
+
+
+class UsageEventInput(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of a batch, as a platform service reports it."""
+
+    event_id: str
+    product: str | uuid.UUID
+    quantity: int
+    project_id: uuid.UUID | None = None
+    occurred_at: datetime | None = None
+
+
+MAX_BATCH = 1000
+
+
+def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
+                       events: Sequence[UsageEventInput]) -> list[UsageOutcome]:
+    """Report up to 1,000 events in one unit of work: every event is validated and priced before
+    anything is written (a bad one rejects the batch, naming ``events[i].field``), then each is
+    debited in order through the same atomic spend-guard step as :func:`report_usage`, so some may
+    be denied while others pass. Replayed ids answer as replays; notices are queued once at the end."""
+    require(actor, Action.REPORT_USAGE, organization_id)
+    if not events or len(events) > MAX_BATCH:
+        raise InvalidInput("events", f"send 1 to {MAX_BATCH} events", code="invalid_batch")
+    now = ctx.clock.now()
+    priced: list[tuple[UsageEvent, LedgerTransaction]] = []
+    seen: set[str] = set()
+    for index, item in enumerate(events):
+        try:
+            metered = _product(ctx, item.product)
+            event = price_event(event_id=item.event_id, organization_id=organization_id,
+                                project_id=item.project_id, product=metered, quantity=item.quantity,
+                                occurred_at=item.occurred_at or now, now=now)
+        except InvalidInput as exc:
+            raise InvalidInput(f"events[{index}].{exc.field or 'event'}", exc.message, code=exc.code) from None
+        if event.event_id in seen:
+            raise InvalidInput(f"events[{index}].event_id", "an event id appears twice in the batch",
+                               code="duplicate_event_id")
+        seen.add(event.event_id)
+        priced.append((event, _usage_transaction(event, metered, now)))
+    outcomes: list[UsageOutcome] = []
+    with ctx.uow() as uow:
+        subscribed: dict[tuple[uuid.UUID | None, uuid.UUID], bool] = {}
+        for index, (event, _) in enumerate(priced):
+            key = (event.project_id, event.product_id)
+            if key not in subscribed:
+                subscribed[key] = uow.product_subscriptions.active_for(organization_id, event.project_id,
+                                                                       event.product_id, event.occurred_at)
+            if not subscribed[key]:
+                raise Conflict("the project has no active subscription to this product at occurred_at",
+                               code="product_not_subscribed", field=f"events[{index}].product")
+        denial: Decision | None = None
+        wallet = uow.wallets.get(organization_id)
+        for event, tx in priced:
+            outcome = uow.wallets.debit(organization_id, event.amount_micros, now, tx)
+            wallet = outcome.wallet
+            if outcome.decision.allowed and not outcome.replayed:
+                uow.usage.record(event)
+            elif not outcome.decision.allowed and denial is None:
+                denial = outcome.decision
+            outcomes.append(_outcome(event, outcome.decision, outcome.wallet, replayed=outcome.replayed))
+        _after_debit(ctx, uow, wallet, denial or Decision(allowed=True), now)
+        uow.commit()
+    return outcomes
+
+
+def _usage_transaction(event: UsageEvent, metered: Product, now: datetime) -> LedgerTransaction:
+    return transfer(organization_id=event.organization_id, idempotency_key=f"usage:{event.event_id}",
+                    kind=EntryKind.USAGE, description=f"{metered.name}: {event.quantity} {metered.unit}",
+                    created_at=now, source=Account.UNBILLED_USAGE, target=Account.REVENUE,
+                    amount_micros=event.amount_micros, reference=event.event_id)
 
 
 def _outcome(event: UsageEvent, decision: Decision, wallet: WalletAccount, *, replayed: bool) -> UsageOutcome:

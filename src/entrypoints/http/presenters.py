@@ -105,7 +105,8 @@ def decision(value: Decision) -> s.DecisionOut:
 def usage_outcome(outcome: UsageOutcome) -> s.UsageOutcomeOut:
     return s.UsageOutcomeOut(event_id=outcome.event_id, allowed=outcome.allowed, replayed=outcome.replayed,
                              amount_micros=outcome.amount_micros, balance=credits(outcome.balance_micros),
-                             warning=outcome.warning, grace_ends_at=outcome.grace_ends_at)
+                             warning=outcome.warning, grace_ends_at=outcome.grace_ends_at,
+                             reason=outcome.reason.value if outcome.reason else None, retry_at=outcome.retry_at)
 
 
 # --------------------------------------------------------------------------- subscriptions

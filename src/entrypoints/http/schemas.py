@@ -186,6 +186,10 @@ class UsageEventBody(Body):
     occurred_at: datetime | None = None
 
 
+class UsageBatchBody(Body):
+    events: Annotated[list[UsageEventBody], msgspec.Meta(min_length=1, max_length=1000)]
+
+
 class UsageRefundBody(Body):
     reason: ShortText | None = None
 
@@ -265,6 +269,14 @@ class UsageOutcomeOut(msgspec.Struct):
     balance: Credits
     warning: SpendWarning | None
     grace_ends_at: datetime | None
+    reason: str | None = None
+    """Why a batched event was denied (single events answer 402 instead)."""
+    retry_at: datetime | None = None
+
+
+class UsageBatchOut(msgspec.Struct):
+    results: list[UsageOutcomeOut]
+    """One per event, in order; a denied event carries ``allowed: false`` and its reason."""
 
 
 # --------------------------------------------------------------------------- subscriptions

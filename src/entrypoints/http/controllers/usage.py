@@ -77,6 +77,16 @@ class PlatformUsageController(Controller):
             raise DebitDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)
         return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
 
+    @post("/events/batch", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
+          summary="Report up to 1,000 events in one transaction; each is allowed or denied on its own")
+    def report_batch(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
+                     data: JSONBody[s.UsageBatchBody]) -> s.UsageBatchOut:
+        events = [services.metering.UsageEventInput(
+            event_id=e.event_id, product=e.product, quantity=e.quantity, project_id=e.project_id,
+            occurred_at=utc(e.occurred_at, f"events[{i}].occurred_at")) for i, e in enumerate(data.events)]
+        outcomes = services.metering.report_usage_batch(ctx, actor, organization_id=organization_id, events=events)
+        return s.UsageBatchOut(results=[presenters.usage_outcome(o) for o in outcomes])
+
     @post("/events/{event_id:str}/refund", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Automatically refund a failed operation's charge (shows as a green + entry in the feed)")
     def refund(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId, event_id: FromPath[str],
