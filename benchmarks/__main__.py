@@ -7,7 +7,7 @@ import sys
 
 from benchmarks.harness import CaseResult, print_table, write_results
 
-CASES = ["bench_core", "bench_storage_debit"]
+CASES = ["bench_core", "bench_storage_debit", "bench_period_close", "bench_http"]
 
 
 def main(argv: list[str]) -> None:
