@@ -219,6 +219,11 @@ class UsageRepository(Protocol):
         """Buckets not on an invoice with ``hour < before``."""
         ...
 
+    def uninvoiced_totals(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
+        """The uninvoiced buckets with ``hour < before`` summed per (project, product), one row each,
+        with ``hour`` the earliest hour summed: what a period close needs, aggregated by storage."""
+        ...
+
     def mark_invoiced(self, organization_id: uuid.UUID, before: datetime, invoice_id: uuid.UUID) -> int:
         """Put every uninvoiced bucket with ``hour < before`` on the invoice; returns how many."""
         ...

@@ -596,3 +596,27 @@ class TestIdempotencyRepository:
         with storage.uow() as uow:
             assert uow.idempotency.get(response.scope, response.key) == response
             assert uow.idempotency.get(response.scope, "other") is None
+
+
+class TestUsageTotals:
+    def test_totals_sum_open_buckets_per_project_and_product(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        project = uuid.uuid4()
+        early = NOW - timedelta(hours=5)
+        with storage.uow() as uow:
+            uow.usage.record(usage_event(org.id, "a", quantity=2))
+            uow.usage.record(usage_event(org.id, "b", quantity=3, at=early))
+            uow.usage.record(usage_event(org.id, "c", quantity=1, project_id=project))
+            uow.usage.record(usage_event(org.id, "d", quantity=7, at=NOW + timedelta(days=3)))
+            uow.commit()
+        with storage.uow() as uow:
+            totals = uow.usage.uninvoiced_totals(org.id, NOW + timedelta(days=1))
+            by_project = {t.project_id: t for t in totals}
+            assert set(by_project) == {None, project}
+            assert (by_project[None].quantity, by_project[None].hour) == (5, early.replace(minute=0))
+            assert by_project[None].amount_micros == sum(
+                b.amount_micros for b in uow.usage.uninvoiced(org.id, NOW + timedelta(days=1)) if b.project_id is None)
+            assert by_project[project].quantity == 1
+            assert uow.usage.uninvoiced_totals(org.id, early.replace(minute=0)) == []
+            uow.usage.mark_invoiced(org.id, NOW + timedelta(days=1), uuid.uuid4())
+            assert [t.quantity for t in uow.usage.uninvoiced_totals(org.id, FAR_FUTURE)] == [7]

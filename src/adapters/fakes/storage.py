@@ -353,6 +353,19 @@ class InMemoryUsageRepository(_Repo):
         return self._select(lambda b: b.organization_id == organization_id and b.invoice_id is None
                             and b.hour < before)
 
+    def uninvoiced_totals(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
+        totals: dict[tuple[uuid.UUID | None, uuid.UUID], HourlyUsage] = {}
+        for bucket in self.uninvoiced(organization_id, before):
+            key = (bucket.project_id, bucket.product_id)
+            seen = totals.get(key)
+            if seen is None:
+                totals[key] = bucket
+            else:
+                seen.quantity += bucket.quantity
+                seen.amount_micros += bucket.amount_micros
+                seen.hour = min(seen.hour, bucket.hour)
+        return sorted(totals.values(), key=lambda b: (str(b.project_id), str(b.product_id)))
+
     def mark_invoiced(self, organization_id: uuid.UUID, before: datetime, invoice_id: uuid.UUID) -> int:
         count = 0
         for key, bucket in list(self.s.buckets.items()):

@@ -9,10 +9,10 @@ matched, so late usage for an invoiced hour opens a new bucket instead of changi
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
@@ -57,6 +57,17 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
     def uninvoiced(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
         return self._select(_b.organization_id == organization_id, _b.invoice_id.is_(None), _b.hour < before)
 
+    def uninvoiced_totals(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
+        query = (select(_b.project_id, _b.product_id, func.sum(_b.quantity), func.sum(_b.amount_micros),
+                        func.min(_b.hour))
+                 .where(_b.organization_id == organization_id, _b.invoice_id.is_(None), _b.hour < before)
+                 .group_by(_b.project_id, _b.product_id))
+        totals = [HourlyUsage(organization_id=organization_id, project_id=row[0], product_id=row[1],
+                              quantity=int(row[2]), amount_micros=int(row[3]), hour=_aware(row[4]))
+                  for row in self._execute(query)]
+        totals.sort(key=lambda b: (str(b.project_id), str(b.product_id)))
+        return totals
+
     def mark_invoiced(self, organization_id: uuid.UUID, before: datetime, invoice_id: uuid.UUID) -> int:
         result = self._execute(update(usage_buckets).where(
             _b.organization_id == organization_id, _b.invoice_id.is_(None), _b.hour < before,
@@ -67,3 +78,10 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
         query = (select(_b.organization_id).where(_b.invoice_id.is_(None), _b.hour < before).distinct()
                  .order_by(_b.organization_id))
         return list(self._execute(query).scalars())
+
+
+def _aware(hour: datetime) -> datetime:
+    """``min()`` over the UTC column loses the column type on some drivers (SQLite returns text)."""
+    if isinstance(hour, str):
+        hour = datetime.fromisoformat(hour)
+    return hour if hour.tzinfo is not None else hour.replace(tzinfo=UTC)

@@ -88,7 +88,7 @@ def _close_one(ctx: BillingContext, organization_id: uuid.UUID, start: datetime,
         existing = uow.invoices.for_period(organization_id, start)
         if existing is not None:
             return existing, False
-        buckets = uow.usage.uninvoiced(organization_id, end)
+        buckets = uow.usage.uninvoiced_totals(organization_id, end)
         if not buckets:
             return None, False
         org = uow.organizations.get(organization_id)

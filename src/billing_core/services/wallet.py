@@ -412,7 +412,7 @@ def reconcile(ctx: BillingContext, *, organization_id: uuid.UUID, strict: bool =
         wallet = uow.wallets.get(organization_id)
         sums = uow.ledger.account_sums(organization_id)
         far_future = datetime.max.replace(tzinfo=ctx.clock.now().tzinfo)
-        uninvoiced = sum(b.amount_micros for b in uow.usage.uninvoiced(organization_id, far_future))
+        uninvoiced = sum(b.amount_micros for b in uow.usage.uninvoiced_totals(organization_id, far_future))
     result = ReconcileReport(
         organization_id=organization_id, stored_wallet_micros=wallet.wallet_micros,
         ledger_wallet_micros=sums.get(Account.WALLET, 0), stored_unbilled_micros=wallet.unbilled_micros,
