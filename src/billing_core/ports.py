@@ -320,6 +320,11 @@ class PaymentRepository(Protocol):
     def by_provider_id(self, provider_payment_id: str) -> Payment | None:
         ...
 
+    def by_reference(self, payment_id: uuid.UUID) -> Payment | None:
+        """A payment by our own id, whatever its organization: only for inbound provider events,
+        which carry our id as their reference and are verified by signature."""
+        ...
+
     def save(self, payment: Payment) -> None:
         ...
 

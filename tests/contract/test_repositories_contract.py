@@ -620,3 +620,21 @@ class TestUsageTotals:
             assert uow.usage.uninvoiced_totals(org.id, early.replace(minute=0)) == []
             uow.usage.mark_invoiced(org.id, NOW + timedelta(days=1), uuid.uuid4())
             assert [t.quantity for t in uow.usage.uninvoiced_totals(org.id, FAR_FUTURE)] == [7]
+
+
+class TestPaymentByReference:
+    def test_a_payment_is_found_by_our_id_across_organizations(self, storage: StorageBackend) -> None:
+        from billing_core.payments import Payment, PaymentPurpose, PaymentStatus
+
+        org = new_org(storage)
+        payment = Payment(id=uuid.uuid4(), organization_id=org.id, purpose=PaymentPurpose.ADD_CREDITS,
+                          amount_cents=500, currency_iso="USD", credits_micros=5_000_000,
+                          status=PaymentStatus.PENDING, created_at=NOW)
+        with storage.uow() as uow:
+            uow.payments.add(payment)
+            uow.commit()
+        with storage.uow() as uow:
+            found = uow.payments.by_reference(payment.id)
+            assert found is not None
+            assert (found.id, found.organization_id, found.amount_cents) == (payment.id, org.id, 500)
+            assert uow.payments.by_reference(uuid.uuid4()) is None

@@ -501,6 +501,10 @@ class InMemoryPaymentRepository(_Repo):
                 return _copy(payment)
         return None
 
+    def by_reference(self, payment_id: uuid.UUID) -> Payment | None:
+        payment = self.s.payments.get(payment_id)
+        return None if payment is None else _copy(payment)
+
     def save(self, payment: Payment) -> None:
         self.get(payment.organization_id, payment.id)
         self.j.set(self.s.payments, payment.id, _copy(payment))

@@ -78,6 +78,10 @@ class SqlAlchemyPaymentRepository(SqlAlchemyRepository):
                             .order_by(_p.created_at, _p.id).limit(1)).first()
         return None if row is None else rows.payment_from_row(row)
 
+    def by_reference(self, payment_id: uuid.UUID) -> Payment | None:
+        row = self._execute(select(payments).where(_p.id == payment_id)).first()
+        return None if row is None else rows.payment_from_row(row)
+
     def save(self, payment: Payment) -> None:
         values = rows.payment_values(payment)
         del values["id"], values["organization_id"]

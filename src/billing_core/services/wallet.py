@@ -329,13 +329,9 @@ def _find_payment(uow: UnitOfWork, provider_payment_id: str | None, reference: s
             return found
     if reference:
         try:
-            payment_id = uuid.UUID(reference)
+            return uow.payments.by_reference(uuid.UUID(reference))
         except ValueError:
             return None
-        for org_id in uow.organizations.ids():
-            found = _existing_payment(uow, org_id, payment_id)
-            if found is not None:
-                return found
     return None
 
 
