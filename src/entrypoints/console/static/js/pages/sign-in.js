@@ -8,10 +8,19 @@ function nextPage() {
   return next && next.startsWith(`${mount()}/`) && !next.startsWith("//") ? next : `${mount()}/billing/overview`;
 }
 
-/** The token is checked against the API before it is kept. */
+/** The token is checked against the API before it is kept: the server says which organization and
+ * role it speaks for (the radio button is only a hint), and a verified login claims any guest
+ * checkout made with the same email. */
 async function check(candidate) {
+  const me = await api("/me", { token: candidate.token });
+  if (candidate.organizationId && me.organization_id !== candidate.organizationId) {
+    throw new Error("This token belongs to another organization.");
+  }
+  candidate.organizationId = me.organization_id;
+  candidate.role = me.role || "service";
   await api(`/organizations/${encodeURIComponent(candidate.organizationId)}/billing/overview`,
     { token: candidate.token });
+  if (me.role) await api("/me/claim_guest_checkouts", { method: "POST", token: candidate.token });
 }
 
 async function use(candidate) {
@@ -49,8 +58,8 @@ export async function render() {
       organizationId: String(data.get("organization_id") || "").trim(),
       role: String(data.get("role") || "member"),
     };
-    if (!candidate.token || !candidate.organizationId) {
-      showError(new Error("Enter a token and an organization ID."));
+    if (!candidate.token) {
+      showError(new Error("Enter a token."));
       return;
     }
     await busy(form.querySelector("button[type=submit]"), () => use(candidate), form);
