@@ -91,10 +91,10 @@ class IdempotencyKeyReused(Conflict):
 
 
 class IllegalTransition(Conflict):
-    """A plan subscription moves only along the transition table."""
+    """Statuses (subscriptions, invoices, payments) move only along their transition tables."""
 
-    def __init__(self, current: str, target: str) -> None:
-        super().__init__(f"a subscription cannot go from {current} to {target}", code="illegal_transition")
+    def __init__(self, current: str, target: str, *, subject: str = "subscription") -> None:
+        super().__init__(f"a {subject} cannot go from {current} to {target}", code="illegal_transition")
         self.current = current
         self.target = target
 

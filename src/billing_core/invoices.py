@@ -34,7 +34,9 @@ INVOICE_TRANSITIONS: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
     InvoiceStatus.DRAFT: frozenset({InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID}),
     InvoiceStatus.OPEN: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}),
     InvoiceStatus.UNCOLLECTIBLE: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID}),
-    InvoiceStatus.PAID: frozenset(),
+    # Only an invoice paid entirely from credits is voided (its credits return); one paid in cash is
+    # refunded with a credit note instead (enforced by the void use case).
+    InvoiceStatus.PAID: frozenset({InvoiceStatus.VOID}),
     InvoiceStatus.VOID: frozenset(),
 }
 
@@ -89,7 +91,7 @@ class Invoice(msgspec.Struct, kw_only=True):
         if target == self.status:
             return
         if target not in INVOICE_TRANSITIONS[self.status]:
-            raise IllegalTransition(self.status.value, target.value)
+            raise IllegalTransition(self.status.value, target.value, subject="invoice")
         if target == InvoiceStatus.PAID:
             self.paid_at = at
         elif target == InvoiceStatus.VOID:

@@ -72,7 +72,7 @@ class Payment(msgspec.Struct, kw_only=True):
         if target == self.status:
             return False
         if target not in _PAYMENT_TRANSITIONS[self.status]:
-            raise IllegalTransition(self.status.value, target.value)
+            raise IllegalTransition(self.status.value, target.value, subject="payment")
         self.status = target
         return True
 

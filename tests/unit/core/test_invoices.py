@@ -96,7 +96,7 @@ def test_legal_invoice_transitions(start: InvoiceStatus, target: InvoiceStatus) 
 
 
 @pytest.mark.parametrize(("start", "target"), [
-    (InvoiceStatus.PAID, InvoiceStatus.OPEN), (InvoiceStatus.PAID, InvoiceStatus.VOID),
+    (InvoiceStatus.PAID, InvoiceStatus.OPEN), (InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE),
     (InvoiceStatus.VOID, InvoiceStatus.PAID), (InvoiceStatus.VOID, InvoiceStatus.OPEN),
     (InvoiceStatus.OPEN, InvoiceStatus.DRAFT), (InvoiceStatus.DRAFT, InvoiceStatus.UNCOLLECTIBLE),
     (InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.OPEN),
