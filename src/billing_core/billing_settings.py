@@ -15,7 +15,10 @@ from billing_core.errors import InvalidInput
 from billing_core.money import MAX_MICROS
 from billing_core.tax import check_country, check_tax_id
 
-_EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]{1,63})+$")
+# The local part excludes control characters and the address-list separators (``,`` ``;``) that would
+# turn one recipient into several in a mail header.
+_EMAIL = re.compile(r"^[^@\s<>\"(),;:\\\[\]\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9\-]{1,63})+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -144,6 +147,32 @@ class BillingSettings(msgspec.Struct, kw_only=True):
 
 
 _PRIVATE_HOSTS = frozenset({"localhost", "localhost.localdomain", "metadata.google.internal"})
+_IPV4_NUMBER = re.compile(r"0x[0-9a-f]*|[0-9]+")
+
+
+def _ipv4_number_host(host: str) -> ipaddress.IPv4Address | None:
+    """The address of a host that ends in a number, read the way URL parsers and ``inet_aton`` read
+    it (``127.1``, ``2130706433``, ``0x7f.0.0.1``, ``0177.0.0.1`` are all 127.0.0.1); None for a
+    name. Raises ValueError for a number that is no address."""
+    labels = host.split(".")
+    if not _IPV4_NUMBER.fullmatch(labels[-1]):
+        return None
+    if len(labels) > 4:
+        raise ValueError(host)
+    numbers = []
+    for label in labels:
+        if not _IPV4_NUMBER.fullmatch(label):
+            raise ValueError(host)
+        if label.startswith("0x"):
+            numbers.append(int(label[2:] or "0", 16))
+        elif len(label) > 1 and label.startswith("0"):
+            numbers.append(int(label, 8))
+        else:
+            numbers.append(int(label))
+    *parts, last = numbers
+    if any(part > 255 for part in parts) or last >= 256 ** (4 - len(parts)):
+        raise ValueError(host)
+    return ipaddress.IPv4Address(sum(part << (8 * (3 - i)) for i, part in enumerate(parts)) + last)
 
 
 def check_webhook_url(url: object, *, allow_private: bool, require_https: bool, field: str = "webhook_url") -> str:
@@ -157,15 +186,31 @@ def check_webhook_url(url: object, *, allow_private: bool, require_https: bool, 
         raise InvalidInput(field, "webhook_url must use https", code="invalid_url")
     if parts.username or parts.password:
         raise InvalidInput(field, "webhook_url must not carry credentials", code="invalid_url")
+    try:
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise InvalidInput(field, "webhook_url has an invalid port", code="invalid_url") from exc
+    if port == 0:
+        raise InvalidInput(field, "webhook_url has an invalid port", code="invalid_url")
     if not allow_private:
-        host = parts.hostname.lower().rstrip(".")  # a trailing dot names the same host
+        host = parts.hostname
+        if not host.isascii():  # compare what the name resolves as: "ⓛocalhost" is localhost
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError as exc:
+                raise InvalidInput(field, "webhook_url has an invalid host name", code="invalid_url") from exc
+        host = host.lower().rstrip(".")  # a trailing dot names the same host
         if host in _PRIVATE_HOSTS or host.endswith((".localhost", ".internal", ".local")):
             raise InvalidInput(field, "webhook_url must not point at a private or loopback host",
                                code="ssrf_blocked")
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            address = None
+            try:
+                address = _ipv4_number_host(host)
+            except ValueError as exc:
+                raise InvalidInput(field, "webhook_url has an invalid IPv4 address", code="invalid_url") from exc
         if address is not None and not address.is_global:
             raise InvalidInput(field, "webhook_url must not point at a private or loopback address",
                                code="ssrf_blocked")

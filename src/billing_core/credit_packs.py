@@ -72,8 +72,8 @@ def check_add_credits_amount(catalog: Catalog, amount_micros: object) -> int:
     """Add-credits amounts: $5 to $5,000 in whole cents."""
     low = catalog.add_credits_min_dollars * MICROS_PER_DOLLAR
     high = catalog.add_credits_max_dollars * MICROS_PER_DOLLAR
-    message = (f"Enter an amount between ${catalog.add_credits_min_dollars:,} "
-               f"and ${catalog.add_credits_max_dollars:,}")
+    # The seed's note under the amount field, word for word.
+    message = f"Enter an amount between ${catalog.add_credits_min_dollars} and ${catalog.add_credits_max_dollars}."
     if type(amount_micros) is not int or not low <= amount_micros <= high:
         raise InvalidInput("amount", message, code="amount_out_of_range")
     if amount_micros % 10_000:

@@ -94,7 +94,8 @@ class IllegalTransition(Conflict):
     """Statuses (subscriptions, invoices, payments) move only along their transition tables."""
 
     def __init__(self, current: str, target: str, *, subject: str = "subscription") -> None:
-        super().__init__(f"a {subject} cannot go from {current} to {target}", code="illegal_transition")
+        article = "an" if subject[:1].lower() in "aeiou" else "a"
+        super().__init__(f"{article} {subject} cannot go from {current} to {target}", code="illegal_transition")
         self.current = current
         self.target = target
 

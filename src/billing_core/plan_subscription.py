@@ -146,4 +146,6 @@ def new_subscription(*, organization_id: uuid.UUID, plan: Plan, now: datetime, t
         status=status, created_at=now, current_period_start=now,
         current_period_end=trial_end or period_end(now, plan.interval), trial_end=trial_end,
         provider_subscription_id=provider_subscription_id,
+        # Born past_due (the provider says so): the grace window starts now, as after a transition.
+        past_due_since=now if status == S.PAST_DUE else None,
     )

@@ -60,7 +60,8 @@ def add_business_days(start: datetime, days: int) -> datetime:
 
 def decide_refund(payment: Payment, plan: Plan | None, *, unused_credits_micros: int,
                   now: datetime) -> RefundDecision:
-    """Decide a refund of ``payment``; ``unused_credits_micros`` is the settled wallet balance now."""
+    """Decide a refund of ``payment``; ``unused_credits_micros`` is the credit not used yet: the
+    settled wallet net of uninvoiced usage (never more than the settled wallet)."""
     if payment.status != PaymentStatus.SUCCEEDED or payment.settled_at is None:
         denial = (RefundDenial.ALREADY_REFUNDED if payment.status == PaymentStatus.REFUNDED
                   else RefundDenial.NOT_SETTLED)

@@ -24,7 +24,7 @@ _VAT_FORMATS: dict[str, str] = {
     "AT": r"ATU\d{8}", "BE": r"BE[01]\d{9}", "BG": r"BG\d{9,10}", "CY": r"CY\d{8}[A-Z]",
     "CZ": r"CZ\d{8,10}", "DE": r"DE\d{9}", "DK": r"DK\d{8}", "EE": r"EE\d{9}", "ES": r"ES[A-Z0-9]\d{7}[A-Z0-9]",
     "FI": r"FI\d{8}", "FR": r"FR[A-HJ-NP-Z0-9]{2}\d{9}", "GR": r"EL\d{9}", "HR": r"HR\d{11}",
-    "HU": r"HU\d{8}", "IE": r"IE\d{7}[A-W][A-I]?|IE\d[A-Z+*]\d{5}[A-W]", "IT": r"IT\d{11}",
+    "HU": r"HU\d{8}", "IE": r"IE\d{7}[A-W][A-IW]?|IE\d[A-Z+*]\d{5}[A-W]", "IT": r"IT\d{11}",
     "LT": r"LT(\d{9}|\d{12})", "LU": r"LU\d{8}", "LV": r"LV\d{11}", "MT": r"MT\d{8}", "NL": r"NL\d{9}B\d{2}",
     "PL": r"PL\d{10}", "PT": r"PT\d{9}", "RO": r"RO\d{2,10}", "SE": r"SE\d{12}", "SI": r"SI\d{8}",
     "SK": r"SK\d{10}", "GB": r"GB(\d{9}|\d{12}|GD\d{3}|HA\d{3})", "CH": r"CHE\d{9}(MWST|TVA|IVA)?",
@@ -73,7 +73,10 @@ def check_tax_id(country: str, value: str) -> str:
     normalized = normalize_tax_id(country, value)
     if not normalized or len(normalized) > 32:
         raise InvalidInput("value", "tax id must be 1 to 32 characters", code="invalid_tax_id")
-    if pattern is not None and not re.fullmatch(pattern, normalized):
+    # Printable ASCII only: ``\d`` alone would accept the digits of every script (and any country
+    # without a known format would accept control characters), none of which a legal invoice prints.
+    if not (normalized.isascii() and normalized.isprintable()) or (
+            pattern is not None and not re.fullmatch(pattern, normalized)):
         raise InvalidInput("value", f"{value!r} is not a valid tax id for {country}", code="invalid_tax_id")
     return normalized
 

@@ -24,7 +24,9 @@ def _decide(ctx: BillingContext, organization_id: uuid.UUID, payment_id: uuid.UU
         sub = uow.plan_subscriptions.current(organization_id)
         wallet = uow.wallets.get(organization_id)
     plan = ctx.catalog.plan(sub.plan) if sub is not None else None
-    return decide_refund(payment, plan, unused_credits_micros=wallet.wallet_micros, now=ctx.clock.now())
+    # Uninvoiced usage has already consumed credits the settled wallet still holds.
+    unused = min(wallet.wallet_micros, wallet.balance_micros)
+    return decide_refund(payment, plan, unused_credits_micros=unused, now=ctx.clock.now())
 
 
 def request_refund(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, payment_id: uuid.UUID,

@@ -65,7 +65,7 @@ def test_add_credits_out_of_bounds(catalog: Catalog, micros: int) -> None:
         check_add_credits_amount(catalog, micros)
     assert info.value.code == "amount_out_of_range"
     assert info.value.field == "amount"
-    assert info.value.message == "Enter an amount between $5 and $5,000"
+    assert info.value.message == "Enter an amount between $5 and $5000."
 
 
 @pytest.mark.parametrize("micros", [5_000_001, 12_345_678, 4_999_999_999])

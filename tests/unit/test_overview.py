@@ -1,0 +1,75 @@
+"""The Billing Overview's wallet figures: Total Credits, Usage This Period, Remaining Credits,
+Overage Protection, the Daily Hard Limit used, and Available to Use."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from billing_core.money import format_credits
+from billing_core.overview import WalletOverview, wallet_overview
+from billing_core.spend_guard import decide
+from billing_core.wallet import SpendLimits
+from tests.unit.domain_builders import DOLLAR, NOW, wallet_account
+
+TODAY = NOW.date()
+
+
+def test_the_six_figures() -> None:
+    wallet = wallet_account(
+        wallet=130 * DOLLAR, unbilled=-12_480_000,
+        limits=SpendLimits(credit_line_micros=50 * DOLLAR, daily_budget_micros=20 * DOLLAR),
+        spend_day=TODAY, today=7 * DOLLAR, yesterday=3 * DOLLAR, spend_month="2026-03", month=12_480_000)
+    overview = wallet_overview(wallet, NOW)
+    assert overview == WalletOverview(
+        total_credits=130 * DOLLAR,  # gross credits purchased or granted, not yet used by invoices
+        usage_this_period=12_480_000,  # uninvoiced usage, shown positive
+        remaining_credits=117_520_000,  # total minus uninvoiced usage: the real-time balance
+        overage_protection=50 * DOLLAR,  # the credit line
+        daily_hard_limit_used=7 * DOLLAR, daily_hard_limit=20 * DOLLAR,
+        available_to_use=13 * DOLLAR,  # the daily budget is the tightest limit
+        consumed_today=7 * DOLLAR, consumed_yesterday=3 * DOLLAR)
+    assert format_credits(overview.remaining_credits) == "$117.520"
+
+
+def test_remaining_is_total_minus_usage() -> None:
+    overview = wallet_overview(wallet_account(wallet=10 * DOLLAR, unbilled=-25 * DOLLAR), NOW)
+    assert overview.total_credits - overview.usage_this_period == overview.remaining_credits == -15 * DOLLAR
+
+
+def test_available_uses_the_overage_protection_on_a_negative_balance() -> None:
+    wallet = wallet_account(wallet=10 * DOLLAR, unbilled=-25 * DOLLAR,
+                            limits=SpendLimits(credit_line_micros=50 * DOLLAR))
+    overview = wallet_overview(wallet, NOW)
+    assert overview.available_to_use == 35 * DOLLAR
+    assert decide(wallet, overview.available_to_use, NOW).allowed
+    assert not decide(wallet, overview.available_to_use + 1, NOW).allowed
+
+
+def test_available_is_never_negative_and_respects_the_minimum() -> None:
+    overdrawn = wallet_account(wallet=0, unbilled=-60 * DOLLAR, limits=SpendLimits(credit_line_micros=50 * DOLLAR))
+    assert wallet_overview(overdrawn, NOW).available_to_use == 0
+    minimum = wallet_account(wallet=5 * DOLLAR, limits=SpendLimits(minimum_production_credit_micros=2 * DOLLAR))
+    assert wallet_overview(minimum, NOW).available_to_use == 3 * DOLLAR
+
+
+def test_without_spend_management_there_is_no_daily_limit() -> None:
+    overview = wallet_overview(wallet_account(wallet=42 * DOLLAR), NOW)
+    assert overview.daily_hard_limit is None
+    assert (overview.daily_hard_limit_used, overview.overage_protection) == (0, 0)
+    assert overview.available_to_use == 42 * DOLLAR
+
+
+def test_the_monthly_cap_limits_available() -> None:
+    wallet = wallet_account(wallet=500 * DOLLAR, limits=SpendLimits(monthly_cap_micros=100 * DOLLAR),
+                            spend_day=TODAY, today=DOLLAR, spend_month="2026-03", month=90 * DOLLAR)
+    assert wallet_overview(wallet, NOW).available_to_use == 10 * DOLLAR
+
+
+def test_the_day_figures_roll_over_at_utc_midnight() -> None:
+    wallet = wallet_account(limits=SpendLimits(daily_budget_micros=20 * DOLLAR), spend_day=TODAY, today=20 * DOLLAR,
+                            yesterday=3 * DOLLAR, spend_month="2026-03", month=23 * DOLLAR)
+    assert wallet_overview(wallet, NOW).available_to_use == 0
+    tomorrow = wallet_overview(wallet, NOW + timedelta(days=1))
+    assert (tomorrow.consumed_today, tomorrow.consumed_yesterday, tomorrow.daily_hard_limit_used) == (
+        0, 20 * DOLLAR, 0)
+    assert tomorrow.available_to_use == 20 * DOLLAR

@@ -1,0 +1,276 @@
+"""A hypothesis state machine over the in-memory wallet and ledger.
+
+Random sequences of top-ups, usage debits (through the atomic ``uow.wallets.debit``), automatic
+refunds, grants and their expiry, period closes, retried keys, abandoned units of work and days
+passing. After EVERY step: all transactions balance, the stored balances are the sums of the
+postings, the balance never passes the credit line, no UTC day spends more than the daily budget,
+the counters match an independent model, and every idempotency key was applied once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
+from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced, transaction, transfer
+from billing_core.spend_guard import DenialReason
+from billing_core.wallet import SpendLimits, WalletAccount, counters_at, month_key
+from tests.unit.domain_builders import DOLLAR, ORG, usage, usage_refund
+
+T0 = datetime(2026, 1, 30, 21, 0, tzinfo=UTC)
+
+limits_strategy = st.builds(
+    SpendLimits,
+    credit_line_micros=st.sampled_from([0, 10 * DOLLAR, 50 * DOLLAR]),
+    minimum_production_credit_micros=st.sampled_from([0, DOLLAR]),
+    daily_budget_micros=st.one_of(st.none(), st.integers(min_value=DOLLAR, max_value=40 * DOLLAR)),
+    monthly_cap_micros=st.one_of(st.none(), st.integers(min_value=5 * DOLLAR, max_value=120 * DOLLAR)),
+)
+money = st.integers(min_value=1, max_value=30 * DOLLAR)
+
+
+class WalletMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = InMemoryStore()
+        self.clock = FixedClock(T0)
+        self.limits = SpendLimits()
+        self.seq = 0
+        self.keys: set[str] = set()
+        """Every idempotency key applied so far (each exactly once)."""
+        self.open_debits: dict[str, int] = {}
+        """Usage debits not yet invoiced by a period close: key → amount."""
+        self.refunded: set[str] = set()
+        self.grants: dict[str, int] = {}
+        """Grants that have not expired: key → amount."""
+        self.per_day: dict[date, int] = defaultdict(int)
+        self.per_month: dict[str, int] = defaultdict(int)
+
+    # ------------------------------------------------------------------ helpers
+
+    def uow(self) -> InMemoryUnitOfWork:
+        return InMemoryUnitOfWork(self.store)
+
+    def wallet(self) -> WalletAccount:
+        with self.uow() as uow:
+            return uow.wallets.get(ORG)
+
+    def key(self, prefix: str) -> str:
+        self.seq += 1
+        return f"{prefix}-{self.seq}"
+
+    def post(self, tx: LedgerTransaction) -> None:
+        with self.uow() as uow:
+            posted = uow.wallets.post(tx)
+            uow.commit()
+        assert not posted.replayed
+        self.keys.add(tx.idempotency_key)
+
+    def transactions(self) -> list[LedgerTransaction]:
+        return [tx for tx in self.store.ledger.values() if tx.organization_id == ORG]
+
+    # ------------------------------------------------------------------ rules
+
+    @initialize(limits=limits_strategy)
+    def open_wallet(self, limits: SpendLimits) -> None:
+        self.limits = limits
+        with self.uow() as uow:
+            uow.wallets.create(WalletAccount(organization_id=ORG, limits=limits))
+            uow.commit()
+
+    @rule(amount=money)
+    def top_up(self, amount: int) -> None:
+        self.post(transfer(organization_id=ORG, idempotency_key=self.key("top-up"), kind=EntryKind.TOP_UP,
+                           description="Add Credits", created_at=self.clock.now(), source=Account.PAYMENT_CLEARING,
+                           target=Account.WALLET, amount_micros=amount))
+
+    @rule(amount=money)
+    def usage_debit(self, amount: int) -> None:
+        now = self.clock.now()
+        before = self.wallet()
+        key = self.key("usage")
+        with self.uow() as uow:
+            outcome = uow.wallets.debit(ORG, amount, now, usage(amount, key, at=now))
+            uow.commit()
+        day, month = now.date(), month_key(now.date())
+        budget, cap = self.limits.daily_budget_micros, self.limits.monthly_cap_micros
+        floor = self.limits.minimum_production_credit_micros - self.limits.credit_line_micros
+        if budget is not None and (self.per_day[day] + amount > budget or self.per_day[day] >= budget):
+            expected: DenialReason | None = DenialReason.DAILY_BUDGET_REACHED
+        elif cap is not None and (self.per_month[month] + amount > cap or self.per_month[month] >= cap):
+            expected = DenialReason.MONTHLY_BUDGET_REACHED
+        elif before.balance_micros - amount < floor:
+            expected = DenialReason.INSUFFICIENT_CREDIT
+        else:
+            expected = None
+        assert outcome.decision.reason is expected
+        assert not outcome.replayed
+        if expected is None:
+            assert outcome.transaction is not None
+            assert outcome.wallet.balance_micros == before.balance_micros - amount >= floor
+            self.keys.add(key)
+            self.open_debits[key] = amount
+            self.per_day[day] += amount
+            self.per_month[month] += amount
+        else:
+            assert outcome.transaction is None
+            assert self.wallet() == before
+
+    @precondition(lambda self: bool(self.keys))
+    @rule(data=st.data(), amount=money)
+    def retry_a_used_key(self, data: st.DataObject, amount: int) -> None:
+        """A retry with a key already used changes nothing, whatever it carries."""
+        key = data.draw(st.sampled_from(sorted(self.keys)))
+        before, count = self.wallet(), len(self.transactions())
+        now = self.clock.now()
+        with self.uow() as uow:
+            if data.draw(st.booleans()):
+                outcome = uow.wallets.debit(ORG, amount, now, usage(amount, key, at=now))
+                assert outcome.replayed and outcome.decision.allowed
+                assert outcome.transaction is not None and outcome.transaction.idempotency_key == key
+            else:
+                posted = uow.wallets.post(transfer(
+                    organization_id=ORG, idempotency_key=key, kind=EntryKind.TOP_UP, description="retry",
+                    created_at=now, source=Account.PAYMENT_CLEARING, target=Account.WALLET, amount_micros=amount))
+                assert posted.replayed and posted.transaction.idempotency_key == key
+            uow.commit()
+        assert self.wallet() == before
+        assert len(self.transactions()) == count
+
+    @rule(amount=money, debit=st.booleans())
+    def abandoned_unit_of_work(self, amount: int, debit: bool) -> None:
+        """Leaving the unit of work without commit() undoes everything done inside it."""
+        before, count = self.wallet(), len(self.transactions())
+        now = self.clock.now()
+        with self.uow() as uow:
+            if debit:
+                uow.wallets.debit(ORG, amount, now, usage(amount, "abandoned", at=now))
+            else:
+                uow.wallets.post(transfer(organization_id=ORG, idempotency_key="abandoned", kind=EntryKind.GRANT,
+                                          description="Free Trial Credits", created_at=now,
+                                          source=Account.PROMOTIONAL_GRANTS, target=Account.WALLET,
+                                          amount_micros=amount))
+        assert self.wallet() == before
+        assert len(self.transactions()) == count
+        with self.uow() as uow:
+            assert uow.ledger.get_by_key(ORG, "abandoned") is None
+
+    @precondition(lambda self: bool(self.open_debits))
+    @rule(data=st.data())
+    def automatic_refund(self, data: st.DataObject) -> None:
+        """A failed generation is reimbursed, once: a second refund of the same debit is a replay."""
+        debit_key = data.draw(st.sampled_from(sorted(self.open_debits)))
+        key = f"refund:{debit_key}"
+        before = self.wallet()
+        with self.uow() as uow:
+            posted = uow.wallets.post(usage_refund(self.open_debits[debit_key], key, at=self.clock.now()))
+            uow.commit()
+        assert posted.replayed is (debit_key in self.refunded)
+        if posted.replayed:
+            assert self.wallet() == before
+        else:
+            assert self.wallet().balance_micros == before.balance_micros + self.open_debits[debit_key]
+            assert posted.transaction.reason == "failed generation reimbursed"
+            self.refunded.add(debit_key)
+            self.keys.add(key)
+
+    @rule(amount=money)
+    def grant(self, amount: int) -> None:
+        key = self.key("grant")
+        self.post(transfer(organization_id=ORG, idempotency_key=key, kind=EntryKind.GRANT,
+                           description="Free Trial Credits", created_at=self.clock.now(),
+                           source=Account.PROMOTIONAL_GRANTS, target=Account.WALLET, amount_micros=amount))
+        self.grants[key] = amount
+
+    @precondition(lambda self: bool(self.grants))
+    @rule(data=st.data())
+    def grant_expires(self, data: st.DataObject) -> None:
+        """Only the unused part of a grant expires: never more than a positive balance holds."""
+        grant_key = data.draw(st.sampled_from(sorted(self.grants)))
+        amount = min(self.grants.pop(grant_key), max(self.wallet().balance_micros, 0))
+        if amount > 0:
+            self.post(transfer(organization_id=ORG, idempotency_key=f"expire:{grant_key}",
+                               kind=EntryKind.GRANT_EXPIRY, description="Free Trial Credits expired",
+                               created_at=self.clock.now(), source=Account.WALLET,
+                               target=Account.PROMOTIONAL_GRANTS, amount_micros=amount))
+
+    @rule()
+    def period_close(self) -> None:
+        """Uninvoiced usage is cleared: the wallet pays what it holds, the rest is owed."""
+        before = self.wallet()
+        used = -before.unbilled_micros
+        assert used >= 0
+        self.open_debits.clear()
+        self.refunded.clear()
+        if used == 0:
+            return
+        applied = min(max(before.wallet_micros, 0), used)
+        postings = [(Account.UNBILLED_USAGE, used), (Account.WALLET, -applied), (Account.RECEIVABLE, applied - used)]
+        self.post(transaction(organization_id=ORG, idempotency_key=self.key("close"),
+                              kind=EntryKind.INVOICE_CREDIT_APPLIED, description="Applied credit balance to invoice",
+                              created_at=self.clock.now(), postings=[(a, m) for a, m in postings if m != 0]))
+        after = self.wallet()
+        assert after.unbilled_micros == 0
+        assert after.wallet_micros == before.wallet_micros - applied
+        assert after.balance_micros >= before.balance_micros  # closing never costs credit
+
+    @rule(delta=st.sampled_from([timedelta(minutes=20), timedelta(hours=3), timedelta(hours=11),
+                                 timedelta(days=1), timedelta(days=2), timedelta(days=17)]))
+    def time_passes(self, delta: timedelta) -> None:
+        self.clock.advance(delta)
+
+    # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def every_transaction_balances(self) -> None:
+        for tx in self.transactions():
+            check_balanced(tx)
+            assert len(tx.postings) >= 2
+        with self.uow() as uow:
+            assert sum(uow.ledger.account_sums(ORG).values()) == 0
+
+    @invariant()
+    def stored_balances_are_the_sums_of_postings(self) -> None:
+        wallet = self.wallet()
+        with self.uow() as uow:
+            sums = uow.ledger.account_sums(ORG)
+        assert wallet.wallet_micros == sums[Account.WALLET]
+        assert wallet.unbilled_micros == sums[Account.UNBILLED_USAGE]
+        newest = self.transactions()[-1:] if self.transactions() else []
+        for tx in newest:
+            assert tx.wallet_balance_after == wallet.balance_micros
+
+    @invariant()
+    def the_balance_never_passes_the_credit_line(self) -> None:
+        assert self.wallet().balance_micros >= -self.limits.credit_line_micros
+
+    @invariant()
+    def spend_counters_match_the_model_and_the_limits(self) -> None:
+        now = self.clock.now()
+        counters = counters_at(self.wallet(), now)
+        today = now.date()
+        assert counters.today == self.per_day[today]
+        assert counters.yesterday == self.per_day[today - timedelta(days=1)]
+        assert counters.month == self.per_month[month_key(today)]
+        if self.limits.daily_budget_micros is not None:
+            assert counters.today <= self.limits.daily_budget_micros
+            assert all(spent <= self.limits.daily_budget_micros for spent in self.per_day.values())
+        if self.limits.monthly_cap_micros is not None:
+            assert counters.month <= self.limits.monthly_cap_micros
+
+    @invariant()
+    def each_idempotency_key_was_applied_once(self) -> None:
+        keys = Counter(tx.idempotency_key for tx in self.transactions())
+        assert all(n == 1 for n in keys.values())
+        assert set(keys) == self.keys
+        assert len(self.store.ledger_keys) == len(self.keys)
+
+
+WalletMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None,
+                                           suppress_health_check=[HealthCheck.too_slow])
+TestWalletStateMachine = WalletMachine.TestCase
