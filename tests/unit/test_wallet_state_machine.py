@@ -29,9 +29,10 @@ limits_strategy = st.builds(
     credit_line_micros=st.sampled_from([0, 10 * DOLLAR, 50 * DOLLAR]),
     minimum_production_credit_micros=st.sampled_from([0, DOLLAR]),
     daily_budget_micros=st.one_of(st.none(), st.integers(min_value=DOLLAR, max_value=40 * DOLLAR)),
-    monthly_cap_micros=st.one_of(st.none(), st.integers(min_value=5 * DOLLAR, max_value=120 * DOLLAR)),
+    monthly_cap_micros=st.one_of(st.none(), st.integers(min_value=2 * DOLLAR, max_value=60 * DOLLAR)),
 )
 money = st.integers(min_value=1, max_value=30 * DOLLAR)
+spend = st.integers(min_value=1, max_value=12 * DOLLAR)
 
 
 class WalletMachine(RuleBasedStateMachine):
@@ -89,7 +90,7 @@ class WalletMachine(RuleBasedStateMachine):
                            description="Add Credits", created_at=self.clock.now(), source=Account.PAYMENT_CLEARING,
                            target=Account.WALLET, amount_micros=amount))
 
-    @rule(amount=money)
+    @rule(amount=spend)
     def usage_debit(self, amount: int) -> None:
         now = self.clock.now()
         before = self.wallet()
