@@ -7,7 +7,8 @@ import sys
 
 from benchmarks.harness import CaseResult, print_table, write_results
 
-CASES = ["bench_core", "bench_storage_debit", "bench_period_close", "bench_http"]
+CASES = ["bench_core", "bench_storage_debit", "bench_period_close", "bench_http", "bench_pg_concurrency",
+         "bench_ingestion"]
 
 
 def main(argv: list[str]) -> None:
