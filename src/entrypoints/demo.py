@@ -118,22 +118,30 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
                     quantity=quantity, project_id=DEMO_PROJECTS[(event + n) % 2])
                 if outcome.allowed and product == "inference":
                     last_inference = outcome.event_id
-        if day.day == 2 and day > start:
+        if day.day == 1 and day > start:
             clock.set(day.replace(hour=6))
-            period = (day.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-            say(f"closing {period}")
-            services.invoicing.close_period(past, period=period, organization_id=org.id)
+            _close_month_before(past, org.id, day, say)
             if trial_over:
                 services.subscriptions.apply_provider_status(
                     past, provider_subscription_id=sub_id, status=SubscriptionStatus.ACTIVE,
                     current_period_start=day, current_period_end=day + timedelta(days=30))
         day += timedelta(days=1)
     clock.set(min(day, real_now))
+    # Seeded in the first hours of a month, the loop stops before the 1st's close: every month that
+    # has ended is closed all the same (a re-run close is a no-op).
+    _close_month_before(past, org.id, clock.now(), say)
     if last_inference is not None:
         services.metering.refund_usage(past, platform, organization_id=org.id, event_id=last_inference)
     services.dispatch.dispatch(past, deliverers)
     services.dispatch.dispatch(past, deliverers)
     say(f"seeded {event} usage events")
+
+
+def _close_month_before(ctx: BillingContext, organization_id: uuid.UUID, at: datetime,
+                        say: Callable[[str], None]) -> None:
+    period = (at.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    say(f"closing {period}")
+    services.invoicing.close_period(ctx, period=period, organization_id=organization_id)
 
 
 def _actor(ctx: BillingContext, organization_id: uuid.UUID, user_id: str) -> Actor:
