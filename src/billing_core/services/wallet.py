@@ -235,8 +235,8 @@ def record_charge_result(ctx: BillingContext, organization_id: uuid.UUID, paymen
 
 
 def _settle(ctx: BillingContext, uow: UnitOfWork, payment: Payment) -> None:
-    if payment.status == PaymentStatus.SUCCEEDED:
-        return
+    if payment.status != PaymentStatus.PENDING:
+        return  # already settled, or since failed, refunded or disputed: a late or repeated event
     payment.move_to(PaymentStatus.SUCCEEDED)
     payment.settled_at = ctx.clock.now()
     if payment.purpose not in _PURPOSE_KIND:
@@ -256,10 +256,9 @@ def _settle(ctx: BillingContext, uow: UnitOfWork, payment: Payment) -> None:
 
 
 def _fail(ctx: BillingContext, uow: UnitOfWork, payment: Payment, message: str) -> None:
-    if payment.status == PaymentStatus.FAILED:
-        return
-    if payment.status == PaymentStatus.SUCCEEDED:
-        reverse_payment(ctx, uow, payment, PaymentStatus.FAILED, "payment failed after settling")
+    if payment.status != PaymentStatus.PENDING:
+        # Already failed, or settled (and maybe refunded or disputed since): the payment table forbids
+        # leaving those for FAILED, so a late or repeated failure event is stale and changes nothing.
         return
     payment.move_to(PaymentStatus.FAILED)
     payment.failure_message = message[:500]
