@@ -93,7 +93,11 @@ class PlanSubscription(msgspec.Struct, kw_only=True):
     past_due_since: datetime | None = None
     canceled_at: datetime | None = None
     provider_subscription_id: str | None = None
+    provider_state_at: datetime | None = None
+    """When the provider sent the state last applied (its event's ``created``): an event about an
+    older state arrives late and is ignored."""
     version: int = 0
+    """The stored version this copy was loaded at; the repository's save bumps it."""
 
     @property
     def presentation(self) -> StatusPresentation:
@@ -116,7 +120,6 @@ class PlanSubscription(msgspec.Struct, kw_only=True):
         if target == S.CANCELED:
             self.canceled_at = at
         self.status = target
-        self.version += 1
 
 
 def period_end(start: datetime, interval: str) -> datetime:

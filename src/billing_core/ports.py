@@ -173,7 +173,11 @@ class PlanSubscriptionRepository(Protocol):
         ...
 
     def save(self, subscription: PlanSubscription) -> None:
-        """Persist status changes. Raises Conflict if someone else saved a newer version."""
+        """Persist changes of a copy loaded at ``subscription.version`` and bump its version.
+
+        Raises Conflict (``concurrent_update``) when the stored version is no longer the loaded one
+        (someone saved in between: nothing is written), NotFound when it does not exist.
+        """
         ...
 
 
@@ -381,6 +385,10 @@ class OutboxRepository(Protocol):
 
 
 class InboxRepository(Protocol):
+    def seen(self, source: str, event_id: str) -> bool:
+        """Whether the event id was remembered before (committed, or earlier in this unit of work)."""
+        ...
+
     def remember(self, source: str, event_id: str, received_at: datetime) -> bool:
         """Record an inbound event id; False if it was seen before (process it only when True)."""
         ...

@@ -172,6 +172,40 @@ class TestPlanSubscriptionRepository:
             with pytest.raises(NotFound):
                 uow.plan_subscriptions.save(plan_subscription(org.id))
 
+    def test_of_two_copies_changed_at_once_only_the_first_saved_wins(self, storage: StorageBackend) -> None:
+        """A lost update: both copies were loaded at the same version and both changed."""
+        org = new_org(storage)
+        sub = plan_subscription(org.id, status=SubscriptionStatus.ACTIVE)
+        with storage.uow() as uow:
+            uow.plan_subscriptions.add(sub)
+            uow.commit()
+        with storage.uow() as uow:
+            canceling = uow.plan_subscriptions.get(org.id, sub.id)
+            failing = uow.plan_subscriptions.get(org.id, sub.id)
+            canceling.transition(SubscriptionStatus.CANCELED, NOW)
+            failing.transition(SubscriptionStatus.PAST_DUE, NOW)
+            uow.plan_subscriptions.save(canceling)
+            assert canceling.version == 1
+            with pytest.raises(Conflict):
+                uow.plan_subscriptions.save(failing)
+            assert failing.version == 0
+            uow.commit()
+        with storage.uow() as uow:
+            stored = uow.plan_subscriptions.get(org.id, sub.id)
+        assert (stored.status, stored.version) == (SubscriptionStatus.CANCELED, 1)
+
+    def test_the_provider_state_time_is_stored(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        sub = plan_subscription(org.id, status=SubscriptionStatus.ACTIVE)
+        with storage.uow() as uow:
+            uow.plan_subscriptions.add(sub)
+            stored = uow.plan_subscriptions.get(org.id, sub.id)
+            stored.provider_state_at = NOW - timedelta(seconds=3)
+            uow.plan_subscriptions.save(stored)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.plan_subscriptions.get(org.id, sub.id).provider_state_at == NOW - timedelta(seconds=3)
+
 
 class TestProductSubscriptionRepository:
     def test_add_get_save_list(self, storage: StorageBackend) -> None:
@@ -576,12 +610,23 @@ class TestOutboxRepository:
 class TestInboxRepository:
     def test_remember_once(self, storage: StorageBackend) -> None:
         with storage.uow() as uow:
+            assert not uow.inbox.seen("stripe", "evt_1")
             assert uow.inbox.remember("stripe", "evt_1", NOW)
+            assert uow.inbox.seen("stripe", "evt_1")
             assert not uow.inbox.remember("stripe", "evt_1", NOW)
             assert uow.inbox.remember("easybill", "evt_1", NOW)
             uow.commit()
         with storage.uow() as uow:
+            assert uow.inbox.seen("stripe", "evt_1") and uow.inbox.seen("easybill", "evt_1")
+            assert not uow.inbox.seen("stripe", "evt_2")
             assert not uow.inbox.remember("stripe", "evt_1", NOW + timedelta(days=1))
+
+    def test_a_rolled_back_remember_is_forgotten(self, storage: StorageBackend) -> None:
+        with storage.uow() as uow:
+            assert uow.inbox.remember("stripe", "evt_rolled_back", NOW)
+            uow.rollback()
+        with storage.uow() as uow:
+            assert not uow.inbox.seen("stripe", "evt_rolled_back")
 
 
 class TestIdempotencyRepository:

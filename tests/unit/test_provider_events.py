@@ -123,3 +123,55 @@ def test_forged_or_unsigned_events_change_nothing(billing: InMemoryBilling) -> N
         assert raised.value.code == "invalid_signature"
     assert services.subscriptions.summary(ctx, ada, organization_id=org_id) is None
     assert json.loads(body)["id"] == "evt_f"
+
+
+def _subscribed(billing: InMemoryBilling) -> tuple[uuid.UUID, Actor]:
+    org_id, ada, _ = _setup(billing)
+    session = services.subscriptions.start_checkout(billing.ctx, ada, organization_id=org_id, plan="pro",
+                                                    return_url="https://app.test/pricing")
+    assert session.provider_session_id is not None
+    services.subscriptions.complete_checkout(billing.ctx, provider_session_id=session.provider_session_id,
+                                             provider_subscription_id="sub_42")
+    return org_id, ada
+
+
+def _status_event(billing: InMemoryBilling, status: str, event_id: str, created: datetime) -> str:
+    body, signature = billing.payments.event("customer.subscription.updated", {
+        "id": "sub_42", "object": "subscription", "status": status}, event_id=event_id,
+        created=int(created.timestamp()))
+    return services.provider_events.handle_event(billing.ctx, body, signature).outcome
+
+
+def _status(billing: InMemoryBilling, org_id: uuid.UUID, ada: Actor) -> SubscriptionStatus:
+    summary = services.subscriptions.summary(billing.ctx, ada, organization_id=org_id)
+    assert summary is not None
+    return summary.status
+
+
+def test_a_redelivered_event_does_not_undo_the_one_that_followed_it(billing: InMemoryBilling) -> None:
+    org_id, ada = _subscribed(billing)
+    now = billing.clock.now()
+    assert _status_event(billing, "past_due", "evt_fail", now) == "processed"
+    assert _status_event(billing, "active", "evt_paid", now + timedelta(minutes=5)) == "processed"
+    # The provider retries the first delivery (our 2xx was lost): nothing runs again.
+    assert _status_event(billing, "past_due", "evt_fail", now) == "duplicate"
+    assert _status(billing, org_id, ada) == SubscriptionStatus.ACTIVE
+
+
+def test_an_event_about_an_older_state_is_stale_whatever_order_it_arrives_in(billing: InMemoryBilling) -> None:
+    org_id, ada = _subscribed(billing)
+    now = billing.clock.now()
+    # Sent in this order, delivered in the reverse one.
+    assert _status_event(billing, "active", "evt_paid", now + timedelta(minutes=5)) == "processed"
+    assert _status_event(billing, "past_due", "evt_fail", now) == "processed"
+    assert _status(billing, org_id, ada) == SubscriptionStatus.ACTIVE
+    with billing.ctx.uow() as uow:
+        sub = uow.plan_subscriptions.current(org_id)
+    assert sub is not None and sub.past_due_since is None
+    assert sub.provider_state_at == (now + timedelta(minutes=5)).replace(microsecond=0)
+    # A newer state applies, and one sent in the same second as the last applied does too.
+    later = now + timedelta(minutes=10)
+    assert _status_event(billing, "past_due", "evt_fail_2", later) == "processed"
+    assert _status(billing, org_id, ada) == SubscriptionStatus.PAST_DUE
+    assert _status_event(billing, "active", "evt_paid_2", later) == "processed"
+    assert _status(billing, org_id, ada) == SubscriptionStatus.ACTIVE

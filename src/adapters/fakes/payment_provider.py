@@ -202,11 +202,14 @@ class InMemoryPaymentProvider:
         mac = hmac.new(self.webhook_secret.encode(), f"{ts}.".encode() + payload, hashlib.sha256).hexdigest()
         return f"t={ts},v1={mac}"
 
-    def event(self, event_type: str, obj: dict[str, Any], *, event_id: str | None = None) -> tuple[bytes, str]:
-        """Build a signed event payload the way the provider would send it."""
+    def event(self, event_type: str, obj: dict[str, Any], *, event_id: str | None = None,
+              created: int | None = None) -> tuple[bytes, str]:
+        """Build a signed event payload the way the provider would send it; ``created`` (Unix
+        seconds, default now) is when the provider says the event happened."""
         with self._lock:
             eid = event_id or self._next_id("evt")
-        body = json.dumps({"id": eid, "object": "event", "type": event_type, "created": int(time.time()),
+        body = json.dumps({"id": eid, "object": "event", "type": event_type,
+                           "created": int(time.time()) if created is None else created,
                            "data": {"object": obj}}).encode()
         return body, self.sign(body)
 

@@ -290,9 +290,11 @@ class InMemoryPlanSubscriptionRepository(_Repo):
         stored = self.s.plan_subscriptions.get(subscription.id)
         if stored is None or stored.organization_id != subscription.organization_id:
             raise NotFound("subscription", subscription.id)
-        if stored.version > subscription.version:
+        if stored.version != subscription.version:
             raise Conflict("the subscription changed meanwhile; retry", code="concurrent_update")
-        self.j.set(self.s.plan_subscriptions, subscription.id, _copy(subscription))
+        saved = msgspec.structs.replace(subscription, version=subscription.version + 1)
+        self.j.set(self.s.plan_subscriptions, subscription.id, saved)
+        subscription.version = saved.version
 
 
 class InMemoryProductSubscriptionRepository(_Repo):
@@ -586,6 +588,9 @@ class InMemoryOutboxRepository(_Repo):
 
 
 class InMemoryInboxRepository(_Repo):
+    def seen(self, source: str, event_id: str) -> bool:
+        return (source, event_id) in self.s.inbox
+
     def remember(self, source: str, event_id: str, received_at: datetime) -> bool:
         if (source, event_id) in self.s.inbox:
             return False

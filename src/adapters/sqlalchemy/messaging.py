@@ -20,7 +20,7 @@ from billing_core.errors import NotFound
 from billing_core.outbox import OutboxMessage
 from billing_core.ports import StoredResponse
 
-_o, _r = outbox_messages.c, idempotency_responses.c
+_o, _r, _i = outbox_messages.c, idempotency_responses.c, inbox_events.c
 
 
 class SqlAlchemyOutboxRepository(SqlAlchemyRepository):
@@ -57,6 +57,10 @@ class SqlAlchemyOutboxRepository(SqlAlchemyRepository):
 
 
 class SqlAlchemyInboxRepository(SqlAlchemyRepository):
+    def seen(self, source: str, event_id: str) -> bool:
+        query = select(_i.event_id).where(_i.source == source, _i.event_id == event_id)
+        return self._execute(query).first() is not None
+
     def remember(self, source: str, event_id: str, received_at: datetime) -> bool:
         result = self._execute(
             self._insert(inbox_events).on_conflict_do_nothing(index_elements=["source", "event_id"]),

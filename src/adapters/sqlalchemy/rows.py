@@ -165,7 +165,8 @@ def plan_subscription_values(s: PlanSubscription) -> Values:
             "created_at": s.created_at, "current_period_start": s.current_period_start,
             "current_period_end": s.current_period_end, "trial_end": s.trial_end,
             "past_due_since": s.past_due_since, "canceled_at": s.canceled_at,
-            "provider_subscription_id": s.provider_subscription_id, "version": s.version}
+            "provider_subscription_id": s.provider_subscription_id, "provider_state_at": s.provider_state_at,
+            "version": s.version}
 
 
 def plan_subscription_from_row(row: AnyRow) -> PlanSubscription:
@@ -173,7 +174,8 @@ def plan_subscription_from_row(row: AnyRow) -> PlanSubscription:
         id=row.id, organization_id=row.organization_id, plan=PlanCode(row.plan), status=SubscriptionStatus(row.status),
         created_at=row.created_at, current_period_start=row.current_period_start,
         current_period_end=row.current_period_end, trial_end=row.trial_end, past_due_since=row.past_due_since,
-        canceled_at=row.canceled_at, provider_subscription_id=row.provider_subscription_id, version=row.version,
+        canceled_at=row.canceled_at, provider_subscription_id=row.provider_subscription_id,
+        provider_state_at=row.provider_state_at, version=row.version,
     )
 
 

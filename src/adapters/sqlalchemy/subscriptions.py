@@ -44,15 +44,18 @@ class SqlAlchemyPlanSubscriptionRepository(SqlAlchemyRepository):
         return None if row is None else rows.plan_subscription_from_row(row)
 
     def save(self, subscription: PlanSubscription) -> None:
-        """Optimistic: refused when the stored version is newer than the one being saved (someone
-        else saved after this copy was loaded and changed)."""
+        """Optimistic: the update matches only the version this copy was loaded at. A concurrent
+        writer that saved first has moved it on, so this one matches nothing (on PostgreSQL the
+        update waits for that writer's row lock, then re-reads the version) and is refused."""
         values = rows.plan_subscription_values(subscription)
         del values["id"], values["organization_id"]
+        values["version"] = subscription.version + 1
         with self._guarded():
             result = self._execute(update(plan_subscriptions).where(
                 _s.id == subscription.id, _s.organization_id == subscription.organization_id,
-                _s.version <= subscription.version).values(values))
+                _s.version == subscription.version).values(values))
         if result.rowcount == 1:
+            subscription.version += 1
             return
         self.get(subscription.organization_id, subscription.id)  # NotFound when it is not there at all
         raise Conflict("the subscription changed meanwhile; retry", code="concurrent_update")

@@ -150,6 +150,7 @@ plan_subscriptions = Table(
     Column("canceled_at", UtcDateTime, nullable=True),
     Column("provider_subscription_id", Text, nullable=True, index=True),
     Column("version", BigInteger, nullable=False),
+    Column("provider_state_at", UtcDateTime, nullable=True),
     Index("ix_plan_subscriptions_organization_id_created_at", "organization_id", "created_at"),
 )
 

@@ -1,9 +1,15 @@
 """Inbound payment-provider events (Stripe's vocabulary, which the offline provider speaks too).
 
-Events may be repeated and arrive out of order. Each handler reads the object's current state in
-the event, not the event's order, and every effect is idempotent (status moves the table forbids
-are ignored as stale; ledger entries have keys), so a redelivered or late event changes nothing.
-The event id is recorded in the inbox after its effects; a repeat is answered ``duplicate``.
+Events may be repeated and arrive out of order:
+
+* A repeat of an event already processed is answered ``duplicate`` before any handler runs: its
+  id is in the inbox. (Re-running it could undo what a later event did: a redelivered
+  ``past_due`` after the ``active`` that followed it.)
+* The id is remembered after the effects. A crash in between runs the handler again on the
+  provider's retry, which is harmless because every effect is idempotent: ledger entries have
+  keys, and status moves the payment table forbids are ignored as stale.
+* A subscription event older than the state last applied (its ``created`` before the
+  subscription's ``provider_state_at``) is stale and ignored, whatever order it arrives in.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import msgspec
 from billing_core.errors import InvalidInput, NotFound
 from billing_core.payments import PaymentMethod, PaymentStatus
 from billing_core.plan_subscription import SubscriptionStatus
+from billing_core.ports import ProviderEvent
 from billing_core.services.context import BillingContext
 from billing_core.services.invoicing import mark_invoice_paid
 from billing_core.services.subscriptions import apply_provider_status, complete_checkout, expire_checkout
@@ -34,16 +41,22 @@ class EventResult(msgspec.Struct, frozen=True):
 
 
 def handle_event(ctx: BillingContext, payload: bytes, signature_header: str | None) -> EventResult:
-    """Verify, apply and record one event. A bad signature raises InvalidInput and changes nothing."""
+    """Verify, apply and record one event. A bad signature raises InvalidInput and changes nothing;
+    an event seen before is answered ``duplicate`` and changes nothing either."""
     event = ctx.payments.parse_event(payload, signature_header)
+    with ctx.uow() as uow:
+        if uow.inbox.seen(SOURCE, event.id):
+            return EventResult(event.id, event.type, "duplicate")
     handler = _HANDLERS.get(event.type)
     outcome = "ignored"
     if handler is not None:
-        handler(ctx, event.data)
+        handler(ctx, event)
         outcome = "processed"
     with ctx.uow() as uow:
         first = uow.inbox.remember(SOURCE, event.id, ctx.clock.now())
         uow.commit()
+    # Two deliveries of one event racing each other both ran the (idempotent) handler; the one
+    # that remembered second answers as the repeat it is.
     return EventResult(event.id, event.type, outcome if first else "duplicate")
 
 
@@ -99,13 +112,14 @@ def _period(data: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
-def _subscription_changed(ctx: BillingContext, data: dict[str, Any]) -> None:
+def _subscription_changed(ctx: BillingContext, event: ProviderEvent) -> None:
+    data = event.data
     provider_id, status = _str(data, "id"), data.get("status")
     if provider_id is None or status not in SubscriptionStatus.__members__.values():
         return
     start, end = _period(data)
     apply_provider_status(ctx, provider_subscription_id=provider_id, status=SubscriptionStatus(str(status)),
-                          current_period_start=start, current_period_end=end)
+                          current_period_start=start, current_period_end=end, state_at=_timestamp(event.created))
 
 
 def _invoice_paid(ctx: BillingContext, data: dict[str, Any]) -> None:
@@ -170,20 +184,28 @@ def _setup_succeeded(ctx: BillingContext, data: dict[str, Any]) -> None:
         uow.commit()
 
 
-_HANDLERS: dict[str, Callable[[BillingContext, dict[str, Any]], None]] = {
-    "checkout.session.completed": _checkout_completed,
-    "checkout.session.async_payment_succeeded": _checkout_completed,
-    "checkout.session.expired": _checkout_expired,
+Handler = Callable[[BillingContext, ProviderEvent], None]
+
+
+def _on_object(handle: Callable[[BillingContext, dict[str, Any]], None]) -> Handler:
+    """A handler that needs only the event's object (its current state), not the event's time."""
+    return lambda ctx, event: handle(ctx, event.data)
+
+
+_HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": _on_object(_checkout_completed),
+    "checkout.session.async_payment_succeeded": _on_object(_checkout_completed),
+    "checkout.session.expired": _on_object(_checkout_expired),
     "customer.subscription.created": _subscription_changed,
     "customer.subscription.updated": _subscription_changed,
     "customer.subscription.deleted": _subscription_changed,
     "customer.subscription.paused": _subscription_changed,
     "customer.subscription.resumed": _subscription_changed,
-    "invoice.paid": _invoice_paid,
-    "payment_intent.succeeded": _payment_intent(True),
-    "payment_intent.payment_failed": _payment_intent(False),
-    "charge.refunded": _charge_refunded,
-    "charge.dispute.created": _dispute_created,
-    "setup_intent.succeeded": _setup_succeeded,
+    "invoice.paid": _on_object(_invoice_paid),
+    "payment_intent.succeeded": _on_object(_payment_intent(True)),
+    "payment_intent.payment_failed": _on_object(_payment_intent(False)),
+    "charge.refunded": _on_object(_charge_refunded),
+    "charge.dispute.created": _on_object(_dispute_created),
+    "setup_intent.succeeded": _on_object(_setup_succeeded),
 }
 HANDLED_EVENT_TYPES = frozenset(_HANDLERS)

@@ -256,18 +256,24 @@ def claim_guest_checkouts(ctx: BillingContext, actor: Actor) -> list[CheckoutSes
 
 def apply_provider_status(ctx: BillingContext, *, provider_subscription_id: str, status: SubscriptionStatus,
                           current_period_start: datetime | None = None,
-                          current_period_end: datetime | None = None) -> PlanSubscription | None:
-    """Bring our subscription to the provider's current state of it. Events may arrive out of
-    order: a move the table forbids means the event is stale, and it is ignored."""
+                          current_period_end: datetime | None = None,
+                          state_at: datetime | None = None) -> PlanSubscription | None:
+    """Bring our subscription to the provider's state of it as of ``state_at`` (when the provider
+    sent it). Events may arrive out of order: one about a state older than the last applied, or
+    asking for a move the table forbids, is stale and ignored."""
     with ctx.uow() as uow:
         sub = uow.plan_subscriptions.by_provider_id(provider_subscription_id)
         if sub is None:
             return None
+        if state_at is not None and sub.provider_state_at is not None and state_at < sub.provider_state_at:
+            return sub
         before = sub.status
         try:
             sub.transition(status, ctx.clock.now())
         except IllegalTransition:
             return sub
+        if state_at is not None:
+            sub.provider_state_at = state_at
         renewed = (current_period_start is not None and current_period_start > sub.current_period_start)
         if current_period_start is not None and current_period_end is not None and renewed:
             sub.current_period_start, sub.current_period_end = current_period_start, current_period_end
@@ -346,7 +352,6 @@ def change_plan(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         sub = uow.plan_subscriptions.current(organization_id)
         assert sub is not None
         sub.plan = preview.to_plan
-        sub.version += 1
         uow.plan_subscriptions.save(sub)
         sync_wallet(uow, ctx.catalog, organization_id)
         uow.commit()
