@@ -215,10 +215,10 @@ def build_mailer(settings: Settings) -> Mailer:
     return ConsoleMailer(directory=settings.data_dir / "mail", sender=settings.mail_from)
 
 
-def build_webhook_sender() -> WebhookSender:
+def build_webhook_sender(settings: Settings) -> WebhookSender:
     from adapters.webhooks.sender import HttpxWebhookSender
 
-    return HttpxWebhookSender()
+    return HttpxWebhookSender(allow_private=settings.allow_private_webhook_urls)
 
 
 def build_tax_id_verifier() -> TaxIdVerifier:
@@ -252,7 +252,7 @@ class Container(containers.DeclarativeContainer):
     tax_ids: providers.Provider[TaxIdVerifier] = providers.Singleton(build_tax_id_verifier)
     legal: providers.Provider[LegalInvoicing] = providers.Singleton(build_legal_invoicing, settings, policy, clock)
     mailer: providers.Provider[Mailer] = providers.Singleton(build_mailer, settings)
-    webhooks: providers.Provider[WebhookSender] = providers.Singleton(build_webhook_sender)
+    webhooks: providers.Provider[WebhookSender] = providers.Singleton(build_webhook_sender, settings)
 
     billing_context: providers.Provider[BillingContext] = providers.Singleton(
         BillingContext, uow=uow_factory, clock=clock, catalog=catalog, payments=payments, tax_ids=tax_ids,

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from adapters.fakes import FixedClock
@@ -34,7 +35,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 def sender() -> Iterator[HttpxWebhookSender]:
-    webhook_sender = HttpxWebhookSender(timeout=5)
+    webhook_sender = HttpxWebhookSender(timeout=5, allow_private=True)
     yield webhook_sender
     webhook_sender.close()
 
@@ -58,7 +59,7 @@ def test_a_delivery_is_signed_and_verifiable(receiver: WebhookReceiver, sender: 
 def test_the_timestamp_is_the_time_of_the_attempt() -> None:
     clock = FixedClock(datetime(2026, 3, 14, 12, 0, tzinfo=UTC))
     with WebhookReceiver(secrets=[SECRET]) as receiver:
-        sender = HttpxWebhookSender(clock=clock)
+        sender = HttpxWebhookSender(clock=clock, allow_private=True)
         with pytest.raises(ProviderUnavailable, match="answered 400"):  # the fixed clock is not the receiver's now
             sender.send(url=receiver.url, secret=SECRET, event=event())
         sender.close()
@@ -131,3 +132,61 @@ def test_verify_rejects_tampering_staleness_and_garbage() -> None:
     for header, timestamp in [(None, now), ("", now), (good, None), (good, "yesterday"), ("v1=", now)]:
         assert not verify(SECRET, header, timestamp, body, now=now)
     assert not verify("", good, now, body, now=now)
+
+
+class _Recorder:
+    """An httpx transport that answers 200 and keeps what would have gone on the wire."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(200)
+
+
+def _pinned_sender(answers: dict[str, list[list[str]]]) -> tuple[HttpxWebhookSender, _Recorder]:
+    """A sender whose resolver hands out, per host, the next of the given answers."""
+    recorder = _Recorder()
+
+    def resolve(host: str, port: int) -> list[str]:
+        return answers[host].pop(0)
+    return HttpxWebhookSender(client=httpx.Client(transport=httpx.MockTransport(recorder)), resolver=resolve), recorder
+
+
+def test_the_request_goes_to_the_checked_address_under_the_host_name() -> None:
+    sender, recorder = _pinned_sender({"hooks.acme.test": [["93.184.215.14", "2606:2800:21f:cb07::1"]]})
+    assert sender.send(url="https://hooks.acme.test:8443/billing?x=1", secret=SECRET, event=event()) == 200
+    [request] = recorder.requests
+    assert (request.url.host, request.url.port, request.url.raw_path) == ("93.184.215.14", 8443, b"/billing?x=1")
+    assert request.headers["host"] == "hooks.acme.test:8443"
+    assert request.extensions["sni_hostname"] == "hooks.acme.test"  # TLS verifies the name, not the address
+    assert verify(SECRET, request.headers["billing-webhook-signature"],
+                  request.headers["billing-webhook-timestamp"], request.content,
+                  now=int(request.headers["billing-webhook-timestamp"]))
+
+
+@pytest.mark.parametrize("addresses", [["127.0.0.1"], ["10.0.0.7"], ["93.184.215.14", "169.254.169.254"],
+                                       ["::1"], ["::ffff:127.0.0.1"], ["fd00::1"], []])
+def test_a_name_resolving_to_a_private_address_is_refused(addresses: list[str]) -> None:
+    sender, recorder = _pinned_sender({"127.0.0.1.nip.io": [addresses]})
+    with pytest.raises(InvalidInput) as refused:
+        sender.send(url="https://127.0.0.1.nip.io/hook", secret=SECRET, event=event())
+    assert refused.value.code == "ssrf_blocked"
+    assert recorder.requests == []
+
+
+def test_dns_rebinding_after_the_url_was_accepted_is_refused_at_the_next_attempt() -> None:
+    sender, recorder = _pinned_sender({"rebind.acme.test": [["93.184.215.14"], ["127.0.0.1"]]})
+    sender.send(url="http://rebind.acme.test/hook", secret=SECRET, event=event())
+    with pytest.raises(InvalidInput, match="private or loopback"):
+        sender.send(url="http://rebind.acme.test/hook", secret=SECRET, event=event())
+    assert [r.url.host for r in recorder.requests] == ["93.184.215.14"]
+    assert "sni_hostname" not in recorder.requests[0].extensions
+
+
+def test_an_unresolvable_host_is_retryable() -> None:
+    sender = HttpxWebhookSender()
+    with pytest.raises(ProviderUnavailable, match="does not resolve"):
+        sender.send(url="https://does-not-exist.invalid/hook", secret=SECRET, event=event())
+    sender.close()
