@@ -1,4 +1,4 @@
-"""Static security hygiene: ``bandit`` finds nothing of medium or high severity in ``src``.
+"""Static security hygiene: ``bandit`` finds nothing in ``src``, at any severity or confidence.
 
 False positives go into the reviewed, commented allow-list in ``pyproject.toml`` (``[tool.bandit]``),
 never into this test. pip-audit is not run here: it needs a vulnerability database on the network.
@@ -26,7 +26,7 @@ def _bandit() -> str:
     return found
 
 
-def test_bandit_finds_nothing_of_medium_or_high_severity() -> None:
-    result = subprocess.run([_bandit(), "-q", "-r", "src", "-ll", "-c", "pyproject.toml"], cwd=ROOT,
+def test_bandit_finds_nothing() -> None:
+    result = subprocess.run([_bandit(), "-q", "-r", "src", "-c", "pyproject.toml"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
