@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from adapters.fakes import in_memory_billing
 from billing_core import Permission, services
 from billing_core.invoices import InvoiceStatus
-
-DOLLAR = 1_000_000
+from tests.unit.domain_builders import DOLLAR
 
 
 def test_void_keeps_numbering_gapless_and_the_ledger_balanced() -> None:
