@@ -81,22 +81,35 @@ def migrated_engine(kind: SqlKind, directory: Path, **engine_options: Any) -> It
     ``kind`` is ``"sqlite"`` (a file in ``directory``) or ``"postgresql"`` (a fresh schema; skips
     when ``BILLING_TEST_DATABASE_URL`` is unset). Use with ``yield from`` inside a fixture.
     """
-    if kind == "sqlite":
-        engine = make_engine(f"sqlite:///{directory / 'billing.db'}", **engine_options)
+    with migrated_database(kind, directory) as (url, schema):
+        engine = make_engine(url, schema=schema or None, **engine_options)
         try:
-            migrate(engine)
             yield engine
         finally:
             engine.dispose()
+
+
+@contextmanager
+def migrated_database(kind: SqlKind, directory: Path, name: str = "billing") -> Iterator[tuple[str, str]]:
+    """``(url, schema)`` of a new, migrated database, for code that makes its own engines (a child
+    process, say): ``make_engine(url, schema=schema or None)``.
+
+    SQLite: the file ``<name>.db`` in ``directory``, and the schema is ``""``. PostgreSQL: a fresh
+    schema, dropped on exit; skips when ``BILLING_TEST_DATABASE_URL`` is unset.
+    """
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / (name + '.db')}"
+        migrate(url)
+        yield url, ""
         return
     url = require_postgres_url()
     with postgres_schema(url) as schema:
-        engine = make_engine(url, schema=schema, **engine_options)
+        engine = make_engine(url, schema=schema)
         try:
             migrate(engine)
-            yield engine
         finally:
             engine.dispose()
+        yield url, schema
 
 
 def migrated_sqlite_template(directory: Path) -> Path:

@@ -14,17 +14,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from adapters.sqlalchemy import make_engine, migrate
 from tests.storage_support import (
     POSTGRES_SKIP_REASON,
     StorageBackend,
     clear_tables,
     copy_sqlite,
     memory_backend,
+    migrated_engine,
     migrated_sqlite_template,
-    postgres_schema,
     postgres_url,
-    require_postgres_url,
     sql_backend,
 )
 
@@ -41,23 +39,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_engine() -> Iterator[Engine]:
-    url = require_postgres_url()
-    with postgres_schema(url) as schema:
-        engine = make_engine(url, schema=schema)
-        try:
-            migrate(engine)
-            yield engine
-        finally:
-            engine.dispose()
+def postgres_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from migrated_engine("postgresql", tmp_path_factory.mktemp("postgres"))
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
-    kind = request.param
-    if kind == "memory":
-        yield memory_backend()
-    elif kind == "sqlite":
+def _sql_storage(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
+    """A copy of the SQLite template, or the session's PostgreSQL schema with its tables emptied."""
+    if kind == "sqlite":
         engine = copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "billing.db")
         try:
             yield sql_backend("sqlite", engine)
@@ -67,19 +55,18 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageB
         engine = request.getfixturevalue("postgres_engine")
         clear_tables(engine)
         yield sql_backend("postgresql", engine)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
+    if request.param == "memory":
+        yield memory_backend()
+    else:
+        yield from _sql_storage(request.param, request, tmp_path)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def sql_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
     """Only the SQL backends: for behaviour the in-memory fake has no counterpart of (driver
     errors, foreign keys, savepoints)."""
-    if request.param == "sqlite":
-        engine = copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "billing.db")
-        try:
-            yield sql_backend("sqlite", engine)
-        finally:
-            engine.dispose()
-    else:
-        engine = request.getfixturevalue("postgres_engine")
-        clear_tables(engine)
-        yield sql_backend("postgresql", engine)
+    yield from _sql_storage(request.param, request, tmp_path)

@@ -16,11 +16,7 @@ organization must reconcile. A second full re-run creates nothing.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -33,15 +29,15 @@ import pytest
 from sqlalchemy import Engine, func, select, table, text
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
-from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
+from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
 from adapters.sqlalchemy.uow import SqlAlchemyUnitOfWork
 from billing_core.catalog import load_catalog
 from billing_core.permissions import Permission
 from billing_core.services import invoicing, metering, organizations, subscriptions, wallet
 from billing_core.services.context import BillingContext
-from tests.storage_support import postgres_schema, require_postgres_url
+from tests.storage_support import migrated_database
+from tests.support.processes import worker
 
-ROOT = Path(__file__).resolve().parents[2]
 SEEDED_AT = datetime(2026, 2, 1, 0, 0, tzinfo=UTC)
 CLOSE_AT = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 PERIOD = "2026-02"
@@ -87,19 +83,8 @@ def worker_main(url: str, schema: str, mode: str) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(url, schema) of a migrated database; schema is empty for SQLite."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'close.db'}"
-        migrate(url)
-        yield url, ""
-        return
-    url = require_postgres_url()
-    with postgres_schema(url) as schema:
-        engine = make_engine(url, schema=schema)
-        try:
-            migrate(engine)
-        finally:
-            engine.dispose()
-        yield url, schema
+    with migrated_database(request.param, tmp_path, "close") as database:
+        yield database
 
 
 def _seed(ctx: BillingContext, rng: random.Random) -> dict[uuid.UUID, int]:
@@ -141,16 +126,10 @@ def _seed(ctx: BillingContext, rng: random.Random) -> dict[uuid.UUID, int]:
 
 def _run_and_kill(url: str, schema: str, mode: str, rng: random.Random) -> tuple[int, int | None]:
     """Start the closing child and SIGKILL it; (organizations it reported closed, invoice it paused in)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
-    code = "import sys; from tests.integration.test_period_close_crash import worker_main; worker_main(*sys.argv[1:])"
-    process = subprocess.Popen([sys.executable, "-c", code, url, schema, mode], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
     kill_after = rng.randint(2, ORGANIZATIONS - WITHOUT_USAGE - 5)
     closed, paused_in = 0, None
-    deadline = time.monotonic() + 45
-    try:
-        for line in process.stdout:
+    with worker(worker_main, url, schema, mode) as child:
+        for line in child.lines(within=45):
             event, number, *_ = line.split()
             if event == "closed":
                 closed = int(number)
@@ -162,15 +141,7 @@ def _run_and_kill(url: str, schema: str, mode: str, rng: random.Random) -> tuple
             if mode == "random" and closed >= kill_after:
                 time.sleep(rng.uniform(0, 0.005))
                 break
-            assert time.monotonic() < deadline, "the closing child made no progress"
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
-        stderr = process.stderr.read() if process.stderr else ""
-        process.stdout.close()
-        if process.stderr:
-            process.stderr.close()
-    assert process.returncode == -signal.SIGKILL, stderr
+        child.kill()
     return closed, paused_in
 
 

@@ -11,12 +11,13 @@ import pytest
 
 from adapters.fakes import InMemoryBilling, in_memory_billing
 from adapters.webhooks.sender import HttpxWebhookSender
-from billing_core import Permission, services
+from billing_core import services
 from billing_core.billing_settings import SpendManagement
 from billing_core.permissions import Actor
 from billing_core.services.context import BillingPolicy
 from billing_core.services.dispatch import Deliverers
 from billing_core.spend_guard import DenialReason
+from tests.support.customers import Customer, sign_up
 from tests.support.delivery import WebhookReceiver
 
 DOLLAR = 1_000_000
@@ -29,18 +30,14 @@ def billing() -> InMemoryBilling:
 
 
 def _org(billing: InMemoryBilling, *, method: str = "pm_card_visa",
-         credits: int = 20) -> tuple[uuid.UUID, Actor, Actor]:
+         credits: int = 20) -> Customer:
     ctx = billing.ctx
-    org = services.organizations.create_organization(ctx, name="Acme", owner_user_id="ada", owner_email="a@acme.test")
-    _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
-    _, svc = services.organizations.issue_token(ctx, organization_id=org.id, name="svc",
-                                                scopes=frozenset({Permission.USAGE_WRITE}))
-    ada = services.organizations.authenticate(ctx, secret)
-    services.subscriptions.subscribe_product(ctx, ada, organization_id=org.id, product="compute", project_id=None)
-    services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=credits * DOLLAR,
+    customer = sign_up(ctx)
+    services.wallet.grant_credits(ctx, organization_id=customer.organization_id, amount_micros=credits * DOLLAR,
                                   description="Promotional credits", idempotency_key="start")
-    services.payment_methods.attach(ctx, ada, organization_id=org.id, provider_payment_method_id=method)
-    return org.id, ada, services.organizations.authenticate(ctx, svc)
+    services.payment_methods.attach(ctx, customer.owner, organization_id=customer.organization_id,
+                                    provider_payment_method_id=method)
+    return customer
 
 
 def _use(billing: InMemoryBilling, platform: Actor, org_id: uuid.UUID, event: str, dollars: int) -> bool:

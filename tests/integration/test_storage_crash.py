@@ -15,11 +15,7 @@ some of its writes) or at a random moment, then checks on a fresh engine that:
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -30,15 +26,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
+from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
 from billing_core.ledger import Account, credit_balance
 from billing_core.organization import Organization
 from billing_core.usage import UsageEvent
 from billing_core.wallet import WalletAccount
 from tests.contract.builders import PRODUCT, grant, usage_tx
-from tests.storage_support import postgres_schema, require_postgres_url
+from tests.storage_support import migrated_database
+from tests.support.processes import worker
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 BATCH = 5
 AMOUNT = 1_000
@@ -81,19 +77,8 @@ def worker_main(url: str, schema: str, organization_id: str, mode: str) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(url, schema) of a migrated database; schema is empty for SQLite."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'crash.db'}"
-        migrate(url)
-        yield url, ""
-        return
-    url = require_postgres_url()
-    with postgres_schema(url) as schema:
-        engine = make_engine(url, schema=schema)
-        try:
-            migrate(engine)
-        finally:
-            engine.dispose()
-        yield url, schema
+    with migrated_database(request.param, tmp_path, "crash") as database:
+        yield database
 
 
 def _organization(engine: Engine) -> uuid.UUID:
@@ -108,15 +93,9 @@ def _organization(engine: Engine) -> uuid.UUID:
 
 def _run_and_kill(url: str, schema: str, org_id: uuid.UUID, mode: str) -> tuple[int, int | None]:
     """Start the worker, SIGKILL it, return (last batch acknowledged as committed, batch killed in)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
-    code = "import sys; from tests.integration.test_storage_crash import worker_main; worker_main(*sys.argv[1:])"
-    process = subprocess.Popen([sys.executable, "-c", code, url, schema, str(org_id), mode], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
     committed, begun, killed_in = -1, -1, None
-    deadline = time.monotonic() + 60
-    try:
-        for line in process.stdout:
+    with worker(worker_main, url, schema, str(org_id), mode) as child:
+        for line in child.lines(within=60):
             event, number = line.split()
             if event == "committed":
                 committed = int(number)
@@ -128,15 +107,7 @@ def _run_and_kill(url: str, schema: str, org_id: uuid.UUID, mode: str) -> tuple[
             if mode == "random" and committed >= 10:
                 time.sleep(random.uniform(0, 0.02))
                 break
-            assert time.monotonic() < deadline, "the worker made no progress"
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
-        stderr = process.stderr.read() if process.stderr else ""
-        process.stdout.close()
-        if process.stderr:
-            process.stderr.close()
-    assert process.returncode == -signal.SIGKILL, stderr
+        child.kill()
     assert begun >= committed
     return committed, killed_in
 

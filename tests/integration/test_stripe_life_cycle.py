@@ -14,10 +14,11 @@ import pytest
 from adapters.fakes import FixedClock, InMemoryStore
 from adapters.fakes.storage import in_memory_uow_factory
 from adapters.stripe import StripePaymentProvider
-from billing_core import InvalidInput, Permission, SubscriptionStatus, load_catalog, services
+from billing_core import InvalidInput, SubscriptionStatus, load_catalog, services
 from billing_core.permissions import Actor
 from billing_core.services.context import BillingContext
 from billing_core.spend_guard import DenialReason, SpendWarning
+from tests.support.customers import sign_up
 from tests.support.stripe_stub import StripeStub, fixtures_or_skip, running_stub, sign_payload
 
 SECRET = "whsec_life_cycle_test"
@@ -43,23 +44,13 @@ def _deliver(ctx: BillingContext, stub: StripeStub, event_type: str, obj: dict[s
     return [services.provider_events.handle_event(ctx, body, header).outcome for _ in range(2)]
 
 
-def _people(ctx: BillingContext) -> tuple[uuid.UUID, Actor, Actor]:
-    org = services.organizations.create_organization(ctx, name="Acme", owner_user_id="ada", owner_email="a@acme.test")
-    _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
-    _, service = services.organizations.issue_token(ctx, organization_id=org.id, name="svc",
-                                                    scopes=frozenset({Permission.USAGE_WRITE}))
-    ada = services.organizations.authenticate(ctx, secret)
-    services.subscriptions.subscribe_product(ctx, ada, organization_id=org.id, product="compute", project_id=None)
-    return org.id, ada, services.organizations.authenticate(ctx, service)
-
-
 def _balance(ctx: BillingContext, actor: Actor, org_id: uuid.UUID) -> int:
     assert services.wallet.reconcile(ctx, organization_id=org_id).clean
     return services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros
 
 
 def test_checkout_to_recovery_with_stripe(ctx: BillingContext, stub: StripeStub) -> None:
-    org_id, ada, platform = _people(ctx)
+    org_id, ada, platform = sign_up(ctx)
     clock = ctx.clock
     assert isinstance(clock, FixedClock)
     session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
@@ -106,7 +97,7 @@ def test_checkout_to_recovery_with_stripe(ctx: BillingContext, stub: StripeStub)
 
 
 def test_top_up_through_stripe_lands_on_success_only(ctx: BillingContext, stub: StripeStub) -> None:
-    org_id, ada, _ = _people(ctx)
+    org_id, ada, _ = sign_up(ctx)
     services.payment_methods.attach(ctx, ada, organization_id=org_id, provider_payment_method_id="pm_card_visa")
     payment = services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=20 * DOLLAR)
     [intent] = stub.requests_to("POST", "/v1/payment_intents")
@@ -122,7 +113,7 @@ def test_top_up_through_stripe_lands_on_success_only(ctx: BillingContext, stub: 
 
 
 def test_declined_card_adds_nothing(ctx: BillingContext, stub: StripeStub) -> None:
-    org_id, ada, _ = _people(ctx)
+    org_id, ada, _ = sign_up(ctx)
     services.payment_methods.attach(ctx, ada, organization_id=org_id,
                                     provider_payment_method_id="pm_card_chargeDeclined")
     payment = services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=20 * DOLLAR)
@@ -131,7 +122,7 @@ def test_declined_card_adds_nothing(ctx: BillingContext, stub: StripeStub) -> No
 
 
 def test_a_bad_signature_changes_nothing(ctx: BillingContext, stub: StripeStub) -> None:
-    org_id, ada, _ = _people(ctx)
+    org_id, ada, _ = sign_up(ctx)
     session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
                                                     return_url="/pricing")
     body = stub.event_payload("checkout.session.completed", {"id": session.provider_session_id,

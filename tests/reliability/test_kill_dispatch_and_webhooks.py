@@ -16,15 +16,9 @@ from __future__ import annotations
 
 import email
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +30,7 @@ from adapters.email.console import ConsoleMailer
 from adapters.fakes import FixedClock, InMemoryPaymentProvider, InMemoryWebhookSender
 from adapters.pdf.local_invoicing import LocalPdfLegalInvoicing
 from adapters.pdf.rendering import SellerDetails
-from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
+from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
 from billing_core import Permission, Role, services
 from billing_core.catalog import load_catalog
 from billing_core.invoices import Invoice
@@ -46,11 +40,11 @@ from billing_core.ports import EmailMessage, LegalDocument
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import CLAIM_LEASE, Deliverers
 from billing_core.services.notifications import enqueue_email
-from tests.storage_support import postgres_schema, require_postgres_url
+from tests.storage_support import SqlKind, migrated_database
+from tests.support.processes import worker
 
 pytestmark = pytest.mark.timeout(40)
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 DOLLAR = 1_000_000
 INVOICES = 12
@@ -72,64 +66,10 @@ def _context(url: str, schema: str, at: datetime, payments: InMemoryPaymentProvi
     return ctx, engine
 
 
-@contextmanager
-def _database(kind: str, directory: Path, name: str) -> Iterator[tuple[str, str]]:
-    """(url, schema) of a fresh migrated database; the schema is empty for SQLite."""
-    if kind == "sqlite":
-        url = f"sqlite:///{directory / (name + '.db')}"
-        migrate(url)
-        yield url, ""
-        return
-    url = require_postgres_url()
-    with postgres_schema(url) as schema:
-        engine = make_engine(url, schema=schema)
-        try:
-            migrate(engine)
-        finally:
-            engine.dispose()
-        yield url, schema
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def kind(request: pytest.FixtureRequest) -> str:
-    value: str = request.param
+def kind(request: pytest.FixtureRequest) -> SqlKind:
+    value: SqlKind = request.param
     return value
-
-
-def _start(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
-    code = "import sys; from tests.reliability.test_kill_dispatch_and_webhooks import main; main(sys.argv[1:])"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def _kill_after(process: subprocess.Popen[str], lines: int) -> list[str]:
-    """Read ``lines`` lines of progress, SIGKILL the process, return what it printed."""
-    assert process.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 20
-    try:
-        for line in process.stdout:
-            seen.append(line.strip())
-            if len(seen) >= lines:
-                break
-            assert time.monotonic() < deadline, "the worker made no progress"
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=15)
-        stderr = process.stderr.read() if process.stderr else ""
-        process.stdout.close()
-        if process.stderr:
-            process.stderr.close()
-    assert process.returncode == -signal.SIGKILL, (seen, stderr)
-    assert len(seen) >= lines, (seen, stderr)
-    return seen
-
-
-def _finish(process: subprocess.Popen[str]) -> list[str]:
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    return out.splitlines()
 
 
 # --------------------------------------------------------------------------- the worker process
@@ -162,7 +102,8 @@ class _Slow:
         return document
 
 
-def main(argv: list[str]) -> None:
+def main(*argv: str) -> None:
+    """The child: ``dispatch`` the outbox, or handle the ``events`` in a file, printing each step."""
     mode, url, schema, at = argv[0], argv[1], argv[2], datetime.fromisoformat(argv[3])
     delay = float(argv[4])
     ctx, engine = _context(url, schema, at)
@@ -224,16 +165,17 @@ def _outbox(ctx: BillingContext) -> list[OutboxMessage]:
         return [m for status in OutboxStatus for m in uow.outbox.list(status=status, limit=1000)]
 
 
-def test_dispatch_killed_mid_run_finishes_on_restart(kind: str, tmp_path: Path) -> None:
+def test_dispatch_killed_mid_run_finishes_on_restart(kind: SqlKind, tmp_path: Path) -> None:
     mail_dir, legal_dir = tmp_path / "mail", tmp_path / "legal"
-    with _database(kind, tmp_path, "dispatch") as (url, schema):
+    with migrated_database(kind, tmp_path, "dispatch") as (url, schema):
         ctx, engine = _context(url, schema, NOW)
         try:
             expected = _seed_outbox(ctx)
             assert len(_outbox(ctx)) == INVOICES + NOTICES
 
-            killed = _kill_after(_start("dispatch", url, schema, NOW.isoformat(), "0.05", str(mail_dir),
-                                        str(legal_dir)), 8)
+            with worker(main, "dispatch", url, schema, NOW.isoformat(), "0.05", str(mail_dir),
+                        str(legal_dir)) as child:
+                killed = child.kill_after(8, within=20)
             after_kill = _outbox(ctx)
             sent_before = [m.id for m in after_kill if m.status == OutboxStatus.SENT]
             claimed_unsent = [m.id for m in after_kill if m.status != OutboxStatus.SENT
@@ -241,8 +183,9 @@ def test_dispatch_killed_mid_run_finishes_on_restart(kind: str, tmp_path: Path) 
             assert 0 < len(sent_before) < len(after_kill), killed
 
             restart = NOW + CLAIM_LEASE + timedelta(minutes=1)
-            assert _finish(_start("dispatch", url, schema, restart.isoformat(), "0", str(mail_dir),
-                                  str(legal_dir)))[-1] == "done"
+            with worker(main, "dispatch", url, schema, restart.isoformat(), "0", str(mail_dir),
+                        str(legal_dir)) as child:
+                assert child.finish()[-1] == "done"
             final = _outbox(ctx)
         finally:
             engine.dispose()
@@ -313,9 +256,9 @@ def _state(ctx: BillingContext, engine: Engine) -> dict[str, object]:
             "balance": wallet.balance_micros, "entries": entries, "payments": payments}
 
 
-def test_webhook_processing_killed_mid_stream_replays_to_the_clean_state(kind: str, tmp_path: Path) -> None:
+def test_webhook_processing_killed_mid_stream_replays_to_the_clean_state(kind: SqlKind, tmp_path: Path) -> None:
     provider = InMemoryPaymentProvider(auto_succeed=False)
-    with _database(kind, tmp_path, "clean") as (url, schema):
+    with migrated_database(kind, tmp_path, "clean") as (url, schema):
         ctx, engine = _context(url, schema, NOW, InMemoryPaymentProvider(auto_succeed=False))
         try:
             intents, subscription_id = _seed_payments(ctx)
@@ -327,12 +270,14 @@ def test_webhook_processing_killed_mid_stream_replays_to_the_clean_state(kind: s
             engine.dispose()
     event_file = tmp_path / "events.json"
     event_file.write_text(json.dumps(events))
-    with _database(kind, tmp_path, "killed") as (url, schema):
+    with migrated_database(kind, tmp_path, "killed") as (url, schema):
         ctx, engine = _context(url, schema, NOW, InMemoryPaymentProvider(auto_succeed=False))
         try:
             assert _seed_payments(ctx) == (intents, subscription_id)
-            acknowledged = _kill_after(_start("events", url, schema, NOW.isoformat(), "0.05", str(event_file)), 6)
-            replay = _finish(_start("events", url, schema, NOW.isoformat(), "0", str(event_file)))
+            with worker(main, "events", url, schema, NOW.isoformat(), "0.05", str(event_file)) as child:
+                acknowledged = child.kill_after(6, within=20)
+            with worker(main, "events", url, schema, NOW.isoformat(), "0", str(event_file)) as child:
+                replay = child.finish()
             state = _state(ctx, engine)
         finally:
             engine.dispose()

@@ -25,14 +25,14 @@ import pytest
 from sqlalchemy import text
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
-from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
+from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
 from billing_core import Permission, services
 from billing_core.billing_settings import SpendManagement
 from billing_core.catalog import load_catalog
 from billing_core.errors import BillingError, NotFound
 from billing_core.services.context import BillingContext
 from billing_core.wallet import counters_at
-from tests.storage_support import postgres_schema, require_postgres_url
+from tests.storage_support import migrated_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(40)]
 
@@ -119,14 +119,8 @@ def worker(url: str, schema: str, index: int, organizations: list[str], owner_se
 
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    url = require_postgres_url()
-    with postgres_schema(url) as schema:
-        engine = make_engine(url, schema=schema)
-        try:
-            migrate(engine)
-        finally:
-            engine.dispose()
-        yield url, schema
+    with migrated_database("postgresql", tmp_path) as database:
+        yield database
 
 
 def _seed(ctx: BillingContext) -> tuple[list[str], list[str], list[str]]:

@@ -12,7 +12,6 @@ import email.message
 import email.policy
 import json
 import socket
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from billing_core.invoices import Invoice, InvoiceItem, InvoiceStatus
 from billing_core.money import MICROS_PER_CENT, Money, micros_to_cents
 from billing_core.organization import Organization
 from billing_core.tax import REVERSE_CHARGE_NOTE, TaxConfig, TaxLine, TaxTreatment, tax_line
+from tests.support.http_server import LocalServer
 
 ISSUED_AT = datetime(2026, 3, 1, 0, 5, tzinfo=UTC)
 PERIOD_START = datetime(2026, 2, 1, tzinfo=UTC)
@@ -155,8 +155,7 @@ class WebhookReceiver:
     status: int = 200
     received: list[ReceivedWebhook] = field(default_factory=list)
     seen_ids: set[str] = field(default_factory=set)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _http: LocalServer | None = None
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
         # The recipe of docs/webhooks.md: verify with each accepted secret, reject if none matches.
@@ -177,8 +176,8 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks/billing"
+        assert self._http is not None
+        return f"http://127.0.0.1:{self._http.port}/hooks/billing"
 
     def __enter__(self) -> WebhookReceiver:
         receiver = self
@@ -198,17 +197,10 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self._http = LocalServer(ThreadingHTTPServer(("127.0.0.1", 0), Handler), name="webhook-receiver")
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._http is not None:
+            self._http.stop()

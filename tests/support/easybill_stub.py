@@ -32,6 +32,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
+from tests.support.http_server import LocalServer
+
 API_PREFIX = "/rest/v1"
 READ_ONLY_DOCUMENT_FIELDS = frozenset({"id", "number", "is_draft", "amount", "amount_net", "cancel_id"})
 CREATABLE_TYPES = frozenset({"INVOICE", "CREDIT", "OFFER", "ORDER", "DELIVERY", "CHARGE", "PROFORMA_INVOICE"})
@@ -102,26 +104,18 @@ class EasyBillStub:
         self._next_customer_id = 1001
         self._next_document_id = 50001
         self._counters = dict.fromkeys(NUMBER_PREFIXES, 0)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: LocalServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> EasyBillStub:
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="easybill-stub", daemon=True)
-        self._thread.start()
+        self._http = LocalServer(_Server(self), name="easybill-stub")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
 
     def __enter__(self) -> EasyBillStub:
         return self.start()
@@ -132,8 +126,8 @@ class EasyBillStub:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start the stub first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}{API_PREFIX}"
+        assert self._http is not None, "start the stub first"
+        return f"http://127.0.0.1:{self._http.port}{API_PREFIX}"
 
     # ------------------------------------------------------------------ test controls
 
@@ -339,8 +333,6 @@ class EasyBillStub:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
     def __init__(self, stub: EasyBillStub) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.stub = stub

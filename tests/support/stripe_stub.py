@@ -41,6 +41,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from tests.support.http_server import LocalServer
+
 FIXTURES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "stripe"
 FIXTURES_FILE = FIXTURES_DIR / "fixtures3.json"
 STUB_API_KEY = "sk_test_stub_0123456789"
@@ -218,32 +220,24 @@ class StripeStub:
         self._refunded: dict[str, int] = {}
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: LocalServer | None = None
 
     # ----------------------------------------------------------------- life cycle
 
     def __enter__(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="stripe-stub", daemon=True)
-        self._thread.start()
+        self._http = LocalServer(ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self)), name="stripe-stub",
+                                 poll_interval=0.01)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._http is not None:
+            self._http.stop()
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "use the stub as a context manager"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        assert self._http is not None, "use the stub as a context manager"
+        return f"http://127.0.0.1:{self._http.port}"
 
     # ----------------------------------------------------------------- steering
 

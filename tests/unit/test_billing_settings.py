@@ -136,7 +136,7 @@ PRIVATE_TARGETS = [
     "https://localhost/hook", "https://LOCALHOST./hook", "https://app.localhost/", "https://db.internal/hook",
     "https://metadata.google.internal/", "https://printer.local/", "https://192.168.1.10/", "https://172.16.0.1/",
     "https://100.64.0.1/", "https://0.0.0.0/", "https://[fe80::1]/", "https://[fc00::1]/",
-    "https://[::ffff:127.0.0.1]/", "https://127.0.0.1./hook",
+    "https://[::ffff:127.0.0.1]/", "https://127.0.0.1./hook", "https://db.internal./hook",
     # Loopback spelled the way URL parsers and inet_aton also read it.
     "https://127.1/hook", "https://2130706433/hook", "https://0x7f000001/hook", "https://0x7f.0.0.1/hook",
     "https://0177.0.0.1/hook", "https://0/hook", "https://10.1/hook", "https://0xa9.0xfe.0xa9.0xfe/",
@@ -182,7 +182,7 @@ def test_https_is_required_when_configured() -> None:
         "http://hooks.acme.test/b")
 
 
-@pytest.mark.parametrize("url", ["ftp://hooks.acme.test/", "javascript:alert(1)", "hooks.acme.test/b", "https://",
+@pytest.mark.parametrize("url", ["", "ftp://hooks.acme.test/", "javascript:alert(1)", "hooks.acme.test/b", "https://",
                                  "https:///path", "https://user:pw@hooks.acme.test/", "https://user@hooks.acme.test/",
                                  "https://hooks.acme.test/" + "x" * 2048, "file:///etc/passwd",
                                  "https://hooks.acme.test:99999/", "https://hooks.acme.test:0/",
@@ -191,6 +191,14 @@ def test_malformed_urls_are_refused(url: str) -> None:
     with pytest.raises(InvalidInput) as info:
         check_webhook_url(url, allow_private=True, require_https=False)
     assert (info.value.field, info.value.code) == ("webhook_url", "invalid_url")
+
+
+@pytest.mark.parametrize("url", ["https://user:pw@hooks.acme.test/", "https://user@hooks.acme.test/"])
+def test_credentials_in_a_webhook_url_are_refused_by_name(url: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        check_webhook_url(url, allow_private=True, require_https=False)
+    assert info.value.code == "invalid_url"
+    assert "credentials" in info.value.message
 
 
 @pytest.mark.parametrize("url", [None, 42, b"https://x.test/"])

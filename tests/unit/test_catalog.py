@@ -10,8 +10,7 @@ import pytest
 from billing_core.catalog import PRODUCT_NAMESPACE, Catalog, Plan, PlanCode, load_catalog, product_id_for
 from billing_core.errors import InvalidInput, NotFound
 from billing_core.money import Money
-
-DOLLAR = 1_000_000
+from tests.unit.domain_builders import DOLLAR
 
 
 def test_tiers_are_the_seeds_four_in_order(catalog: Catalog) -> None:
@@ -37,6 +36,7 @@ def test_every_plan_carries_its_terms(catalog: Catalog) -> None:
 def test_shipped_plan_values(catalog: Catalog) -> None:
     pro = catalog.plan("pro")
     assert pro.price(catalog.currency) == Money(9900, "USD")
+    assert pro.price("EUR") == Money(9900, "EUR")
     assert pro.included_credits_micros == 100 * DOLLAR
     assert pro.overage_credit_line_micros == 50 * DOLLAR
     assert (pro.trial_days, pro.grace_days, pro.refund_window_days, pro.prorate_refunds) == (14, 7, 14, True)
@@ -62,7 +62,8 @@ def test_products_have_stable_ids_derived_from_their_code(catalog: Catalog) -> N
         assert catalog.product(product.id) is product
         assert catalog.product_by_code(product.code) is product
         assert product.unit and product.unit_price_micros > 0
-    # Every installation agrees on the ids: a fresh load gives the same ones.
+    # Every installation agrees on the ids: a fresh load gives the same ones, and the namespace never changes.
+    assert uuid.UUID("6f1c2a4e-9b3d-4c52-8a77-2d3e5f607182") == PRODUCT_NAMESPACE
     assert [p.id for p in load_catalog().products] == [p.id for p in catalog.products]
     compute = catalog.product_by_code("compute")
     assert (compute.unit, compute.unit_price_micros) == ("vCPU-hour", 40_000)

@@ -83,10 +83,11 @@ def test_return_url_carries_the_checkout_id_and_status(status: CheckoutStatus) -
 
 
 def test_return_url_replaces_a_stale_status_and_keeps_the_rest() -> None:
-    stale = "https://app.acme.test/pricing?checkout_status=open&ref=&checkout_session_id=old&a=1&a=2"
+    stale = "https://app.acme.test/pricing?checkout_status=open&ref=&checkout_session_id=old&a=1&a=2&b=x%20y"
     url = return_url_with_status(stale, "new-id", CheckoutStatus.CANCELED)
     query = parse_qs(urlsplit(url).query, keep_blank_values=True)
-    assert query == {"ref": [""], "a": ["1", "2"], "checkout_session_id": ["new-id"], "checkout_status": ["canceled"]}
+    assert query == {"ref": [""], "a": ["1", "2"], "b": ["x y"], "checkout_session_id": ["new-id"],
+                     "checkout_status": ["canceled"]}
 
 
 def test_return_url_escapes_what_it_adds() -> None:

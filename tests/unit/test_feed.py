@@ -91,4 +91,6 @@ def test_applied_credit_is_a_debit_in_the_balance_history() -> None:
 def test_a_grant_in_the_balance_history() -> None:
     row = entry(stored(grant(5 * DOLLAR, "g"))[0], settled=True)
     assert isinstance(row, FeedEntry)
-    assert (row.description, row.amount_display, row.tone) == ("Free Trial Credits", "+$5.000", EntryTone.CREDIT)
+    assert (row.description, row.amount_display, row.sign, row.tone) == ("Free Trial Credits", "+$5.000", "+",
+                                                                         EntryTone.CREDIT)
+    assert row.balance_after_micros is None

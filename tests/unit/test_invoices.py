@@ -71,6 +71,14 @@ def test_items_group_by_product_and_project_and_round_once_per_line(catalog: Cat
     assert all(isinstance(i, InvoiceItem) and i.amount.currency_iso == "USD" for i in items)
 
 
+def test_a_line_rounds_half_a_cent_up(catalog: Catalog) -> None:
+    storage = catalog.product_by_code("storage")
+    (half,) = build_items([bucket(storage.id, None, 1, 5_000)], catalog, "USD")
+    assert half.amount == Money(1, "USD")
+    (below,) = build_items([bucket(storage.id, None, 1, 4_999)], catalog, "USD")
+    assert below.amount == Money(0, "USD")
+
+
 def test_items_keep_the_invoice_currency(catalog: Catalog) -> None:
     compute = catalog.product_by_code("compute")
     (item,) = build_items([bucket(compute.id, None, 1, 40_000)], catalog, "EUR")
@@ -81,6 +89,7 @@ def test_items_keep_the_invoice_currency(catalog: Catalog) -> None:
 @pytest.mark.parametrize(("subtotal", "wallet", "applied"), [
     (2000, 12_345_678, 1234),  # whole cents of credit only
     (2000, 100 * DOLLAR, 2000),  # never more than the subtotal
+    (2000, 20 * DOLLAR, 2000),  # exactly the subtotal
     (2000, 0, 0),
     (2000, -5 * DOLLAR, 0),  # a negative wallet pays nothing
     (0, 100 * DOLLAR, 0),
@@ -122,6 +131,7 @@ def test_every_pair_of_invoice_statuses(current: IS, target: IS) -> None:
         with pytest.raises(IllegalTransition) as info:
             inv.move_to(target, at)
         assert str(info.value) == f"an invoice cannot go from {current.value} to {target.value}"
+        assert info.value.code == "illegal_transition"
         assert inv.status is current and inv.paid_at is None and inv.voided_at is None
 
 

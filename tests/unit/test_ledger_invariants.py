@@ -1,96 +1,23 @@
-"""Property tests for money and the ledger, and a state machine that drives the real use cases
-(top-up, usage, automatic refund, grant and expiry, period close, days passing) against the fakes,
-checking the invariants after every step."""
+"""A state machine that drives the real use cases (top-up, usage, automatic refund, grant and expiry,
+period close, days passing) against the fakes, checking the ledger invariants after every step.
+
+The properties of money and of single transactions are in test_money_properties and
+test_ledger_properties; the repository-level state machine is in test_wallet_state_machine."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from adapters.fakes import InMemoryBilling, in_memory_billing
-from billing_core import InvalidInput, Permission, SubscriptionStatus, services
+from billing_core import Permission, SubscriptionStatus, services
 from billing_core.billing_settings import SpendManagement
-from billing_core.errors import LedgerImbalance
-from billing_core.ledger import Account, EntryKind, balances, transaction
-from billing_core.money import (
-    MICROS_PER_CENT,
-    cents_to_micros,
-    micros_to_cents,
-    parse_dollars,
-    prorate,
-    split_evenly,
-)
 from billing_core.permissions import Actor
-
-ORG = uuid.UUID("22222222-2222-4222-8222-222222222222")
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-amounts = st.integers(min_value=-(10**12), max_value=10**12)
-
-
-@given(st.lists(st.tuples(st.sampled_from(list(Account)), amounts.filter(bool)), min_size=2, max_size=6))
-def test_a_transaction_is_stored_only_if_it_balances(postings: list[tuple[Account, int]]) -> None:
-    try:
-        tx = transaction(organization_id=ORG, idempotency_key="k", kind=EntryKind.ADJUSTMENT, description="d",
-                         created_at=T0, postings=postings)
-    except LedgerImbalance:
-        assert sum(a for _, a in postings) != 0
-    else:
-        assert sum(p.amount_micros for p in tx.postings) == 0
-        assert balances([tx]) == {acc: sum(a for p, a in postings if p == acc) for acc in Account}
-
-
-@given(amounts, st.integers(min_value=1, max_value=97))
-def test_split_evenly_adds_back(total: int, parts: int) -> None:
-    split = split_evenly(total, parts)
-    assert sum(split) == total
-    assert max(split) - min(split) <= 1
-
-
-@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=1, max_value=10**7), st.data())
-def test_prorate_and_its_complement_add_back(amount: int, denominator: int, data: st.DataObject) -> None:
-    numerator = data.draw(st.integers(min_value=0, max_value=denominator))
-    part = prorate(amount, numerator, denominator)
-    assert 0 <= part <= amount
-    assert part + (amount - part) == amount
-    assert abs(part * denominator - amount * numerator) * 2 <= denominator
-
-
-@given(amounts)
-def test_micros_to_cents_is_within_half_a_cent(micros: int) -> None:
-    cents = micros_to_cents(micros)
-    assert abs(cents_to_micros(cents) - micros) * 2 <= MICROS_PER_CENT
-    assert micros_to_cents(cents_to_micros(cents)) == cents
-
-
-@given(amounts, amounts)
-def test_micros_to_cents_is_monotonic(a: int, b: int) -> None:
-    if a <= b:
-        assert micros_to_cents(a) <= micros_to_cents(b)
-
-
-@given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=999_999))
-def test_parse_dollars_is_exact(whole: int, fraction: int) -> None:
-    assert parse_dollars(f"{whole}.{fraction:06d}", field="amount") == whole * 1_000_000 + fraction
-
-
-@given(st.text(max_size=12))
-def test_parse_dollars_rejects_or_parses_exactly(text: str) -> None:
-    field = None
-    try:
-        micros = parse_dollars(text, field="amount")
-    except InvalidInput as exc:
-        field = exc.field
-    else:
-        assert micros >= 0
-        return
-    assert field == "amount"
-
-
-DOLLAR = 1_000_000
+from tests.unit.domain_builders import DOLLAR
 
 
 class WalletMachine(RuleBasedStateMachine):

@@ -54,6 +54,7 @@ def test_a_transaction_balances_or_is_refused(postings: list[tuple[Account, int]
         tx = _build(postings)
         assert sum(p.amount_micros for p in tx.postings) == 0
         assert [(p.account, p.amount_micros) for p in tx.postings] == postings
+        assert balances([tx]) == {account: sum(a for p, a in postings if p == account) for account in Account}
 
 
 @BOUNDED

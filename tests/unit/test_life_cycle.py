@@ -15,8 +15,7 @@ from billing_core.credit_packs import PackState
 from billing_core.feed import EntryTone
 from billing_core.permissions import Actor, Permission
 from billing_core.spend_guard import DenialReason, ProductionHealth, SpendWarning
-
-DOLLAR = 1_000_000
+from tests.unit.domain_builders import DOLLAR
 
 
 @pytest.fixture

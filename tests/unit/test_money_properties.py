@@ -7,6 +7,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from billing_core.errors import InvalidInput
 from billing_core.money import (
     MICROS_PER_CENT,
     MICROS_PER_DOLLAR,
@@ -64,6 +65,20 @@ def test_parse_dollars_is_exact_for_every_decimal_with_at_most_six_places(value:
     expected = int(value * MICROS_PER_DOLLAR)
     assert Decimal(expected) == value * MICROS_PER_DOLLAR  # six places are whole micro-dollars
     assert parse_dollars(text, field="amount") == expected
+
+
+@BOUNDED
+@given(st.text(max_size=12))
+def test_parse_dollars_of_any_text_is_a_non_negative_amount_or_names_the_field(text: str) -> None:
+    field = None
+    try:
+        amount = parse_dollars(text, field="amount")
+    except InvalidInput as exc:
+        field = exc.field
+    else:
+        assert amount >= 0
+        return
+    assert field == "amount"
 
 
 @BOUNDED

@@ -13,8 +13,7 @@ from adapters.fakes import InMemoryBilling, in_memory_billing
 from billing_core import InvalidInput, SubscriptionStatus, services
 from billing_core.permissions import Actor, Permission
 from billing_core.spend_guard import DenialReason, SpendWarning
-
-DOLLAR = 1_000_000
+from tests.unit.domain_builders import DOLLAR
 
 
 @pytest.fixture

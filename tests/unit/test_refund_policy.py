@@ -68,6 +68,14 @@ def test_only_unused_credits_are_refunded_in_whole_cents() -> None:
     assert (decision.status, decision.amount_cents, decision.credits_micros) == (APPROVED, 3000, 30 * DOLLAR)
 
 
+def test_credits_worth_more_than_was_paid_refund_at_most_the_payment() -> None:
+    bonus = Payment(id=uuid.uuid4(), organization_id=ORG, purpose=PaymentPurpose.CREDIT_PACK, amount_cents=2000,
+                    currency_iso="USD", credits_micros=25 * DOLLAR, status=PaymentStatus.SUCCEEDED,
+                    created_at=SETTLED, payment_type=PaymentType.CARD, settled_at=SETTLED)
+    decision = decide_refund(bonus, None, unused_credits_micros=1_000 * DOLLAR, now=NOW)
+    assert (decision.status, decision.amount_cents) == (APPROVED, 2000)
+
+
 def test_a_partly_refunded_payment_refunds_at_most_the_rest() -> None:
     decision = decide_refund(payment(refunded_cents=7000), None, unused_credits_micros=100 * DOLLAR, now=NOW)
     assert (decision.amount_cents, decision.credits_micros) == (3000, 30 * DOLLAR)

@@ -36,12 +36,13 @@ VALID: list[tuple[str, str]] = [
 
 INVALID: list[tuple[str, str]] = [
     ("AT", "AT12345678"), ("BE", "BE2123456789"), ("CY", "CY123456789"), ("DE", "DE12345678"),
-    ("DE", "DE1234567890"), ("DE", "FR123456789"), ("DE", "123456789"), ("ES", "ES1234567"),
+    ("DE", "DE1234567890"), ("DE", "FR123456789"), ("DE", "123456789"),
+    ("ES", "ES1234567"), ("FR", "FR1234567890"),
     ("FR", "FRIO123456789"),  # I and O are not valid key letters
     ("GR", "GR123456789"),  # Greece uses the EL prefix
     ("IE", "IE1234567"), ("IT", "IT1234567890"), ("LT", "LT1234567890"), ("NL", "NL123456789A01"),
     ("NL", "NL123456789"), ("RO", "RO1"), ("RO", "RO12345678901"), ("SE", "SE12345678901"),
-    ("GB", "GB1234567"), ("GB", "GBGD1234"), ("CH", "CHE12345678"), ("CH", "CHE123456789XYZ"),
+    ("GB", "GB1234567"), ("GB", "GBGD1234"), ("CH", "CHE12345678"), ("CH", "CH123456789"), ("CH", "CHE123456789XYZ"),
     ("AU", "1234567890"), ("CA", "123456789RT01"), ("US", "1-23456789"),
     # Digits of other scripts are not the ASCII digits a legal invoice prints.
     ("DE", "DE١٢٣٤٥٦٧٨٩"), ("DE", "DE１２３４５６７８９"), ("US", "١٢-٣٤٥٦٧٨٩"),
@@ -67,6 +68,7 @@ def test_invalid_tax_ids_name_the_value_field(country: str, value: str) -> None:
     ("NL", "nl1234.56789.b01", "NL123456789B01"),
     ("GB", "gb 123 4567 89", "GB123456789"),
     ("DE", " DE123456789\t", "DE123456789"),
+    ("CH", "CHE-123.456.789 MWST", "CHE123456789MWST"),
     ("US", "12 - 3456789", "12-3456789"),  # US EINs keep their dash
 ])
 def test_typing_habits_are_normalized(country: str, typed: str, normalized: str) -> None:
@@ -78,6 +80,14 @@ def test_normalize_tax_id() -> None:
     assert normalize_tax_id("US", "12-3456789 ") == "12-3456789"
 
 
+@pytest.mark.parametrize("country", ["DE", "JP"])
+@pytest.mark.parametrize("value", ["", "DE" + "1" * 40])
+def test_a_tax_id_of_no_or_too_many_characters_is_refused(country: str, value: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        check_tax_id(country, value)
+    assert (info.value.field, info.value.code) == ("value", "invalid_tax_id")
+
+
 def test_countries_without_a_known_format_take_any_printable_id_of_1_to_32_characters() -> None:
     assert check_tax_id("JP", "T1234567890123") == "T1234567890123"
     assert check_tax_id("BR", "12.345.678/0001-90") == "12345678/000190"
@@ -87,7 +97,7 @@ def test_countries_without_a_known_format_take_any_printable_id_of_1_to_32_chara
         assert info.value.field == "value"
 
 
-@pytest.mark.parametrize("country", ["de", "DEU", "D", "", "1A", "D E", None, 49])
+@pytest.mark.parametrize("country", ["de", "DEU", "D", "", "1A", "D E", "DE\n", None, 49])
 def test_country_must_be_an_alpha_2_code(country: object) -> None:
     with pytest.raises(InvalidInput) as info:
         check_country(country)
@@ -161,3 +171,7 @@ def test_rate_is_configuration() -> None:
     config = TaxConfig(seller_country="FR", domestic_vat_basis_points=2000)
     assert tax_line(1234, "FR", False, config) == TaxLine(TaxTreatment.DOMESTIC_VAT, 2000, 247, None)
     assert tax_line(1234, "DE", False, config).tax_cents == 247  # EU consumer: seller's VAT
+    # A rate in fractions of a percent: 7.7 % of 1000 cents is exactly 77; of 650 cents 50.05 rounds to 50.
+    swiss = TaxConfig(seller_country="CH", domestic_vat_basis_points=770)
+    assert tax_line(1000, "CH", False, swiss).tax_cents == 77
+    assert tax_line(650, "CH", False, swiss).tax_cents == 50

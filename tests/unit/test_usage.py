@@ -54,11 +54,24 @@ def test_valid_event_ids(event_id: str) -> None:
     assert check_event_id(event_id) == event_id
 
 
-@pytest.mark.parametrize("event_id", ["", "x" * 129, "evt 1", "evt/1", "évt", "evt-1\n", "\nevt", "evt\x00", None, 7])
+@pytest.mark.parametrize("event_id", ["", "x" * 129, "evt 1", "evt/1", "évt", "semi;colon", "evt-1\n", "\nevt",
+                                      "evt\x00", None, 7])
 def test_invalid_event_ids(event_id: object) -> None:
     with pytest.raises(InvalidInput) as info:
         check_event_id(event_id)
     assert (info.value.field, info.value.code) == ("event_id", "invalid_event_id")
+
+
+def test_an_event_with_an_invalid_id_is_not_priced(compute: Product) -> None:
+    with pytest.raises(InvalidInput) as info:
+        event(compute, event_id="has space")
+    assert (info.value.field, info.value.code) == ("event_id", "invalid_event_id")
+
+
+def test_quantities_from_one_to_the_maximum_are_priced(catalog: Catalog) -> None:
+    storage = catalog.product_by_code("storage")
+    assert event(storage, quantity=1).amount_micros == 150
+    assert event(storage, quantity=MAX_QUANTITY).amount_micros == MAX_QUANTITY * 150
 
 
 @pytest.mark.parametrize("quantity", [0, -1, MAX_QUANTITY + 1, True, 1.0, "3"])
@@ -79,12 +92,15 @@ def test_a_quantity_that_prices_beyond_the_maximum_is_refused(compute: Product) 
 @pytest.mark.parametrize("occurred_at", [
     datetime(2026, 3, 14, 9, 0),  # naive
     datetime(2026, 3, 14, 10, 0, tzinfo=timezone(timedelta(hours=1))),  # the same instant, not UTC
+    datetime(2026, 3, 14, 4, 0, tzinfo=timezone(timedelta(hours=-5))),
     NOW + MAX_CLOCK_SKEW + timedelta(microseconds=1),
 ])
 def test_occurred_at_must_be_utc_and_not_in_the_future(compute: Product, occurred_at: datetime) -> None:
     with pytest.raises(InvalidInput) as info:
         event(compute, occurred_at=occurred_at)
     assert (info.value.field, info.value.code) == ("occurred_at", "invalid_datetime")
+    if occurred_at.tzinfo is UTC:
+        assert "future" in info.value.message
 
 
 def test_late_events_and_small_clock_skew_are_accepted(compute: Product) -> None:
@@ -177,11 +193,14 @@ def test_report_orders_lines_and_totals_them() -> None:
                     amount_micros=7),
         HourlyUsage(organization_id=ORG, project_id=PROJECT, product_id=product_a, hour=ten, quantity=3,
                     amount_micros=11),
+        HourlyUsage(organization_id=ORG, project_id=PROJECT, product_id=product_a, hour=nine, quantity=4,
+                    amount_micros=13),
     ]
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC)
     result = report(ORG, start, end, buckets)
-    assert (result.organization_id, result.start, result.end, result.total_micros) == (ORG, start, end, 23)
-    assert result.lines == (
+    assert (result.organization_id, result.start, result.end, result.total_micros) == (ORG, start, end, 36)
+    assert result.lines == (  # by hour, then project (a project before none), then product
+        UsageLine(PROJECT, product_a, nine, 4, 13),
         UsageLine(None, product_a, nine, 2, 7),
         UsageLine(PROJECT, product_a, ten, 3, 11),
         UsageLine(PROJECT, product_b, ten, 1, 5),

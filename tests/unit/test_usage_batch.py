@@ -7,44 +7,39 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.fakes import in_memory_billing
-from billing_core import Conflict, InvalidInput, Permission, services
+from billing_core import Conflict, InvalidInput, services
 from billing_core.services.metering import UsageEventInput
 from billing_core.spend_guard import DenialReason
+from tests.support.customers import sign_up
 
 
 def test_batch_stops_at_the_wallet_and_never_half_writes_bad_input() -> None:
     billing = in_memory_billing(datetime(2026, 7, 1, 12, tzinfo=UTC))
     ctx = billing.ctx
-    org = services.organizations.create_organization(ctx, name="B", owner_user_id="o", owner_email="o@b.test")
-    _, owner_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="o", user_id="o")
-    _, svc_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="s",
-                                                       scopes=frozenset({Permission.USAGE_WRITE}))
-    owner = services.organizations.authenticate(ctx, owner_secret)
-    svc = services.organizations.authenticate(ctx, svc_secret)
-    services.subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute", project_id=None)
-    services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=1_000_000, description="g",
+    org_id, _, svc = sign_up(ctx, name="B", owner="o", owner_email="o@b.test")
+    services.wallet.grant_credits(ctx, organization_id=org_id, amount_micros=1_000_000, description="g",
                                   idempotency_key="g")
     ledger_before = len(billing.store.ledger)
 
     with pytest.raises(InvalidInput) as bad:
-        services.metering.report_usage_batch(ctx, svc, organization_id=org.id, events=[
+        services.metering.report_usage_batch(ctx, svc, organization_id=org_id, events=[
             UsageEventInput(event_id="a", product="compute", quantity=1),
             UsageEventInput(event_id="b", product="nope", quantity=1)])
     assert bad.value.field == "events[1].product"
     with pytest.raises(Conflict) as unsubscribed:
-        services.metering.report_usage_batch(ctx, svc, organization_id=org.id, events=[
+        services.metering.report_usage_batch(ctx, svc, organization_id=org_id, events=[
             UsageEventInput(event_id="a", product="compute", quantity=1),
             UsageEventInput(event_id="c", product="storage", quantity=1)])
     assert unsubscribed.value.field == "events[1].product"
     assert len(billing.store.ledger) == ledger_before
 
     # $1 of credit, $0.40 per event: two pass, the rest are denied for credit.
-    outcomes = services.metering.report_usage_batch(ctx, svc, organization_id=org.id, events=[
+    outcomes = services.metering.report_usage_batch(ctx, svc, organization_id=org_id, events=[
         UsageEventInput(event_id=f"e{n}", product="compute", quantity=10) for n in range(4)])
     assert [o.allowed for o in outcomes] == [True, True, False, False]
     assert outcomes[2].reason == DenialReason.INSUFFICIENT_CREDIT
     assert outcomes[1].balance_micros == 200_000
-    again = services.metering.report_usage_batch(ctx, svc, organization_id=org.id, events=[
+    again = services.metering.report_usage_batch(ctx, svc, organization_id=org_id, events=[
         UsageEventInput(event_id="e0", product="compute", quantity=10)])
     assert again[0].replayed
-    assert services.wallet.reconcile(ctx, organization_id=org.id).clean
+    assert services.wallet.reconcile(ctx, organization_id=org_id).clean
