@@ -42,7 +42,7 @@ from entrypoints.http.app import create_app
 
 REQUESTS = min(int(os.environ.get("BILLING_BENCH_HTTP_REQUESTS", "500")), 5000)
 CONNECTIONS = max(1, min(int(os.environ.get("BILLING_BENCH_HTTP_CONNECTIONS", "2")), 64))
-REPEAT = 3
+REPEAT = 5
 WARMUP = 50
 
 
