@@ -283,7 +283,9 @@ def _sqlite_case(orgs: int) -> CaseResult:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             migrate(engine)
-            db.execute("PRAGMA busy_timeout=30000")
+            # the engine's settings (adapters.sqlalchemy.engine): WAL, synchronous=NORMAL, foreign keys on
+            for pragma in ("busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"):
+                db.execute(f"PRAGMA {pragma}")
 
             def insert(rows: list[tuple[Any, ...]]) -> None:
                 db.execute("BEGIN IMMEDIATE")
