@@ -22,7 +22,7 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_QUANTITY = 10**12
 
 
-class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
+class UsageEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     event_id: str
     organization_id: uuid.UUID
     project_id: uuid.UUID | None
