@@ -2,20 +2,23 @@
 demo organization) served by uvicorn in a thread on a free loopback port, next to a bare Litestar app
 (a second uvicorn thread) answering the same routes with the same bytes, captured from the real app.
 
-One ``httpx.Client`` (keep-alive) sends a bounded number of requests per round, sequentially:
+The load comes from a separate process (``benchmarks/loadgen.py``, stdlib only), so the client does
+not share the servers' GIL: ``BILLING_BENCH_HTTP_CONNECTIONS`` keep-alive connections (2), one
+request in flight on each, send the same prepared request bytes to the real app and to the bare
+one, interleaved round by round:
 
-* ``GET /billing/usage?organization_id=...&from=...&to=...`` (the month's usage report);
+* ``GET /billing/usage?organization_id=...&from=...&to=...`` (the previous month's usage report);
 * ``POST /organizations/{id}/usage/authorize`` (the spend-guard check of the platform's hot path).
 
-The ratio is the cost of authentication, the use case, storage reads and presenters per request,
-on top of what the server, the framework and the client cost anyway. Loopback only.
+Every round checks the status and that the first answer's body equals the captured bytes. The ratio
+is the cost of authentication, the use case, storage reads and presenters per request, on top of
+what the server and the framework cost anyway. Loopback only.
 
     python -m benchmarks.bench_http          # BILLING_BENCH_HTTP_REQUESTS sets requests per round (500)
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import tempfile
@@ -25,19 +28,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
 import uvicorn
 from dependency_injector import providers
 from litestar import Litestar, Request, Response, get, post
 
 from benchmarks.harness import CaseResult, Measurement, print_table
+from benchmarks.loadgen import LoadGenerator
 from entrypoints.container import Container, settings_from_env
 from entrypoints.demo import seed_demo
 from entrypoints.http.app import create_app
 
 REQUESTS = min(int(os.environ.get("BILLING_BENCH_HTTP_REQUESTS", "500")), 5000)
-REPEAT = 3
+CONNECTIONS = max(1, min(int(os.environ.get("BILLING_BENCH_HTTP_CONNECTIONS", "2")), 64))
+REPEAT = 5
 WARMUP = 50
 
 
@@ -91,52 +96,63 @@ def _bare_app(answers: dict[str, tuple[int, bytes]]) -> Litestar:
 
 
 class _Requests:
+    """The raw HTTP/1.1 requests, the same bytes for the real app and the bare one."""
+
     def __init__(self, organization_id: str, token: str) -> None:
         # The previous whole month: the demo organization has usage all through it.
         end = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         start = (end - timedelta(days=1)).replace(day=1)
-        self.usage_path = "/billing/usage"
-        self.usage_params = {"organization_id": organization_id, "from": start.isoformat(), "to": end.isoformat()}
-        self.authorize_path = f"/organizations/{organization_id}/usage/authorize"
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def usage(self, client: httpx.Client) -> httpx.Response:
-        return client.get(self.usage_path, params=self.usage_params, headers=self.headers)
-
-    def authorize(self, client: httpx.Client) -> httpx.Response:
-        return client.post(self.authorize_path, json={"amount_micros": 150}, headers=self.headers)
+        query = urlencode({"organization_id": organization_id, "from": start.isoformat(), "to": end.isoformat()})
+        head = f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nUser-Agent: billing-bench\r\n"
+        self.usage = f"GET /billing/usage?{query} HTTP/1.1\r\n{head}\r\n".encode()
+        body = b'{"amount_micros":150}'
+        self.authorize = (f"POST /organizations/{organization_id}/usage/authorize HTTP/1.1\r\n{head}"
+                          f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-def _interleaved(case: str, project: Callable[[int], None], baseline: Callable[[int], None],
-                 notes: dict[str, object]) -> CaseResult:
+Send = Callable[[int], tuple[float, bytes]]
+
+
+def _interleaved(case: str, project: Send, baseline: Send, expected: bytes, notes: dict[str, object]) -> CaseResult:
     for warm in (project, baseline):
         warm(WARMUP)
     project_times: list[float] = []
     baseline_times: list[float] = []
     for _round in range(REPEAT):
         for run, times in ((project, project_times), (baseline, baseline_times)):
-            started = time.perf_counter()
-            run(REQUESTS)
-            times.append(time.perf_counter() - started)
+            seconds, body = run(REQUESTS)
+            times.append(seconds)
+            assert body == expected, body[:300]
     return CaseResult(case, Measurement("project", REQUESTS, project_times),
                       Measurement("baseline", REQUESTS, baseline_times), notes)
 
 
-def _client(base_url: str) -> httpx.Client:
-    """A keep-alive client with TCP_NODELAY, so a POST's headers and body (written apart) leave at once."""
-    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-    return httpx.Client(base_url=base_url, transport=transport)
+def _target(load: LoadGenerator, base_url: str, request: bytes, status: int) -> Send:
+    """``send(n)``: n requests from the load generator, timed there; returns (seconds, the first body)."""
+    port = int(base_url.rsplit(":", 1)[1])
+
+    def send(count: int) -> tuple[float, bytes]:
+        return load.run(host="127.0.0.1", port=port, request=request, count=count, connections=CONNECTIONS,
+                        status=status)
+
+    return send
 
 
-def _loop(client: httpx.Client, send: Callable[[httpx.Client], httpx.Response], status: int, count: int) -> None:
-    for _ in range(count):
-        response = send(client)
-        if response.status_code != status:
-            raise AssertionError(f"{response.status_code}: {response.text[:300]}")
+def _capture(base_url: str, request: bytes) -> tuple[int, bytes]:
+    """One request over a plain socket: the status and body the bare app must answer with."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(request.replace(b"HTTP/1.1\r\n", b"HTTP/1.1\r\nConnection: close\r\n", 1))
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head.lower():
+        raise AssertionError("expected a Content-Length answer")
+    return int(head.split(b" ", 2)[1]), body
 
 
 def run() -> list[CaseResult]:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the app's logging setup makes it log each request
     with tempfile.TemporaryDirectory() as data_dir:
         settings = settings_from_env({"BILLING_STORAGE": "memory", "BILLING_ENV": "test", "BILLING_DEMO": "0",
                                       "BILLING_DATA_DIR": data_dir})
@@ -145,25 +161,25 @@ def run() -> list[CaseResult]:
         try:
             credentials = seed_demo(container.billing_context(), container.deliverers())
             requests = _Requests(str(credentials.organization_id), credentials.tokens["service"])
-            with _serve(create_app(container), "bench-app") as app_url, _client(app_url) as client:
-                usage, authorize = requests.usage(client), requests.authorize(client)
-                for response in (usage, authorize):
-                    response.raise_for_status()
-                answers = {"usage": (usage.status_code, usage.content),
-                           "authorize": (authorize.status_code, authorize.content)}
-                with _serve(_bare_app(answers), "bench-bare") as bare_url, _client(bare_url) as bare:
-                    bare_usage, bare_authorize = requests.usage(bare), requests.authorize(bare)
-                    assert bare_usage.content == usage.content and bare_authorize.content == authorize.content
-                    notes: dict[str, object] = {"requests_per_round": REQUESTS, "clients": 1, "storage": "memory"}
+            with _serve(create_app(container), "bench-app") as app_url, LoadGenerator() as load:
+                answers = {"usage": _capture(app_url, requests.usage),
+                           "authorize": _capture(app_url, requests.authorize)}
+                for name, (status, body) in answers.items():
+                    if status != 200:
+                        raise AssertionError(f"{name}: {status} {body[:300]!r}")
+                with _serve(_bare_app(answers), "bench-bare") as bare_url:
+                    notes: dict[str, object] = {"requests_per_round": REQUESTS, "connections": CONNECTIONS,
+                                                "client": "separate process", "storage": "memory"}
+                    usage_body, authorize_body = answers["usage"][1], answers["authorize"][1]
                     return [
                         _interleaved("H1. GET /billing/usage, app vs bare Litestar",
-                                     lambda n: _loop(client, requests.usage, usage.status_code, n),
-                                     lambda n: _loop(bare, requests.usage, usage.status_code, n),
-                                     {**notes, "response_bytes": len(usage.content)}),
+                                     _target(load, app_url, requests.usage, 200),
+                                     _target(load, bare_url, requests.usage, 200), usage_body,
+                                     {**notes, "response_bytes": len(usage_body)}),
                         _interleaved("H2. POST .../usage/authorize, app vs bare Litestar",
-                                     lambda n: _loop(client, requests.authorize, authorize.status_code, n),
-                                     lambda n: _loop(bare, requests.authorize, authorize.status_code, n),
-                                     {**notes, "response_bytes": len(authorize.content)}),
+                                     _target(load, app_url, requests.authorize, 200),
+                                     _target(load, bare_url, requests.authorize, 200), authorize_body,
+                                     {**notes, "response_bytes": len(authorize_body)}),
                     ]
         finally:
             container.settings.reset_override()

@@ -53,16 +53,20 @@ class EntryKind(StrEnum):
     ADJUSTMENT = "manual_adjustment"
 
 
-class Posting(msgspec.Struct, frozen=True):
+class Posting(msgspec.Struct, frozen=True, gc=False):
     account: Account
     amount_micros: int
 
 
-class LedgerTransaction(msgspec.Struct, frozen=True, kw_only=True):
+class LedgerTransaction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A balanced set of postings, applied at most once per ``idempotency_key`` and organization.
 
     ``wallet_balance_after`` is the real-time credit balance (wallet + unbilled usage) once the
     transaction is applied; storage fills it in when it appends the transaction.
+
+    Like the other value structs kept by the million (postings, usage events, buckets, wallets),
+    it is not tracked by the cyclic garbage collector (``gc=False``): its fields are values, so no
+    cycle can form, and every tracked survivor makes each full collection rescan it.
     """
 
     id: uuid.UUID

@@ -24,8 +24,9 @@ CURRENCIES = frozenset({"USD", "EUR", "GBP", "CHF"})
 _DECIMAL_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,6})?$")
 
 
-class Money(msgspec.Struct, frozen=True):
-    """An invoice amount: integer cents and an ISO 4217 currency code, as the HTTP API shows it."""
+class Money(msgspec.Struct, frozen=True, gc=False):
+    """An invoice amount: integer cents and an ISO 4217 currency code, as the HTTP API shows it.
+    An int and a str cannot form a cycle, so instances are not tracked by the garbage collector."""
 
     cents: int
     currency_iso: str

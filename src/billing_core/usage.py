@@ -22,7 +22,7 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_QUANTITY = 10**12
 
 
-class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
+class UsageEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     event_id: str
     organization_id: uuid.UUID
     project_id: uuid.UUID | None
@@ -33,8 +33,12 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     unit_price_micros: int
 
 
-class HourlyUsage(msgspec.Struct, kw_only=True):
-    """One hourly bucket. ``invoice_id`` is set once a period close has put it on an invoice."""
+class HourlyUsage(msgspec.Struct, kw_only=True, gc=False):
+    """One hourly bucket. ``invoice_id`` is set once a period close has put it on an invoice.
+
+    Untracked by the garbage collector (``gc=False``, as :class:`UsageLine`): the fields are ids,
+    times and integers, so no cycle can form, and a month's report allocates thousands of them,
+    which would otherwise set off collections that rescan every long-lived object."""
 
     organization_id: uuid.UUID
     project_id: uuid.UUID | None
@@ -76,7 +80,7 @@ def price_event(*, event_id: str, organization_id: uuid.UUID, project_id: uuid.U
                       amount_micros=amount, unit_price_micros=product.unit_price_micros)
 
 
-class UsageLine(msgspec.Struct, frozen=True):
+class UsageLine(msgspec.Struct, frozen=True, gc=False):
     project_id: uuid.UUID | None
     product_id: uuid.UUID
     hour: datetime
@@ -96,8 +100,25 @@ class UsageReport(msgspec.Struct, frozen=True):
 
 def report(organization_id: uuid.UUID, start: datetime, end: datetime,
            buckets: list[HourlyUsage]) -> UsageReport:
-    lines = tuple(sorted(
-        (UsageLine(b.project_id, b.product_id, b.hour, b.quantity, b.amount_micros) for b in buckets),
-        key=lambda line: (line.hour, str(line.project_id), str(line.product_id)),
-    ))
-    return UsageReport(organization_id, start, end, lines, sum(line.amount_micros for line in lines))
+    """Lines ordered by hour, then project and product id as text (an org-level line's project,
+    None, sorts as the text "None"); buckets with equal keys keep the order storage gave them."""
+    lines = [UsageLine(b.project_id, b.product_id, b.hour, b.quantity, b.amount_micros) for b in buckets]
+    lines.sort(key=lambda line: (line.hour, text_rank(line.project_id), line.product_id.int))
+    return UsageReport(organization_id, start, end, tuple(lines), sum(line.amount_micros for line in lines))
+
+
+def sort_buckets(buckets: list[HourlyUsage]) -> None:
+    """Sort in place in the storage ports' order: hour, then project, product and invoice id as text
+    (None as the text "None")."""
+    buckets.sort(key=lambda b: (b.hour, text_rank(b.project_id), b.product_id.int, text_rank(b.invoice_id)))
+
+
+# A UUID's text is fixed-width lowercase hex, so texts order as the 128-bit integers do. The text
+# "None" sorts after every id whose text starts with a digit (first hex digit below 10) and before
+# every id whose text starts with a letter: on a doubled scale it takes the odd number between them.
+_NONE_RANK = (10 << 124) * 2 - 1
+
+
+def text_rank(value: uuid.UUID | None) -> int:
+    """An integer that orders optional ids exactly as ``str(value)`` does, without building the text."""
+    return _NONE_RANK if value is None else value.int << 1

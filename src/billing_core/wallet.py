@@ -18,7 +18,7 @@ from billing_core.errors import InvalidInput
 from billing_core.ledger import Account, LedgerTransaction
 
 
-class SpendLimits(msgspec.Struct, frozen=True, kw_only=True):
+class SpendLimits(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Limits the spend guard enforces, in micro-dollars. ``None`` means no limit of that kind."""
 
     credit_line_micros: int = 0
@@ -27,7 +27,7 @@ class SpendLimits(msgspec.Struct, frozen=True, kw_only=True):
     monthly_cap_micros: int | None = None
 
 
-class SubscriptionGate(msgspec.Struct, frozen=True, kw_only=True):
+class SubscriptionGate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What the spend guard needs to know of the plan subscription. ``status`` None: no plan."""
 
     status: str | None = None
@@ -35,7 +35,7 @@ class SubscriptionGate(msgspec.Struct, frozen=True, kw_only=True):
     grace_days: int = 0
 
 
-class WalletAccount(msgspec.Struct, kw_only=True):
+class WalletAccount(msgspec.Struct, kw_only=True, gc=False):
     organization_id: uuid.UUID
     wallet_micros: int = 0
     unbilled_micros: int = 0

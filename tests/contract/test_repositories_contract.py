@@ -281,16 +281,28 @@ class TestUsageRepository:
 
     def test_buckets_come_in_the_reference_order(self, storage: StorageBackend) -> None:
         org = new_org(storage)
-        projects = [uuid.uuid4() for _ in range(6)] + [None]
+        # ids whose text starts with "9" and "a", around where the text "None" sorts
+        edges = [uuid.UUID(int=(9 << 124) | 1), uuid.UUID(int=10 << 124)]
+        projects = [uuid.uuid4() for _ in range(6)] + edges + [None]
         with storage.uow() as uow:
             for i, project in enumerate(projects):
                 uow.usage.record(usage_event(org.id, f"e{i}", project_id=project))
                 uow.usage.record(usage_event(org.id, f"l{i}", project_id=project, at=NOW - timedelta(hours=2)))
+                uow.usage.record(usage_event(org.id, f"o{i}", project_id=project, product_id=OTHER_PRODUCT))
             uow.commit()
         with storage.uow() as uow:
             found = uow.usage.uninvoiced(org.id, FAR_FUTURE)
-        assert [(b.hour, str(b.project_id)) for b in found] == sorted((b.hour, str(b.project_id)) for b in found)
-        assert len(found) == 14
+            for invoice_id in edges:  # invoiced twice over, so equal hours differ by invoice id
+                uow.usage.mark_invoiced(org.id, FAR_FUTURE, invoice_id)
+                for i, project in enumerate(projects):
+                    uow.usage.record(usage_event(org.id, f"x{i}{invoice_id}", project_id=project))
+            uow.commit()
+        with storage.uow() as uow:
+            window = uow.usage.buckets(org.id, NOW - timedelta(days=1), FAR_FUTURE)
+        for buckets, count in ((found, 27), (window, 45)):
+            keys = [(b.hour, str(b.project_id), str(b.product_id), str(b.invoice_id)) for b in buckets]
+            assert keys == sorted(keys)
+            assert len(keys) == count
 
     def test_invoicing_freezes_buckets_and_late_usage_opens_a_new_one(self, storage: StorageBackend) -> None:
         org, other = new_org(storage), new_org(storage)

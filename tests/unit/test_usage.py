@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.fakes import InMemoryStore, InMemoryUnitOfWork
 from billing_core.catalog import Catalog, Product
@@ -20,6 +23,8 @@ from billing_core.usage import (
     check_event_id,
     price_event,
     report,
+    sort_buckets,
+    text_rank,
     truncate_to_hour,
 )
 from tests.unit.domain_builders import NOW, ORG, OTHER_ORG
@@ -206,3 +211,42 @@ def test_report_orders_lines_and_totals_them() -> None:
         UsageLine(PROJECT, product_b, ten, 1, 5),
     )
     assert report(ORG, start, end, []).total_micros == 0
+
+
+# Ids whose text starts with "9", "a", "0" and "f", around where the text "None" falls among them.
+EDGE_IDS = [uuid.UUID(int=(9 << 124) | ((1 << 124) - 1)), uuid.UUID(int=10 << 124), uuid.UUID(int=0),
+            uuid.UUID(int=(1 << 128) - 1)]
+optional_ids = st.one_of(st.none(), st.sampled_from(EDGE_IDS), st.uuids())
+
+
+@given(st.lists(optional_ids, max_size=30))
+def test_text_rank_orders_ids_as_their_text_does(ids: list[uuid.UUID | None]) -> None:
+    assert sorted(ids, key=text_rank) == sorted(ids, key=str)
+    assert [text_rank(a) < text_rank(b) for a, b in pairwise(ids)] == [str(a) < str(b) for a, b in pairwise(ids)]
+
+
+def test_report_puts_org_level_lines_where_the_text_none_sorts_and_keeps_ties_in_storage_order() -> None:
+    nine, a_id = EDGE_IDS[0], EDGE_IDS[1]
+    product = uuid.UUID(int=1)
+    at = datetime(2026, 1, 5, 9, tzinfo=UTC)
+
+    def bucket(project_id: uuid.UUID | None, quantity: int, invoice_id: uuid.UUID | None = None) -> HourlyUsage:
+        return HourlyUsage(organization_id=ORG, project_id=project_id, product_id=product, hour=at,
+                           quantity=quantity, amount_micros=quantity, invoice_id=invoice_id)
+
+    # the invoiced bucket and the late one for the same hour: equal keys, storage order kept
+    buckets = [bucket(a_id, 1), bucket(None, 2, uuid.UUID(int=5)), bucket(None, 3), bucket(nine, 4)]
+    lines = report(ORG, at, at + timedelta(hours=1), buckets).lines
+    assert [line.quantity for line in lines] == [4, 2, 3, 1]
+    assert [str(line.project_id) for line in lines] == sorted(str(b.project_id) for b in buckets)
+
+
+def test_sort_buckets_is_the_text_order_of_hour_project_product_invoice() -> None:
+    at = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    ids: list[uuid.UUID | None] = [None, *EDGE_IDS]
+    buckets = [HourlyUsage(organization_id=ORG, project_id=project, product_id=product or uuid.UUID(int=3),
+                           hour=at + timedelta(hours=hours), quantity=1, amount_micros=1, invoice_id=invoice)
+               for hours in (1, 0) for project in ids for product in EDGE_IDS for invoice in ids]
+    expected = sorted(buckets, key=lambda b: (b.hour, str(b.project_id), str(b.product_id), str(b.invoice_id)))
+    sort_buckets(buckets)
+    assert buckets == expected

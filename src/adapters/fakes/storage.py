@@ -31,7 +31,7 @@ from billing_core.ports import DebitOutcome, Page, Posted, StoredResponse
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest
 from billing_core.spend_guard import Decision, decide
-from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
+from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets, truncate_to_hour
 from billing_core.wallet import (
     SpendLimits,
     SubscriptionGate,
@@ -343,17 +343,19 @@ class InMemoryUsageRepository(_Repo):
     def get_event(self, organization_id: uuid.UUID, event_id: str) -> UsageEvent | None:
         return self.s.usage_events.get((organization_id, event_id))
 
-    def _select(self, predicate: Callable[[HourlyUsage], bool]) -> list[HourlyUsage]:
-        rows = [b for b in self.s.buckets.values() if predicate(b)]
-        rows.sort(key=lambda b: (b.hour, str(b.project_id), str(b.product_id), str(b.invoice_id)))
-        return [_copy(b) for b in rows]
-
     def buckets(self, organization_id: uuid.UUID, start: datetime, end: datetime) -> list[HourlyUsage]:
-        return self._select(lambda b: b.organization_id == organization_id and start <= b.hour < end)
+        wanted = organization_id.int  # ints compare in C; UUID.__eq__ is a Python call per row
+        rows = [_copy(b) for b in self.s.buckets.values()
+                if start <= b.hour < end and b.organization_id.int == wanted]
+        sort_buckets(rows)
+        return rows
 
     def uninvoiced(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
-        return self._select(lambda b: b.organization_id == organization_id and b.invoice_id is None
-                            and b.hour < before)
+        wanted = organization_id.int
+        rows = [_copy(b) for b in self.s.buckets.values()
+                if b.invoice_id is None and b.hour < before and b.organization_id.int == wanted]
+        sort_buckets(rows)
+        return rows
 
     def uninvoiced_totals(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
         totals: dict[tuple[uuid.UUID | None, uuid.UUID], HourlyUsage] = {}

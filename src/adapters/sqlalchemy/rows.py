@@ -214,11 +214,6 @@ def bucket_from_row(row: AnyRow) -> HourlyUsage:
                        invoice_id=row.invoice_id)
 
 
-def bucket_order(bucket: HourlyUsage) -> tuple[Any, ...]:
-    """The in-memory adapter's order of buckets (None sorts as the text "None")."""
-    return bucket.hour, str(bucket.project_id), str(bucket.product_id), str(bucket.invoice_id)
-
-
 # --------------------------------------------------------------------------- invoices
 
 

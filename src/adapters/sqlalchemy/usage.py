@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import OPEN_BUCKET_KEY, open_bucket_where, usage_buckets, usage_events
-from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
+from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets, truncate_to_hour
 
 _b, _e = usage_buckets.c, usage_events.c
 
@@ -48,7 +48,7 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
 
     def _select(self, *conditions: ColumnElement[Any]) -> list[HourlyUsage]:
         found = [rows.bucket_from_row(row) for row in self._execute(select(usage_buckets).where(*conditions))]
-        found.sort(key=rows.bucket_order)
+        sort_buckets(found)
         return found
 
     def buckets(self, organization_id: uuid.UUID, start: datetime, end: datetime) -> list[HourlyUsage]:

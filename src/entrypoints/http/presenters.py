@@ -63,21 +63,30 @@ def masked_iban(last4: str | None) -> str | None:
 
 def usage_report(report: UsageReport, catalog: Catalog) -> s.UsageReportOut:
     currency = catalog.currency
-    products: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
+    products: dict[uuid.UUID, list[int]] = {}
     projects: dict[uuid.UUID | None, int] = defaultdict(int)
+    names: dict[uuid.UUID, tuple[str, str, str]] = {}
+    amounts: dict[int, Money] = {}  # Money is frozen: one per distinct amount of this report
     lines = []
+    line_out, money = s.UsageLineOut, micros_money
     for line in report.lines:
-        product = _product(catalog, line.product_id)
-        lines.append(s.UsageLineOut(
-            hour=line.hour, project_id=line.project_id, product_id=line.product_id, product=product[0],
-            product_name=product[1], unit=product[2], quantity=line.quantity, amount_micros=line.amount_micros,
-            amount=micros_money(line.amount_micros, currency)))
-        products[line.product_id][0] += line.quantity
-        products[line.product_id][1] += line.amount_micros
-        projects[line.project_id] += line.amount_micros
+        product_id, micros = line.product_id, line.amount_micros
+        product = names.get(product_id)
+        if product is None:
+            product = names[product_id] = _product(catalog, product_id)
+            products[product_id] = [0, 0]
+        amount = amounts.get(micros)
+        if amount is None:
+            amount = amounts[micros] = money(micros, currency)
+        lines.append(line_out(line.hour, line.project_id, product_id, product[0], product[1], product[2],
+                              line.quantity, micros, amount))
+        totals = products[product_id]
+        totals[0] += line.quantity
+        totals[1] += micros
+        projects[line.project_id] += micros
     by_product = []
-    for product_id, (quantity, micros) in sorted(products.items(), key=lambda kv: _product(catalog, kv[0])[0]):
-        code, name, unit = _product(catalog, product_id)
+    for product_id, (quantity, micros) in sorted(products.items(), key=lambda kv: names[kv[0]][0]):
+        code, name, unit = names[product_id]
         by_product.append(s.UsageProductTotalOut(product_id=product_id, product=code, product_name=name, unit=unit,
                                                  quantity=quantity, amount_micros=micros,
                                                  amount=micros_money(micros, currency)))

@@ -208,7 +208,9 @@ class EndProductSubscriptionBody(Body):
 # --------------------------------------------------------------------------- usage
 
 
-class UsageLineOut(msgspec.Struct):
+class UsageLineOut(msgspec.Struct, gc=False):
+    """One per hour, project and product: untracked by the garbage collector (values only)."""
+
     hour: datetime
     project_id: uuid.UUID | None
     product_id: uuid.UUID
