@@ -13,13 +13,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import NoReturn, Self
+from typing import Any, NoReturn, Self
 
 from sqlalchemy import Connection, Engine, Executable
 from sqlalchemy import exc as sa_exc
 
 from adapters.sqlalchemy.base import AnyResult, Params
 from adapters.sqlalchemy.checkouts import SqlAlchemyCheckoutRepository
+from adapters.sqlalchemy.driver import SUPPORTED_DRIVERS, DriverStatements
 from adapters.sqlalchemy.engine import write_lock
 from adapters.sqlalchemy.errors import translate
 from adapters.sqlalchemy.invoices import SqlAlchemyInvoiceRepository
@@ -47,6 +48,9 @@ class SqlAlchemyUnitOfWork:
     """A :class:`~billing_core.ports.UnitOfWork` on a SQLAlchemy engine. Records ``committed``."""
 
     def __init__(self, engine: Engine) -> None:
+        if (engine.dialect.name, engine.dialect.driver) not in SUPPORTED_DRIVERS:
+            raise ValueError(f"unsupported driver {engine.dialect.name}+{engine.dialect.driver}: "
+                             "use sqlite:// (pysqlite) or postgresql+psycopg://")
         self.engine = engine
         self.dialect = engine.dialect.name
         self.committed = False
@@ -69,6 +73,7 @@ class SqlAlchemyUnitOfWork:
         self.outbox = SqlAlchemyOutboxRepository(self)
         self.inbox = SqlAlchemyInboxRepository(self)
         self.idempotency = SqlAlchemyIdempotencyRepository(self)
+        self.driver = DriverStatements(self)
 
     # ------------------------------------------------------------------ context
 
@@ -130,6 +135,38 @@ class SqlAlchemyUnitOfWork:
             return connection.execute(statement, params)
         except (sa_exc.StatementError, OverflowError) as error:
             _reraise(error)
+
+    def dbapi_connection(self) -> Any:
+        """The driver's own connection (``sqlite3`` / ``psycopg``) inside this unit of work's
+        transaction, begun through SQLAlchemy if needed so that its ``BEGIN IMMEDIATE``, writer
+        queue and commit apply: for the hot statements of :mod:`adapters.sqlalchemy.driver`."""
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("use the unit of work inside its `with` block")
+        if not self._in_transaction:
+            self._begin()
+        if not connection.in_transaction():
+            try:
+                connection.begin()
+            except sa_exc.StatementError as error:
+                _reraise(error)
+        return connection.connection.driver_connection
+
+    def invalidate_if_disconnect(self, error: BaseException) -> bool:
+        """If ``error`` (raised by the driver directly) says the connection is dead, do what
+        SQLAlchemy does for the statements it runs itself: drop this connection and recycle every
+        pooled one opened before it on next checkout. True if it did."""
+        connection = self._connection
+        if connection is None or connection.invalidated:
+            return False
+        dbapi = self.engine.dialect.loaded_dbapi
+        if not (isinstance(error, dbapi.Error) and self.engine.dialect.is_disconnect(
+                error, connection.connection.dbapi_connection, None)):
+            return False
+        # Pool._invalidate is how SQLAlchemy's own error handler marks the pool's generation stale.
+        self.engine.pool._invalidate(connection.connection, error)
+        connection.invalidate(error)
+        return True
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -15,19 +15,20 @@ Every balance change is one transaction-scoped critical section on the organizat
 A denied debit writes nothing; whether its key is a replay is then read while the wallet lock is
 held, which no concurrent writer of that organization's ledger can pass.
 
-The statements are built once per process and reused with bound parameters, which keeps the hot
-path inside SQLAlchemy's compiled-statement cache.
+Steps 1, 3 and 4 run at the driver level (:mod:`adapters.sqlalchemy.driver`, ADR 0007); on
+PostgreSQL steps 3 and 4 are one statement. Reads off the hot path (replays, lists, sums) stay
+SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, func, select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import AnyRow, AnySelect, SqlAlchemyRepository
@@ -48,28 +49,7 @@ from billing_core.wallet import (
 _w, _t, _p = wallets.c, ledger_transactions.c, ledger_postings.c
 _Rows = list[AnyRow]
 
-_LOCK_WALLET = select(wallets).where(_w.organization_id == bindparam("org")).with_for_update()
 _GET_WALLET = select(wallets).where(_w.organization_id == bindparam("org"))
-
-
-def _insert_transaction(dialect: Any) -> Any:
-    return (dialect.insert(ledger_transactions)
-            .on_conflict_do_nothing(index_elements=["organization_id", "idempotency_key"])
-            .returning(_t.seq))
-
-
-_INSERT_TX = {"postgresql": _insert_transaction(postgresql), "sqlite": _insert_transaction(sqlite)}
-# executemany of one cached statement: a multi-row VALUES would be recompiled on every call
-# (SQLAlchemy cannot cache it); psycopg pipelines the executemany into one round trip.
-_INSERT_POSTINGS = insert(ledger_postings)
-_WHERE_WALLET = (_w.organization_id == bindparam("b_org")) & (_w.version == bindparam("b_version"))
-_UPDATE_BALANCES = update(wallets).where(_WHERE_WALLET).values(
-    wallet_micros=bindparam("b_wallet"), unbilled_micros=bindparam("b_unbilled"), version=bindparam("b_new_version"))
-_UPDATE_AFTER_DEBIT = update(wallets).where(_WHERE_WALLET).values(
-    wallet_micros=bindparam("b_wallet"), unbilled_micros=bindparam("b_unbilled"), version=bindparam("b_new_version"),
-    spend_day=bindparam("b_spend_day"), spent_today_micros=bindparam("b_today"),
-    spent_yesterday_micros=bindparam("b_yesterday"), spend_month=bindparam("b_month"),
-    spent_month_micros=bindparam("b_month_micros"))
 _TX_WITH_POSTINGS = (
     select(ledger_transactions, _p.account, _p.amount_micros)
     .join(ledger_postings, _p.transaction_seq == _t.seq)
@@ -97,13 +77,11 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
 
     def post(self, tx: LedgerTransaction) -> Posted:
         check_balanced(tx)
-        wallet = rows.wallet_from_row(self._lock(tx.organization_id))
+        wallet = self._lock(tx.organization_id)
         version = wallet.version
         stored = apply_transaction(wallet, tx)
-        seq = self._append(stored)
-        if seq is None:
+        if self._uow.driver.write(stored, wallet, version) is None:
             return Posted(self._by_key(tx.organization_id, tx.idempotency_key), replayed=True)
-        self._update(_UPDATE_BALANCES, _balance_params(wallet, version))
         return Posted(stored, replayed=False)
 
     def debit(self, organization_id: uuid.UUID, amount_micros: int, now: datetime,
@@ -111,26 +89,19 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         _check_same_organization(organization_id, tx)
         check_balanced(tx)
         check_debit(amount_micros, tx)
-        row = self._lock(organization_id)
-        wallet = rows.wallet_from_row(row)
+        wallet = self._lock(organization_id)
         decision = decide(wallet, amount_micros, now)
         if not decision.allowed:
             first = self._find_by_key(organization_id, tx.idempotency_key)
             if first is not None:
                 return DebitOutcome(decision=Decision(allowed=True), transaction=first, replayed=True, wallet=wallet)
             return DebitOutcome(decision=decision, transaction=None, replayed=False, wallet=wallet)
-        version = wallet.version
+        before = copy.copy(wallet)
         apply_spend(wallet, amount_micros, now)
         stored = apply_transaction(wallet, tx)
-        seq = self._append(stored)
-        if seq is None:
-            return DebitOutcome(decision=Decision(allowed=True), replayed=True, wallet=rows.wallet_from_row(row),
+        if self._uow.driver.write(stored, wallet, before.version) is None:
+            return DebitOutcome(decision=Decision(allowed=True), replayed=True, wallet=before,
                                 transaction=self._by_key(organization_id, tx.idempotency_key))
-        params = _balance_params(wallet, version)
-        params.update(b_spend_day=wallet.spend_day, b_today=wallet.spent_today_micros,
-                      b_yesterday=wallet.spent_yesterday_micros, b_month=wallet.spend_month,
-                      b_month_micros=wallet.spent_month_micros)
-        self._update(_UPDATE_AFTER_DEBIT, params)
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=wallet)
 
     def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
@@ -147,24 +118,11 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         if result.rowcount == 0:
             raise NotFound("wallet", organization_id)
 
-    def _lock(self, organization_id: uuid.UUID) -> AnyRow:
-        row = self._execute(_LOCK_WALLET, {"org": organization_id}).first()
-        if row is None:
+    def _lock(self, organization_id: uuid.UUID) -> WalletAccount:
+        wallet = self._uow.driver.lock_wallet(organization_id)
+        if wallet is None:
             raise NotFound("wallet", organization_id)
-        return row
-
-    def _update(self, statement: Any, params: dict[str, Any]) -> None:
-        if self._execute(statement, params).rowcount != 1:
-            # The row changed under the lock we hold: only possible if something bypassed it.
-            raise Conflict("the wallet changed concurrently; retry", code="concurrent_update")
-
-    def _append(self, tx: LedgerTransaction) -> int | None:
-        """Insert the transaction and its postings; None when the key was used before."""
-        seq = self._execute(_INSERT_TX[self._uow.dialect], rows.transaction_values(tx)).scalar()
-        if seq is None:
-            return None
-        self._execute(_INSERT_POSTINGS, rows.posting_values(seq, tx))
-        return int(seq)
+        return wallet
 
     def _find_by_key(self, organization_id: uuid.UUID, key: str) -> LedgerTransaction | None:
         found = self._execute(_TX_WITH_POSTINGS, {"org": organization_id, "key": key}).all()
@@ -175,11 +133,6 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         if first is None:  # pragma: no cover - the conflicting row is visible under the wallet lock
             raise Conflict("the idempotency key is being used concurrently; retry", code="concurrent_update")
         return first
-
-
-def _balance_params(wallet: WalletAccount, version: int) -> dict[str, Any]:
-    return {"b_org": wallet.organization_id, "b_version": version, "b_wallet": wallet.wallet_micros,
-            "b_unbilled": wallet.unbilled_micros, "b_new_version": wallet.version}
 
 
 class SqlAlchemyLedgerRepository(SqlAlchemyRepository):
