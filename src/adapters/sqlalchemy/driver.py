@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from sqlalchemy import exc as sa_exc
 
 from adapters.sqlalchemy.errors import translate
-from adapters.sqlalchemy.tables import NIL_UUID, ledger_postings, ledger_transactions, wallets
+from adapters.sqlalchemy.tables import NIL_UUID, OPEN_BUCKET_KEY, ledger_postings, ledger_transactions, wallets
 from adapters.sqlalchemy.types import to_utc
 from billing_core.errors import Conflict
 from billing_core.ledger import LedgerTransaction
@@ -72,11 +72,11 @@ _INSERT_POSTING = (f"INSERT INTO ledger_postings ({', '.join(_POSTING_COLUMNS)})
                    f"VALUES ({', '.join('?' for _ in _POSTING_COLUMNS)})")
 _INSERT_EVENT_HEAD = f"INSERT INTO usage_events ({', '.join(_EVENT_COLUMNS)}) VALUES "  # noqa: S608  # nosec B608
 _EVENT_VALUES = f"({', '.join('?' for _ in _EVENT_COLUMNS)})"
-_ON_EVENT_CONFLICT = " ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING event_id"
+_ON_EVENT_CONFLICT = " ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING organization_id, event_id"
 _UPSERT_BUCKET = (
-    "INSERT INTO usage_buckets (organization_id, project_id, project_key, product_id, hour, quantity, "
+    "INSERT INTO usage_buckets (organization_id, project_id, project_key, product_id, hour, quantity, "  # noqa: S608  # nosec B608
     "amount_micros, invoice_id) VALUES (?, ?, ?, ?, ?, ?, ?, NULL) "
-    "ON CONFLICT (organization_id, project_key, product_id, hour) WHERE invoice_id IS NULL "
+    f"ON CONFLICT ({', '.join(OPEN_BUCKET_KEY)}) WHERE invoice_id IS NULL "
     "DO UPDATE SET quantity = usage_buckets.quantity + excluded.quantity, "
     "amount_micros = usage_buckets.amount_micros + excluded.amount_micros")
 
@@ -178,16 +178,6 @@ class DriverStatements:
         if self._rowcount(self._update_wallet, self._wallet_update(wallet, old_version)) != 1:
             _concurrent_wallet_change()
 
-    def existing_keys(self, organization_id: uuid.UUID, keys: Sequence[str]) -> set[str]:
-        """Which of ``keys`` the organization's ledger already holds."""
-        found: set[str] = set()
-        org = self._uuid(organization_id)
-        for chunk in _chunks(keys):
-            sql = self._sql("SELECT idempotency_key FROM ledger_transactions WHERE organization_id = ? "  # noqa: S608  # nosec B608
-                            f"AND idempotency_key IN ({', '.join('?' for _ in chunk)})")
-            found.update(row[0] for row in self._run(sql, (org, *chunk)))
-        return found
-
     def append_many(self, txs: Sequence[LedgerTransaction]) -> dict[str, int]:
         """Insert stamped transactions of one organization and their postings; ``seq`` per key.
         A key used before inserts nothing and is missing from the answer."""
@@ -205,14 +195,15 @@ class DriverStatements:
 
     # ------------------------------------------------------------------ usage
 
-    def record_events(self, events: Sequence[UsageEvent]) -> set[str]:
-        """Insert events (distinct ids, one organization) unless their id is stored; the ids inserted."""
-        inserted: set[str] = set()
+    def record_events(self, events: Sequence[UsageEvent]) -> list[bool]:
+        """Insert events (no two with the same organization and id) unless already stored; per
+        event, whether it was inserted."""
+        inserted: set[tuple[Any, str]] = set()
         for chunk in _chunks(events):
             sql = self._sql(_INSERT_EVENT_HEAD + ", ".join(_EVENT_VALUES for _ in chunk) + _ON_EVENT_CONFLICT)
             params = [value for event in chunk for value in self._event_row(event)]
-            inserted.update(row[0] for row in self._run(sql, params))
-        return inserted
+            inserted.update((row[0], row[1]) for row in self._run(sql, params))
+        return [(self._uuid(e.organization_id), e.event_id) in inserted for e in events]
 
     def add_to_buckets(self, events: Iterable[UsageEvent]) -> None:
         """Add the events to their open hourly buckets: one upsert per bucket, summed here."""

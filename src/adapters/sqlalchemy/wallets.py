@@ -35,7 +35,7 @@ from adapters.sqlalchemy.base import AnyRow, AnySelect, SqlAlchemyRepository
 from adapters.sqlalchemy.tables import ledger_postings, ledger_transactions, wallets
 from billing_core.errors import Conflict, InvalidInput, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
-from billing_core.ports import DebitOutcome, Page, Posted
+from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted
 from billing_core.spend_guard import Decision, decide
 from billing_core.wallet import (
     SpendLimits,
@@ -56,6 +56,16 @@ _TX_WITH_POSTINGS = (
     .where(_t.organization_id == bindparam("org"), _t.idempotency_key == bindparam("key"))
     .order_by(_p.line_no)
 )
+
+
+_TXS_WITH_POSTINGS = (
+    select(ledger_transactions, _p.account, _p.amount_micros)
+    .join(ledger_postings, _p.transaction_seq == _t.seq)
+    .where(_t.organization_id == bindparam("org"), _t.idempotency_key.in_(bindparam("keys", expanding=True)))
+    .order_by(_t.seq, _p.line_no)
+)
+# Under SQLite's smallest compiled-in limit of bound parameters (999).
+_KEYS_PER_QUERY = 500
 
 
 def _check_same_organization(organization_id: uuid.UUID, tx: LedgerTransaction) -> None:
@@ -104,6 +114,46 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
                                 transaction=self._by_key(organization_id, tx.idempotency_key))
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=wallet)
 
+    def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
+                   now: datetime) -> list[DebitOutcome]:
+        """:meth:`debit` in order under one lock: replays are read once for the whole batch while
+        the lock is held (which every writer of the organization's ledger takes first), decisions
+        run against the running wallet, and the rows are written in bulk at the end."""
+        for request in debits:
+            _check_same_organization(organization_id, request.transaction)
+            check_balanced(request.transaction)
+            check_debit(request.amount_micros, request.transaction)
+        if not debits:
+            return []
+        wallet = self._lock(organization_id)
+        version = wallet.version
+        known = self._by_keys(organization_id, [r.transaction.idempotency_key for r in debits])
+        outcomes: list[DebitOutcome] = []
+        written: list[LedgerTransaction] = []
+        for request in debits:
+            key = request.transaction.idempotency_key
+            first = known.get(key)
+            if first is not None:
+                outcomes.append(DebitOutcome(decision=Decision(allowed=True), transaction=first, replayed=True,
+                                             wallet=copy.copy(wallet)))
+                continue
+            decision = decide(wallet, request.amount_micros, now)
+            if not decision.allowed:
+                outcomes.append(DebitOutcome(decision=decision, transaction=None, replayed=False,
+                                             wallet=copy.copy(wallet)))
+                continue
+            apply_spend(wallet, request.amount_micros, now)
+            stored = known[key] = apply_transaction(wallet, request.transaction)
+            written.append(stored)
+            outcomes.append(DebitOutcome(decision=decision, transaction=stored, replayed=False,
+                                         wallet=copy.copy(wallet)))
+        if written:
+            if len(self._uow.driver.append_many(written)) != len(written):
+                # A key appeared although we hold the lock every ledger writer takes: refuse the batch.
+                raise Conflict("the idempotency key is being used concurrently; retry", code="concurrent_update")
+            self._uow.driver.update_wallet(wallet, version)
+        return outcomes
+
     def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
         self._set(organization_id, rows.limits_values(limits))
 
@@ -127,6 +177,17 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
     def _find_by_key(self, organization_id: uuid.UUID, key: str) -> LedgerTransaction | None:
         found = self._execute(_TX_WITH_POSTINGS, {"org": organization_id, "key": key}).all()
         return rows.transaction_from_row(found[0], found) if found else None
+
+    def _by_keys(self, organization_id: uuid.UUID, keys: Sequence[str]) -> dict[str, LedgerTransaction]:
+        """The stored transactions among ``keys``, by key."""
+        found: dict[str, LedgerTransaction] = {}
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            rows_by_key: dict[str, _Rows] = {}
+            chunk = keys[start:start + _KEYS_PER_QUERY]
+            for row in self._execute(_TXS_WITH_POSTINGS, {"org": organization_id, "keys": chunk}):
+                rows_by_key.setdefault(row.idempotency_key, []).append(row)
+            found.update((key, rows.transaction_from_row(group[0], group)) for key, group in rows_by_key.items())
+        return found
 
     def _by_key(self, organization_id: uuid.UUID, key: str) -> LedgerTransaction:
         first = self._find_by_key(organization_id, key)
