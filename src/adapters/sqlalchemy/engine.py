@@ -105,6 +105,9 @@ def _postgres_engine(url: URL, *, schema: str | None, echo: bool, pool_size: int
         options = connect_args.get("options", "")
         connect_args["options"] = f"{options} -csearch_path={schema}".strip()
     kwargs.setdefault("pool_recycle", 1800)
+    # Last in, first out: a light load keeps reusing the few connections that were just working (no
+    # ping, warm prepared statements) and lets the rest age into a ping or the server's idle timeout.
+    kwargs.setdefault("pool_use_lifo", True)
     engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
                            connect_args=connect_args, **kwargs)
     if not kwargs.get("pool_pre_ping"):

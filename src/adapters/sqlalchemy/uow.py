@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
@@ -58,22 +59,70 @@ class SqlAlchemyUnitOfWork:
         self._in_transaction = False
         self._writer_lock: threading.RLock | None = write_lock(engine)
         self._holds_lock = False
-        self.organizations = SqlAlchemyOrganizationRepository(self)
-        self.wallets = SqlAlchemyWalletRepository(self)
-        self.ledger = SqlAlchemyLedgerRepository(self)
-        self.plan_subscriptions = SqlAlchemyPlanSubscriptionRepository(self)
-        self.product_subscriptions = SqlAlchemyProductSubscriptionRepository(self)
-        self.usage = SqlAlchemyUsageRepository(self)
-        self.invoices = SqlAlchemyInvoiceRepository(self)
-        self.payment_methods = SqlAlchemyPaymentMethodRepository(self)
-        self.settings = SqlAlchemySettingsRepository(self)
-        self.payments = SqlAlchemyPaymentRepository(self)
-        self.refunds = SqlAlchemyRefundRepository(self)
-        self.checkouts = SqlAlchemyCheckoutRepository(self)
-        self.outbox = SqlAlchemyOutboxRepository(self)
-        self.inbox = SqlAlchemyInboxRepository(self)
-        self.idempotency = SqlAlchemyIdempotencyRepository(self)
         self.driver = DriverStatements(self)
+
+    # ------------------------------------------------------------------ repositories
+    # Built on first use: a unit of work on the hot path touches one or two of the fifteen.
+
+    @cached_property
+    def organizations(self) -> SqlAlchemyOrganizationRepository:
+        return SqlAlchemyOrganizationRepository(self)
+
+    @cached_property
+    def wallets(self) -> SqlAlchemyWalletRepository:
+        return SqlAlchemyWalletRepository(self)
+
+    @cached_property
+    def ledger(self) -> SqlAlchemyLedgerRepository:
+        return SqlAlchemyLedgerRepository(self)
+
+    @cached_property
+    def plan_subscriptions(self) -> SqlAlchemyPlanSubscriptionRepository:
+        return SqlAlchemyPlanSubscriptionRepository(self)
+
+    @cached_property
+    def product_subscriptions(self) -> SqlAlchemyProductSubscriptionRepository:
+        return SqlAlchemyProductSubscriptionRepository(self)
+
+    @cached_property
+    def usage(self) -> SqlAlchemyUsageRepository:
+        return SqlAlchemyUsageRepository(self)
+
+    @cached_property
+    def invoices(self) -> SqlAlchemyInvoiceRepository:
+        return SqlAlchemyInvoiceRepository(self)
+
+    @cached_property
+    def payment_methods(self) -> SqlAlchemyPaymentMethodRepository:
+        return SqlAlchemyPaymentMethodRepository(self)
+
+    @cached_property
+    def settings(self) -> SqlAlchemySettingsRepository:
+        return SqlAlchemySettingsRepository(self)
+
+    @cached_property
+    def payments(self) -> SqlAlchemyPaymentRepository:
+        return SqlAlchemyPaymentRepository(self)
+
+    @cached_property
+    def refunds(self) -> SqlAlchemyRefundRepository:
+        return SqlAlchemyRefundRepository(self)
+
+    @cached_property
+    def checkouts(self) -> SqlAlchemyCheckoutRepository:
+        return SqlAlchemyCheckoutRepository(self)
+
+    @cached_property
+    def outbox(self) -> SqlAlchemyOutboxRepository:
+        return SqlAlchemyOutboxRepository(self)
+
+    @cached_property
+    def inbox(self) -> SqlAlchemyInboxRepository:
+        return SqlAlchemyInboxRepository(self)
+
+    @cached_property
+    def idempotency(self) -> SqlAlchemyIdempotencyRepository:
+        return SqlAlchemyIdempotencyRepository(self)
 
     # ------------------------------------------------------------------ context
 
