@@ -4,6 +4,7 @@ writes read back through them, and bad values come out as the same typed errors.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -100,3 +101,30 @@ def test_a_gate_stored_by_sqlalchemy_is_what_the_debit_decides_on(sql_storage: S
     assert in_grace.wallet.gate.past_due_since == since
     with sql_storage.uow() as uow:
         assert uow.wallets.get(org.id) == in_grace.wallet
+
+
+@pytest.mark.parametrize("first", ["sqlalchemy read", "driver debit"])
+def test_sqlite_units_of_work_hold_the_write_lock_from_their_first_statement(sql_storage: StorageBackend,
+                                                                            first: str) -> None:
+    """``BEGIN IMMEDIATE``: a unit of work that reads first must not be able to lose its right to
+    write to another connection (``SQLITE_BUSY_SNAPSHOT``), so it takes the write lock at BEGIN."""
+    if sql_storage.kind != "sqlite":
+        pytest.skip("PostgreSQL serializes on row locks")
+    org = new_org(sql_storage)
+    fund(sql_storage, org.id, 1_000)
+    assert sql_storage.engine is not None
+    path = sql_storage.engine.url.database
+    assert path is not None
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with sql_storage.uow() as uow:
+            if first == "sqlalchemy read":
+                uow.wallets.get(org.id)
+            else:
+                uow.wallets.debit(org.id, 10, NOW, usage_tx(org.id, 10, "u"))
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 DEFAULT_URL = "sqlite:///./billing.db"
@@ -88,11 +88,12 @@ def _sqlite_engine(url: URL, *, echo: bool, synchronous: str, **kwargs: Any) -> 
         finally:
             cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # Straight to the driver: this runs once per transaction, on the hot path.
-        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    def _begin_immediate(dbapi_connection: Any) -> None:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
+    # The dialect's own BEGIN hook rather than a "begin" event: any connection event makes
+    # SQLAlchemy dispatch events around every begin, statement and commit of the engine.
+    engine.dialect.do_begin = _begin_immediate  # type: ignore[method-assign]
     return engine
 
 
