@@ -113,6 +113,40 @@ def _utc_text(value: datetime) -> str:
     return to_utc(value).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
+# PostgreSQL bulk inserts take one array per column (``unnest``): the statement text stays short and
+# fixed whatever the row count, so psycopg parses it once and the server can prepare it; a multi-row
+# VALUES list of 1,000 rows was re-parsed for its placeholders on every call. ``ORDER BY n`` keeps
+# the append order (``seq``) the order of the batch.
+_RETURNING_SEQ_KEY = " RETURNING seq, idempotency_key"
+
+
+def _unnest_insert(head: str, types: Sequence[str], tail: str) -> str:
+    names = ", ".join(f"c{i}" for i in range(len(types)))
+    arrays = ", ".join(f"%b::{t}[]" for t in types)  # binary: psycopg dumps lists ~4x faster than as text
+    return f"{head} SELECT {names} FROM unnest({arrays}) WITH ORDINALITY AS u({names}, n) ORDER BY n{tail}"  # noqa: S608  # nosec B608
+
+
+_PG_INSERT_TXS = _unnest_insert(
+    _INSERT_TX_HEAD.removesuffix(" VALUES "),
+    ("uuid", "uuid", "text", "text", "text", "text", "text", "timestamptz", "bigint"),
+    _ON_TX_CONFLICT + _RETURNING_SEQ_KEY)
+_PG_INSERT_POSTINGS = _unnest_insert(
+    f"INSERT INTO ledger_postings ({', '.join(_POSTING_COLUMNS)})", ("bigint", "smallint", "uuid", "text", "bigint"),
+    "")
+_PG_INSERT_EVENTS = _unnest_insert(
+    _INSERT_EVENT_HEAD.removesuffix(" VALUES "),
+    ("uuid", "text", "uuid", "uuid", "bigint", "timestamptz", "bigint", "bigint"), _ON_EVENT_CONFLICT)
+
+
+_STORED_KEYS_HEAD = "SELECT idempotency_key FROM ledger_transactions WHERE organization_id = ? AND idempotency_key IN ("
+_PG_STORED_KEYS = _pyformat(_STORED_KEYS_HEAD.removesuffix("IN (")) + "= ANY(%b::text[])"
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list per column, for ``unnest``."""
+    return [[row[i] for row in rows] for i in range(width)]
+
+
 class _Dialect:
     """The statements and value binders of one database, built once per process."""
 
@@ -178,18 +212,34 @@ class DriverStatements:
         if self._rowcount(self._update_wallet, self._wallet_update(wallet, old_version)) != 1:
             _concurrent_wallet_change()
 
+    def stored_keys(self, organization_id: uuid.UUID, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` the organization's ledger holds."""
+        org = self._uuid(organization_id)
+        if self.postgres:
+            return {row[0] for row in self._run(_PG_STORED_KEYS, (org, list(keys)))}
+        found: set[str] = set()
+        for chunk in _chunks(keys):
+            sql = _STORED_KEYS_HEAD + ", ".join("?" for _ in chunk) + ")"
+            found.update(row[0] for row in self._run(sql, (org, *chunk)))
+        return found
+
     def append_many(self, txs: Sequence[LedgerTransaction]) -> dict[str, int]:
-        """Insert stamped transactions of one organization and their postings; ``seq`` per key.
-        A key used before inserts nothing and is missing from the answer."""
+        """Insert stamped transactions of one organization, in order, and their postings; ``seq``
+        per key. A key used before inserts nothing and is missing from the answer."""
         seqs: dict[str, int] = {}
-        for chunk in _chunks(txs):
-            sql = self._sql(_INSERT_TX_HEAD + ", ".join(_TX_VALUES for _ in chunk) + _ON_TX_CONFLICT
-                            + " RETURNING seq, idempotency_key")
-            params = [value for tx in chunk for value in self._tx_row(tx)]
-            seqs.update((key, int(seq)) for seq, key in self._run(sql, params))
+        if self.postgres:
+            seqs.update((key, int(seq)) for seq, key in self._run(_PG_INSERT_TXS, _columns(
+                [self._tx_row(tx) for tx in txs], len(_TX_COLUMNS))))
+        else:
+            for chunk in _chunks(txs):
+                sql = _INSERT_TX_HEAD + ", ".join(_TX_VALUES for _ in chunk) + _ON_TX_CONFLICT + _RETURNING_SEQ_KEY
+                params = [value for tx in chunk for value in self._tx_row(tx)]
+                seqs.update((key, int(seq)) for seq, key in self._run(sql, params))
         postings = [row for tx in txs if tx.idempotency_key in seqs
                     for row in self._posting_rows(seqs[tx.idempotency_key], tx)]
-        if postings:
+        if postings and self.postgres:
+            self._rowcount(_PG_INSERT_POSTINGS, _columns(postings, len(_POSTING_COLUMNS)))
+        elif postings:
             self._run_many(self._insert_posting, postings)
         return seqs
 
@@ -199,10 +249,14 @@ class DriverStatements:
         """Insert events (no two with the same organization and id) unless already stored; per
         event, whether it was inserted."""
         inserted: set[tuple[Any, str]] = set()
-        for chunk in _chunks(events):
-            sql = self._sql(_INSERT_EVENT_HEAD + ", ".join(_EVENT_VALUES for _ in chunk) + _ON_EVENT_CONFLICT)
-            params = [value for event in chunk for value in self._event_row(event)]
-            inserted.update((row[0], row[1]) for row in self._run(sql, params))
+        if self.postgres:
+            columns = _columns([self._event_row(event) for event in events], len(_EVENT_COLUMNS))
+            inserted.update((row[0], row[1]) for row in self._run(_PG_INSERT_EVENTS, columns))
+        else:
+            for chunk in _chunks(events):
+                sql = _INSERT_EVENT_HEAD + ", ".join(_EVENT_VALUES for _ in chunk) + _ON_EVENT_CONFLICT
+                params = [value for event in chunk for value in self._event_row(event)]
+                inserted.update((row[0], row[1]) for row in self._run(sql, params))
         return [(self._uuid(e.organization_id), e.event_id) in inserted for e in events]
 
     def add_to_buckets(self, events: Iterable[UsageEvent]) -> None:

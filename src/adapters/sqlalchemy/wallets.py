@@ -127,7 +127,8 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
             return []
         wallet = self._lock(organization_id)
         version = wallet.version
-        known = self._by_keys(organization_id, [r.transaction.idempotency_key for r in debits])
+        replays = self._uow.driver.stored_keys(organization_id, [r.transaction.idempotency_key for r in debits])
+        known = self._by_keys(organization_id, sorted(replays)) if replays else {}
         outcomes: list[DebitOutcome] = []
         written: list[LedgerTransaction] = []
         for request in debits:
