@@ -20,6 +20,7 @@ debit is two round trips plus the commit. Column lists come from :mod:`adapters.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -108,6 +109,9 @@ def _hex(value: uuid.UUID) -> str:
     return value.hex
 
 
+# A batch repeats its times (every transaction has the same created_at, events share hours and
+# minutes); equal datetimes are the same instant, so they have the same text.
+@functools.lru_cache(maxsize=4096)
 def _utc_text(value: datetime) -> str:
     """What SQLAlchemy's SQLite ``DATETIME`` stores for :class:`UtcDateTime`: the UTC wall clock."""
     return to_utc(value).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
