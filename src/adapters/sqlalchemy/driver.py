@@ -14,8 +14,11 @@ ones ADR 0004 describes; only who renders the parameters changes:
   so ``BEGIN IMMEDIATE`` and the in-process writer queue apply), and commit with it.
 
 On PostgreSQL the ledger rows and the wallet update go in one statement (data-modifying CTEs), so a
-debit is two round trips plus the commit. Column lists come from :mod:`adapters.sqlalchemy.tables`;
-``tests/contract`` runs every wallet and usage contract through this module on both databases.
+debit is two round trips plus the commit. The batch path (``WalletRepository.debit_many``,
+``UsageRepository.record_many``) writes its rows in bulk: multi-row ``VALUES`` on SQLite, ``unnest``
+of binary arrays on PostgreSQL. Column lists are checked against :mod:`adapters.sqlalchemy.tables`
+at import; ``tests/contract`` runs every wallet and usage contract through this module on both
+databases.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from sqlalchemy import exc as sa_exc
 
 from adapters.sqlalchemy.errors import translate
-from adapters.sqlalchemy.tables import NIL_UUID, OPEN_BUCKET_KEY, ledger_postings, ledger_transactions, wallets
+from adapters.sqlalchemy.tables import (
+    NIL_UUID,
+    OPEN_BUCKET_KEY,
+    ledger_postings,
+    ledger_transactions,
+    usage_events,
+    wallets,
+)
 from adapters.sqlalchemy.types import to_utc
 from billing_core.errors import Conflict
 from billing_core.ledger import LedgerTransaction
@@ -55,6 +65,7 @@ _EVENT_COLUMNS = ("organization_id", "event_id", "project_id", "product_id", "qu
 assert set(_WALLET_COLUMNS) == set(wallets.c.keys())
 assert set(_TX_COLUMNS) == set(ledger_transactions.c.keys()) - {"seq"}
 assert set(_POSTING_COLUMNS) == set(ledger_postings.c.keys())
+assert set(_EVENT_COLUMNS) == set(usage_events.c.keys())
 
 # Statements are assembled from the column names above and placeholders only, never from values
 # (hence the S608 waivers). Multi-row VALUES are cut into chunks that stay under SQLite's smallest
@@ -178,7 +189,7 @@ class DriverStatements:
         self._uow = uow
         d = _DIALECTS[uow.dialect]
         self.postgres = d.postgres
-        self._sql, self._uuid, self._time, self._day = d.sql, d.uuid, d.time, d.day
+        self._uuid, self._time, self._day = d.uuid, d.time, d.day
         self._select_wallet, self._update_wallet = d.select_wallet, d.update_wallet
         self._insert_tx, self._insert_posting, self._pg_write = d.insert_tx, d.insert_posting, d.pg_write
         self._upsert_bucket = d.upsert_bucket
@@ -350,7 +361,10 @@ class DriverStatements:
     def _fail(self, error: Exception, sql: str, params: Any) -> NoReturn:
         dialect = self._uow.engine.dialect
         if not isinstance(error, dialect.loaded_dbapi.Error):
-            raise translate(error) from error
+            typed = translate(error)  # an int beyond 64 bits refused by sqlite3 while binding
+            if typed is error:
+                raise error
+            raise typed from error
         invalidated = self._uow.invalidate_if_disconnect(error)
         wrapped = sa_exc.DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error,
                                              connection_invalidated=invalidated, dialect=dialect)

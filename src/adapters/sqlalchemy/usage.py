@@ -30,6 +30,8 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
     def record_many(self, events: Sequence[UsageEvent]) -> list[bool]:
         """Events are inserted in bulk at the driver level (ADR 0007) and each bucket they touch is
         upserted once with their sum; a repeated id within ``events`` counts as a replay."""
+        if not events:
+            return []
         stored = [False] * len(events)
         first_of: dict[tuple[uuid.UUID, str], int] = {}
         for index, event in enumerate(events):
