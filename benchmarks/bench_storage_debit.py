@@ -6,7 +6,8 @@ transaction and an ``INSERT`` of its two postings, then ``COMMIT``.
 
 The project path does more on purpose: it locks the row, runs the full spend guard in Python
 (``spend_guard.decide``: subscription gate, grace window, day/month rollover), maps rows to
-structs, and checks out a pooled connection per unit of work (PostgreSQL with ``pool_pre_ping``).
+structs, and checks out a pooled connection per unit of work (on PostgreSQL pinged only when it sat
+idle in the pool, ``make_engine(ping_after_idle_s=...)``).
 The ratio is the price of that, per debit.
 
 Both run in the same process and database (one migrated SQLite file; one fresh PostgreSQL
@@ -37,6 +38,7 @@ from typing import Any
 import psycopg
 
 from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
+from adapters.sqlalchemy.engine import PING_AFTER_IDLE_S
 from benchmarks.harness import CaseResult, Measurement, print_table
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.organization import Organization
@@ -192,7 +194,7 @@ def _postgres_case(url: str, ops: int) -> CaseResult:
         baseline = _postgres_baseline(url, schema, baseline_org)
         return _interleaved("S2. debit, SQLAlchemy/PostgreSQL vs psycopg", ops,
                             lambda n, tag: _project_round(uow, project_org, n, tag), baseline,
-                            {"pool_pre_ping": True, "ops_per_round": ops})
+                            {"ping_after_idle_s": PING_AFTER_IDLE_S, "ops_per_round": ops})
     finally:
         engine.dispose()
         with admin.begin() as connection:

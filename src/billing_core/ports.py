@@ -9,7 +9,7 @@ Repositories never commit: the :class:`UnitOfWork` does, once, for everything do
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
@@ -107,6 +107,13 @@ class DebitOutcome(msgspec.Struct, frozen=True, kw_only=True):
     wallet: WalletAccount
 
 
+class DebitRequest(msgspec.Struct, frozen=True):
+    """One debit of a batch: what :meth:`WalletRepository.debit` takes besides the organization and time."""
+
+    amount_micros: int
+    transaction: LedgerTransaction
+
+
 class WalletRepository(Protocol):
     def create(self, wallet: WalletAccount) -> None:
         """Create the organization's wallet; a second create for the same organization is a no-op."""
@@ -133,6 +140,20 @@ class WalletRepository(Protocol):
         counters and the ledger rows move together or not at all; concurrent calls serialize on the
         wallet so no limit can be exceeded. A replayed ``tx.idempotency_key`` returns the first
         outcome as allowed with ``replayed=True`` and changes nothing.
+        """
+        ...
+
+    def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
+                   now: datetime) -> list[DebitOutcome]:
+        """Exactly what calling :meth:`debit` for each request, in order, would give, as one atomic
+        step: the same outcomes, ledger rows and stored wallet.
+
+        Each debit is decided against the wallet as the earlier ones left it, so some may be
+        denied mid-batch while later, smaller ones pass; a key already in the ledger, or allowed
+        earlier in the same batch, answers as a replay and writes nothing; a denied debit writes
+        nothing. Every request is validated before anything is written (``InvalidInput`` or
+        ``LedgerImbalance`` as :meth:`debit` raises them); ``NotFound`` if the wallet is missing and
+        ``debits`` is not empty. Amounts are micro-dollars.
         """
         ...
 
@@ -210,6 +231,12 @@ class UsageRepository(Protocol):
         A bucket already on an invoice is never changed: late usage for that hour opens a new,
         uninvoiced bucket.
         """
+        ...
+
+    def record_many(self, events: Sequence[UsageEvent]) -> list[bool]:
+        """Exactly what calling :meth:`record` for each event, in order, would give: per event,
+        whether it was stored (False for an id stored before or earlier in ``events``), and the
+        same events and buckets stored."""
         ...
 
     def get_event(self, organization_id: uuid.UUID, event_id: str) -> UsageEvent | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -27,7 +27,7 @@ from billing_core.organization import ApiToken, Membership, Organization
 from billing_core.outbox import OutboxMessage, OutboxStatus
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.plan_subscription import PlanSubscription
-from billing_core.ports import DebitOutcome, Page, Posted, StoredResponse
+from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, StoredResponse
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest
 from billing_core.spend_guard import Decision, decide
@@ -216,10 +216,7 @@ class InMemoryWalletRepository(_Repo):
 
     def debit(self, organization_id: uuid.UUID, amount_micros: int, now: datetime,
               tx: LedgerTransaction) -> DebitOutcome:
-        if tx.organization_id != organization_id:
-            raise InvalidInput("organization_id", "transaction belongs to another organization")
-        check_balanced(tx)
-        check_debit(amount_micros, tx)
+        _check_debit_request(organization_id, amount_micros, tx)
         first = self.s.ledger_keys.get((organization_id, tx.idempotency_key))
         if first is not None:
             return DebitOutcome(decision=Decision(allowed=True), transaction=self.s.ledger[first],
@@ -233,6 +230,13 @@ class InMemoryWalletRepository(_Repo):
         self.j.set(self.s.wallets, organization_id, wallet)
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=_copy(wallet))
 
+    def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
+                   now: datetime) -> list[DebitOutcome]:
+        # The reference: the contract is "the same as debit() one by one", validated up front.
+        for request in debits:
+            _check_debit_request(organization_id, request.amount_micros, request.transaction)
+        return [self.debit(organization_id, r.amount_micros, now, r.transaction) for r in debits]
+
     def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
         wallet = _copy(self._wallet(organization_id))
         wallet.limits = limits
@@ -242,6 +246,13 @@ class InMemoryWalletRepository(_Repo):
         wallet = _copy(self._wallet(organization_id))
         wallet.gate = gate
         self.j.set(self.s.wallets, organization_id, wallet)
+
+
+def _check_debit_request(organization_id: uuid.UUID, amount_micros: int, tx: LedgerTransaction) -> None:
+    if tx.organization_id != organization_id:
+        raise InvalidInput("organization_id", "transaction belongs to another organization")
+    check_balanced(tx)
+    check_debit(amount_micros, tx)
 
 
 class InMemoryLedgerRepository(_Repo):
@@ -339,6 +350,9 @@ class InMemoryUsageRepository(_Repo):
                               amount_micros=(bucket.amount_micros if bucket else 0) + event.amount_micros)
         self.j.set(self.s.buckets, bucket_key, updated)
         return True
+
+    def record_many(self, events: Sequence[UsageEvent]) -> list[bool]:
+        return [self.record(event) for event in events]
 
     def get_event(self, organization_id: uuid.UUID, event_id: str) -> UsageEvent | None:
         return self.s.usage_events.get((organization_id, event_id))

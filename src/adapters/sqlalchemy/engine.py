@@ -8,8 +8,12 @@ taking the write lock up front makes each unit of work a serializable critical s
 what the debit hot path needs. Inside one process, writers also queue on a lock before BEGIN
 (cheaper and fairer than SQLite's sleeping busy handler); across processes the busy timeout waits.
 
-PostgreSQL: a pool sized for a threaded web server, pre-ping against dropped connections, and an
-optional ``schema`` placed first on the ``search_path`` (how tests keep runs apart).
+PostgreSQL: a pool sized for a threaded web server, and an optional ``schema`` placed first on the
+``search_path`` (how tests keep runs apart). A connection that sat idle in the pool for longer than
+``ping_after_idle_s`` is pinged before use and replaced if dead (server restart, idle-connection
+killer); one checked in more recently was working moments ago and goes straight to work, so a busy
+pool pays no ping round trip per unit of work (ADR 0007). If a connection dies anyway, the failing
+statement's disconnect error invalidates the pool, and the next unit of work reconnects.
 
 Nothing is created at import time: call :func:`make_engine` from the composition root.
 """
@@ -18,15 +22,18 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import weakref
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 DEFAULT_URL = "sqlite:///./billing.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PING_AFTER_IDLE_S = 1.0
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # The in-process writer queue of each SQLite engine.
@@ -35,12 +42,14 @@ _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakK
 
 def make_engine(url: str | URL = DEFAULT_URL, *, schema: str | None = None, echo: bool = False,
                 pool_size: int = 10, max_overflow: int = 20, sqlite_synchronous: str = "NORMAL",
-                **kwargs: Any) -> Engine:
+                ping_after_idle_s: float = PING_AFTER_IDLE_S, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the settings this adapter relies on.
 
     ``schema`` (PostgreSQL only) is put first on the ``search_path`` of every connection.
     ``sqlite_synchronous`` is SQLite's ``PRAGMA synchronous``; ``NORMAL`` in WAL mode survives a
     process crash (only an OS crash or power loss may lose the last commits), ``FULL`` survives both.
+    ``ping_after_idle_s`` (PostgreSQL only): how long a pooled connection may sit idle before it is
+    pinged on checkout (``pool_pre_ping=True`` pings on every checkout instead).
     Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
     """
     parsed = make_url(url)
@@ -54,7 +63,7 @@ def make_engine(url: str | URL = DEFAULT_URL, *, schema: str | None = None, echo
             raise ValueError("PostgreSQL is supported through psycopg 3: use postgresql+psycopg://")
         parsed = parsed.set(drivername="postgresql+psycopg")
         return _postgres_engine(parsed, schema=schema, echo=echo, pool_size=pool_size,
-                                max_overflow=max_overflow, **kwargs)
+                                max_overflow=max_overflow, ping_after_idle_s=ping_after_idle_s, **kwargs)
     raise ValueError(f"unsupported database backend {backend!r}: use sqlite:// or postgresql+psycopg://")
 
 
@@ -79,26 +88,51 @@ def _sqlite_engine(url: URL, *, echo: bool, synchronous: str, **kwargs: Any) -> 
         finally:
             cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # Straight to the driver: this runs once per transaction, on the hot path.
-        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    def _begin_immediate(dbapi_connection: Any) -> None:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
+    # The dialect's own BEGIN hook rather than a "begin" event: any connection event makes
+    # SQLAlchemy dispatch events around every begin, statement and commit of the engine.
+    engine.dialect.do_begin = _begin_immediate  # type: ignore[method-assign]
     return engine
 
 
 def _postgres_engine(url: URL, *, schema: str | None, echo: bool, pool_size: int, max_overflow: int,
-                     **kwargs: Any) -> Engine:
+                     ping_after_idle_s: float, **kwargs: Any) -> Engine:
     connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
     if schema is not None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid schema name {schema!r}")
         options = connect_args.get("options", "")
         connect_args["options"] = f"{options} -csearch_path={schema}".strip()
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 1800)
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
-                         connect_args=connect_args, **kwargs)
+    # Last in, first out: a light load keeps reusing the few connections that were just working (no
+    # ping, warm prepared statements) and lets the rest age into a ping or the server's idle timeout.
+    kwargs.setdefault("pool_use_lifo", True)
+    engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
+                           connect_args=connect_args, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine, ping_after_idle_s)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_s:
+            return  # just connected, or working moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                # The pool drops this connection and checks out (or opens) another one.
+                raise sa_exc.DisconnectionError() from error
+            raise
 
 
 def write_lock(engine: Engine) -> threading.RLock | None:

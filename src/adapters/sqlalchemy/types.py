@@ -29,12 +29,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if not isinstance(value, datetime):
-            raise InvalidInput("datetime", f"expected a datetime, got {type(value).__name__}",
-                               code="invalid_datetime")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidInput("datetime", "datetimes must be timezone-aware (UTC)", code="invalid_datetime")
-        utc = value.astimezone(UTC)
+        utc = to_utc(value)
         if dialect.name == "sqlite":
             # SQLite's DATETIME text has no offset: store the UTC wall clock.
             return utc.replace(tzinfo=None)
@@ -47,6 +42,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def to_utc(value: object) -> datetime:
+    """``value`` as an aware UTC datetime; InvalidInput unless it is an aware datetime. Shared with
+    the driver-level statements (:mod:`adapters.sqlalchemy.driver`), which bind without this type."""
+    if not isinstance(value, datetime):
+        raise InvalidInput("datetime", f"expected a datetime, got {type(value).__name__}",
+                           code="invalid_datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput("datetime", "datetimes must be timezone-aware (UTC)", code="invalid_datetime")
+    return value.astimezone(UTC)
 
 
 Sequence64 = BigInteger().with_variant(Integer(), "sqlite")

@@ -12,14 +12,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from types import TracebackType
-from typing import NoReturn, Self
+from typing import Any, NoReturn, Self
 
 from sqlalchemy import Connection, Engine, Executable
 from sqlalchemy import exc as sa_exc
 
 from adapters.sqlalchemy.base import AnyResult, Params
 from adapters.sqlalchemy.checkouts import SqlAlchemyCheckoutRepository
+from adapters.sqlalchemy.driver import SUPPORTED_DRIVERS, DriverStatements
 from adapters.sqlalchemy.engine import write_lock
 from adapters.sqlalchemy.errors import translate
 from adapters.sqlalchemy.invoices import SqlAlchemyInvoiceRepository
@@ -47,6 +49,9 @@ class SqlAlchemyUnitOfWork:
     """A :class:`~billing_core.ports.UnitOfWork` on a SQLAlchemy engine. Records ``committed``."""
 
     def __init__(self, engine: Engine) -> None:
+        if (engine.dialect.name, engine.dialect.driver) not in SUPPORTED_DRIVERS:
+            raise ValueError(f"unsupported driver {engine.dialect.name}+{engine.dialect.driver}: "
+                             "use sqlite:// (pysqlite) or postgresql+psycopg://")
         self.engine = engine
         self.dialect = engine.dialect.name
         self.committed = False
@@ -54,21 +59,70 @@ class SqlAlchemyUnitOfWork:
         self._in_transaction = False
         self._writer_lock: threading.RLock | None = write_lock(engine)
         self._holds_lock = False
-        self.organizations = SqlAlchemyOrganizationRepository(self)
-        self.wallets = SqlAlchemyWalletRepository(self)
-        self.ledger = SqlAlchemyLedgerRepository(self)
-        self.plan_subscriptions = SqlAlchemyPlanSubscriptionRepository(self)
-        self.product_subscriptions = SqlAlchemyProductSubscriptionRepository(self)
-        self.usage = SqlAlchemyUsageRepository(self)
-        self.invoices = SqlAlchemyInvoiceRepository(self)
-        self.payment_methods = SqlAlchemyPaymentMethodRepository(self)
-        self.settings = SqlAlchemySettingsRepository(self)
-        self.payments = SqlAlchemyPaymentRepository(self)
-        self.refunds = SqlAlchemyRefundRepository(self)
-        self.checkouts = SqlAlchemyCheckoutRepository(self)
-        self.outbox = SqlAlchemyOutboxRepository(self)
-        self.inbox = SqlAlchemyInboxRepository(self)
-        self.idempotency = SqlAlchemyIdempotencyRepository(self)
+        self.driver = DriverStatements(self)
+
+    # ------------------------------------------------------------------ repositories
+    # Built on first use: a unit of work on the hot path touches one or two of the fifteen.
+
+    @cached_property
+    def organizations(self) -> SqlAlchemyOrganizationRepository:
+        return SqlAlchemyOrganizationRepository(self)
+
+    @cached_property
+    def wallets(self) -> SqlAlchemyWalletRepository:
+        return SqlAlchemyWalletRepository(self)
+
+    @cached_property
+    def ledger(self) -> SqlAlchemyLedgerRepository:
+        return SqlAlchemyLedgerRepository(self)
+
+    @cached_property
+    def plan_subscriptions(self) -> SqlAlchemyPlanSubscriptionRepository:
+        return SqlAlchemyPlanSubscriptionRepository(self)
+
+    @cached_property
+    def product_subscriptions(self) -> SqlAlchemyProductSubscriptionRepository:
+        return SqlAlchemyProductSubscriptionRepository(self)
+
+    @cached_property
+    def usage(self) -> SqlAlchemyUsageRepository:
+        return SqlAlchemyUsageRepository(self)
+
+    @cached_property
+    def invoices(self) -> SqlAlchemyInvoiceRepository:
+        return SqlAlchemyInvoiceRepository(self)
+
+    @cached_property
+    def payment_methods(self) -> SqlAlchemyPaymentMethodRepository:
+        return SqlAlchemyPaymentMethodRepository(self)
+
+    @cached_property
+    def settings(self) -> SqlAlchemySettingsRepository:
+        return SqlAlchemySettingsRepository(self)
+
+    @cached_property
+    def payments(self) -> SqlAlchemyPaymentRepository:
+        return SqlAlchemyPaymentRepository(self)
+
+    @cached_property
+    def refunds(self) -> SqlAlchemyRefundRepository:
+        return SqlAlchemyRefundRepository(self)
+
+    @cached_property
+    def checkouts(self) -> SqlAlchemyCheckoutRepository:
+        return SqlAlchemyCheckoutRepository(self)
+
+    @cached_property
+    def outbox(self) -> SqlAlchemyOutboxRepository:
+        return SqlAlchemyOutboxRepository(self)
+
+    @cached_property
+    def inbox(self) -> SqlAlchemyInboxRepository:
+        return SqlAlchemyInboxRepository(self)
+
+    @cached_property
+    def idempotency(self) -> SqlAlchemyIdempotencyRepository:
+        return SqlAlchemyIdempotencyRepository(self)
 
     # ------------------------------------------------------------------ context
 
@@ -130,6 +184,38 @@ class SqlAlchemyUnitOfWork:
             return connection.execute(statement, params)
         except (sa_exc.StatementError, OverflowError) as error:
             _reraise(error)
+
+    def dbapi_connection(self) -> Any:
+        """The driver's own connection (``sqlite3`` / ``psycopg``) inside this unit of work's
+        transaction, begun through SQLAlchemy if needed so that its ``BEGIN IMMEDIATE``, writer
+        queue and commit apply: for the hot statements of :mod:`adapters.sqlalchemy.driver`."""
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("use the unit of work inside its `with` block")
+        if not self._in_transaction:
+            self._begin()
+        if not connection.in_transaction():
+            try:
+                connection.begin()
+            except sa_exc.StatementError as error:
+                _reraise(error)
+        return connection.connection.driver_connection
+
+    def invalidate_if_disconnect(self, error: BaseException) -> bool:
+        """If ``error`` (raised by the driver directly) says the connection is dead, do what
+        SQLAlchemy does for the statements it runs itself: drop this connection and recycle every
+        pooled one opened before it on next checkout. True if it did."""
+        connection = self._connection
+        if connection is None or connection.invalidated:
+            return False
+        dbapi = self.engine.dialect.loaded_dbapi
+        if not (isinstance(error, dbapi.Error) and self.engine.dialect.is_disconnect(
+                error, connection.connection.dbapi_connection, None)):
+            return False
+        # Pool._invalidate is how SQLAlchemy's own error handler marks the pool's generation stale.
+        self.engine.pool._invalidate(connection.connection, error)
+        connection.invalidate(error)
+        return True
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

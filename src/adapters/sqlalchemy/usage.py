@@ -9,6 +9,7 @@ matched, so late usage for an invoiced hour opens a new bucket instead of changi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,30 +17,32 @@ from sqlalchemy import ColumnElement, func, select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
-from adapters.sqlalchemy.tables import OPEN_BUCKET_KEY, open_bucket_where, usage_buckets, usage_events
-from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets, truncate_to_hour
+from adapters.sqlalchemy.tables import usage_buckets, usage_events
+from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets
 
 _b, _e = usage_buckets.c, usage_events.c
 
 
 class SqlAlchemyUsageRepository(SqlAlchemyRepository):
     def record(self, event: UsageEvent) -> bool:
-        inserted = self._execute(
-            self._insert(usage_events).on_conflict_do_nothing(index_elements=["organization_id", "event_id"]),
-            rows.usage_event_values(event)).rowcount
-        if inserted == 0:
-            return False
-        statement = self._insert(usage_buckets)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(OPEN_BUCKET_KEY), index_where=open_bucket_where,
-            set_={"quantity": _b.quantity + statement.excluded.quantity,
-                  "amount_micros": _b.amount_micros + statement.excluded.amount_micros})
-        self._execute(statement, {
-            "organization_id": event.organization_id, "project_id": event.project_id,
-            "project_key": rows.project_key(event.project_id), "product_id": event.product_id,
-            "hour": truncate_to_hour(event.occurred_at), "quantity": event.quantity,
-            "amount_micros": event.amount_micros, "invoice_id": None})
-        return True
+        return self.record_many([event])[0]
+
+    def record_many(self, events: Sequence[UsageEvent]) -> list[bool]:
+        """Events are inserted in bulk at the driver level (ADR 0007) and each bucket they touch is
+        upserted once with their sum; a repeated id within ``events`` counts as a replay."""
+        if not events:
+            return []
+        stored = [False] * len(events)
+        first_of: dict[tuple[uuid.UUID, str], int] = {}
+        for index, event in enumerate(events):
+            first_of.setdefault((event.organization_id, event.event_id), index)
+        distinct = [events[index] for index in first_of.values()]
+        inserted = self._uow.driver.record_events(distinct)
+        for index, was_inserted in zip(first_of.values(), inserted, strict=True):
+            stored[index] = was_inserted
+        self._uow.driver.add_to_buckets(event for event, was_inserted in zip(distinct, inserted, strict=True)
+                                        if was_inserted)
+        return stored
 
     def get_event(self, organization_id: uuid.UUID, event_id: str) -> UsageEvent | None:
         row = self._execute(select(usage_events).where(_e.organization_id == organization_id,

@@ -15,26 +15,27 @@ Every balance change is one transaction-scoped critical section on the organizat
 A denied debit writes nothing; whether its key is a replay is then read while the wallet lock is
 held, which no concurrent writer of that organization's ledger can pass.
 
-The statements are built once per process and reused with bound parameters, which keeps the hot
-path inside SQLAlchemy's compiled-statement cache.
+Steps 1, 3 and 4 run at the driver level (:mod:`adapters.sqlalchemy.driver`, ADR 0007); on
+PostgreSQL steps 3 and 4 are one statement. Reads off the hot path (replays, lists, sums) stay
+SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, func, select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import AnyRow, AnySelect, SqlAlchemyRepository
 from adapters.sqlalchemy.tables import ledger_postings, ledger_transactions, wallets
 from billing_core.errors import Conflict, InvalidInput, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
-from billing_core.ports import DebitOutcome, Page, Posted
+from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted
 from billing_core.spend_guard import Decision, decide
 from billing_core.wallet import (
     SpendLimits,
@@ -48,34 +49,23 @@ from billing_core.wallet import (
 _w, _t, _p = wallets.c, ledger_transactions.c, ledger_postings.c
 _Rows = list[AnyRow]
 
-_LOCK_WALLET = select(wallets).where(_w.organization_id == bindparam("org")).with_for_update()
 _GET_WALLET = select(wallets).where(_w.organization_id == bindparam("org"))
-
-
-def _insert_transaction(dialect: Any) -> Any:
-    return (dialect.insert(ledger_transactions)
-            .on_conflict_do_nothing(index_elements=["organization_id", "idempotency_key"])
-            .returning(_t.seq))
-
-
-_INSERT_TX = {"postgresql": _insert_transaction(postgresql), "sqlite": _insert_transaction(sqlite)}
-# executemany of one cached statement: a multi-row VALUES would be recompiled on every call
-# (SQLAlchemy cannot cache it); psycopg pipelines the executemany into one round trip.
-_INSERT_POSTINGS = insert(ledger_postings)
-_WHERE_WALLET = (_w.organization_id == bindparam("b_org")) & (_w.version == bindparam("b_version"))
-_UPDATE_BALANCES = update(wallets).where(_WHERE_WALLET).values(
-    wallet_micros=bindparam("b_wallet"), unbilled_micros=bindparam("b_unbilled"), version=bindparam("b_new_version"))
-_UPDATE_AFTER_DEBIT = update(wallets).where(_WHERE_WALLET).values(
-    wallet_micros=bindparam("b_wallet"), unbilled_micros=bindparam("b_unbilled"), version=bindparam("b_new_version"),
-    spend_day=bindparam("b_spend_day"), spent_today_micros=bindparam("b_today"),
-    spent_yesterday_micros=bindparam("b_yesterday"), spend_month=bindparam("b_month"),
-    spent_month_micros=bindparam("b_month_micros"))
 _TX_WITH_POSTINGS = (
     select(ledger_transactions, _p.account, _p.amount_micros)
     .join(ledger_postings, _p.transaction_seq == _t.seq)
     .where(_t.organization_id == bindparam("org"), _t.idempotency_key == bindparam("key"))
     .order_by(_p.line_no)
 )
+
+
+_TXS_WITH_POSTINGS = (
+    select(ledger_transactions, _p.account, _p.amount_micros)
+    .join(ledger_postings, _p.transaction_seq == _t.seq)
+    .where(_t.organization_id == bindparam("org"), _t.idempotency_key.in_(bindparam("keys", expanding=True)))
+    .order_by(_t.seq, _p.line_no)
+)
+# Under SQLite's smallest compiled-in limit of bound parameters (999).
+_KEYS_PER_QUERY = 500
 
 
 def _check_same_organization(organization_id: uuid.UUID, tx: LedgerTransaction) -> None:
@@ -97,13 +87,11 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
 
     def post(self, tx: LedgerTransaction) -> Posted:
         check_balanced(tx)
-        wallet = rows.wallet_from_row(self._lock(tx.organization_id))
+        wallet = self._lock(tx.organization_id)
         version = wallet.version
         stored = apply_transaction(wallet, tx)
-        seq = self._append(stored)
-        if seq is None:
+        if self._uow.driver.write(stored, wallet, version) is None:
             return Posted(self._by_key(tx.organization_id, tx.idempotency_key), replayed=True)
-        self._update(_UPDATE_BALANCES, _balance_params(wallet, version))
         return Posted(stored, replayed=False)
 
     def debit(self, organization_id: uuid.UUID, amount_micros: int, now: datetime,
@@ -111,27 +99,61 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         _check_same_organization(organization_id, tx)
         check_balanced(tx)
         check_debit(amount_micros, tx)
-        row = self._lock(organization_id)
-        wallet = rows.wallet_from_row(row)
+        wallet = self._lock(organization_id)
         decision = decide(wallet, amount_micros, now)
         if not decision.allowed:
             first = self._find_by_key(organization_id, tx.idempotency_key)
             if first is not None:
                 return DebitOutcome(decision=Decision(allowed=True), transaction=first, replayed=True, wallet=wallet)
             return DebitOutcome(decision=decision, transaction=None, replayed=False, wallet=wallet)
-        version = wallet.version
+        before = copy.copy(wallet)
         apply_spend(wallet, amount_micros, now)
         stored = apply_transaction(wallet, tx)
-        seq = self._append(stored)
-        if seq is None:
-            return DebitOutcome(decision=Decision(allowed=True), replayed=True, wallet=rows.wallet_from_row(row),
+        if self._uow.driver.write(stored, wallet, before.version) is None:
+            return DebitOutcome(decision=Decision(allowed=True), replayed=True, wallet=before,
                                 transaction=self._by_key(organization_id, tx.idempotency_key))
-        params = _balance_params(wallet, version)
-        params.update(b_spend_day=wallet.spend_day, b_today=wallet.spent_today_micros,
-                      b_yesterday=wallet.spent_yesterday_micros, b_month=wallet.spend_month,
-                      b_month_micros=wallet.spent_month_micros)
-        self._update(_UPDATE_AFTER_DEBIT, params)
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=wallet)
+
+    def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
+                   now: datetime) -> list[DebitOutcome]:
+        """:meth:`debit` in order under one lock: replays are read once for the whole batch while
+        the lock is held (which every writer of the organization's ledger takes first), decisions
+        run against the running wallet, and the rows are written in bulk at the end."""
+        for request in debits:
+            _check_same_organization(organization_id, request.transaction)
+            check_balanced(request.transaction)
+            check_debit(request.amount_micros, request.transaction)
+        if not debits:
+            return []
+        wallet = self._lock(organization_id)
+        version = wallet.version
+        replays = self._uow.driver.stored_keys(organization_id, [r.transaction.idempotency_key for r in debits])
+        known = self._by_keys(organization_id, sorted(replays)) if replays else {}
+        outcomes: list[DebitOutcome] = []
+        written: list[LedgerTransaction] = []
+        for request in debits:
+            key = request.transaction.idempotency_key
+            first = known.get(key)
+            if first is not None:
+                outcomes.append(DebitOutcome(decision=Decision(allowed=True), transaction=first, replayed=True,
+                                             wallet=copy.copy(wallet)))
+                continue
+            decision = decide(wallet, request.amount_micros, now)
+            if not decision.allowed:
+                outcomes.append(DebitOutcome(decision=decision, transaction=None, replayed=False,
+                                             wallet=copy.copy(wallet)))
+                continue
+            apply_spend(wallet, request.amount_micros, now)
+            stored = known[key] = apply_transaction(wallet, request.transaction)
+            written.append(stored)
+            outcomes.append(DebitOutcome(decision=decision, transaction=stored, replayed=False,
+                                         wallet=copy.copy(wallet)))
+        if written:
+            if len(self._uow.driver.append_many(written)) != len(written):
+                # A key appeared although we hold the lock every ledger writer takes: refuse the batch.
+                raise Conflict("the idempotency key is being used concurrently; retry", code="concurrent_update")
+            self._uow.driver.update_wallet(wallet, version)
+        return outcomes
 
     def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
         self._set(organization_id, rows.limits_values(limits))
@@ -147,39 +169,32 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         if result.rowcount == 0:
             raise NotFound("wallet", organization_id)
 
-    def _lock(self, organization_id: uuid.UUID) -> AnyRow:
-        row = self._execute(_LOCK_WALLET, {"org": organization_id}).first()
-        if row is None:
+    def _lock(self, organization_id: uuid.UUID) -> WalletAccount:
+        wallet = self._uow.driver.lock_wallet(organization_id)
+        if wallet is None:
             raise NotFound("wallet", organization_id)
-        return row
-
-    def _update(self, statement: Any, params: dict[str, Any]) -> None:
-        if self._execute(statement, params).rowcount != 1:
-            # The row changed under the lock we hold: only possible if something bypassed it.
-            raise Conflict("the wallet changed concurrently; retry", code="concurrent_update")
-
-    def _append(self, tx: LedgerTransaction) -> int | None:
-        """Insert the transaction and its postings; None when the key was used before."""
-        seq = self._execute(_INSERT_TX[self._uow.dialect], rows.transaction_values(tx)).scalar()
-        if seq is None:
-            return None
-        self._execute(_INSERT_POSTINGS, rows.posting_values(seq, tx))
-        return int(seq)
+        return wallet
 
     def _find_by_key(self, organization_id: uuid.UUID, key: str) -> LedgerTransaction | None:
         found = self._execute(_TX_WITH_POSTINGS, {"org": organization_id, "key": key}).all()
         return rows.transaction_from_row(found[0], found) if found else None
+
+    def _by_keys(self, organization_id: uuid.UUID, keys: Sequence[str]) -> dict[str, LedgerTransaction]:
+        """The stored transactions among ``keys``, by key."""
+        found: dict[str, LedgerTransaction] = {}
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            rows_by_key: dict[str, _Rows] = {}
+            chunk = keys[start:start + _KEYS_PER_QUERY]
+            for row in self._execute(_TXS_WITH_POSTINGS, {"org": organization_id, "keys": chunk}):
+                rows_by_key.setdefault(row.idempotency_key, []).append(row)
+            found.update((key, rows.transaction_from_row(group[0], group)) for key, group in rows_by_key.items())
+        return found
 
     def _by_key(self, organization_id: uuid.UUID, key: str) -> LedgerTransaction:
         first = self._find_by_key(organization_id, key)
         if first is None:  # pragma: no cover - the conflicting row is visible under the wallet lock
             raise Conflict("the idempotency key is being used concurrently; retry", code="concurrent_update")
         return first
-
-
-def _balance_params(wallet: WalletAccount, version: int) -> dict[str, Any]:
-    return {"b_org": wallet.organization_id, "b_version": version, "b_wallet": wallet.wallet_micros,
-            "b_unbilled": wallet.unbilled_micros, "b_new_version": wallet.version}
 
 
 class SqlAlchemyLedgerRepository(SqlAlchemyRepository):

@@ -20,7 +20,7 @@ from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
 from billing_core.money import format_credits
 from billing_core.outbox import OutboxTopic, new_message
 from billing_core.permissions import Action, Actor, require
-from billing_core.ports import UnitOfWork
+from billing_core.ports import DebitRequest, UnitOfWork
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email, notify
 from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decide
@@ -99,7 +99,10 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
     """Report up to 1,000 events in one unit of work: every event is validated and priced before
     anything is written (a bad one rejects the batch, naming ``events[i].field``), then each is
     debited in order through the same atomic spend-guard step as :func:`report_usage`, so some may
-    be denied while others pass. Replayed ids answer as replays; notices are queued once at the end."""
+    be denied while others pass. Replayed ids answer as replays; notices are queued once at the end.
+    Storage gets the whole batch at once (:meth:`~billing_core.ports.WalletRepository.debit_many`,
+    :meth:`~billing_core.ports.UsageRepository.record_many`), which its contract makes the same as
+    debiting and recording the events one by one."""
     require(actor, Action.REPORT_USAGE, organization_id)
     if not events or len(events) > MAX_BATCH:
         raise InvalidInput("events", f"send 1 to {MAX_BATCH} events", code="invalid_batch")
@@ -130,17 +133,16 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
             if not subscribed[key]:
                 raise Conflict("the project has no active subscription to this product at occurred_at",
                                code="product_not_subscribed", field=f"events[{index}].product")
+        debited = uow.wallets.debit_many(organization_id, [DebitRequest(event.amount_micros, tx)
+                                                           for event, tx in priced], now)
+        uow.usage.record_many([event for (event, _), outcome in zip(priced, debited, strict=True)
+                               if outcome.decision.allowed and not outcome.replayed])
         denial: Decision | None = None
-        wallet = uow.wallets.get(organization_id)
-        for event, tx in priced:
-            outcome = uow.wallets.debit(organization_id, event.amount_micros, now, tx)
-            wallet = outcome.wallet
-            if outcome.decision.allowed and not outcome.replayed:
-                uow.usage.record(event)
-            elif not outcome.decision.allowed and denial is None:
+        for (event, _), outcome in zip(priced, debited, strict=True):
+            if not outcome.decision.allowed and denial is None:
                 denial = outcome.decision
             outcomes.append(_outcome(event, outcome.decision, outcome.wallet, replayed=outcome.replayed))
-        _after_debit(ctx, uow, wallet, denial or Decision(allowed=True), now)
+        _after_debit(ctx, uow, debited[-1].wallet, denial or Decision(allowed=True), now)
         uow.commit()
     return outcomes
 
