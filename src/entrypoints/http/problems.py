@@ -109,10 +109,18 @@ def _field_of(item: dict[str, Any]) -> str:
     return "body" if key in ("", "data") else key
 
 
+def _message_of(item: dict[str, Any]) -> str:
+    message = str(item.get("message", "invalid value"))
+    if item.get("key") == "data" and message == "'data'":
+        # No body at all: Litestar reports the KeyError of the handler's missing ``data`` argument.
+        return "a JSON request body is required"
+    return message
+
+
 def validation_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, ValidationException)
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [FieldError(field=_field_of(item), message=str(item.get("message", "invalid value")),
+    errors = [FieldError(field=_field_of(item), message=_message_of(item),
                          source=str(item["source"]) if item.get("source") else None)
               for item in extra if isinstance(item, dict)]
     if not errors:
