@@ -129,3 +129,13 @@ def test_a_replayed_usage_event_is_the_declared_200(api: Api, world: World) -> N
     again = api.client.post(url, json=event, headers=world.headers("service"))
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["replayed"] is True and again.headers["content-type"] == "application/json"
+
+
+def test_the_stripe_webhook_declares_what_a_signed_event_can_answer(api: Api) -> None:
+    responses = _document(api)["paths"]["/webhooks/stripe"]["post"]["responses"]
+    payload, signature = api.payments.event("checkout.session.completed", {"object": "checkout.session"})
+    incomplete = api.client.post("/webhooks/stripe", content=payload, headers={"Stripe-Signature": signature})
+    assert incomplete.status_code == 422 and incomplete.json()["field"] == "data.object.id"
+    assert responses["422"]["content"] == PROBLEM
+    unsigned = api.client.post("/webhooks/stripe", content=payload)
+    assert unsigned.status_code == 400 and responses["400"]["content"] == PROBLEM

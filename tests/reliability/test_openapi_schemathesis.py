@@ -167,8 +167,9 @@ def _anonymous_is_refused(_ctx: CheckContext, response: Response, case: Case) ->
 
 def _fuzz_operation(operation: Operation, mode: GenerationMode, headers: dict[str, str], checks: list[Check],
                     max_examples: int) -> None:
-    # ``too_slow``: every example is a real request through the app and its storage, and hypothesis
-    # counts that time as generation time; the strategies themselves are cheap.
+    # ``too_slow``: drawing one case builds a whole request from the operation's JSON schema (a batch
+    # body holds up to 1,000 events); on a shared two-core machine that can exceed the health check's
+    # budget, and the strategies are the document's, not ours to make cheaper.
     @settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
               phases=[Phase.explicit, Phase.generate, Phase.shrink], print_blob=False,
               suppress_health_check=[HealthCheck.too_slow])

@@ -195,5 +195,7 @@ QUERY_POST_ERRORS: dict[int, ResponseSpec] = {**ERRORS, 409: MUTATION_ERRORS[409
 WEBHOOK_ERRORS: dict[int, ResponseSpec] = {
     400: _spec("Missing or bad Stripe-Signature (code invalid_signature); nothing was changed"),
     413: MUTATION_ERRORS[413],
+    422: _spec("A signed event that lacks what its type needs (a completed checkout without its session id); "
+               "nothing was changed"),
     503: MUTATION_ERRORS[503],
 }
