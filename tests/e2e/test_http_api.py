@@ -256,6 +256,35 @@ def test_datetimes_without_an_offset_are_refused_and_offsets_become_utc(api: Api
     assert ended.json()["end_date"] == "2026-03-11T00:00:00Z"
 
 
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("POST", "/usage/events", {"event_id": "evt-year-1", "product": "compute", "quantity": 1,
+                               "occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at"),
+    ("POST", "/usage/events/batch", {"events": [{"event_id": "evt-year-1", "product": "compute", "quantity": 1,
+                                                 "occurred_at": "0001-01-01T00:00:00+01:00"}]},
+     "events[0].occurred_at"),
+    ("POST", "/subscription/change/preview", {"plan": "scale", "at": "9999-12-31T23:59:59-01:00"}, "at"),
+    ("POST", "/subscription/change", {"plan": "scale", "preview_at": "0001-01-01T00:00:00+14:00"}, "preview_at"),
+    ("POST", "/subscriptions", {"product": "storage", "start_date": "0001-01-01T00:00:00+01:00"}, "start_date"),
+    ("GET", "/billing/usage?from=0001-01-01T00:00:00%2B14:00", None, "from"),
+    ("GET", "/billing/usage?to=9999-12-31T23:59:59-14:00", None, "to"),
+])
+def test_datetimes_with_no_utc_equivalent_are_a_422(api: Api, world: World, method: str, path: str,
+                                                     body: dict[str, Any] | None, field: str) -> None:
+    """Years 1 and 9999 with an offset fall outside what a UTC datetime can hold (they were a 500)."""
+    role = "service" if path.startswith("/usage") else "primary-owner"
+    url = path if path.startswith(("/subscriptions", "/billing")) else _org(world, path)
+    response = api.client.request(method, url, json=body, headers=world.headers(role))
+    problem = _assert_problem(response, 422, "invalid_datetime", field)
+    assert "out of range" in problem["detail"]
+
+
+def test_a_missing_body_is_named(api: Api, world: World) -> None:
+    for headers in (world.headers("owner"), world.headers("owner", **{"Content-Type": "application/json"})):
+        problem = _assert_problem(api.client.put(_org(world, "/billing_email"), headers=headers),
+                                  422, "invalid_input", "body")
+        assert problem["detail"] == "body: a JSON request body is required"
+
+
 def test_usage_report_by_project_and_product_per_hour(api: Api, world: World) -> None:
     response = api.client.get("/billing/usage", headers=world.headers("member"),
                               params={"organization_id": str(world.org), "from": "2026-02-01T00:00:00Z",

@@ -29,6 +29,7 @@ from entrypoints.http.controllers.subscriptions import ProductSubscriptionContro
 from entrypoints.http.controllers.usage import PlatformUsageController, UsageReportController
 from entrypoints.http.controllers.webhooks import stripe_webhook
 from entrypoints.http.middleware import authentication, idempotency
+from entrypoints.http.openapi import ClosedStructSchemaPlugin, declare_middleware
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.runtime import MAX_BODY_BYTES, Runtime, provide_actor, provide_ctx, provide_runtime
 
@@ -82,7 +83,7 @@ def create_app(container: Container | None = None) -> Litestar:
 
     handlers: list[ControllerRouterHandler] = [api_router(offline_payments=runtime.offline_payments), healthz,
                                                openapi_json, stripe_webhook, guest_checkout, *_console()]
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False),
                       "ctx": Provide(provide_ctx, sync_to_thread=False),
@@ -91,8 +92,11 @@ def create_app(container: Container | None = None) -> Litestar:
         state=State({"runtime": runtime}),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=_openapi(),
+        plugins=[ClosedStructSchemaPlugin()],
         on_startup=[seed_demo_organization],
     )
+    declare_middleware(app)
+    return app
 
 
 def _console() -> list[ControllerRouterHandler]:

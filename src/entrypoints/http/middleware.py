@@ -28,7 +28,7 @@ from entrypoints.http.runtime import MAX_BODY_BYTES, Runtime
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 # Answers that depend on state which may change before a retry are not kept for replay.
 _NOT_STORED = frozenset({401, 402, 409, 429})
 
@@ -115,7 +115,7 @@ def idempotency(app: ASGIApp) -> ASGIApp:
         if key is None:
             await app(scope, receive, send)
             return
-        if not _KEY.match(key):
+        if not KEY_PATTERN.match(key):
             raise InvalidInput(IDEMPOTENCY_HEADER, "Idempotency-Key must be 1-255 visible ASCII characters",
                                code="invalid_idempotency_key")
         actor = scope.get("user")

@@ -109,10 +109,18 @@ def _field_of(item: dict[str, Any]) -> str:
     return "body" if key in ("", "data") else key
 
 
+def _message_of(item: dict[str, Any]) -> str:
+    message = str(item.get("message", "invalid value"))
+    if item.get("key") == "data" and message == "'data'":
+        # No body at all: Litestar reports the KeyError of the handler's missing ``data`` argument.
+        return "a JSON request body is required"
+    return message
+
+
 def validation_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, ValidationException)
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [FieldError(field=_field_of(item), message=str(item.get("message", "invalid value")),
+    errors = [FieldError(field=_field_of(item), message=_message_of(item),
                          source=str(item["source"]) if item.get("source") else None)
               for item in extra if isinstance(item, dict)]
     if not errors:
@@ -165,7 +173,10 @@ def _spec(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=Problem, description=description, media_type=PROBLEM_JSON)
 
 
+# Each status is declared with the body it really has. The 400 also replaces the `{status_code, detail}`
+# JSON body Litestar declares by itself on routes with parameters, which this app never sends.
 ERRORS: dict[int, ResponseSpec] = {
+    400: _spec("The request could not be read: malformed JSON (code malformed_body)"),
     401: _spec("Missing, unknown, expired or revoked bearer token"),
     403: _spec("The token's role or scopes do not grant this action"),
     404: _spec("Not found, or not in the token's organization"),
@@ -176,8 +187,15 @@ MUTATION_ERRORS: dict[int, ResponseSpec] = {
     402: _spec("Payment required or the payment provider refused"),
     409: _spec("Conflicts with the current state, or the Idempotency-Key was used with another body"),
     413: _spec("The request body is larger than 1 MiB"),
+    503: _spec("A remote service (payment provider, tax-id verifier, invoicing) is down: retry after "
+               "`Retry-After` seconds (code provider_unavailable)"),
 }
+# A POST that changes nothing (the spend guard's question) still passes the Idempotency-Key and body checks.
+QUERY_POST_ERRORS: dict[int, ResponseSpec] = {**ERRORS, 409: MUTATION_ERRORS[409], 413: MUTATION_ERRORS[413]}
 WEBHOOK_ERRORS: dict[int, ResponseSpec] = {
     400: _spec("Missing or bad Stripe-Signature (code invalid_signature); nothing was changed"),
     413: MUTATION_ERRORS[413],
+    422: _spec("A signed event that lacks what its type needs (a completed checkout without its session id); "
+               "nothing was changed"),
+    503: MUTATION_ERRORS[503],
 }

@@ -65,13 +65,18 @@ def utc(moment: None, field: str) -> None: ...
 
 def utc(moment: datetime | None, field: str) -> datetime | None:
     """A datetime a client sent, in UTC (answers then show it with ``Z``). One without an offset is
-    ambiguous and refused, naming the field."""
+    ambiguous and refused, naming the field; so is one whose UTC time is outside years 1-9999
+    (``0001-01-01T00:00:00+01:00``), which has no UTC datetime."""
     if moment is None:
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidInput(field, f"{field} must be an ISO 8601 datetime with an offset, such as "
                            "2026-01-01T00:00:00Z", code="invalid_datetime")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(field, f"{field} is out of range: in UTC it falls outside the years 1 to 9999",
+                           code="invalid_datetime") from None
 
 
 def paginate(items: Sequence[T], limit: int, cursor: str | None) -> Page[T]:

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery
 from billing_core import services
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
-from entrypoints.http.problems import ERRORS
+from entrypoints.http.problems import ERRORS, MUTATION_ERRORS
 from entrypoints.http.runtime import ORG, Ctx, CurrentActor, Cursor, Limit, OrganizationId, RuntimeDep, paginate
 
 
@@ -37,8 +37,9 @@ class InvoiceController(Controller):
         return presenters.invoice(invoice)
 
 
-PDF_RESPONSE = {200: ResponseSpec(data_container=bytes, media_type="application/pdf",
-                                  description="The legal invoice as a PDF")}
+# The PDF comes from the legal-invoicing service, which may be down.
+PDF_RESPONSES = {200: ResponseSpec(data_container=bytes, media_type="application/pdf",
+                                   description="The legal invoice as a PDF"), 503: MUTATION_ERRORS[503]}
 
 
 class LegalInvoiceController(Controller):
@@ -54,7 +55,7 @@ class LegalInvoiceController(Controller):
                                                 cursor=cursor)
         return s.Page(items=[presenters.legal_invoice(i) for i in page.items], next_cursor=page.next_cursor)
 
-    @get("/download", sync_to_thread=True, responses={**ERRORS, **PDF_RESPONSE},
+    @get("/download", sync_to_thread=True, responses={**ERRORS, **PDF_RESPONSES},
          summary="Download a legal invoice's PDF (seed endpoint)")
     def download(self, runtime: RuntimeDep, actor: CurrentActor, organization_id: OrganizationId,
                  invoice_id: FromQuery[uuid.UUID]) -> Response[bytes]:

@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from billing_core import services
 from billing_core.errors import InvalidInput
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
-from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, DebitDenied
+from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, QUERY_POST_ERRORS, DebitDenied
 from entrypoints.http.runtime import ORG, Ctx, CurrentActor, OrganizationId, utc
 
 FromParam = Annotated[str | None, QueryParameter(name="from", max_length=64,
@@ -32,6 +33,10 @@ def parse_datetime(text: str | None, field: str) -> datetime | None:
         raise InvalidInput(field, f"{field} must be an ISO 8601 datetime such as 2026-01-01T00:00:00Z",
                            code="invalid_datetime") from None
     return utc(moment, field)
+
+
+REPLAYED_EVENT = ResponseSpec(data_container=s.UsageOutcomeOut, description="The event_id was recorded before: "
+                              "`replayed: true`, nothing is charged again")
 
 
 class UsageReportController(Controller):
@@ -56,7 +61,7 @@ class PlatformUsageController(Controller):
     path = ORG + "/usage"
     tags = ["platform usage"]
 
-    @post("/authorize", status_code=200, sync_to_thread=True, responses=ERRORS,
+    @post("/authorize", status_code=200, sync_to_thread=True, responses=QUERY_POST_ERRORS,
           summary="May a billable call of about amount_micros start now? (spend guard)")
     def authorize(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                   data: JSONBody[s.AuthorizeBody]) -> s.DecisionOut:
@@ -64,7 +69,7 @@ class PlatformUsageController(Controller):
                                                amount_micros=data.amount_micros)
         return presenters.decision(decision)
 
-    @post("/events", sync_to_thread=True, responses=MUTATION_ERRORS,
+    @post("/events", sync_to_thread=True, responses={**MUTATION_ERRORS, 200: REPLAYED_EVENT},
           summary="Report one billable usage event; a denied debit answers 402 with the reason")
     def report(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                data: JSONBody[s.UsageEventBody]) -> Response[s.UsageOutcomeOut]:
