@@ -100,15 +100,26 @@ def _checkout_expired(ctx: BillingContext, data: dict[str, Any]) -> None:
 
 
 def _timestamp(value: object) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if isinstance(value, int) else None
+    """Unix seconds as a UTC datetime; None for anything else (a field Stripe would not send so is
+    read as absent rather than failing the whole event)."""
+    if type(value) is not int:  # bool is an int too
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _period(data: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     start, end = _timestamp(data.get("current_period_start")), _timestamp(data.get("current_period_end"))
     items = data.get("items")
-    if (start is None or end is None) and isinstance(items, dict) and items.get("data"):
-        first = items["data"][0]
+    listed = items.get("data") if isinstance(items, dict) else None
+    # Newer API versions keep the period on the subscription's items.
+    if (start is None or end is None) and isinstance(listed, list) and listed and isinstance(listed[0], dict):
+        first = listed[0]
         start, end = _timestamp(first.get("current_period_start")), _timestamp(first.get("current_period_end"))
+    if start is not None and end is not None and end <= start:
+        return None, None
     return start, end
 
 
