@@ -46,6 +46,9 @@ class WalletAccount(msgspec.Struct, kw_only=True, gc=False):
     spent_yesterday_micros: int = 0
     spend_month: str | None = None
     spent_month_micros: int = 0
+    spent_previous_month_micros: int = 0
+    """The month before ``spend_month``: what a request that started before the month turned is
+    checked against and booked on (as ``spent_yesterday_micros`` is for the day)."""
     version: int = 0
 
     @property
@@ -58,6 +61,11 @@ def month_key(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+def _months_after(earlier: str, later: str) -> int:
+    """How many months ``later`` (a :func:`month_key`) is after ``earlier``; negative if before."""
+    return (int(later[:4]) - int(earlier[:4])) * 12 + int(later[5:7]) - int(earlier[5:7])
+
+
 class SpendCounters(msgspec.Struct, frozen=True):
     today: int
     yesterday: int
@@ -68,7 +76,8 @@ def counters_at(wallet: WalletAccount, now: datetime) -> SpendCounters:
     """The spend counters as seen at ``now`` (UTC), rolling over days and months that have passed.
 
     A request that started before midnight may commit after one of the new day; seen from its own
-    ``now``, the stored "today" is tomorrow and the stored "yesterday" is its today.
+    ``now``, the stored "today" is tomorrow and the stored "yesterday" is its today. Months roll the
+    same way: at the turn of a month, the stored previous month is the late request's own.
     """
     today = now.date()
     day = wallet.spend_day
@@ -79,13 +88,20 @@ def counters_at(wallet: WalletAccount, now: datetime) -> SpendCounters:
         spent_yesterday = wallet.spent_today_micros
     elif day is not None and (day - today).days == 1:
         spent_today = wallet.spent_yesterday_micros
-    spent_month = wallet.spent_month_micros if wallet.spend_month == month_key(today) else 0
+    spent_month = 0
+    if wallet.spend_month is not None:
+        behind = _months_after(month_key(today), wallet.spend_month)
+        if behind == 0:
+            spent_month = wallet.spent_month_micros
+        elif behind == 1:
+            spent_month = wallet.spent_previous_month_micros
     return SpendCounters(spent_today, spent_yesterday, spent_month)
 
 
 def apply_spend(wallet: WalletAccount, amount_micros: int, now: datetime) -> None:
     """Add usage spend to the counters at ``now``, never moving them back in time: a late debit
-    from before midnight is booked on yesterday's counter (and on last month's, which is gone)."""
+    from before midnight is booked on yesterday's counter, and one from before the month turned on
+    the previous month's, so each day's budget and each month's cap hold whatever the commit order."""
     today = now.date()
     if wallet.spend_day is not None and today < wallet.spend_day:
         if (wallet.spend_day - today).days == 1:
@@ -96,10 +112,14 @@ def apply_spend(wallet: WalletAccount, amount_micros: int, now: datetime) -> Non
         wallet.spent_today_micros = counters.today + amount_micros
         wallet.spent_yesterday_micros = counters.yesterday
     month = month_key(today)
-    if wallet.spend_month is None or month > wallet.spend_month:
+    ahead = 1 if wallet.spend_month is None else _months_after(wallet.spend_month, month)
+    if ahead > 0:
+        wallet.spent_previous_month_micros = wallet.spent_month_micros if ahead == 1 else 0
         wallet.spend_month, wallet.spent_month_micros = month, amount_micros
-    elif month == wallet.spend_month:
+    elif ahead == 0:
         wallet.spent_month_micros += amount_micros
+    elif ahead == -1:
+        wallet.spent_previous_month_micros += amount_micros
 
 
 def check_debit(amount_micros: int, tx: LedgerTransaction) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
@@ -44,7 +44,7 @@ class TestWalletRepository:
                                monthly_cap_micros=10**15),
             gate=SubscriptionGate(status="past_due", past_due_since=NOW, grace_days=7),
             spend_day=NOW.date(), spent_today_micros=4, spent_yesterday_micros=2, spend_month="2026-03",
-            spent_month_micros=6, version=3)
+            spent_month_micros=6, spent_previous_month_micros=11, version=3)
         with storage.uow() as uow:
             uow.wallets.create(wallet)
             uow.commit()
@@ -180,6 +180,26 @@ class TestWalletRepository:
         assert (wallet.spend_day, wallet.spent_today_micros, wallet.spent_yesterday_micros) == (
             tomorrow.date(), 500, 1_000)
         assert wallet.spent_month_micros == 1_500
+
+    def test_a_debit_from_before_the_month_turned_still_meets_its_months_cap(self, storage: StorageBackend) -> None:
+        """It committed after the new month's first debit: the new month's counter must not hide the
+        old month's spend from it (the cap would let it through), nor may it count in the new month."""
+        org = new_org(storage)
+        fund(storage, org.id, 10**9)
+        last_day, first_day = datetime(2026, 3, 31, 23, 0, tzinfo=UTC), datetime(2026, 4, 1, 0, 0, 1, tzinfo=UTC)
+        late = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)
+        with storage.uow() as uow:
+            uow.wallets.set_limits(org.id, SpendLimits(monthly_cap_micros=1_000))
+            assert uow.wallets.debit(org.id, 900, last_day, usage_tx(org.id, 900, "march", last_day)).decision.allowed
+            assert uow.wallets.debit(org.id, 300, first_day, usage_tx(org.id, 300, "april", first_day)).decision.allowed
+            capped = uow.wallets.debit(org.id, 200, late, usage_tx(org.id, 200, "late", late)).decision
+            assert capped.reason == DenialReason.MONTHLY_BUDGET_REACHED
+            assert uow.wallets.debit(org.id, 100, late, usage_tx(org.id, 100, "late-small", late)).decision.allowed
+            uow.commit()
+        with storage.uow() as uow:
+            wallet = uow.wallets.get(org.id)
+        assert (wallet.spend_month, wallet.spent_month_micros, wallet.spent_previous_month_micros) == (
+            "2026-04", 300, 1_000)
 
     def test_the_subscription_gate_is_enforced(self, storage: StorageBackend) -> None:
         org = new_org(storage)

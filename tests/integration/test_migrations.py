@@ -103,3 +103,23 @@ def test_offline_mode_renders_postgresql_ddl() -> None:
     assert "CREATE TABLE wallets" in ddl
     assert "CREATE UNIQUE INDEX uq_usage_buckets_open" in ddl and "WHERE invoice_id IS NULL" in ddl
     assert "TIMESTAMP WITH TIME ZONE" in ddl and "BIGSERIAL" in ddl
+
+
+def test_0002_keeps_existing_wallets_and_starts_their_previous_month_at_zero(engine: Engine) -> None:
+    downgrade(engine, "0001")
+    org = "00000000000040008000000000000042" if engine.dialect.name == "sqlite" else \
+        "00000000-0000-4000-8000-000000000042"
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO organizations (id, name, created_at, currency_iso) "
+                                "VALUES (:id, 'Acme', '2026-03-01 00:00:00+00:00', 'USD')"), {"id": org})
+        connection.execute(text(
+            "INSERT INTO wallets (organization_id, wallet_micros, unbilled_micros, credit_line_micros, "
+            "minimum_production_credit_micros, gate_grace_days, spent_today_micros, spent_yesterday_micros, "
+            "spend_month, spent_month_micros, version) VALUES (:id, 5, 0, 0, 0, 0, 0, 0, '2026-03', 7, 2)"),
+            {"id": org})
+    migrate(engine)
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT wallet_micros, spent_month_micros, spent_previous_month_micros, "
+                                      "version FROM wallets")).one()
+    assert tuple(row) == (5, 7, 0, 2)
+    assert _diffs(engine, metadata) == []

@@ -132,12 +132,30 @@ def test_a_late_debit_from_before_midnight_is_booked_on_yesterday() -> None:
     assert counters_at(w, datetime(2026, 3, 15, 8, tzinfo=UTC)) == SpendCounters(2 * DOLLAR, DOLLAR, 3 * DOLLAR)
 
 
-def test_a_late_debit_from_last_month_does_not_count_in_the_new_month() -> None:
+def test_a_late_debit_from_last_month_is_booked_on_last_month() -> None:
     w = fresh()
+    apply_spend(w, 5 * DOLLAR, datetime(2026, 3, 31, 20, tzinfo=UTC))
     apply_spend(w, 2 * DOLLAR, datetime(2026, 4, 1, 0, 0, 1, tzinfo=UTC))
-    apply_spend(w, DOLLAR, datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC))
-    assert w.spend_month == "2026-04" and w.spent_month_micros == 2 * DOLLAR
-    assert w.spent_yesterday_micros == DOLLAR
+    assert (w.spend_month, w.spent_month_micros, w.spent_previous_month_micros) == ("2026-04", 2 * DOLLAR, 5 * DOLLAR)
+    late = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)
+    # Seen from the late request's own time, the stored previous month is its month.
+    assert counters_at(w, late).month == 5 * DOLLAR
+    apply_spend(w, DOLLAR, late)
+    assert (w.spent_month_micros, w.spent_previous_month_micros) == (2 * DOLLAR, 6 * DOLLAR)
+    assert w.spent_yesterday_micros == 6 * DOLLAR
+    assert counters_at(w, datetime(2026, 4, 1, 8, tzinfo=UTC)).month == 2 * DOLLAR
+
+
+def test_the_previous_month_is_kept_only_for_the_month_right_before() -> None:
+    w = fresh()
+    apply_spend(w, 5 * DOLLAR, datetime(2026, 12, 31, 20, tzinfo=UTC))
+    apply_spend(w, DOLLAR, datetime(2027, 1, 1, 1, tzinfo=UTC))  # across a year, still the month before
+    assert (w.spend_month, w.spent_previous_month_micros) == ("2027-01", 5 * DOLLAR)
+    apply_spend(w, DOLLAR, datetime(2027, 3, 2, tzinfo=UTC))  # two months on: February spent nothing
+    assert (w.spend_month, w.spent_month_micros, w.spent_previous_month_micros) == ("2027-03", DOLLAR, 0)
+    assert counters_at(w, datetime(2027, 1, 31, tzinfo=UTC)).month == 0  # two months back: gone
+    apply_spend(w, DOLLAR, datetime(2027, 1, 31, tzinfo=UTC))
+    assert (w.spent_month_micros, w.spent_previous_month_micros) == (DOLLAR, 0)
 
 
 def test_a_debit_older_than_yesterday_never_moves_counters_back_in_time() -> None:

@@ -55,7 +55,7 @@ _WALLET_COLUMNS = (
     "organization_id", "wallet_micros", "unbilled_micros", "credit_line_micros",
     "minimum_production_credit_micros", "daily_budget_micros", "monthly_cap_micros", "gate_status",
     "gate_past_due_since", "gate_grace_days", "spend_day", "spent_today_micros", "spent_yesterday_micros",
-    "spend_month", "spent_month_micros", "version",
+    "spend_month", "spent_month_micros", "version", "spent_previous_month_micros",
 )
 _TX_COLUMNS = ("id", "organization_id", "idempotency_key", "kind", "description", "reason", "reference",
                "created_at", "wallet_balance_after")
@@ -75,7 +75,8 @@ CHUNK_ROWS = 100
 _SELECT_WALLET = f"SELECT {', '.join(_WALLET_COLUMNS)} FROM wallets WHERE organization_id = ?"  # noqa: S608  # nosec B608
 _UPDATE_WALLET = (
     "UPDATE wallets SET wallet_micros = ?, unbilled_micros = ?, version = ?, spend_day = ?, "
-    "spent_today_micros = ?, spent_yesterday_micros = ?, spend_month = ?, spent_month_micros = ? "
+    "spent_today_micros = ?, spent_yesterday_micros = ?, spend_month = ?, spent_month_micros = ?, "
+    "spent_previous_month_micros = ? "
     "WHERE organization_id = ? AND version = ?")
 _TX_VALUES = f"({', '.join('?' for _ in _TX_COLUMNS)})"
 _INSERT_TX_HEAD = f"INSERT INTO ledger_transactions ({', '.join(_TX_COLUMNS)}) VALUES "  # noqa: S608  # nosec B608
@@ -101,7 +102,8 @@ _PG_WRITE = (
     "SELECT t.seq, v.n - 1, ?, v.account, v.amount FROM t, "
     "unnest(?::text[], ?::bigint[]) WITH ORDINALITY AS v(account, amount, n)), "
     "u AS (UPDATE wallets SET wallet_micros = ?, unbilled_micros = ?, version = ?, spend_day = ?, "
-    "spent_today_micros = ?, spent_yesterday_micros = ?, spend_month = ?, spent_month_micros = ? "
+    "spent_today_micros = ?, spent_yesterday_micros = ?, spend_month = ?, spent_month_micros = ?, "
+    "spent_previous_month_micros = ? "
     "WHERE organization_id = ? AND version = ? AND EXISTS (SELECT 1 FROM t) RETURNING 1) "
     "SELECT (SELECT seq FROM t), (SELECT count(*) FROM u)")
 
@@ -302,7 +304,8 @@ class DriverStatements:
     def _wallet_update(self, w: WalletAccount, old_version: int) -> tuple[Any, ...]:
         return (w.wallet_micros, w.unbilled_micros, w.version,
                 None if w.spend_day is None else self._day(w.spend_day), w.spent_today_micros,
-                w.spent_yesterday_micros, w.spend_month, w.spent_month_micros, self._uuid(w.organization_id),
+                w.spent_yesterday_micros, w.spend_month, w.spent_month_micros, w.spent_previous_month_micros,
+                self._uuid(w.organization_id),
                 old_version)
 
     def _event_row(self, e: UsageEvent) -> tuple[Any, ...]:
@@ -328,7 +331,7 @@ class DriverStatements:
                                daily_budget_micros=r[5], monthly_cap_micros=r[6]),
             gate=SubscriptionGate(status=r[7], past_due_since=past_due_since, grace_days=r[9]),
             spend_day=spend_day, spent_today_micros=r[11], spent_yesterday_micros=r[12], spend_month=r[13],
-            spent_month_micros=r[14], version=r[15])
+            spent_month_micros=r[14], version=r[15], spent_previous_month_micros=r[16])
 
     # ------------------------------------------------------------------ running
 

@@ -104,7 +104,8 @@ def wallet_values(w: WalletAccount) -> Values:
         "unbilled_micros": w.unbilled_micros, **limits_values(w.limits), **gate_values(w.gate),
         "spend_day": w.spend_day, "spent_today_micros": w.spent_today_micros,
         "spent_yesterday_micros": w.spent_yesterday_micros, "spend_month": w.spend_month,
-        "spent_month_micros": w.spent_month_micros, "version": w.version,
+        "spent_month_micros": w.spent_month_micros, "spent_previous_month_micros": w.spent_previous_month_micros,
+        "version": w.version,
     }
 
 
@@ -129,7 +130,8 @@ def wallet_from_row(row: AnyRow) -> WalletAccount:
                               grace_days=row.gate_grace_days),
         spend_day=row.spend_day, spent_today_micros=row.spent_today_micros,
         spent_yesterday_micros=row.spent_yesterday_micros, spend_month=row.spend_month,
-        spent_month_micros=row.spent_month_micros, version=row.version,
+        spent_month_micros=row.spent_month_micros, spent_previous_month_micros=row.spent_previous_month_micros,
+        version=row.version,
     )
 
 

@@ -106,6 +106,7 @@ wallets = Table(
     Column("spend_month", String(7), nullable=True),
     Column("spent_month_micros", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),
+    Column("spent_previous_month_micros", BigInteger, nullable=False),
 )
 
 ledger_transactions = Table(
