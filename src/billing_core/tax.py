@@ -30,7 +30,20 @@ _VAT_FORMATS: dict[str, str] = {
     "SK": r"SK\d{10}", "GB": r"GB(\d{9}|\d{12}|GD\d{3}|HA\d{3})", "CH": r"CHE\d{9}(MWST|TVA|IVA)?",
     "NO": r"NO\d{9}(MVA)?", "AU": r"\d{11}", "CA": r"\d{9}(RT\d{4})?", "US": r"\d{2}-?\d{7}",
 }
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+# ISO 3166-1 alpha-2: the 249 officially assigned codes, and XK (Kosovo), user-assigned but used by
+# the EU, Stripe and invoicing services alike. Other user-assigned codes (AA, QM-QZ, XA-XZ, ZZ)
+# name no country and cannot go on a legal invoice.
+_COUNTRY_TABLE = """
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV
+BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES
+ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE
+IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY
+MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU
+NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM
+SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE
+VG VI VN VU WF WS YE YT ZA ZM ZW XK
+"""
+COUNTRIES = frozenset(_COUNTRY_TABLE.split())
 
 
 class TaxTreatment(StrEnum):
@@ -61,7 +74,8 @@ def normalize_tax_id(country: str, value: str) -> str:
 
 
 def check_country(country: object, field: str = "country") -> str:
-    if not isinstance(country, str) or not _COUNTRY.fullmatch(country):
+    """An assigned ISO 3166-1 alpha-2 code, upper case as given (``de`` and ``ZZ`` are refused)."""
+    if not isinstance(country, str) or country not in COUNTRIES:
         raise InvalidInput(field, "country must be an ISO 3166-1 alpha-2 code such as DE", code="invalid_country")
     return country
 

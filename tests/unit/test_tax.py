@@ -6,6 +6,7 @@ import pytest
 
 from billing_core.errors import InvalidInput
 from billing_core.tax import (
+    COUNTRIES,
     EU_COUNTRIES,
     REVERSE_CHARGE_NOTE,
     TaxConfig,
@@ -97,8 +98,11 @@ def test_countries_without_a_known_format_take_any_printable_id_of_1_to_32_chara
         assert info.value.field == "value"
 
 
-@pytest.mark.parametrize("country", ["de", "DEU", "D", "", "1A", "D E", "DE\n", None, 49])
-def test_country_must_be_an_alpha_2_code(country: object) -> None:
+@pytest.mark.parametrize("country", ["de", "DEU", "D", "", "1A", "D E", "DE\n", None, 49,
+                                     "ZZ", "XX", "AA", "QM", "UK", "EL", "EU"])
+def test_country_must_be_an_assigned_alpha_2_code(country: object) -> None:
+    """Also refused: user-assigned codes (ZZ, XX, AA, QM) and look-alikes that name no country
+    (UK is GB; EL is Greece's VAT prefix, its country is GR; EU is reserved)."""
     with pytest.raises(InvalidInput) as info:
         check_country(country)
     assert (info.value.field, info.value.code) == ("country", "invalid_country")
@@ -106,6 +110,12 @@ def test_country_must_be_an_alpha_2_code(country: object) -> None:
         with pytest.raises(InvalidInput) as through:
             check_tax_id(country, "DE123456789")
         assert through.value.field == "country"
+
+
+def test_every_assigned_code_and_kosovo_are_countries() -> None:
+    assert len(COUNTRIES) == 250 and "XK" in COUNTRIES
+    assert all(check_country(code) == code for code in COUNTRIES)
+    assert EU_COUNTRIES <= COUNTRIES
 
 
 def test_check_country_can_name_another_field() -> None:
