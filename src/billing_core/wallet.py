@@ -9,6 +9,7 @@ the ledger rows.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import date, datetime
 
@@ -61,9 +62,16 @@ def month_key(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-def _months_after(earlier: str, later: str) -> int:
-    """How many months ``later`` (a :func:`month_key`) is after ``earlier``; negative if before."""
-    return (int(later[:4]) - int(earlier[:4])) * 12 + int(later[5:7]) - int(earlier[5:7])
+def _month_number(day: date) -> int:
+    """Months since year 0: consecutive months are consecutive numbers, across years too."""
+    return day.year * 12 + day.month - 1
+
+
+@functools.lru_cache(maxsize=256)
+def _key_number(key: str) -> int:
+    """:func:`_month_number` of a stored :func:`month_key` (a wallet has one or two in its life
+    at a time, and this runs twice per debit)."""
+    return int(key[:4]) * 12 + int(key[5:7]) - 1
 
 
 class SpendCounters(msgspec.Struct, frozen=True):
@@ -90,7 +98,7 @@ def counters_at(wallet: WalletAccount, now: datetime) -> SpendCounters:
         spent_today = wallet.spent_yesterday_micros
     spent_month = 0
     if wallet.spend_month is not None:
-        behind = _months_after(month_key(today), wallet.spend_month)
+        behind = _key_number(wallet.spend_month) - _month_number(today)
         if behind == 0:
             spent_month = wallet.spent_month_micros
         elif behind == 1:
@@ -111,11 +119,10 @@ def apply_spend(wallet: WalletAccount, amount_micros: int, now: datetime) -> Non
         wallet.spend_day = today
         wallet.spent_today_micros = counters.today + amount_micros
         wallet.spent_yesterday_micros = counters.yesterday
-    month = month_key(today)
-    ahead = 1 if wallet.spend_month is None else _months_after(wallet.spend_month, month)
+    ahead = 1 if wallet.spend_month is None else _month_number(today) - _key_number(wallet.spend_month)
     if ahead > 0:
         wallet.spent_previous_month_micros = wallet.spent_month_micros if ahead == 1 else 0
-        wallet.spend_month, wallet.spent_month_micros = month, amount_micros
+        wallet.spend_month, wallet.spent_month_micros = month_key(today), amount_micros
     elif ahead == 0:
         wallet.spent_month_micros += amount_micros
     elif ahead == -1:
@@ -134,7 +141,10 @@ def apply_transaction(wallet: WalletAccount, tx: LedgerTransaction) -> LedgerTra
     Spend counters are not touched here: only an authorized usage debit counts as spend
     (:func:`apply_spend`), so the counters say what was consumed, refunds or not.
     """
-    wallet.wallet_micros += tx.delta(Account.WALLET)
-    wallet.unbilled_micros += tx.delta(Account.UNBILLED_USAGE)
+    for posting in tx.postings:  # one pass: this runs for every debit of the hot path
+        if posting.account is Account.WALLET:
+            wallet.wallet_micros += posting.amount_micros
+        elif posting.account is Account.UNBILLED_USAGE:
+            wallet.unbilled_micros += posting.amount_micros
     wallet.version += 1
     return msgspec.structs.replace(tx, wallet_balance_after=wallet.balance_micros)
