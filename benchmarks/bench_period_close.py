@@ -56,7 +56,7 @@ from billing_core.outbox import OutboxTopic
 from billing_core.services import invoicing, organizations, wallet
 from billing_core.services.context import BillingContext
 
-BENCH_ORGS = min(int(os.environ.get("BILLING_BENCH_CLOSE_ORGS", "200")), 1000)
+BENCH_ORGS = min(int(os.environ.get("BILLING_BENCH_CLOSE_ORGS", "1000")), 1000)
 HOURS = 720
 PERIOD = "2026-05"
 START = datetime(2026, 5, 1, tzinfo=UTC)
