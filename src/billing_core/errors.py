@@ -144,6 +144,17 @@ class ProviderUnavailable(PaymentError):
         super().__init__(message, code="provider_unavailable", retryable=True)
 
 
+class StorageUnavailable(BillingError):
+    """The database cannot be reached or dropped the connection: nothing of the unit of work was
+    committed, and the same request may be retried."""
+
+    code = "storage_unavailable"
+
+    def __init__(self, message: str = "the database is unavailable, try again later") -> None:
+        super().__init__(message)
+        self.retryable = True
+
+
 class LedgerImbalance(BillingError):
     """Every ledger transaction's postings sum to zero."""
 

@@ -3,6 +3,7 @@ the app on real SQLite storage (migrated) instead of the in-memory store."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,3 +140,24 @@ def test_the_api_on_sqlite_storage(sqlite_api: Api) -> None:
     assert event.status_code == 201, event.text
     assert client.get(org + "/usage_feed?limit=1", headers=member).json()["items"][0]["amount_micros"] == -80_000
     assert client.get(org + "/billing/overview", headers=world.headers("outsider")).status_code == 404
+
+
+def test_an_unreachable_database_is_a_503_problem_with_retry_after(tmp_path: Path) -> None:
+    """Nothing listens on the database port: every route that needs storage answers 503
+    ``storage_unavailable`` (not a 500), and the health check still answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    container = _container({"BILLING_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{closed}/test",
+                            "BILLING_DATA_DIR": str(tmp_path)})
+    with TestClient(create_app(container)) as client:
+        assert client.get("/healthz").status_code == 200
+        org = "/organizations/00000000-0000-4000-8000-00000000d3e0"
+        for method, path in (("GET", org + "/billing/overview"), ("POST", org + "/usage/authorize")):
+            response = client.request(method, path, json={} if method == "POST" else None,
+                                      headers={"Authorization": "Bearer bc_some_token_of_enough_length_0"})
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers["retry-after"] == "5"
+            assert response.json()["code"] == "storage_unavailable"
+    container.engine().dispose()

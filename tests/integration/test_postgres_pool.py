@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy import exc as sa_exc
 
 from adapters.sqlalchemy import SqlAlchemyUnitOfWork
 from adapters.sqlalchemy.engine import make_engine
+from billing_core.errors import StorageUnavailable
 from tests.contract.builders import fund, new_org, usage_tx
 from tests.storage_support import migrated_engine, require_postgres_url, sql_backend
 
@@ -65,9 +65,9 @@ def test_a_recently_used_connection_is_not_pinged_and_a_dead_one_fails_once(neve
     dead = _backend_pid(never_ping)
     _terminate(dead)
     tx = usage_tx(org.id, 100, "u")
-    with pytest.raises(sa_exc.DBAPIError) as failed, SqlAlchemyUnitOfWork(never_ping) as uow:
+    with pytest.raises(StorageUnavailable) as failed, SqlAlchemyUnitOfWork(never_ping) as uow:
         uow.wallets.debit(org.id, 100, tx.created_at, tx)
-    assert failed.value.connection_invalidated
+    assert failed.value.code == "storage_unavailable"  # a 503 over HTTP: nothing was committed, retry
     with SqlAlchemyUnitOfWork(never_ping) as uow:
         outcome = uow.wallets.debit(org.id, 100, tx.created_at, tx)
         uow.commit()

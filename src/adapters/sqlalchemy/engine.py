@@ -13,7 +13,8 @@ PostgreSQL: a pool sized for a threaded web server, and an optional ``schema`` p
 ``ping_after_idle_s`` is pinged before use and replaced if dead (server restart, idle-connection
 killer); one checked in more recently was working moments ago and goes straight to work, so a busy
 pool pays no ping round trip per unit of work (ADR 0007). If a connection dies anyway, the failing
-statement's disconnect error invalidates the pool, and the next unit of work reconnects.
+statement's disconnect error invalidates the pool, its unit of work raises ``StorageUnavailable``
+(nothing committed; HTTP 503), and the next unit of work reconnects.
 
 Nothing is created at import time: call :func:`make_engine` from the composition root.
 """

@@ -5,6 +5,8 @@
 * check / not-null violations, out-of-range numbers, malformed values → :class:`InvalidInput`
 * serialization failures, deadlocks, lock timeouts, a busy SQLite file → :class:`Conflict`
   (``concurrent_update``): the caller may retry the whole unit of work
+* a lost or refused connection (SQLSTATE class 08, the server shutting down, a connection the pool
+  had to invalidate) → :class:`~billing_core.errors.StorageUnavailable`: nothing was committed
 * a :class:`~billing_core.errors.BillingError` raised while binding a parameter (for example a naive
   datetime refused by :class:`~adapters.sqlalchemy.types.UtcDateTime`) comes out unwrapped.
 
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 from sqlalchemy import exc as sa_exc
 
-from billing_core.errors import BillingError, Conflict, InvalidInput, NotFound
+from billing_core.errors import BillingError, Conflict, InvalidInput, NotFound, StorageUnavailable
 
 # PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html)
 _PG_UNIQUE = "23505"
 _PG_FOREIGN_KEY = "23503"
 _PG_RETRYABLE = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock not available
 _PG_IN_FAILED_TRANSACTION = "25P02"
+_PG_SHUTTING_DOWN = frozenset({"57P01", "57P02", "57P03"})  # admin / crash shutdown, cannot connect now
 
 
 def translate(error: BaseException) -> BaseException:
@@ -41,6 +44,9 @@ def translate(error: BaseException) -> BaseException:
         return error
     sqlstate = getattr(orig, "sqlstate", None)
     message = str(orig)
+    if error.connection_invalidated or (isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in _PG_SHUTTING_DOWN)):
+        return StorageUnavailable("the database connection was lost; nothing was committed, retry")
     if isinstance(error, sa_exc.IntegrityError):
         constraint = _constraint_name(orig)
         if sqlstate == _PG_UNIQUE or "UNIQUE constraint failed" in message:

@@ -43,6 +43,7 @@ from adapters.sqlalchemy.subscriptions import (
 )
 from adapters.sqlalchemy.usage import SqlAlchemyUsageRepository
 from adapters.sqlalchemy.wallets import SqlAlchemyLedgerRepository, SqlAlchemyWalletRepository
+from billing_core.errors import StorageUnavailable
 
 
 class SqlAlchemyUnitOfWork:
@@ -129,7 +130,11 @@ class SqlAlchemyUnitOfWork:
     def __enter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("unit of work is already in use")
-        self._connection = self.engine.connect()
+        try:
+            self._connection = self.engine.connect()
+        except sa_exc.DBAPIError as error:
+            # No connection at all (server down, refused, authentication): nothing to retry inside.
+            raise StorageUnavailable("the database cannot be reached; try again later") from error
         self.committed = False
         return self
 

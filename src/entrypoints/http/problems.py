@@ -27,6 +27,7 @@ from billing_core.errors import (
     PaymentRequired,
     PermissionDenied,
     ProviderUnavailable,
+    StorageUnavailable,
     Unauthenticated,
 )
 from entrypoints.http.schemas import FieldError, Problem
@@ -65,7 +66,7 @@ def status_for(exc: BillingError) -> int:
         return 409
     if isinstance(exc, PaymentRequired):
         return 402
-    if isinstance(exc, ProviderUnavailable):
+    if isinstance(exc, ProviderUnavailable | StorageUnavailable):
         return 503
     if isinstance(exc, PaymentError):
         return 402
@@ -181,14 +182,15 @@ ERRORS: dict[int, ResponseSpec] = {
     403: _spec("The token's role or scopes do not grant this action"),
     404: _spec("Not found, or not in the token's organization"),
     422: _spec("Invalid input; `field` names the offending field"),
+    503: _spec("The database is unreachable: retry after `Retry-After` seconds (code storage_unavailable)"),
 }
 MUTATION_ERRORS: dict[int, ResponseSpec] = {
     **ERRORS,
     402: _spec("Payment required or the payment provider refused"),
     409: _spec("Conflicts with the current state, or the Idempotency-Key was used with another body"),
     413: _spec("The request body is larger than 1 MiB"),
-    503: _spec("A remote service (payment provider, tax-id verifier, invoicing) is down: retry after "
-               "`Retry-After` seconds (code provider_unavailable)"),
+    503: _spec("The database or a remote service (payment provider, tax-id verifier, invoicing) is down: "
+               "retry after `Retry-After` seconds (code storage_unavailable or provider_unavailable)"),
 }
 # A POST that changes nothing (the spend guard's question) still passes the Idempotency-Key and body checks.
 QUERY_POST_ERRORS: dict[int, ResponseSpec] = {**ERRORS, 409: MUTATION_ERRORS[409], 413: MUTATION_ERRORS[413]}
