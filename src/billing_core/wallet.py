@@ -62,16 +62,16 @@ def month_key(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-def _month_number(day: date) -> int:
+def _months(year: int, month: int) -> int:
     """Months since year 0: consecutive months are consecutive numbers, across years too."""
-    return day.year * 12 + day.month - 1
+    return year * 12 + month - 1
 
 
 @functools.lru_cache(maxsize=256)
 def _key_number(key: str) -> int:
-    """:func:`_month_number` of a stored :func:`month_key` (a wallet has one or two in its life
-    at a time, and this runs twice per debit)."""
-    return int(key[:4]) * 12 + int(key[5:7]) - 1
+    """:func:`_months` of a stored :func:`month_key`, parsed once: it is read twice per debit,
+    and only a few distinct keys are ever live."""
+    return _months(int(key[:4]), int(key[5:7]))
 
 
 class SpendCounters(msgspec.Struct, frozen=True):
@@ -98,7 +98,7 @@ def counters_at(wallet: WalletAccount, now: datetime) -> SpendCounters:
         spent_today = wallet.spent_yesterday_micros
     spent_month = 0
     if wallet.spend_month is not None:
-        behind = _key_number(wallet.spend_month) - _month_number(today)
+        behind = _key_number(wallet.spend_month) - _months(today.year, today.month)
         if behind == 0:
             spent_month = wallet.spent_month_micros
         elif behind == 1:
@@ -119,7 +119,7 @@ def apply_spend(wallet: WalletAccount, amount_micros: int, now: datetime) -> Non
         wallet.spend_day = today
         wallet.spent_today_micros = counters.today + amount_micros
         wallet.spent_yesterday_micros = counters.yesterday
-    ahead = 1 if wallet.spend_month is None else _month_number(today) - _key_number(wallet.spend_month)
+    ahead = 1 if wallet.spend_month is None else _months(today.year, today.month) - _key_number(wallet.spend_month)
     if ahead > 0:
         wallet.spent_previous_month_micros = wallet.spent_month_micros if ahead == 1 else 0
         wallet.spend_month, wallet.spent_month_micros = month_key(today), amount_micros

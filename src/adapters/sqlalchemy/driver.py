@@ -73,11 +73,12 @@ assert set(_EVENT_COLUMNS) == set(usage_events.c.keys())
 CHUNK_ROWS = 100
 
 _SELECT_WALLET = f"SELECT {', '.join(_WALLET_COLUMNS)} FROM wallets WHERE organization_id = ?"  # noqa: S608  # nosec B608
+# What a balance change stores, in the order of ``DriverStatements._wallet_update``; shared by the
+# plain update and PostgreSQL's one-statement write so the two cannot drift apart.
 _UPDATE_WALLET = (
     "UPDATE wallets SET wallet_micros = ?, unbilled_micros = ?, version = ?, spend_day = ?, "
     "spent_today_micros = ?, spent_yesterday_micros = ?, spend_month = ?, spent_month_micros = ?, "
-    "spent_previous_month_micros = ? "
-    "WHERE organization_id = ? AND version = ?")
+    "spent_previous_month_micros = ? WHERE organization_id = ? AND version = ?")
 _TX_VALUES = f"({', '.join('?' for _ in _TX_COLUMNS)})"
 _INSERT_TX_HEAD = f"INSERT INTO ledger_transactions ({', '.join(_TX_COLUMNS)}) VALUES "  # noqa: S608  # nosec B608
 _ON_TX_CONFLICT = " ON CONFLICT (organization_id, idempotency_key) DO NOTHING"
@@ -101,10 +102,7 @@ _PG_WRITE = (
     "p AS (INSERT INTO ledger_postings (transaction_seq, line_no, organization_id, account, amount_micros) "
     "SELECT t.seq, v.n - 1, ?, v.account, v.amount FROM t, "
     "unnest(?::text[], ?::bigint[]) WITH ORDINALITY AS v(account, amount, n)), "
-    "u AS (UPDATE wallets SET wallet_micros = ?, unbilled_micros = ?, version = ?, spend_day = ?, "
-    "spent_today_micros = ?, spent_yesterday_micros = ?, spend_month = ?, spent_month_micros = ?, "
-    "spent_previous_month_micros = ? "
-    "WHERE organization_id = ? AND version = ? AND EXISTS (SELECT 1 FROM t) RETURNING 1) "
+    f"u AS ({_UPDATE_WALLET} AND EXISTS (SELECT 1 FROM t) RETURNING 1) "
     "SELECT (SELECT seq FROM t), (SELECT count(*) FROM u)")
 
 
