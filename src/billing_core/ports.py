@@ -123,6 +123,16 @@ class WalletRepository(Protocol):
         """Raises NotFound."""
         ...
 
+    def lock(self, organization_id: uuid.UUID) -> WalletAccount:
+        """Lock the organization's wallet until the unit of work ends and return it as locked.
+
+        The organization's money lock (ADR 0009): every unit of work that moves money or grants
+        value for an organization takes it first, before reading the state it decides on, so
+        decisions of concurrent requests serialize and every such transaction takes its locks in
+        one order (wallet first). Raises NotFound.
+        """
+        ...
+
     def post(self, tx: LedgerTransaction) -> Posted:
         """Append a balanced transaction and move the stored balances, atomically.
 

@@ -267,6 +267,40 @@ class TestWalletRepository:
             assert credit_balance(uow.ledger.account_sums(org.id)) == 0
 
 
+    def test_lock_serializes_check_then_act(self, storage: StorageBackend) -> None:
+        """Eight units of work each lock the wallet, look for a grant and post one only if there is
+        none: under the lock exactly one of them finds nothing, on every backend."""
+        org = new_org(storage)
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                barrier.wait(timeout=10)
+                with storage.uow() as uow:
+                    uow.wallets.lock(org.id)
+                    if not uow.ledger.list(org.id, kinds=frozenset({EntryKind.GRANT})).items:
+                        uow.wallets.post(grant(org.id, 1_000, key=f"once-{n}"))
+                    uow.commit()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with storage.uow() as uow:
+            assert len(uow.ledger.list(org.id).items) == 1
+            assert uow.wallets.lock(org.id).wallet_micros == 1_000
+
+    def test_lock_of_an_unknown_wallet_is_not_found(self, storage: StorageBackend) -> None:
+        org = new_org(storage, wallet=False)
+        with storage.uow() as uow, pytest.raises(NotFound):
+            uow.wallets.lock(org.id)
+
+
 class TestDebitEqualsTheReferenceModel:
     """A seeded random walk of debits, replays, grants, limit and gate changes across days and
     months, run on the backend and on the in-memory reference in lock step: every outcome and every

@@ -198,6 +198,10 @@ class InMemoryWalletRepository(_Repo):
     def get(self, organization_id: uuid.UUID) -> WalletAccount:
         return _copy(self._wallet(organization_id))
 
+    def lock(self, organization_id: uuid.UUID) -> WalletAccount:
+        # The unit of work already holds the store's lock: units of work run one at a time.
+        return self.get(organization_id)
+
     def _append(self, wallet: WalletAccount, tx: LedgerTransaction) -> LedgerTransaction:
         stored = apply_transaction(wallet, tx)
         self.j.set(self.s.ledger, stored.id, stored)

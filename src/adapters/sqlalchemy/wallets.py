@@ -85,6 +85,9 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
             raise NotFound("wallet", organization_id)
         return rows.wallet_from_row(row)
 
+    def lock(self, organization_id: uuid.UUID) -> WalletAccount:
+        return self._lock(organization_id)
+
     def post(self, tx: LedgerTransaction) -> Posted:
         check_balanced(tx)
         wallet = self._lock(tx.organization_id)
