@@ -53,7 +53,7 @@ from billing_core.catalog import Catalog, load_catalog
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import MICROS_PER_CENT
 from billing_core.outbox import OutboxTopic
-from billing_core.services import invoicing, organizations, wallet
+from billing_core.services import invoicing, organizations, reconcile, wallet
 from billing_core.services.context import BillingContext
 
 BENCH_ORGS = min(int(os.environ.get("BILLING_BENCH_CLOSE_ORGS", "1000")), 1000)
@@ -268,7 +268,7 @@ def _interleaved(case: str, seeded: _Seeded, db: _Driver, aggregate: Callable[[]
         assert report.invoices_created == orgs, report
         if round_no == 0:
             for org_id in seeded.org_ids:
-                wallet.reconcile(seeded.ctx, organization_id=org_id, strict=True)
+                reconcile.reconcile(seeded.ctx, organization_id=org_id, strict=True)
         seeded.undo()
     return CaseResult(case, Measurement("project", orgs, project_times), Measurement("baseline", orgs, baseline_times),
                       {**notes, "organizations": orgs, "buckets": seeded.rows, "rounds": REPEAT,

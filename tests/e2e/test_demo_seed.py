@@ -29,4 +29,4 @@ def test_every_ended_month_is_closed_by_the_seed(now: datetime) -> None:
     with billing.ctx.uow() as uow:
         invoices = uow.invoices.list(DEMO_ORGANIZATION_ID, limit=100).items
     assert len(invoices) >= 2
-    assert services.wallet.reconcile(billing.ctx, organization_id=DEMO_ORGANIZATION_ID).clean
+    assert services.reconcile.reconcile(billing.ctx, organization_id=DEMO_ORGANIZATION_ID).clean

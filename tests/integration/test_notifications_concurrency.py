@@ -27,7 +27,7 @@ from billing_core.billing_settings import SpendManagement
 from billing_core.catalog import load_catalog
 from billing_core.outbox import OutboxTopic
 from billing_core.permissions import Permission
-from billing_core.services import metering, organizations, payment_methods, settings, subscriptions, wallet
+from billing_core.services import metering, organizations, payment_methods, reconcile, settings, subscriptions, wallet
 from billing_core.services.context import BillingContext
 from billing_core.spend_guard import DenialReason
 from tests.storage_support import migrated_engine
@@ -125,6 +125,6 @@ def test_concurrent_debits_queue_each_notice_once(engine: Engine) -> None:
     assert recharges[0].payload == {"amount_micros": RECHARGE_AMOUNT, "payment_method_id": str(method.id)}
     assert not [m for m in messages if m.topic not in (OutboxTopic.EMAIL, OutboxTopic.AUTO_RECHARGE)]
 
-    result = wallet.reconcile(ctx, organization_id=org.id)
+    result = reconcile.reconcile(ctx, organization_id=org.id)
     assert result.clean, result
     assert result.uninvoiced_usage_micros == BUDGET

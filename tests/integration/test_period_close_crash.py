@@ -33,7 +33,7 @@ from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
 from adapters.sqlalchemy.uow import SqlAlchemyUnitOfWork
 from billing_core.catalog import load_catalog
 from billing_core.permissions import Permission
-from billing_core.services import invoicing, metering, organizations, subscriptions, wallet
+from billing_core.services import invoicing, metering, organizations, reconcile, subscriptions, wallet
 from billing_core.services.context import BillingContext
 from tests.storage_support import migrated_database
 from tests.support.processes import worker
@@ -246,6 +246,6 @@ def _check_exact(ctx: BillingContext, engine: Engine, usage: dict[uuid.UUID, int
     assert {key for _org, key, _payload in state.legal_messages} == {f"legal-invoice:{i}" for i in invoice_ids}
     assert state.counts["open_buckets"] == 0
     for org_id in usage:
-        result = wallet.reconcile(ctx, organization_id=org_id)
+        result = reconcile.reconcile(ctx, organization_id=org_id)
         assert result.clean, result
         assert result.uninvoiced_usage_micros == 0 and result.ledger_unbilled_micros == 0

@@ -45,7 +45,7 @@ def _deliver(ctx: BillingContext, stub: StripeStub, event_type: str, obj: dict[s
 
 
 def _balance(ctx: BillingContext, actor: Actor, org_id: uuid.UUID) -> int:
-    assert services.wallet.reconcile(ctx, organization_id=org_id).clean
+    assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
     return services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros
 
 

@@ -190,7 +190,7 @@ def test_random_concurrent_operations_keep_the_books_consistent(database: tuple[
 
 def _check_books(ctx: BillingContext, engine: Any, org_ids: list[uuid.UUID]) -> None:
     for org_id in org_ids:
-        report = services.wallet.reconcile(ctx, organization_id=org_id)
+        report = services.reconcile.reconcile(ctx, organization_id=org_id)
         assert report.clean, report
         with ctx.uow() as uow:
             wallet = uow.wallets.get(org_id)

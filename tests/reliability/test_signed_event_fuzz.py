@@ -109,4 +109,4 @@ def test_any_signed_object_is_processed_ignored_or_a_4xx() -> None:
 
     deliver()
     assert {"processed", "ignored"} <= outcomes, outcomes
-    assert services.wallet.reconcile(ctx, organization_id=world.org).clean
+    assert services.reconcile.reconcile(ctx, organization_id=world.org).clean

@@ -106,7 +106,7 @@ class WalletMachine(RuleBasedStateMachine):
     def ledger_reconciles(self) -> None:
         if not hasattr(self, "org"):
             return
-        report = services.wallet.reconcile(self.billing.ctx, organization_id=self.org)
+        report = services.reconcile.reconcile(self.billing.ctx, organization_id=self.org)
         assert report.clean, report
 
     @invariant()

@@ -41,7 +41,7 @@ def _actors(billing: InMemoryBilling) -> tuple[uuid.UUID, Actor, Actor, Actor, A
 
 
 def _assert_reconciles(billing: InMemoryBilling, org_id: uuid.UUID) -> None:
-    report = services.wallet.reconcile(billing.ctx, organization_id=org_id)
+    report = services.reconcile.reconcile(billing.ctx, organization_id=org_id)
     assert report.clean, report
 
 

@@ -82,7 +82,7 @@ def test_checkout_to_recovery_through_events(billing: InMemoryBilling) -> None:
                                           quantity=25).allowed
     overview = services.wallet.overview(ctx, ada, organization_id=org_id)
     assert overview.credit_balance_micros == balance_after_activation - 3 * DOLLAR
-    assert services.wallet.reconcile(ctx, organization_id=org_id).clean
+    assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
 
 
 def test_credits_land_only_when_the_payment_succeeds(billing: InMemoryBilling) -> None:
@@ -105,7 +105,7 @@ def test_credits_land_only_when_the_payment_succeeds(billing: InMemoryBilling) -
     assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
     kinds = [e.kind for e in services.wallet.balance_history(ctx, ada, organization_id=org_id).items]
     assert kinds == ["payment_reversal", "top_up"]
-    assert services.wallet.reconcile(ctx, organization_id=org_id).clean
+    assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
 
 
 def test_forged_or_unsigned_events_change_nothing(billing: InMemoryBilling) -> None:

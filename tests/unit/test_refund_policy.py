@@ -161,4 +161,4 @@ def test_credits_used_since_the_last_invoice_are_not_refunded() -> None:
     assert (request.decision.amount_cents, request.decision.credits_micros) == (1000, 10 * DOLLAR)
     overview = services.wallet.overview(ctx, ada, organization_id=org.id)
     assert overview.credit_balance_micros == 0
-    assert services.wallet.reconcile(ctx, organization_id=org.id).clean
+    assert services.reconcile.reconcile(ctx, organization_id=org.id).clean

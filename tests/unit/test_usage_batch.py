@@ -42,4 +42,4 @@ def test_batch_stops_at_the_wallet_and_never_half_writes_bad_input() -> None:
     again = services.metering.report_usage_batch(ctx, svc, organization_id=org_id, events=[
         UsageEventInput(event_id="e0", product="compute", quantity=10)])
     assert again[0].replayed
-    assert services.wallet.reconcile(ctx, organization_id=org_id).clean
+    assert services.reconcile.reconcile(ctx, organization_id=org_id).clean

@@ -33,7 +33,7 @@ def test_void_keeps_numbering_gapless_and_the_ledger_balanced() -> None:
     assert again.voided_at == voided.voided_at
     applied = voided.credit_applied_cents * 10_000
     assert services.wallet.overview(ctx, owner, organization_id=org_id).wallet.total_credits == wallet_before + applied
-    assert services.wallet.reconcile(ctx, organization_id=org_id).clean
+    assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
 
     september = services.invoicing.close_period(ctx, period="2026-09").invoice_ids[0]
     numbers = [services.invoicing.get_invoice(ctx, owner, organization_id=org_id, invoice_id=i).number
@@ -41,4 +41,4 @@ def test_void_keeps_numbering_gapless_and_the_ledger_balanced() -> None:
     assert numbers == ["INV-000001", "INV-000002"]
     services.dispatch.dispatch(ctx, billing.deliverers)
     assert len(billing.legal.credit_notes) == 1
-    assert services.wallet.reconcile(ctx, organization_id=org_id).clean
+    assert services.reconcile.reconcile(ctx, organization_id=org_id).clean

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from enum import StrEnum
 
 import msgspec
 
 from billing_core.billing_settings import AutoRecharge, InvoiceAddress, SpendManagement
 from billing_core.credit_packs import PackOffer, check_add_credits_amount, check_pack, pack_offer
-from billing_core.errors import Conflict, InvalidInput, NotFound, ReconciliationFailed
+from billing_core.errors import Conflict, InvalidInput, NotFound
 from billing_core.feed import BALANCE_HISTORY_KINDS, FEED_KINDS, FeedEntry, entry
 from billing_core.grace_window import GraceWindow
 from billing_core.ledger import Account, EntryKind, transfer
@@ -381,38 +380,3 @@ def grant_credits(ctx: BillingContext, *, organization_id: uuid.UUID, amount_mic
             description=description, reason=reason, created_at=ctx.clock.now(),
             source=Account.PROMOTIONAL_GRANTS, target=Account.WALLET, amount_micros=amount_micros))
         uow.commit()
-
-
-class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
-    organization_id: uuid.UUID
-    stored_wallet_micros: int
-    ledger_wallet_micros: int
-    stored_unbilled_micros: int
-    ledger_unbilled_micros: int
-    uninvoiced_usage_micros: int
-    ledger_total_micros: int
-
-    @property
-    def clean(self) -> bool:
-        return (self.stored_wallet_micros == self.ledger_wallet_micros
-                and self.stored_unbilled_micros == self.ledger_unbilled_micros
-                and -self.ledger_unbilled_micros == self.uninvoiced_usage_micros
-                and self.ledger_total_micros == 0)
-
-
-def reconcile(ctx: BillingContext, *, organization_id: uuid.UUID, strict: bool = False) -> ReconcileReport:
-    """Prove the stored balances equal the sum of postings, the ledger sums to zero, and the
-    unbilled-usage account equals the uninvoiced hourly buckets."""
-    with ctx.uow() as uow:
-        wallet = uow.wallets.get(organization_id)
-        sums = uow.ledger.account_sums(organization_id)
-        far_future = datetime.max.replace(tzinfo=ctx.clock.now().tzinfo)
-        uninvoiced = sum(b.amount_micros for b in uow.usage.uninvoiced_totals(organization_id, far_future))
-    result = ReconcileReport(
-        organization_id=organization_id, stored_wallet_micros=wallet.wallet_micros,
-        ledger_wallet_micros=sums.get(Account.WALLET, 0), stored_unbilled_micros=wallet.unbilled_micros,
-        ledger_unbilled_micros=sums.get(Account.UNBILLED_USAGE, 0), uninvoiced_usage_micros=uninvoiced,
-        ledger_total_micros=sum(sums.values()))
-    if strict and not result.clean:
-        raise ReconciliationFailed(f"organization {organization_id} does not reconcile: {result}")
-    return result

@@ -146,7 +146,7 @@ def reconcile(organization: Annotated[str | None, typer.Option(help="Only this o
         org_ids = [uuid.UUID(organization)] if organization else uow.organizations.ids()
     bad = 0
     for org_id in org_ids:
-        report = services.wallet.reconcile(ctx, organization_id=org_id)
+        report = services.reconcile.reconcile(ctx, organization_id=org_id)
         if not report.clean:
             bad += 1
             typer.secho(f"NOT CLEAN {org_id}: {report}", fg=typer.colors.RED)
