@@ -24,10 +24,18 @@ $(STAMP_DEV): pyproject.toml $(LOCK) | $(BIN)/python
 run: $(STAMP_RUN)
 	$(BIN)/billing run
 
+# PostgreSQL tests run when BILLING_TEST_DATABASE_URL is set, or when PostgreSQL answers at this URL.
+PG_TEST_URL := postgresql+psycopg://postgres@127.0.0.1:5432/test
+PG_PROBE := import psycopg; psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=2).close()
+
 test: $(STAMP_DEV)
 	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/mypy --strict src tests examples
 	$(BIN)/lint-imports
+	@if [ -z "$$BILLING_TEST_DATABASE_URL" ] && $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \
+	  export BILLING_TEST_DATABASE_URL='$(PG_TEST_URL)'; fi; \
+	if [ -n "$$BILLING_TEST_DATABASE_URL" ]; then echo "storage under test: memory, sqlite, postgresql"; \
+	else echo "storage under test: memory, sqlite (PostgreSQL does not answer: its tests are SKIPPED)"; fi; \
 	$(BIN)/pytest
 
 bench: $(STAMP_DEV)

@@ -43,6 +43,15 @@ class OutboxMessage(msgspec.Struct, kw_only=True):
     sent_at: datetime | None = None
 
 
+class OutboxDepth(msgspec.Struct, frozen=True, kw_only=True):
+    """How much delivery work waits: what an operator watches."""
+
+    pending: int
+    oldest_pending_at: datetime | None
+    """When the oldest undelivered message was written (None when nothing is pending)."""
+    dead: int
+
+
 def new_message(*, organization_id: uuid.UUID, topic: OutboxTopic, payload: dict[str, Any],
                 created_at: datetime, dedupe_key: str) -> OutboxMessage:
     return OutboxMessage(id=uuid.uuid4(), organization_id=organization_id, topic=topic, payload=payload,

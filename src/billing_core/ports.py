@@ -23,7 +23,7 @@ from billing_core.checkout import CheckoutSession
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.organization import ApiToken, Membership, Organization
-from billing_core.outbox import OutboxMessage
+from billing_core.outbox import OutboxDepth, OutboxMessage
 from billing_core.payments import Payment, PaymentMethod, ProviderPaymentMethod
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.product_subscription import ProductSubscription
@@ -418,6 +418,11 @@ class OutboxRepository(Protocol):
 
     def list(self, *, status: str | None = None, organization_id: uuid.UUID | None = None,
              limit: int = 100) -> list[OutboxMessage]:
+        """Messages (of one status, of one organization), oldest first, at most ``limit``."""
+        ...
+
+    def depth(self) -> OutboxDepth:
+        """Counts across every organization: pending messages, the oldest one's time, dead letters."""
         ...
 
 
@@ -428,6 +433,25 @@ class InboxRepository(Protocol):
 
     def remember(self, source: str, event_id: str, received_at: datetime) -> bool:
         """Record an inbound event id; False if it was seen before (process it only when True)."""
+        ...
+
+
+class ScheduledJobRepository(Protocol):
+    """Leases on scheduled jobs, so that any number of workers run each job once per period."""
+
+    def claim(self, job: str, period: str, holder: str, now: datetime, lease_until: datetime) -> bool:
+        """Take ``job`` for ``period`` until ``lease_until``. False (nothing changed) when the job
+        was completed for ``period`` already or another holder's lease has not expired at ``now``;
+        a holder may renew its own lease. The claim is one conditional write, never a read first."""
+        ...
+
+    def complete(self, job: str, period: str, holder: str) -> bool:
+        """Record ``job`` done for ``period`` and release the lease; False (nothing changed) when
+        ``holder`` no longer holds it (its lease expired and another worker took the job)."""
+        ...
+
+    def last_completed(self, job: str) -> str | None:
+        """The period ``job`` was last completed for, or None."""
         ...
 
 
@@ -512,6 +536,10 @@ class UnitOfWork(Protocol):
 
     @property
     def idempotency(self) -> IdempotencyRepository:
+        ...
+
+    @property
+    def scheduled_jobs(self) -> ScheduledJobRepository:
         ...
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 STORAGE_BACKENDS = ("sqlalchemy", "memory")
 ENVIRONMENTS = ("development", "test", "production")
+LOG_FORMATS = ("text", "json")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -62,6 +63,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allow_private_webhook_urls: bool = False
     demo: bool = False
     """Seed the demo organization when the HTTP app starts (never in production)."""
+    worker: bool = True
+    """``billing serve`` / ``billing run`` deliver the outbox and run scheduled jobs in the same process."""
+    worker_interval_seconds: float = 1.0
+    """How often the background worker looks for due work: outbox messages wait at most about this long."""
+    log_format: str = "text"
+    """``text`` or ``json`` (one JSON object per line, for log shippers)."""
 
     def __repr__(self) -> str:
         return (f"Settings(env={self.env!r}, storage={self.storage!r}, "
@@ -118,6 +125,17 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     stripe_secret = _text(env, "BILLING_STRIPE_WEBHOOK_SECRET")
     if stripe_key and not stripe_secret:
         raise ConfigurationError("BILLING_STRIPE_WEBHOOK_SECRET is required with BILLING_STRIPE_API_KEY")
+    interval_text = _text(env, "BILLING_WORKER_INTERVAL") or "1"
+    try:
+        interval = float(interval_text)
+    except ValueError:
+        interval = -1.0
+    if not 0.05 <= interval <= 3600:
+        raise ConfigurationError("BILLING_WORKER_INTERVAL must be seconds between 0.05 and 3600, "
+                                 f"not {interval_text!r}")
+    log_format = (_text(env, "BILLING_LOG_FORMAT") or "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigurationError(f"BILLING_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     demo = _flag(env, "BILLING_DEMO", False)
     if demo and environment == "production":
         raise ConfigurationError("BILLING_DEMO cannot be used with BILLING_ENV=production")
@@ -140,6 +158,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         mail_from=_text(env, "BILLING_MAIL_FROM") or "billing@localhost",
         allow_private_webhook_urls=_flag(env, "BILLING_ALLOW_PRIVATE_WEBHOOK_URLS", False),
         demo=demo,
+        worker=_flag(env, "BILLING_WORKER", True),
+        worker_interval_seconds=interval,
+        log_format=log_format,
     )
 
 

@@ -20,7 +20,7 @@ from billing_core.checkout import CheckoutStatus
 from billing_core.errors import Conflict, InvalidInput, NotFound
 from billing_core.invoices import InvoiceStatus
 from billing_core.organization import ApiToken, Membership
-from billing_core.outbox import OutboxStatus
+from billing_core.outbox import OutboxDepth, OutboxStatus
 from billing_core.payments import PaymentStatus
 from billing_core.permissions import Permission, Role
 from billing_core.plan_subscription import SubscriptionStatus
@@ -617,6 +617,23 @@ class TestOutboxRepository:
             uow.commit()
         with storage.uow() as uow:
             assert uow.outbox.list(organization_id=org.id) == [message]
+
+    def test_depth_counts_pending_and_dead_across_organizations(self, storage: StorageBackend) -> None:
+        with storage.uow() as uow:
+            assert uow.outbox.depth() == OutboxDepth(pending=0, oldest_pending_at=None, dead=0)
+        one, two = new_org(storage), new_org(storage, name="Other")
+        oldest = outbox_message(one.id, "d1", created_at=NOW - timedelta(hours=3))
+        newer = outbox_message(two.id, "d2", created_at=NOW - timedelta(hours=1))
+        sent = outbox_message(one.id, "d3", created_at=NOW - timedelta(days=1))
+        sent.status = OutboxStatus.SENT
+        dead = outbox_message(two.id, "d4", created_at=NOW - timedelta(days=2))
+        dead.status = OutboxStatus.DEAD
+        with storage.uow() as uow:
+            for message in (newer, oldest, sent, dead):
+                uow.outbox.add(message)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.outbox.depth() == OutboxDepth(pending=2, oldest_pending_at=NOW - timedelta(hours=3), dead=1)
 
 
 class TestInboxRepository:

@@ -152,6 +152,8 @@ def test_an_unreachable_database_is_a_503_problem_with_retry_after(tmp_path: Pat
                             "BILLING_DATA_DIR": str(tmp_path)})
     with TestClient(create_app(container)) as client:
         assert client.get("/healthz").status_code == 200
+        not_ready = client.get("/readyz")
+        assert not_ready.status_code == 503 and not_ready.json()["code"] == "storage_unavailable"
         org = "/organizations/00000000-0000-4000-8000-00000000d3e0"
         for method, path in (("GET", org + "/billing/overview"), ("POST", org + "/usage/authorize")):
             response = client.request(method, path, json={} if method == "POST" else None,

@@ -98,8 +98,11 @@ def test_routes_that_take_no_token_say_so(api: Api) -> None:
     document = _document(api)
     assert document["security"] == [{"BearerToken": []}]
     public = {label for label, operation in _operations(document) if operation.get("security") == []}
-    assert public == {"GET /healthz", "POST /webhooks/stripe", "POST /guest_checkout_sessions"}
+    assert public == {"GET /healthz", "GET /readyz", "GET /metrics", "POST /webhooks/stripe",
+                      "POST /guest_checkout_sessions"}
     assert api.client.get("/healthz").status_code == 200
+    assert api.client.get("/readyz").status_code == 200
+    assert api.client.get("/metrics").status_code == 200
 
 
 def test_a_remote_outage_is_a_declared_503(api: Api, world: World) -> None:

@@ -161,7 +161,8 @@ def test_matrix_covers_every_authenticated_route(shared_api: Api) -> None:
     schema = shared_api.client.get("/openapi.json").json()
     documented = {(method.upper(), path) for path, ops in schema["paths"].items() for method in ops
                   if method in ("get", "post", "put", "delete")}
-    public = {("GET", "/healthz"), ("POST", "/webhooks/stripe"), ("POST", "/guest_checkout_sessions")}
+    public = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("POST", "/webhooks/stripe"),
+              ("POST", "/guest_checkout_sessions")}
     covered = set()
     for route in ROUTES:
         path = route.path.split("?")[0]

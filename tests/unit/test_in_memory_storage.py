@@ -117,6 +117,7 @@ def write_everything(uow: InMemoryUnitOfWork) -> None:
     uow.inbox.remember("stripe", "evt_1", NOW)
     uow.idempotency.put(StoredResponse(scope="s", key="k", request_hash="h", status_code=201, body=b"{}",
                                        content_type="application/json", created_at=NOW))
+    uow.scheduled_jobs.claim("close-period", "2026-02", "worker-1", NOW, NOW)
 
 
 def test_leaving_without_commit_undoes_every_write(seeded: InMemoryStore) -> None:

@@ -24,7 +24,7 @@ from billing_core.errors import Conflict, InvalidInput, NotFound
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
 from billing_core.organization import ApiToken, Membership, Organization
-from billing_core.outbox import OutboxMessage, OutboxStatus
+from billing_core.outbox import OutboxDepth, OutboxMessage, OutboxStatus
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, StoredResponse
@@ -96,6 +96,8 @@ class InMemoryStore:
         self.outbox_keys: dict[str, uuid.UUID] = {}
         self.inbox: dict[tuple[str, str], datetime] = {}
         self.idempotency: dict[tuple[str, str], StoredResponse] = {}
+        # job -> (period last completed, lease holder, lease end)
+        self.scheduled_jobs: dict[str, tuple[str | None, str | None, datetime | None]] = {}
         self.commits = 0
 
 
@@ -593,6 +595,11 @@ class InMemoryOutboxRepository(_Repo):
         rows.sort(key=lambda m: (m.created_at, str(m.id)))
         return [_copy(m) for m in rows[:limit]]
 
+    def depth(self) -> OutboxDepth:
+        pending = [m.created_at for m in self.s.outbox.values() if m.status == OutboxStatus.PENDING]
+        dead = sum(1 for m in self.s.outbox.values() if m.status == OutboxStatus.DEAD)
+        return OutboxDepth(pending=len(pending), oldest_pending_at=min(pending, default=None), dead=dead)
+
     def save(self, message: OutboxMessage) -> None:
         if message.id not in self.s.outbox:
             raise NotFound("outbox message", message.id)
@@ -629,6 +636,25 @@ class InMemoryIdempotencyRepository(_Repo):
         return True
 
 
+class InMemoryScheduledJobRepository(_Repo):
+    def claim(self, job: str, period: str, holder: str, now: datetime, lease_until: datetime) -> bool:
+        done, current, until = self.s.scheduled_jobs.get(job, (None, None, None))
+        if done == period or (current is not None and current != holder and until is not None and until >= now):
+            return False
+        self.j.set(self.s.scheduled_jobs, job, (done, holder, lease_until))
+        return True
+
+    def complete(self, job: str, period: str, holder: str) -> bool:
+        _, current, _ = self.s.scheduled_jobs.get(job, (None, None, None))
+        if current != holder:
+            return False
+        self.j.set(self.s.scheduled_jobs, job, (period, None, None))
+        return True
+
+    def last_completed(self, job: str) -> str | None:
+        return self.s.scheduled_jobs.get(job, (None, None, None))[0]
+
+
 class InMemoryUnitOfWork:
     """A unit of work over an :class:`InMemoryStore`. Records ``committed`` for tests."""
 
@@ -653,6 +679,7 @@ class InMemoryUnitOfWork:
         self.outbox = InMemoryOutboxRepository(s, j)
         self.inbox = InMemoryInboxRepository(s, j)
         self.idempotency = InMemoryIdempotencyRepository(s, j)
+        self.scheduled_jobs = InMemoryScheduledJobRepository(s, j)
 
     def __enter__(self) -> Self:
         if self._active:

@@ -11,16 +11,22 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
-from adapters.sqlalchemy.tables import idempotency_responses, inbox_events, outbox_messages, pending_outbox
+from adapters.sqlalchemy.tables import (
+    idempotency_responses,
+    inbox_events,
+    outbox_messages,
+    pending_outbox,
+    scheduled_jobs,
+)
 from billing_core.errors import NotFound
-from billing_core.outbox import OutboxMessage
+from billing_core.outbox import OutboxDepth, OutboxMessage, OutboxStatus
 from billing_core.ports import StoredResponse
 
-_o, _r, _i = outbox_messages.c, idempotency_responses.c, inbox_events.c
+_o, _r, _i, _j = outbox_messages.c, idempotency_responses.c, inbox_events.c, scheduled_jobs.c
 
 
 class SqlAlchemyOutboxRepository(SqlAlchemyRepository):
@@ -55,6 +61,11 @@ class SqlAlchemyOutboxRepository(SqlAlchemyRepository):
         query = query.order_by(_o.created_at, _o.id).limit(limit)
         return [rows.outbox_from_row(row) for row in self._execute(query)]
 
+    def depth(self) -> OutboxDepth:
+        pending = self._execute(select(func.count(), func.min(_o.created_at)).where(pending_outbox)).one()
+        dead = self._execute(select(func.count()).where(_o.status == OutboxStatus.DEAD.value)).scalar_one()
+        return OutboxDepth(pending=int(pending[0]), oldest_pending_at=pending[1], dead=int(dead))
+
 
 class SqlAlchemyInboxRepository(SqlAlchemyRepository):
     def seen(self, source: str, event_id: str) -> bool:
@@ -78,3 +89,27 @@ class SqlAlchemyIdempotencyRepository(SqlAlchemyRepository):
             self._insert(idempotency_responses).on_conflict_do_nothing(index_elements=["scope", "key"]),
             rows.stored_response_values(response))
         return bool(result.rowcount)
+
+
+class SqlAlchemyScheduledJobRepository(SqlAlchemyRepository):
+    """Job leases as one row per job: the claim is a conditional ``UPDATE`` whose row count says
+    who won, so two workers racing for a job never both run it."""
+
+    def claim(self, job: str, period: str, holder: str, now: datetime, lease_until: datetime) -> bool:
+        self._execute(self._insert(scheduled_jobs).on_conflict_do_nothing(index_elements=["name"]),
+                      {"name": job, "completed_period": None, "holder": None, "lease_until": None})
+        claim = (update(scheduled_jobs)
+                 .where(_j.name == job,
+                        or_(_j.completed_period.is_(None), _j.completed_period != period),
+                        or_(_j.holder.is_(None), _j.holder == holder, _j.lease_until < now))
+                 .values(holder=holder, lease_until=lease_until))
+        return bool(self._execute(claim).rowcount)
+
+    def complete(self, job: str, period: str, holder: str) -> bool:
+        done = (update(scheduled_jobs).where(_j.name == job, _j.holder == holder)
+                .values(completed_period=period, holder=None, lease_until=None))
+        return bool(self._execute(done).rowcount)
+
+    def last_completed(self, job: str) -> str | None:
+        row = self._execute(select(_j.completed_period).where(_j.name == job)).first()
+        return None if row is None else row[0]

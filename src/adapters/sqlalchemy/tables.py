@@ -379,3 +379,11 @@ idempotency_responses = Table(
     Column("content_type", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+scheduled_jobs = Table(
+    "scheduled_jobs", metadata,
+    Column("name", Text, primary_key=True),
+    Column("completed_period", Text, nullable=True),
+    Column("holder", Text, nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+)

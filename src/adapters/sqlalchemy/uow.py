@@ -29,6 +29,7 @@ from adapters.sqlalchemy.messaging import (
     SqlAlchemyIdempotencyRepository,
     SqlAlchemyInboxRepository,
     SqlAlchemyOutboxRepository,
+    SqlAlchemyScheduledJobRepository,
 )
 from adapters.sqlalchemy.organizations import SqlAlchemyOrganizationRepository
 from adapters.sqlalchemy.payments import (
@@ -124,6 +125,10 @@ class SqlAlchemyUnitOfWork:
     @cached_property
     def idempotency(self) -> SqlAlchemyIdempotencyRepository:
         return SqlAlchemyIdempotencyRepository(self)
+
+    @cached_property
+    def scheduled_jobs(self) -> SqlAlchemyScheduledJobRepository:
+        return SqlAlchemyScheduledJobRepository(self)
 
     # ------------------------------------------------------------------ context
 

@@ -6,6 +6,7 @@ of work. Calls to the payment provider happen outside database transactions.
 """
 
 from billing_core.services import (
+    background,
     dispatch,
     invoicing,
     metering,
@@ -24,6 +25,7 @@ from billing_core.services.context import BillingContext, BillingPolicy
 __all__ = [
     "BillingContext",
     "BillingPolicy",
+    "background",
     "dispatch",
     "invoicing",
     "metering",

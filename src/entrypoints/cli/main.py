@@ -1,4 +1,4 @@
-"""``billing``: run, serve, migrate, demo, close-period, dispatch, reconcile.
+"""``billing``: run, serve, worker, migrate, demo, close-period, dispatch, reconcile.
 
 Every command builds the one container (``entrypoints.container``) from ``BILLING_*`` environment
 variables, so the CLI and the HTTP service always use the same adapters.
@@ -7,7 +7,9 @@ variables, so the CLI and the HTTP service always use the same adapters.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import tempfile
 import time
 import uuid
 from typing import TYPE_CHECKING, Annotated
@@ -59,14 +61,54 @@ def demo() -> None:
         typer.echo(f"{role:>14} token: {secret}")
 
 
+WorkersOption = Annotated[int, typer.Option(min=1, max=64, help="Server processes (PostgreSQL only above 1).")]
+
+
 @app.command()
-def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
-    """Serve the HTTP API (and console) with uvicorn. Ctrl-C stops it cleanly."""
+def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: WorkersOption = 1) -> None:
+    """Serve the HTTP API (and console) with uvicorn, with the background worker in each process
+    unless BILLING_WORKER=false. Ctrl-C stops it cleanly."""
     import uvicorn
 
-    from entrypoints.http.app import create_app
+    from entrypoints.logs import uvicorn_log_config
+    from entrypoints.metrics import MULTIPROCESS_ENV
 
-    uvicorn.run(create_app(_container()), host=host, port=port, log_level="info")
+    settings = _container().settings()
+    if workers > 1:
+        if settings.storage != "sqlalchemy" or settings.database_url.startswith("sqlite"):
+            typer.secho("error [single_instance_storage]: --workers above 1 needs PostgreSQL "
+                        "(BILLING_DATABASE_URL=postgresql+psycopg://...); SQLite and memory storage serve one "
+                        "process", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2)
+        # Every server process writes its metrics here; a scrape of any one adds them all up.
+        os.environ.setdefault(MULTIPROCESS_ENV, tempfile.mkdtemp(prefix="billing-metrics-"))
+    uvicorn.run("entrypoints.http.app:served_app", factory=True, host=host, port=port, workers=workers,
+                log_config=uvicorn_log_config(settings.log_format), access_log=False)
+
+
+@app.command()
+def worker() -> None:
+    """Deliver the outbox and run scheduled jobs (period close) until Ctrl-C or SIGTERM, without
+    HTTP: the worker process of a topology of web processes plus workers."""
+    from entrypoints.logs import configure_logging
+    from entrypoints.worker import SECOND_SQLITE_INSTANCE, BackgroundWorker, SqliteInstanceLock
+
+    container = _container()
+    settings = container.settings()
+    configure_logging(settings.log_format)
+    instance = SqliteInstanceLock(settings.database_url if settings.storage == "sqlalchemy" else "sqlite://")
+    if not instance.acquire():
+        typer.secho(SECOND_SQLITE_INSTANCE.format(path=instance.path), fg=typer.colors.YELLOW, err=True)
+    background = BackgroundWorker(container.billing_context(), container.deliverers(),
+                                  interval=settings.worker_interval_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: background.stop(timeout=0))
+    typer.echo(f"billing worker {background.name}: delivering the outbox and running scheduled jobs", err=True)
+    try:
+        background.run_until_stopped()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        instance.release()
 
 
 @app.command()

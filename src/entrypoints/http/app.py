@@ -20,7 +20,7 @@ from entrypoints.container import Container
 from entrypoints.http.controllers.account import AccountController, guest_checkout
 from entrypoints.http.controllers.billing import BillingController
 from entrypoints.http.controllers.credits import CreditsController
-from entrypoints.http.controllers.health import healthz, openapi_json
+from entrypoints.http.controllers.health import healthz, metrics, openapi_json, readyz
 from entrypoints.http.controllers.invoices import InvoiceController, LegalInvoiceController, PaymentsDueController
 from entrypoints.http.controllers.payment_methods import PaymentMethodController
 from entrypoints.http.controllers.plans_checkout import OfflineCheckoutController, PlansController
@@ -31,7 +31,9 @@ from entrypoints.http.controllers.webhooks import stripe_webhook
 from entrypoints.http.middleware import authentication, idempotency
 from entrypoints.http.openapi import ClosedStructSchemaPlugin, declare_middleware
 from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.request_metrics import request_metrics
 from entrypoints.http.runtime import MAX_BODY_BYTES, Runtime, provide_actor, provide_ctx, provide_runtime
+from entrypoints.worker import SECOND_SQLITE_INSTANCE, BackgroundWorker, SqliteInstanceLock
 
 logger = logging.getLogger("entrypoints.http")
 
@@ -70,19 +72,39 @@ def api_router(*, offline_payments: bool) -> Router:
     return Router("/", route_handlers=handlers, middleware=[authentication, idempotency])
 
 
-def create_app(container: Container | None = None) -> Litestar:
-    """The HTTP service over ``container`` (one is built from ``BILLING_*`` variables if omitted)."""
+def create_app(container: Container | None = None, *, background: bool = False) -> Litestar:
+    """The HTTP service over ``container`` (one is built from ``BILLING_*`` variables if omitted).
+
+    ``background`` runs the background worker (outbox delivery, scheduled period close) in a thread
+    of this process from startup to shutdown: what ``billing serve`` does unless
+    ``BILLING_WORKER=false``. Embedded or test apps leave it off and dispatch themselves."""
     box = container if container is not None else Container()
     settings = box.settings()
     runtime = Runtime(ctx=box.billing_context(), deliverers=box.deliverers(),
-                      offline_payments=bool(box.offline_payments()), storage=settings.storage)
+                      offline_payments=bool(box.offline_payments()), storage=settings.storage,
+                      background_worker=background)
+    worker = BackgroundWorker(runtime.ctx, runtime.deliverers, interval=settings.worker_interval_seconds)
+    instance = SqliteInstanceLock(settings.database_url if settings.storage == "sqlalchemy" else "sqlite://")
 
     async def seed_demo_organization() -> None:
         if settings.demo:
             await anyio.to_thread.run_sync(_seed_demo, runtime)
 
+    async def start_background_worker() -> None:
+        if not background:
+            return
+        if not instance.acquire():
+            logger.warning(SECOND_SQLITE_INSTANCE.format(path=instance.path))
+        worker.start()
+
+    async def stop_background_worker() -> None:
+        if background:
+            await anyio.to_thread.run_sync(worker.stop)
+            instance.release()
+
     handlers: list[ControllerRouterHandler] = [api_router(offline_payments=runtime.offline_payments), healthz,
-                                               openapi_json, stripe_webhook, guest_checkout, *_console()]
+                                               readyz, metrics, openapi_json, stripe_webhook, guest_checkout,
+                                               *_console()]
     app = Litestar(
         route_handlers=handlers,
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -93,10 +115,19 @@ def create_app(container: Container | None = None) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=_openapi(),
         plugins=[ClosedStructSchemaPlugin()],
-        on_startup=[seed_demo_organization],
+        on_startup=[seed_demo_organization, start_background_worker],
+        on_shutdown=[stop_background_worker],
+        middleware=[request_metrics],
     )
     declare_middleware(app)
     return app
+
+
+def served_app() -> Litestar:
+    """The app as ``billing serve`` runs it (uvicorn's factory, one per server process): built from
+    ``BILLING_*`` variables, with the background worker unless ``BILLING_WORKER=false``."""
+    container = Container()
+    return create_app(container, background=container.settings().worker)
 
 
 def _console() -> list[ControllerRouterHandler]:

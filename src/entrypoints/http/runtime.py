@@ -35,6 +35,7 @@ class Runtime:
     deliverers: Deliverers
     offline_payments: bool
     storage: str
+    background_worker: bool = False
 
 
 def provide_runtime(state: State) -> Runtime:

@@ -75,6 +75,15 @@ class Health(msgspec.Struct):
     payments: str
 
 
+class Ready(msgspec.Struct):
+    status: str
+    storage: str
+    last_closed_period: str | None
+    """The last month the scheduled close completed (``YYYY-MM``), or null."""
+    background_worker: bool
+    """Whether this process delivers the outbox and runs scheduled jobs itself."""
+
+
 # --------------------------------------------------------------------------- request bodies
 
 

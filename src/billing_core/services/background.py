@@ -1,0 +1,68 @@
+"""The background work a served app or a worker does on its own: deliver the outbox and run the
+scheduled jobs (close last month).
+
+:func:`run_cycle` is one pass; the entrypoints call it every second or so from a thread. Any
+number of processes may run cycles against one database: outbox delivery claims messages with a
+lease (``dispatch``), and a scheduled job runs only for the worker that claimed its lease for the
+period (``ScheduledJobRepository``), so each job runs once per period and a worker that dies
+mid-job leaves it to another when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import msgspec
+
+from billing_core.services.context import BillingContext
+from billing_core.services.dispatch import Deliverers, DispatchReport, dispatch
+from billing_core.services.invoicing import CloseReport, close_period, previous_period
+
+CLOSE_PERIOD_JOB = "close-period"
+JOB_LEASE = timedelta(minutes=30)
+"""How long a claimed job stays with its worker; longer than a close of every organization takes."""
+DISPATCH_BATCH = 100
+
+
+class CycleReport(msgspec.Struct, kw_only=True):
+    dispatched: DispatchReport
+    closed: CloseReport | None = None
+    """The period close this cycle ran, if it was due and this worker won its lease."""
+    close_milliseconds: int | None = None
+    """How long that close took (wall time, for operators' metrics)."""
+
+
+def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_batches: int = 10) -> CycleReport:
+    """Deliver what is due (batch after batch while batches come back full, at most
+    ``max_batches``), then run the scheduled jobs that are due. ``holder`` names this worker in
+    job leases (unique per process)."""
+    total = DispatchReport()
+    for _ in range(max_batches):
+        batch = dispatch(ctx, deliverers, limit=DISPATCH_BATCH)
+        total.sent += batch.sent
+        total.retried += batch.retried
+        total.dead += batch.dead
+        if batch.sent + batch.retried + batch.dead < DISPATCH_BATCH:
+            break
+    started = time.monotonic_ns()
+    closed = close_last_period(ctx, holder=holder)
+    took = (time.monotonic_ns() - started) // 1_000_000
+    return CycleReport(dispatched=total, closed=closed, close_milliseconds=None if closed is None else took)
+
+
+def close_last_period(ctx: BillingContext, *, holder: str) -> CloseReport | None:
+    """Close the month before now, once: from the first cycle of a month (00:00 UTC on the 1st)
+    until some worker has completed it. None when it is done already or another worker holds it."""
+    now = ctx.clock.now()
+    period = previous_period(now)
+    with ctx.uow() as uow:
+        claimed = uow.scheduled_jobs.claim(CLOSE_PERIOD_JOB, period, holder, now, now + JOB_LEASE)
+        uow.commit()
+    if not claimed:
+        return None
+    report = close_period(ctx, period=period)
+    with ctx.uow() as uow:
+        uow.scheduled_jobs.complete(CLOSE_PERIOD_JOB, period, holder)
+        uow.commit()
+    return report
