@@ -40,6 +40,15 @@ class InvalidInput(BillingError):
             self.code = code
 
 
+class MalformedBody(InvalidInput):
+    """A body must be readable JSON, nested at most ``billing_core.payloads.MAX_JSON_DEPTH`` deep."""
+
+    code = "malformed_body"
+
+    def __init__(self, message: str, *, field: str = "body") -> None:
+        super().__init__(field, message)
+
+
 class NotFound(BillingError):
     """The thing does not exist, or not in the caller's organization."""
 

@@ -22,6 +22,7 @@ from billing_core.errors import (
     BillingError,
     Conflict,
     InvalidInput,
+    MalformedBody,
     NotFound,
     PaymentError,
     PaymentRequired,
@@ -55,7 +56,8 @@ class DebitDenied(PaymentRequired):
 def status_for(exc: BillingError) -> int:
     """The HTTP status of a core error."""
     if isinstance(exc, InvalidInput):
-        return 400 if exc.code == "invalid_signature" else 422
+        # A body that cannot be read at all, or an unverifiable provider event, is a bad request.
+        return 400 if isinstance(exc, MalformedBody) or exc.code == "invalid_signature" else 422
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Unauthenticated):
