@@ -99,6 +99,15 @@ class IdempotencyKeyReused(Conflict):
         self.key = key
 
 
+class EventIdReused(Conflict):
+    """A usage ``event_id`` names one event: reported again, it must be the same event."""
+
+    def __init__(self, event_id: str, *, field: str = "event_id") -> None:
+        super().__init__(f"event_id {event_id!r} was already reported with another product, project, quantity "
+                         "or occurred_at", code="event_id_reused", field=field)
+        self.event_id = event_id
+
+
 class IllegalTransition(Conflict):
     """Statuses (subscriptions, invoices, payments) move only along their transition tables."""
 

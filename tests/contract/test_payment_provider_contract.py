@@ -24,8 +24,8 @@ from adapters.stripe import StripePaymentProvider
 from billing_core.catalog import Catalog
 from billing_core.errors import InvalidInput, MalformedBody
 from billing_core.organization import Organization
-from billing_core.payments import PaymentType
 from billing_core.payloads import MAX_JSON_DEPTH
+from billing_core.payments import PaymentType
 from billing_core.ports import ChargeStatus, PaymentProvider
 from tests.support.stripe_stub import StripeStub, fixtures_or_skip, sign_payload
 
