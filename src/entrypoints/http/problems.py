@@ -179,7 +179,8 @@ def _spec(description: str) -> ResponseSpec:
 # Each status is declared with the body it really has. The 400 also replaces the `{status_code, detail}`
 # JSON body Litestar declares by itself on routes with parameters, which this app never sends.
 ERRORS: dict[int, ResponseSpec] = {
-    400: _spec("The request could not be read: malformed JSON (code malformed_body)"),
+    400: _spec("The request could not be read: malformed JSON, or JSON nested deeper than 64 levels "
+               "(code malformed_body)"),
     401: _spec("Missing, unknown, expired or revoked bearer token"),
     403: _spec("The token's role or scopes do not grant this action"),
     404: _spec("Not found, or not in the token's organization"),
@@ -197,7 +198,8 @@ MUTATION_ERRORS: dict[int, ResponseSpec] = {
 # A POST that changes nothing (the spend guard's question) still passes the Idempotency-Key and body checks.
 QUERY_POST_ERRORS: dict[int, ResponseSpec] = {**ERRORS, 409: MUTATION_ERRORS[409], 413: MUTATION_ERRORS[413]}
 WEBHOOK_ERRORS: dict[int, ResponseSpec] = {
-    400: _spec("Missing or bad Stripe-Signature (code invalid_signature); nothing was changed"),
+    400: _spec("Missing or bad Stripe-Signature (code invalid_signature), or a payload nested deeper than 64 "
+               "levels (code malformed_body); nothing was changed"),
     413: MUTATION_ERRORS[413],
     422: _spec("A signed event that lacks what its type needs (a completed checkout without its session id); "
                "nothing was changed"),
