@@ -14,6 +14,7 @@ from billing_core.catalog import Catalog, Plan, PlanCode, Product, load_catalog
 from billing_core.errors import (
     BillingError,
     Conflict,
+    EventIdReused,
     IdempotencyKeyReused,
     IllegalTransition,
     InvalidInput,
@@ -37,6 +38,7 @@ __all__ = [
     "BillingPolicy",
     "Catalog",
     "Conflict",
+    "EventIdReused",
     "IdempotencyKeyReused",
     "IllegalTransition",
     "InvalidInput",
