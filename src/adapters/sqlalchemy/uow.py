@@ -34,6 +34,7 @@ from adapters.sqlalchemy.organizations import SqlAlchemyOrganizationRepository
 from adapters.sqlalchemy.payments import (
     SqlAlchemyPaymentMethodRepository,
     SqlAlchemyPaymentRepository,
+    SqlAlchemyPlanChangeRepository,
     SqlAlchemyRefundRepository,
 )
 from adapters.sqlalchemy.settings import SqlAlchemySettingsRepository
@@ -108,6 +109,10 @@ class SqlAlchemyUnitOfWork:
     @cached_property
     def refunds(self) -> SqlAlchemyRefundRepository:
         return SqlAlchemyRefundRepository(self)
+
+    @cached_property
+    def plan_changes(self) -> SqlAlchemyPlanChangeRepository:
+        return SqlAlchemyPlanChangeRepository(self)
 
     @cached_property
     def checkouts(self) -> SqlAlchemyCheckoutRepository:
