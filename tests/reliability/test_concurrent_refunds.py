@@ -8,6 +8,7 @@ approval, one provider refund, -$50, 5,000 cents, and a clean reconcile, however
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,9 +116,8 @@ def test_conflicting_refunds_share_the_unused_credits_once(money: Money) -> None
                                   target=Account.REVENUE, amount_micros=60 * DOLLAR))
         uow.commit()
     payments = [first, second] * (CONCURRENCY // 2)
-    outcome = at_once([lambda p=p: services.refunds.request_refund(ctx, owner, organization_id=org_id,
-                                                                   payment_id=p)
-                       for p in payments])
+    outcome = at_once([functools.partial(services.refunds.request_refund, ctx, owner, organization_id=org_id,
+                                         payment_id=p) for p in payments])
     assert outcome.errors == []
     approved = [r for r in outcome.results if r.decision.status == "approved"]
     assert sum(r.decision.amount_cents for r in approved) == 4000
