@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,7 +74,7 @@ class Outcomes(Generic[T]):
     errors: list[BaseException]
 
 
-def at_once(calls: list[Callable[[], T]]) -> Outcomes[T]:
+def at_once(calls: Sequence[Callable[[], T]]) -> Outcomes[T]:
     """Run every call in its own thread, released together by a barrier; collect answers and errors."""
     barrier = threading.Barrier(len(calls))
     results: list[T] = []

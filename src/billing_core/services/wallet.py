@@ -9,7 +9,7 @@ import msgspec
 
 from billing_core.billing_settings import AutoRecharge, InvoiceAddress, SpendManagement
 from billing_core.credit_packs import PackOffer, check_add_credits_amount, check_pack, pack_offer
-from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.errors import Conflict, InvalidInput, NotFound, PaymentError
 from billing_core.feed import BALANCE_HISTORY_KINDS, FEED_KINDS, FeedEntry, entry
 from billing_core.grace_window import GraceWindow
 from billing_core.ledger import Account, EntryKind, transfer
@@ -169,6 +169,7 @@ def _charge(ctx: BillingContext, organization_id: uuid.UUID, purpose: PaymentPur
     """Record a pending payment, charge it off-session, settle what the provider answered."""
     cents = credits_micros // MICROS_PER_CENT
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         org = uow.organizations.get(organization_id)
         provider_method = _resolve_method(uow, organization_id, payment_method_id)
         payment = Payment(id=payment_id or uuid.uuid4(), organization_id=organization_id, purpose=purpose,
@@ -177,14 +178,21 @@ def _charge(ctx: BillingContext, organization_id: uuid.UUID, purpose: PaymentPur
                           payment_type=PaymentType.SEPA_DEBIT if provider_method.startswith("pm_sepa")
                           else PaymentType.CARD)
         existing = _existing_payment(uow, organization_id, payment.id)
-        if existing is not None:
+        if existing is not None and (existing.status != PaymentStatus.PENDING
+                                     or existing.provider_payment_id is not None):
             return existing
-        uow.payments.add(payment)
-        uow.commit()
+        if existing is None:
+            uow.payments.add(payment)
+            uow.commit()
+        else:
+            # Recorded before but the provider's answer never was (a crash, an outage): ask again
+            # with the same key, which never charges twice.
+            payment = existing
     customer_id = ensure_customer(ctx, organization_id)
     result = ctx.payments.charge(customer_id=customer_id, provider_payment_method_id=provider_method,
-                                 amount_cents=cents, currency_iso=payment.currency_iso,
-                                 description=f"{_PURPOSE_LABEL[purpose]} {format_credits(credits_micros)}",
+                                 amount_cents=payment.amount_cents, currency_iso=payment.currency_iso,
+                                 description=f"{_PURPOSE_LABEL[payment.purpose]} "
+                                             f"{format_credits(payment.credits_micros)}",
                                  reference=str(payment.id), idempotency_key=f"payment:{payment.id}")
     return record_charge_result(ctx, organization_id, payment.id, result)
 
@@ -198,21 +206,40 @@ def _existing_payment(uow: UnitOfWork, organization_id: uuid.UUID, payment_id: u
 
 def _crypto_payment(ctx: BillingContext, organization_id: uuid.UUID, credits_micros: int,
                     return_url: str | None) -> Payment:
+    """Record the pending payment, then open the provider's checkout keyed by it (ADR 0009): the
+    provider never holds a checkout we have no record of, so its payment always finds ours."""
     cents = credits_micros // MICROS_PER_CENT
     customer_id = ensure_customer(ctx, organization_id)
-    payment_id = uuid.uuid4()
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         org = uow.organizations.get(organization_id)
-    checkout = ctx.payments.create_crypto_checkout(
-        customer_id=customer_id, amount_cents=cents, currency_iso=org.currency_iso,
-        return_url=return_url or "/billing/credits", reference=str(payment_id),
-        idempotency_key=f"payment:{payment_id}")
-    payment = Payment(id=payment_id, organization_id=organization_id, purpose=PaymentPurpose.ADD_CREDITS,
-                      amount_cents=cents, currency_iso=org.currency_iso, credits_micros=credits_micros,
-                      status=PaymentStatus.PENDING, created_at=ctx.clock.now(), payment_type=PaymentType.CRYPTO,
-                      provider_payment_id=checkout.provider_session_id, client_secret=checkout.client_secret)
-    with ctx.uow() as uow:
+        payment = Payment(id=uuid.uuid4(), organization_id=organization_id, purpose=PaymentPurpose.ADD_CREDITS,
+                          amount_cents=cents, currency_iso=org.currency_iso, credits_micros=credits_micros,
+                          status=PaymentStatus.PENDING, created_at=ctx.clock.now(), payment_type=PaymentType.CRYPTO)
         uow.payments.add(payment)
+        uow.commit()
+    try:
+        checkout = ctx.payments.create_crypto_checkout(
+            customer_id=customer_id, amount_cents=cents, currency_iso=payment.currency_iso,
+            return_url=return_url or "/billing/credits", reference=str(payment.id),
+            idempotency_key=f"payment:{payment.id}")
+    except PaymentError as exc:
+        if not exc.retryable:
+            # Refused for good: the recorded payment fails rather than staying pending forever.
+            with ctx.uow() as uow:
+                uow.wallets.lock(organization_id)
+                failed = uow.payments.get(organization_id, payment.id)
+                _fail(ctx, uow, failed, exc.message)
+                uow.payments.save(failed)
+                uow.commit()
+        raise
+    with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
+        payment = uow.payments.get(organization_id, payment.id)
+        # A provider event may have settled it already; it found the payment by its reference.
+        payment.provider_payment_id = payment.provider_payment_id or checkout.provider_session_id
+        payment.client_secret = checkout.client_secret
+        uow.payments.save(payment)
         uow.commit()
     return payment
 
@@ -221,6 +248,7 @@ def record_charge_result(ctx: BillingContext, organization_id: uuid.UUID, paymen
                          result: ChargeResult) -> Payment:
     """Store the provider's answer; credits land only for a succeeded charge."""
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         payment = uow.payments.get(organization_id, payment_id)
         payment.provider_payment_id = payment.provider_payment_id or result.provider_payment_id
         payment.client_secret = result.client_secret
@@ -306,9 +334,12 @@ def settle_provider_payment(ctx: BillingContext, *, provider_payment_id: str | N
                             succeeded: bool, failure_message: str | None = None) -> Payment | None:
     """Apply a provider's final word on a payment (webhook). Unknown payments are ignored (None)."""
     with ctx.uow() as uow:
-        payment = _find_payment(uow, provider_payment_id, reference)
-        if payment is None:
+        found = _find_payment(uow, provider_payment_id, reference)
+        if found is None:
             return None
+        # Wallet first (ADR 0009), then the payment as it stands under the lock.
+        uow.wallets.lock(found.organization_id)
+        payment = uow.payments.get(found.organization_id, found.id)
         if provider_payment_id and payment.provider_payment_id != provider_payment_id:
             payment.provider_payment_id = provider_payment_id
         if succeeded:
@@ -337,8 +368,12 @@ def reverse_provider_payment(ctx: BillingContext, *, provider_payment_id: str, s
                              reason: str) -> Payment | None:
     """charge.refunded (in full) or charge.dispute.created for a settled payment."""
     with ctx.uow() as uow:
-        payment = uow.payments.by_provider_id(provider_payment_id)
-        if payment is None or payment.status != PaymentStatus.SUCCEEDED:
+        found = uow.payments.by_provider_id(provider_payment_id)
+        if found is None:
+            return None
+        uow.wallets.lock(found.organization_id)
+        payment = uow.payments.get(found.organization_id, found.id)
+        if payment.status != PaymentStatus.SUCCEEDED:
             return payment
         reverse_payment(ctx, uow, payment, status, reason)
         uow.payments.save(payment)
@@ -363,6 +398,7 @@ def run_auto_recharge(ctx: BillingContext, *, organization_id: uuid.UUID, amount
                          amount_cents=amount_micros // MICROS_PER_CENT, currency_iso=ctx.catalog.currency,
                          credits_micros=amount_micros, status=PaymentStatus.PENDING, created_at=ctx.clock.now())
         with ctx.uow() as uow:
+            uow.wallets.lock(organization_id)
             if _existing_payment(uow, organization_id, operation_id) is None:
                 uow.payments.add(failed)
                 _fail(ctx, uow, failed, exc.message)
@@ -375,6 +411,7 @@ def grant_credits(ctx: BillingContext, *, organization_id: uuid.UUID, amount_mic
                   idempotency_key: str, reason: str | None = None) -> None:
     """Promotional credits ("Free Trial Credits"), once per key."""
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         uow.wallets.post(transfer(
             organization_id=organization_id, idempotency_key=idempotency_key, kind=EntryKind.GRANT,
             description=description, reason=reason, created_at=ctx.clock.now(),
