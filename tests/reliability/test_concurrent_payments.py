@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,31 @@ def test_a_crypto_payment_is_recorded_before_the_provider_opens_its_checkout(mon
                                                 succeeded=True)
     assert _entries(ctx, org_id, EntryKind.TOP_UP) == [10 * DOLLAR]
     _assert_reconciles(ctx, org_id)
+
+
+def test_an_invoice_paid_and_voided_at_once_ends_one_way(money: Money) -> None:
+    """The provider says an open invoice was paid while an operator voids it: one of the two
+    happens, the other is refused, and the ledger holds exactly one of their entries."""
+    from billing_core.errors import Conflict
+    from billing_core.invoices import InvoiceStatus
+    from tests.contract.builders import invoice
+
+    ctx = money.ctx
+    org_id, _ = organization(ctx)
+    open_invoice = invoice(org_id, ctx.clock.now() - timedelta(days=40), number="INV-000001")
+    with ctx.uow() as uow:
+        uow.invoices.add(open_invoice)
+        uow.commit()
+    paid = functools.partial(services.invoicing.mark_invoice_paid, ctx, organization_id=org_id,
+                             invoice_id=open_invoice.id)
+    void = functools.partial(services.invoicing.void_invoice, ctx, organization_id=org_id,
+                             invoice_id=open_invoice.id, reason="issued in error")
+    outcome = at_once([paid, void] * (CONCURRENCY // 2))
+    assert all(isinstance(e, Conflict) for e in outcome.errors), outcome.errors
+    with ctx.uow() as uow:
+        final = uow.invoices.get(org_id, open_invoice.id).status
+        keys = [uow.ledger.get_by_key(org_id, f"invoice-{kind}:{open_invoice.id}") is not None
+                for kind in ("paid", "void")]
+    assert keys == ([True, False] if final == InvoiceStatus.PAID else [False, True])
+    assert {r.status for r in outcome.results} == {final}
+    assert len(outcome.errors) == CONCURRENCY // 2

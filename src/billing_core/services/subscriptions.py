@@ -262,9 +262,12 @@ def apply_provider_status(ctx: BillingContext, *, provider_subscription_id: str,
     sent it). Events may arrive out of order: one about a state older than the last applied, or
     asking for a move the table forbids, is stale and ignored."""
     with ctx.uow() as uow:
-        sub = uow.plan_subscriptions.by_provider_id(provider_subscription_id)
-        if sub is None:
+        found = uow.plan_subscriptions.by_provider_id(provider_subscription_id)
+        if found is None:
             return None
+        # Wallet first (ADR 0009): grants and trial expiries are decided on the state as locked.
+        uow.wallets.lock(found.organization_id)
+        sub = uow.plan_subscriptions.get(found.organization_id, found.id)
         if state_at is not None and sub.provider_state_at is not None and state_at < sub.provider_state_at:
             return sub
         before = sub.status
@@ -290,6 +293,7 @@ def apply_provider_status(ctx: BillingContext, *, provider_subscription_id: str,
 def set_status(ctx: BillingContext, *, organization_id: uuid.UUID, status: SubscriptionStatus) -> PlanSubscription:
     """Move the current subscription (offline provider, operators, tests). Illegal moves raise."""
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         sub = uow.plan_subscriptions.current(organization_id)
         if sub is None:
             raise NotFound("subscription", organization_id)
