@@ -168,3 +168,17 @@ def test_an_invoice_paid_and_voided_at_once_ends_one_way(money: Money) -> None:
     assert keys == ([True, False] if final == InvoiceStatus.PAID else [False, True])
     assert {r.status for r in outcome.results} == {final}
     assert len(outcome.errors) == CONCURRENCY // 2
+
+
+def test_concurrent_attaches_store_each_method_once_with_one_default(money: Money) -> None:
+    ctx = money.ctx
+    org_id, owner = organization(ctx)
+    same = at_once([functools.partial(services.payment_methods.attach, ctx, owner, organization_id=org_id,
+                                      provider_payment_method_id="pm_card_visa") for _ in range(CONCURRENCY)])
+    assert same.errors == [] and len({m.id for m in same.results}) == 1
+    others = at_once([functools.partial(services.payment_methods.attach, ctx, owner, organization_id=org_id,
+                                        provider_payment_method_id=f"pm_card_{n}") for n in range(CONCURRENCY)])
+    assert others.errors == []
+    methods = services.payment_methods.list_methods(ctx, owner, organization_id=org_id)
+    assert len(methods) == CONCURRENCY + 1
+    assert [m.provider_payment_method_id for m in methods if m.default] == ["pm_card_visa"]
