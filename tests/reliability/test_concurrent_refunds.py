@@ -179,3 +179,29 @@ def test_a_definitive_provider_refusal_gives_everything_back_once(money: Money) 
     retried = services.refunds.request_refund(ctx, owner, organization_id=org_id, payment_id=payment_id)
     assert retried.status.value == "succeeded"
     _assert_reconciles(ctx, org_id)
+
+
+def test_a_refund_refused_after_the_payment_was_disputed_gives_nothing_back(money: Money) -> None:
+    """A pending refund's credits are already out; the dispute reverses only the rest. When the
+    provider then refuses the refund, its credits follow the dispute, not the wallet."""
+    from billing_core.errors import PaymentError
+
+    ctx = money.ctx
+    org_id, payment_id, owner = _purchase(ctx, 50)
+    request_id = uuid.uuid4()
+    money.provider.fail_with = ProviderUnavailable()
+    with pytest.raises(ProviderUnavailable):
+        services.refunds.request_refund(ctx, owner, organization_id=org_id, payment_id=payment_id,
+                                        request_id=request_id)
+    paid = _payment(ctx, org_id, payment_id)
+    assert paid.provider_payment_id is not None
+    money.provider.fail_with = None
+    services.wallet.reverse_provider_payment(ctx, provider_payment_id=paid.provider_payment_id,
+                                             status=PaymentStatus.DISPUTED, reason="disputed")
+    money.provider.fail_with = PaymentError("charge disputed", code="charge_disputed")
+    failed = services.refunds.request_refund(ctx, owner, organization_id=org_id, payment_id=payment_id,
+                                             request_id=request_id)
+    assert failed.status.value == "failed"
+    assert _wallet(ctx, org_id) == 0
+    assert _payment(ctx, org_id, payment_id).refunded_cents == 0
+    _assert_reconciles(ctx, org_id)

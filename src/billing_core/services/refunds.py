@@ -140,6 +140,16 @@ def _fail(ctx: BillingContext, request: RefundRequest, message: str) -> RefundRe
                 kind=EntryKind.CREDIT_REFUND, description=f"Refund of payment {paid.provider_payment_id} failed",
                 reason=message[:500], created_at=ctx.clock.now(), source=Account.REFUNDS, target=Account.WALLET,
                 amount_micros=request.decision.credits_micros, reference=str(request.payment_id)))
+            if paid.status != PaymentStatus.SUCCEEDED:
+                # Reversed at the provider meanwhile (dispute, refund there): that reversal left out
+                # the credits this request had reserved, so they are reversed now instead of
+                # returning to the wallet.
+                uow.wallets.post(transfer(
+                    organization_id=request.organization_id,
+                    idempotency_key=f"payment-reversal:{paid.id}:{request.id}", kind=EntryKind.PAYMENT_REVERSAL,
+                    description=f"Reversal of payment {paid.provider_payment_id}", reason=f"payment {paid.status}",
+                    created_at=ctx.clock.now(), source=Account.WALLET, target=Account.PAYMENT_CLEARING,
+                    amount_micros=request.decision.credits_micros, reference=str(paid.id)))
         uow.commit()
         return uow.refunds.get(request.organization_id, request.id)
 
