@@ -49,3 +49,22 @@ def test_a_plan_change_replayed_keeps_its_invoice_and_a_stale_one_conflicts(api:
                             headers=po)
     _assert_problem(stale, 409, "plan_changed")
     assert len(api.payments.invoices) == 1
+
+
+def test_credits_retried_with_their_key_after_an_outage_are_one_payment_charged_once(api: Api,
+                                                                                    world: World) -> None:
+    owner = {**world.headers("owner"), "Idempotency-Key": "credits-1"}
+    before = api.client.get(_org(world, "/payments?limit=200"), headers=world.headers("member")).json()["items"]
+    api.payments.fail_with = ProviderUnavailable()
+    down = api.client.post(_org(world, "/credits"), json={"amount": "20.00"}, headers=owner)
+    _assert_problem(down, 503, "provider_unavailable")
+    api.payments.fail_with = None
+    charges = len(api.payments.charge_requests)
+    again = api.client.post(_org(world, "/credits"), json={"amount": "20.00"}, headers=owner)
+    assert again.status_code == 201, again.text
+    assert again.json()["status"] == "succeeded"
+    assert len(api.payments.charge_requests) == charges + 1
+    after = api.client.get(_org(world, "/payments?limit=200"), headers=world.headers("member")).json()["items"]
+    assert len(after) == len(before) + 1 and after[0]["id"] == again.json()["id"]
+    other = api.client.post(_org(world, "/credits"), json={"amount": "25.00"}, headers=owner)
+    _assert_problem(other, 409, "idempotency_key_reused")

@@ -134,25 +134,32 @@ _PURPOSE_KIND = {
 
 def add_credits(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, amount_micros: int,
                 payment_method_id: uuid.UUID | None = None, crypto: bool = False,
-                return_url: str | None = None) -> Payment:
-    """Charge $5-$5,000 to a saved method (or open a crypto checkout). Credits land when paid."""
+                return_url: str | None = None, payment_id: uuid.UUID | None = None) -> Payment:
+    """Charge $5-$5,000 to a saved method (or open a crypto checkout). Credits land when paid.
+
+    ``payment_id`` names the payment (over HTTP the ``Idempotency-Key`` maps to it): asking again
+    with it returns the recorded payment, or finishes one whose provider answer was lost with the
+    same provider key, never a second charge."""
     require(actor, Action.ADD_CREDITS, organization_id)
     amount = check_add_credits_amount(ctx.catalog, amount_micros)
     if crypto:
-        return _crypto_payment(ctx, organization_id, amount, return_url)
-    return _charge(ctx, organization_id, PaymentPurpose.ADD_CREDITS, amount, payment_method_id)
+        return _crypto_payment(ctx, organization_id, amount, return_url, payment_id=payment_id)
+    return _charge(ctx, organization_id, PaymentPurpose.ADD_CREDITS, amount, payment_method_id,
+                   payment_id=payment_id)
 
 
 def purchase_pack(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, pack_dollars: int,
-                  payment_method_id: uuid.UUID | None = None) -> Payment:
-    """Buy a credit pack: primary-owner only and only with an active subscription."""
+                  payment_method_id: uuid.UUID | None = None, payment_id: uuid.UUID | None = None) -> Payment:
+    """Buy a credit pack: primary-owner only and only with an active subscription. ``payment_id``
+    as for :func:`add_credits`."""
     require(actor, Action.PURCHASE_CREDIT_PACKS, organization_id)
     pack = check_pack(ctx.catalog, pack_dollars)
     with ctx.uow() as uow:
         subscription = uow.plan_subscriptions.current(organization_id)
     if subscription is None or not subscription.is_subscribed:
         raise Conflict("Subscribe to a plan first to purchase credit packs", code="subscription_required")
-    return _charge(ctx, organization_id, PaymentPurpose.CREDIT_PACK, pack.credits_micros, payment_method_id)
+    return _charge(ctx, organization_id, PaymentPurpose.CREDIT_PACK, pack.credits_micros, payment_method_id,
+                   payment_id=payment_id)
 
 
 def _resolve_method(uow: UnitOfWork, organization_id: uuid.UUID, payment_method_id: uuid.UUID | None) -> str:
@@ -178,6 +185,7 @@ def _charge(ctx: BillingContext, organization_id: uuid.UUID, purpose: PaymentPur
                           payment_type=PaymentType.SEPA_DEBIT if provider_method.startswith("pm_sepa")
                           else PaymentType.CARD)
         existing = _existing_payment(uow, organization_id, payment.id)
+        _check_same_payment(existing, purpose, credits_micros)
         if existing is not None and (existing.status != PaymentStatus.PENDING
                                      or existing.provider_payment_id is not None):
             return existing
@@ -197,6 +205,11 @@ def _charge(ctx: BillingContext, organization_id: uuid.UUID, purpose: PaymentPur
     return record_charge_result(ctx, organization_id, payment.id, result)
 
 
+def _check_same_payment(existing: Payment | None, purpose: PaymentPurpose, credits_micros: int) -> None:
+    if existing is not None and (existing.purpose, existing.credits_micros) != (purpose, credits_micros):
+        raise Conflict(f"payment {existing.id} was asked for with other details", code="idempotency_key_reused")
+
+
 def _existing_payment(uow: UnitOfWork, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment | None:
     try:
         return uow.payments.get(organization_id, payment_id)
@@ -205,7 +218,7 @@ def _existing_payment(uow: UnitOfWork, organization_id: uuid.UUID, payment_id: u
 
 
 def _crypto_payment(ctx: BillingContext, organization_id: uuid.UUID, credits_micros: int,
-                    return_url: str | None) -> Payment:
+                    return_url: str | None, *, payment_id: uuid.UUID | None = None) -> Payment:
     """Record the pending payment, then open the provider's checkout keyed by it (ADR 0009): the
     provider never holds a checkout we have no record of, so its payment always finds ours."""
     cents = credits_micros // MICROS_PER_CENT
@@ -213,11 +226,21 @@ def _crypto_payment(ctx: BillingContext, organization_id: uuid.UUID, credits_mic
     with ctx.uow() as uow:
         uow.wallets.lock(organization_id)
         org = uow.organizations.get(organization_id)
-        payment = Payment(id=uuid.uuid4(), organization_id=organization_id, purpose=PaymentPurpose.ADD_CREDITS,
-                          amount_cents=cents, currency_iso=org.currency_iso, credits_micros=credits_micros,
-                          status=PaymentStatus.PENDING, created_at=ctx.clock.now(), payment_type=PaymentType.CRYPTO)
-        uow.payments.add(payment)
-        uow.commit()
+        payment = Payment(id=payment_id or uuid.uuid4(), organization_id=organization_id,
+                          purpose=PaymentPurpose.ADD_CREDITS, amount_cents=cents, currency_iso=org.currency_iso,
+                          credits_micros=credits_micros, status=PaymentStatus.PENDING, created_at=ctx.clock.now(),
+                          payment_type=PaymentType.CRYPTO)
+        existing = _existing_payment(uow, organization_id, payment.id)
+        _check_same_payment(existing, PaymentPurpose.ADD_CREDITS, credits_micros)
+        if existing is not None and (existing.payment_type != PaymentType.CRYPTO
+                                     or existing.client_secret is not None
+                                     or existing.status != PaymentStatus.PENDING):
+            return existing
+        if existing is None:
+            uow.payments.add(payment)
+            uow.commit()
+        else:
+            payment = existing  # recorded, its checkout never opened (an outage): open it now
     try:
         checkout = ctx.payments.create_crypto_checkout(
             customer_id=customer_id, amount_cents=cents, currency_iso=payment.currency_iso,
