@@ -25,6 +25,7 @@ from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.organization import ApiToken, Membership, Organization
 from billing_core.outbox import OutboxDepth, OutboxMessage
 from billing_core.payments import Payment, PaymentMethod, ProviderPaymentMethod
+from billing_core.plan_change import PlanChange
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest
@@ -367,6 +368,12 @@ class PaymentRepository(Protocol):
         ...
 
     def save(self, payment: Payment) -> None:
+        """Persist changes of a copy loaded at ``payment.version`` and bump its version.
+
+        Raises Conflict (``concurrent_update``) when the stored version is no longer the loaded one
+        (someone saved in between: nothing is written), NotFound when it does not exist. Storage
+        refuses ``refunded_cents`` outside ``0..amount_cents`` (a CHECK on SQL) whatever the caller.
+        """
         ...
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50,
@@ -377,10 +384,56 @@ class PaymentRepository(Protocol):
 
 class RefundRepository(Protocol):
     def add(self, request: RefundRequest) -> None:
+        """Record a new request (denied, or approved and pending). Raises Conflict (``duplicate``)
+        if its id exists."""
+        ...
+
+    def get(self, organization_id: uuid.UUID, request_id: uuid.UUID) -> RefundRequest:
+        """Raises NotFound."""
+        ...
+
+    def complete(self, request: RefundRequest) -> bool:
+        """Store the outcome of a pending request: its ``status`` (SUCCEEDED or FAILED),
+        ``provider_refund_id``, ``failure_message`` and ``completed_at``, as one conditional write
+        on the stored request still being PENDING. True if this call completed it; False (nothing
+        written) if it was completed before: a request completes exactly once. Raises NotFound.
+        """
         ...
 
     def list(self, organization_id: uuid.UUID) -> list[RefundRequest]:
         """Newest first."""
+        ...
+
+
+class PlanChangeRepository(Protocol):
+    def add(self, change: PlanChange) -> None:
+        """Record a plan change. Raises Conflict (``plan_change_exists``) when the subscription
+        already has one for ``change.subscription_version`` (UNIQUE on SQL): one plan change, and so
+        one hosted invoice, per subscription version."""
+        ...
+
+    def get(self, organization_id: uuid.UUID, change_id: uuid.UUID) -> PlanChange:
+        """Raises NotFound."""
+        ...
+
+    def for_version(self, organization_id: uuid.UUID, subscription_id: uuid.UUID,
+                    subscription_version: int) -> PlanChange | None:
+        """The change decided on that version of the subscription, if any."""
+        ...
+
+    def latest(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanChange | None:
+        """The subscription's most recent change (highest version), if any."""
+        ...
+
+    def record_invoice(self, change: PlanChange) -> bool:
+        """Store the hosted invoice of a pending change (``status`` INVOICED, the invoice's id, URL
+        and status, ``completed_at``) as one conditional write on the stored change still being
+        PENDING. True if this call recorded it; False (nothing written) if it was recorded before.
+        Raises NotFound."""
+        ...
+
+    def list(self, organization_id: uuid.UUID) -> list[PlanChange]:
+        """Oldest first."""
         ...
 
 
@@ -523,6 +576,10 @@ class UnitOfWork(Protocol):
         ...
 
     @property
+    def plan_changes(self) -> PlanChangeRepository:
+        ...
+
+    @property
     def checkouts(self) -> CheckoutRepository:
         ...
 
@@ -647,12 +704,18 @@ class PaymentProvider(Protocol):
         ...
 
     def refund(self, *, provider_payment_id: str, amount_cents: int, idempotency_key: str) -> str:
-        """Refund part or all of a payment; returns the provider's refund id."""
+        """Refund part or all of a payment; returns the provider's refund id.
+
+        The same ``idempotency_key`` never refunds twice: a retry returns the first refund's id.
+        ProviderUnavailable (retryable) when the provider could not be reached; other PaymentErrors
+        are definitive refusals."""
         ...
 
     def issue_invoice(self, *, customer_id: str, amount_cents: int, currency_iso: str, description: str,
                       reference: str, idempotency_key: str) -> HostedInvoice:
-        """A finalized hosted invoice for ``amount_cents`` (plan changes, settled periods)."""
+        """A finalized hosted invoice for ``amount_cents`` (plan changes, settled periods).
+
+        The same ``idempotency_key`` never issues a second invoice: a retry returns the first."""
         ...
 
     def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:

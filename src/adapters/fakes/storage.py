@@ -26,10 +26,11 @@ from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_bal
 from billing_core.organization import ApiToken, Membership, Organization
 from billing_core.outbox import OutboxDepth, OutboxMessage, OutboxStatus
 from billing_core.payments import Payment, PaymentMethod
+from billing_core.plan_change import PlanChange, PlanChangeStatus
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, StoredResponse
 from billing_core.product_subscription import ProductSubscription
-from billing_core.refund_policy import RefundRequest
+from billing_core.refund_policy import RefundRequest, RefundStatus
 from billing_core.spend_guard import Decision, decide
 from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets, truncate_to_hour
 from billing_core.wallet import (
@@ -91,6 +92,7 @@ class InMemoryStore:
         self.tax_registrations: dict[uuid.UUID, TaxRegistration] = {}
         self.payments: dict[uuid.UUID, Payment] = {}
         self.refunds: dict[uuid.UUID, RefundRequest] = {}
+        self.plan_changes: dict[uuid.UUID, PlanChange] = {}
         self.checkouts: dict[uuid.UUID, CheckoutSession] = {}
         self.outbox: dict[uuid.UUID, OutboxMessage] = {}
         self.outbox_keys: dict[str, uuid.UUID] = {}
@@ -530,8 +532,16 @@ class InMemoryPaymentRepository(_Repo):
         return None if payment is None else _copy(payment)
 
     def save(self, payment: Payment) -> None:
-        self.get(payment.organization_id, payment.id)
-        self.j.set(self.s.payments, payment.id, _copy(payment))
+        stored = self.get(payment.organization_id, payment.id)
+        if stored.version != payment.version:
+            raise Conflict("the payment changed meanwhile; retry", code="concurrent_update")
+        if not 0 <= payment.refunded_cents <= payment.amount_cents:
+            # The SQL CHECK constraint's twin: refunded never exceeds paid.
+            raise InvalidInput("refunded_cents", f"payment {payment.id} cannot have {payment.refunded_cents} of "
+                               f"{payment.amount_cents} cents refunded", code="constraint_violation")
+        saved = msgspec.structs.replace(payment, version=payment.version + 1)
+        self.j.set(self.s.payments, payment.id, _copy(saved))
+        payment.version = saved.version
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Payment]:
         rows = sorted((p for p in self.s.payments.values() if p.organization_id == organization_id),
@@ -545,10 +555,64 @@ class InMemoryRefundRepository(_Repo):
             raise Conflict(f"refund request {request.id} exists", code="duplicate")
         self.j.set(self.s.refunds, request.id, _copy(request))
 
+    def get(self, organization_id: uuid.UUID, request_id: uuid.UUID) -> RefundRequest:
+        return _owned(self.s.refunds.get(request_id), organization_id,  # type: ignore[no-any-return]
+                      "refund request", request_id)
+
+    def complete(self, request: RefundRequest) -> bool:
+        stored = self.get(request.organization_id, request.id)
+        if stored.status != RefundStatus.PENDING:
+            return False
+        done = msgspec.structs.replace(stored, status=request.status, provider_refund_id=request.provider_refund_id,
+                                       failure_message=request.failure_message, completed_at=request.completed_at)
+        self.j.set(self.s.refunds, request.id, done)
+        return True
+
     def list(self, organization_id: uuid.UUID) -> list[RefundRequest]:
         rows = sorted((r for r in self.s.refunds.values() if r.organization_id == organization_id),
                       key=lambda r: (r.created_at, str(r.id)), reverse=True)
         return [_copy(r) for r in rows]
+
+
+class InMemoryPlanChangeRepository(_Repo):
+    def add(self, change: PlanChange) -> None:
+        if change.id in self.s.plan_changes:
+            raise Conflict(f"plan change {change.id} exists", code="duplicate")
+        if self.for_version(change.organization_id, change.subscription_id, change.subscription_version) is not None:
+            raise Conflict("the subscription already changed plan at this version", code="plan_change_exists")
+        self.j.set(self.s.plan_changes, change.id, _copy(change))
+
+    def get(self, organization_id: uuid.UUID, change_id: uuid.UUID) -> PlanChange:
+        return _owned(self.s.plan_changes.get(change_id), organization_id,  # type: ignore[no-any-return]
+                      "plan change", change_id)
+
+    def for_version(self, organization_id: uuid.UUID, subscription_id: uuid.UUID,
+                    subscription_version: int) -> PlanChange | None:
+        for change in self.s.plan_changes.values():
+            if (change.organization_id, change.subscription_id, change.subscription_version) == (
+                    organization_id, subscription_id, subscription_version):
+                return _copy(change)
+        return None
+
+    def latest(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanChange | None:
+        rows = [c for c in self.s.plan_changes.values()
+                if c.organization_id == organization_id and c.subscription_id == subscription_id]
+        return _copy(max(rows, key=lambda c: c.subscription_version)) if rows else None
+
+    def record_invoice(self, change: PlanChange) -> bool:
+        stored = self.get(change.organization_id, change.id)
+        if stored.status != PlanChangeStatus.PENDING:
+            return False
+        done = msgspec.structs.replace(stored, status=change.status, provider_invoice_id=change.provider_invoice_id,
+                                       hosted_invoice_url=change.hosted_invoice_url,
+                                       invoice_status=change.invoice_status, completed_at=change.completed_at)
+        self.j.set(self.s.plan_changes, change.id, done)
+        return True
+
+    def list(self, organization_id: uuid.UUID) -> list[PlanChange]:
+        rows = sorted((c for c in self.s.plan_changes.values() if c.organization_id == organization_id),
+                      key=lambda c: (c.created_at, c.subscription_version, str(c.id)))
+        return [_copy(c) for c in rows]
 
 
 class InMemoryCheckoutRepository(_Repo):
@@ -675,6 +739,7 @@ class InMemoryUnitOfWork:
         self.settings = InMemorySettingsRepository(s, j)
         self.payments = InMemoryPaymentRepository(s, j)
         self.refunds = InMemoryRefundRepository(s, j)
+        self.plan_changes = InMemoryPlanChangeRepository(s, j)
         self.checkouts = InMemoryCheckoutRepository(s, j)
         self.outbox = InMemoryOutboxRepository(s, j)
         self.inbox = InMemoryInboxRepository(s, j)

@@ -169,6 +169,7 @@ def mark_invoice_paid(ctx: BillingContext, *, organization_id: uuid.UUID, invoic
     """The provider collected the amount due (webhook). Idempotent."""
     now = ctx.clock.now()
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)  # ADR 0009: decided on the invoice as locked
         invoice = uow.invoices.get(organization_id, invoice_id)
         if invoice.status == InvoiceStatus.PAID:
             return invoice
@@ -191,6 +192,7 @@ def void_invoice(ctx: BillingContext, *, organization_id: uuid.UUID, invoice_id:
     wallet, the debt is written off, and a credit note is queued for the legal document."""
     now = ctx.clock.now()
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)  # ADR 0009: decided on the invoice as locked
         invoice = uow.invoices.get(organization_id, invoice_id)
         if invoice.status == InvoiceStatus.VOID:
             return invoice

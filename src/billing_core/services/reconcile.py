@@ -15,7 +15,7 @@ from datetime import datetime
 import msgspec
 
 from billing_core.errors import ReconciliationFailed
-from billing_core.ledger import Account
+from billing_core.ledger import Account, EntryKind
 from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
 
@@ -46,7 +46,52 @@ class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
         return self.balances_clean and not self.problems
 
 
-CHECKS: tuple[Check, ...] = ()
+def refunds_match_payments(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """Reconcile check (ADR 0009): per payment, the approved, not failed refund requests add up to
+    its ``refunded_cents``, which never exceeds what was paid, and the ledger's refund entries for it
+    move exactly those requests' credits out of the wallet."""
+    problems: list[str] = []
+    held_cents: dict[uuid.UUID, int] = {}
+    held_micros: dict[uuid.UUID, int] = {}
+    for request in uow.refunds.list(organization_id):
+        if request.holds_money:
+            held_cents[request.payment_id] = held_cents.get(request.payment_id, 0) + request.decision.amount_cents
+            held_micros[request.payment_id] = (held_micros.get(request.payment_id, 0)
+                                               + request.decision.credits_micros)
+    booked: dict[str, int] = {}
+    cursor: str | None = None
+    while True:
+        page = uow.ledger.list(organization_id, kinds=frozenset({EntryKind.CREDIT_REFUND}), limit=200, cursor=cursor)
+        for tx in page.items:
+            if tx.reference is not None:
+                booked[tx.reference] = booked.get(tx.reference, 0) - tx.delta(Account.WALLET)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    cursor = None
+    while True:
+        payments = uow.payments.list(organization_id, limit=200, cursor=cursor)
+        for payment in payments.items:
+            held = held_cents.get(payment.id, 0)
+            if payment.refunded_cents != held:
+                problems.append(f"payment {payment.id}: refunded_cents {payment.refunded_cents} but its approved "
+                                f"refund requests add up to {held}")
+            if not 0 <= payment.refunded_cents <= payment.amount_cents:
+                problems.append(f"payment {payment.id}: refunded {payment.refunded_cents} of "
+                                f"{payment.amount_cents} cents")
+            credits = booked.get(str(payment.id), 0)
+            if credits != held_micros.get(payment.id, 0):
+                problems.append(f"payment {payment.id}: the ledger's refund entries move {credits} µ$ but its "
+                                f"approved refund requests {held_micros.get(payment.id, 0)} µ$")
+        if payments.next_cursor is None:
+            break
+        cursor = payments.next_cursor
+    return problems
+
+
+CHECKS: tuple[Check, ...] = (
+    refunds_match_payments,
+)
 """Every invariant check :func:`reconcile` runs besides the balances."""
 
 
