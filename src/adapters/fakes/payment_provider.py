@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import threading
 import time
 from typing import Any
@@ -75,8 +76,10 @@ class InMemoryPaymentProvider:
         self.fail_with: PaymentError | None = None
 
     def _next_id(self, prefix: str) -> str:
+        """A fresh id: a counter for the order within this instance, and a random part so that an
+        instance made after a restart never reuses an id stored before it (``cs_``, ``pi_`` ...)."""
         self._seq += 1
-        return f"{prefix}_{self._seq:010d}"
+        return f"{prefix}_{self._seq:06d}{secrets.token_hex(8)}"
 
     def _enter(self, name: str) -> None:
         self.calls.append(name)
