@@ -291,3 +291,93 @@ def test_16_claims_from_two_organizations_sharing_the_email_claim_once(world: Wo
     assert services.subscriptions.claim_guest_checkouts(world.ctx, bea) == []
     world.assert_reconciles(org_a, org_b)
     assert CheckoutStatus(row["status"]) == CheckoutStatus.COMPLETE
+
+
+# --------------------------------------------------------------------------- the other event types
+
+IDS = pytest.mark.parametrize("same_id", [True, False], ids=["identical", "distinct-ids"])
+
+
+def _events(world: World, same_id: bool, build: Callable[[int], tuple[str, dict[str, Any]]],
+            ) -> list[Callable[[], str]]:
+    """THREADS deliveries: one event repeated (``same_id``), or as many events about one object."""
+    if same_id:
+        return [_deliver(world, *world.payments.event(*build(0), event_id="evt_same"))] * THREADS
+    return [_deliver(world, *world.payments.event(*build(n), event_id=f"evt_{n}")) for n in range(THREADS)]
+
+
+def _pending_top_up(world: World) -> tuple[uuid.UUID, str]:
+    org, owner = world.organization("Acme")
+    services.payment_methods.attach(world.ctx, owner, organization_id=org, provider_payment_method_id="pm_card_visa")
+    world.payments.auto_succeed = False
+    payment = services.wallet.add_credits(world.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR)
+    assert payment.provider_payment_id is not None
+    return org, payment.provider_payment_id
+
+
+def _wallet(world: World, org: uuid.UUID) -> int:
+    with world.ctx.uow() as uow:
+        return uow.wallets.get(org).wallet_micros
+
+
+@IDS
+def test_a_payment_succeeding_20_times_at_once_credits_once(world: World, same_id: bool) -> None:
+    org, intent = _pending_top_up(world)
+    outcomes = _outcomes(_at_once(_events(world, same_id, lambda n: (
+        "payment_intent.succeeded", {"id": intent, "object": "payment_intent"}))))
+    assert outcomes == (Counter({"processed": 1, "duplicate": THREADS - 1}) if same_id
+                        else Counter({"processed": THREADS}))
+    assert _wallet(world, org) == 20 * DOLLAR
+    world.assert_reconciles(org)
+
+
+@IDS
+def test_a_refund_and_a_dispute_of_one_payment_at_once_take_the_credits_back_once(world: World,
+                                                                                 same_id: bool) -> None:
+    org, intent = _pending_top_up(world)
+    services.wallet.settle_provider_payment(world.ctx, provider_payment_id=intent, reference=None, succeeded=True)
+    assert _wallet(world, org) == 20 * DOLLAR
+    outcomes = _outcomes(_at_once(_events(world, same_id, lambda n: (
+        ("charge.refunded", {"id": "ch_1", "payment_intent": intent, "refunded": True}) if n % 2 else
+        ("charge.dispute.created", {"id": "dp_1", "payment_intent": intent})))))
+    assert sum(outcomes.values()) == THREADS and set(outcomes) <= {"processed", "duplicate"}
+    assert _wallet(world, org) == 0
+    with world.ctx.uow() as uow:
+        reversals = uow.ledger.list(org, kinds=frozenset({EntryKind.PAYMENT_REVERSAL})).items
+    assert len(reversals) == 1
+    world.assert_reconciles(org)
+
+
+@IDS
+def test_a_renewal_delivered_20_times_at_once_grants_the_period_once(world: World, same_id: bool) -> None:
+    org, owner = world.organization("Acme")
+    services.payment_methods.attach(world.ctx, owner, organization_id=org, provider_payment_method_id="pm_card_visa")
+    services.wallet.add_credits(world.ctx, owner, organization_id=org, amount_micros=10 * DOLLAR)
+    session = world.checkout(owner)
+    services.subscriptions.complete_checkout(world.ctx, provider_session_id=str(session.provider_session_id),
+                                             provider_subscription_id="sub_renew")
+    start = int(NOW.timestamp()) + 30 * 86_400
+    renewal = {"id": "sub_renew", "object": "subscription", "status": "active",
+               "current_period_start": start, "current_period_end": start + 30 * 86_400}
+    outcomes = _outcomes(_at_once(_events(world, same_id, lambda n: ("customer.subscription.updated", renewal))))
+    assert sum(outcomes.values()) == THREADS and set(outcomes) <= {"processed", "duplicate"}
+    plan = world.ctx.catalog.plan("pro")
+    grants = [g for g in world.grants(org) if g.description == f"{plan.name} plan credits"]
+    assert len(grants) == 2  # the first period's and the renewal's, once
+    assert world.subscriptions_of("sub_renew") == 1
+    world.assert_reconciles(org)
+
+
+@IDS
+def test_a_collected_method_announced_20_times_at_once_is_added_once(world: World, same_id: bool) -> None:
+    org, owner = world.organization("Acme")
+    services.payment_methods.attach(world.ctx, owner, organization_id=org, provider_payment_method_id="pm_card_visa")
+    with world.ctx.uow() as uow:
+        customer = uow.organizations.get(org).provider_customer_id
+    outcomes = _outcomes(_at_once(_events(world, same_id, lambda n: ("setup_intent.succeeded", {
+        "id": "seti_1", "object": "setup_intent", "customer": customer, "payment_method": "pm_card_mastercard"}))))
+    assert sum(outcomes.values()) == THREADS and set(outcomes) <= {"processed", "duplicate"}
+    with world.ctx.uow() as uow:
+        methods = uow.payment_methods.list(org)
+    assert sorted(m.provider_payment_method_id for m in methods) == ["pm_card_mastercard", "pm_card_visa"]
+    assert [m.provider_payment_method_id for m in methods if m.default] == ["pm_card_visa"]

@@ -259,14 +259,16 @@ def test_the_offline_provider_does_not_reuse_ids_after_a_restart() -> None:
 
 
 def test_a_restarted_offline_service_completes_the_session_it_opened(billing: InMemoryBilling) -> None:
-    """The stored sessions outlive the provider's memory: the new session must not take an old id."""
-    org, owner = _owner(billing)
-    old = _checkout(billing, owner)
+    """The stored sessions outlive the provider's memory: a new session must not take an old id (the
+    completion of the new one would find the old one)."""
+    ctx = billing.ctx
+    old = services.subscriptions.start_guest_checkout(ctx, email="ada@acme.test", plan="pro", return_url="/")
+    services.subscriptions.complete_checkout(ctx, provider_session_id=str(old.provider_session_id),
+                                             provider_subscription_id="sub_old")
     billing.payments = InMemoryPaymentProvider()  # the restart
-    services.subscriptions.expire_checkout(billing.ctx, provider_session_id=str(old.provider_session_id))
-    new = _checkout(billing, owner)
+    new = services.subscriptions.start_guest_checkout(billing.ctx, email="bob@acme.test", plan="starter",
+                                                      return_url="/")
     assert new.provider_session_id != old.provider_session_id
     done = services.subscriptions.complete_checkout(billing.ctx, provider_session_id=str(new.provider_session_id),
-                                                    provider_subscription_id="sub_1")
-    assert (done.id, done.status) == (new.id, CheckoutStatus.COMPLETE)
-    assert _problems(billing, org) == ()
+                                                    provider_subscription_id="sub_new")
+    assert (done.id, done.status, done.provider_subscription_id) == (new.id, CheckoutStatus.COMPLETE, "sub_new")
