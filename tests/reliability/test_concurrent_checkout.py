@@ -381,3 +381,34 @@ def test_a_collected_method_announced_20_times_at_once_is_added_once(world: Worl
         methods = uow.payment_methods.list(org)
     assert sorted(m.provider_payment_method_id for m in methods) == ["pm_card_mastercard", "pm_card_visa"]
     assert [m.provider_payment_method_id for m in methods if m.default] == ["pm_card_visa"]
+
+
+def test_success_and_failure_of_one_payment_at_once_leave_one_outcome(world: World) -> None:
+    org, intent = _pending_top_up(world)
+    outcomes = _outcomes(_at_once(_events(world, False, lambda n: (
+        ("payment_intent.succeeded", {"id": intent, "object": "payment_intent"}) if n % 2 else
+        ("payment_intent.payment_failed", {"id": intent, "object": "payment_intent",
+                                           "last_payment_error": {"message": "Your card was declined."}})))))
+    assert outcomes == Counter({"processed": THREADS})
+    with world.ctx.uow() as uow:
+        payment = uow.payments.by_provider_id(intent)
+        top_ups = uow.ledger.list(org, kinds=frozenset({EntryKind.TOP_UP})).items
+    assert payment is not None
+    # The first to commit decides; the later ones are stale moves the payment table refuses.
+    assert (payment.status.value, len(top_ups), _wallet(world, org)) in (
+        ("succeeded", 1, 20 * DOLLAR), ("failed", 0, 0))
+    world.assert_reconciles(org)
+
+
+@IDS
+def test_a_paid_crypto_checkout_delivered_20_times_at_once_credits_once(world: World, same_id: bool) -> None:
+    org, owner = world.organization("Acme")
+    payment = services.wallet.add_credits(world.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR,
+                                          crypto=True, return_url="https://app.example.com/billing")
+    outcomes = _outcomes(_at_once(_events(world, same_id, lambda n: (
+        "checkout.session.completed" if n % 2 else "checkout.session.async_payment_succeeded",
+        {"id": payment.provider_payment_id, "object": "checkout.session", "mode": "payment",
+         "payment_status": "paid", "metadata": {"reference": str(payment.id)}}))))
+    assert sum(outcomes.values()) == THREADS and set(outcomes) <= {"processed", "duplicate"}
+    assert _wallet(world, org) == 20 * DOLLAR
+    world.assert_reconciles(org)
