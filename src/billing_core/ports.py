@@ -191,6 +191,8 @@ class LedgerRepository(Protocol):
 
 class PlanSubscriptionRepository(Protocol):
     def add(self, subscription: PlanSubscription) -> None:
+        """Store a new subscription. Raises Conflict (``duplicate``) when its id, or its provider
+        subscription id, is stored already: one plan subscription per provider subscription."""
         ...
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanSubscription:
@@ -202,6 +204,10 @@ class PlanSubscriptionRepository(Protocol):
         ...
 
     def by_provider_id(self, provider_subscription_id: str) -> PlanSubscription | None:
+        ...
+
+    def list(self, organization_id: uuid.UUID) -> list[PlanSubscription]:
+        """Every subscription of the organization, whatever its status, oldest first (then by id)."""
         ...
 
     def save(self, subscription: PlanSubscription) -> None:
@@ -453,6 +459,31 @@ class CheckoutRepository(Protocol):
 
     def unclaimed_guest(self, email: str) -> list[CheckoutSession]:
         """Completed guest sessions for this email (case-insensitive) not claimed yet."""
+        ...
+
+    def complete(self, session_id: uuid.UUID, *, completed_at: datetime,
+                 provider_subscription_id: str | None) -> bool:
+        """Move an open session to complete, recording when and the provider's subscription.
+
+        A conditional write on the session still being open (ADR 0009): of concurrent completions
+        and expiries exactly one succeeds. True if this call moved it; False (nothing written) when
+        it was not open any more or does not exist.
+        """
+        ...
+
+    def expire(self, session_id: uuid.UUID) -> bool:
+        """Move an open session to expired: conditional like :meth:`complete`. True if this call
+        moved it; False (nothing written) when it was not open or does not exist."""
+        ...
+
+    def claim(self, session_id: uuid.UUID, *, organization_id: uuid.UUID, claimed_at: datetime) -> bool:
+        """Give a completed guest session to ``organization_id``, once: a conditional write on its
+        being complete, without an organization and not claimed (``claimed_at IS NULL``). True if
+        this call claimed it; False (nothing written) when another claim came first."""
+        ...
+
+    def for_organization(self, organization_id: uuid.UUID) -> list[CheckoutSession]:
+        """The organization's sessions (opened by it or claimed by it), oldest first (then by id)."""
         ...
 
 

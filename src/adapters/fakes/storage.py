@@ -289,6 +289,9 @@ class InMemoryPlanSubscriptionRepository(_Repo):
     def add(self, subscription: PlanSubscription) -> None:
         if subscription.id in self.s.plan_subscriptions:
             raise Conflict("subscription exists", code="duplicate")
+        provider_id = subscription.provider_subscription_id
+        if provider_id is not None and self.by_provider_id(provider_id) is not None:
+            raise Conflict("duplicate value violates the provider subscription id's uniqueness", code="duplicate")
         self.j.set(self.s.plan_subscriptions, subscription.id, _copy(subscription))
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanSubscription:
@@ -304,6 +307,10 @@ class InMemoryPlanSubscriptionRepository(_Repo):
             if sub.provider_subscription_id == provider_subscription_id:
                 return _copy(sub)
         return None
+
+    def list(self, organization_id: uuid.UUID) -> list[PlanSubscription]:
+        rows = [s for s in self.s.plan_subscriptions.values() if s.organization_id == organization_id]
+        return [_copy(s) for s in sorted(rows, key=lambda s: (s.created_at, str(s.id)))]
 
     def save(self, subscription: PlanSubscription) -> None:
         stored = self.s.plan_subscriptions.get(subscription.id)
@@ -642,6 +649,30 @@ class InMemoryCheckoutRepository(_Repo):
         rows = [s for s in self.s.checkouts.values()
                 if s.organization_id is None and s.status == CheckoutStatus.COMPLETE and s.claimed_at is None
                 and s.guest_email is not None and s.guest_email.casefold() == wanted]
+        return [_copy(s) for s in sorted(rows, key=lambda s: (s.created_at, str(s.id)))]
+
+    def _move(self, session_id: uuid.UUID, expected: Callable[[CheckoutSession], bool], **changes: Any) -> bool:
+        session = self.s.checkouts.get(session_id)
+        if session is None or not expected(session):
+            return False
+        self.j.set(self.s.checkouts, session_id, msgspec.structs.replace(session, **changes))
+        return True
+
+    def complete(self, session_id: uuid.UUID, *, completed_at: datetime,
+                 provider_subscription_id: str | None) -> bool:
+        return self._move(session_id, lambda s: s.status == CheckoutStatus.OPEN, status=CheckoutStatus.COMPLETE,
+                          completed_at=completed_at, provider_subscription_id=provider_subscription_id)
+
+    def expire(self, session_id: uuid.UUID) -> bool:
+        return self._move(session_id, lambda s: s.status == CheckoutStatus.OPEN, status=CheckoutStatus.EXPIRED)
+
+    def claim(self, session_id: uuid.UUID, *, organization_id: uuid.UUID, claimed_at: datetime) -> bool:
+        return self._move(session_id, lambda s: (s.status == CheckoutStatus.COMPLETE and s.organization_id is None
+                                                 and s.claimed_at is None),
+                          organization_id=organization_id, claimed_at=claimed_at)
+
+    def for_organization(self, organization_id: uuid.UUID) -> list[CheckoutSession]:
+        rows = [s for s in self.s.checkouts.values() if s.organization_id == organization_id]
         return [_copy(s) for s in sorted(rows, key=lambda s: (s.created_at, str(s.id)))]
 
 

@@ -149,7 +149,8 @@ plan_subscriptions = Table(
     Column("trial_end", UtcDateTime, nullable=True),
     Column("past_due_since", UtcDateTime, nullable=True),
     Column("canceled_at", UtcDateTime, nullable=True),
-    Column("provider_subscription_id", Text, nullable=True, index=True),
+    # One plan subscription per provider subscription (ADR 0009); NULLs (none yet) are not equal.
+    Column("provider_subscription_id", Text, nullable=True, index=True, unique=True),
     Column("version", BigInteger, nullable=False),
     Column("provider_state_at", UtcDateTime, nullable=True),
     Index("ix_plan_subscriptions_organization_id_created_at", "organization_id", "created_at"),

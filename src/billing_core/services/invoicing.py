@@ -167,23 +167,31 @@ def payments_due(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
 
 def mark_invoice_paid(ctx: BillingContext, *, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
     """The provider collected the amount due (webhook). Idempotent."""
-    now = ctx.clock.now()
     with ctx.uow() as uow:
-        uow.wallets.lock(organization_id)  # ADR 0009: decided on the invoice as locked
-        invoice = uow.invoices.get(organization_id, invoice_id)
-        if invoice.status == InvoiceStatus.PAID:
-            return invoice
-        owed = (invoice.subtotal_cents - invoice.credit_applied_cents) * MICROS_PER_CENT
-        invoice.move_to(InvoiceStatus.PAID, now)
-        if owed > 0:
-            uow.wallets.post(transaction(
-                organization_id=organization_id, idempotency_key=f"invoice-paid:{invoice.id}",
-                kind=EntryKind.INVOICE_PAYMENT, description=f"Payment of invoice {invoice.number}", created_at=now,
-                postings=[(Account.RECEIVABLE, owed), (Account.PAYMENT_CLEARING, -owed)],
-                reference=str(invoice.id)))
-        uow.invoices.save(invoice)
+        invoice = mark_invoice_paid_in(ctx, uow, organization_id=organization_id, invoice_id=invoice_id)
         uow.commit()
         return invoice
+
+
+def mark_invoice_paid_in(ctx: BillingContext, uow: UnitOfWork, *, organization_id: uuid.UUID,
+                         invoice_id: uuid.UUID) -> Invoice:
+    """:func:`mark_invoice_paid` inside the caller's unit of work (which commits), deciding under the
+    organization's wallet lock on the invoice as it stands then. Raises NotFound."""
+    now = ctx.clock.now()
+    uow.wallets.lock(organization_id)
+    invoice = uow.invoices.get(organization_id, invoice_id)
+    if invoice.status == InvoiceStatus.PAID:
+        return invoice
+    owed = (invoice.subtotal_cents - invoice.credit_applied_cents) * MICROS_PER_CENT
+    invoice.move_to(InvoiceStatus.PAID, now)
+    if owed > 0:
+        uow.wallets.post(transaction(
+            organization_id=organization_id, idempotency_key=f"invoice-paid:{invoice.id}",
+            kind=EntryKind.INVOICE_PAYMENT, description=f"Payment of invoice {invoice.number}", created_at=now,
+            postings=[(Account.RECEIVABLE, owed), (Account.PAYMENT_CLEARING, -owed)],
+            reference=str(invoice.id)))
+    uow.invoices.save(invoice)
+    return invoice
 
 
 def void_invoice(ctx: BillingContext, *, organization_id: uuid.UUID, invoice_id: uuid.UUID,

@@ -360,21 +360,30 @@ def settle_provider_payment(ctx: BillingContext, *, provider_payment_id: str | N
                             succeeded: bool, failure_message: str | None = None) -> Payment | None:
     """Apply a provider's final word on a payment (webhook). Unknown payments are ignored (None)."""
     with ctx.uow() as uow:
-        found = _find_payment(uow, provider_payment_id, reference)
-        if found is None:
-            return None
-        # Wallet first (ADR 0009), then the payment as it stands under the lock.
-        uow.wallets.lock(found.organization_id)
-        payment = uow.payments.get(found.organization_id, found.id)
-        if provider_payment_id and payment.provider_payment_id != provider_payment_id:
-            payment.provider_payment_id = provider_payment_id
-        if succeeded:
-            _settle(ctx, uow, payment)
-        else:
-            _fail(ctx, uow, payment, failure_message or "the payment failed")
-        uow.payments.save(payment)
+        payment = settle_provider_payment_in(ctx, uow, provider_payment_id=provider_payment_id, reference=reference,
+                                             succeeded=succeeded, failure_message=failure_message)
         uow.commit()
         return payment
+
+
+def settle_provider_payment_in(ctx: BillingContext, uow: UnitOfWork, *, provider_payment_id: str | None,
+                               reference: str | None, succeeded: bool,
+                               failure_message: str | None = None) -> Payment | None:
+    """:func:`settle_provider_payment` inside the caller's unit of work (which commits), deciding
+    under the organization's wallet lock on the payment as it stands then."""
+    found = _find_payment(uow, provider_payment_id, reference)
+    if found is None:
+        return None
+    uow.wallets.lock(found.organization_id)
+    payment = uow.payments.get(found.organization_id, found.id)
+    if provider_payment_id and payment.provider_payment_id != provider_payment_id:
+        payment.provider_payment_id = provider_payment_id
+    if succeeded:
+        _settle(ctx, uow, payment)
+    else:
+        _fail(ctx, uow, payment, failure_message or "the payment failed")
+    uow.payments.save(payment)
+    return payment
 
 
 def _find_payment(uow: UnitOfWork, provider_payment_id: str | None, reference: str | None) -> Payment | None:
@@ -394,17 +403,26 @@ def reverse_provider_payment(ctx: BillingContext, *, provider_payment_id: str, s
                              reason: str) -> Payment | None:
     """charge.refunded (in full) or charge.dispute.created for a settled payment."""
     with ctx.uow() as uow:
-        found = uow.payments.by_provider_id(provider_payment_id)
-        if found is None:
-            return None
-        uow.wallets.lock(found.organization_id)
-        payment = uow.payments.get(found.organization_id, found.id)
-        if payment.status != PaymentStatus.SUCCEEDED:
-            return payment
-        reverse_payment(ctx, uow, payment, status, reason)
-        uow.payments.save(payment)
+        payment = reverse_provider_payment_in(ctx, uow, provider_payment_id=provider_payment_id, status=status,
+                                              reason=reason)
         uow.commit()
         return payment
+
+
+def reverse_provider_payment_in(ctx: BillingContext, uow: UnitOfWork, *, provider_payment_id: str,
+                                status: PaymentStatus, reason: str) -> Payment | None:
+    """:func:`reverse_provider_payment` inside the caller's unit of work (which commits), deciding
+    under the organization's wallet lock on the payment as it stands then."""
+    found = uow.payments.by_provider_id(provider_payment_id)
+    if found is None:
+        return None
+    uow.wallets.lock(found.organization_id)
+    payment = uow.payments.get(found.organization_id, found.id)
+    if payment.status != PaymentStatus.SUCCEEDED:
+        return payment
+    reverse_payment(ctx, uow, payment, status, reason)
+    uow.payments.save(payment)
+    return payment
 
 
 def run_auto_recharge(ctx: BillingContext, *, organization_id: uuid.UUID, amount_micros: int,
