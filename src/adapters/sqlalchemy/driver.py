@@ -43,7 +43,7 @@ from adapters.sqlalchemy.tables import (
 from adapters.sqlalchemy.types import to_utc
 from billing_core.errors import Conflict
 from billing_core.ledger import LedgerTransaction
-from billing_core.usage import UsageEvent, truncate_to_hour
+from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
 
 if TYPE_CHECKING:
@@ -93,6 +93,10 @@ _UPSERT_BUCKET = (
     f"ON CONFLICT ({', '.join(OPEN_BUCKET_KEY)}) WHERE invoice_id IS NULL "
     "DO UPDATE SET quantity = usage_buckets.quantity + excluded.quantity, "
     "amount_micros = usage_buckets.amount_micros + excluded.amount_micros")
+# A period close marks the organization's open buckets and sums exactly the rows it marked.
+_PUT_ON_INVOICE = (
+    "UPDATE usage_buckets SET invoice_id = ? WHERE organization_id = ? AND invoice_id IS NULL AND hour < ? "
+    "RETURNING project_id, product_id, quantity, amount_micros, hour")
 
 # PostgreSQL: the transaction, its postings and the version-guarded wallet update as one statement
 # (one round trip). Nothing is written unless the transaction row is (a replayed key inserts no row,
@@ -177,6 +181,7 @@ class _Dialect:
         self.insert_posting = self.sql(_INSERT_POSTING)
         self.pg_write = self.sql(_PG_WRITE)
         self.upsert_bucket = self.sql(_UPSERT_BUCKET)
+        self.put_on_invoice = self.sql(_PUT_ON_INVOICE)
 
 
 _DIALECTS = {"sqlite": _Dialect(postgres=False), "postgresql": _Dialect(postgres=True)}
@@ -193,6 +198,7 @@ class DriverStatements:
         self._select_wallet, self._update_wallet = d.select_wallet, d.update_wallet
         self._insert_tx, self._insert_posting, self._pg_write = d.insert_tx, d.insert_posting, d.pg_write
         self._upsert_bucket = d.upsert_bucket
+        self._put_on_invoice = d.put_on_invoice
 
     # ------------------------------------------------------------------ wallet and ledger
 
@@ -288,7 +294,40 @@ class DriverStatements:
         if rows:
             self._run_many(self._upsert_bucket, rows)
 
+    def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
+                       invoice_id: uuid.UUID) -> list[HourlyUsage]:
+        """Mark the organization's open buckets with ``hour < before`` and sum the marked rows per
+        (project, product), unordered. The rows come back as the driver gives them (a month is
+        thousands of buckets): they are summed on the raw values, and only one row per line is
+        converted into ids and times."""
+        rows = self._run(self._put_on_invoice, (self._uuid(invoice_id), self._uuid(organization_id),
+                                                 self._time(before)))
+        sums: dict[tuple[Any, Any], list[Any]] = {}
+        for project, product, quantity, amount, hour in rows:
+            entry = sums.get((project, product))
+            if entry is None:
+                sums[(project, product)] = [quantity, amount, hour]
+            else:
+                entry[0] += quantity
+                entry[1] += amount
+                if hour < entry[2]:  # SQLite's fixed-width UTC text orders as the times do
+                    entry[2] = hour
+        return [HourlyUsage(organization_id=organization_id, project_id=self._read_uuid(project),
+                            product_id=self._read_uuid(product), hour=self._read_time(hour),
+                            quantity=int(quantity), amount_micros=int(amount), invoice_id=invoice_id)
+                for (project, product), (quantity, amount, hour) in sums.items()]
+
     # ------------------------------------------------------------------ binding
+
+    def _read_uuid(self, value: Any) -> Any:
+        if value is None or self.postgres:
+            return value
+        return uuid.UUID(hex=value)
+
+    def _read_time(self, value: Any) -> datetime:
+        if self.postgres:
+            return value.astimezone(UTC)  # type: ignore[no-any-return]
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
     def _tx_row(self, tx: LedgerTransaction) -> tuple[Any, ...]:
         assert tx.wallet_balance_after is not None, "storage stamps the balance before it writes"
