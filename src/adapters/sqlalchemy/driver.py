@@ -93,10 +93,16 @@ _UPSERT_BUCKET = (
     f"ON CONFLICT ({', '.join(OPEN_BUCKET_KEY)}) WHERE invoice_id IS NULL "
     "DO UPDATE SET quantity = usage_buckets.quantity + excluded.quantity, "
     "amount_micros = usage_buckets.amount_micros + excluded.amount_micros")
-# A period close marks the organization's open buckets and sums exactly the rows it marked.
+# A period close marks the organization's open buckets and sums exactly the rows it marked. SQLite
+# returns the marked rows (it has no UPDATE in a WITH clause) and they are summed here; PostgreSQL
+# sums them in the same statement, so a month of buckets is not sent back and parsed row by row.
 _PUT_ON_INVOICE = (
     "UPDATE usage_buckets SET invoice_id = ? WHERE organization_id = ? AND invoice_id IS NULL AND hour < ? "
     "RETURNING project_id, product_id, quantity, amount_micros, hour")
+_PG_PUT_ON_INVOICE = (
+    f"WITH marked AS ({_PUT_ON_INVOICE}) "  # noqa: S608  # nosec B608
+    "SELECT project_id, product_id, sum(quantity), sum(amount_micros), min(hour) FROM marked "
+    "GROUP BY project_id, product_id")
 
 # PostgreSQL: the transaction, its postings and the version-guarded wallet update as one statement
 # (one round trip). Nothing is written unless the transaction row is (a replayed key inserts no row,
@@ -181,7 +187,7 @@ class _Dialect:
         self.insert_posting = self.sql(_INSERT_POSTING)
         self.pg_write = self.sql(_PG_WRITE)
         self.upsert_bucket = self.sql(_UPSERT_BUCKET)
-        self.put_on_invoice = self.sql(_PUT_ON_INVOICE)
+        self.put_on_invoice = self.sql(_PG_PUT_ON_INVOICE if postgres else _PUT_ON_INVOICE)
 
 
 _DIALECTS = {"sqlite": _Dialect(postgres=False), "postgresql": _Dialect(postgres=True)}
@@ -297,9 +303,8 @@ class DriverStatements:
     def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
                        invoice_id: uuid.UUID) -> list[HourlyUsage]:
         """Mark the organization's open buckets with ``hour < before`` and sum the marked rows per
-        (project, product), unordered. The rows come back as the driver gives them (a month is
-        thousands of buckets): they are summed on the raw values, and only one row per line is
-        converted into ids and times."""
+        (project, product), unordered. SQLite's rows (a month is thousands of buckets) are summed on
+        the raw values, and only one row per line is converted into ids and times."""
         rows = self._run(self._put_on_invoice, (self._uuid(invoice_id), self._uuid(organization_id),
                                                  self._time(before)))
         sums: dict[tuple[Any, Any], list[Any]] = {}
