@@ -41,7 +41,7 @@ from billing_core.invoices import Invoice
 from billing_core.permissions import Actor, Permission
 from billing_core.services import invoicing, metering, organizations, reconcile, subscriptions, wallet
 from billing_core.services.context import BillingContext
-from billing_core.usage import HourlyUsage
+from billing_core.usage import HourlyUsage, UsageEvent
 from tests.storage_support import migrated_database
 
 ORGS = 4
@@ -271,6 +271,36 @@ def test_concurrent_closes_make_one_invoice_per_organization(engine: Engine) -> 
         assert report.invoices_created + report.already_closed == ORGS, report
     _assert_one_invoice_each_gapless(world, start)
     _assert_reconciles(world)
+
+
+def test_a_failing_organization_does_not_stop_the_close(engine: Engine, database: tuple[str, str],
+                                                         tmp_path: Path) -> None:
+    world = _world(engine)
+    period, start = _seed_month(world)
+    broken = sorted(world.services, key=str)[1]
+    gone = uuid.uuid4()  # a product since removed from the catalog: its line cannot be priced
+    with world.ctx.uow() as uow:
+        uow.usage.record(UsageEvent(event_id="retired", organization_id=broken, project_id=None, product_id=gone,
+                                    quantity=1, occurred_at=start + timedelta(days=2), amount_micros=10,
+                                    unit_price_micros=10))
+        uow.commit()
+    env: dict[str, Any] = {**os.environ, "BILLING_DATABASE_URL": _cli_database_url(*database),
+                           "BILLING_STORAGE": "sqlalchemy", "BILLING_DATA_DIR": str(tmp_path / "var")}
+
+    cli = subprocess.run([sys.executable, "-c", "from entrypoints.cli.main import app; app()", "close-period",
+                          "--period", period], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    assert cli.returncode == 1, (cli.stdout, cli.stderr)
+    assert f"{ORGS - 1} invoice(s) created" in cli.stdout
+    assert f"FAILED {broken}: [not_found]" in cli.stderr
+    for org_id in world.services:
+        invoice = _invoice(world, org_id, start)
+        assert (invoice is None) == (org_id == broken)
+    # Nothing of the failed close was kept: its buckets are still open for a re-run.
+    assert all(b.invoice_id is None for b in _buckets(world, broken))
+    again = invoicing.close_period(world.ctx, period=period)
+    assert again.already_closed == ORGS - 1 and again.invoices_created == 0
+    assert [(f.organization_id, f.code) for f in again.failed] == [(broken, "not_found")]
 
 
 def _cli_database_url(url: str, schema: str) -> str:
