@@ -93,14 +93,18 @@ _UPSERT_BUCKET = (
     f"ON CONFLICT ({', '.join(OPEN_BUCKET_KEY)}) WHERE invoice_id IS NULL "
     "DO UPDATE SET quantity = usage_buckets.quantity + excluded.quantity, "
     "amount_micros = usage_buckets.amount_micros + excluded.amount_micros")
-# A period close marks the organization's open buckets and sums exactly the rows it marked. SQLite
-# returns the marked rows (it has no UPDATE in a WITH clause) and they are summed here; PostgreSQL
-# sums them in the same statement, so a month of buckets is not sent back and parsed row by row.
-_PUT_ON_INVOICE = (
-    "UPDATE usage_buckets SET invoice_id = ? WHERE organization_id = ? AND invoice_id IS NULL AND hour < ? "
-    "RETURNING project_id, product_id, quantity, amount_micros, hour")
+
+# A period close marks the organization's open buckets, then sums exactly the rows it marked: the
+# ones that carry its new invoice id (no one else writes that id, and a marked bucket is never
+# changed again). PostgreSQL does both in one statement (an UPDATE inside WITH); SQLite, which has
+# no such statement, runs the UPDATE and then the sum (summing its RETURNING rows in Python cost
+# more than this second query).
+_MARK_BUCKETS = ("UPDATE usage_buckets SET invoice_id = ? "
+                 "WHERE organization_id = ? AND invoice_id IS NULL AND hour < ?")
+_SUM_MARKED = ("SELECT project_id, product_id, sum(quantity), sum(amount_micros), min(hour) FROM usage_buckets "
+               "WHERE organization_id = ? AND hour < ? AND invoice_id = ? GROUP BY project_id, product_id")
 _PG_PUT_ON_INVOICE = (
-    f"WITH marked AS ({_PUT_ON_INVOICE}) "  # noqa: S608  # nosec B608
+    f"WITH marked AS ({_MARK_BUCKETS} RETURNING project_id, product_id, quantity, amount_micros, hour) "  # noqa: S608  # nosec B608
     "SELECT project_id, product_id, sum(quantity), sum(amount_micros), min(hour) FROM marked "
     "GROUP BY project_id, product_id")
 
@@ -187,7 +191,7 @@ class _Dialect:
         self.insert_posting = self.sql(_INSERT_POSTING)
         self.pg_write = self.sql(_PG_WRITE)
         self.upsert_bucket = self.sql(_UPSERT_BUCKET)
-        self.put_on_invoice = self.sql(_PG_PUT_ON_INVOICE if postgres else _PUT_ON_INVOICE)
+        self.put_on_invoice = self.sql(_PG_PUT_ON_INVOICE)
 
 
 _DIALECTS = {"sqlite": _Dialect(postgres=False), "postgresql": _Dialect(postgres=True)}
@@ -302,25 +306,18 @@ class DriverStatements:
 
     def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
                        invoice_id: uuid.UUID) -> list[HourlyUsage]:
-        """Mark the organization's open buckets with ``hour < before`` and sum the marked rows per
-        (project, product), unordered. SQLite's rows (a month is thousands of buckets) are summed on
-        the raw values, and only one row per line is converted into ids and times."""
-        rows = self._run(self._put_on_invoice, (self._uuid(invoice_id), self._uuid(organization_id),
-                                                 self._time(before)))
-        sums: dict[tuple[Any, Any], list[Any]] = {}
-        for project, product, quantity, amount, hour in rows:
-            entry = sums.get((project, product))
-            if entry is None:
-                sums[(project, product)] = [quantity, amount, hour]
-            else:
-                entry[0] += quantity
-                entry[1] += amount
-                if hour < entry[2]:  # SQLite's fixed-width UTC text orders as the times do
-                    entry[2] = hour
+        """Mark the organization's open buckets with ``hour < before`` with ``invoice_id`` and return
+        the marked rows summed per (project, product), unordered."""
+        org, end, invoice = self._uuid(organization_id), self._time(before), self._uuid(invoice_id)
+        if self.postgres:
+            rows = self._run(self._put_on_invoice, (invoice, org, end))
+        else:
+            self._rowcount(_MARK_BUCKETS, (invoice, org, end))
+            rows = self._run(_SUM_MARKED, (org, end, invoice))
         return [HourlyUsage(organization_id=organization_id, project_id=self._read_uuid(project),
                             product_id=self._read_uuid(product), hour=self._read_time(hour),
                             quantity=int(quantity), amount_micros=int(amount), invoice_id=invoice_id)
-                for (project, product), (quantity, amount, hour) in sums.items()]
+                for project, product, quantity, amount, hour in rows]
 
     # ------------------------------------------------------------------ binding
 

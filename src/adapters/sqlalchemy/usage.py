@@ -79,8 +79,8 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
 
     def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
                        invoice_id: uuid.UUID) -> list[HourlyUsage]:
-        """One ``UPDATE ... RETURNING`` at the driver level: the totals are summed from the rows
-        the statement marked, not read before it, so nothing committed in between is marked
+        """At the driver level: the totals are summed from the rows the ``UPDATE`` marked (those
+        carrying the new invoice id), not read before it, so nothing committed in between is marked
         without being counted (at READ COMMITTED a read and a later update see different rows)."""
         totals = self._uow.driver.put_on_invoice(organization_id, before, invoice_id)
         totals.sort(key=lambda b: (str(b.project_id), str(b.product_id)))
