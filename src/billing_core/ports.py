@@ -276,6 +276,25 @@ class UsageRepository(Protocol):
         """Put every uninvoiced bucket with ``hour < before`` on the invoice; returns how many."""
         ...
 
+    def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
+                       invoice_id: uuid.UUID) -> list[HourlyUsage]:
+        """Put every uninvoiced bucket with ``hour < before`` on the invoice in one atomic step and
+        return exactly the buckets it marked, summed per (project, product) as
+        :meth:`uninvoiced_totals` sums them (``hour`` the earliest, ``invoice_id`` set).
+
+        What a period close invoices: the marked buckets and the totals it is given are the same
+        rows by construction, so usage recorded concurrently is either in both or in neither (it
+        stays uninvoiced for the next invoice). Amounts in micro-dollars; ``[]`` when nothing was
+        uninvoiced. Not idempotent: a second call finds nothing left to mark.
+        """
+        ...
+
+    def invoiced_totals(self, organization_id: uuid.UUID) -> list[HourlyUsage]:
+        """The buckets on an invoice, summed per (invoice, project, product): ``invoice_id`` set,
+        ``hour`` the earliest hour summed, quantities and micro-dollars summed. What reconcile
+        compares with the invoices' lines."""
+        ...
+
     def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
         ...
 
@@ -290,6 +309,11 @@ class InvoiceRepository(Protocol):
         ...
 
     def for_period(self, organization_id: uuid.UUID, period_start: datetime) -> Invoice | None:
+        ...
+
+    def organizations_for_period(self, period_start: datetime) -> list[uuid.UUID]:
+        """The organizations that have an invoice for the period starting at ``period_start``,
+        ordered by id as text: those a period close reports as already closed."""
         ...
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50,

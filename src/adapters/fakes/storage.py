@@ -410,9 +410,42 @@ class InMemoryUsageRepository(_Repo):
                 count += 1
         return count
 
+    def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
+                       invoice_id: uuid.UUID) -> list[HourlyUsage]:
+        marked: list[HourlyUsage] = []
+        for key, bucket in list(self.s.buckets.items()):
+            if bucket.organization_id == organization_id and bucket.invoice_id is None and bucket.hour < before:
+                moved = _copy(bucket)
+                moved.invoice_id = invoice_id
+                self.j.delete(self.s.buckets, key)
+                self.j.set(self.s.buckets, (*key[:4], invoice_id), moved)
+                marked.append(_copy(moved))
+        return _sum_per_line(marked)
+
+    def invoiced_totals(self, organization_id: uuid.UUID) -> list[HourlyUsage]:
+        wanted = organization_id.int
+        return _sum_per_line([_copy(b) for b in self.s.buckets.values()
+                              if b.invoice_id is not None and b.organization_id.int == wanted])
+
     def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
         return sorted({b.organization_id for b in self.s.buckets.values()
                        if b.invoice_id is None and b.hour < before}, key=str)
+
+
+def _sum_per_line(buckets: list[HourlyUsage]) -> list[HourlyUsage]:
+    """Buckets (copies, changed here) summed per (invoice, project, product), with the earliest
+    hour, in the storage ports' order of totals: invoice, project and product id as text."""
+    totals: dict[tuple[uuid.UUID | None, uuid.UUID | None, uuid.UUID], HourlyUsage] = {}
+    for bucket in buckets:
+        key = (bucket.invoice_id, bucket.project_id, bucket.product_id)
+        seen = totals.get(key)
+        if seen is None:
+            totals[key] = bucket
+        else:
+            seen.quantity += bucket.quantity
+            seen.amount_micros += bucket.amount_micros
+            seen.hour = min(seen.hour, bucket.hour)
+    return sorted(totals.values(), key=lambda b: (str(b.invoice_id), str(b.project_id), str(b.product_id)))
 
 
 class InMemoryInvoiceRepository(_Repo):
@@ -429,6 +462,10 @@ class InMemoryInvoiceRepository(_Repo):
             if invoice.organization_id == organization_id and invoice.period_start == period_start:
                 return _copy(invoice)
         return None
+
+    def organizations_for_period(self, period_start: datetime) -> list[uuid.UUID]:
+        return sorted({i.organization_id for i in self.s.invoices.values() if i.period_start == period_start},
+                      key=str)
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Invoice]:
         rows = sorted((i for i in self.s.invoices.values() if i.organization_id == organization_id),

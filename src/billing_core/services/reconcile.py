@@ -175,8 +175,42 @@ def checkout_subscriptions(ctx: BillingContext, uow: UnitOfWork, organization_id
     return problems
 
 
+def invoices_count_their_buckets(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """Every invoice counts exactly the usage buckets marked with it, in total and per line, and no
+    bucket is marked with an invoice that does not exist (issue 14: a close marked buckets its
+    invoice did not count)."""
+    marked: dict[uuid.UUID | None, dict[tuple[uuid.UUID, uuid.UUID | None], tuple[int, int]]] = {}
+    for line in uow.usage.invoiced_totals(organization_id):
+        marked.setdefault(line.invoice_id, {})[(line.product_id, line.project_id)] = (line.quantity,
+                                                                                       line.amount_micros)
+    problems: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = uow.invoices.list(organization_id, limit=200, cursor=cursor)
+        for invoice in page.items:
+            lines = marked.pop(invoice.id, {})
+            counted = sum(amount for _quantity, amount in lines.values())
+            name = f"invoice {invoice.number or invoice.id}"
+            if counted != invoice.usage_micros:
+                problems.append(f"{name} counts {invoice.usage_micros} µ$ of usage; the buckets marked with it "
+                                f"sum to {counted} µ$")
+            items = {(i.product_id, i.project_id): (i.quantity, i.amount_micros) for i in invoice.items}
+            if items != lines:
+                problems.append(f"{name}: its lines {sorted(items.values())} differ from the buckets marked with "
+                                f"it {sorted(lines.values())} (quantity, µ$ per product and project)")
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    for invoice_id, lines in marked.items():
+        problems.append(f"usage buckets of {sum(a for _q, a in lines.values())} µ$ are marked with invoice "
+                        f"{invoice_id}, which does not exist")
+    return problems
+
+
+
 CHECKS: tuple[Check, ...] = (
     refunds_match_payments,
+    invoices_count_their_buckets,
     subscription_grants,
     one_subscription_per_provider_id,
     checkout_subscriptions,
