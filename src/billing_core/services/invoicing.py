@@ -54,8 +54,11 @@ class CloseFailure(msgspec.Struct, frozen=True, kw_only=True):
 class CloseReport(msgspec.Struct, kw_only=True):
     period: str
     organizations: int = 0
+    """Organizations with uninvoiced usage up to the period's end, plus those already invoiced for it."""
     invoices_created: int = 0
     already_closed: int = 0
+    """Organizations that had an invoice for the period before this run reached them (an earlier or a
+    concurrent run made it); usage they reported since is left for their next invoice."""
     without_usage: int = 0
     invoice_ids: list[uuid.UUID] = msgspec.field(default_factory=list)
     failed: list[CloseFailure] = msgspec.field(default_factory=list)
