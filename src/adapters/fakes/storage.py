@@ -387,31 +387,18 @@ class InMemoryUsageRepository(_Repo):
         return rows
 
     def uninvoiced_totals(self, organization_id: uuid.UUID, before: datetime) -> list[HourlyUsage]:
-        totals: dict[tuple[uuid.UUID | None, uuid.UUID], HourlyUsage] = {}
-        for bucket in self.uninvoiced(organization_id, before):
-            key = (bucket.project_id, bucket.product_id)
-            seen = totals.get(key)
-            if seen is None:
-                totals[key] = bucket
-            else:
-                seen.quantity += bucket.quantity
-                seen.amount_micros += bucket.amount_micros
-                seen.hour = min(seen.hour, bucket.hour)
-        return sorted(totals.values(), key=lambda b: (str(b.project_id), str(b.product_id)))
+        # Uninvoiced buckets all have invoice_id None, so the per-line sums are per (project, product).
+        return _sum_per_line(self.uninvoiced(organization_id, before))
 
     def mark_invoiced(self, organization_id: uuid.UUID, before: datetime, invoice_id: uuid.UUID) -> int:
-        count = 0
-        for key, bucket in list(self.s.buckets.items()):
-            if bucket.organization_id == organization_id and bucket.invoice_id is None and bucket.hour < before:
-                moved = _copy(bucket)
-                moved.invoice_id = invoice_id
-                self.j.delete(self.s.buckets, key)
-                self.j.set(self.s.buckets, (*key[:4], invoice_id), moved)
-                count += 1
-        return count
+        return len(self._mark(organization_id, before, invoice_id))
 
     def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
                        invoice_id: uuid.UUID) -> list[HourlyUsage]:
+        return _sum_per_line(self._mark(organization_id, before, invoice_id))
+
+    def _mark(self, organization_id: uuid.UUID, before: datetime, invoice_id: uuid.UUID) -> list[HourlyUsage]:
+        """Freeze the organization's open buckets before ``before`` under ``invoice_id``; copies of them."""
         marked: list[HourlyUsage] = []
         for key, bucket in list(self.s.buckets.items()):
             if bucket.organization_id == organization_id and bucket.invoice_id is None and bucket.hour < before:
@@ -420,7 +407,7 @@ class InMemoryUsageRepository(_Repo):
                 self.j.delete(self.s.buckets, key)
                 self.j.set(self.s.buckets, (*key[:4], invoice_id), moved)
                 marked.append(_copy(moved))
-        return _sum_per_line(marked)
+        return marked
 
     def invoiced_totals(self, organization_id: uuid.UUID) -> list[HourlyUsage]:
         wanted = organization_id.int
