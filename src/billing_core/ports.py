@@ -702,6 +702,9 @@ class EmailMessage(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     html: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    message_id: str | None = None
+    """The left part of the ``Message-ID`` header (``<message_id@sender-domain>``): the same for every
+    attempt to send one notice, so a repeated send is recognisable as a duplicate. None: a random one."""
 
 
 class Mailer(Protocol):
