@@ -163,7 +163,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     except ValueError:
         lease = -1.0
     if not 1 <= lease <= 86_400:
-        raise ConfigurationError(f"BILLING_OUTBOX_LEASE_SECONDS must be seconds between 1 and 86400, not {lease_text!r}")
+        raise ConfigurationError("BILLING_OUTBOX_LEASE_SECONDS must be seconds between 1 and 86400, "
+                                 f"not {lease_text!r}")
     clock_file = _text(env, "BILLING_TEST_CLOCK_FILE")
     if clock_file is not None and environment != "test":
         # A clock that anyone who can write a file may move would let them close months early,

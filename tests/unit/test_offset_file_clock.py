@@ -47,4 +47,4 @@ def test_an_empty_file_is_no_offset_and_garbage_is_refused(tmp_path: Path) -> No
 
 def test_naive_targets_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        OffsetFileClock.write_offset(tmp_path / "clock", datetime(2026, 3, 31, 23, 59, 50))  # noqa: DTZ001
+        OffsetFileClock.write_offset(tmp_path / "clock", datetime(2026, 3, 31, 23, 59, 50))
