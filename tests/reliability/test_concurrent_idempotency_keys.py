@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from dependency_injector import providers
+from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import func, select
 
@@ -32,7 +33,7 @@ REQUESTS = 16
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def two_apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TestClient, TestClient, Container]]:
+def two_apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TestClient[Litestar], TestClient[Litestar], Container]]:
     kind: SqlKind = request.param
     with migrated_database(kind, tmp_path) as (url, schema):
         environ = {"BILLING_DATABASE_URL": url, "BILLING_DATA_DIR": str(tmp_path), "BILLING_ENV": "test"}
@@ -55,7 +56,7 @@ def two_apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[T
 
 
 def test_one_key_at_once_on_two_processes_is_one_top_up(
-        two_apps: tuple[TestClient, TestClient, Container]) -> None:
+        two_apps: tuple[TestClient[Litestar], TestClient[Litestar], Container]) -> None:
     first, second, container = two_apps
     ctx = container.billing_context()
     org = services.organizations.create_organization(ctx, name="Acme", owner_user_id="ada",
