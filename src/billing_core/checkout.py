@@ -8,6 +8,7 @@ with the same email.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 
 from billing_core.catalog import Catalog, PlanCode
+from billing_core.errors import InvalidInput
 from billing_core.permissions import DENIAL_MESSAGES, Action, Actor, allows
 
 
@@ -85,6 +87,39 @@ class CheckoutSession(msgspec.Struct, kw_only=True):
     subscription_id: uuid.UUID | None = None
     provider_subscription_id: str | None = None
     """The provider's subscription, known once checkout completes (a guest's waits for the claim)."""
+
+
+MAX_RETURN_URL_LENGTH = 2000
+
+
+def check_return_url(return_url: object, *, field: str = "return_url") -> str:
+    """The one rule for every page we send a customer back to (checkout, guest checkout, billing
+    portal, crypto top-up): an ``http(s)://host/...`` URL or an absolute path (``/billing``).
+
+    Refused, as ``InvalidInput(code="invalid_url")``: any other scheme (``javascript:``, ``data:``),
+    a protocol-relative ``//host`` (or ``///host``) or an ``http:`` without a host, and anything a browser would
+    read differently from us: backslashes (``/\\evil.example`` is ``//evil.example`` to a browser),
+    whitespace, control and invisible format characters (browsers drop tabs and newlines inside a
+    URL, so ``java\tscript:`` runs), and more than 2,000 characters.
+    """
+    if not isinstance(return_url, str) or not 0 < len(return_url) <= MAX_RETURN_URL_LENGTH:
+        raise InvalidInput(field, f"{field} must be an http(s) URL or an absolute path of at most "
+                           f"{MAX_RETURN_URL_LENGTH} characters", code="invalid_url")
+    if "\\" in return_url or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in return_url):
+        raise InvalidInput(field, f"{field} must not contain backslashes, spaces or control characters",
+                           code="invalid_url")
+    try:
+        parts = urlsplit(return_url)
+        host = parts.hostname
+    except ValueError:  # an unbalanced IPv6 bracket
+        host, parts = None, urlsplit("")
+    # Browsers read any run of leading slashes as a host to come: "///evil.example" is "//evil.example".
+    if parts.scheme == "" and return_url.startswith("/") and not return_url.startswith("//"):
+        return return_url
+    if parts.scheme.lower() in ("http", "https") and host and return_url.lower().startswith(f"{parts.scheme}://"):
+        return return_url
+    raise InvalidInput(field, f"{field} must be an http(s) URL or an absolute path such as /billing",
+                       code="invalid_url")
 
 
 def return_url_with_status(return_url: str, session_id: str, status: CheckoutStatus) -> str:

@@ -40,6 +40,15 @@ class InvalidInput(BillingError):
             self.code = code
 
 
+class MalformedBody(InvalidInput):
+    """A body must be readable JSON, nested at most ``billing_core.payloads.MAX_JSON_DEPTH`` deep."""
+
+    code = "malformed_body"
+
+    def __init__(self, message: str, *, field: str = "body") -> None:
+        super().__init__(field, message)
+
+
 class NotFound(BillingError):
     """The thing does not exist, or not in the caller's organization."""
 
@@ -99,6 +108,15 @@ class IdempotencyRequestInProgress(Conflict):
         super().__init__(f"a request with idempotency key {key!r} is still in progress: retry shortly",
                          code="idempotency_request_in_progress")
         self.key = key
+
+
+class EventIdReused(Conflict):
+    """A usage ``event_id`` names one event: reported again, it must be the same event."""
+
+    def __init__(self, event_id: str, *, field: str = "event_id") -> None:
+        super().__init__(f"event_id {event_id!r} was already reported with another product, project, quantity "
+                         "or occurred_at", code="event_id_reused", field=field)
+        self.event_id = event_id
 
 
 class IllegalTransition(Conflict):

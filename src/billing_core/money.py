@@ -21,7 +21,9 @@ CENTS_PER_DOLLAR = 100
 MAX_MICROS = 10**15
 
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "CHF"})
-_DECIMAL_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,6})?$")
+# Canonical decimal dollars: ASCII digits only, no sign, no leading zeros ("0.5", not "00.5"), at most
+# six decimals, nothing around it (no spaces, no newline: ``fullmatch``, not ``match`` with ``$``).
+_DECIMAL_AMOUNT = re.compile(r"(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?", re.ASCII)
 
 
 class Money(msgspec.Struct, frozen=True, gc=False):
@@ -88,13 +90,15 @@ def dollars_to_micros(dollars: int) -> int:
 def parse_dollars(text: str, *, field: str) -> int:
     """Parse a decimal dollar string such as ``"12.48"`` into micro-dollars, exactly.
 
-    More than six decimals, signs, exponents and anything that is not a plain decimal are rejected.
+    Only the canonical form is read: ASCII digits, no leading zeros, at most six decimals, and
+    nothing else (no sign, exponent, spaces, separators or other scripts' digits, which ``Decimal``
+    would otherwise accept).
     """
-    if not isinstance(text, str) or not _DECIMAL_AMOUNT.match(text.strip()):
-        raise InvalidInput(field, "amount must be a decimal number of dollars with at most 6 decimals",
-                           code="invalid_amount")
+    if not isinstance(text, str) or not _DECIMAL_AMOUNT.fullmatch(text):
+        raise InvalidInput(field, f"{field} must be a decimal number of dollars such as \"25.00\": ASCII digits, "
+                           "no leading zeros or spaces, at most 6 decimals", code="invalid_amount")
     try:
-        value = Decimal(text.strip()) * MICROS_PER_DOLLAR
+        value = Decimal(text) * MICROS_PER_DOLLAR
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only valid decimals
         raise InvalidInput(field, "amount is not a number", code="invalid_amount") from exc
     return int(value.to_integral_value(rounding=ROUND_HALF_UP))

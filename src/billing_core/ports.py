@@ -685,7 +685,10 @@ class PaymentProvider(Protocol):
         ...
 
     def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:
-        """Verify the signature and decode the event; raises InvalidInput(code=invalid_signature)."""
+        """Verify the signature and decode the event; raises InvalidInput(code=invalid_signature).
+
+        A payload nested deeper than :data:`billing_core.payloads.MAX_JSON_DEPTH` raises
+        :class:`~billing_core.errors.MalformedBody` (signed or not), found before it is decoded."""
         ...
 
 

@@ -22,8 +22,9 @@ import stripe
 from adapters.fakes import InMemoryPaymentProvider
 from adapters.stripe import StripePaymentProvider
 from billing_core.catalog import Catalog
-from billing_core.errors import InvalidInput
+from billing_core.errors import InvalidInput, MalformedBody
 from billing_core.organization import Organization
+from billing_core.payloads import MAX_JSON_DEPTH
 from billing_core.payments import PaymentType
 from billing_core.ports import ChargeStatus, PaymentProvider
 from tests.support.stripe_stub import StripeStub, fixtures_or_skip, sign_payload
@@ -261,3 +262,19 @@ def test_a_bad_signature_is_invalid_input(harness: Harness, case: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         harness.provider.parse_event(body, header)
     assert raised.value.code == "invalid_signature"
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+@pytest.mark.parametrize("signed", [True, False])
+def test_a_deeply_nested_event_is_a_malformed_body_not_a_recursion_error(harness: Harness, depth: int,
+                                                                          signed: bool) -> None:
+    body = _event_body().replace(b'"metadata": {"reference": "p-1"}', b'"metadata": ' + b"[" * depth + b"]" * depth)
+    with pytest.raises(MalformedBody) as raised:
+        harness.provider.parse_event(body, harness.sign(body, None) if signed else None)
+    assert (raised.value.code, raised.value.field) == ("malformed_body", "payload")
+
+
+def test_an_event_as_deep_as_allowed_is_decoded(harness: Harness) -> None:
+    nested = b"[" * (MAX_JSON_DEPTH - 4) + b"]" * (MAX_JSON_DEPTH - 4)  # event > data > object > metadata
+    body = _event_body().replace(b'"metadata": {"reference": "p-1"}', b'"metadata": ' + nested)
+    assert harness.provider.parse_event(body, harness.sign(body, None)).id == "evt_contract_1"

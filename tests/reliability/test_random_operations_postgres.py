@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
-from billing_core import Permission, services
+from billing_core import EventIdReused, Permission, services
 from billing_core.billing_settings import SpendManagement
 from billing_core.catalog import load_catalog
 from billing_core.errors import BillingError, NotFound
@@ -65,6 +65,7 @@ def worker(url: str, schema: str, index: int, organizations: list[str], owner_se
     owners = [services.organizations.authenticate(ctx, s) for s in owner_secrets]
     platforms = [services.organizations.authenticate(ctx, s) for s in service_secrets]
     debited: list[tuple[int, str]] = []
+    quantities: dict[tuple[int, str], int] = {}
     counts: Counter[str] = Counter()
     try:
         for i in range(OPERATIONS):
@@ -76,19 +77,21 @@ def worker(url: str, schema: str, index: int, organizations: list[str], owner_se
                     counts["close"] += 1
                     counts["invoices_created"] += report.invoices_created
                 elif roll < 0.45:
-                    choice = rng.random()
+                    choice, quantity = rng.random(), rng.randint(1, 60)
                     if choice < 0.2 and debited:
                         org, event_id = rng.choice(debited)
+                        quantity = quantities[(org, event_id)]  # a retry of its own event: the same event
                     elif choice < 0.45:
                         event_id = f"shared-{rng.randrange(SHARED_EVENT_IDS)}"
                     else:
                         event_id = f"p{index}-{i}"
                     outcome = services.metering.report_usage(ctx, platforms[org], organization_id=org_ids[org],
                                                              event_id=event_id, product="compute",
-                                                             quantity=rng.randint(1, 60))
+                                                             quantity=quantity)
                     counts["replayed" if outcome.replayed else "allowed" if outcome.allowed else "denied"] += 1
                     if outcome.allowed:
                         debited.append((org, event_id))
+                        quantities.setdefault((org, event_id), quantity)
                 elif roll < 0.6:
                     services.wallet.add_credits(ctx, owners[org], organization_id=org_ids[org],
                                                 amount_micros=rng.choice([5, 10, 25]) * DOLLAR)
@@ -107,6 +110,8 @@ def worker(url: str, schema: str, index: int, organizations: list[str], owner_se
                     counts["grant"] += 1
             except NotFound:
                 counts["not_found"] += 1  # a refund of an id another org owns, or a denied one
+            except EventIdReused:
+                counts["reused"] += 1  # a pool id another process reported with another quantity
             except BillingError as exc:
                 counts[f"error:{type(exc).__name__}:{exc.code}"] += 1
         results.put((index, dict(counts)))

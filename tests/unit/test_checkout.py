@@ -13,11 +13,13 @@ from billing_core.checkout import (
     CheckoutSession,
     CheckoutStatus,
     PlanAction,
+    check_return_url,
     claimable,
     plan_action,
     plan_choices,
     return_url_with_status,
 )
+from billing_core.errors import InvalidInput
 from billing_core.permissions import Actor, Permission, Role
 from tests.unit.domain_builders import NOW, ORG, ROLES, person, token
 
@@ -135,3 +137,32 @@ def test_only_completed_guest_checkouts_are_claimed(status: CheckoutStatus) -> N
 def test_a_claimed_or_organization_checkout_is_not_claimed_again() -> None:
     assert not claimable(guest_session(organization_id=ORG), login("ada@example.com"))
     assert not claimable(guest_session(email=None), login("ada@example.com"))
+
+
+@pytest.mark.parametrize("url", [
+    "https://app.example.com/billing/plans", "http://localhost:8000/b?x=1#y", "/billing/credits", "/",
+    "HTTPS://APP.EXAMPLE.COM/B", "https://[::1]:8443/b", "https://bücher.example/konto", "/billing?q=a%20b",
+])
+def test_a_return_url_is_an_http_url_or_an_absolute_path(url: str) -> None:
+    assert check_return_url(url) == url
+
+
+@pytest.mark.parametrize("url", [
+    "javascript:alert(1)", "JAVASCRIPT:alert(1)", "java\tscript:alert(1)", "java\nscript:alert(1)",
+    " https://app.example.com/", "https://app.example.com/\x7f", "https://app.example.com/\u0085",
+    "data:text/html;base64,PHNjcmlwdD4=", "vbscript:x", "file:///etc/passwd", "ftp://example.com/",
+    "//evil.example.com", "///evil.example.com", "/\\evil.example.com", "\\/evil.example.com",
+    "https:\\\\evil.example.com", "https:/evil.example.com", "https:evil.example.com", "https://", "http://:80/",
+    "https://[::1/b", "billing/credits", "?x=1", "#top", "", "/" + "a" * 2000, "/billing\u200b", "/\u202eevil",
+    "https://app.example.com/a b",
+])
+def test_every_other_return_url_is_refused(url: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        check_return_url(url)
+    assert (refused.value.field, refused.value.code) == ("return_url", "invalid_url")
+
+
+@pytest.mark.parametrize("value", [None, 1, b"/billing", ["/billing"]])
+def test_a_return_url_is_text(value: object) -> None:
+    with pytest.raises(InvalidInput):
+        check_return_url(value)

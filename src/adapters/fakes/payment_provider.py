@@ -17,8 +17,9 @@ from typing import Any
 import msgspec
 
 from billing_core.catalog import Plan
-from billing_core.errors import InvalidInput, PaymentError
+from billing_core.errors import InvalidInput, MalformedBody, PaymentError
 from billing_core.organization import Organization
+from billing_core.payloads import check_json_depth
 from billing_core.payments import PaymentType, ProviderPaymentMethod
 from billing_core.ports import ChargeResult, ChargeStatus, HostedInvoice, ProviderCheckout, ProviderEvent
 
@@ -214,6 +215,7 @@ class InMemoryPaymentProvider:
         return body, self.sign(body)
 
     def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:
+        check_json_depth(payload, field="payload")  # before any decoding: deep nesting exhausts the stack
         if not signature_header:
             raise InvalidInput("Stripe-Signature", "missing signature", code="invalid_signature")
         try:
@@ -230,6 +232,8 @@ class InMemoryPaymentProvider:
             body = json.loads(payload)
             return ProviderEvent(id=str(body["id"]), type=str(body["type"]), created=int(body["created"]),
                                  data=dict(body["data"]["object"]))
+        except RecursionError:
+            raise MalformedBody("the event payload nests too deep", field="payload") from None
         except (ValueError, KeyError, TypeError, StopIteration, msgspec.DecodeError) as exc:
             raise InvalidInput("Stripe-Signature", "the signature does not verify",
                                code="invalid_signature") from exc

@@ -19,8 +19,9 @@ import stripe
 
 from adapters.stripe.errors import is_authentication_required, translate
 from billing_core.catalog import Plan
-from billing_core.errors import InvalidInput, PaymentError, ProviderUnavailable
+from billing_core.errors import InvalidInput, MalformedBody, PaymentError, ProviderUnavailable
 from billing_core.organization import Organization
+from billing_core.payloads import check_json_depth
 from billing_core.payments import PaymentType, ProviderPaymentMethod
 from billing_core.ports import ChargeResult, ChargeStatus, HostedInvoice, ProviderCheckout, ProviderEvent
 
@@ -378,10 +379,16 @@ class StripePaymentProvider:
     # ----------------------------------------------------------------- events
 
     def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:
-        """Verify ``Stripe-Signature`` (HMAC-SHA256, 5 minutes tolerance) and decode the event."""
+        """Verify ``Stripe-Signature`` (HMAC-SHA256, 5 minutes tolerance) and decode the event.
+
+        A payload nested deeper than :data:`~billing_core.payloads.MAX_JSON_DEPTH` is refused as
+        :class:`~billing_core.errors.MalformedBody` before anything decodes it."""
+        check_json_depth(payload, field="payload")
         try:
             event = self._client.construct_event(payload, signature_header, self._webhook_secret)
             body = json.loads(payload)
+        except RecursionError:
+            raise MalformedBody("the event payload nests too deep", field="payload") from None
         except (stripe.SignatureVerificationError, ValueError) as exc:
             # ValueError: not UTF-8 or not JSON, which no genuine Stripe delivery is.
             raise InvalidInput("Stripe-Signature", "the webhook signature does not verify",

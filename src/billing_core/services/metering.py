@@ -15,7 +15,7 @@ import msgspec
 
 from billing_core.billing_settings import BillingSettings
 from billing_core.catalog import Product
-from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.errors import Conflict, EventIdReused, InvalidInput, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
 from billing_core.money import format_credits
 from billing_core.outbox import OutboxTopic, new_message
@@ -58,8 +58,12 @@ def _product(ctx: BillingContext, product: str | uuid.UUID) -> Product:
 def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, event_id: str,
                  product: str | uuid.UUID, quantity: int, project_id: uuid.UUID | None = None,
                  occurred_at: datetime | None = None) -> UsageOutcome:
-    """Debit one usage event if the spend guard allows it. A replayed ``event_id`` changes nothing
-    and answers as the first call did (allowed)."""
+    """Debit one usage event if the spend guard allows it.
+
+    A replayed ``event_id`` changes nothing and answers what the first call did: the stored event's
+    amount and the balance right after its debit, ``replayed=True``. The same ``event_id`` with a
+    different product, project, quantity or (when given) ``occurred_at`` raises
+    :class:`~billing_core.errors.EventIdReused`: the id is the event's idempotency key."""
     require(actor, Action.REPORT_USAGE, organization_id)
     now = ctx.clock.now()
     metered = _product(ctx, product)
@@ -68,12 +72,17 @@ def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
     tx = _usage_transaction(priced, metered, now)
     with ctx.uow() as uow:
         if not uow.product_subscriptions.active_for(organization_id, project_id, priced.product_id, priced.occurred_at):
+            if uow.usage.get_event(organization_id, event_id) is not None:
+                # A retry after the subscription ended (or naming another time): the first call decides.
+                return _replay(uow, priced, uow.wallets.get(organization_id), time_given=occurred_at is not None,
+                               field="event_id")
             raise Conflict("the project has no active subscription to this product at occurred_at",
                            code="product_not_subscribed", field="product")
         outcome = uow.wallets.debit(organization_id, priced.amount_micros, now, tx)
         if outcome.replayed:
+            replay = _replay(uow, priced, outcome.wallet, time_given=occurred_at is not None, field="event_id")
             uow.rollback()
-            return _outcome(priced, outcome.decision, outcome.wallet, replayed=True)
+            return replay
         if outcome.decision.allowed:
             uow.usage.record(priced)
         _after_debit(ctx, uow, outcome.wallet, outcome.decision, now)
@@ -99,7 +108,10 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
     """Report up to 1,000 events in one unit of work: every event is validated and priced before
     anything is written (a bad one rejects the batch, naming ``events[i].field``), then each is
     debited in order through the same atomic spend-guard step as :func:`report_usage`, so some may
-    be denied while others pass. Replayed ids answer as replays; notices are queued once at the end.
+    be denied while others pass. Replayed ids answer as :func:`report_usage` replays do (what the
+    first call answered), and an id reused for another event rejects the whole batch
+    (:class:`~billing_core.errors.EventIdReused` naming ``events[i].event_id``, nothing written);
+    notices are queued once at the end.
     Storage gets the whole batch at once (:meth:`~billing_core.ports.WalletRepository.debit_many`,
     :meth:`~billing_core.ports.UsageRepository.record_many`), which its contract makes the same as
     debiting and recording the events one by one."""
@@ -130,7 +142,7 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
             if key not in subscribed:
                 subscribed[key] = uow.product_subscriptions.active_for(organization_id, event.project_id,
                                                                        event.product_id, event.occurred_at)
-            if not subscribed[key]:
+            if not subscribed[key] and uow.usage.get_event(organization_id, event.event_id) is None:
                 raise Conflict("the project has no active subscription to this product at occurred_at",
                                code="product_not_subscribed", field=f"events[{index}].product")
         debited = uow.wallets.debit_many(organization_id, [DebitRequest(event.amount_micros, tx)
@@ -138,17 +150,44 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
         uow.usage.record_many([event for (event, _), outcome in zip(priced, debited, strict=True)
                                if outcome.decision.allowed and not outcome.replayed])
         denial: Decision | None = None
-        for (event, _), outcome in zip(priced, debited, strict=True):
+        for index, ((event, _), outcome) in enumerate(zip(priced, debited, strict=True)):
+            if outcome.replayed:
+                outcomes.append(_replay(uow, event, outcome.wallet, time_given=events[index].occurred_at is not None,
+                                        field=f"events[{index}].event_id"))
+                continue
             if not outcome.decision.allowed and denial is None:
                 denial = outcome.decision
-            outcomes.append(_outcome(event, outcome.decision, outcome.wallet, replayed=outcome.replayed))
+            outcomes.append(_outcome(event, outcome.decision, outcome.wallet, replayed=False))
         _after_debit(ctx, uow, debited[-1].wallet, denial or Decision(allowed=True), now)
         uow.commit()
     return outcomes
 
 
+def _replay(uow: UnitOfWork, event: UsageEvent, wallet: WalletAccount, *, time_given: bool,
+            field: str) -> UsageOutcome:
+    """The answer to an ``event_id`` already debited: the first call's, read back from storage (the
+    stored event's amount, the balance its ledger transaction left), never this request's pricing.
+    Raises EventIdReused if the request describes another event than the stored one."""
+    stored = uow.usage.get_event(event.organization_id, event.event_id)
+    if stored is not None and (
+            (stored.product_id, stored.project_id, stored.quantity) != (event.product_id, event.project_id,
+                                                                        event.quantity)
+            or (time_given and stored.occurred_at != event.occurred_at)):
+        raise EventIdReused(event.event_id, field=field)
+    first = uow.ledger.get_by_key(event.organization_id, _usage_key(event.event_id))
+    amount = stored.amount_micros if stored is not None else event.amount_micros
+    balance = first.wallet_balance_after if first is not None and first.wallet_balance_after is not None \
+        else wallet.balance_micros
+    return UsageOutcome(event_id=event.event_id, allowed=True, replayed=True, amount_micros=amount,
+                        balance_micros=balance)
+
+
+def _usage_key(event_id: str) -> str:
+    return f"usage:{event_id}"
+
+
 def _usage_transaction(event: UsageEvent, metered: Product, now: datetime) -> LedgerTransaction:
-    return transfer(organization_id=event.organization_id, idempotency_key=f"usage:{event.event_id}",
+    return transfer(organization_id=event.organization_id, idempotency_key=_usage_key(event.event_id),
                     kind=EntryKind.USAGE, description=f"{metered.name}: {event.quantity} {metered.unit}",
                     created_at=now, source=Account.UNBILLED_USAGE, target=Account.REVENUE,
                     amount_micros=event.amount_micros, reference=event.event_id)

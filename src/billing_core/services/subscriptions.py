@@ -14,6 +14,7 @@ from billing_core.checkout import (
     CheckoutSession,
     CheckoutStatus,
     PlanChoice,
+    check_return_url,
     claimable,
     plan_choices,
     return_url_with_status,
@@ -89,19 +90,12 @@ def summary(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) ->
         has_billing_record=org.provider_customer_id is not None)
 
 
-def _check_return_url(return_url: object) -> str:
-    if not isinstance(return_url, str) or not (return_url.startswith(("https://", "http://", "/"))) \
-            or len(return_url) > 2000 or return_url.startswith("//"):
-        raise InvalidInput("return_url", "return_url must be an http(s) URL or an absolute path", code="invalid_url")
-    return return_url
-
-
 def start_checkout(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, plan: str,
                    return_url: str) -> CheckoutSession:
     """An embedded checkout for ``plan``: a trial if the workspace has no billing history."""
     require(actor, Action.SUBSCRIBE_TO_PLAN, organization_id)
     chosen = ctx.catalog.plan(plan)
-    return_url = _check_return_url(return_url)
+    return_url = check_return_url(return_url)
     with ctx.uow() as uow:
         current = uow.plan_subscriptions.current(organization_id)
         if current is not None and current.status not in ENDED:
@@ -117,7 +111,7 @@ def start_guest_checkout(ctx: BillingContext, *, email: str, plan: str, return_u
     """Checkout before signing in: recorded by email and claimed on the next verified login."""
     chosen = ctx.catalog.plan(plan)
     return _open_checkout(ctx, organization_id=None, plan=chosen, trial=False,
-                          return_url=_check_return_url(return_url), customer_id=None, guest_email=check_email(email))
+                          return_url=check_return_url(return_url), customer_id=None, guest_email=check_email(email))
 
 
 def _open_checkout(ctx: BillingContext, *, organization_id: uuid.UUID | None, plan: Plan, trial: bool,
@@ -361,7 +355,7 @@ def change_plan(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
 def portal_session(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, return_url: str) -> str:
     """The provider's billing portal; only once a billing record (provider customer) exists."""
     require(actor, Action.ACCESS_BILLING_PORTAL, organization_id)
-    return_url = _check_return_url(return_url)
+    return_url = check_return_url(return_url)
     with ctx.uow() as uow:
         org = uow.organizations.get(organization_id)
     if not org.provider_customer_id:

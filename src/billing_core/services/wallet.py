@@ -8,6 +8,7 @@ from enum import StrEnum
 import msgspec
 
 from billing_core.billing_settings import AutoRecharge, InvoiceAddress, SpendManagement
+from billing_core.checkout import check_return_url
 from billing_core.credit_packs import PackOffer, check_add_credits_amount, check_pack, pack_offer
 from billing_core.errors import Conflict, InvalidInput, NotFound
 from billing_core.feed import BALANCE_HISTORY_KINDS, FEED_KINDS, FeedEntry, entry
@@ -138,6 +139,8 @@ def add_credits(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
     """Charge $5-$5,000 to a saved method (or open a crypto checkout). Credits land when paid."""
     require(actor, Action.ADD_CREDITS, organization_id)
     amount = check_add_credits_amount(ctx.catalog, amount_micros)
+    if return_url is not None:
+        return_url = check_return_url(return_url)
     if crypto:
         return _crypto_payment(ctx, organization_id, amount, return_url)
     return _charge(ctx, organization_id, PaymentPurpose.ADD_CREDITS, amount, payment_method_id)

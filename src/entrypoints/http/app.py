@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import ControllerRouterHandler
 
 from entrypoints.container import Container
+from entrypoints.http.bodies import BodyRequest
 from entrypoints.http.controllers.account import AccountController, guest_checkout
 from entrypoints.http.controllers.billing import BillingController
 from entrypoints.http.controllers.credits import CreditsController
@@ -113,6 +114,7 @@ def create_app(container: Container | None = None, *, background: bool = False) 
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         state=State({"runtime": runtime}),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=BodyRequest,
         openapi_config=_openapi(),
         plugins=[ClosedStructSchemaPlugin()],
         on_startup=[seed_demo_organization, start_background_worker],

@@ -23,6 +23,7 @@ from billing_core.errors import (
     Conflict,
     IdempotencyRequestInProgress,
     InvalidInput,
+    MalformedBody,
     NotFound,
     PaymentError,
     PaymentRequired,
@@ -56,7 +57,8 @@ class DebitDenied(PaymentRequired):
 def status_for(exc: BillingError) -> int:
     """The HTTP status of a core error."""
     if isinstance(exc, InvalidInput):
-        return 400 if exc.code == "invalid_signature" else 422
+        # A body that cannot be read at all, or an unverifiable provider event, is a bad request.
+        return 400 if isinstance(exc, MalformedBody) or exc.code == "invalid_signature" else 422
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Unauthenticated):
@@ -180,7 +182,8 @@ def _spec(description: str) -> ResponseSpec:
 # Each status is declared with the body it really has. The 400 also replaces the `{status_code, detail}`
 # JSON body Litestar declares by itself on routes with parameters, which this app never sends.
 ERRORS: dict[int, ResponseSpec] = {
-    400: _spec("The request could not be read: malformed JSON (code malformed_body)"),
+    400: _spec("The request could not be read: malformed JSON, or JSON nested deeper than 64 levels "
+               "(code malformed_body)"),
     401: _spec("Missing, unknown, expired or revoked bearer token"),
     403: _spec("The token's role or scopes do not grant this action"),
     404: _spec("Not found, or not in the token's organization"),
@@ -198,7 +201,8 @@ MUTATION_ERRORS: dict[int, ResponseSpec] = {
 # A POST that changes nothing (the spend guard's question) still passes the Idempotency-Key and body checks.
 QUERY_POST_ERRORS: dict[int, ResponseSpec] = {**ERRORS, 409: MUTATION_ERRORS[409], 413: MUTATION_ERRORS[413]}
 WEBHOOK_ERRORS: dict[int, ResponseSpec] = {
-    400: _spec("Missing or bad Stripe-Signature (code invalid_signature); nothing was changed"),
+    400: _spec("Missing or bad Stripe-Signature (code invalid_signature), or a payload nested deeper than 64 "
+               "levels (code malformed_body); nothing was changed"),
     413: MUTATION_ERRORS[413],
     422: _spec("A signed event that lacks what its type needs (a completed checkout without its session id); "
                "nothing was changed"),

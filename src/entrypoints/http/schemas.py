@@ -29,6 +29,13 @@ from billing_core.tax import TaxTreatment
 T = TypeVar("T")
 
 ShortText = Annotated[str, msgspec.Meta(max_length=2048)]
+# No schema limits on these two: the core's rule answers every refusal with its own code naming the field.
+DecimalDollars = Annotated[str, msgspec.Meta(description=(
+    "Dollars as a canonical decimal string (\"25.00\") matching ^(0|[1-9][0-9]{0,11})(\\.[0-9]{1,6})?$ "
+    "in ASCII digits: no sign, exponent, leading zeros or spaces. Anything else is a 422 invalid_amount."))]
+ReturnUrl = Annotated[str, msgspec.Meta(description=(
+    "An http(s) URL with a host, or an absolute path (/billing), at most 2,000 characters; no javascript:, "
+    "data:, //host, backslashes, whitespace or control characters. Anything else is a 422 invalid_url."))]
 Identifier = Annotated[str, msgspec.Meta(max_length=256)]
 
 
@@ -98,7 +105,7 @@ class AttachPaymentMethodBody(Body):
 
 class CheckoutBody(Body):
     plan: Identifier
-    return_url: ShortText
+    return_url: ReturnUrl
 
 
 class PlanChangePreviewBody(Body):
@@ -113,7 +120,7 @@ class PlanChangeBody(Body):
 
 
 class PortalBody(Body):
-    return_url: ShortText
+    return_url: ReturnUrl
 
 
 class PackPurchaseBody(Body):
@@ -125,11 +132,11 @@ class AddCreditsBody(Body):
     """``amount`` in dollars as a decimal string (``"25.00"``) or ``amount_micros``; pay with a saved
     method (``payment_method_id``, default method if omitted) or ``method: "crypto"``."""
 
-    amount: Identifier | None = None
+    amount: DecimalDollars | None = None
     amount_micros: int | None = None
     payment_method_id: uuid.UUID | None = None
     method: Identifier | None = None
-    return_url: ShortText | None = None
+    return_url: ReturnUrl | None = None
 
 
 class AutoRechargeBody(Body):
@@ -651,4 +658,4 @@ class WebhookSecretOut(msgspec.Struct):
 class GuestCheckoutBody(Body):
     email: ShortText
     plan: Identifier
-    return_url: ShortText
+    return_url: ReturnUrl

@@ -15,7 +15,7 @@ from billing_core import services
 from billing_core.errors import InvalidInput
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
-from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, QUERY_POST_ERRORS, DebitDenied
+from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, PROBLEM_JSON, QUERY_POST_ERRORS, DebitDenied
 from entrypoints.http.runtime import ORG, Ctx, CurrentActor, OrganizationId, utc
 
 FromParam = Annotated[str | None, QueryParameter(name="from", max_length=64,
@@ -36,7 +36,12 @@ def parse_datetime(text: str | None, field: str) -> datetime | None:
 
 
 REPLAYED_EVENT = ResponseSpec(data_container=s.UsageOutcomeOut, description="The event_id was recorded before: "
-                              "`replayed: true`, nothing is charged again")
+                              "the first answer again (its amount and the balance after it) with `replayed: true`; "
+                              "nothing is charged again")
+EVENT_CONFLICTS = ResponseSpec(data_container=s.Problem, media_type=PROBLEM_JSON, description=(
+    "The event_id was already reported for another product, project, quantity or occurred_at (code "
+    "event_id_reused, nothing written), the product is not subscribed (product_not_subscribed), or the "
+    "Idempotency-Key was used with another body"))
 
 
 class UsageReportController(Controller):
@@ -69,7 +74,7 @@ class PlatformUsageController(Controller):
                                                amount_micros=data.amount_micros)
         return presenters.decision(decision)
 
-    @post("/events", sync_to_thread=True, responses={**MUTATION_ERRORS, 200: REPLAYED_EVENT},
+    @post("/events", sync_to_thread=True, responses={**MUTATION_ERRORS, 200: REPLAYED_EVENT, 409: EVENT_CONFLICTS},
           summary="Report one billable usage event; a denied debit answers 402 with the reason")
     def report(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                data: JSONBody[s.UsageEventBody]) -> Response[s.UsageOutcomeOut]:
@@ -82,7 +87,7 @@ class PlatformUsageController(Controller):
             raise DebitDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)
         return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
 
-    @post("/events/batch", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
+    @post("/events/batch", status_code=200, sync_to_thread=True, responses={**MUTATION_ERRORS, 409: EVENT_CONFLICTS},
           summary="Report up to 1,000 events in one transaction; each is allowed or denied on its own")
     def report_batch(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                      data: JSONBody[s.UsageBatchBody]) -> s.UsageBatchOut:

@@ -1,0 +1,120 @@
+"""One usage ``event_id`` reported by 16 requests at once, on SQLite and PostgreSQL: the event is debited
+exactly once; identical requests all answer the first call's amount and balance, and requests describing
+another event (other quantities) are refused with ``event_id_reused``. The ledger, the hourly bucket and
+``reconcile`` say the same, on the single and the batch route."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from adapters.fakes import FixedClock, InMemoryPaymentProvider
+from adapters.sqlalchemy import sqlalchemy_uow_factory
+from billing_core import EventIdReused, services
+from billing_core.catalog import load_catalog
+from billing_core.ledger import EntryKind
+from billing_core.services.context import BillingContext
+from billing_core.services.metering import UsageEventInput, UsageOutcome
+from tests.e2e.conftest import START
+from tests.storage_support import migrated_engine
+from tests.support.customers import Customer, sign_up
+
+THREADS = 16
+DOLLAR = 1_000_000
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BillingContext]:
+    for engine in migrated_engine(request.param, tmp_path, pool_size=THREADS + 2):
+        yield BillingContext(uow=sqlalchemy_uow_factory(engine), clock=FixedClock(START), catalog=load_catalog(),
+                             payments=InMemoryPaymentProvider())
+
+
+@pytest.fixture
+def customer(ctx: BillingContext) -> Customer:
+    customer = sign_up(ctx, name="Race", owner="ada", owner_email="ada@race.test")
+    services.wallet.grant_credits(ctx, organization_id=customer.organization_id, amount_micros=100 * DOLLAR,
+                                  description="grant", idempotency_key="grant")
+    return customer
+
+
+def _at_once(call: Callable[[int], list[UsageOutcome]]) -> list[list[UsageOutcome] | BaseException]:
+    start = threading.Barrier(THREADS)
+    results: list[list[UsageOutcome] | BaseException] = [RuntimeError("not run")] * THREADS
+
+    def worker(n: int) -> None:
+        start.wait()
+        try:
+            results[n] = call(n)
+        except BaseException as exc:  # every outcome is inspected below
+            results[n] = exc
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _usage_entries(ctx: BillingContext, org: uuid.UUID) -> list[int]:
+    with ctx.uow() as uow:
+        return [-tx.balance_delta for tx in uow.ledger.list(org, kinds=frozenset({EntryKind.USAGE}), limit=200).items]
+
+
+def _bucket_quantity(ctx: BillingContext, org: uuid.UUID) -> int:
+    with ctx.uow() as uow:
+        return sum(b.quantity for b in uow.usage.buckets(org, START - timedelta(days=1), START + timedelta(days=1)))
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_identical_concurrent_reports_debit_once_and_answer_alike(ctx: BillingContext, customer: Customer,
+                                                                  batch: bool) -> None:
+    org = customer.organization_id
+
+    def report(_: int) -> list[UsageOutcome]:
+        if batch:
+            return services.metering.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
+                UsageEventInput(event_id="evt-race", product="compute", quantity=5)])
+        return [services.metering.report_usage(ctx, customer.platform, organization_id=org, event_id="evt-race",
+                                               product="compute", quantity=5)]
+
+    results = _at_once(report)
+    outcomes = [r[0] for r in results if not isinstance(r, BaseException)]
+    assert len(outcomes) == THREADS, [r for r in results if isinstance(r, BaseException)]
+    assert sorted(o.replayed for o in outcomes) == [False] + [True] * (THREADS - 1)
+    assert {(o.allowed, o.amount_micros, o.balance_micros) for o in outcomes} == {(True, 200_000, 99_800_000)}
+    assert _usage_entries(ctx, org) == [200_000]
+    assert _bucket_quantity(ctx, org) == 5
+    assert services.reconcile.reconcile(ctx, organization_id=org).clean
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_conflicting_concurrent_reports_debit_one_event_and_refuse_the_others(ctx: BillingContext,
+                                                                             customer: Customer, batch: bool) -> None:
+    org = customer.organization_id
+
+    def report(n: int) -> list[UsageOutcome]:
+        if batch:
+            return services.metering.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
+                UsageEventInput(event_id=f"evt-own-{n}", product="compute", quantity=1),
+                UsageEventInput(event_id="evt-race", product="compute", quantity=n + 1)])
+        return [services.metering.report_usage(ctx, customer.platform, organization_id=org, event_id="evt-race",
+                                               product="compute", quantity=n + 1)]
+
+    results = _at_once(report)
+    won = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(won) == 1 and all(isinstance(r, EventIdReused) for r in refused), refused
+    winner = won[0][-1]
+    assert not winner.replayed
+    quantity = winner.amount_micros // 40_000
+    # A refused batch wrote nothing, its own new event included.
+    assert sorted(_usage_entries(ctx, org)) == sorted([winner.amount_micros] + ([40_000] if batch else []))
+    assert _bucket_quantity(ctx, org) == quantity + (1 if batch else 0)
+    assert services.reconcile.reconcile(ctx, organization_id=org).clean
