@@ -30,10 +30,11 @@ from tests.e2e.conftest import START
 from tests.storage_support import SqlKind, migrated_database
 
 REQUESTS = 16
+TwoApps = tuple[TestClient[Litestar], TestClient[Litestar], Container]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def two_apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TestClient[Litestar], TestClient[Litestar], Container]]:
+def two_apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TwoApps]:
     kind: SqlKind = request.param
     with migrated_database(kind, tmp_path) as (url, schema):
         environ = {"BILLING_DATABASE_URL": url, "BILLING_DATA_DIR": str(tmp_path), "BILLING_ENV": "test"}
@@ -56,7 +57,7 @@ def two_apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[T
 
 
 def test_one_key_at_once_on_two_processes_is_one_top_up(
-        two_apps: tuple[TestClient[Litestar], TestClient[Litestar], Container]) -> None:
+        two_apps: TwoApps) -> None:
     first, second, container = two_apps
     ctx = container.billing_context()
     org = services.organizations.create_organization(ctx, name="Acme", owner_user_id="ada",

@@ -202,7 +202,7 @@ class Load:
     failures: list[str] = field(default_factory=list)
     payments: dict[uuid.UUID, list[str]] = field(default_factory=dict)
     paid: dict[str, set[str]] = field(default_factory=dict)
-    events: dict[uuid.UUID, list[str]] = field(default_factory=dict)
+    events: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
     hooks_url: str = ""
 
     def request(self, rng: random.Random, client: httpx.Client, op: str, method: str, path: str, token: str,
@@ -261,15 +261,17 @@ class Load:
         roll = rng.random()
         if roll < 0.55:
             with self.lock:
-                earlier = self.events.setdefault(org.id, [])
+                earlier = self.events.setdefault(org.id, {})
                 replay = rng.random() < 0.1 and bool(earlier)
-                event_id = rng.choice(earlier) if replay else f"ev-{op_id}"
+                # A replay is the same event again (same quantity): it must not debit twice.
+                event_id = rng.choice(sorted(earlier)) if replay else f"ev-{op_id}"
+                quantity = earlier[event_id] if replay else rng.randint(1, 200)
             response = self.request(rng, client, "usage", "POST", base + "/usage/events", org.platform,
-                                    {"event_id": event_id, "product": "compute", "quantity": rng.randint(1, 200)},
+                                    {"event_id": event_id, "product": "compute", "quantity": quantity},
                                     key=f"usage-{op_id}")
             if response is not None and response.is_success and not replay:
                 with self.lock:
-                    earlier.append(event_id)
+                    earlier[event_id] = quantity
         elif roll < 0.67:
             key = f"credits-{op_id}"
             body = {"amount": rng.choice(["5.00", "10.00", "20.00"])}
@@ -292,7 +294,7 @@ class Load:
                              {"payment_id": rng.choice(choices), "reason": "scale-out test"}, key=f"refund-{op_id}")
         elif roll < 0.82:
             with self.lock:
-                choices = list(self.events.get(org.id, []))
+                choices = sorted(self.events.get(org.id, {}))
             if choices:
                 self.request(rng, client, "usage_refund", "POST", f"{base}/usage/events/{rng.choice(choices)}/refund",
                              org.platform, None, key=f"usage-refund-{op_id}")
