@@ -67,6 +67,8 @@ RUN_INTO_APRIL_S = 6.0
 """Real seconds of load after the turn of the month."""
 OUTBOX_LEASE_S = 8
 DRAIN_S = 120.0
+SMTP_DELAY_S = 0.05
+"""The local relay acknowledges each mail after this long, so a worker spends its time mid-send."""
 START_S = 60.0
 
 
@@ -129,6 +131,14 @@ class Served:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
         assert self.process.returncode == -signal.SIGKILL
+
+    def pause(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -346,7 +356,7 @@ def test_three_web_processes_and_two_workers_survive_kills_and_a_month_turn(
     url, schema = database
     clock_file = tmp_path / "clock"
     OffsetFileClock.write_offset(clock_file, MARCH_NOON)
-    with SmtpSink() as smtp, WebhookReceiver(secrets=[]) as hooks:
+    with SmtpSink(delay_s=SMTP_DELAY_S) as smtp, WebhookReceiver(secrets=[]) as hooks:
         env = {"BILLING_ENV": "test", "BILLING_STORAGE": "sqlalchemy", "BILLING_DATABASE_URL": url,
                "BILLING_DATABASE_SCHEMA": schema, "BILLING_DATA_DIR": str(tmp_path / "var"),
                "BILLING_SMTP_HOST": "127.0.0.1", "BILLING_SMTP_PORT": str(smtp.port),
@@ -381,10 +391,14 @@ def test_three_web_processes_and_two_workers_survive_kills_and_a_month_turn(
             for thread in clients:
                 thread.start()
             time.sleep(LOAD_BEFORE_KILL_S)
+            # Land the worker's kill mid-batch: with the other worker paused, wait until the one to
+            # be killed has claimed messages (the slow SMTP relay keeps it busy delivering them).
+            workers[1].pause()
             _wait_for_a_claimed_batch(engine, ctx)
             webs[0].sigkill()
             workers[0].sigkill()
             in_flight = _claimed(engine, ctx)
+            workers[1].resume()
             webs[0].start()
             workers[0].start()
             webs[0].wait_ready()
@@ -401,6 +415,8 @@ def test_three_web_processes_and_two_workers_survive_kills_and_a_month_turn(
         finally:
             load.stop.set()
             for served in everyone:
+                if served.process is not None and served.process.poll() is None:
+                    served.resume()
                 served.stop()
         logs = "".join(line for served in everyone for line in served.log)
         assert not load.failures, "\n".join(load.failures[:20]) + "\n" + logs[-5000:]
@@ -466,8 +482,8 @@ def _claimed(engine: Any, ctx: BillingContext) -> list[Any]:
 
 
 def _wait_for_a_claimed_batch(engine: Any, ctx: BillingContext) -> None:
-    """Give the kill a chance to land mid-batch: wait (a few seconds at most) for a claimed message."""
-    deadline = time.monotonic() + 5
+    """Give the kill a chance to land mid-batch: wait (some seconds at most) for a claimed message."""
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not _claimed(engine, ctx):
         time.sleep(0.01)
 
