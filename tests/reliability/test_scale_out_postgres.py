@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ from adapters.sqlalchemy import tables as t
 from billing_core import Permission, services
 from billing_core.billing_settings import SpendManagement
 from billing_core.services.context import BillingContext
+from billing_core.services.notifications import enqueue_email
 from entrypoints.container import Container
 from tests.storage_support import migrated_database, require_postgres_url
 from tests.support.delivery import SmtpSink, WebhookReceiver, free_port
@@ -68,6 +69,8 @@ RUN_INTO_APRIL_S = 6.0
 OUTBOX_LEASE_S = 8
 DRAIN_S = 120.0
 SMTP_DELAY_S = 0.05
+BURST = "Burst notice"
+BURST_SIZE = 30
 """The local relay acknowledges each mail after this long, so a worker spends its time mid-send."""
 START_S = 60.0
 
@@ -391,13 +394,15 @@ def test_three_web_processes_and_two_workers_survive_kills_and_a_month_turn(
             for thread in clients:
                 thread.start()
             time.sleep(LOAD_BEFORE_KILL_S)
-            # Land the worker's kill mid-batch: with the other worker paused, wait until the one to
-            # be killed has claimed messages (the slow SMTP relay keeps it busy delivering them).
+            # Land the worker's kill mid-batch: pause the other worker, queue a burst of notices,
+            # and kill the one left once the (slow) relay has taken some of them.
+            in_flight = _claimed(engine, ctx)
             workers[1].pause()
-            _wait_for_a_claimed_batch(engine, ctx)
+            _queue_burst(ctx, orgs[0].id)
+            _wait_for(lambda: sum(m.message["Subject"].startswith(BURST) for m in smtp.received) >= BURST_SIZE // 3)
+            in_flight += _claimed(engine, ctx)
             webs[0].sigkill()
             workers[0].sigkill()
-            in_flight = _claimed(engine, ctx)
             workers[1].resume()
             webs[0].start()
             workers[0].start()
@@ -455,7 +460,7 @@ def test_three_web_processes_and_two_workers_survive_kills_and_a_month_turn(
         assert set(hook_ids) <= webhooks
         repeated = {i for i, n in mail_ids.items() if n > 1} | {i for i, n in hook_ids.items() if n > 1}
         duplicates = sum(n - 1 for n in mail_ids.values()) + sum(n - 1 for n in hook_ids.values())
-        # A repeat can only be a message claimed (by the killed worker) when the kill landed.
+        # A repeat can only be a message a worker had claimed around the kill.
         claimed_then = {f"outbox-{row.id}" for row in in_flight if row.topic == "email"} | {
             json.loads(row.payload)["event_id"] for row in in_flight if row.topic == "webhook"}
         assert repeated <= claimed_then, (repeated, claimed_then)
@@ -481,10 +486,20 @@ def _claimed(engine: Any, ctx: BillingContext) -> list[Any]:
                                                                m.next_attempt_at > ctx.clock.now()))
 
 
-def _wait_for_a_claimed_batch(engine: Any, ctx: BillingContext) -> None:
-    """Give the kill a chance to land mid-batch: wait (some seconds at most) for a claimed message."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not _claimed(engine, ctx):
+def _queue_burst(ctx: BillingContext, organization_id: uuid.UUID) -> None:
+    """Notices queued in one commit, as a close or an incident would: one worker claims them all."""
+    with ctx.uow() as uow:
+        for n in range(BURST_SIZE):
+            assert enqueue_email(uow, organization_id=organization_id, to="ops@scale.example",
+                                 subject=f"{BURST} {n}", text="Queued in a burst.", now=ctx.clock.now(),
+                                 dedupe_key=f"scale-out-burst-{n}")
+        uow.commit()
+
+
+def _wait_for(condition: Callable[[], bool], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the worker did not start on the burst"
         time.sleep(0.01)
 
 
