@@ -8,7 +8,10 @@ next gapless number (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on the c
 the invoice with its items, mark the ~2,160 buckets invoiced (``UPDATE``), post the balanced close
 entry (transaction, postings, wallet) and queue the legal invoice in the outbox. The project also
 reads the billing settings and tax registrations, validates every value and goes through the unit of
-work; the ratio (project throughput / baseline throughput) is the price of that. Ops are
+work; the ratio (project throughput / baseline throughput) is the price of that. The project takes the
+organization's wallet lock first and marks the buckets and sums them in one statement (``UPDATE ...
+RETURNING``; on PostgreSQL summed inside it), so its invoice counts exactly the rows it marked; the
+baseline keeps the separate ``GROUP BY`` and ``UPDATE``, which only its lack of concurrency keeps exact. Ops are
 organizations closed. The notes also give the read-only ``GROUP BY`` over every organization (the
 previous baseline) as ``aggregate_only_orgs_per_s``.
 

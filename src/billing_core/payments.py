@@ -66,6 +66,9 @@ class Payment(msgspec.Struct, kw_only=True):
     failure_message: str | None = None
     settled_at: datetime | None = None
     refunded_cents: int = 0
+    """Approved refunds, reserved before the provider is asked (ADR 0009); never above ``amount_cents``."""
+    version: int = 0
+    """Bumped by every save; a save of a copy loaded at an older version is refused."""
 
     def move_to(self, target: PaymentStatus) -> bool:
         """Return False when already there (webhooks repeat), raise when the move is illegal."""

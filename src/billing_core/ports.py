@@ -25,6 +25,7 @@ from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.organization import ApiToken, Membership, Organization
 from billing_core.outbox import OutboxDepth, OutboxMessage
 from billing_core.payments import Payment, PaymentMethod, ProviderPaymentMethod
+from billing_core.plan_change import PlanChange
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest
@@ -190,6 +191,8 @@ class LedgerRepository(Protocol):
 
 class PlanSubscriptionRepository(Protocol):
     def add(self, subscription: PlanSubscription) -> None:
+        """Store a new subscription. Raises Conflict (``duplicate``) when its id, or its provider
+        subscription id, is stored already: one plan subscription per provider subscription."""
         ...
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanSubscription:
@@ -201,6 +204,10 @@ class PlanSubscriptionRepository(Protocol):
         ...
 
     def by_provider_id(self, provider_subscription_id: str) -> PlanSubscription | None:
+        ...
+
+    def list(self, organization_id: uuid.UUID) -> list[PlanSubscription]:
+        """Every subscription of the organization, whatever its status, oldest first (then by id)."""
         ...
 
     def save(self, subscription: PlanSubscription) -> None:
@@ -269,6 +276,25 @@ class UsageRepository(Protocol):
         """Put every uninvoiced bucket with ``hour < before`` on the invoice; returns how many."""
         ...
 
+    def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
+                       invoice_id: uuid.UUID) -> list[HourlyUsage]:
+        """Put every uninvoiced bucket with ``hour < before`` on the invoice in one atomic step and
+        return exactly the buckets it marked, summed per (project, product) as
+        :meth:`uninvoiced_totals` sums them (``hour`` the earliest, ``invoice_id`` set).
+
+        What a period close invoices: the marked buckets and the totals it is given are the same
+        rows by construction, so usage recorded concurrently is either in both or in neither (it
+        stays uninvoiced for the next invoice). Amounts in micro-dollars; ``[]`` when nothing was
+        uninvoiced. Not idempotent: a second call finds nothing left to mark.
+        """
+        ...
+
+    def invoiced_totals(self, organization_id: uuid.UUID) -> list[HourlyUsage]:
+        """The buckets on an invoice, summed per (invoice, project, product): ``invoice_id`` set,
+        ``hour`` the earliest hour summed, quantities and micro-dollars summed. What reconcile
+        compares with the invoices' lines."""
+        ...
+
     def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
         ...
 
@@ -283,6 +309,11 @@ class InvoiceRepository(Protocol):
         ...
 
     def for_period(self, organization_id: uuid.UUID, period_start: datetime) -> Invoice | None:
+        ...
+
+    def organizations_for_period(self, period_start: datetime) -> list[uuid.UUID]:
+        """The organizations that have an invoice for the period starting at ``period_start``,
+        ordered by id as text: those a period close reports as already closed."""
         ...
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50,
@@ -367,6 +398,12 @@ class PaymentRepository(Protocol):
         ...
 
     def save(self, payment: Payment) -> None:
+        """Persist changes of a copy loaded at ``payment.version`` and bump its version.
+
+        Raises Conflict (``concurrent_update``) when the stored version is no longer the loaded one
+        (someone saved in between: nothing is written), NotFound when it does not exist. Storage
+        refuses ``refunded_cents`` outside ``0..amount_cents`` (a CHECK on SQL) whatever the caller.
+        """
         ...
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50,
@@ -377,10 +414,56 @@ class PaymentRepository(Protocol):
 
 class RefundRepository(Protocol):
     def add(self, request: RefundRequest) -> None:
+        """Record a new request (denied, or approved and pending). Raises Conflict (``duplicate``)
+        if its id exists."""
+        ...
+
+    def get(self, organization_id: uuid.UUID, request_id: uuid.UUID) -> RefundRequest:
+        """Raises NotFound."""
+        ...
+
+    def complete(self, request: RefundRequest) -> bool:
+        """Store the outcome of a pending request: its ``status`` (SUCCEEDED or FAILED),
+        ``provider_refund_id``, ``failure_message`` and ``completed_at``, as one conditional write
+        on the stored request still being PENDING. True if this call completed it; False (nothing
+        written) if it was completed before: a request completes exactly once. Raises NotFound.
+        """
         ...
 
     def list(self, organization_id: uuid.UUID) -> list[RefundRequest]:
         """Newest first."""
+        ...
+
+
+class PlanChangeRepository(Protocol):
+    def add(self, change: PlanChange) -> None:
+        """Record a plan change. Raises Conflict (``plan_change_exists``) when the subscription
+        already has one for ``change.subscription_version`` (UNIQUE on SQL): one plan change, and so
+        one hosted invoice, per subscription version."""
+        ...
+
+    def get(self, organization_id: uuid.UUID, change_id: uuid.UUID) -> PlanChange:
+        """Raises NotFound."""
+        ...
+
+    def for_version(self, organization_id: uuid.UUID, subscription_id: uuid.UUID,
+                    subscription_version: int) -> PlanChange | None:
+        """The change decided on that version of the subscription, if any."""
+        ...
+
+    def latest(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanChange | None:
+        """The subscription's most recent change (highest version), if any."""
+        ...
+
+    def record_invoice(self, change: PlanChange) -> bool:
+        """Store the hosted invoice of a pending change (``status`` INVOICED, the invoice's id, URL
+        and status, ``completed_at``) as one conditional write on the stored change still being
+        PENDING. True if this call recorded it; False (nothing written) if it was recorded before.
+        Raises NotFound."""
+        ...
+
+    def list(self, organization_id: uuid.UUID) -> list[PlanChange]:
+        """Oldest first."""
         ...
 
 
@@ -400,6 +483,31 @@ class CheckoutRepository(Protocol):
 
     def unclaimed_guest(self, email: str) -> list[CheckoutSession]:
         """Completed guest sessions for this email (case-insensitive) not claimed yet."""
+        ...
+
+    def complete(self, session_id: uuid.UUID, *, completed_at: datetime,
+                 provider_subscription_id: str | None) -> bool:
+        """Move an open session to complete, recording when and the provider's subscription.
+
+        A conditional write on the session still being open (ADR 0009): of concurrent completions
+        and expiries exactly one succeeds. True if this call moved it; False (nothing written) when
+        it was not open any more or does not exist.
+        """
+        ...
+
+    def expire(self, session_id: uuid.UUID) -> bool:
+        """Move an open session to expired: conditional like :meth:`complete`. True if this call
+        moved it; False (nothing written) when it was not open or does not exist."""
+        ...
+
+    def claim(self, session_id: uuid.UUID, *, organization_id: uuid.UUID, claimed_at: datetime) -> bool:
+        """Give a completed guest session to ``organization_id``, once: a conditional write on its
+        being complete, without an organization and not claimed (``claimed_at IS NULL``). True if
+        this call claimed it; False (nothing written) when another claim came first."""
+        ...
+
+    def for_organization(self, organization_id: uuid.UUID) -> list[CheckoutSession]:
+        """The organization's sessions (opened by it or claimed by it), oldest first (then by id)."""
         ...
 
 
@@ -552,6 +660,10 @@ class UnitOfWork(Protocol):
         ...
 
     @property
+    def plan_changes(self) -> PlanChangeRepository:
+        ...
+
+    @property
     def checkouts(self) -> CheckoutRepository:
         ...
 
@@ -676,12 +788,18 @@ class PaymentProvider(Protocol):
         ...
 
     def refund(self, *, provider_payment_id: str, amount_cents: int, idempotency_key: str) -> str:
-        """Refund part or all of a payment; returns the provider's refund id."""
+        """Refund part or all of a payment; returns the provider's refund id.
+
+        The same ``idempotency_key`` never refunds twice: a retry returns the first refund's id.
+        ProviderUnavailable (retryable) when the provider could not be reached; other PaymentErrors
+        are definitive refusals."""
         ...
 
     def issue_invoice(self, *, customer_id: str, amount_cents: int, currency_iso: str, description: str,
                       reference: str, idempotency_key: str) -> HostedInvoice:
-        """A finalized hosted invoice for ``amount_cents`` (plan changes, settled periods)."""
+        """A finalized hosted invoice for ``amount_cents`` (plan changes, settled periods).
+
+        The same ``idempotency_key`` never issues a second invoice: a retry returns the first."""
         ...
 
     def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:

@@ -62,8 +62,10 @@ def decide_refund(payment: Payment, plan: Plan | None, *, unused_credits_micros:
                   now: datetime) -> RefundDecision:
     """Decide a refund of ``payment``; ``unused_credits_micros`` is the credit not used yet: the
     settled wallet net of uninvoiced usage (never more than the settled wallet)."""
-    if payment.status != PaymentStatus.SUCCEEDED or payment.settled_at is None:
-        denial = (RefundDenial.ALREADY_REFUNDED if payment.status == PaymentStatus.REFUNDED
+    if payment.status != PaymentStatus.SUCCEEDED or payment.settled_at is None \
+            or payment.refunded_cents >= payment.amount_cents:
+        denial = (RefundDenial.ALREADY_REFUNDED
+                  if payment.status == PaymentStatus.REFUNDED or payment.refunded_cents >= payment.amount_cents
                   else RefundDenial.NOT_SETTLED)
         return RefundDecision(status=RefundDecisionStatus.DENIED, denial=denial,
                               message="Only a settled payment that was not refunded can be refunded.")
@@ -88,6 +90,21 @@ def decide_refund(payment: Payment, plan: Plan | None, *, unused_credits_micros:
     )
 
 
+class RefundStatus(StrEnum):
+    """Where a refund request stands (ADR 0009: the request is the refund's recorded intent).
+
+    A denied request is final when recorded. An approved one is recorded PENDING with its amount
+    already reserved on the payment and its credits already out of the wallet, before the provider
+    is asked; it then completes exactly once, SUCCEEDED (the provider refunded) or FAILED (the
+    provider refused for good: the reservation and the credits are given back).
+    """
+
+    DENIED = "denied"
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class RefundRequest(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     organization_id: uuid.UUID
@@ -97,3 +114,20 @@ class RefundRequest(msgspec.Struct, kw_only=True):
     created_at: datetime
     decision: RefundDecision
     provider_refund_id: str | None = None
+    status: RefundStatus = RefundStatus.PENDING
+    failure_message: str | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def holds_money(self) -> bool:
+        """Whether the request's amount counts as refunded (reserved or done): approved, not failed."""
+        return self.status in (RefundStatus.PENDING, RefundStatus.SUCCEEDED)
+
+
+def new_request(*, request_id: uuid.UUID, payment: Payment, requested_by: str, reason: str | None,
+                decision: RefundDecision, now: datetime) -> RefundRequest:
+    """The request as recorded: PENDING when approved (the provider is asked next), else DENIED."""
+    status = RefundStatus.PENDING if decision.status == RefundDecisionStatus.APPROVED else RefundStatus.DENIED
+    return RefundRequest(id=request_id, organization_id=payment.organization_id, payment_id=payment.id,
+                         requested_by=requested_by, reason=reason, created_at=now, decision=decision,
+                         status=status, completed_at=now if status == RefundStatus.DENIED else None)

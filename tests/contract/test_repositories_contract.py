@@ -355,6 +355,8 @@ class TestInvoiceRepository:
             assert uow.invoices.get(org.id, inv.id) == inv
             assert uow.invoices.for_period(org.id, feb) == inv
             assert uow.invoices.for_period(org.id, feb + timedelta(days=31)) is None
+            assert org.id in uow.invoices.organizations_for_period(feb)
+            assert org.id not in uow.invoices.organizations_for_period(feb + timedelta(days=31))
             with pytest.raises(Conflict) as conflict:
                 uow.invoices.add(invoice(org.id, feb))
             assert conflict.value.code == "duplicate_invoice"
@@ -724,6 +726,38 @@ class TestUsageTotals:
             assert uow.usage.uninvoiced_totals(org.id, early.replace(minute=0)) == []
             uow.usage.mark_invoiced(org.id, NOW + timedelta(days=1), uuid.uuid4())
             assert [t.quantity for t in uow.usage.uninvoiced_totals(org.id, FAR_FUTURE)] == [7]
+
+    def test_put_on_invoice_marks_and_returns_exactly_the_open_buckets(self, storage: StorageBackend) -> None:
+        org, other = new_org(storage), new_org(storage)
+        project = uuid.uuid4()
+        early, end = NOW - timedelta(hours=5), NOW + timedelta(days=1)
+        invoice_id, later_invoice = uuid.uuid4(), uuid.uuid4()
+        with storage.uow() as uow:
+            uow.usage.record(usage_event(org.id, "a", quantity=2))
+            uow.usage.record(usage_event(org.id, "b", quantity=3, at=early))
+            uow.usage.record(usage_event(org.id, "c", quantity=1, project_id=project))
+            uow.usage.record(usage_event(org.id, "d", quantity=7, at=NOW + timedelta(days=3)))
+            uow.usage.record(usage_event(other.id, "a", quantity=9))
+            uow.commit()
+        with storage.uow() as uow:
+            expected = uow.usage.uninvoiced_totals(org.id, end)
+            marked = uow.usage.put_on_invoice(org.id, end, invoice_id)
+            assert marked == [msgspec.structs.replace(t, invoice_id=invoice_id) for t in expected]
+            assert uow.usage.put_on_invoice(org.id, end, uuid.uuid4()) == []  # nothing left to mark
+            # late usage for an invoiced hour opens a new bucket for the next invoice
+            uow.usage.record(usage_event(org.id, "late", quantity=4))
+            uow.commit()
+        with storage.uow() as uow:
+            window = uow.usage.buckets(org.id, early.replace(minute=0), end)
+            assert [b.invoice_id for b in window].count(invoice_id) == 3
+            assert [(b.quantity, b.invoice_id) for b in uow.usage.uninvoiced(org.id, end)] == [(4, None)]
+            assert [t.quantity for t in uow.usage.uninvoiced_totals(other.id, end)] == [9]
+            later = uow.usage.put_on_invoice(org.id, FAR_FUTURE, later_invoice)
+            assert [(t.quantity, t.hour, t.invoice_id) for t in later] == [(11, NOW.replace(minute=0), later_invoice)]
+            totals = uow.usage.invoiced_totals(org.id)
+            assert totals == sorted([*marked, *later], key=lambda t: (str(t.invoice_id), str(t.project_id),
+                                                                      str(t.product_id)))
+            assert uow.usage.invoiced_totals(other.id) == []
 
 
 class TestPaymentByReference:

@@ -258,8 +258,9 @@ def _state(ctx: BillingContext, engine: Engine) -> dict[str, object]:
 
 def test_webhook_processing_killed_mid_stream_replays_to_the_clean_state(kind: SqlKind, tmp_path: Path) -> None:
     provider = InMemoryPaymentProvider(auto_succeed=False)
+    # Both databases are seeded by providers with one fixed id namespace: the same intents in each.
     with migrated_database(kind, tmp_path, "clean") as (url, schema):
-        ctx, engine = _context(url, schema, NOW, InMemoryPaymentProvider(auto_succeed=False))
+        ctx, engine = _context(url, schema, NOW, InMemoryPaymentProvider(auto_succeed=False, id_namespace="seed"))
         try:
             intents, subscription_id = _seed_payments(ctx)
             events = _events(provider, intents, subscription_id)
@@ -271,7 +272,7 @@ def test_webhook_processing_killed_mid_stream_replays_to_the_clean_state(kind: S
     event_file = tmp_path / "events.json"
     event_file.write_text(json.dumps(events))
     with migrated_database(kind, tmp_path, "killed") as (url, schema):
-        ctx, engine = _context(url, schema, NOW, InMemoryPaymentProvider(auto_succeed=False))
+        ctx, engine = _context(url, schema, NOW, InMemoryPaymentProvider(auto_succeed=False, id_namespace="seed"))
         try:
             assert _seed_payments(ctx) == (intents, subscription_id)
             with worker(main, "events", url, schema, NOW.isoformat(), "0.05", str(event_file)) as child:

@@ -14,7 +14,7 @@ import pytest
 from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
 from adapters.fakes.storage import in_memory_uow_factory
 from billing_core.billing_settings import BillingSettings, TaxRegistration, TaxRegistrationStatus
-from billing_core.catalog import PlanCode
+from billing_core.catalog import PlanCode, load_catalog
 from billing_core.checkout import CheckoutSession, CheckoutStatus
 from billing_core.errors import Conflict, InvalidInput, LedgerImbalance, NotFound
 from billing_core.invoices import NO_TAX, Invoice, InvoiceStatus
@@ -23,6 +23,7 @@ from billing_core.organization import ApiToken, Membership, Organization, hash_t
 from billing_core.outbox import OutboxTopic, new_message
 from billing_core.payments import Payment, PaymentMethod, PaymentPurpose, PaymentStatus, PaymentType
 from billing_core.permissions import Role
+from billing_core.plan_change import preview_change, record_change
 from billing_core.plan_subscription import PlanSubscription, SubscriptionStatus
 from billing_core.ports import Clock, StoredResponse, UnitOfWork
 from billing_core.product_subscription import ProductSubscription
@@ -91,6 +92,10 @@ def write_everything(uow: InMemoryUnitOfWork) -> None:
     uow.wallets.set_gate(ORG, SubscriptionGate(status="past_due", past_due_since=NOW, grace_days=3))
     sub = plan_subscription()
     uow.plan_subscriptions.add(sub)
+    uow.plan_changes.add(record_change(
+        change_id=uuid.uuid4(), subscription=sub, invoice_due=True, now=NOW,
+        preview=preview_change(sub, load_catalog().plan("pro"), load_catalog().plan("scale"), at=NOW,
+                               currency_iso="USD")))
     uow.product_subscriptions.add(ProductSubscription(id=uuid.uuid4(), organization_id=ORG, project_id=None,
                                                       product_id=PRODUCT, start_date=NOW))
     uow.usage.record(UsageEvent(event_id="evt", organization_id=ORG, project_id=None, product_id=PRODUCT, quantity=1,

@@ -101,3 +101,19 @@ def test_the_preview_is_deterministic_and_bounded(source: str, target: str, offs
     assert first.amount_due_cents == max(first.new_plan_charge_cents - first.unused_credit_cents, 0)
     if _catalog.plan(target).price_cents >= _catalog.plan(source).price_cents:
         assert first.amount_due_cents == first.new_plan_charge_cents - first.unused_credit_cents
+
+
+def test_a_recorded_change_keeps_its_preview_and_derives_its_invoice_key(catalog: Catalog) -> None:
+    from billing_core.plan_change import PlanChangeStatus, record_change
+
+    sub = subscription(PlanCode.STARTER)
+    sub.version = 7
+    shown = preview_change(sub, catalog.plan("starter"), catalog.plan("pro"), at=START + timedelta(days=3),
+                           currency_iso="USD")
+    change_id = uuid.uuid4()
+    due = record_change(change_id=change_id, subscription=sub, preview=shown, invoice_due=True, now=START)
+    free = record_change(change_id=change_id, subscription=sub, preview=shown, invoice_due=False, now=START)
+    assert due.preview == shown and due.subscription_version == 7
+    assert (due.status, due.completed_at, due.invoice_key) == (PlanChangeStatus.PENDING, None,
+                                                              f"plan-change:{change_id}")
+    assert (free.status, free.completed_at) == (PlanChangeStatus.NOT_INVOICED, START)

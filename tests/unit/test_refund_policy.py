@@ -162,3 +162,24 @@ def test_credits_used_since_the_last_invoice_are_not_refunded() -> None:
     overview = services.wallet.overview(ctx, ada, organization_id=org.id)
     assert overview.credit_balance_micros == 0
     assert services.reconcile.reconcile(ctx, organization_id=org.id).clean
+
+
+def test_a_payment_whose_amount_is_all_reserved_is_already_refunded() -> None:
+    """Approved refunds reserve their amount on the payment before the provider is asked, so a
+    concurrent request decided after one of them sees nothing left (ADR 0009)."""
+    decision = decide_refund(payment(refunded_cents=10000), None, unused_credits_micros=100 * DOLLAR, now=NOW)
+    assert (decision.status, decision.denial) == (DENIED, RefundDenial.ALREADY_REFUNDED)
+
+
+def test_a_request_is_recorded_pending_when_approved_and_final_when_denied() -> None:
+    from billing_core.refund_policy import RefundStatus, new_request
+
+    paid = payment()
+    approved = decide_refund(paid, None, unused_credits_micros=100 * DOLLAR, now=NOW)
+    denied = decide_refund(paid, None, unused_credits_micros=0, now=NOW)
+    pending = new_request(request_id=uuid.uuid4(), payment=paid, requested_by="ada", reason=None,
+                          decision=approved, now=NOW)
+    final = new_request(request_id=uuid.uuid4(), payment=paid, requested_by="ada", reason=None,
+                        decision=denied, now=NOW)
+    assert (pending.status, pending.completed_at, pending.holds_money) == (RefundStatus.PENDING, None, True)
+    assert (final.status, final.completed_at, final.holds_money) == (RefundStatus.DENIED, NOW, False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import threading
 import time
 from typing import Any
@@ -51,8 +52,13 @@ class InMemoryPaymentProvider:
     """Offline payments. ``webhook_secret`` signs events the way Stripe does (t=..,v1=HMAC)."""
 
     def __init__(self, *, webhook_secret: str = "whsec_offline", auto_succeed: bool = True,  # noqa: S107
-                 signature_tolerance_seconds: int = SIGNATURE_TOLERANCE_SECONDS) -> None:
+                 signature_tolerance_seconds: int = SIGNATURE_TOLERANCE_SECONDS,
+                 id_namespace: str | None = None) -> None:
         self.webhook_secret = webhook_secret
+        self.id_namespace = secrets.token_hex(6) if id_namespace is None else id_namespace
+        """Part of every id this provider makes: random by default, so that a provider made after a
+        restart never reuses an id stored before it (``cs_``, ``pi_`` ...); a test that replays a run
+        with the same ids passes a fixed one."""
         self.auto_succeed = auto_succeed
         self.signature_tolerance_seconds = signature_tolerance_seconds
         self._lock = threading.Lock()
@@ -77,7 +83,7 @@ class InMemoryPaymentProvider:
 
     def _next_id(self, prefix: str) -> str:
         self._seq += 1
-        return f"{prefix}_{self._seq:010d}"
+        return f"{prefix}_{self.id_namespace}{self._seq:06d}"
 
     def _enter(self, name: str) -> None:
         self.calls.append(name)

@@ -26,10 +26,11 @@ from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_bal
 from billing_core.organization import ApiToken, Membership, Organization
 from billing_core.outbox import OutboxDepth, OutboxMessage, OutboxStatus
 from billing_core.payments import Payment, PaymentMethod
+from billing_core.plan_change import PlanChange, PlanChangeStatus
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, StoredResponse
 from billing_core.product_subscription import ProductSubscription
-from billing_core.refund_policy import RefundRequest
+from billing_core.refund_policy import RefundRequest, RefundStatus
 from billing_core.spend_guard import Decision, decide
 from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets, truncate_to_hour
 from billing_core.wallet import (
@@ -91,6 +92,7 @@ class InMemoryStore:
         self.tax_registrations: dict[uuid.UUID, TaxRegistration] = {}
         self.payments: dict[uuid.UUID, Payment] = {}
         self.refunds: dict[uuid.UUID, RefundRequest] = {}
+        self.plan_changes: dict[uuid.UUID, PlanChange] = {}
         self.checkouts: dict[uuid.UUID, CheckoutSession] = {}
         self.outbox: dict[uuid.UUID, OutboxMessage] = {}
         self.outbox_keys: dict[str, uuid.UUID] = {}
@@ -287,6 +289,9 @@ class InMemoryPlanSubscriptionRepository(_Repo):
     def add(self, subscription: PlanSubscription) -> None:
         if subscription.id in self.s.plan_subscriptions:
             raise Conflict("subscription exists", code="duplicate")
+        provider_id = subscription.provider_subscription_id
+        if provider_id is not None and self.by_provider_id(provider_id) is not None:
+            raise Conflict("duplicate value violates the provider subscription id's uniqueness", code="duplicate")
         self.j.set(self.s.plan_subscriptions, subscription.id, _copy(subscription))
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanSubscription:
@@ -302,6 +307,10 @@ class InMemoryPlanSubscriptionRepository(_Repo):
             if sub.provider_subscription_id == provider_subscription_id:
                 return _copy(sub)
         return None
+
+    def list(self, organization_id: uuid.UUID) -> list[PlanSubscription]:
+        rows = [s for s in self.s.plan_subscriptions.values() if s.organization_id == organization_id]
+        return [_copy(s) for s in sorted(rows, key=lambda s: (s.created_at, str(s.id)))]
 
     def save(self, subscription: PlanSubscription) -> None:
         stored = self.s.plan_subscriptions.get(subscription.id)
@@ -401,9 +410,42 @@ class InMemoryUsageRepository(_Repo):
                 count += 1
         return count
 
+    def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
+                       invoice_id: uuid.UUID) -> list[HourlyUsage]:
+        marked: list[HourlyUsage] = []
+        for key, bucket in list(self.s.buckets.items()):
+            if bucket.organization_id == organization_id and bucket.invoice_id is None and bucket.hour < before:
+                moved = _copy(bucket)
+                moved.invoice_id = invoice_id
+                self.j.delete(self.s.buckets, key)
+                self.j.set(self.s.buckets, (*key[:4], invoice_id), moved)
+                marked.append(_copy(moved))
+        return _sum_per_line(marked)
+
+    def invoiced_totals(self, organization_id: uuid.UUID) -> list[HourlyUsage]:
+        wanted = organization_id.int
+        return _sum_per_line([_copy(b) for b in self.s.buckets.values()
+                              if b.invoice_id is not None and b.organization_id.int == wanted])
+
     def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
         return sorted({b.organization_id for b in self.s.buckets.values()
                        if b.invoice_id is None and b.hour < before}, key=str)
+
+
+def _sum_per_line(buckets: list[HourlyUsage]) -> list[HourlyUsage]:
+    """Buckets (copies, changed here) summed per (invoice, project, product), with the earliest
+    hour, in the storage ports' order of totals: invoice, project and product id as text."""
+    totals: dict[tuple[uuid.UUID | None, uuid.UUID | None, uuid.UUID], HourlyUsage] = {}
+    for bucket in buckets:
+        key = (bucket.invoice_id, bucket.project_id, bucket.product_id)
+        seen = totals.get(key)
+        if seen is None:
+            totals[key] = bucket
+        else:
+            seen.quantity += bucket.quantity
+            seen.amount_micros += bucket.amount_micros
+            seen.hour = min(seen.hour, bucket.hour)
+    return sorted(totals.values(), key=lambda b: (str(b.invoice_id), str(b.project_id), str(b.product_id)))
 
 
 class InMemoryInvoiceRepository(_Repo):
@@ -420,6 +462,10 @@ class InMemoryInvoiceRepository(_Repo):
             if invoice.organization_id == organization_id and invoice.period_start == period_start:
                 return _copy(invoice)
         return None
+
+    def organizations_for_period(self, period_start: datetime) -> list[uuid.UUID]:
+        return sorted({i.organization_id for i in self.s.invoices.values() if i.period_start == period_start},
+                      key=str)
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Invoice]:
         rows = sorted((i for i in self.s.invoices.values() if i.organization_id == organization_id),
@@ -530,8 +576,16 @@ class InMemoryPaymentRepository(_Repo):
         return None if payment is None else _copy(payment)
 
     def save(self, payment: Payment) -> None:
-        self.get(payment.organization_id, payment.id)
-        self.j.set(self.s.payments, payment.id, _copy(payment))
+        stored = self.get(payment.organization_id, payment.id)
+        if stored.version != payment.version:
+            raise Conflict("the payment changed meanwhile; retry", code="concurrent_update")
+        if not 0 <= payment.refunded_cents <= payment.amount_cents:
+            # The SQL CHECK constraint's twin: refunded never exceeds paid.
+            raise InvalidInput("refunded_cents", f"payment {payment.id} cannot have {payment.refunded_cents} of "
+                               f"{payment.amount_cents} cents refunded", code="constraint_violation")
+        saved = msgspec.structs.replace(payment, version=payment.version + 1)
+        self.j.set(self.s.payments, payment.id, _copy(saved))
+        payment.version = saved.version
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Payment]:
         rows = sorted((p for p in self.s.payments.values() if p.organization_id == organization_id),
@@ -545,10 +599,64 @@ class InMemoryRefundRepository(_Repo):
             raise Conflict(f"refund request {request.id} exists", code="duplicate")
         self.j.set(self.s.refunds, request.id, _copy(request))
 
+    def get(self, organization_id: uuid.UUID, request_id: uuid.UUID) -> RefundRequest:
+        return _owned(self.s.refunds.get(request_id), organization_id,  # type: ignore[no-any-return]
+                      "refund request", request_id)
+
+    def complete(self, request: RefundRequest) -> bool:
+        stored = self.get(request.organization_id, request.id)
+        if stored.status != RefundStatus.PENDING:
+            return False
+        done = msgspec.structs.replace(stored, status=request.status, provider_refund_id=request.provider_refund_id,
+                                       failure_message=request.failure_message, completed_at=request.completed_at)
+        self.j.set(self.s.refunds, request.id, done)
+        return True
+
     def list(self, organization_id: uuid.UUID) -> list[RefundRequest]:
         rows = sorted((r for r in self.s.refunds.values() if r.organization_id == organization_id),
                       key=lambda r: (r.created_at, str(r.id)), reverse=True)
         return [_copy(r) for r in rows]
+
+
+class InMemoryPlanChangeRepository(_Repo):
+    def add(self, change: PlanChange) -> None:
+        if change.id in self.s.plan_changes:
+            raise Conflict(f"plan change {change.id} exists", code="duplicate")
+        if self.for_version(change.organization_id, change.subscription_id, change.subscription_version) is not None:
+            raise Conflict("the subscription already changed plan at this version", code="plan_change_exists")
+        self.j.set(self.s.plan_changes, change.id, _copy(change))
+
+    def get(self, organization_id: uuid.UUID, change_id: uuid.UUID) -> PlanChange:
+        return _owned(self.s.plan_changes.get(change_id), organization_id,  # type: ignore[no-any-return]
+                      "plan change", change_id)
+
+    def for_version(self, organization_id: uuid.UUID, subscription_id: uuid.UUID,
+                    subscription_version: int) -> PlanChange | None:
+        for change in self.s.plan_changes.values():
+            if (change.organization_id, change.subscription_id, change.subscription_version) == (
+                    organization_id, subscription_id, subscription_version):
+                return _copy(change)
+        return None
+
+    def latest(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanChange | None:
+        rows = [c for c in self.s.plan_changes.values()
+                if c.organization_id == organization_id and c.subscription_id == subscription_id]
+        return _copy(max(rows, key=lambda c: c.subscription_version)) if rows else None
+
+    def record_invoice(self, change: PlanChange) -> bool:
+        stored = self.get(change.organization_id, change.id)
+        if stored.status != PlanChangeStatus.PENDING:
+            return False
+        done = msgspec.structs.replace(stored, status=change.status, provider_invoice_id=change.provider_invoice_id,
+                                       hosted_invoice_url=change.hosted_invoice_url,
+                                       invoice_status=change.invoice_status, completed_at=change.completed_at)
+        self.j.set(self.s.plan_changes, change.id, done)
+        return True
+
+    def list(self, organization_id: uuid.UUID) -> list[PlanChange]:
+        rows = sorted((c for c in self.s.plan_changes.values() if c.organization_id == organization_id),
+                      key=lambda c: (c.created_at, c.subscription_version, str(c.id)))
+        return [_copy(c) for c in rows]
 
 
 class InMemoryCheckoutRepository(_Repo):
@@ -578,6 +686,30 @@ class InMemoryCheckoutRepository(_Repo):
         rows = [s for s in self.s.checkouts.values()
                 if s.organization_id is None and s.status == CheckoutStatus.COMPLETE and s.claimed_at is None
                 and s.guest_email is not None and s.guest_email.casefold() == wanted]
+        return [_copy(s) for s in sorted(rows, key=lambda s: (s.created_at, str(s.id)))]
+
+    def _move(self, session_id: uuid.UUID, expected: Callable[[CheckoutSession], bool], **changes: Any) -> bool:
+        session = self.s.checkouts.get(session_id)
+        if session is None or not expected(session):
+            return False
+        self.j.set(self.s.checkouts, session_id, msgspec.structs.replace(session, **changes))
+        return True
+
+    def complete(self, session_id: uuid.UUID, *, completed_at: datetime,
+                 provider_subscription_id: str | None) -> bool:
+        return self._move(session_id, lambda s: s.status == CheckoutStatus.OPEN, status=CheckoutStatus.COMPLETE,
+                          completed_at=completed_at, provider_subscription_id=provider_subscription_id)
+
+    def expire(self, session_id: uuid.UUID) -> bool:
+        return self._move(session_id, lambda s: s.status == CheckoutStatus.OPEN, status=CheckoutStatus.EXPIRED)
+
+    def claim(self, session_id: uuid.UUID, *, organization_id: uuid.UUID, claimed_at: datetime) -> bool:
+        return self._move(session_id, lambda s: (s.status == CheckoutStatus.COMPLETE and s.organization_id is None
+                                                 and s.claimed_at is None),
+                          organization_id=organization_id, claimed_at=claimed_at)
+
+    def for_organization(self, organization_id: uuid.UUID) -> list[CheckoutSession]:
+        rows = [s for s in self.s.checkouts.values() if s.organization_id == organization_id]
         return [_copy(s) for s in sorted(rows, key=lambda s: (s.created_at, str(s.id)))]
 
 
@@ -692,6 +824,7 @@ class InMemoryUnitOfWork:
         self.settings = InMemorySettingsRepository(s, j)
         self.payments = InMemoryPaymentRepository(s, j)
         self.refunds = InMemoryRefundRepository(s, j)
+        self.plan_changes = InMemoryPlanChangeRepository(s, j)
         self.checkouts = InMemoryCheckoutRepository(s, j)
         self.outbox = InMemoryOutboxRepository(s, j)
         self.inbox = InMemoryInboxRepository(s, j)

@@ -43,7 +43,7 @@ from adapters.sqlalchemy.tables import (
 from adapters.sqlalchemy.types import to_utc
 from billing_core.errors import Conflict
 from billing_core.ledger import LedgerTransaction
-from billing_core.usage import UsageEvent, truncate_to_hour
+from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
 
 if TYPE_CHECKING:
@@ -93,6 +93,20 @@ _UPSERT_BUCKET = (
     f"ON CONFLICT ({', '.join(OPEN_BUCKET_KEY)}) WHERE invoice_id IS NULL "
     "DO UPDATE SET quantity = usage_buckets.quantity + excluded.quantity, "
     "amount_micros = usage_buckets.amount_micros + excluded.amount_micros")
+
+# A period close marks the organization's open buckets, then sums exactly the rows it marked: the
+# ones that carry its new invoice id (no one else writes that id, and a marked bucket is never
+# changed again). PostgreSQL does both in one statement (an UPDATE inside WITH); SQLite, which has
+# no such statement, runs the UPDATE and then the sum (summing its RETURNING rows in Python cost
+# more than this second query).
+_MARK_BUCKETS = ("UPDATE usage_buckets SET invoice_id = ? "
+                 "WHERE organization_id = ? AND invoice_id IS NULL AND hour < ?")
+_SUM_MARKED = ("SELECT project_id, product_id, sum(quantity), sum(amount_micros), min(hour) FROM usage_buckets "
+               "WHERE organization_id = ? AND hour < ? AND invoice_id = ? GROUP BY project_id, product_id")
+_PG_PUT_ON_INVOICE = (
+    f"WITH marked AS ({_MARK_BUCKETS} RETURNING project_id, product_id, quantity, amount_micros, hour) "  # noqa: S608  # nosec B608
+    "SELECT project_id, product_id, sum(quantity), sum(amount_micros), min(hour) FROM marked "
+    "GROUP BY project_id, product_id")
 
 # PostgreSQL: the transaction, its postings and the version-guarded wallet update as one statement
 # (one round trip). Nothing is written unless the transaction row is (a replayed key inserts no row,
@@ -177,6 +191,7 @@ class _Dialect:
         self.insert_posting = self.sql(_INSERT_POSTING)
         self.pg_write = self.sql(_PG_WRITE)
         self.upsert_bucket = self.sql(_UPSERT_BUCKET)
+        self.put_on_invoice = self.sql(_PG_PUT_ON_INVOICE)
 
 
 _DIALECTS = {"sqlite": _Dialect(postgres=False), "postgresql": _Dialect(postgres=True)}
@@ -193,6 +208,7 @@ class DriverStatements:
         self._select_wallet, self._update_wallet = d.select_wallet, d.update_wallet
         self._insert_tx, self._insert_posting, self._pg_write = d.insert_tx, d.insert_posting, d.pg_write
         self._upsert_bucket = d.upsert_bucket
+        self._put_on_invoice = d.put_on_invoice
 
     # ------------------------------------------------------------------ wallet and ledger
 
@@ -288,7 +304,32 @@ class DriverStatements:
         if rows:
             self._run_many(self._upsert_bucket, rows)
 
+    def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
+                       invoice_id: uuid.UUID) -> list[HourlyUsage]:
+        """Mark the organization's open buckets with ``hour < before`` with ``invoice_id`` and return
+        the marked rows summed per (project, product), unordered."""
+        org, end, invoice = self._uuid(organization_id), self._time(before), self._uuid(invoice_id)
+        if self.postgres:
+            rows = self._run(self._put_on_invoice, (invoice, org, end))
+        else:
+            self._rowcount(_MARK_BUCKETS, (invoice, org, end))
+            rows = self._run(_SUM_MARKED, (org, end, invoice))
+        return [HourlyUsage(organization_id=organization_id, project_id=self._read_uuid(project),
+                            product_id=self._read_uuid(product), hour=self._read_time(hour),
+                            quantity=int(quantity), amount_micros=int(amount), invoice_id=invoice_id)
+                for project, product, quantity, amount, hour in rows]
+
     # ------------------------------------------------------------------ binding
+
+    def _read_uuid(self, value: Any) -> Any:
+        if value is None or self.postgres:
+            return value
+        return uuid.UUID(hex=value)
+
+    def _read_time(self, value: Any) -> datetime:
+        if self.postgres:
+            return value.astimezone(UTC)  # type: ignore[no-any-return]
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
     def _tx_row(self, tx: LedgerTransaction) -> tuple[Any, ...]:
         assert tx.wallet_balance_after is not None, "storage stamps the balance before it writes"

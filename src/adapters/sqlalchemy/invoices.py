@@ -37,6 +37,10 @@ class SqlAlchemyInvoiceRepository(SqlAlchemyRepository):
                                                    _i.period_start == period_start)).first()
         return None if row is None else rows.invoice_from_row(row)
 
+    def organizations_for_period(self, period_start: datetime) -> list[uuid.UUID]:
+        found = list(self._execute(select(_i.organization_id).where(_i.period_start == period_start)).scalars())
+        return sorted(found, key=str)
+
     def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Invoice]:
         query = (select(invoices).where(_i.organization_id == organization_id)
                  .order_by(_i.period_start.desc(), _i.id.desc()))

@@ -32,10 +32,11 @@ from billing_core.organization import ApiToken, Membership, Organization
 from billing_core.outbox import OutboxMessage, OutboxStatus, OutboxTopic
 from billing_core.payments import Payment, PaymentMethod, PaymentPurpose, PaymentStatus, PaymentType
 from billing_core.permissions import Permission, Role
+from billing_core.plan_change import PlanChange, PlanChangeStatus
 from billing_core.plan_subscription import PlanSubscription, SubscriptionStatus
 from billing_core.ports import StoredResponse
 from billing_core.product_subscription import ProductSubscription
-from billing_core.refund_policy import RefundDecision, RefundDecisionStatus, RefundDenial, RefundRequest
+from billing_core.refund_policy import RefundDecision, RefundDecisionStatus, RefundDenial, RefundRequest, RefundStatus
 from billing_core.tax import TaxLine, TaxTreatment
 from billing_core.usage import HourlyUsage, UsageEvent
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
@@ -269,7 +270,7 @@ def payment_values(p: Payment) -> Values:
             "status": p.status.value, "created_at": p.created_at, "payment_type": p.payment_type.value,
             "payment_method_id": p.payment_method_id, "provider_payment_id": p.provider_payment_id,
             "client_secret": p.client_secret, "invoice_id": p.invoice_id, "failure_message": p.failure_message,
-            "settled_at": p.settled_at, "refunded_cents": p.refunded_cents}
+            "settled_at": p.settled_at, "refunded_cents": p.refunded_cents, "version": p.version}
 
 
 def payment_from_row(row: AnyRow) -> Payment:
@@ -279,7 +280,7 @@ def payment_from_row(row: AnyRow) -> Payment:
                    payment_type=PaymentType(row.payment_type), payment_method_id=row.payment_method_id,
                    provider_payment_id=row.provider_payment_id, client_secret=row.client_secret,
                    invoice_id=row.invoice_id, failure_message=row.failure_message, settled_at=row.settled_at,
-                   refunded_cents=row.refunded_cents)
+                   refunded_cents=row.refunded_cents, version=row.version)
 
 
 def refund_values(r: RefundRequest) -> Values:
@@ -290,7 +291,8 @@ def refund_values(r: RefundRequest) -> Values:
             "decision_credits_micros": d.credits_micros,
             "decision_denial": d.denial.value if d.denial is not None else None,
             "decision_message": d.message, "decision_expected_by": d.expected_by,
-            "provider_refund_id": r.provider_refund_id}
+            "provider_refund_id": r.provider_refund_id, "status": r.status.value,
+            "failure_message": r.failure_message, "completed_at": r.completed_at}
 
 
 def refund_from_row(row: AnyRow) -> RefundRequest:
@@ -301,7 +303,31 @@ def refund_from_row(row: AnyRow) -> RefundRequest:
         message=row.decision_message, expected_by=row.decision_expected_by)
     return RefundRequest(id=row.id, organization_id=row.organization_id, payment_id=row.payment_id,
                          requested_by=row.requested_by, reason=row.reason, created_at=row.created_at,
-                         decision=decision, provider_refund_id=row.provider_refund_id)
+                         decision=decision, provider_refund_id=row.provider_refund_id,
+                         status=RefundStatus(row.status), failure_message=row.failure_message,
+                         completed_at=row.completed_at)
+
+
+def plan_change_values(c: PlanChange) -> Values:
+    return {"id": c.id, "organization_id": c.organization_id, "subscription_id": c.subscription_id,
+            "subscription_version": c.subscription_version, "from_plan": c.from_plan.value,
+            "to_plan": c.to_plan.value, "preview_at": c.preview_at, "period_end": c.period_end,
+            "unused_credit_cents": c.unused_credit_cents, "new_plan_charge_cents": c.new_plan_charge_cents,
+            "amount_due_cents": c.amount_due_cents, "currency_iso": c.currency_iso, "status": c.status.value,
+            "created_at": c.created_at, "provider_invoice_id": c.provider_invoice_id,
+            "hosted_invoice_url": c.hosted_invoice_url, "invoice_status": c.invoice_status,
+            "completed_at": c.completed_at}
+
+
+def plan_change_from_row(row: AnyRow) -> PlanChange:
+    return PlanChange(
+        id=row.id, organization_id=row.organization_id, subscription_id=row.subscription_id,
+        subscription_version=row.subscription_version, from_plan=PlanCode(row.from_plan),
+        to_plan=PlanCode(row.to_plan), preview_at=row.preview_at, period_end=row.period_end,
+        unused_credit_cents=row.unused_credit_cents, new_plan_charge_cents=row.new_plan_charge_cents,
+        amount_due_cents=row.amount_due_cents, currency_iso=row.currency_iso, status=PlanChangeStatus(row.status),
+        created_at=row.created_at, provider_invoice_id=row.provider_invoice_id,
+        hosted_invoice_url=row.hosted_invoice_url, invoice_status=row.invoice_status, completed_at=row.completed_at)
 
 
 # --------------------------------------------------------------------------- settings

@@ -43,6 +43,10 @@ class SqlAlchemyPlanSubscriptionRepository(SqlAlchemyRepository):
                             .order_by(_s.created_at, _s.id).limit(1)).first()
         return None if row is None else rows.plan_subscription_from_row(row)
 
+    def list(self, organization_id: uuid.UUID) -> list[PlanSubscription]:
+        query = select(plan_subscriptions).where(_s.organization_id == organization_id).order_by(_s.created_at, _s.id)
+        return [rows.plan_subscription_from_row(row) for row in self._execute(query)]
+
     def save(self, subscription: PlanSubscription) -> None:
         """Optimistic: the update matches only the version this copy was loaded at. A concurrent
         writer that saved first has moved it on, so this one matches nothing (on PostgreSQL the

@@ -149,7 +149,8 @@ plan_subscriptions = Table(
     Column("trial_end", UtcDateTime, nullable=True),
     Column("past_due_since", UtcDateTime, nullable=True),
     Column("canceled_at", UtcDateTime, nullable=True),
-    Column("provider_subscription_id", Text, nullable=True, index=True),
+    # One plan subscription per provider subscription (ADR 0009); NULLs (none yet) are not equal.
+    Column("provider_subscription_id", Text, nullable=True, index=True, unique=True),
     Column("version", BigInteger, nullable=False),
     Column("provider_state_at", UtcDateTime, nullable=True),
     Index("ix_plan_subscriptions_organization_id_created_at", "organization_id", "created_at"),
@@ -301,6 +302,9 @@ payments = Table(
     Column("failure_message", Text, nullable=True),
     Column("settled_at", UtcDateTime, nullable=True),
     Column("refunded_cents", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    # Refunded never exceeds paid (ADR 0009), whatever a caller forgot to lock.
+    CheckConstraint("refunded_cents >= 0 AND refunded_cents <= amount_cents", name="refunded_within_amount"),
     Index("ix_payments_organization_id_created_at", "organization_id", "created_at"),
 )
 
@@ -319,7 +323,37 @@ refund_requests = Table(
     Column("decision_message", Text, nullable=False),
     Column("decision_expected_by", UtcDateTime, nullable=True),
     Column("provider_refund_id", Text, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("failure_message", Text, nullable=True),
+    Column("completed_at", UtcDateTime, nullable=True),
     Index("ix_refund_requests_organization_id_created_at", "organization_id", "created_at"),
+    Index("ix_refund_requests_payment_id", "payment_id"),
+)
+
+plan_changes = Table(
+    "plan_changes", metadata,
+    Column("id", Uuid, primary_key=True),
+    _org_fk(),
+    Column("subscription_id", Uuid, ForeignKey("plan_subscriptions.id"), nullable=False),
+    Column("subscription_version", BigInteger, nullable=False),
+    Column("from_plan", Text, nullable=False),
+    Column("to_plan", Text, nullable=False),
+    Column("preview_at", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("unused_credit_cents", BigInteger, nullable=False),
+    Column("new_plan_charge_cents", BigInteger, nullable=False),
+    Column("amount_due_cents", BigInteger, nullable=False),
+    Column("currency_iso", String(3), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("provider_invoice_id", Text, nullable=True),
+    Column("hosted_invoice_url", Text, nullable=True),
+    Column("invoice_status", Text, nullable=True),
+    Column("completed_at", UtcDateTime, nullable=True),
+    # One plan change, so one plan-change invoice, per subscription version (ADR 0009).
+    UniqueConstraint("subscription_id", "subscription_version"),
+    CheckConstraint("amount_due_cents >= 0", name="amount_due_not_negative"),
+    Index("ix_plan_changes_organization_id_created_at", "organization_id", "created_at"),
 )
 
 checkout_sessions = Table(

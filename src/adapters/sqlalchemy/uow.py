@@ -35,6 +35,7 @@ from adapters.sqlalchemy.organizations import SqlAlchemyOrganizationRepository
 from adapters.sqlalchemy.payments import (
     SqlAlchemyPaymentMethodRepository,
     SqlAlchemyPaymentRepository,
+    SqlAlchemyPlanChangeRepository,
     SqlAlchemyRefundRepository,
 )
 from adapters.sqlalchemy.settings import SqlAlchemySettingsRepository
@@ -109,6 +110,10 @@ class SqlAlchemyUnitOfWork:
     @cached_property
     def refunds(self) -> SqlAlchemyRefundRepository:
         return SqlAlchemyRefundRepository(self)
+
+    @cached_property
+    def plan_changes(self) -> SqlAlchemyPlanChangeRepository:
+        return SqlAlchemyPlanChangeRepository(self)
 
     @cached_property
     def checkouts(self) -> SqlAlchemyCheckoutRepository:

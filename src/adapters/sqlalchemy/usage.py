@@ -77,6 +77,27 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
         ).values(invoice_id=invoice_id))
         return int(result.rowcount)
 
+    def put_on_invoice(self, organization_id: uuid.UUID, before: datetime,
+                       invoice_id: uuid.UUID) -> list[HourlyUsage]:
+        """At the driver level: the totals are summed from the rows the ``UPDATE`` marked (those
+        carrying the new invoice id), not read before it, so nothing committed in between is marked
+        without being counted (at READ COMMITTED a read and a later update see different rows)."""
+        totals = self._uow.driver.put_on_invoice(organization_id, before, invoice_id)
+        totals.sort(key=lambda b: (str(b.project_id), str(b.product_id)))
+        return totals
+
+    def invoiced_totals(self, organization_id: uuid.UUID) -> list[HourlyUsage]:
+        query = (select(_b.invoice_id, _b.project_id, _b.product_id, func.sum(_b.quantity),
+                        func.sum(_b.amount_micros), func.min(_b.hour))
+                 .where(_b.organization_id == organization_id, _b.invoice_id.is_not(None))
+                 .group_by(_b.invoice_id, _b.project_id, _b.product_id))
+        totals = [HourlyUsage(organization_id=organization_id, invoice_id=row[0], project_id=row[1],
+                              product_id=row[2], quantity=int(row[3]), amount_micros=int(row[4]),
+                              hour=_aware(row[5]))
+                  for row in self._execute(query)]
+        totals.sort(key=lambda b: (str(b.invoice_id), str(b.project_id), str(b.product_id)))
+        return totals
+
     def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
         query = (select(_b.organization_id).where(_b.invoice_id.is_(None), _b.hour < before).distinct()
                  .order_by(_b.organization_id))

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from billing_core.billing_settings import TaxRegistrationStatus
-from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.errors import BillingError, Conflict, InvalidInput, NotFound
 from billing_core.invoices import Invoice, InvoiceStatus, build_items, credit_to_apply
 from billing_core.ledger import Account, EntryKind, transaction
 from billing_core.money import MICROS_PER_CENT
@@ -43,6 +43,14 @@ def previous_period(now: datetime) -> str:
     return f"{last.year:04d}-{last.month:02d}"
 
 
+class CloseFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """An organization whose close failed; nothing of it was written, a re-run retries it."""
+
+    organization_id: uuid.UUID
+    code: str
+    message: str
+
+
 class CloseReport(msgspec.Struct, kw_only=True):
     period: str
     organizations: int = 0
@@ -50,12 +58,18 @@ class CloseReport(msgspec.Struct, kw_only=True):
     already_closed: int = 0
     without_usage: int = 0
     invoice_ids: list[uuid.UUID] = msgspec.field(default_factory=list)
+    failed: list[CloseFailure] = msgspec.field(default_factory=list)
+    """Organizations whose close failed (the others were closed regardless)."""
 
 
 def close_period(ctx: BillingContext, *, period: str | None = None, organization_id: uuid.UUID | None = None,
                  progress: Callable[[int, int], None] | None = None) -> CloseReport:
     """Invoice every organization's uninvoiced usage up to the end of ``period`` (default: the
-    month before now). ``progress(done, total)`` is called after each organization."""
+    month before now). ``progress(done, total)`` is called after each organization.
+
+    Safe to run concurrently with itself and with usage: organizations already invoiced for the
+    period (by an earlier or a concurrent run) count as ``already_closed``; an organization whose
+    close fails is reported in ``failed`` and the others are still closed."""
     period = period or previous_period(ctx.clock.now())
     start, end = parse_period(period)
     if end > ctx.clock.now():
@@ -64,18 +78,27 @@ def close_period(ctx: BillingContext, *, period: str | None = None, organization
         if organization_id is not None:
             uow.organizations.get(organization_id)
             org_ids = [organization_id]
+            invoiced: set[uuid.UUID] = set()
         else:
             org_ids = uow.usage.organizations_with_uninvoiced(end)
-    report = CloseReport(period=period, organizations=len(org_ids))
+            invoiced = set(uow.invoices.organizations_for_period(start)).difference(org_ids)
+    # Closed before this run listed them, with no late usage since: nothing to do but say so.
+    report = CloseReport(period=period, organizations=len(org_ids) + len(invoiced), already_closed=len(invoiced))
     for done, org_id in enumerate(org_ids, start=1):
-        invoice, created = _close_one(ctx, org_id, start, end)
-        if invoice is None:
-            report.without_usage += 1
-        elif created:
-            report.invoices_created += 1
-            report.invoice_ids.append(invoice.id)
+        try:
+            invoice, created = _close_one(ctx, org_id, start, end)
+        except BillingError as exc:
+            # One organization's failure (a product gone from the catalog, the database refusing a
+            # value) must not keep the others uninvoiced; nothing of it was committed.
+            report.failed.append(CloseFailure(organization_id=org_id, code=exc.code, message=exc.message))
         else:
-            report.already_closed += 1
+            if invoice is None:
+                report.without_usage += 1
+            elif created:
+                report.invoices_created += 1
+                report.invoice_ids.append(invoice.id)
+            else:
+                report.already_closed += 1
         if progress is not None:
             progress(done, len(org_ids))
     return report
@@ -83,17 +106,26 @@ def close_period(ctx: BillingContext, *, period: str | None = None, organization
 
 def _close_one(ctx: BillingContext, organization_id: uuid.UUID, start: datetime,
                end: datetime) -> tuple[Invoice | None, bool]:
+    """One organization's close, in one unit of work under its wallet lock (ADR 0009).
+
+    The lock is taken first, as every debit takes it first: usage of the organization waits for the
+    close or the close for it, in one order, so they cannot deadlock, and a concurrent close of the
+    same period waits and then finds the invoice. The buckets are marked and summed in one step
+    (:meth:`~billing_core.ports.UsageRepository.put_on_invoice`) and the invoice is built from
+    exactly those sums. Usage recorded after the close (late usage for the period) opens a new,
+    uninvoiced bucket and goes on the next invoice, which says it includes earlier usage."""
     now = ctx.clock.now()
     with ctx.uow() as uow:
+        wallet = uow.wallets.lock(organization_id)
         existing = uow.invoices.for_period(organization_id, start)
         if existing is not None:
             return existing, False
-        buckets = uow.usage.uninvoiced_totals(organization_id, end)
+        invoice_id = uuid.uuid4()
+        buckets = uow.usage.put_on_invoice(organization_id, end, invoice_id)
         if not buckets:
             return None, False
         org = uow.organizations.get(organization_id)
         settings = uow.settings.get(organization_id)
-        wallet = uow.wallets.get(organization_id)
         items = build_items(buckets, ctx.catalog, org.currency_iso)
         usage_micros = sum(b.amount_micros for b in buckets)
         subtotal = sum(i.amount.cents for i in items)
@@ -103,7 +135,7 @@ def _close_one(ctx: BillingContext, organization_id: uuid.UUID, start: datetime,
         country = settings.address.country if settings.address else None
         tax = tax_line(max(subtotal - credit, 0), country, verified, ctx.tax)
         invoice = Invoice(
-            id=uuid.uuid4(), organization_id=organization_id, period_start=start, period_end=end,
+            id=invoice_id, organization_id=organization_id, period_start=start, period_end=end,
             status=InvoiceStatus.DRAFT, currency_iso=org.currency_iso, items=items, usage_micros=usage_micros,
             subtotal_cents=subtotal, credit_applied_cents=credit, tax=tax, created_at=now,
             includes_earlier_usage=any(b.hour < start for b in buckets))
@@ -112,7 +144,6 @@ def _close_one(ctx: BillingContext, organization_id: uuid.UUID, start: datetime,
         invoice.due_at = now + timedelta(days=ctx.policy.invoice_due_days)
         invoice.move_to(InvoiceStatus.OPEN if invoice.amount_due.cents > 0 else InvoiceStatus.PAID, now)
         uow.invoices.add(invoice)
-        uow.usage.mark_invoiced(organization_id, end, invoice.id)
         _post_close_entry(uow, invoice, now)
         uow.outbox.add(new_message(organization_id=organization_id, topic=OutboxTopic.LEGAL_INVOICE,
                                    payload={"invoice_id": str(invoice.id)}, created_at=now,
@@ -167,22 +198,31 @@ def payments_due(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
 
 def mark_invoice_paid(ctx: BillingContext, *, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
     """The provider collected the amount due (webhook). Idempotent."""
-    now = ctx.clock.now()
     with ctx.uow() as uow:
-        invoice = uow.invoices.get(organization_id, invoice_id)
-        if invoice.status == InvoiceStatus.PAID:
-            return invoice
-        owed = (invoice.subtotal_cents - invoice.credit_applied_cents) * MICROS_PER_CENT
-        invoice.move_to(InvoiceStatus.PAID, now)
-        if owed > 0:
-            uow.wallets.post(transaction(
-                organization_id=organization_id, idempotency_key=f"invoice-paid:{invoice.id}",
-                kind=EntryKind.INVOICE_PAYMENT, description=f"Payment of invoice {invoice.number}", created_at=now,
-                postings=[(Account.RECEIVABLE, owed), (Account.PAYMENT_CLEARING, -owed)],
-                reference=str(invoice.id)))
-        uow.invoices.save(invoice)
+        invoice = mark_invoice_paid_in(ctx, uow, organization_id=organization_id, invoice_id=invoice_id)
         uow.commit()
         return invoice
+
+
+def mark_invoice_paid_in(ctx: BillingContext, uow: UnitOfWork, *, organization_id: uuid.UUID,
+                         invoice_id: uuid.UUID) -> Invoice:
+    """:func:`mark_invoice_paid` inside the caller's unit of work (which commits), deciding under the
+    organization's wallet lock on the invoice as it stands then. Raises NotFound."""
+    now = ctx.clock.now()
+    uow.wallets.lock(organization_id)
+    invoice = uow.invoices.get(organization_id, invoice_id)
+    if invoice.status == InvoiceStatus.PAID:
+        return invoice
+    owed = (invoice.subtotal_cents - invoice.credit_applied_cents) * MICROS_PER_CENT
+    invoice.move_to(InvoiceStatus.PAID, now)
+    if owed > 0:
+        uow.wallets.post(transaction(
+            organization_id=organization_id, idempotency_key=f"invoice-paid:{invoice.id}",
+            kind=EntryKind.INVOICE_PAYMENT, description=f"Payment of invoice {invoice.number}", created_at=now,
+            postings=[(Account.RECEIVABLE, owed), (Account.PAYMENT_CLEARING, -owed)],
+            reference=str(invoice.id)))
+    uow.invoices.save(invoice)
+    return invoice
 
 
 def void_invoice(ctx: BillingContext, *, organization_id: uuid.UUID, invoice_id: uuid.UUID,
@@ -191,6 +231,7 @@ def void_invoice(ctx: BillingContext, *, organization_id: uuid.UUID, invoice_id:
     wallet, the debt is written off, and a credit note is queued for the legal document."""
     now = ctx.clock.now()
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)  # ADR 0009: decided on the invoice as locked
         invoice = uow.invoices.get(organization_id, invoice_id)
         if invoice.status == InvoiceStatus.VOID:
             return invoice

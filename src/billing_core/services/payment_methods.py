@@ -47,6 +47,9 @@ def attach(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
     described = ctx.payments.attach_payment_method(customer_id=customer_id,
                                                    provider_payment_method_id=provider_payment_method_id)
     with ctx.uow() as uow:
+        # Decided under the organization's lock (ADR 0009): of concurrent attaches, one stores the
+        # method and exactly one method becomes the default.
+        uow.wallets.lock(organization_id)
         existing = uow.payment_methods.by_provider_id(organization_id, provider_payment_method_id)
         if existing is not None:
             return existing
@@ -74,6 +77,7 @@ def set_default(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
     ctx.payments.set_default_payment_method(customer_id=customer_id,
                                             provider_payment_method_id=target.provider_payment_method_id)
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         for method in uow.payment_methods.list(organization_id):
             should = method.id == payment_method_id
             if method.default != should:
@@ -90,6 +94,7 @@ def remove(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, pay
         target = uow.payment_methods.get(organization_id, payment_method_id)
     ctx.payments.detach_payment_method(provider_payment_method_id=target.provider_payment_method_id)
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         uow.payment_methods.remove(organization_id, payment_method_id)
         rest = uow.payment_methods.list(organization_id)
         promoted = None

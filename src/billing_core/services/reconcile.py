@@ -9,15 +9,18 @@ so a doubled refund, a doubled grant or a bucket invoiced twice cannot reconcile
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
 
+from billing_core.checkout import CheckoutStatus
 from billing_core.errors import ReconciliationFailed
-from billing_core.ledger import Account
+from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
+from billing_core.services.subscriptions import PLAN_GRANT, TRIAL_GRANT
 
 Check = Callable[[BillingContext, UnitOfWork, uuid.UUID], list[str]]
 """An invariant check: reads through the unit of work and returns one line per problem found."""
@@ -46,7 +49,172 @@ class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
         return self.balances_clean and not self.problems
 
 
-CHECKS: tuple[Check, ...] = ()
+def refunds_match_payments(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """Reconcile check (ADR 0009): per payment, the approved, not failed refund requests add up to
+    its ``refunded_cents``, which never exceeds what was paid, and the ledger's refund entries for it
+    move exactly those requests' credits out of the wallet."""
+    problems: list[str] = []
+    held_cents: dict[uuid.UUID, int] = {}
+    held_micros: dict[uuid.UUID, int] = {}
+    for request in uow.refunds.list(organization_id):
+        if request.holds_money:
+            held_cents[request.payment_id] = held_cents.get(request.payment_id, 0) + request.decision.amount_cents
+            held_micros[request.payment_id] = (held_micros.get(request.payment_id, 0)
+                                               + request.decision.credits_micros)
+    booked: dict[str, int] = {}
+    cursor: str | None = None
+    while True:
+        page = uow.ledger.list(organization_id, kinds=frozenset({EntryKind.CREDIT_REFUND}), limit=200, cursor=cursor)
+        for tx in page.items:
+            if tx.reference is not None:
+                booked[tx.reference] = booked.get(tx.reference, 0) - tx.delta(Account.WALLET)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    cursor = None
+    while True:
+        payments = uow.payments.list(organization_id, limit=200, cursor=cursor)
+        for payment in payments.items:
+            held = held_cents.get(payment.id, 0)
+            if payment.refunded_cents != held:
+                problems.append(f"payment {payment.id}: refunded_cents {payment.refunded_cents} but its approved "
+                                f"refund requests add up to {held}")
+            if not 0 <= payment.refunded_cents <= payment.amount_cents:
+                problems.append(f"payment {payment.id}: refunded {payment.refunded_cents} of "
+                                f"{payment.amount_cents} cents")
+            credits = booked.get(str(payment.id), 0)
+            if credits != held_micros.get(payment.id, 0):
+                problems.append(f"payment {payment.id}: the ledger's refund entries move {credits} µ$ but its "
+                                f"approved refund requests {held_micros.get(payment.id, 0)} µ$")
+        if payments.next_cursor is None:
+            break
+        cursor = payments.next_cursor
+    return problems
+
+# --------------------------------------------------------------------------- checkouts and their grants
+
+
+def _grants(uow: UnitOfWork, organization_id: uuid.UUID) -> list[LedgerTransaction]:
+    grants: list[LedgerTransaction] = []
+    cursor = None
+    while True:
+        page = uow.ledger.list(organization_id, kinds=frozenset({EntryKind.GRANT}), limit=200, cursor=cursor)
+        grants += page.items
+        if page.next_cursor is None:
+            return grants
+        cursor = page.next_cursor
+
+
+def subscription_grants(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """Trial and plan-credit grants against the subscriptions they were made for: each names a
+    subscription of this organization, a trial grant (one per subscription, by its key) only one
+    that had a trial, a plan-credit grant (one per subscription period, by its key) only a period
+    the subscription has begun."""
+    subscriptions = {sub.id: sub for sub in uow.plan_subscriptions.list(organization_id)}
+    problems = []
+    for grant in _grants(uow, organization_id):
+        prefix, _, rest = grant.idempotency_key.partition(":")
+        if prefix not in (TRIAL_GRANT, PLAN_GRANT):
+            continue
+        named, _, period = rest.partition(":")
+        try:
+            sub = subscriptions.get(uuid.UUID(named))
+        except ValueError:
+            sub = None
+        if sub is None:
+            problems.append(f"grant {grant.idempotency_key} names no subscription of the organization")
+        elif prefix == TRIAL_GRANT and sub.trial_end is None:
+            problems.append(f"trial grant {grant.idempotency_key} for subscription {sub.id}, which had no trial")
+        elif prefix == PLAN_GRANT and not _begun(period, sub.current_period_start):
+            problems.append(f"plan-credit grant {grant.idempotency_key} for a period subscription {sub.id} "
+                            "has not begun")
+    return problems
+
+
+def _begun(period_start: str, current_period_start: datetime) -> bool:
+    try:
+        start = datetime.fromisoformat(period_start)
+    except ValueError:
+        return False
+    return start.tzinfo is not None and start <= current_period_start
+
+
+def one_subscription_per_provider_id(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """One plan subscription per provider subscription id (the database's UNIQUE says so too)."""
+    problems = []
+    counted = Counter(sub.provider_subscription_id for sub in uow.plan_subscriptions.list(organization_id)
+                      if sub.provider_subscription_id is not None)
+    for provider_id, count in sorted(counted.items()):
+        first = uow.plan_subscriptions.by_provider_id(provider_id)
+        if count > 1 or first is None or first.organization_id != organization_id:
+            problems.append(f"provider subscription {provider_id} has {count} plan subscriptions here"
+                            + ("" if first is None or first.organization_id == organization_id
+                               else " and belongs to another organization"))
+    return problems
+
+
+def checkout_subscriptions(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """Every completed checkout of the organization (its own, or a guest checkout it claimed)
+    activated exactly one subscription of it, no other checkout activated that one, and every plan
+    subscription comes from one completed checkout."""
+    subscriptions = {sub.id for sub in uow.plan_subscriptions.list(organization_id)}
+    activated: Counter[uuid.UUID] = Counter()
+    problems = []
+    for session in uow.checkouts.for_organization(organization_id):
+        if session.status != CheckoutStatus.COMPLETE:
+            if session.subscription_id is not None:
+                problems.append(f"checkout {session.id} is {session.status} but names a subscription")
+        elif session.subscription_id is None or session.subscription_id not in subscriptions:
+            problems.append(f"completed checkout {session.id} has no subscription of the organization")
+        else:
+            activated[session.subscription_id] += 1
+    for subscription_id in sorted(subscriptions, key=str):
+        if activated[subscription_id] != 1:
+            problems.append(f"subscription {subscription_id} comes from {activated[subscription_id]} "
+                            "completed checkouts, not one")
+    return problems
+
+
+def invoices_count_their_buckets(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """Every invoice counts exactly the usage buckets marked with it, in total and per line, and no
+    bucket is marked with an invoice that does not exist (issue 14: a close marked buckets its
+    invoice did not count)."""
+    marked: dict[uuid.UUID | None, dict[tuple[uuid.UUID, uuid.UUID | None], tuple[int, int]]] = {}
+    for line in uow.usage.invoiced_totals(organization_id):
+        marked.setdefault(line.invoice_id, {})[(line.product_id, line.project_id)] = (line.quantity,
+                                                                                       line.amount_micros)
+    problems: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = uow.invoices.list(organization_id, limit=200, cursor=cursor)
+        for invoice in page.items:
+            lines = marked.pop(invoice.id, {})
+            counted = sum(amount for _quantity, amount in lines.values())
+            name = f"invoice {invoice.number or invoice.id}"
+            if counted != invoice.usage_micros:
+                problems.append(f"{name} counts {invoice.usage_micros} µ$ of usage; the buckets marked with it "
+                                f"sum to {counted} µ$")
+            items = {(i.product_id, i.project_id): (i.quantity, i.amount_micros) for i in invoice.items}
+            if items != lines:
+                problems.append(f"{name}: its lines {sorted(items.values())} differ from the buckets marked with "
+                                f"it {sorted(lines.values())} (quantity, µ$ per product and project)")
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    for invoice_id, lines in marked.items():
+        problems.append(f"usage buckets of {sum(a for _q, a in lines.values())} µ$ are marked with invoice "
+                        f"{invoice_id}, which does not exist")
+    return problems
+
+
+
+CHECKS: tuple[Check, ...] = (
+    refunds_match_payments,
+    invoices_count_their_buckets,
+    subscription_grants,
+    one_subscription_per_provider_id,
+    checkout_subscriptions,
+)
 """Every invariant check :func:`reconcile` runs besides the balances."""
 
 

@@ -23,7 +23,7 @@ from billing_core.errors import Conflict, IllegalTransition, InvalidInput, NotFo
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import Money
 from billing_core.permissions import Action, Actor, require
-from billing_core.plan_change import PlanChangePreview, preview_change
+from billing_core.plan_change import PlanChange, PlanChangePreview, PlanChangeStatus, preview_change, record_change
 from billing_core.plan_subscription import (
     ENDED,
     PlanSubscription,
@@ -143,53 +143,139 @@ def checkout_status(ctx: BillingContext, actor: Actor, *, organization_id: uuid.
 
 def complete_checkout(ctx: BillingContext, *, provider_session_id: str, provider_subscription_id: str | None,
                       status: SubscriptionStatus | None = None) -> CheckoutSession:
-    """The provider says the checkout completed. Idempotent; a guest session waits to be claimed."""
+    """The provider says the checkout completed: activate the subscription, exactly once however
+    often and concurrently this is called (see :func:`complete_checkout_in`)."""
     with ctx.uow() as uow:
-        session = uow.checkouts.by_provider_id(provider_session_id)
-        if session is None:
-            raise NotFound("checkout session", provider_session_id)
-        if session.status == CheckoutStatus.COMPLETE:
-            return session
-        if session.status != CheckoutStatus.OPEN:
-            raise Conflict(f"checkout session is {session.status}", code="checkout_closed")
-        session.status = CheckoutStatus.COMPLETE
-        session.completed_at = ctx.clock.now()
-        session.provider_subscription_id = provider_subscription_id
-        # A guest's session has no organization yet: the subscription starts when it is claimed.
-        if session.organization_id is not None:
-            sub = _activate(ctx, uow, session, session.organization_id, provider_subscription_id, status)
-            session.subscription_id = sub.id
-        uow.checkouts.save(session)
+        session = complete_checkout_in(ctx, uow, provider_session_id=provider_session_id,
+                                       provider_subscription_id=provider_subscription_id, status=status)
         uow.commit()
         return session
+
+
+def complete_checkout_in(ctx: BillingContext, uow: UnitOfWork, *, provider_session_id: str,
+                         provider_subscription_id: str | None,
+                         status: SubscriptionStatus | None = None) -> CheckoutSession:
+    """:func:`complete_checkout` inside the caller's unit of work, which commits (the provider-event
+    inbox remembers the event in the same one).
+
+    Under the organization's wallet lock, the session moves open → complete by a conditional write,
+    so of concurrent completions (a webhook redelivered, ``completed`` and ``async_payment_succeeded``,
+    the offline route) exactly one activates; the others see it complete and change nothing. A guest
+    session has no organization to lock: the conditional write alone decides, and its subscription
+    starts when it is claimed. Raises NotFound for an unknown session, Conflict ``checkout_closed``
+    for one that expired, ``already_subscribed`` when another checkout of the organization
+    activated a subscription that is still live.
+    """
+    found = uow.checkouts.by_provider_id(provider_session_id)
+    if found is None:
+        raise NotFound("checkout session", provider_session_id)
+    if found.organization_id is not None:
+        uow.wallets.lock(found.organization_id)
+    session = uow.checkouts.get(found.id)  # as it stands under the lock
+    if session.status == CheckoutStatus.COMPLETE:
+        return session
+    if session.status != CheckoutStatus.OPEN:
+        raise Conflict(f"checkout session is {session.status}", code="checkout_closed")
+    organization_id = session.organization_id
+    if organization_id is not None:
+        _refuse_second_subscription(uow, organization_id)
+    now = ctx.clock.now()
+    if not uow.checkouts.complete(session.id, completed_at=now, provider_subscription_id=provider_subscription_id):
+        # A concurrent completion or expiry of a guest session came first; its outcome stands.
+        session = uow.checkouts.get(session.id)
+        if session.status == CheckoutStatus.COMPLETE:
+            return session
+        raise Conflict(f"checkout session is {session.status}", code="checkout_closed")
+    session.status, session.completed_at = CheckoutStatus.COMPLETE, now
+    session.provider_subscription_id = provider_subscription_id
+    if organization_id is not None:
+        sub = _activate(ctx, uow, session, organization_id, provider_subscription_id, status)
+        session.subscription_id = sub.id
+        uow.checkouts.save(session)
+    return session
+
+
+def _refuse_second_subscription(uow: UnitOfWork, organization_id: uuid.UUID) -> None:
+    """Two checkouts opened before either completed: the second to complete would give the workspace
+    a second live subscription (and a second trial or plan grant). It stays open and the provider's
+    event is refused, so it is retried and seen, rather than swallowed after the customer paid."""
+    current = uow.plan_subscriptions.current(organization_id)
+    if current is not None and current.status not in ENDED:
+        raise Conflict("the workspace already has a subscription; change the plan instead",
+                       code="already_subscribed")
 
 
 def expire_checkout(ctx: BillingContext, *, provider_session_id: str) -> CheckoutSession | None:
     with ctx.uow() as uow:
-        session = uow.checkouts.by_provider_id(provider_session_id)
-        if session is None or session.status != CheckoutStatus.OPEN:
-            return session
-        session.status = CheckoutStatus.EXPIRED
-        uow.checkouts.save(session)
+        session = expire_checkout_in(ctx, uow, provider_session_id=provider_session_id)
         uow.commit()
         return session
 
 
+def expire_checkout_in(ctx: BillingContext, uow: UnitOfWork, *,
+                       provider_session_id: str) -> CheckoutSession | None:
+    """The provider says the checkout expired: open → expired by a conditional write, so an expiry
+    racing a completion never undoes it. None for an unknown session; otherwise the session as it
+    stands (unchanged when it was not open)."""
+    found = uow.checkouts.by_provider_id(provider_session_id)
+    if found is None:
+        return None
+    if found.organization_id is not None:
+        uow.wallets.lock(found.organization_id)
+    uow.checkouts.expire(found.id)
+    return uow.checkouts.get(found.id)
+
+
+def offline_subscription_id(session: CheckoutSession) -> str:
+    """The provider subscription id the offline completion gives a session (stable per session)."""
+    return f"sub_offline_{session.id.hex[:24]}"
+
+
+def complete_offline_checkout(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
+                              session_id: uuid.UUID) -> CheckoutSession:
+    """Complete a checkout the way the provider's webhook would (offline provider only: there is no
+    provider page to pay on). The same path as the webhook: :func:`complete_checkout_in`."""
+    require(actor, Action.SUBSCRIBE_TO_PLAN, organization_id)
+    session, _ = checkout_status(ctx, actor, organization_id=organization_id, session_id=session_id)
+    if session.provider_session_id is None:
+        raise Conflict("the checkout session has no provider session", code="checkout_closed")
+    return complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                             provider_subscription_id=offline_subscription_id(session))
+
+
 def _activate(ctx: BillingContext, uow: UnitOfWork, session: CheckoutSession, organization_id: uuid.UUID,
               provider_subscription_id: str | None, status: SubscriptionStatus | None) -> PlanSubscription:
+    """Start the subscription a completed (or claimed) checkout paid for, with its first grant.
+
+    Called once per session, by whoever moved it by a conditional write; the database repeats it:
+    the subscription's id is derived from the session's (one subscription per checkout) and
+    provider subscription ids are unique, so a second activation fails (Conflict) instead of
+    doubling the subscription and its grant."""
     plan = ctx.catalog.plan(session.plan)
     now = ctx.clock.now()
     target = status or (SubscriptionStatus.TRIALING if session.trial else SubscriptionStatus.ACTIVE)
-    if provider_subscription_id:
-        existing = uow.plan_subscriptions.by_provider_id(provider_subscription_id)
-        if existing is not None:
-            return existing
+    if provider_subscription_id and uow.plan_subscriptions.by_provider_id(provider_subscription_id) is not None:
+        raise Conflict(f"provider subscription {provider_subscription_id} already belongs to another checkout",
+                       code="duplicate_provider_subscription")
     sub = new_subscription(organization_id=organization_id, plan=plan, now=now, trial=session.trial,
-                           status=target, provider_subscription_id=provider_subscription_id)
+                           status=target, subscription_id=subscription_id_for(session),
+                           provider_subscription_id=provider_subscription_id)
     uow.plan_subscriptions.add(sub)
     _grant_period_credits(ctx, uow, sub)
     sync_wallet(uow, ctx.catalog, organization_id)
     return sub
+
+
+def subscription_id_for(session: CheckoutSession) -> uuid.UUID:
+    """The id of the plan subscription a checkout session activates: one per session."""
+    return uuid.uuid5(session.id, "plan-subscription")
+
+
+TRIAL_GRANT = "trial-credits"
+"""Ledger key prefix of a trial's grant: ``trial-credits:<subscription id>``, once per subscription."""
+PLAN_GRANT = "plan-credits"
+"""Ledger key prefix of a plan's included credits: ``plan-credits:<subscription id>:<period start>``,
+once per subscription period."""
 
 
 def _grant_period_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscription) -> None:
@@ -197,10 +283,10 @@ def _grant_period_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscri
     plan = ctx.catalog.plan(sub.plan)
     if sub.status == SubscriptionStatus.TRIALING:
         amount, description = ctx.catalog.wallet.trial_grant_micros, "Free Trial Credits"
-        key = f"trial-credits:{sub.id}"
+        key = f"{TRIAL_GRANT}:{sub.id}"
     elif sub.status == SubscriptionStatus.ACTIVE:
         amount, description = plan.included_credits_micros, f"{plan.name} plan credits"
-        key = f"plan-credits:{sub.id}:{sub.current_period_start.isoformat()}"
+        key = f"{PLAN_GRANT}:{sub.id}:{sub.current_period_start.isoformat()}"
     else:
         return
     if amount > 0:
@@ -213,7 +299,7 @@ def _grant_period_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscri
 def _expire_trial_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscription) -> None:
     """Unused trial credits expire when the trial ends: never more than the real-time balance, so
     credits already spent on usage (billed or not) are not taken back twice."""
-    granted = uow.ledger.get_by_key(sub.organization_id, f"trial-credits:{sub.id}")
+    granted = uow.ledger.get_by_key(sub.organization_id, f"{TRIAL_GRANT}:{sub.id}")
     if granted is None:
         return
     wallet = uow.wallets.get(sub.organization_id)
@@ -227,19 +313,27 @@ def _expire_trial_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscri
 
 def claim_guest_checkouts(ctx: BillingContext, actor: Actor) -> list[CheckoutSession]:
     """On a verified login, move completed guest checkouts with the same email to the actor's
-    organization, activating the subscription there."""
+    organization, activating the subscription there.
+
+    Each session is claimed once, by one organization: under the claiming organization's wallet lock,
+    a conditional write on the session being still unclaimed (``claimed_at IS NULL``) decides, in the
+    unit of work that activates the subscription. A claim that loses the race to another organization
+    (members of both may share the email) or to a concurrent request finds nothing to claim."""
     if actor.email is None or not actor.email_verified or actor.role is None:
         return []
     claimed = []
     with ctx.uow() as uow:
+        uow.wallets.lock(actor.organization_id)
         for session in uow.checkouts.unclaimed_guest(actor.email):
             if not claimable(session, actor):
                 continue
             current = uow.plan_subscriptions.current(actor.organization_id)
             if current is not None and current.status not in ENDED:
                 continue
-            session.organization_id = actor.organization_id
-            session.claimed_at = ctx.clock.now()
+            now = ctx.clock.now()
+            if not uow.checkouts.claim(session.id, organization_id=actor.organization_id, claimed_at=now):
+                continue  # claimed meanwhile, by another organization or another request
+            session.organization_id, session.claimed_at = actor.organization_id, now
             sub = _activate(ctx, uow, session, actor.organization_id, session.provider_subscription_id, None)
             session.subscription_id = sub.id
             uow.checkouts.save(session)
@@ -252,38 +346,53 @@ def apply_provider_status(ctx: BillingContext, *, provider_subscription_id: str,
                           current_period_start: datetime | None = None,
                           current_period_end: datetime | None = None,
                           state_at: datetime | None = None) -> PlanSubscription | None:
-    """Bring our subscription to the provider's state of it as of ``state_at`` (when the provider
-    sent it). Events may arrive out of order: one about a state older than the last applied, or
-    asking for a move the table forbids, is stale and ignored."""
+    """Bring our subscription to the provider's state of it as of ``state_at`` (see
+    :func:`apply_provider_status_in`)."""
     with ctx.uow() as uow:
-        sub = uow.plan_subscriptions.by_provider_id(provider_subscription_id)
-        if sub is None:
-            return None
-        if state_at is not None and sub.provider_state_at is not None and state_at < sub.provider_state_at:
-            return sub
-        before = sub.status
-        try:
-            sub.transition(status, ctx.clock.now())
-        except IllegalTransition:
-            return sub
-        if state_at is not None:
-            sub.provider_state_at = state_at
-        renewed = (current_period_start is not None and current_period_start > sub.current_period_start)
-        if current_period_start is not None and current_period_end is not None and renewed:
-            sub.current_period_start, sub.current_period_end = current_period_start, current_period_end
-        if before == SubscriptionStatus.TRIALING and status != SubscriptionStatus.TRIALING:
-            _expire_trial_credits(ctx, uow, sub)
-        if (status == SubscriptionStatus.ACTIVE and (renewed or before == SubscriptionStatus.TRIALING)):
-            _grant_period_credits(ctx, uow, sub)
-        uow.plan_subscriptions.save(sub)
-        sync_wallet(uow, ctx.catalog, sub.organization_id)
+        sub = apply_provider_status_in(ctx, uow, provider_subscription_id=provider_subscription_id, status=status,
+                                       current_period_start=current_period_start,
+                                       current_period_end=current_period_end, state_at=state_at)
         uow.commit()
         return sub
+
+
+def apply_provider_status_in(ctx: BillingContext, uow: UnitOfWork, *, provider_subscription_id: str,
+                             status: SubscriptionStatus, current_period_start: datetime | None = None,
+                             current_period_end: datetime | None = None,
+                             state_at: datetime | None = None) -> PlanSubscription | None:
+    """Inside the caller's unit of work (which commits), under the organization's wallet lock.
+    Events may arrive out of order: one about a state older than the last applied, or asking for
+    a move the table forbids, is stale and ignored."""
+    found = uow.plan_subscriptions.by_provider_id(provider_subscription_id)
+    if found is None:
+        return None
+    uow.wallets.lock(found.organization_id)
+    sub = uow.plan_subscriptions.get(found.organization_id, found.id)  # as it stands under the lock
+    if state_at is not None and sub.provider_state_at is not None and state_at < sub.provider_state_at:
+        return sub
+    before = sub.status
+    try:
+        sub.transition(status, ctx.clock.now())
+    except IllegalTransition:
+        return sub
+    if state_at is not None:
+        sub.provider_state_at = state_at
+    renewed = (current_period_start is not None and current_period_start > sub.current_period_start)
+    if current_period_start is not None and current_period_end is not None and renewed:
+        sub.current_period_start, sub.current_period_end = current_period_start, current_period_end
+    if before == SubscriptionStatus.TRIALING and status != SubscriptionStatus.TRIALING:
+        _expire_trial_credits(ctx, uow, sub)
+    if (status == SubscriptionStatus.ACTIVE and (renewed or before == SubscriptionStatus.TRIALING)):
+        _grant_period_credits(ctx, uow, sub)
+    uow.plan_subscriptions.save(sub)
+    sync_wallet(uow, ctx.catalog, sub.organization_id)
+    return sub
 
 
 def set_status(ctx: BillingContext, *, organization_id: uuid.UUID, status: SubscriptionStatus) -> PlanSubscription:
     """Move the current subscription (offline provider, operators, tests). Illegal moves raise."""
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)  # leaving a trial takes its unused credits back
         sub = uow.plan_subscriptions.current(organization_id)
         if sub is None:
             raise NotFound("subscription", organization_id)
@@ -302,22 +411,32 @@ def set_status(ctx: BillingContext, *, organization_id: uuid.UUID, status: Subsc
 PREVIEW_VALIDITY = timedelta(minutes=30)
 
 
-def preview_plan_change(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, plan: str,
-                        at: datetime | None = None) -> PlanChangePreview:
-    require(actor, Action.SUBSCRIBE_TO_PLAN, organization_id)
-    target = ctx.catalog.plan(plan)
+def _check_preview_at(ctx: BillingContext, at: datetime | None) -> datetime:
     now = ctx.clock.now()
     at = at or now
     if at.tzinfo is None or not now - PREVIEW_VALIDITY <= at <= now + timedelta(minutes=1):
         raise InvalidInput("at", "the preview is too old or in the future; preview again", code="preview_expired")
-    with ctx.uow() as uow:
-        sub = uow.plan_subscriptions.current(organization_id)
-        org = uow.organizations.get(organization_id)
+    return at
+
+
+def _preview(ctx: BillingContext, sub: PlanSubscription | None, currency_iso: str, target: Plan,
+             at: datetime) -> PlanChangePreview:
     if sub is None or not sub.is_subscribed:
         raise Conflict("there is no active subscription to change", code="subscription_required")
     if sub.plan == target.code:
         raise InvalidInput("plan", "the workspace is already on this plan", code="same_plan")
-    return preview_change(sub, ctx.catalog.plan(sub.plan), target, at=at, currency_iso=org.currency_iso)
+    return preview_change(sub, ctx.catalog.plan(sub.plan), target, at=at, currency_iso=currency_iso)
+
+
+def preview_plan_change(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, plan: str,
+                        at: datetime | None = None) -> PlanChangePreview:
+    require(actor, Action.SUBSCRIBE_TO_PLAN, organization_id)
+    target = ctx.catalog.plan(plan)
+    at = _check_preview_at(ctx, at)
+    with ctx.uow() as uow:
+        sub = uow.plan_subscriptions.current(organization_id)
+        org = uow.organizations.get(organization_id)
+    return _preview(ctx, sub, org.currency_iso, target, at)
 
 
 class PlanChangeResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -329,27 +448,70 @@ class PlanChangeResult(msgspec.Struct, frozen=True, kw_only=True):
 def change_plan(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, plan: str,
                 preview_at: datetime) -> PlanChangeResult:
     """Change now, charging exactly what the preview made at ``preview_at`` showed. When the
-    organization has a provider customer, a hosted invoice for that amount is issued now."""
-    preview = preview_plan_change(ctx, actor, organization_id=organization_id, plan=plan, at=preview_at)
+    organization has a provider customer and something is due, a hosted invoice is issued.
+
+    Exactly once (ADR 0009): under the wallet lock the change is decided on the subscription as
+    locked and recorded (one per subscription version, UNIQUE) together with the plan move; the
+    invoice is issued afterwards with a key derived from that record and stored on it once. The
+    preview is stale when the subscription changed plan at or after ``preview_at``: the same
+    change (same plan and ``preview_at``) then answers with the recorded outcome, and finishes
+    its invoice if the provider was unreachable before; any other is a Conflict (``plan_changed``)
+    that reaches no provider. Raises ProviderUnavailable when the invoice could not be issued (the
+    plan has moved; the same request again issues it)."""
+    require(actor, Action.SUBSCRIBE_TO_PLAN, organization_id)
+    target = ctx.catalog.plan(plan)
+    preview_at = _check_preview_at(ctx, preview_at)
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         org = uow.organizations.get(organization_id)
         sub = uow.plan_subscriptions.current(organization_id)
-    assert sub is not None
-    invoice = None
-    if org.provider_customer_id and preview.amount_due_cents > 0:
-        invoice = ctx.payments.issue_invoice(
-            customer_id=org.provider_customer_id, amount_cents=preview.amount_due_cents,
-            currency_iso=preview.currency_iso, description=f"Plan change {preview.from_plan} → {preview.to_plan}",
-            reference=f"{sub.id}:{preview.to_plan}:{preview.at.isoformat()}",
-            idempotency_key=f"plan-change:{sub.id}:{preview.to_plan}:{preview.at.isoformat()}")
+        latest = uow.plan_changes.latest(organization_id, sub.id) if sub is not None else None
+        if latest is not None and latest.created_at >= preview_at:
+            # The plan changed since this preview: only the very same change may answer.
+            if latest.to_plan != target.code or latest.preview_at != preview_at:
+                raise Conflict("the plan changed since this preview; preview again", code="plan_changed")
+            change = latest
+        else:
+            preview = _preview(ctx, sub, org.currency_iso, target, preview_at)
+            assert sub is not None
+            invoice_due = bool(org.provider_customer_id) and preview.amount_due_cents > 0
+            change = record_change(change_id=uuid.uuid4(), subscription=sub, preview=preview,
+                                   invoice_due=invoice_due, now=ctx.clock.now())
+            uow.plan_changes.add(change)
+            sub.plan = preview.to_plan
+            uow.plan_subscriptions.save(sub)
+            sync_wallet(uow, ctx.catalog, organization_id)
+            uow.commit()
+        customer_id = org.provider_customer_id
+    if change.status == PlanChangeStatus.PENDING:
+        assert customer_id is not None
+        change = _invoice_change(ctx, change, customer_id)
+    return _change_result(change)
+
+
+def _invoice_change(ctx: BillingContext, change: PlanChange, customer_id: str) -> PlanChange:
+    """Issue the recorded change's hosted invoice (keyed by the change) and record it once."""
+    invoice = ctx.payments.issue_invoice(
+        customer_id=customer_id, amount_cents=change.amount_due_cents, currency_iso=change.currency_iso,
+        description=f"Plan change {change.from_plan} → {change.to_plan}", reference=str(change.id),
+        idempotency_key=change.invoice_key)
+    done = msgspec.structs.replace(change, status=PlanChangeStatus.INVOICED,
+                                   provider_invoice_id=invoice.provider_invoice_id,
+                                   hosted_invoice_url=invoice.hosted_invoice_url, invoice_status=invoice.status,
+                                   completed_at=ctx.clock.now())
     with ctx.uow() as uow:
-        sub = uow.plan_subscriptions.current(organization_id)
-        assert sub is not None
-        sub.plan = preview.to_plan
-        uow.plan_subscriptions.save(sub)
-        sync_wallet(uow, ctx.catalog, organization_id)
+        uow.wallets.lock(change.organization_id)
+        uow.plan_changes.record_invoice(done)
         uow.commit()
-    return PlanChangeResult(subscription_id=sub.id, preview=preview, hosted_invoice=invoice)
+        return uow.plan_changes.get(change.organization_id, change.id)
+
+
+def _change_result(change: PlanChange) -> PlanChangeResult:
+    invoice = None
+    if change.provider_invoice_id is not None:
+        invoice = HostedInvoice(provider_invoice_id=change.provider_invoice_id,
+                                hosted_invoice_url=change.hosted_invoice_url, status=change.invoice_status or "open")
+    return PlanChangeResult(subscription_id=change.subscription_id, preview=change.preview, hosted_invoice=invoice)
 
 
 def portal_session(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, return_url: str) -> str:

@@ -10,7 +10,7 @@ import msgspec
 from billing_core.billing_settings import AutoRecharge, InvoiceAddress, SpendManagement
 from billing_core.checkout import check_return_url
 from billing_core.credit_packs import PackOffer, check_add_credits_amount, check_pack, pack_offer
-from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.errors import Conflict, InvalidInput, NotFound, PaymentError
 from billing_core.feed import BALANCE_HISTORY_KINDS, FEED_KINDS, FeedEntry, entry
 from billing_core.grace_window import GraceWindow
 from billing_core.ledger import Account, EntryKind, transfer
@@ -135,27 +135,34 @@ _PURPOSE_KIND = {
 
 def add_credits(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, amount_micros: int,
                 payment_method_id: uuid.UUID | None = None, crypto: bool = False,
-                return_url: str | None = None) -> Payment:
-    """Charge $5-$5,000 to a saved method (or open a crypto checkout). Credits land when paid."""
+                return_url: str | None = None, payment_id: uuid.UUID | None = None) -> Payment:
+    """Charge $5-$5,000 to a saved method (or open a crypto checkout). Credits land when paid.
+
+    ``payment_id`` names the payment (over HTTP the ``Idempotency-Key`` maps to it): asking again
+    with it returns the recorded payment, or finishes one whose provider answer was lost with the
+    same provider key, never a second charge."""
     require(actor, Action.ADD_CREDITS, organization_id)
     amount = check_add_credits_amount(ctx.catalog, amount_micros)
     if return_url is not None:
         return_url = check_return_url(return_url)
     if crypto:
-        return _crypto_payment(ctx, organization_id, amount, return_url)
-    return _charge(ctx, organization_id, PaymentPurpose.ADD_CREDITS, amount, payment_method_id)
+        return _crypto_payment(ctx, organization_id, amount, return_url, payment_id=payment_id)
+    return _charge(ctx, organization_id, PaymentPurpose.ADD_CREDITS, amount, payment_method_id,
+                   payment_id=payment_id)
 
 
 def purchase_pack(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, pack_dollars: int,
-                  payment_method_id: uuid.UUID | None = None) -> Payment:
-    """Buy a credit pack: primary-owner only and only with an active subscription."""
+                  payment_method_id: uuid.UUID | None = None, payment_id: uuid.UUID | None = None) -> Payment:
+    """Buy a credit pack: primary-owner only and only with an active subscription. ``payment_id``
+    as for :func:`add_credits`."""
     require(actor, Action.PURCHASE_CREDIT_PACKS, organization_id)
     pack = check_pack(ctx.catalog, pack_dollars)
     with ctx.uow() as uow:
         subscription = uow.plan_subscriptions.current(organization_id)
     if subscription is None or not subscription.is_subscribed:
         raise Conflict("Subscribe to a plan first to purchase credit packs", code="subscription_required")
-    return _charge(ctx, organization_id, PaymentPurpose.CREDIT_PACK, pack.credits_micros, payment_method_id)
+    return _charge(ctx, organization_id, PaymentPurpose.CREDIT_PACK, pack.credits_micros, payment_method_id,
+                   payment_id=payment_id)
 
 
 def _resolve_method(uow: UnitOfWork, organization_id: uuid.UUID, payment_method_id: uuid.UUID | None) -> str:
@@ -172,6 +179,7 @@ def _charge(ctx: BillingContext, organization_id: uuid.UUID, purpose: PaymentPur
     """Record a pending payment, charge it off-session, settle what the provider answered."""
     cents = credits_micros // MICROS_PER_CENT
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         org = uow.organizations.get(organization_id)
         provider_method = _resolve_method(uow, organization_id, payment_method_id)
         payment = Payment(id=payment_id or uuid.uuid4(), organization_id=organization_id, purpose=purpose,
@@ -180,16 +188,29 @@ def _charge(ctx: BillingContext, organization_id: uuid.UUID, purpose: PaymentPur
                           payment_type=PaymentType.SEPA_DEBIT if provider_method.startswith("pm_sepa")
                           else PaymentType.CARD)
         existing = _existing_payment(uow, organization_id, payment.id)
-        if existing is not None:
+        _check_same_payment(existing, purpose, credits_micros)
+        if existing is not None and (existing.status != PaymentStatus.PENDING
+                                     or existing.provider_payment_id is not None):
             return existing
-        uow.payments.add(payment)
-        uow.commit()
+        if existing is None:
+            uow.payments.add(payment)
+            uow.commit()
+        else:
+            # Recorded before but the provider's answer never was (a crash, an outage): ask again
+            # with the same key, which never charges twice.
+            payment = existing
     customer_id = ensure_customer(ctx, organization_id)
     result = ctx.payments.charge(customer_id=customer_id, provider_payment_method_id=provider_method,
-                                 amount_cents=cents, currency_iso=payment.currency_iso,
-                                 description=f"{_PURPOSE_LABEL[purpose]} {format_credits(credits_micros)}",
+                                 amount_cents=payment.amount_cents, currency_iso=payment.currency_iso,
+                                 description=f"{_PURPOSE_LABEL[payment.purpose]} "
+                                             f"{format_credits(payment.credits_micros)}",
                                  reference=str(payment.id), idempotency_key=f"payment:{payment.id}")
     return record_charge_result(ctx, organization_id, payment.id, result)
+
+
+def _check_same_payment(existing: Payment | None, purpose: PaymentPurpose, credits_micros: int) -> None:
+    if existing is not None and (existing.purpose, existing.credits_micros) != (purpose, credits_micros):
+        raise Conflict(f"payment {existing.id} was asked for with other details", code="idempotency_key_reused")
 
 
 def _existing_payment(uow: UnitOfWork, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment | None:
@@ -200,22 +221,51 @@ def _existing_payment(uow: UnitOfWork, organization_id: uuid.UUID, payment_id: u
 
 
 def _crypto_payment(ctx: BillingContext, organization_id: uuid.UUID, credits_micros: int,
-                    return_url: str | None) -> Payment:
+                    return_url: str | None, *, payment_id: uuid.UUID | None = None) -> Payment:
+    """Record the pending payment, then open the provider's checkout keyed by it (ADR 0009): the
+    provider never holds a checkout we have no record of, so its payment always finds ours."""
     cents = credits_micros // MICROS_PER_CENT
     customer_id = ensure_customer(ctx, organization_id)
-    payment_id = uuid.uuid4()
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         org = uow.organizations.get(organization_id)
-    checkout = ctx.payments.create_crypto_checkout(
-        customer_id=customer_id, amount_cents=cents, currency_iso=org.currency_iso,
-        return_url=return_url or "/billing/credits", reference=str(payment_id),
-        idempotency_key=f"payment:{payment_id}")
-    payment = Payment(id=payment_id, organization_id=organization_id, purpose=PaymentPurpose.ADD_CREDITS,
-                      amount_cents=cents, currency_iso=org.currency_iso, credits_micros=credits_micros,
-                      status=PaymentStatus.PENDING, created_at=ctx.clock.now(), payment_type=PaymentType.CRYPTO,
-                      provider_payment_id=checkout.provider_session_id, client_secret=checkout.client_secret)
+        payment = Payment(id=payment_id or uuid.uuid4(), organization_id=organization_id,
+                          purpose=PaymentPurpose.ADD_CREDITS, amount_cents=cents, currency_iso=org.currency_iso,
+                          credits_micros=credits_micros, status=PaymentStatus.PENDING, created_at=ctx.clock.now(),
+                          payment_type=PaymentType.CRYPTO)
+        existing = _existing_payment(uow, organization_id, payment.id)
+        _check_same_payment(existing, PaymentPurpose.ADD_CREDITS, credits_micros)
+        if existing is not None and (existing.payment_type != PaymentType.CRYPTO
+                                     or existing.client_secret is not None
+                                     or existing.status != PaymentStatus.PENDING):
+            return existing
+        if existing is None:
+            uow.payments.add(payment)
+            uow.commit()
+        else:
+            payment = existing  # recorded, its checkout never opened (an outage): open it now
+    try:
+        checkout = ctx.payments.create_crypto_checkout(
+            customer_id=customer_id, amount_cents=cents, currency_iso=payment.currency_iso,
+            return_url=return_url or "/billing/credits", reference=str(payment.id),
+            idempotency_key=f"payment:{payment.id}")
+    except PaymentError as exc:
+        if not exc.retryable:
+            # Refused for good: the recorded payment fails rather than staying pending forever.
+            with ctx.uow() as uow:
+                uow.wallets.lock(organization_id)
+                failed = uow.payments.get(organization_id, payment.id)
+                _fail(ctx, uow, failed, exc.message)
+                uow.payments.save(failed)
+                uow.commit()
+        raise
     with ctx.uow() as uow:
-        uow.payments.add(payment)
+        uow.wallets.lock(organization_id)
+        payment = uow.payments.get(organization_id, payment.id)
+        # A provider event may have settled it already; it found the payment by its reference.
+        payment.provider_payment_id = payment.provider_payment_id or checkout.provider_session_id
+        payment.client_secret = checkout.client_secret
+        uow.payments.save(payment)
         uow.commit()
     return payment
 
@@ -224,6 +274,7 @@ def record_charge_result(ctx: BillingContext, organization_id: uuid.UUID, paymen
                          result: ChargeResult) -> Payment:
     """Store the provider's answer; credits land only for a succeeded charge."""
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         payment = uow.payments.get(organization_id, payment_id)
         payment.provider_payment_id = payment.provider_payment_id or result.provider_payment_id
         payment.client_secret = result.client_secret
@@ -309,18 +360,30 @@ def settle_provider_payment(ctx: BillingContext, *, provider_payment_id: str | N
                             succeeded: bool, failure_message: str | None = None) -> Payment | None:
     """Apply a provider's final word on a payment (webhook). Unknown payments are ignored (None)."""
     with ctx.uow() as uow:
-        payment = _find_payment(uow, provider_payment_id, reference)
-        if payment is None:
-            return None
-        if provider_payment_id and payment.provider_payment_id != provider_payment_id:
-            payment.provider_payment_id = provider_payment_id
-        if succeeded:
-            _settle(ctx, uow, payment)
-        else:
-            _fail(ctx, uow, payment, failure_message or "the payment failed")
-        uow.payments.save(payment)
+        payment = settle_provider_payment_in(ctx, uow, provider_payment_id=provider_payment_id, reference=reference,
+                                             succeeded=succeeded, failure_message=failure_message)
         uow.commit()
         return payment
+
+
+def settle_provider_payment_in(ctx: BillingContext, uow: UnitOfWork, *, provider_payment_id: str | None,
+                               reference: str | None, succeeded: bool,
+                               failure_message: str | None = None) -> Payment | None:
+    """:func:`settle_provider_payment` inside the caller's unit of work (which commits), deciding
+    under the organization's wallet lock on the payment as it stands then."""
+    found = _find_payment(uow, provider_payment_id, reference)
+    if found is None:
+        return None
+    uow.wallets.lock(found.organization_id)
+    payment = uow.payments.get(found.organization_id, found.id)
+    if provider_payment_id and payment.provider_payment_id != provider_payment_id:
+        payment.provider_payment_id = provider_payment_id
+    if succeeded:
+        _settle(ctx, uow, payment)
+    else:
+        _fail(ctx, uow, payment, failure_message or "the payment failed")
+    uow.payments.save(payment)
+    return payment
 
 
 def _find_payment(uow: UnitOfWork, provider_payment_id: str | None, reference: str | None) -> Payment | None:
@@ -340,13 +403,26 @@ def reverse_provider_payment(ctx: BillingContext, *, provider_payment_id: str, s
                              reason: str) -> Payment | None:
     """charge.refunded (in full) or charge.dispute.created for a settled payment."""
     with ctx.uow() as uow:
-        payment = uow.payments.by_provider_id(provider_payment_id)
-        if payment is None or payment.status != PaymentStatus.SUCCEEDED:
-            return payment
-        reverse_payment(ctx, uow, payment, status, reason)
-        uow.payments.save(payment)
+        payment = reverse_provider_payment_in(ctx, uow, provider_payment_id=provider_payment_id, status=status,
+                                              reason=reason)
         uow.commit()
         return payment
+
+
+def reverse_provider_payment_in(ctx: BillingContext, uow: UnitOfWork, *, provider_payment_id: str,
+                                status: PaymentStatus, reason: str) -> Payment | None:
+    """:func:`reverse_provider_payment` inside the caller's unit of work (which commits), deciding
+    under the organization's wallet lock on the payment as it stands then."""
+    found = uow.payments.by_provider_id(provider_payment_id)
+    if found is None:
+        return None
+    uow.wallets.lock(found.organization_id)
+    payment = uow.payments.get(found.organization_id, found.id)
+    if payment.status != PaymentStatus.SUCCEEDED:
+        return payment
+    reverse_payment(ctx, uow, payment, status, reason)
+    uow.payments.save(payment)
+    return payment
 
 
 def run_auto_recharge(ctx: BillingContext, *, organization_id: uuid.UUID, amount_micros: int,
@@ -366,6 +442,7 @@ def run_auto_recharge(ctx: BillingContext, *, organization_id: uuid.UUID, amount
                          amount_cents=amount_micros // MICROS_PER_CENT, currency_iso=ctx.catalog.currency,
                          credits_micros=amount_micros, status=PaymentStatus.PENDING, created_at=ctx.clock.now())
         with ctx.uow() as uow:
+            uow.wallets.lock(organization_id)
             if _existing_payment(uow, organization_id, operation_id) is None:
                 uow.payments.add(failed)
                 _fail(ctx, uow, failed, exc.message)
@@ -378,6 +455,7 @@ def grant_credits(ctx: BillingContext, *, organization_id: uuid.UUID, amount_mic
                   idempotency_key: str, reason: str | None = None) -> None:
     """Promotional credits ("Free Trial Credits"), once per key."""
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         uow.wallets.post(transfer(
             organization_id=organization_id, idempotency_key=idempotency_key, kind=EntryKind.GRANT,
             description=description, reason=reason, created_at=ctx.clock.now(),

@@ -136,7 +136,9 @@ def close_period(
     period: Annotated[str | None, typer.Option(help="YYYY-MM; default: last month.")] = None,
     organization: Annotated[str | None, typer.Option(help="Only this organization id.")] = None,
 ) -> None:
-    """Invoice uninvoiced usage up to the end of the period. Safe to re-run."""
+    """Invoice uninvoiced usage up to the end of the period. Safe to re-run and to run twice at
+    once (organizations the other run closed are reported as already closed). Exits 1 when some
+    organizations could not be closed (listed; the others are closed), 2 on an error."""
     ctx = _container().billing_context()
     try:
         org_id = uuid.UUID(organization) if organization else None
@@ -156,6 +158,13 @@ def close_period(
     typer.echo(f"period {report.period}: {report.invoices_created} invoice(s) created, "
                f"{report.already_closed} already closed, {report.without_usage} without usage "
                f"({time.monotonic() - started:.1f}s)")
+    for failure in report.failed:
+        typer.secho(f"FAILED {failure.organization_id}: [{failure.code}] {failure.message}", fg=typer.colors.RED,
+                    err=True)
+    if report.failed:
+        typer.secho(f"{len(report.failed)} organization(s) could not be closed; re-run to retry them",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
 
 
 @app.command()

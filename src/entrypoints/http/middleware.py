@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import uuid
 import weakref
 from datetime import timedelta
 
@@ -92,6 +93,29 @@ def request_hash(method: str, path: str, query: bytes, body: bytes) -> str:
     return digest.hexdigest()
 
 
+_REQUEST_ID_NAMESPACE = uuid.UUID("5b0e6a43-3f8e-4c55-9a52-0d7c1f2e9b61")
+
+
+def idempotent_request_id(scope: Scope) -> uuid.UUID | None:
+    """The id of the operation an ``Idempotency-Key`` names, derived from the key in the same scope
+    the replay store uses (organization, method and path, actor), or None without a key.
+
+    A use case that records its intent under this id (a refund request, say) recognises a retry of
+    a request whose answer was not stored (a 503 while the provider was down) and finishes the
+    recorded operation instead of starting a second one.
+    """
+    key = Headers.from_scope(scope).get(IDEMPOTENCY_HEADER.lower())
+    actor = scope.get("user")
+    if key is None or not KEY_PATTERN.match(key) or not isinstance(actor, Actor):
+        return None
+    return uuid.uuid5(_REQUEST_ID_NAMESPACE, f"{_scope_key(actor, scope)}\n{key}")
+
+
+def _scope_key(actor: Actor, scope: Scope) -> str:
+    method = scope.get("method", "")
+    return f"{actor.organization_id}:{method} {scope['path']}:{actor.subject}"
+
+
 def idempotency(app: ASGIApp) -> ASGIApp:
     """Store the first answer to a mutation sent with an ``Idempotency-Key`` and replay it.
 
@@ -128,7 +152,7 @@ def idempotency(app: ASGIApp) -> ASGIApp:
         assert isinstance(actor, Actor)
         body = await read_body(receive)
         fingerprint = request_hash(method, scope["path"], scope.get("query_string", b""), body)
-        scope_key = f"{actor.organization_id}:{method} {scope['path']}:{actor.subject}"
+        scope_key = _scope_key(actor, scope)
         ctx = _runtime(scope).ctx
 
         def claim() -> tuple[StoredResponse | None, StoredResponse | None]:

@@ -227,7 +227,8 @@ def refund(request: RefundRequest, currency_iso: str) -> s.RefundOut:
     d = request.decision
     return s.RefundOut(
         id=request.id, payment_id=request.payment_id, requested_by=request.requested_by, reason=request.reason,
-        created_at=request.created_at, provider_refund_id=request.provider_refund_id,
+        created_at=request.created_at, provider_refund_id=request.provider_refund_id, status=request.status,
+        failure_message=request.failure_message, completed_at=request.completed_at,
         decision=s.RefundDecisionOut(status=d.status, amount=Money(d.amount_cents, currency_iso),
                                      credits_micros=d.credits_micros, denial=d.denial, message=d.message,
                                      expected_by=d.expected_by))

@@ -206,5 +206,8 @@ WEBHOOK_ERRORS: dict[int, ResponseSpec] = {
     413: MUTATION_ERRORS[413],
     422: _spec("A signed event that lacks what its type needs (a completed checkout without its session id); "
                "nothing was changed"),
+    409: _spec("The event clashes with the stored state (checkout_closed: a completed event for an expired "
+               "checkout; already_subscribed: a second checkout of a workspace with a live subscription); "
+               "nothing was changed, not even the event's id, so the provider's retry is applied again"),
     503: MUTATION_ERRORS[503],
 }

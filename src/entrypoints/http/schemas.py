@@ -22,7 +22,7 @@ from billing_core.ledger import EntryKind
 from billing_core.money import Money
 from billing_core.payments import PaymentPurpose, PaymentStatus, PaymentType
 from billing_core.plan_subscription import StatusColor, SubscriptionStatus
-from billing_core.refund_policy import RefundDecisionStatus, RefundDenial
+from billing_core.refund_policy import RefundDecisionStatus, RefundDenial, RefundStatus
 from billing_core.spend_guard import DenialReason, ProductionHealth, SpendWarning
 from billing_core.tax import TaxTreatment
 
@@ -505,6 +505,11 @@ class RefundOut(msgspec.Struct):
     created_at: datetime
     decision: RefundDecisionOut
     provider_refund_id: str | None
+    status: RefundStatus
+    """denied; pending (approved, the provider has not confirmed yet: retry with the same
+    Idempotency-Key); succeeded; failed (the provider refused, the credits are back)."""
+    failure_message: str | None
+    completed_at: datetime | None
 
 
 # --------------------------------------------------------------------------- wallet

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from typing import Any
+
+from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
 from billing_core import services
@@ -11,6 +13,7 @@ from billing_core.money import parse_dollars
 from billing_core.payments import Payment, PaymentStatus
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
+from entrypoints.http.middleware import idempotent_request_id
 from entrypoints.http.problems import ERRORS, MUTATION_ERRORS
 from entrypoints.http.runtime import ORG, Ctx, CurrentActor, OrganizationId
 
@@ -49,16 +52,18 @@ class CreditsController(Controller):
     @post("/credit_packs/purchase", sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Buy a credit pack (primary owner, active subscription)")
     def purchase_pack(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
-                      data: JSONBody[s.PackPurchaseBody]) -> s.PaymentOut:
+                      data: JSONBody[s.PackPurchaseBody], request: Request[Any, Any, Any]) -> s.PaymentOut:
+        # The Idempotency-Key names the payment: a retry after a 503 finishes it, never charges twice.
         payment = services.wallet.purchase_pack(ctx, actor, organization_id=organization_id,
                                                 pack_dollars=data.pack_dollars,
-                                                payment_method_id=data.payment_method_id)
+                                                payment_method_id=data.payment_method_id,
+                                                payment_id=idempotent_request_id(request.scope))
         return presenters.payment(settled(payment))
 
     @post("/credits", sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Add usage credits ($5 to $5,000) with a saved payment method or crypto")
     def add_credits(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
-                    data: JSONBody[s.AddCreditsBody]) -> s.PaymentOut:
+                    data: JSONBody[s.AddCreditsBody], request: Request[Any, Any, Any]) -> s.PaymentOut:
         method = (data.method or "").strip().lower() or None
         if method is not None and method != CRYPTO and method not in CARD_METHODS:
             raise InvalidInput("method", "method must be \"crypto\", or omitted to pay with a saved payment method")
@@ -67,5 +72,6 @@ class CreditsController(Controller):
         payment = services.wallet.add_credits(ctx, actor, organization_id=organization_id,
                                               amount_micros=amount_micros(data),
                                               payment_method_id=data.payment_method_id, crypto=method == CRYPTO,
-                                              return_url=data.return_url)
+                                              return_url=data.return_url,
+                                              payment_id=idempotent_request_id(request.scope))
         return presenters.payment(settled(payment))

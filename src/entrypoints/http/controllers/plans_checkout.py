@@ -12,8 +12,6 @@ from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody
 
 from billing_core import services
-from billing_core.errors import Conflict
-from billing_core.permissions import Action, require
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
 from entrypoints.http.problems import ERRORS, MUTATION_ERRORS
@@ -90,13 +88,8 @@ class OfflineCheckoutController(Controller):
           responses=MUTATION_ERRORS, summary="Complete a checkout (offline payment provider only)")
     def complete(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                  session_id: FromPath[uuid.UUID]) -> s.CheckoutSessionOut:
-        require(actor, Action.SUBSCRIBE_TO_PLAN, organization_id)
-        session, _ = services.subscriptions.checkout_status(ctx, actor, organization_id=organization_id,
-                                                            session_id=session_id)
-        if session.provider_session_id is None:
-            raise Conflict("the checkout session has no provider session", code="checkout_closed")
-        services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                                 provider_subscription_id=f"sub_offline_{session.id.hex[:24]}")
+        services.subscriptions.complete_offline_checkout(ctx, actor, organization_id=organization_id,
+                                                         session_id=session_id)
         session, url = services.subscriptions.checkout_status(ctx, actor, organization_id=organization_id,
                                                               session_id=session_id)
         return presenters.checkout_session(session, url)

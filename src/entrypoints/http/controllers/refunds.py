@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from typing import Any
+
+from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
 from billing_core import services
 from billing_core.permissions import Action, require
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
+from entrypoints.http.middleware import idempotent_request_id
 from entrypoints.http.problems import ERRORS, MUTATION_ERRORS
 from entrypoints.http.runtime import ORG, Ctx, CurrentActor, Cursor, Limit, OrganizationId, paginate
 
@@ -39,7 +42,11 @@ class RefundsController(Controller):
     @post("/refunds", sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Request a refund: approved (amount, expected by) or denied (why), per plan terms")
     def request_refund(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
-                       data: JSONBody[s.RefundBody]) -> s.RefundOut:
-        request = services.refunds.request_refund(ctx, actor, organization_id=organization_id,
-                                                  payment_id=data.payment_id, reason=data.reason)
-        return presenters.refund(request, ctx.catalog.currency)
+                       data: JSONBody[s.RefundBody], request: Request[Any, Any, Any]) -> s.RefundOut:
+        # The Idempotency-Key names the refund request: a retry after a 503 (provider unreachable,
+        # answer not stored for replay) finishes the recorded request with the same provider key.
+        request_id = idempotent_request_id(request.scope)
+        refund = services.refunds.request_refund(ctx, actor, organization_id=organization_id,
+                                                 payment_id=data.payment_id, reason=data.reason,
+                                                 request_id=request_id)
+        return presenters.refund(refund, ctx.catalog.currency)

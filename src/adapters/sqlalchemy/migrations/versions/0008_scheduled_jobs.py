@@ -1,7 +1,7 @@
 """Leases on scheduled jobs (the background worker's period close), one row per job.
 
 Revision ID: 0008
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-04
 
 Any number of workers share one database: a worker runs a scheduled job only after claiming its
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
