@@ -105,3 +105,40 @@ def test_one_key_at_once_on_two_processes_is_one_top_up(
         assert again.status_code == 201 and again.json()["id"] in paid
         assert again.headers["Idempotent-Replayed"] == "true"
     assert uuid.UUID(str(next(iter(paid))))
+
+
+def test_a_claim_left_by_a_dead_process_blocks_the_key_for_a_minute_only(two_apps: TwoApps) -> None:
+    from datetime import timedelta
+
+    from billing_core.ports import IDEMPOTENCY_IN_PROGRESS, StoredResponse
+    from entrypoints.http.middleware import STALE_CLAIM, request_hash
+
+    first, _, container = two_apps
+    ctx = container.billing_context()
+    org = services.organizations.create_organization(ctx, name="Acme", owner_user_id="ada",
+                                                     owner_email="ada@acme.example")
+    _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
+    owner = services.organizations.authenticate(ctx, secret)
+    services.payment_methods.attach(ctx, owner, organization_id=org.id, provider_payment_method_id="pm_card_visa")
+    path = f"/organizations/{org.id}/credits"
+    body = b'{"amount":"25.00"}'
+    scope = f"{org.id}:POST {path}:{owner.subject}"
+
+    def killed_mid_request(key: str, age: timedelta) -> None:
+        # What a SIGKILLed web process leaves behind: its claim, never completed nor released.
+        with ctx.uow() as uow:
+            assert uow.idempotency.put(StoredResponse(
+                scope=scope, key=key, request_hash=request_hash("POST", path, b"", body),
+                status_code=IDEMPOTENCY_IN_PROGRESS, body=b"", content_type="", created_at=START - age))
+            uow.commit()
+
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    killed_mid_request("fresh", timedelta(seconds=5))
+    busy = first.post(path, content=body, headers={**headers, "Idempotency-Key": "fresh"})
+    assert busy.status_code == 409 and busy.json()["code"] == "idempotency_request_in_progress", busy.text
+    assert busy.headers["Retry-After"] == "1"
+    killed_mid_request("stale", STALE_CLAIM + timedelta(seconds=1))
+    freed = first.post(path, content=body, headers={**headers, "Idempotency-Key": "stale"})
+    assert freed.status_code == 201, freed.text
+    again = first.post(path, content=body, headers={**headers, "Idempotency-Key": "stale"})
+    assert again.json() == freed.json() and again.headers["Idempotent-Replayed"] == "true"
