@@ -9,7 +9,12 @@ Everything the test checks goes through real processes (``billing serve`` with
 processes share a test clock (``BILLING_TEST_CLOCK_FILE``): the test puts "now" at noon on the last
 day of March, then at 23:59:52, and lets real seconds turn the month.
 
-Delivery is at-least-once: a worker killed between sending and marking a message sent sends it
+The worker is killed in the middle of a burst of notices it claimed (the other worker paused for
+that moment, the local relay slow to acknowledge), the web process while clients are using it;
+clients retry on another web process with the same Idempotency-Key, and some top-ups are sent to
+two web processes at once with one key: each key pays once.
+
+Delivery is at-least-once: a message whose send the killed worker did not get to mark is sent
 again after its claim lapses (``BILLING_OUTBOX_LEASE_SECONDS``). "Exactly once" is asserted the way
 a receiver sees it: every outbox message arrived at least once, every arrival names an outbox
 message (the email's Message-ID, the webhook's event id), and repeats are counted and reported.
