@@ -99,6 +99,17 @@ class IdempotencyKeyReused(Conflict):
         self.key = key
 
 
+class IdempotencyRequestInProgress(Conflict):
+    """One idempotency key runs one request at a time, across every process: a retry that arrives
+    while the first attempt still runs (on this or another web process) is told to retry shortly
+    instead of running the mutation a second time."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"a request with idempotency key {key!r} is still in progress: retry shortly",
+                         code="idempotency_request_in_progress")
+        self.key = key
+
+
 class EventIdReused(Conflict):
     """A usage ``event_id`` names one event: reported again, it must be the same event."""
 

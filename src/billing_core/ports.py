@@ -563,7 +563,14 @@ class ScheduledJobRepository(Protocol):
         ...
 
 
+IDEMPOTENCY_IN_PROGRESS = 0
+"""``StoredResponse.status_code`` of a claim: a request with this key is running somewhere."""
+
+
 class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The first answer to a request sent with an idempotency key, or (``status_code`` 0,
+    :data:`IDEMPOTENCY_IN_PROGRESS`) the claim of the request that is producing it."""
+
     scope: str
     key: str
     request_hash: str
@@ -572,13 +579,35 @@ class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
     content_type: str
     created_at: datetime
 
+    @property
+    def in_progress(self) -> bool:
+        return self.status_code == IDEMPOTENCY_IN_PROGRESS
+
 
 class IdempotencyRepository(Protocol):
+    """Idempotency keys across every process on one database: the first request claims the key
+    (:meth:`put` of an in-progress row), runs, and then :meth:`complete`s its claim with its
+    answer or :meth:`release`s it; a request that finds a claim waits or is told to retry."""
+
     def get(self, scope: str, key: str) -> StoredResponse | None:
+        """The stored answer or claim for (scope, key), or None."""
         ...
 
     def put(self, response: StoredResponse) -> bool:
-        """Store the first response for (scope, key); False if one is already stored."""
+        """Store the first answer or claim for (scope, key); False if a row exists already (the
+        caller did not get the key; a unique key makes this hold across processes)."""
+        ...
+
+    def complete(self, response: StoredResponse, *, claimed_at: datetime) -> bool:
+        """Replace this caller's in-progress claim (the one created at ``claimed_at`` for
+        ``response.request_hash``) with the finished answer. False when that claim is gone
+        (released as stale and taken by another request): nothing is written then."""
+        ...
+
+    def release(self, scope: str, key: str, *, claimed_at: datetime) -> bool:
+        """Delete the in-progress claim of (scope, key) created at ``claimed_at``: the request was
+        not answered in a way worth replaying, or its process died (a stale claim). False when no
+        such claim exists (finished, or released by someone else)."""
         ...
 
 
@@ -823,6 +852,9 @@ class EmailMessage(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     html: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    message_id: str | None = None
+    """The left part of the ``Message-ID`` header (``<message_id@sender-domain>``): the same for every
+    attempt to send one notice, so a repeated send is recognisable as a duplicate. None: a random one."""
 
 
 class Mailer(Protocol):

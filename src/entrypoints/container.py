@@ -11,14 +11,16 @@ Defaults run offline: SQLite storage, the in-memory payment provider, local PDF 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from dependency_injector import containers, providers
 
-from adapters.fakes import InMemoryPaymentProvider, InMemoryStore, SystemClock
+from adapters.fakes import InMemoryPaymentProvider, InMemoryStore, OffsetFileClock, SystemClock
 from adapters.fakes.storage import in_memory_uow_factory
 from billing_core.catalog import Catalog, load_catalog
 from billing_core.ports import Clock, LegalInvoicing, Mailer, PaymentProvider, TaxIdVerifier, UnitOfWorkFactory
@@ -35,6 +37,7 @@ ENVIRONMENTS = ("development", "test", "production")
 LOG_FORMATS = ("text", "json")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class ConfigurationError(ValueError):
@@ -46,6 +49,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     env: str = "development"
     database_url: str = "sqlite:///./billing.db"
+    database_schema: str | None = None
+    """PostgreSQL only: the schema the service's tables live in (first on the ``search_path``)."""
     storage: str = "sqlalchemy"
     data_dir: Path = Path("./var")
     public_base_url: str | None = None
@@ -69,6 +74,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How often the background worker looks for due work: outbox messages wait at most about this long."""
     log_format: str = "text"
     """``text`` or ``json`` (one JSON object per line, for log shippers)."""
+    outbox_lease_seconds: float = 600.0
+    """How long a dispatcher keeps the outbox messages it claimed: a worker that dies mid-batch leaves
+    its batch to the others after this long (each message is then sent again: at-least-once)."""
+    test_clock_file: Path | None = None
+    """Tests only (``BILLING_ENV=test``): "now" is the real time plus the offset in seconds in this file."""
 
     def __repr__(self) -> str:
         return (f"Settings(env={self.env!r}, storage={self.storage!r}, "
@@ -139,9 +149,31 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     demo = _flag(env, "BILLING_DEMO", False)
     if demo and environment == "production":
         raise ConfigurationError("BILLING_DEMO cannot be used with BILLING_ENV=production")
+    database_url = _text(env, "BILLING_DATABASE_URL") or "sqlite:///./billing.db"
+    schema = _text(env, "BILLING_DATABASE_SCHEMA")
+    if schema is not None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ConfigurationError("BILLING_DATABASE_SCHEMA must be a lower-case identifier "
+                                     f"(letters, digits, _), not {schema!r}")
+        if not database_url.startswith("postgresql"):
+            raise ConfigurationError("BILLING_DATABASE_SCHEMA is a PostgreSQL setting (BILLING_DATABASE_URL is not)")
+    lease_text = _text(env, "BILLING_OUTBOX_LEASE_SECONDS") or "600"
+    try:
+        lease = float(lease_text)
+    except ValueError:
+        lease = -1.0
+    if not 1 <= lease <= 86_400:
+        raise ConfigurationError("BILLING_OUTBOX_LEASE_SECONDS must be seconds between 1 and 86400, "
+                                 f"not {lease_text!r}")
+    clock_file = _text(env, "BILLING_TEST_CLOCK_FILE")
+    if clock_file is not None and environment != "test":
+        # A clock that anyone who can write a file may move would let them close months early,
+        # expire grace windows or reset daily budgets: never outside the test environment.
+        raise ConfigurationError("BILLING_TEST_CLOCK_FILE is allowed only with BILLING_ENV=test")
     return Settings(
         env=environment,
-        database_url=_text(env, "BILLING_DATABASE_URL") or "sqlite:///./billing.db",
+        database_url=database_url,
+        database_schema=schema,
         storage=storage,
         data_dir=Path(_text(env, "BILLING_DATA_DIR") or "./var"),
         public_base_url=_text(env, "BILLING_PUBLIC_BASE_URL"),
@@ -161,6 +193,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         worker=_flag(env, "BILLING_WORKER", True),
         worker_interval_seconds=interval,
         log_format=log_format,
+        outbox_lease_seconds=lease,
+        test_clock_file=Path(clock_file) if clock_file is not None else None,
     )
 
 
@@ -172,6 +206,7 @@ def build_policy(settings: Settings) -> BillingPolicy:
     return BillingPolicy(
         allow_private_webhook_urls=settings.allow_private_webhook_urls,
         require_https_webhooks=settings.production,
+        outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
 
 
@@ -182,7 +217,16 @@ def storage_backend(settings: Settings) -> str:
 def build_engine(settings: Settings) -> Engine:
     from adapters.sqlalchemy.engine import make_engine
 
-    return make_engine(settings.database_url)
+    return make_engine(settings.database_url, schema=settings.database_schema)
+
+
+def build_clock(settings: Settings) -> Clock:
+    """The system clock; in tests (``BILLING_TEST_CLOCK_FILE``) the system clock moved by the offset in a file."""
+    if settings.test_clock_file is not None:
+        if settings.env != "test":  # settings_from_env refuses it too; Settings may be built by hand
+            raise ConfigurationError("BILLING_TEST_CLOCK_FILE is allowed only with BILLING_ENV=test")
+        return OffsetFileClock(settings.test_clock_file)
+    return SystemClock()
 
 
 def build_sqlalchemy_uow_factory(engine: Engine) -> UnitOfWorkFactory:
@@ -257,7 +301,7 @@ class Container(containers.DeclarativeContainer):
     """Providers for every port, the :class:`BillingContext` and the outbox :class:`Deliverers`."""
 
     settings: providers.Provider[Settings] = providers.Singleton(settings_from_env)
-    clock: providers.Provider[Clock] = providers.Singleton(SystemClock)
+    clock: providers.Provider[Clock] = providers.Singleton(build_clock, settings)
     catalog: providers.Provider[Catalog] = providers.Singleton(load_catalog)
     policy: providers.Provider[BillingPolicy] = providers.Singleton(build_policy, settings)
 

@@ -101,6 +101,8 @@ class MailerUnderTest:
     mailer: Mailer
     received: Callable[[], list[tuple[str, str, bytes | None]]]
     """(to, subject, first attachment's bytes) of every message the far side got."""
+    message_ids: Callable[[], list[str | None]]
+    """How the far side identifies each message it got (its ``Message-ID``), in order."""
 
 
 def _console_received(directory: Path) -> list[tuple[str, str, bytes | None]]:
@@ -113,12 +115,18 @@ def _console_received(directory: Path) -> list[tuple[str, str, bytes | None]]:
     return result
 
 
+def _console_message_ids(directory: Path) -> list[str | None]:
+    return [str(email.message_from_bytes(path.read_bytes(), policy=email.policy.default)["Message-ID"])
+            for path in sorted(directory.glob("*.eml"))]
+
+
 @pytest.fixture(params=["in_memory", "smtp", "console"])
 def mail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MailerUnderTest]:
     if request.param == "in_memory":
         fake = InMemoryMailer()
         yield MailerUnderTest(fake, lambda: [(m.to, m.subject, m.attachments[0].content if m.attachments else None)
-                                             for m in fake.sent])
+                                             for m in fake.sent],
+                              lambda: [m.message_id for m in fake.sent])
     elif request.param == "smtp":
         with delivery.SmtpSink() as sink:
             def smtp_received() -> list[tuple[str, str, bytes | None]]:
@@ -128,10 +136,12 @@ def mail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MailerUnder
                     result.append((str(mail.message["To"]), str(mail.message["Subject"]),
                                    attachments[0] if attachments else None))
                 return result
-            yield MailerUnderTest(SmtpMailer("127.0.0.1", sink.port), smtp_received)
+            yield MailerUnderTest(SmtpMailer("127.0.0.1", sink.port), smtp_received,
+                                  lambda: [str(m.message["Message-ID"]) for m in sink.received])
     else:
         directory = tmp_path / "mail"
-        yield MailerUnderTest(ConsoleMailer(directory, io.StringIO()), lambda: _console_received(directory))
+        yield MailerUnderTest(ConsoleMailer(directory, io.StringIO()), lambda: _console_received(directory),
+                              lambda: _console_message_ids(directory))
 
 
 class TestMailerContract:
@@ -143,6 +153,20 @@ class TestMailerContract:
         mail.mailer.send(EmailMessage(to="owner@acme.example", subject="Low balance", text="Top up."))
         assert mail.received() == [("ap@acme.example", "Invoice INV-000042", pdf),
                                    ("owner@acme.example", "Low balance", None)]
+
+    def test_a_repeated_send_carries_the_same_message_id(self, mail: MailerUnderTest) -> None:
+        # At-least-once delivery repeats a send after a crash; the repeat must be recognisable.
+        notice = EmailMessage(to="owner@acme.example", subject="Low balance", text="Top up.",
+                              message_id="outbox-5b0d7c1e-9a55-4a8e-8f5e-0f6f3c2b1a00")
+        mail.mailer.send(notice)
+        mail.mailer.send(notice)
+        mail.mailer.send(EmailMessage(to="owner@acme.example", subject="Low balance", text="Top up.",
+                                      message_id="outbox-other"))
+        mail.mailer.send(EmailMessage(to="owner@acme.example", subject="Low balance", text="Top up."))
+        first, repeat, other, unnamed = mail.message_ids()
+        assert first is not None and first == repeat
+        assert "outbox-5b0d7c1e-9a55-4a8e-8f5e-0f6f3c2b1a00" in first
+        assert other != first and unnamed not in (first, other)
 
 
 def test_the_console_mailer_summarizes_without_attachment_bytes(tmp_path: Path) -> None:

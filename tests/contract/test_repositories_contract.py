@@ -24,7 +24,7 @@ from billing_core.outbox import OutboxDepth, OutboxStatus
 from billing_core.payments import PaymentStatus
 from billing_core.permissions import Permission, Role
 from billing_core.plan_subscription import SubscriptionStatus
-from billing_core.ports import StoredResponse
+from billing_core.ports import IDEMPOTENCY_IN_PROGRESS, StoredResponse
 from billing_core.usage import HourlyUsage
 from tests.contract.builders import (
     NOW,
@@ -672,6 +672,36 @@ class TestIdempotencyRepository:
         with storage.uow() as uow:
             assert uow.idempotency.get(response.scope, response.key) == response
             assert uow.idempotency.get(response.scope, "other") is None
+
+    def test_a_claim_is_completed_or_released_only_by_its_owner(self, storage: StorageBackend) -> None:
+        claimed_at = NOW + timedelta(microseconds=123_457)
+        claim = StoredResponse(scope="org:1:POST /credits", key="idem-2", request_hash="abc",
+                               status_code=IDEMPOTENCY_IN_PROGRESS, body=b"", content_type="", created_at=claimed_at)
+        answer = msgspec.structs.replace(claim, status_code=201, body=b"{}", content_type="application/json",
+                                         created_at=NOW + timedelta(seconds=1))
+        with storage.uow() as uow:
+            assert uow.idempotency.put(claim)
+            uow.commit()
+        with storage.uow() as uow:
+            found = uow.idempotency.get(claim.scope, claim.key)
+            assert found is not None and found.in_progress
+            assert not uow.idempotency.put(claim), "a claimed key is not claimed twice"
+            assert not uow.idempotency.complete(answer, claimed_at=NOW), "another claim's answer is not stored"
+            assert not uow.idempotency.complete(msgspec.structs.replace(answer, request_hash="other"),
+                                                claimed_at=claimed_at)
+            assert not uow.idempotency.release(claim.scope, claim.key, claimed_at=NOW)
+            assert uow.idempotency.complete(answer, claimed_at=claimed_at)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.idempotency.get(claim.scope, claim.key) == answer
+            assert not uow.idempotency.release(claim.scope, claim.key, claimed_at=claimed_at), \
+                "a finished answer is never released"
+            assert not uow.idempotency.complete(answer, claimed_at=claimed_at)
+            assert uow.idempotency.put(msgspec.structs.replace(claim, key="idem-3"))
+            assert uow.idempotency.release(claim.scope, "idem-3", claimed_at=claimed_at)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.idempotency.get(claim.scope, "idem-3") is None
 
 
 class TestUsageTotals:

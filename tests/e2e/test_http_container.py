@@ -50,10 +50,53 @@ def test_settings_read_every_variable_and_hide_secrets() -> None:
     ({"BILLING_STRIPE_API_KEY": "sk_test_1"}, "BILLING_STRIPE_WEBHOOK_SECRET"),
     ({"BILLING_SMTP_STARTTLS": "maybe"}, "BILLING_SMTP_STARTTLS"),
     ({"BILLING_DEMO": "1", "BILLING_ENV": "production"}, "BILLING_DEMO"),
+    ({"BILLING_TEST_CLOCK_FILE": "/tmp/clock"}, "BILLING_TEST_CLOCK_FILE"),
+    ({"BILLING_TEST_CLOCK_FILE": "/tmp/clock", "BILLING_ENV": "production"}, "BILLING_TEST_CLOCK_FILE"),
+    ({"BILLING_DATABASE_SCHEMA": "billing"}, "BILLING_DATABASE_SCHEMA"),
+    ({"BILLING_DATABASE_URL": "postgresql+psycopg://db/b", "BILLING_DATABASE_SCHEMA": "x; drop"},
+     "BILLING_DATABASE_SCHEMA"),
+    ({"BILLING_OUTBOX_LEASE_SECONDS": "0"}, "BILLING_OUTBOX_LEASE_SECONDS"),
+    ({"BILLING_OUTBOX_LEASE_SECONDS": "soon"}, "BILLING_OUTBOX_LEASE_SECONDS"),
 ])
 def test_bad_settings_are_refused(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         settings_from_env(environ)
+
+
+def test_the_container_picks_the_test_clock_only_in_the_test_environment(tmp_path: Path) -> None:
+    from adapters.fakes import OffsetFileClock, SystemClock
+    from entrypoints.container import Settings, build_clock
+
+    path = tmp_path / "clock"
+    clock = _container({"BILLING_ENV": "test", "BILLING_TEST_CLOCK_FILE": str(path)}).clock()
+    assert isinstance(clock, OffsetFileClock) and clock.path == path
+    assert isinstance(_container({"BILLING_ENV": "test"}).clock(), SystemClock)
+    with pytest.raises(ConfigurationError, match="BILLING_TEST_CLOCK_FILE"):
+        build_clock(Settings(env="production", test_clock_file=path))
+
+
+def test_the_outbox_lease_reaches_the_policy() -> None:
+    from datetime import timedelta
+
+    settings = settings_from_env({"BILLING_OUTBOX_LEASE_SECONDS": "30"})
+    assert build_policy(settings).outbox_lease == timedelta(seconds=30)
+    assert build_policy(settings_from_env({})).outbox_lease == timedelta(minutes=10)
+
+
+@pytest.mark.postgres
+def test_the_database_schema_reaches_the_engine() -> None:
+    from tests.storage_support import postgres_schema, require_postgres_url
+
+    url = require_postgres_url()
+    with postgres_schema(url) as schema:
+        container = _container({"BILLING_DATABASE_URL": url, "BILLING_DATABASE_SCHEMA": schema})
+        assert container.settings().database_schema == schema
+        engine = container.engine()
+        try:
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("SELECT current_schema()").scalar() == schema
+        finally:
+            engine.dispose()
 
 
 def _container(environ: dict[str, str]) -> Container:

@@ -50,6 +50,17 @@ def test_a_message_arrives_with_text_html_and_the_pdf(sink: SmtpSink) -> None:
     assert attachment.get_content() == PDF
 
 
+def test_the_message_id_names_the_message_and_is_checked(sink: SmtpSink) -> None:
+    mailer = SmtpMailer("127.0.0.1", sink.port, sender="billing@billing.example")
+    mailer.send(EmailMessage(to="a@b.example", subject="Low balance", text="Top up.", message_id="outbox-42.a_b+c"))
+    [mail] = sink.received
+    assert mail.message["Message-ID"] == "<outbox-42.a_b+c@billing.example>"
+    for bad in ("two words", "x>\r\nBcc: victim@example.com", "", "<angle>", "a@b"):
+        with pytest.raises(InvalidInput, match="message_id"):
+            mailer.send(EmailMessage(to="a@b.example", subject="Low balance", text="Top up.", message_id=bad))
+    assert len(sink.received) == 1
+
+
 def test_text_only_messages_are_single_part(sink: SmtpSink) -> None:
     SmtpMailer("127.0.0.1", sink.port).send(EmailMessage(to="a@b.example", subject="Low balance", text="Top up."))
     [mail] = sink.received

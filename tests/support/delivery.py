@@ -7,6 +7,7 @@ tells receivers to.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.message
 import email.policy
@@ -102,22 +103,27 @@ class ReceivedMail:
 
 
 class _SinkHandler:
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
         self.received: list[ReceivedMail] = []
+        self.delay_s = delay_s
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
         parsed = email.message_from_bytes(content, policy=email.policy.default)
         assert isinstance(parsed, email.message.EmailMessage)
         self.received.append(ReceivedMail(str(envelope.mail_from), list(envelope.rcpt_tos), parsed))
+        if self.delay_s:
+            # A relay that takes a while to acknowledge: the message is here, the sender not told yet.
+            await asyncio.sleep(self.delay_s)
         return "250 Message accepted for delivery"
 
 
 class SmtpSink:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 and a free port, collecting what it receives."""
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 and a free port, collecting what it receives;
+    ``delay_s`` holds back each acknowledgement (a slow relay)."""
 
-    def __init__(self, **controller_options: Any) -> None:
-        self._handler = _SinkHandler()
+    def __init__(self, *, delay_s: float = 0.0, **controller_options: Any) -> None:
+        self._handler = _SinkHandler(delay_s)
         self.port = free_port()
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port, **controller_options)
 

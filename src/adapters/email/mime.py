@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.message
 import email.policy
+import re
 import uuid
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
@@ -12,6 +13,18 @@ from email.utils import format_datetime, make_msgid
 from billing_core.billing_settings import check_email
 from billing_core.errors import InvalidInput
 from billing_core.ports import EmailMessage
+
+_ID_LEFT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+
+
+def message_id_header(message: EmailMessage, domain: str) -> str:
+    """``<message_id@domain>`` for a message that names itself, a fresh unique id otherwise. Raises
+    InvalidInput for an id that is not a dot-atom (it would break the header)."""
+    if message.message_id is None:
+        return make_msgid(idstring=uuid.uuid4().hex, domain=domain)
+    if not _ID_LEFT.match(message.message_id):
+        raise InvalidInput("message_id", "message_id must be letters, digits and . - _ + only", code="invalid_header")
+    return f"<{message.message_id}@{domain}>"
 
 
 def to_mime(message: EmailMessage, *, sender: str, now: datetime | None = None) -> email.message.EmailMessage:
@@ -29,7 +42,7 @@ def to_mime(message: EmailMessage, *, sender: str, now: datetime | None = None) 
         raise InvalidInput("to", f"invalid mail header: {exc}", code="invalid_header") from exc
     mime["Date"] = format_datetime(now or datetime.now(UTC))
     domain = sender.rpartition("@")[2] or "localhost"
-    mime["Message-ID"] = make_msgid(idstring=uuid.uuid4().hex, domain=domain)
+    mime["Message-ID"] = message_id_header(message, domain)
     mime.set_content(message.text)
     if message.html is not None:
         mime.add_alternative(message.html, subtype="html")

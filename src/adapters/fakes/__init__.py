@@ -1,7 +1,7 @@
 """In-memory adapters for every port: used by tests, by the offline ``make run`` and by hosts."""
 
 from adapters.fakes.bundle import InMemoryBilling, in_memory_billing
-from adapters.fakes.clock import FixedClock, SystemClock
+from adapters.fakes.clock import FixedClock, OffsetFileClock, SystemClock
 from adapters.fakes.delivery import (
     InMemoryLegalInvoicing,
     InMemoryMailer,
@@ -21,6 +21,7 @@ __all__ = [
     "InMemoryTaxIdVerifier",
     "InMemoryUnitOfWork",
     "InMemoryWebhookSender",
+    "OffsetFileClock",
     "SystemClock",
     "in_memory_billing",
 ]

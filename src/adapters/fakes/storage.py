@@ -754,6 +754,23 @@ class InMemoryIdempotencyRepository(_Repo):
         self.j.set(self.s.idempotency, (response.scope, response.key), response)
         return True
 
+    def _claim(self, scope: str, key: str, claimed_at: datetime, request_hash: str | None) -> bool:
+        row = self.s.idempotency.get((scope, key))
+        return (row is not None and row.in_progress and row.created_at == claimed_at
+                and (request_hash is None or row.request_hash == request_hash))
+
+    def complete(self, response: StoredResponse, *, claimed_at: datetime) -> bool:
+        if not self._claim(response.scope, response.key, claimed_at, response.request_hash):
+            return False
+        self.j.set(self.s.idempotency, (response.scope, response.key), response)
+        return True
+
+    def release(self, scope: str, key: str, *, claimed_at: datetime) -> bool:
+        if not self._claim(scope, key, claimed_at, None):
+            return False
+        self.j.delete(self.s.idempotency, (scope, key))
+        return True
+
 
 class InMemoryScheduledJobRepository(_Repo):
     def claim(self, job: str, period: str, holder: str, now: datetime, lease_until: datetime) -> bool:

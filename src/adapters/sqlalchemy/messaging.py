@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
@@ -24,7 +24,7 @@ from adapters.sqlalchemy.tables import (
 )
 from billing_core.errors import NotFound
 from billing_core.outbox import OutboxDepth, OutboxMessage, OutboxStatus
-from billing_core.ports import StoredResponse
+from billing_core.ports import IDEMPOTENCY_IN_PROGRESS, StoredResponse
 
 _o, _r, _i, _j = outbox_messages.c, idempotency_responses.c, inbox_events.c, scheduled_jobs.c
 
@@ -89,6 +89,23 @@ class SqlAlchemyIdempotencyRepository(SqlAlchemyRepository):
             self._insert(idempotency_responses).on_conflict_do_nothing(index_elements=["scope", "key"]),
             rows.stored_response_values(response))
         return bool(result.rowcount)
+
+    def complete(self, response: StoredResponse, *, claimed_at: datetime) -> bool:
+        # Conditional on the claim still being this caller's: a claim released as stale and taken
+        # by another request must not be overwritten by the first one's late answer.
+        done = (update(idempotency_responses)
+                .where(_r.scope == response.scope, _r.key == response.key,
+                       _r.status_code == IDEMPOTENCY_IN_PROGRESS, _r.created_at == claimed_at,
+                       _r.request_hash == response.request_hash)
+                .values(status_code=response.status_code, body=response.body,
+                        content_type=response.content_type, created_at=response.created_at))
+        return bool(self._execute(done).rowcount)
+
+    def release(self, scope: str, key: str, *, claimed_at: datetime) -> bool:
+        gone = delete(idempotency_responses).where(_r.scope == scope, _r.key == key,
+                                                   _r.status_code == IDEMPOTENCY_IN_PROGRESS,
+                                                   _r.created_at == claimed_at)
+        return bool(self._execute(gone).rowcount)
 
 
 class SqlAlchemyScheduledJobRepository(SqlAlchemyRepository):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from billing_core.catalog import Catalog
 from billing_core.ports import Clock, PaymentProvider, TaxIdVerifier, UnitOfWorkFactory
@@ -19,6 +20,8 @@ class BillingPolicy:
     require_https_webhooks: bool = True
     auto_recharge_max_failures: int = 3
     seller_name: str = "billing-core demo GmbH"
+    outbox_lease: timedelta = timedelta(minutes=10)
+    """How long a dispatcher keeps the messages it claimed before another may take them over."""
 
 
 @dataclass(frozen=True, kw_only=True)

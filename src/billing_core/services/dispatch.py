@@ -32,6 +32,7 @@ from billing_core.services.notifications import enqueue_email
 from billing_core.services.wallet import run_auto_recharge
 
 CLAIM_LEASE = timedelta(minutes=10)
+"""The default of ``BillingPolicy.outbox_lease``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +56,7 @@ def dispatch(ctx: BillingContext, deliverers: Deliverers, *, limit: int = 100) -
         # Claim what we took: pushed past a lease, the messages are not due for another dispatcher
         # while we deliver them, and come back by themselves if this one dies.
         for message in due:
-            message.next_attempt_at = now + CLAIM_LEASE
+            message.next_attempt_at = now + ctx.policy.outbox_lease
             uow.outbox.save(message)
         uow.commit()
     report = DispatchReport()
@@ -128,9 +129,11 @@ def _send_email(ctx: BillingContext, deliverers: Deliverers, message: OutboxMess
         if invoice.legal_document_id:
             pdf = deliverers.legal.pdf(invoice.legal_document_id)
             attachments = (Attachment(f"invoice-{invoice.number}.pdf", "application/pdf", pdf),)
+    # The message id names the outbox message: a send repeated after a crash (at-least-once) carries
+    # the same Message-ID, so recipients and mail systems can tell it is the same mail.
     deliverers.mailer.send(EmailMessage(to=str(payload["to"]), subject=str(payload["subject"]),
                                         text=str(payload["text"]), html=payload.get("html"),
-                                        attachments=attachments))
+                                        attachments=attachments, message_id=f"outbox-{message.id}"))
 
 
 def _issue_legal_invoice(ctx: BillingContext, deliverers: Deliverers, organization_id: uuid.UUID,

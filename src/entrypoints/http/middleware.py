@@ -12,6 +12,7 @@ import hashlib
 import re
 import uuid
 import weakref
+from datetime import timedelta
 
 import anyio.to_thread
 from litestar import Litestar
@@ -20,9 +21,9 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
 
-from billing_core.errors import IdempotencyKeyReused, InvalidInput
+from billing_core.errors import IdempotencyKeyReused, IdempotencyRequestInProgress, InvalidInput
 from billing_core.permissions import Actor
-from billing_core.ports import StoredResponse
+from billing_core.ports import IDEMPOTENCY_IN_PROGRESS, StoredResponse
 from billing_core.services import organizations
 from entrypoints.http.runtime import MAX_BODY_BYTES, Runtime
 
@@ -32,6 +33,8 @@ REPLAY_HEADER = "Idempotent-Replayed"
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 # Answers that depend on state which may change before a retry are not kept for replay.
 _NOT_STORED = frozenset({401, 402, 409, 429})
+STALE_CLAIM = timedelta(seconds=60)
+"""A request still claiming its key after this long died with its process (requests take far less)."""
 
 
 def _runtime(scope: Scope) -> Runtime:
@@ -118,9 +121,12 @@ def idempotency(app: ASGIApp) -> ASGIApp:
 
     The key is scoped to the organization, the method and path, and the actor; the request hash
     covers method, path, query and body. The same key with a different request is a 409
-    ``idempotency_key_reused``. Concurrent requests with one key run one after the other in this
-    process, so the second replays the first. Answers of 5xx and of 401/402/409/429 are not stored:
-    a retry runs again.
+    ``idempotency_key_reused``. The key is claimed in the database before the request runs, so
+    one key runs one request at a time across every web process: a concurrent request with the
+    key in this process waits and replays the first answer; one in another process is a 409
+    ``idempotency_request_in_progress`` with ``Retry-After: 1``. Answers of 5xx and of
+    401/402/409/429 are not stored (the claim is released): a retry runs again. A claim left by a
+    process that died mid-request is released after ``STALE_CLAIM``.
     """
     locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -149,31 +155,59 @@ def idempotency(app: ASGIApp) -> ASGIApp:
         scope_key = _scope_key(actor, scope)
         ctx = _runtime(scope).ctx
 
-        def lookup() -> StoredResponse | None:
+        def claim() -> tuple[StoredResponse | None, StoredResponse | None]:
+            """(our claim, None) when this request got the key; (None, the row found) otherwise.
+            A claim older than ``STALE_CLAIM`` belonged to a request whose process died: it is
+            released and the key claimed afresh."""
+            for _ in range(3):
+                now = ctx.clock.now()
+                mine = StoredResponse(scope=scope_key, key=key, request_hash=fingerprint,
+                                      status_code=IDEMPOTENCY_IN_PROGRESS, body=b"", content_type="",
+                                      created_at=now)
+                with ctx.uow() as uow:
+                    if uow.idempotency.put(mine):
+                        uow.commit()
+                        return mine, None
+                    found = uow.idempotency.get(scope_key, key)
+                    if found is None:  # released between our insert and our read: try again
+                        continue
+                    if not (found.in_progress and found.request_hash == fingerprint
+                            and found.created_at < now - STALE_CLAIM):
+                        return None, found
+                    uow.idempotency.release(scope_key, key, claimed_at=found.created_at)
+                    uow.commit()
+            raise IdempotencyRequestInProgress(key)
+
+        def settle(mine: StoredResponse, response: StoredResponse | None) -> None:
             with ctx.uow() as uow:
-                return uow.idempotency.get(scope_key, key)
+                if response is None:
+                    uow.idempotency.release(scope_key, key, claimed_at=mine.created_at)
+                else:
+                    uow.idempotency.complete(response, claimed_at=mine.created_at)
+                uow.commit()
 
         async with lock_for(scope_key, key):
-            stored = await anyio.to_thread.run_sync(lookup)
+            mine, stored = await anyio.to_thread.run_sync(claim)
             if stored is not None:
                 if stored.request_hash != fingerprint:
                     raise IdempotencyKeyReused(key)
+                if stored.in_progress:
+                    raise IdempotencyRequestInProgress(key)
                 await _replay(stored, send)
                 return
-            captured = await _forward(app, scope, body, receive, send)
-            status = captured.status
-            if status is None or status >= 500 or status in _NOT_STORED:
-                return
-            response = StoredResponse(scope=scope_key, key=key, request_hash=fingerprint, status_code=status,
-                                      body=b"".join(captured.chunks), content_type=captured.content_type,
-                                      created_at=ctx.clock.now())
-
-            def store() -> None:
-                with ctx.uow() as uow:
-                    uow.idempotency.put(response)
-                    uow.commit()
-
-            await anyio.to_thread.run_sync(store)
+            assert mine is not None
+            response: StoredResponse | None = None
+            try:
+                captured = await _forward(app, scope, body, receive, send)
+                status = captured.status
+                if status is not None and status < 500 and status not in _NOT_STORED:
+                    response = StoredResponse(scope=scope_key, key=key, request_hash=fingerprint,
+                                              status_code=status, body=b"".join(captured.chunks),
+                                              content_type=captured.content_type, created_at=ctx.clock.now())
+            finally:
+                # Shielded: a client that hangs up must not leave the key claimed until it is stale.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(settle, mine, response)
 
     return middleware
 

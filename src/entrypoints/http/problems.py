@@ -21,6 +21,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from billing_core.errors import (
     BillingError,
     Conflict,
+    IdempotencyRequestInProgress,
     InvalidInput,
     MalformedBody,
     NotFound,
@@ -91,6 +92,8 @@ def billing_error_handler(_request: Request[Any, Any, Any], exc: Exception) -> R
         headers["WWW-Authenticate"] = 'Bearer realm="billing"'
     if status == 503:
         headers["Retry-After"] = "5"
+    if isinstance(exc, IdempotencyRequestInProgress):
+        headers["Retry-After"] = "1"
     reason = exc.reason if isinstance(exc, PaymentRequired) else None
     retry_at = exc.retry_at if isinstance(exc, DebitDenied) else None
     if retry_at is not None:

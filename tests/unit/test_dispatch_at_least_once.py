@@ -1,0 +1,51 @@
+"""At-least-once outbox delivery made recognisable: every email names its outbox message in its
+Message-ID, and the batch of a dispatcher that died comes back after the configured lease."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from adapters.fakes import in_memory_billing
+from adapters.fakes.bundle import InMemoryBilling
+from billing_core.outbox import OutboxStatus
+from billing_core.services.context import BillingPolicy
+from billing_core.services.dispatch import dispatch
+from billing_core.services.notifications import enqueue_email
+
+NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+
+
+def _queue_email(billing: InMemoryBilling, key: str) -> None:
+    ctx = billing.ctx
+    with ctx.uow() as uow:
+        assert enqueue_email(uow, organization_id=uuid.uuid4(), to="ops@acme.test", subject="Low balance",
+                             text="Top up.", now=NOW, dedupe_key=key)
+        uow.commit()
+
+
+def test_every_email_names_its_outbox_message() -> None:
+    billing = in_memory_billing(NOW)
+    _queue_email(billing, "a")
+    _queue_email(billing, "b")
+    assert dispatch(billing.ctx, billing.deliverers).sent == 2
+    with billing.ctx.uow() as uow:
+        ids = {f"outbox-{m.id}" for m in uow.outbox.list(status=OutboxStatus.SENT)}
+    assert {m.message_id for m in billing.mailer.sent} == ids
+
+
+def test_a_dead_dispatchers_batch_comes_back_after_the_policy_lease() -> None:
+    billing = in_memory_billing(NOW, policy=BillingPolicy(outbox_lease=timedelta(seconds=15)))
+    _queue_email(billing, "a")
+    ctx = billing.ctx
+    # A dispatcher claims the message and dies before delivering it: the claim is all it left.
+    with ctx.uow() as uow:
+        [message] = uow.outbox.due(NOW, 10)
+        message.next_attempt_at = NOW + ctx.policy.outbox_lease
+        uow.outbox.save(message)
+        uow.commit()
+    billing.clock.set(NOW + timedelta(seconds=14))
+    assert dispatch(ctx, billing.deliverers).sent == 0
+    billing.clock.set(NOW + timedelta(seconds=16))
+    assert dispatch(ctx, billing.deliverers).sent == 1
+    assert [m.message_id for m in billing.mailer.sent] == [f"outbox-{message.id}"]
