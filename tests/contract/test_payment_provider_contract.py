@@ -25,6 +25,7 @@ from billing_core.catalog import Catalog
 from billing_core.errors import InvalidInput, MalformedBody
 from billing_core.organization import Organization
 from billing_core.payloads import MAX_JSON_DEPTH
+from billing_core.payment_events import PaymentSucceeded
 from billing_core.payments import PaymentType
 from billing_core.ports import ChargeStatus, PaymentProvider
 from tests.support.stripe_stub import StripeStub, fixtures_or_skip, sign_payload
@@ -241,9 +242,8 @@ def _event_body() -> bytes:
 def test_a_correctly_signed_event_is_decoded(harness: Harness) -> None:
     body = _event_body()
     event = harness.provider.parse_event(body, harness.sign(body, None))
-    assert (event.id, event.type, event.created) == ("evt_contract_1", "payment_intent.succeeded", 1_790_000_000)
-    assert event.data == {"id": "pi_1", "object": "payment_intent", "status": "succeeded",
-                          "metadata": {"reference": "p-1"}}
+    assert event == PaymentSucceeded(id="evt_contract_1", type="payment_intent.succeeded", created=1_790_000_000,
+                                     provider_payment_id="pi_1", reference="p-1")
 
 
 @pytest.mark.parametrize("case", ["tampered", "other secret", "missing", "stale"])
