@@ -24,6 +24,7 @@ from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.organization import ApiToken, Membership, Organization
 from billing_core.outbox import OutboxDepth, OutboxMessage
+from billing_core.payment_events import PaymentEvent
 from billing_core.payments import Payment, PaymentMethod, ProviderPaymentMethod
 from billing_core.plan_change import PlanChange
 from billing_core.plan_subscription import PlanSubscription
@@ -730,15 +731,6 @@ class HostedInvoice(msgspec.Struct, frozen=True, kw_only=True):
     status: str
 
 
-class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A verified inbound event: its id, type and the object it is about (provider's shape)."""
-
-    id: str
-    type: str
-    created: int
-    data: dict[str, Any]
-
-
 class PaymentProvider(Protocol):
     def ensure_customer(self, organization: Organization, email: str | None) -> str:
         """The provider customer id for the organization, created on first need.
@@ -802,10 +794,19 @@ class PaymentProvider(Protocol):
         The same ``idempotency_key`` never issues a second invoice: a retry returns the first."""
         ...
 
-    def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:
-        """Verify the signature and decode the event; raises InvalidInput(code=invalid_signature).
+    def is_payment_method_id(self, value: str) -> bool:
+        """Whether ``value`` has the shape of this provider's payment-method ids. No call is made:
+        a well-shaped id may still be unknown (``attach_payment_method`` says so)."""
+        ...
 
-        A payload nested deeper than :data:`billing_core.payloads.MAX_JSON_DEPTH` raises
+    def parse_event(self, payload: bytes, signature_header: str | None) -> PaymentEvent:
+        """Verify the signature and translate the event into the core's terms
+        (:mod:`billing_core.payment_events`); an event the core does not act on, or whose object
+        lacks what acting on it needs, comes back as an ``UnhandledEvent``.
+
+        Raises InvalidInput(code=invalid_signature) when the signature does not verify and when a
+        signed body is not an event (no id, type, integer ``created`` or object). A payload nested
+        deeper than :data:`billing_core.payloads.MAX_JSON_DEPTH` raises
         :class:`~billing_core.errors.MalformedBody` (signed or not), found before it is decoded."""
         ...
 

@@ -21,11 +21,27 @@ import stripe
 
 from adapters.fakes import InMemoryPaymentProvider
 from adapters.stripe import StripePaymentProvider
+from adapters.stripe.events import HANDLED_EVENT_TYPES
 from billing_core.catalog import Catalog
 from billing_core.errors import InvalidInput, MalformedBody
 from billing_core.organization import Organization
 from billing_core.payloads import MAX_JSON_DEPTH
+from billing_core.payment_events import (
+    ChargeRefunded,
+    CheckoutCompleted,
+    CheckoutExpired,
+    CheckoutMode,
+    DisputeCreated,
+    InvoicePaid,
+    PaymentEvent,
+    PaymentFailed,
+    PaymentMethodCollected,
+    PaymentSucceeded,
+    SubscriptionChanged,
+    UnhandledEvent,
+)
 from billing_core.payments import PaymentType
+from billing_core.plan_subscription import SubscriptionStatus
 from billing_core.ports import ChargeStatus, PaymentProvider
 from tests.support.stripe_stub import StripeStub, fixtures_or_skip, sign_payload
 
@@ -241,9 +257,8 @@ def _event_body() -> bytes:
 def test_a_correctly_signed_event_is_decoded(harness: Harness) -> None:
     body = _event_body()
     event = harness.provider.parse_event(body, harness.sign(body, None))
-    assert (event.id, event.type, event.created) == ("evt_contract_1", "payment_intent.succeeded", 1_790_000_000)
-    assert event.data == {"id": "pi_1", "object": "payment_intent", "status": "succeeded",
-                          "metadata": {"reference": "p-1"}}
+    assert event == PaymentSucceeded(id="evt_contract_1", type="payment_intent.succeeded", created=1_790_000_000,
+                                     provider_payment_id="pi_1", reference="p-1")
 
 
 @pytest.mark.parametrize("case", ["tampered", "other secret", "missing", "stale"])
@@ -278,3 +293,110 @@ def test_an_event_as_deep_as_allowed_is_decoded(harness: Harness) -> None:
     nested = b"[" * (MAX_JSON_DEPTH - 4) + b"]" * (MAX_JSON_DEPTH - 4)  # event > data > object > metadata
     body = _event_body().replace(b'"metadata": {"reference": "p-1"}', b'"metadata": ' + nested)
     assert harness.provider.parse_event(body, harness.sign(body, None)).id == "evt_contract_1"
+
+
+# --------------------------------------------------------------------------- event translation
+
+_AT = 1_790_000_000
+_PERIOD = (datetime.fromtimestamp(_AT, tz=UTC), datetime.fromtimestamp(_AT + 30 * 86_400, tz=UTC))
+_REF = str(uuid.UUID(int=7))
+
+# One logical event per handled type: the object the provider sends, and the core event it means.
+_LOGICAL: dict[str, tuple[dict[str, object], PaymentEvent]] = {
+    "checkout.session.completed": (
+        {"id": "cs_1", "object": "checkout.session", "mode": "subscription", "subscription": "sub_1",
+         "payment_status": "no_payment_required", "client_reference_id": _REF},
+        CheckoutCompleted(id="evt_t", type="checkout.session.completed", created=_AT, session_id="cs_1",
+                          mode=CheckoutMode.SUBSCRIPTION, paid=False, subscription_id="sub_1", reference=_REF)),
+    "checkout.session.async_payment_succeeded": (
+        {"id": "cs_2", "object": "checkout.session", "mode": "payment", "payment_status": "paid",
+         "subscription": None, "metadata": {"reference": _REF}},
+        CheckoutCompleted(id="evt_t", type="checkout.session.async_payment_succeeded", created=_AT,
+                          session_id="cs_2", mode=CheckoutMode.PAYMENT, paid=True, reference=_REF)),
+    "checkout.session.expired": (
+        {"id": "cs_3", "object": "checkout.session", "mode": "subscription", "metadata": {}},
+        CheckoutExpired(id="evt_t", type="checkout.session.expired", created=_AT, session_id="cs_3",
+                        mode=CheckoutMode.SUBSCRIPTION)),
+    **{f"customer.subscription.{kind}": (
+        {"id": "sub_1", "object": "subscription", "status": "past_due", "customer": "cus_1",
+         "items": {"object": "list", "data": [{"id": "si_1", "current_period_start": _AT,
+                                               "current_period_end": _AT + 30 * 86_400}]}},
+        SubscriptionChanged(id="evt_t", type=f"customer.subscription.{kind}", created=_AT,
+                            provider_subscription_id="sub_1", status=SubscriptionStatus.PAST_DUE,
+                            current_period_start=_PERIOD[0], current_period_end=_PERIOD[1], state_at=_PERIOD[0]))
+       for kind in ("created", "updated", "deleted", "paused", "resumed")},
+    "invoice.paid": (
+        {"id": "in_1", "object": "invoice", "customer": "cus_1", "metadata": {"reference": _REF}},
+        InvoicePaid(id="evt_t", type="invoice.paid", created=_AT, customer_id="cus_1", reference=_REF)),
+    "payment_intent.succeeded": (
+        {"id": "pi_1", "object": "payment_intent", "status": "succeeded", "metadata": {"reference": _REF}},
+        PaymentSucceeded(id="evt_t", type="payment_intent.succeeded", created=_AT, provider_payment_id="pi_1",
+                         reference=_REF)),
+    "payment_intent.payment_failed": (
+        {"id": "pi_1", "object": "payment_intent", "metadata": {},
+         "last_payment_error": {"type": "card_error", "message": "Your card was declined."}},
+        PaymentFailed(id="evt_t", type="payment_intent.payment_failed", created=_AT, provider_payment_id="pi_1",
+                      failure_message="Your card was declined.")),
+    "charge.refunded": (
+        {"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "refunded": True},
+        ChargeRefunded(id="evt_t", type="charge.refunded", created=_AT, provider_payment_id="pi_1",
+                       fully_refunded=True)),
+    "charge.dispute.created": (
+        {"id": "dp_1", "object": "dispute", "charge": "ch_1", "payment_intent": {"id": "pi_1"}},
+        DisputeCreated(id="evt_t", type="charge.dispute.created", created=_AT, provider_payment_id="pi_1")),
+    "setup_intent.succeeded": (
+        {"id": "seti_1", "object": "setup_intent", "customer": "cus_1",
+         "payment_method": {"id": "pm_1", "object": "payment_method", "type": "sepa_debit"}},
+        PaymentMethodCollected(id="evt_t", type="setup_intent.succeeded", created=_AT, customer_id="cus_1",
+                               provider_payment_method_id="pm_1", payment_type=PaymentType.SEPA_DEBIT)),
+}
+
+
+def _wire(harness: Harness, event_type: str, obj: dict[str, object]) -> bytes:
+    """The provider's own wire body: the fake's minimal envelope, or Stripe's full example event
+    (with every field Stripe sends) around Stripe's full example object."""
+    provider = harness.provider
+    if isinstance(provider, InMemoryPaymentProvider):
+        return provider.event(event_type, obj, event_id="evt_t", created=_AT)[0]
+    resources = fixtures_or_skip()["resources"]
+    full = {**resources[str(obj["object"])], **obj}
+    event = {**resources["event"], "id": "evt_t", "type": event_type, "created": _AT, "data": {"object": full}}
+    return json.dumps(event).encode()
+
+
+def test_every_handled_event_type_has_a_logical_event() -> None:
+    assert set(_LOGICAL) == HANDLED_EVENT_TYPES
+
+
+@pytest.mark.parametrize("event_type", sorted(_LOGICAL))
+def test_the_same_logical_event_parses_to_the_same_core_event(harness: Harness, event_type: str) -> None:
+    obj, expected = _LOGICAL[event_type]
+    body = _wire(harness, event_type, obj)
+    assert harness.provider.parse_event(body, harness.sign(body, None)) == expected
+
+
+@pytest.mark.parametrize("obj", [{"id": "sub_1", "object": "subscription", "status": "bogus"},
+                                 {"object": "payment_intent", "metadata": {}},
+                                 {"id": "ch_1", "object": "charge", "payment_intent": None}])
+def test_an_object_lacking_what_acting_needs_is_unhandled(harness: Harness, obj: dict[str, object]) -> None:
+    event_type = {"subscription": "customer.subscription.updated", "payment_intent": "payment_intent.succeeded",
+                  "charge": "charge.refunded"}[str(obj["object"])]
+    body = json.dumps({"id": "evt_u", "object": "event", "type": event_type, "created": _AT,
+                       "data": {"object": obj}}).encode()
+    assert harness.provider.parse_event(body, harness.sign(body, None)) == UnhandledEvent(
+        id="evt_u", type=event_type, created=_AT)
+
+
+@pytest.mark.parametrize("envelope", [{"type": "x", "created": _AT}, {"id": "evt_1", "type": "x", "created": "now"},
+                                      {"id": "evt_1", "created": _AT}, {"id": "evt_1", "type": "x", "created": True}])
+def test_a_signed_body_that_is_not_an_event_is_refused(harness: Harness, envelope: dict[str, object]) -> None:
+    body = json.dumps({**envelope, "data": {"object": {"id": "x"}}}).encode()
+    with pytest.raises(InvalidInput) as raised:
+        harness.provider.parse_event(body, harness.sign(body, None))
+    assert raised.value.code == "invalid_signature"
+
+
+def test_payment_method_ids_have_the_providers_shape(harness: Harness) -> None:
+    assert harness.provider.is_payment_method_id("pm_card_visa")
+    for other in ("card_123", "", "pm_", "pm_a b", "pm_" + "x" * 300):
+        assert not harness.provider.is_payment_method_id(other), other

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.fakes import InMemoryBilling, in_memory_billing
+from adapters.stripe.events import HANDLED_EVENT_TYPES
 from billing_core import Permission, Role, services
 from billing_core.errors import InvalidInput
 from billing_core.permissions import Actor
-from billing_core.services.provider_events import HANDLED_EVENT_TYPES
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 DOLLAR = 1_000_000

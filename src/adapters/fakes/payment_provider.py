@@ -3,6 +3,10 @@
 It keeps customers, payment methods, payments and refunds as plain attributes and honours
 idempotency keys like a real provider: the same key returns the first result. Tests steer it with
 ``decline_next`` / ``fail_with`` and read what happened from ``charges``, ``refunds``, ``calls``.
+
+Its webhooks speak Stripe's dialect (the same bodies and ``Stripe-Signature`` header), so the one
+translation of :mod:`adapters.stripe.events` turns them into the core's events: the offline
+provider and Stripe cannot disagree on what an event means.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -17,12 +22,14 @@ from typing import Any
 
 import msgspec
 
+from adapters.stripe.events import to_payment_event
 from billing_core.catalog import Plan
 from billing_core.errors import InvalidInput, MalformedBody, PaymentError
 from billing_core.organization import Organization
 from billing_core.payloads import check_json_depth
+from billing_core.payment_events import PaymentEvent
 from billing_core.payments import PaymentType, ProviderPaymentMethod
-from billing_core.ports import ChargeResult, ChargeStatus, HostedInvoice, ProviderCheckout, ProviderEvent
+from billing_core.ports import ChargeResult, ChargeStatus, HostedInvoice, ProviderCheckout
 
 # Test card numbers in the spirit of Stripe's: pm ids the fake knows how to describe.
 KNOWN_METHODS: dict[str, ProviderPaymentMethod] = {
@@ -43,6 +50,9 @@ KNOWN_METHODS: dict[str, ProviderPaymentMethod] = {
                                            name="Ada Lovelace"),
 }
 
+
+PAYMENT_METHOD_ID = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
+"""Payment-method ids look like Stripe's."""
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 """Like Stripe: a signature older than this is refused, so a captured delivery cannot be replayed later."""
@@ -147,6 +157,9 @@ class InMemoryPaymentProvider:
             self.attached[provider_payment_method_id] = customer_id
             return method
 
+    def is_payment_method_id(self, value: str) -> bool:
+        return bool(PAYMENT_METHOD_ID.match(value))
+
     def set_default_payment_method(self, *, customer_id: str, provider_payment_method_id: str) -> None:
         with self._lock:
             self._enter("set_default_payment_method")
@@ -220,7 +233,7 @@ class InMemoryPaymentProvider:
                            "data": {"object": obj}}).encode()
         return body, self.sign(body)
 
-    def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:
+    def parse_event(self, payload: bytes, signature_header: str | None) -> PaymentEvent:
         check_json_depth(payload, field="payload")  # before any decoding: deep nesting exhausts the stack
         if not signature_header:
             raise InvalidInput("Stripe-Signature", "missing signature", code="invalid_signature")
@@ -236,10 +249,9 @@ class InMemoryPaymentProvider:
             if self.signature_tolerance_seconds and ts < time.time() - self.signature_tolerance_seconds:
                 raise ValueError("timestamp outside the tolerance zone")
             body = json.loads(payload)
-            return ProviderEvent(id=str(body["id"]), type=str(body["type"]), created=int(body["created"]),
-                                 data=dict(body["data"]["object"]))
         except RecursionError:
             raise MalformedBody("the event payload nests too deep", field="payload") from None
         except (ValueError, KeyError, TypeError, StopIteration, msgspec.DecodeError) as exc:
             raise InvalidInput("Stripe-Signature", "the signature does not verify",
                                code="invalid_signature") from exc
+        return to_payment_event(body)

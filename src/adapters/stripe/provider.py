@@ -11,6 +11,7 @@ minor units (cents), currencies in lower case.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -18,12 +19,14 @@ import msgspec
 import stripe
 
 from adapters.stripe.errors import is_authentication_required, translate
+from adapters.stripe.events import PAYMENT_TYPES, to_payment_event
 from billing_core.catalog import Plan
 from billing_core.errors import InvalidInput, MalformedBody, PaymentError, ProviderUnavailable
 from billing_core.organization import Organization
 from billing_core.payloads import check_json_depth
+from billing_core.payment_events import PaymentEvent
 from billing_core.payments import PaymentType, ProviderPaymentMethod
-from billing_core.ports import ChargeResult, ChargeStatus, HostedInvoice, ProviderCheckout, ProviderEvent
+from billing_core.ports import ChargeResult, ChargeStatus, HostedInvoice, ProviderCheckout
 
 if TYPE_CHECKING:
     from stripe.params import (
@@ -47,12 +50,8 @@ EMBEDDED_UI_MODE = "embedded_page"
 
 _INTERVALS = frozenset({"day", "week", "month", "year"})
 
-_PAYMENT_TYPES: dict[str, PaymentType] = {
-    "card": PaymentType.CARD,
-    "sepa_debit": PaymentType.SEPA_DEBIT,
-    "crypto": PaymentType.CRYPTO,
-    "us_bank_account": PaymentType.US_BANK_ACCOUNT,
-}
+PAYMENT_METHOD_ID = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
+"""The shape of a Stripe PaymentMethod id."""
 
 _CHARGE_STATUS: dict[str, ChargeStatus] = {
     "succeeded": ChargeStatus.SUCCEEDED,
@@ -378,14 +377,21 @@ class StripePaymentProvider:
 
     # ----------------------------------------------------------------- events
 
-    def parse_event(self, payload: bytes, signature_header: str | None) -> ProviderEvent:
-        """Verify ``Stripe-Signature`` (HMAC-SHA256, 5 minutes tolerance) and decode the event.
+    def is_payment_method_id(self, value: str) -> bool:
+        """A PaymentMethod id (``pm_...``). Legacy ``card_``/``src_`` ids are not taken."""
+        return bool(PAYMENT_METHOD_ID.match(value))
+
+    def parse_event(self, payload: bytes, signature_header: str | None) -> PaymentEvent:
+        """Verify ``Stripe-Signature`` (HMAC-SHA256, 5 minutes tolerance) and translate the event
+        (:func:`adapters.stripe.events.to_payment_event`).
 
         A payload nested deeper than :data:`~billing_core.payloads.MAX_JSON_DEPTH` is refused as
         :class:`~billing_core.errors.MalformedBody` before anything decodes it."""
         check_json_depth(payload, field="payload")
         try:
-            event = self._client.construct_event(payload, signature_header, self._webhook_secret)
+            # The SDK's check only: the body is decoded once, by us, into the core's terms.
+            stripe.WebhookSignature.verify_header(payload, signature_header, self._webhook_secret,
+                                                  stripe.Webhook.DEFAULT_TOLERANCE)
             body = json.loads(payload)
         except RecursionError:
             raise MalformedBody("the event payload nests too deep", field="payload") from None
@@ -393,16 +399,12 @@ class StripePaymentProvider:
             # ValueError: not UTF-8 or not JSON, which no genuine Stripe delivery is.
             raise InvalidInput("Stripe-Signature", "the webhook signature does not verify",
                                code="invalid_signature") from exc
-        data = body.get("data") if isinstance(body, dict) else None
-        obj = data.get("object") if isinstance(data, dict) else None
-        if not isinstance(obj, dict):
-            raise InvalidInput("payload", "the event carries no data.object", code="invalid_signature")
-        return ProviderEvent(id=event.id, type=event.type, created=event.created, data=obj)
+        return to_payment_event(body)
 
 
 def describe_payment_method(method: stripe.PaymentMethod) -> ProviderPaymentMethod:
     """Our view of a Stripe PaymentMethod. SEPA: the last four IBAN digits only, never the IBAN."""
-    payment_type = _PAYMENT_TYPES.get(method.type)
+    payment_type = PAYMENT_TYPES.get(method.type)
     if payment_type is None:
         raise InvalidInput("payment_method_id", f"payment methods of type {method.type!r} are not supported",
                            code="unsupported_payment_method")

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import msgspec
 
+from billing_core.outbox import OutboxDepth
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers, DispatchReport, dispatch
 from billing_core.services.invoicing import CloseReport, close_period, previous_period
@@ -31,6 +32,18 @@ class CycleReport(msgspec.Struct, kw_only=True):
     """The period close this cycle ran, if it was due and this worker won its lease."""
     close_milliseconds: int | None = None
     """How long that close took (wall time, for operators' metrics)."""
+
+
+def last_closed_period(ctx: BillingContext) -> str | None:
+    """The last period the scheduled close completed (``YYYY-MM``); reading it proves storage answers."""
+    with ctx.uow() as uow:
+        return uow.scheduled_jobs.last_completed(CLOSE_PERIOD_JOB)
+
+
+def outbox_depth(ctx: BillingContext) -> OutboxDepth:
+    """How much the outbox holds and how old its oldest message is (for metrics)."""
+    with ctx.uow() as uow:
+        return uow.outbox.depth()
 
 
 def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_batches: int = 10) -> CycleReport:

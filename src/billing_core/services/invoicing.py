@@ -21,7 +21,7 @@ from billing_core.ledger import Account, EntryKind, transaction
 from billing_core.money import MICROS_PER_CENT
 from billing_core.outbox import OutboxTopic, new_message
 from billing_core.permissions import Action, Actor, require
-from billing_core.ports import Page, UnitOfWork
+from billing_core.ports import LegalInvoicing, Page, UnitOfWork
 from billing_core.services.context import BillingContext
 from billing_core.tax import tax_line
 
@@ -257,6 +257,21 @@ def void_invoice(ctx: BillingContext, *, organization_id: uuid.UUID, invoice_id:
                                    created_at=now, dedupe_key=f"legal-credit-note:{invoice.id}"))
         uow.commit()
         return invoice
+
+
+class LegalInvoicePdf(msgspec.Struct, frozen=True, kw_only=True):
+    invoice: Invoice
+    pdf: bytes
+    filename: str
+
+
+def legal_invoice_pdf(ctx: BillingContext, legal: LegalInvoicing, actor: Actor, *, organization_id: uuid.UUID,
+                      invoice_id: uuid.UUID) -> LegalInvoicePdf:
+    """The legal invoice's PDF from the legal-invoicing service, with its download name. NotFound
+    until the legal invoice has been issued; ProviderUnavailable while the service is down."""
+    invoice, document_id = legal_document(ctx, actor, organization_id=organization_id, invoice_id=invoice_id)
+    return LegalInvoicePdf(invoice=invoice, pdf=legal.pdf(document_id),
+                           filename=f"invoice-{invoice.number or invoice.id}.pdf")
 
 
 def legal_document(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import msgspec
@@ -12,8 +11,6 @@ from billing_core.payments import PaymentMethod
 from billing_core.permissions import Action, Actor, require
 from billing_core.services.context import BillingContext
 from billing_core.services.customers import ensure_customer
-
-_PROVIDER_ID = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
 
 
 def list_methods(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> list[PaymentMethod]:
@@ -33,11 +30,13 @@ def setup_intent(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
 
 def attach(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
            provider_payment_method_id: str) -> PaymentMethod:
-    """Attach a provider method (``pm_...``). The first method becomes the default. Attaching the
-    same method again returns it unchanged."""
+    """Attach a provider method (an id of the provider's, such as Stripe's ``pm_...``). The first
+    method becomes the default. Attaching the same method again returns it unchanged. An id of
+    another shape than the provider's is refused before the provider is asked."""
     require(actor, Action.UPDATE_BILLING, organization_id)
-    if not isinstance(provider_payment_method_id, str) or not _PROVIDER_ID.match(provider_payment_method_id):
-        raise InvalidInput("payment_method_id", "payment_method_id must look like pm_...",
+    if not isinstance(provider_payment_method_id, str) or not ctx.payments.is_payment_method_id(
+            provider_payment_method_id):
+        raise InvalidInput("payment_method_id", "payment_method_id is not a payment method id of the provider",
                            code="invalid_payment_method")
     with ctx.uow() as uow:
         existing = uow.payment_methods.by_provider_id(organization_id, provider_payment_method_id)

@@ -1,6 +1,8 @@
-"""Inbound payment-provider events (Stripe's vocabulary, which the offline provider speaks too).
+"""Inbound payment-provider events, applied exactly once.
 
-Events may be repeated, concurrently, and arrive out of order:
+The provider's adapter verifies an event and translates it into one of the core's events
+(:mod:`billing_core.payment_events`); :func:`handle_event` matches on their types. Events may be
+repeated, concurrently, and arrive out of order:
 
 * Each event is applied in ONE unit of work with its inbox entry (ADR 0009): the organization's
   wallet lock first (when the event names a known organization), then the event id is remembered
@@ -25,15 +27,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 
-from billing_core.errors import InvalidInput, NotFound
+from billing_core.errors import NotFound
+from billing_core.payment_events import (
+    ChargeRefunded,
+    CheckoutCompleted,
+    CheckoutExpired,
+    CheckoutMode,
+    DisputeCreated,
+    InvoicePaid,
+    PaymentEvent,
+    PaymentFailed,
+    PaymentMethodCollected,
+    PaymentSucceeded,
+    SubscriptionChanged,
+    UnhandledEvent,
+)
 from billing_core.payments import PaymentMethod, PaymentStatus, ProviderPaymentMethod
-from billing_core.plan_subscription import SubscriptionStatus
-from billing_core.ports import ProviderEvent, UnitOfWork
+from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
 from billing_core.services.invoicing import mark_invoice_paid_in
 from billing_core.services.subscriptions import apply_provider_status_in, complete_checkout_in, expire_checkout_in
@@ -74,10 +87,10 @@ def handle_event(ctx: BillingContext, payload: bytes, signature_header: str | No
     """Verify, apply and record one event, exactly once. A bad signature raises InvalidInput and
     changes nothing; an event seen before (or being applied concurrently) is answered
     ``duplicate`` and changes nothing either. An error of the handler rolls everything back, the
-    inbox entry too, so the provider's retry applies the event again."""
+    inbox entry too, so the provider's retry applies the event again. An event the core does not
+    act on is remembered too, and answered ``ignored``."""
     event = ctx.payments.parse_event(payload, signature_header)
-    handler = _HANDLERS.get(event.type)
-    effects = NO_EFFECTS if handler is None else handler(ctx, event)  # may read the provider: before the transaction
+    effects = _effects(ctx, event)  # may read the provider: before the transaction
     with ctx.uow() as uow:
         organization_id = effects.organization(uow)
         if organization_id is not None:
@@ -86,21 +99,39 @@ def handle_event(ctx: BillingContext, payload: bytes, signature_header: str | No
             return EventResult(event.id, event.type, "duplicate")
         effects.apply(uow)
         uow.commit()
-    return EventResult(event.id, event.type, "ignored" if handler is None else "processed")
+    return EventResult(event.id, event.type, "ignored" if isinstance(event, UnhandledEvent) else "processed")
 
 
-def _str(data: dict[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
-def _reference(data: dict[str, Any]) -> str | None:
-    metadata = data.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("reference"), str):
-        return str(metadata["reference"])
-    return _str(data, "client_reference_id")
+def _effects(ctx: BillingContext, event: PaymentEvent) -> Effects:
+    """What the event does: which organization to lock and the effects to apply in the inbox's unit
+    of work. Reads (before any transaction) what it needs from the provider."""
+    match event:
+        case CheckoutCompleted(mode=CheckoutMode.PAYMENT):
+            return _settle(ctx, event.session_id, event.reference, event.paid)
+        case CheckoutCompleted():
+            return _checkout_completed(ctx, event)
+        case CheckoutExpired(mode=CheckoutMode.PAYMENT):
+            return _settle(ctx, event.session_id, event.reference, False, "the crypto checkout expired")
+        case CheckoutExpired():
+            return _checkout_expired(ctx, event)
+        case PaymentSucceeded():
+            return _settle(ctx, event.provider_payment_id, event.reference, True)
+        case PaymentFailed():
+            return _settle(ctx, event.provider_payment_id, event.reference, False, event.failure_message)
+        case ChargeRefunded(fully_refunded=True):
+            return _reverse(ctx, event.provider_payment_id, PaymentStatus.REFUNDED, "refunded at the payment provider")
+        case ChargeRefunded():
+            return NO_EFFECTS  # a partial refund: ours are recorded by the refund use case itself
+        case DisputeCreated():
+            return _reverse(ctx, event.provider_payment_id, PaymentStatus.DISPUTED, "payment disputed")
+        case SubscriptionChanged():
+            return _subscription_changed(ctx, event)
+        case InvoicePaid():
+            return _invoice_paid(ctx, event)
+        case PaymentMethodCollected():
+            return _method_collected(ctx, event)
+        case UnhandledEvent():
+            return NO_EFFECTS
 
 
 def _payment_organization(provider_payment_id: str | None, reference: str | None,
@@ -135,73 +166,31 @@ def _checkout_organization(session_id: str) -> Callable[[UnitOfWork], uuid.UUID 
     return find
 
 
-def _checkout_completed(ctx: BillingContext, data: dict[str, Any]) -> Effects:
-    session_id = _str(data, "id")
-    if session_id is None:
-        raise InvalidInput("data.object.id", "checkout session id missing")
-    if data.get("mode") == "payment":
-        return _settle(ctx, session_id, _reference(data), data.get("payment_status") == "paid")
-    subscription_id = _str(data, "subscription")
-
+def _checkout_completed(ctx: BillingContext, event: CheckoutCompleted) -> Effects:
     def apply(uow: UnitOfWork) -> None:
         try:
-            complete_checkout_in(ctx, uow, provider_session_id=session_id, provider_subscription_id=subscription_id)
+            complete_checkout_in(ctx, uow, provider_session_id=event.session_id,
+                                 provider_subscription_id=event.subscription_id)
         except NotFound:
             return
-    return Effects(_checkout_organization(session_id), apply)
+    return Effects(_checkout_organization(event.session_id), apply)
 
 
-def _checkout_expired(ctx: BillingContext, data: dict[str, Any]) -> Effects:
-    session_id = _str(data, "id")
-    if session_id is None:
-        return NO_EFFECTS
-    if data.get("mode") == "payment":
-        return _settle(ctx, session_id, _reference(data), False, "the crypto checkout expired")
-
+def _checkout_expired(ctx: BillingContext, event: CheckoutExpired) -> Effects:
     def apply(uow: UnitOfWork) -> None:
-        expire_checkout_in(ctx, uow, provider_session_id=session_id)
-    return Effects(_checkout_organization(session_id), apply)
+        expire_checkout_in(ctx, uow, provider_session_id=event.session_id)
+    return Effects(_checkout_organization(event.session_id), apply)
 
 
-def _timestamp(value: object) -> datetime | None:
-    """Unix seconds as a UTC datetime; None for anything else (a field Stripe would not send so is
-    read as absent rather than failing the whole event)."""
-    if type(value) is not int:  # bool is an int too
-        return None
-    try:
-        return datetime.fromtimestamp(value, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _period(data: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
-    start, end = _timestamp(data.get("current_period_start")), _timestamp(data.get("current_period_end"))
-    items = data.get("items")
-    listed = items.get("data") if isinstance(items, dict) else None
-    # Newer API versions keep the period on the subscription's items.
-    if (start is None or end is None) and isinstance(listed, list) and listed and isinstance(listed[0], dict):
-        first = listed[0]
-        start, end = _timestamp(first.get("current_period_start")), _timestamp(first.get("current_period_end"))
-    if start is not None and end is not None and end <= start:
-        return None, None
-    return start, end
-
-
-def _subscription_changed(ctx: BillingContext, event: ProviderEvent) -> Effects:
-    data = event.data
-    provider_id, status = _str(data, "id"), data.get("status")
-    if provider_id is None or status not in SubscriptionStatus.__members__.values():
-        return NO_EFFECTS
-    start, end = _period(data)
-
+def _subscription_changed(ctx: BillingContext, event: SubscriptionChanged) -> Effects:
     def organization(uow: UnitOfWork) -> uuid.UUID | None:
-        sub = uow.plan_subscriptions.by_provider_id(provider_id)
+        sub = uow.plan_subscriptions.by_provider_id(event.provider_subscription_id)
         return None if sub is None else sub.organization_id
 
     def apply(uow: UnitOfWork) -> None:
-        apply_provider_status_in(ctx, uow, provider_subscription_id=provider_id, status=SubscriptionStatus(str(status)),
-                                 current_period_start=start, current_period_end=end,
-                                 state_at=_timestamp(event.created))
+        apply_provider_status_in(ctx, uow, provider_subscription_id=event.provider_subscription_id,
+                                 status=event.status, current_period_start=event.current_period_start,
+                                 current_period_end=event.current_period_end, state_at=event.state_at)
     return Effects(organization, apply)
 
 
@@ -212,15 +201,12 @@ def _customer_organization(customer: str) -> Callable[[UnitOfWork], uuid.UUID | 
     return find
 
 
-def _invoice_paid(ctx: BillingContext, data: dict[str, Any]) -> Effects:
-    customer, reference = _str(data, "customer"), _reference(data)
-    if customer is None or reference is None:
-        return NO_EFFECTS
+def _invoice_paid(ctx: BillingContext, event: InvoicePaid) -> Effects:
     try:
-        invoice_id = uuid.UUID(reference)
+        invoice_id = uuid.UUID(event.reference)
     except ValueError:
-        return NO_EFFECTS
-    organization = _customer_organization(customer)
+        return NO_EFFECTS  # not one of our invoices
+    organization = _customer_organization(event.customer_id)
 
     def apply(uow: UnitOfWork) -> None:
         organization_id = organization(uow)
@@ -233,43 +219,19 @@ def _invoice_paid(ctx: BillingContext, data: dict[str, Any]) -> Effects:
     return Effects(organization, apply)
 
 
-def _payment_intent(succeeded: bool) -> Callable[[BillingContext, dict[str, Any]], Effects]:
-    def handle(ctx: BillingContext, data: dict[str, Any]) -> Effects:
-        error = data.get("last_payment_error")
-        message = error.get("message") if isinstance(error, dict) else None
-        return _settle(ctx, _str(data, "id"), _reference(data), succeeded,
-                       message if isinstance(message, str) else None)
-    return handle
-
-
-def _reverse(ctx: BillingContext, intent: str, status: PaymentStatus, reason: str) -> Effects:
+def _reverse(ctx: BillingContext, provider_payment_id: str, status: PaymentStatus, reason: str) -> Effects:
     def apply(uow: UnitOfWork) -> None:
-        reverse_provider_payment_in(ctx, uow, provider_payment_id=intent, status=status, reason=reason)
-    return Effects(_payment_organization(intent, None), apply)
+        reverse_provider_payment_in(ctx, uow, provider_payment_id=provider_payment_id, status=status, reason=reason)
+    return Effects(_payment_organization(provider_payment_id, None), apply)
 
 
-def _charge_refunded(ctx: BillingContext, data: dict[str, Any]) -> Effects:
-    intent = _str(data, "payment_intent")
-    if intent is None or data.get("refunded") is not True:
-        return NO_EFFECTS
-    return _reverse(ctx, intent, PaymentStatus.REFUNDED, "refunded at the payment provider")
-
-
-def _dispute_created(ctx: BillingContext, data: dict[str, Any]) -> Effects:
-    intent = _str(data, "payment_intent")
-    if intent is None:
-        return NO_EFFECTS
-    return _reverse(ctx, intent, PaymentStatus.DISPUTED, "payment disputed")
-
-
-def _setup_succeeded(ctx: BillingContext, data: dict[str, Any]) -> Effects:
-    """A method collected through the setup intent: attach it to our records if not there yet.
+def _method_collected(ctx: BillingContext, event: PaymentMethodCollected) -> Effects:
+    """A method collected with the provider's form: attach it to our records if not there yet.
 
     The provider describes the method before the unit of work (attaching an attached method is a
-    no-op there); the method is added in the unit of work that remembers the event."""
-    customer, method_id = _str(data, "customer"), _str(data, "payment_method")
-    if customer is None or method_id is None:
-        return NO_EFFECTS
+    no-op there; its description, the type included, is the provider's word); the method is added
+    in the unit of work that remembers the event."""
+    customer, method_id = event.customer_id, event.provider_payment_method_id
     organization = _customer_organization(customer)
     with ctx.uow() as uow:
         organization_id = organization(uow)
@@ -297,30 +259,3 @@ def _add_method(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID
         name=described.name, created_at=ctx.clock.now()))
 
 
-Handler = Callable[[BillingContext, ProviderEvent], Effects]
-"""Reads the event (and, before any transaction, what it needs from the provider) and says what it
-does: which organization to lock and the effects to apply in the inbox's unit of work."""
-
-
-def _on_object(handle: Callable[[BillingContext, dict[str, Any]], Effects]) -> Handler:
-    """A handler that needs only the event's object (its current state), not the event's time."""
-    return lambda ctx, event: handle(ctx, event.data)
-
-
-_HANDLERS: dict[str, Handler] = {
-    "checkout.session.completed": _on_object(_checkout_completed),
-    "checkout.session.async_payment_succeeded": _on_object(_checkout_completed),
-    "checkout.session.expired": _on_object(_checkout_expired),
-    "customer.subscription.created": _subscription_changed,
-    "customer.subscription.updated": _subscription_changed,
-    "customer.subscription.deleted": _subscription_changed,
-    "customer.subscription.paused": _subscription_changed,
-    "customer.subscription.resumed": _subscription_changed,
-    "invoice.paid": _on_object(_invoice_paid),
-    "payment_intent.succeeded": _on_object(_payment_intent(True)),
-    "payment_intent.payment_failed": _on_object(_payment_intent(False)),
-    "charge.refunded": _on_object(_charge_refunded),
-    "charge.dispute.created": _on_object(_dispute_created),
-    "setup_intent.succeeded": _on_object(_setup_succeeded),
-}
-HANDLED_EVENT_TYPES = frozenset(_HANDLERS)

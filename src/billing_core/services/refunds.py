@@ -18,7 +18,7 @@ from billing_core.errors import Conflict, InvalidInput, NotFound, PaymentError
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.payments import Payment, PaymentStatus
 from billing_core.permissions import Action, Actor, require
-from billing_core.ports import UnitOfWork
+from billing_core.ports import Page, UnitOfWork
 from billing_core.refund_policy import RefundRequest, RefundStatus, decide_refund, new_request
 from billing_core.services.context import BillingContext
 
@@ -27,6 +27,14 @@ def list_refunds(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
     require(actor, Action.VIEW_BILLING, organization_id)
     with ctx.uow() as uow:
         return uow.refunds.list(organization_id)
+
+
+def list_payments(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, limit: int = 50,
+                  cursor: str | None = None) -> Page[Payment]:
+    """The organization's payments, newest first: the ones a refund can be asked for."""
+    require(actor, Action.VIEW_BILLING, organization_id)
+    with ctx.uow() as uow:
+        return uow.payments.list(organization_id, limit=limit, cursor=cursor)
 
 
 def refund_ledger_key(request_id: uuid.UUID) -> str:

@@ -16,7 +16,7 @@ from billing_core.grace_window import GraceWindow
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import MICROS_PER_CENT, format_credits
 from billing_core.overview import WalletOverview, wallet_overview
-from billing_core.payments import Payment, PaymentPurpose, PaymentStatus, PaymentType
+from billing_core.payments import Payment, PaymentMethod, PaymentPurpose, PaymentStatus, PaymentType
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_subscription import SubscriptionStatus
 from billing_core.ports import ChargeResult, ChargeStatus, Page, UnitOfWork
@@ -165,12 +165,13 @@ def purchase_pack(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UU
                    payment_id=payment_id)
 
 
-def _resolve_method(uow: UnitOfWork, organization_id: uuid.UUID, payment_method_id: uuid.UUID | None) -> str:
+def _resolve_method(uow: UnitOfWork, organization_id: uuid.UUID,
+                    payment_method_id: uuid.UUID | None) -> PaymentMethod:
     if payment_method_id is not None:
-        return uow.payment_methods.get(organization_id, payment_method_id).provider_payment_method_id
+        return uow.payment_methods.get(organization_id, payment_method_id)
     for method in uow.payment_methods.list(organization_id):
         if method.default:
-            return method.provider_payment_method_id
+            return method
     raise InvalidInput("payment_method_id", "add a payment method first", code="payment_method_required")
 
 
@@ -181,12 +182,12 @@ def _charge(ctx: BillingContext, organization_id: uuid.UUID, purpose: PaymentPur
     with ctx.uow() as uow:
         uow.wallets.lock(organization_id)
         org = uow.organizations.get(organization_id)
-        provider_method = _resolve_method(uow, organization_id, payment_method_id)
+        method = _resolve_method(uow, organization_id, payment_method_id)
+        provider_method = method.provider_payment_method_id
+        # The type is the provider's word, stored when the method was attached (it sets the refund timeline).
         payment = Payment(id=payment_id or uuid.uuid4(), organization_id=organization_id, purpose=purpose,
                           amount_cents=cents, currency_iso=org.currency_iso, credits_micros=credits_micros,
-                          status=PaymentStatus.PENDING, created_at=ctx.clock.now(),
-                          payment_type=PaymentType.SEPA_DEBIT if provider_method.startswith("pm_sepa")
-                          else PaymentType.CARD)
+                          status=PaymentStatus.PENDING, created_at=ctx.clock.now(), payment_type=method.payment_type)
         existing = _existing_payment(uow, organization_id, payment.id)
         _check_same_payment(existing, purpose, credits_micros)
         if existing is not None and (existing.status != PaymentStatus.PENDING

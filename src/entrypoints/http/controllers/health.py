@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from billing_core.outbox import OutboxDepth
-from billing_core.services.background import CLOSE_PERIOD_JOB
+from billing_core.services import background
 from entrypoints import metrics as prometheus
 from entrypoints.http import schemas as s
 from entrypoints.http.problems import ERRORS
@@ -25,8 +25,7 @@ def healthz(runtime: RuntimeDep) -> s.Health:
 @get("/readyz", sync_to_thread=True, security=[], tags=["health"], responses=READY_ERRORS,
      summary="Readiness: the database answers (503 storage_unavailable when it does not)")
 def readyz(runtime: RuntimeDep) -> s.Ready:
-    with runtime.ctx.uow() as uow:
-        closed = uow.scheduled_jobs.last_completed(CLOSE_PERIOD_JOB)
+    closed = background.last_closed_period(runtime.ctx)
     return s.Ready(status="ready", storage=runtime.storage, last_closed_period=closed,
                    background_worker=runtime.background_worker)
 
@@ -38,8 +37,7 @@ def readyz(runtime: RuntimeDep) -> s.Ready:
                           "dead letters, period closes")
 def metrics(runtime: RuntimeDep) -> Response[bytes]:
     def outbox() -> OutboxDepth:
-        with runtime.ctx.uow() as uow:
-            return uow.outbox.depth()
+        return background.outbox_depth(runtime.ctx)
 
     return Response(prometheus.exposition(outbox), media_type=prometheus.CONTENT_TYPE)
 

@@ -59,12 +59,10 @@ class LegalInvoiceController(Controller):
          summary="Download a legal invoice's PDF (seed endpoint)")
     def download(self, runtime: RuntimeDep, actor: CurrentActor, organization_id: OrganizationId,
                  invoice_id: FromQuery[uuid.UUID]) -> Response[bytes]:
-        invoice, document_id = services.invoicing.legal_document(runtime.ctx, actor, organization_id=organization_id,
-                                                                 invoice_id=invoice_id)
-        pdf = runtime.deliverers.legal.pdf(document_id)
-        name = f"invoice-{invoice.number or invoice.id}.pdf"
-        return Response(pdf, media_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+        document = services.invoicing.legal_invoice_pdf(runtime.ctx, runtime.deliverers.legal, actor,
+                                                        organization_id=organization_id, invoice_id=invoice_id)
+        return Response(document.pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{document.filename}"',
                                  "Cache-Control": "private, no-store"})
 
     @get("/{invoice_id:uuid}", sync_to_thread=True, responses=ERRORS, summary="Show a legal invoice (seed endpoint)")

@@ -8,7 +8,6 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
 from billing_core import services
-from billing_core.permissions import Action, require
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
 from entrypoints.http.middleware import idempotent_request_id
@@ -24,11 +23,8 @@ class RefundsController(Controller):
          summary="Payments, newest first (to pick one to refund)")
     def payments(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId, limit: Limit = 50,
                  cursor: Cursor = None) -> s.Page[s.PaymentOut]:
-        # The core has no list-payments use case; reading through the port after the same
-        # permission check the other reads make keeps this a plain, organization-scoped query.
-        require(actor, Action.VIEW_BILLING, organization_id)
-        with ctx.uow() as uow:
-            page = uow.payments.list(organization_id, limit=limit, cursor=cursor)
+        page = services.refunds.list_payments(ctx, actor, organization_id=organization_id, limit=limit,
+                                              cursor=cursor)
         return s.Page(items=[presenters.payment(p) for p in page.items], next_cursor=page.next_cursor)
 
     @get("/refunds", sync_to_thread=True, responses=ERRORS, summary="Refund requests, newest first")
