@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from adapters.testing.storage import StorageBackend
 from billing_core.billing_settings import TaxRegistration, TaxRegistrationStatus
 from billing_core.catalog import PlanCode
 from billing_core.checkout import CheckoutSession, CheckoutStatus
@@ -20,7 +21,6 @@ from billing_core.refund_policy import RefundDecision, RefundDecisionStatus, Ref
 from billing_core.tax import TaxLine, TaxTreatment
 from billing_core.usage import UsageEvent
 from billing_core.wallet import WalletAccount
-from tests.storage_support import StorageBackend
 
 NOW = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
 PRODUCT = uuid.UUID("11111111-1111-4111-8111-111111111111")
