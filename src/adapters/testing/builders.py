@@ -1,4 +1,6 @@
-"""Small factories of domain objects for the storage contract tests."""
+"""Small factories of domain objects (and of stored ones) for the contract kit and our own tests.
+
+Ledger transactions take the organization first: ``grant(org_id, amount, key)``."""
 
 from __future__ import annotations
 
@@ -49,6 +51,18 @@ def usage_tx(org_id: uuid.UUID, amount: int, key: str, at: datetime = NOW) -> Le
     return transfer(organization_id=org_id, idempotency_key=key, kind=EntryKind.USAGE, description="usage",
                     created_at=at, source=Account.UNBILLED_USAGE, target=Account.REVENUE, amount_micros=amount,
                     reference=key)
+
+
+def top_up(org_id: uuid.UUID, amount: int, key: str, at: datetime = NOW) -> LedgerTransaction:
+    return transfer(organization_id=org_id, idempotency_key=key, kind=EntryKind.TOP_UP, description="Add Credits",
+                    created_at=at, source=Account.PAYMENT_CLEARING, target=Account.WALLET, amount_micros=amount)
+
+
+def usage_refund(org_id: uuid.UUID, amount: int, key: str, at: datetime = NOW, *,
+                 reason: str = "failed generation reimbursed") -> LedgerTransaction:
+    return transfer(organization_id=org_id, idempotency_key=key, kind=EntryKind.AUTOMATIC_REFUND,
+                    description="Automatic refund", created_at=at, source=Account.REVENUE,
+                    target=Account.UNBILLED_USAGE, amount_micros=amount, reason=reason)
 
 
 def fund(backend: StorageBackend, org_id: uuid.UUID, amount: int, key: str = "grant") -> None:

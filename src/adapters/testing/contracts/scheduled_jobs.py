@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from adapters.testing.builders import NOW
 from adapters.testing.storage import StorageBackend
+from adapters.testing.threads import run_in_threads
 
 LEASE = NOW + timedelta(minutes=5)
 
@@ -54,14 +55,10 @@ class ScheduledJobRepositoryContract:
         barrier = threading.Barrier(8)
         winners: list[str] = []
 
-        def worker(name: str) -> None:
+        def worker(n: int) -> None:
             barrier.wait(timeout=10)
-            if _claim(storage, name):
-                winners.append(name)
+            if _claim(storage, f"w{n}"):
+                winners.append(f"w{n}")
 
-        threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(worker, 8)
         assert len(winners) == 1

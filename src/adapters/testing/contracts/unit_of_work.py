@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from adapters.testing.builders import NOW, fund, grant, new_org, outbox_message, payment, usage_event
 from adapters.testing.storage import StorageBackend
+from adapters.testing.threads import run_in_threads
 from billing_core.errors import NotFound
 from billing_core.ledger import Account
 
@@ -119,23 +118,14 @@ class UnitOfWorkContract:
         """Four threads each post 10 grants through their own units of work: nothing is lost."""
         org = new_org(storage)
         fund(storage, org.id, 1, "seed")
-        errors: list[BaseException] = []
 
         def worker(n: int) -> None:
-            try:
-                for i in range(10):
-                    with storage.uow() as uow:
-                        uow.wallets.post(grant(org.id, 100, f"t{n}-{i}"))
-                        uow.commit()
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+            for i in range(10):
+                with storage.uow() as uow:
+                    uow.wallets.post(grant(org.id, 100, f"t{n}-{i}"))
+                    uow.commit()
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        run_in_threads(worker, 4)
         with storage.uow() as uow:
             assert uow.wallets.get(org.id).wallet_micros == 1 + 4 * 10 * 100
             assert uow.ledger.account_sums(org.id)[Account.WALLET] == 1 + 4 * 10 * 100

@@ -14,6 +14,7 @@ import pytest
 from adapters.fakes import InMemoryStore, InMemoryUnitOfWork
 from adapters.testing.builders import NOW, fund, grant, new_org, usage_tx
 from adapters.testing.storage import StorageBackend
+from adapters.testing.threads import run_in_threads
 from billing_core.errors import InvalidInput, LedgerImbalance, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, Posting, credit_balance
 from billing_core.plan_subscription import SubscriptionStatus
@@ -256,41 +257,27 @@ class WalletRepositoryContract:
                     with lock:
                         allowed.append(1)
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(worker, 4)
         assert len(allowed) == 30
         with storage.uow() as uow:
             assert uow.wallets.get(org.id).balance_micros == 0
             assert credit_balance(uow.ledger.account_sums(org.id)) == 0
-
 
     def test_lock_serializes_check_then_act(self, storage: StorageBackend) -> None:
         """Eight units of work each lock the wallet, look for a grant and post one only if there is
         none: under the lock exactly one of them finds nothing, on every backend."""
         org = new_org(storage)
         barrier = threading.Barrier(8)
-        errors: list[BaseException] = []
 
         def worker(n: int) -> None:
-            try:
-                barrier.wait(timeout=10)
-                with storage.uow() as uow:
-                    uow.wallets.lock(org.id)
-                    if not uow.ledger.list(org.id, kinds=frozenset({EntryKind.GRANT})).items:
-                        uow.wallets.post(grant(org.id, 1_000, key=f"once-{n}"))
-                    uow.commit()
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+            barrier.wait(timeout=10)
+            with storage.uow() as uow:
+                uow.wallets.lock(org.id)
+                if not uow.ledger.list(org.id, kinds=frozenset({EntryKind.GRANT})).items:
+                    uow.wallets.post(grant(org.id, 1_000, key=f"once-{n}"))
+                uow.commit()
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        run_in_threads(worker, 8)
         with storage.uow() as uow:
             assert len(uow.ledger.list(org.id).items) == 1
             assert uow.wallets.lock(org.id).wallet_micros == 1_000
