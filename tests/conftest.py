@@ -9,6 +9,9 @@ import pytest
 from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
 from billing_core.catalog import Catalog, load_catalog
 
+# The contract kit's ``storage`` / ``sql_storage`` fixtures (memory, SQLite, PostgreSQL) for every tier.
+pytest_plugins = ["adapters.testing.plugin"]
+
 
 @pytest.fixture
 def clock() -> FixedClock:

@@ -1,9 +1,14 @@
 """The ports: every way the core reaches the outside world, as ``typing.Protocol``s.
 
 Adapters implement these structurally (they do not inherit). Amounts are integers: micro-dollars
-for credits (``*_micros``), cents for cash (``*_cents``). Every repository method is scoped by
-organization; a row of another organization is reported as :class:`~billing_core.errors.NotFound`.
-Repositories never commit: the :class:`UnitOfWork` does, once, for everything done inside it.
+for credits (``*_micros``), cents for cash (``*_cents``). A repository method that takes an
+``organization_id`` (or a row that carries one) is scoped by it: a row of another organization is
+reported as :class:`~billing_core.errors.NotFound` or left out of lists. Methods that find a row by
+a globally unique key (a provider id, a token hash, a checkout session id) or that work across
+organizations (the period close, the outbox dispatcher, scheduled jobs) are not scoped. Lists page
+with an opaque cursor; the ledger pages by its append sequence. Repositories never commit: the
+:class:`UnitOfWork` does, once, for everything done inside it. ``adapters.testing.contracts`` holds
+the suites every implementation passes.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class OrganizationRepository(Protocol):
         ...
 
     def by_provider_customer(self, customer_id: str) -> Organization | None:
+        """The organization the payment provider knows as ``customer_id``, or None. Not scoped: provider ids
+        are global."""
         ...
 
     def ids(self) -> list[uuid.UUID]:
@@ -78,6 +85,7 @@ class OrganizationRepository(Protocol):
         ...
 
     def membership(self, organization_id: uuid.UUID, user_id: str) -> Membership | None:
+        """The user's membership of the organization, or None when they are not a member."""
         ...
 
     def memberships_by_email(self, email: str) -> list[Membership]:
@@ -85,9 +93,11 @@ class OrganizationRepository(Protocol):
         ...
 
     def add_token(self, token: ApiToken) -> None:
+        """Store a new API token (only its hash). A token id that exists is a ``Conflict``."""
         ...
 
     def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, or None. Not scoped: the hash is what identifies the caller."""
         ...
 
     def save_token(self, token: ApiToken) -> None:
@@ -170,19 +180,25 @@ class WalletRepository(Protocol):
         ...
 
     def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
+        """Replace the wallet's spend limits (the debit decides on them). An unknown wallet is ``NotFound``."""
         ...
 
     def set_gate(self, organization_id: uuid.UUID, gate: SubscriptionGate) -> None:
+        """Replace the wallet's subscription gate (status, past_due_since, grace days) that the debit
+        decides on. An unknown wallet is ``NotFound``."""
         ...
 
 
 class LedgerRepository(Protocol):
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
+        """The organization's transaction with this idempotency key, or None: how a retry finds what it
+        posted."""
         ...
 
     def list(self, organization_id: uuid.UUID, *, kinds: frozenset[EntryKind] | None = None,
              limit: int = 50, cursor: str | None = None) -> Page[LedgerTransaction]:
-        """Newest first; ties broken by id so the order is deterministic."""
+        """Newest first, in the order the transactions were posted (the append sequence, not the id);
+        the opaque cursor continues after the last transaction of the previous page."""
         ...
 
     def account_sums(self, organization_id: uuid.UUID) -> Mapping[Account, int]:
@@ -205,6 +221,7 @@ class PlanSubscriptionRepository(Protocol):
         ...
 
     def by_provider_id(self, provider_subscription_id: str) -> PlanSubscription | None:
+        """The plan subscription with this provider subscription id (unique), or None. Not scoped."""
         ...
 
     def list(self, organization_id: uuid.UUID) -> list[PlanSubscription]:
@@ -222,6 +239,7 @@ class PlanSubscriptionRepository(Protocol):
 
 class ProductSubscriptionRepository(Protocol):
     def add(self, subscription: ProductSubscription) -> None:
+        """Store a new product subscription. An id that exists is a ``Conflict``."""
         ...
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> ProductSubscription:
@@ -234,6 +252,7 @@ class ProductSubscriptionRepository(Protocol):
         ...
 
     def save(self, subscription: ProductSubscription) -> None:
+        """Overwrite a stored product subscription (its end date). An unknown one is ``NotFound``."""
         ...
 
     def active_for(self, organization_id: uuid.UUID, project_id: uuid.UUID | None,
@@ -258,6 +277,7 @@ class UsageRepository(Protocol):
         ...
 
     def get_event(self, organization_id: uuid.UUID, event_id: str) -> UsageEvent | None:
+        """The usage event with this client-supplied id in the organization, or None (replays are no-ops)."""
         ...
 
     def buckets(self, organization_id: uuid.UUID, start: datetime, end: datetime) -> list[HourlyUsage]:
@@ -297,6 +317,8 @@ class UsageRepository(Protocol):
         ...
 
     def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
+        """Every organization with hourly buckets before ``before`` on no invoice yet, for the period
+        close. Not scoped: it lists organizations."""
         ...
 
 
@@ -310,6 +332,7 @@ class InvoiceRepository(Protocol):
         ...
 
     def for_period(self, organization_id: uuid.UUID, period_start: datetime) -> Invoice | None:
+        """The organization's invoice whose period starts at ``period_start``, or None (one per period)."""
         ...
 
     def organizations_for_period(self, period_start: datetime) -> list[uuid.UUID]:
@@ -323,6 +346,7 @@ class InvoiceRepository(Protocol):
         ...
 
     def save(self, invoice: Invoice) -> None:
+        """Overwrite a stored invoice (status, number, dates). An unknown one is ``NotFound``."""
         ...
 
     def next_number(self, prefix: str) -> str:
@@ -341,12 +365,16 @@ class PaymentMethodRepository(Protocol):
         ...
 
     def by_provider_id(self, organization_id: uuid.UUID, provider_payment_method_id: str) -> PaymentMethod | None:
+        """The organization's payment method with this provider id, or None."""
         ...
 
     def add(self, method: PaymentMethod) -> None:
+        """Store a newly attached payment method. The same provider method attached twice is a
+        ``Conflict``."""
         ...
 
     def save(self, method: PaymentMethod) -> None:
+        """Overwrite a stored payment method (default flag, details). An unknown one is ``NotFound``."""
         ...
 
     def remove(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> None:
@@ -360,6 +388,8 @@ class SettingsRepository(Protocol):
         ...
 
     def save(self, settings: BillingSettings) -> None:
+        """Store the organization's settings at the version they were loaded at; a concurrent change in
+        between is a ``Conflict`` (``concurrent_update``): reload and retry."""
         ...
 
     def tax_registrations(self, organization_id: uuid.UUID) -> list[TaxRegistration]:
@@ -375,6 +405,8 @@ class SettingsRepository(Protocol):
         ...
 
     def save_tax_registration(self, registration: TaxRegistration) -> None:
+        """Overwrite a stored tax registration (its status after verification). An unknown one is
+        ``NotFound``."""
         ...
 
     def remove_tax_registration(self, organization_id: uuid.UUID, registration_id: uuid.UUID) -> None:
@@ -384,6 +416,8 @@ class SettingsRepository(Protocol):
 
 class PaymentRepository(Protocol):
     def add(self, payment: Payment) -> None:
+        """Store a new payment: the recorded intent, before the provider is called (ADR 0009). An id that
+        exists is a ``Conflict``. Amounts in cents (cash) and micro-dollars (credits)."""
         ...
 
     def get(self, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
@@ -391,6 +425,7 @@ class PaymentRepository(Protocol):
         ...
 
     def by_provider_id(self, provider_payment_id: str) -> Payment | None:
+        """The payment with this provider payment id, or None. Not scoped: provider ids are global."""
         ...
 
     def by_reference(self, payment_id: uuid.UUID) -> Payment | None:
@@ -470,6 +505,7 @@ class PlanChangeRepository(Protocol):
 
 class CheckoutRepository(Protocol):
     def add(self, session: CheckoutSession) -> None:
+        """Store a new checkout session. An id that exists is a ``Conflict``."""
         ...
 
     def get(self, session_id: uuid.UUID) -> CheckoutSession:
@@ -477,9 +513,13 @@ class CheckoutRepository(Protocol):
         ...
 
     def by_provider_id(self, provider_session_id: str) -> CheckoutSession | None:
+        """The checkout session with this provider session id, or None. Not scoped: provider ids are
+        global."""
         ...
 
     def save(self, session: CheckoutSession) -> None:
+        """Overwrite a stored checkout session. An unknown one is ``NotFound``; completion, expiry and
+        claims go through the conditional writes instead."""
         ...
 
     def unclaimed_guest(self, email: str) -> list[CheckoutSession]:
@@ -523,6 +563,7 @@ class OutboxRepository(Protocol):
         ...
 
     def save(self, message: OutboxMessage) -> None:
+        """Overwrite a stored message (attempts, status, next attempt). An unknown one is ``NotFound``."""
         ...
 
     def list(self, *, status: str | None = None, organization_id: uuid.UUID | None = None,
@@ -693,9 +734,12 @@ class UnitOfWork(Protocol):
         ...
 
     def commit(self) -> None:
+        """Make everything done in this unit of work durable, at once. A broken constraint raises
+        (``Conflict``) and leaves nothing written."""
         ...
 
     def rollback(self) -> None:
+        """Discard everything done in this unit of work (leaving it without a commit does the same)."""
         ...
 
 

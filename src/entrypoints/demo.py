@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -148,7 +148,3 @@ def _actor(ctx: BillingContext, organization_id: uuid.UUID, user_id: str) -> Act
     _, secret = services.organizations.issue_token(ctx, organization_id=organization_id, name="seed",
                                                    user_id=user_id)
     return services.organizations.authenticate(ctx, secret)
-
-
-def demo_now() -> datetime:
-    return datetime.now(UTC)

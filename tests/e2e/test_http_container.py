@@ -85,7 +85,7 @@ def test_the_outbox_lease_reaches_the_policy() -> None:
 
 @pytest.mark.postgres
 def test_the_database_schema_reaches_the_engine() -> None:
-    from tests.storage_support import postgres_schema, require_postgres_url
+    from adapters.testing.storage import postgres_schema, require_postgres_url
 
     url = require_postgres_url()
     with postgres_schema(url) as schema:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.sqlalchemy import migrate
 from adapters.sqlalchemy.schema import current_revision, downgrade, head_revision
-from tests.storage_support import migrated_engine
+from adapters.testing.storage import migrated_engine
 
 ORG = uuid.UUID("00000000-0000-4000-8000-000000000042")
 PAYMENT = uuid.UUID("00000000-0000-4000-8000-000000000043")

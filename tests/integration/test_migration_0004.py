@@ -11,7 +11,7 @@ from sqlalchemy import Engine, inspect, text
 
 from adapters.sqlalchemy import migrate
 from adapters.sqlalchemy.schema import current_revision, downgrade, head_revision
-from tests.storage_support import migrated_engine
+from adapters.testing.storage import migrated_engine
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

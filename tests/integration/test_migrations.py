@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, Column, Engine, MetaData, inspect, text
 from adapters.sqlalchemy import make_engine, migrate
 from adapters.sqlalchemy.schema import MIGRATIONS, alembic_config, current_revision, downgrade, head_revision
 from adapters.sqlalchemy.tables import metadata
-from tests.storage_support import migrated_engine
+from adapters.testing.storage import migrated_engine
 
 ALEMBIC_INI = MIGRATIONS.parent / "alembic.ini"
 

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.testing.storage import migrated_engine
 from billing_core.billing_settings import SpendManagement
 from billing_core.catalog import load_catalog
 from billing_core.outbox import OutboxTopic
@@ -30,7 +31,6 @@ from billing_core.permissions import Permission
 from billing_core.services import metering, organizations, payment_methods, reconcile, settings, subscriptions, wallet
 from billing_core.services.context import BillingContext
 from billing_core.spend_guard import DenialReason
-from tests.storage_support import migrated_engine
 
 THREADS = 8
 PER_THREAD = 50

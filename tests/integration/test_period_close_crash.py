@@ -31,11 +31,11 @@ from sqlalchemy import Engine, func, select, table, text
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
 from adapters.sqlalchemy.uow import SqlAlchemyUnitOfWork
+from adapters.testing.storage import migrated_database
 from billing_core.catalog import load_catalog
 from billing_core.permissions import Permission
 from billing_core.services import invoicing, metering, organizations, reconcile, subscriptions, wallet
 from billing_core.services.context import BillingContext
-from tests.storage_support import migrated_database
 from tests.support.processes import worker
 
 SEEDED_AT = datetime(2026, 2, 1, 0, 0, tzinfo=UTC)

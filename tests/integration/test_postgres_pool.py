@@ -12,9 +12,9 @@ from sqlalchemy import Engine, text
 
 from adapters.sqlalchemy import SqlAlchemyUnitOfWork
 from adapters.sqlalchemy.engine import make_engine
+from adapters.testing.builders import fund, new_org, usage_tx
+from adapters.testing.storage import migrated_engine, require_postgres_url, sql_backend
 from billing_core.errors import StorageUnavailable
-from tests.contract.builders import fund, new_org, usage_tx
-from tests.storage_support import migrated_engine, require_postgres_url, sql_backend
 
 pytestmark = pytest.mark.postgres
 

@@ -27,12 +27,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
+from adapters.testing.builders import PRODUCT, grant, usage_tx
+from adapters.testing.storage import migrated_database
 from billing_core.ledger import Account, credit_balance
 from billing_core.organization import Organization
 from billing_core.usage import UsageEvent
 from billing_core.wallet import WalletAccount
-from tests.contract.builders import PRODUCT, grant, usage_tx
-from tests.storage_support import migrated_database
 from tests.support.processes import worker
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)

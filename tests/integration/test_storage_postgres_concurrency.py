@@ -18,13 +18,13 @@ import pytest
 from sqlalchemy import Engine
 
 from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.testing.builders import grant, outbox_message, usage_tx
+from adapters.testing.storage import UowFactory, migrated_engine
 from billing_core.ledger import Account, credit_balance
 from billing_core.organization import Organization
 from billing_core.outbox import OutboxStatus
 from billing_core.spend_guard import DenialReason
 from billing_core.wallet import SpendLimits, WalletAccount
-from tests.contract.builders import grant, outbox_message, usage_tx
-from tests.storage_support import UowFactory, migrated_engine
 
 THREADS = 8
 DEBITS_PER_THREAD = 200

@@ -17,11 +17,11 @@ from adapters.fakes import InMemoryPaymentProvider, InMemoryStore
 from adapters.fakes.clock import FixedClock
 from adapters.fakes.storage import in_memory_uow_factory
 from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.testing.storage import migrated_engine
 from billing_core import services
 from billing_core.catalog import load_catalog
 from billing_core.permissions import Actor
 from billing_core.services.context import BillingContext
-from tests.storage_support import migrated_engine
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

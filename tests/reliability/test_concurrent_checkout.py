@@ -24,6 +24,7 @@ from sqlalchemy import Engine, func, select
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import sqlalchemy_uow_factory
 from adapters.sqlalchemy.tables import checkout_sessions, plan_subscriptions
+from adapters.testing.storage import migrated_engine
 from billing_core import Role, services
 from billing_core.catalog import load_catalog
 from billing_core.checkout import CheckoutSession, CheckoutStatus
@@ -31,7 +32,6 @@ from billing_core.errors import BillingError
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.permissions import Actor
 from billing_core.services.context import BillingContext
-from tests.storage_support import migrated_engine
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 DOLLAR = 1_000_000

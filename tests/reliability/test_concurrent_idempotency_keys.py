@@ -23,11 +23,11 @@ from sqlalchemy import func, select
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import tables as t
+from adapters.testing.storage import SqlKind, migrated_database
 from billing_core import services
 from entrypoints.container import Container, migrate_database, settings_from_env
 from entrypoints.http.app import create_app
 from tests.e2e.conftest import START
-from tests.storage_support import SqlKind, migrated_database
 
 REQUESTS = 16
 TwoApps = tuple[TestClient[Litestar], TestClient[Litestar], Container]

@@ -145,9 +145,9 @@ def test_a_crypto_payment_is_recorded_before_the_provider_opens_its_checkout(mon
 def test_an_invoice_paid_and_voided_at_once_ends_one_way(money: Money) -> None:
     """The provider says an open invoice was paid while an operator voids it: one of the two
     happens, the other is refused, and the ledger holds exactly one of their entries."""
+    from adapters.testing.builders import invoice
     from billing_core.errors import Conflict
     from billing_core.invoices import InvoiceStatus
-    from tests.contract.builders import invoice
 
     ctx = money.ctx
     org_id, _ = organization(ctx)

@@ -36,13 +36,13 @@ from sqlalchemy import Engine, make_url
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
+from adapters.testing.storage import migrated_database
 from billing_core.catalog import load_catalog
 from billing_core.invoices import Invoice
 from billing_core.permissions import Actor, Permission
 from billing_core.services import invoicing, metering, organizations, reconcile, subscriptions, wallet
 from billing_core.services.context import BillingContext
 from billing_core.usage import HourlyUsage, UsageEvent
-from tests.storage_support import migrated_database
 
 ORGS = 4
 USAGE_THREADS = 16

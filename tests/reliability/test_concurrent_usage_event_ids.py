@@ -15,13 +15,13 @@ import pytest
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.testing.storage import migrated_engine
 from billing_core import EventIdReused, services
 from billing_core.catalog import load_catalog
 from billing_core.ledger import EntryKind
 from billing_core.services.context import BillingContext
 from billing_core.services.metering import UsageEventInput, UsageOutcome
 from tests.e2e.conftest import START
-from tests.storage_support import migrated_engine
 from tests.support.customers import Customer, sign_up
 
 THREADS = 16

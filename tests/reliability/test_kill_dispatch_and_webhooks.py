@@ -31,6 +31,7 @@ from adapters.fakes import FixedClock, InMemoryPaymentProvider, InMemoryWebhookS
 from adapters.pdf.local_invoicing import LocalPdfLegalInvoicing
 from adapters.pdf.rendering import SellerDetails
 from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
+from adapters.testing.storage import SqlKind, migrated_database
 from billing_core import Permission, Role, services
 from billing_core.catalog import load_catalog
 from billing_core.invoices import Invoice
@@ -40,7 +41,6 @@ from billing_core.ports import EmailMessage, LegalDocument
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import CLAIM_LEASE, Deliverers
 from billing_core.services.notifications import enqueue_email
-from tests.storage_support import SqlKind, migrated_database
 from tests.support.processes import worker
 
 pytestmark = pytest.mark.timeout(40)

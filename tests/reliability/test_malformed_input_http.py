@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.testing.storage import migrated_engine
 from billing_core import Role, services
 from billing_core.billing_settings import InvoiceAddress
 from billing_core.catalog import load_catalog
@@ -25,7 +26,6 @@ from billing_core.payloads import MAX_JSON_DEPTH
 from billing_core.permissions import Actor
 from billing_core.services.context import BillingContext
 from tests.e2e.conftest import START, Api, World, build_world
-from tests.storage_support import migrated_engine
 
 PROBLEM_JSON = "application/problem+json"
 SQLISH = "'; DROP TABLE wallets; --"

@@ -26,13 +26,13 @@ from sqlalchemy import text
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
+from adapters.testing.storage import migrated_database
 from billing_core import EventIdReused, Permission, services
 from billing_core.billing_settings import SpendManagement
 from billing_core.catalog import load_catalog
 from billing_core.errors import BillingError, NotFound
 from billing_core.services.context import BillingContext
 from billing_core.wallet import counters_at
-from tests.storage_support import migrated_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(40)]
 

@@ -47,12 +47,12 @@ from sqlalchemy import select, text
 
 from adapters.fakes import OffsetFileClock
 from adapters.sqlalchemy import tables as t
+from adapters.testing.storage import migrated_database, require_postgres_url
 from billing_core import Permission, services
 from billing_core.billing_settings import SpendManagement
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email
 from entrypoints.container import Container
-from tests.storage_support import migrated_database, require_postgres_url
 from tests.support.delivery import SmtpSink, WebhookReceiver, free_port
 from tests.support.processes import ROOT, child_environment
 

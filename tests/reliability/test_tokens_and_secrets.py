@@ -17,13 +17,13 @@ from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import sqlalchemy_uow_factory
 from adapters.sqlalchemy.tables import metadata
 from adapters.stripe.provider import StripePaymentProvider
+from adapters.testing.storage import migrated_engine
 from billing_core import Permission, services
 from billing_core.catalog import load_catalog
 from billing_core.errors import BillingError
 from billing_core.ports import EmailMessage
 from billing_core.services.context import BillingContext
 from tests.e2e.conftest import START, Api, World
-from tests.storage_support import migrated_engine
 
 SMTP_PASSWORD = "smtp-pa55word-never-logged"
 STRIPE_KEY = "sk_test_reliability_never_logged_0123456789"

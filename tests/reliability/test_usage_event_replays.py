@@ -15,12 +15,12 @@ import pytest
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider, InMemoryStore, InMemoryUnitOfWork
 from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.testing.storage import migrated_engine
 from billing_core import Conflict, services
 from billing_core.catalog import load_catalog
 from billing_core.services.context import BillingContext
 from billing_core.services.metering import UsageEventInput, UsageOutcome
 from tests.e2e.conftest import START, Api, World
-from tests.storage_support import migrated_engine
 from tests.support.customers import Customer, sign_up
 
 DOLLAR = 1_000_000

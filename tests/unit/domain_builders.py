@@ -1,17 +1,19 @@
-"""Small builders of core values shared by the unit tests (no behaviour of their own)."""
+"""Small builders of core values shared by the unit tests (no behaviour of their own).
+
+Ledger transactions come from :mod:`adapters.testing.builders` (``grant``, ``top_up``, ``usage_tx``,
+``usage_refund``), the one place for them."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
-from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
+from adapters.testing.builders import NOW as NOW  # 2026-03-14 09:30 UTC, a Saturday; re-exported
 from billing_core.permissions import Actor, Permission, Role
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
 
 ORG = uuid.UUID("0a000000-0000-4000-8000-00000000000a")
 OTHER_ORG = uuid.UUID("0b000000-0000-4000-8000-00000000000b")
-NOW = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)  # a Saturday
 DOLLAR = 1_000_000
 CENT = 10_000
 ROLES = (Role.PRIMARY_OWNER, Role.OWNER, Role.MEMBER)
@@ -39,28 +41,3 @@ def wallet_account(*, wallet: int = 100 * DOLLAR, unbilled: int = 0, status: str
         spend_day=spend_day, spent_today_micros=today, spent_yesterday_micros=yesterday,
         spend_month=spend_month, spent_month_micros=month,
     )
-
-
-def top_up(amount: int, key: str, *, at: datetime = NOW, organization_id: uuid.UUID = ORG) -> LedgerTransaction:
-    return transfer(organization_id=organization_id, idempotency_key=key, kind=EntryKind.TOP_UP,
-                    description="Add Credits", created_at=at, source=Account.PAYMENT_CLEARING,
-                    target=Account.WALLET, amount_micros=amount)
-
-
-def usage(amount: int, key: str, *, at: datetime = NOW, organization_id: uuid.UUID = ORG) -> LedgerTransaction:
-    return transfer(organization_id=organization_id, idempotency_key=key, kind=EntryKind.USAGE,
-                    description="Compute usage", created_at=at, source=Account.UNBILLED_USAGE,
-                    target=Account.REVENUE, amount_micros=amount, reference=key)
-
-
-def usage_refund(amount: int, key: str, *, at: datetime = NOW, organization_id: uuid.UUID = ORG,
-                 reason: str = "failed generation reimbursed") -> LedgerTransaction:
-    return transfer(organization_id=organization_id, idempotency_key=key, kind=EntryKind.AUTOMATIC_REFUND,
-                    description="Automatic refund", created_at=at, source=Account.REVENUE,
-                    target=Account.UNBILLED_USAGE, amount_micros=amount, reason=reason)
-
-
-def grant(amount: int, key: str, *, at: datetime = NOW, organization_id: uuid.UUID = ORG) -> LedgerTransaction:
-    return transfer(organization_id=organization_id, idempotency_key=key, kind=EntryKind.GRANT,
-                    description="Free Trial Credits", created_at=at, source=Account.PROMOTIONAL_GRANTS,
-                    target=Account.WALLET, amount_micros=amount)

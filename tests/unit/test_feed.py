@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from adapters.fakes import InMemoryStore, InMemoryUnitOfWork
+from adapters.testing.builders import grant, top_up, usage_refund, usage_tx
 from billing_core.feed import BALANCE_HISTORY_KINDS, FEED_KINDS, EntryTone, FeedEntry, entry
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
 from billing_core.money import format_credits
 from billing_core.wallet import WalletAccount
-from tests.unit.domain_builders import DOLLAR, NOW, ORG, grant, top_up, usage, usage_refund
+from tests.unit.domain_builders import DOLLAR, NOW, ORG
 
 
 def stored(*txs: LedgerTransaction) -> list[LedgerTransaction]:
@@ -24,7 +25,7 @@ def stored(*txs: LedgerTransaction) -> list[LedgerTransaction]:
 
 
 def test_a_refund_is_a_green_plus_entry_with_its_reason() -> None:
-    refund = stored(usage_refund(1_250_000, "refund:evt-9", reason="failed generation reimbursed"))[0]
+    refund = stored(usage_refund(ORG, 1_250_000, "refund:evt-9", reason="failed generation reimbursed"))[0]
     row = entry(refund)
     assert row.tone is EntryTone.CREDIT and row.tone.value == "credit"
     assert row.sign == "+"
@@ -36,7 +37,7 @@ def test_a_refund_is_a_green_plus_entry_with_its_reason() -> None:
 
 
 def test_a_charge_is_a_minus_entry() -> None:
-    charge = stored(usage(400_000, "evt-1"))[0]
+    charge = stored(usage_tx(ORG, 400_000, "evt-1"))[0]
     row = entry(charge)
     assert (row.tone, row.sign, row.amount_micros, row.amount_display) == (EntryTone.CHARGE, "-", -400_000,
                                                                            "-$0.400")
@@ -44,11 +45,11 @@ def test_a_charge_is_a_minus_entry() -> None:
 
 
 def test_the_running_balance_reconciles_with_every_entry() -> None:
-    txs = stored(grant(5 * DOLLAR, "g"), usage(400_000, "e1", at=NOW + timedelta(minutes=1)),
-                 usage(1_250_000, "e2", at=NOW + timedelta(minutes=2)),
-                 usage_refund(1_250_000, "refund:e2", at=NOW + timedelta(minutes=3)),
-                 top_up(20 * DOLLAR, "t", at=NOW + timedelta(minutes=4)),
-                 usage(3 * DOLLAR, "e3", at=NOW + timedelta(minutes=5)))
+    txs = stored(grant(ORG, 5 * DOLLAR, "g"), usage_tx(ORG, 400_000, "e1", at=NOW + timedelta(minutes=1)),
+                 usage_tx(ORG, 1_250_000, "e2", at=NOW + timedelta(minutes=2)),
+                 usage_refund(ORG, 1_250_000, "refund:e2", at=NOW + timedelta(minutes=3)),
+                 top_up(ORG, 20 * DOLLAR, "t", at=NOW + timedelta(minutes=4)),
+                 usage_tx(ORG, 3 * DOLLAR, "e3", at=NOW + timedelta(minutes=5)))
     rows = [entry(tx) for tx in txs if tx.kind in FEED_KINDS]
     balance = 0
     for row in rows:
@@ -89,7 +90,7 @@ def test_applied_credit_is_a_debit_in_the_balance_history() -> None:
 
 
 def test_a_grant_in_the_balance_history() -> None:
-    row = entry(stored(grant(5 * DOLLAR, "g"))[0], settled=True)
+    row = entry(stored(grant(ORG, 5 * DOLLAR, "g"))[0], settled=True)
     assert isinstance(row, FeedEntry)
     assert (row.description, row.amount_display, row.sign, row.tone) == ("Free Trial Credits", "+$5.000", "+",
                                                                          EntryTone.CREDIT)

@@ -13,6 +13,7 @@ import pytest
 
 from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
 from adapters.fakes.storage import in_memory_uow_factory
+from adapters.testing.builders import top_up, usage_tx
 from billing_core.billing_settings import BillingSettings, TaxRegistration, TaxRegistrationStatus
 from billing_core.catalog import PlanCode, load_catalog
 from billing_core.checkout import CheckoutSession, CheckoutStatus
@@ -31,7 +32,7 @@ from billing_core.refund_policy import RefundDecision, RefundDecisionStatus, Ref
 from billing_core.spend_guard import DenialReason
 from billing_core.usage import UsageEvent
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
-from tests.unit.domain_builders import DOLLAR, NOW, ORG, OTHER_ORG, top_up, usage
+from tests.unit.domain_builders import DOLLAR, NOW, ORG, OTHER_ORG
 
 PRODUCT = uuid.UUID("0e000000-0000-4000-8000-00000000000e")
 
@@ -53,7 +54,7 @@ def seeded() -> InMemoryStore:
         for organization_id in (ORG, OTHER_ORG):
             uow.organizations.add(org(organization_id))
             uow.wallets.create(WalletAccount(organization_id=organization_id))
-        uow.wallets.post(top_up(50 * DOLLAR, "seed"))
+        uow.wallets.post(top_up(ORG, 50 * DOLLAR, "seed"))
         uow.commit()
     return store
 
@@ -86,8 +87,8 @@ def write_everything(uow: InMemoryUnitOfWork) -> None:
     uow.organizations.add_token(ApiToken(id=uuid.uuid4(), organization_id=ORG, token_hash=hash_token("s"),
                                          name="t", created_at=NOW, user_id="ada"))
     uow.wallets.create(WalletAccount(organization_id=new_org))
-    uow.wallets.post(top_up(5 * DOLLAR, "top-up"))
-    uow.wallets.debit(ORG, DOLLAR, NOW, usage(DOLLAR, "usage"))
+    uow.wallets.post(top_up(ORG, 5 * DOLLAR, "top-up"))
+    uow.wallets.debit(ORG, DOLLAR, NOW, usage_tx(ORG, DOLLAR, "usage"))
     uow.wallets.set_limits(ORG, SpendLimits(credit_line_micros=DOLLAR))
     uow.wallets.set_gate(ORG, SubscriptionGate(status="past_due", past_due_since=NOW, grace_days=3))
     sub = plan_subscription()
@@ -168,9 +169,9 @@ def test_commit_keeps_every_write(seeded: InMemoryStore) -> None:
 
 def test_only_writes_after_the_last_commit_are_undone(seeded: InMemoryStore) -> None:
     with InMemoryUnitOfWork(seeded) as uow:
-        uow.wallets.post(top_up(DOLLAR, "kept"))
+        uow.wallets.post(top_up(ORG, DOLLAR, "kept"))
         uow.commit()
-        uow.wallets.post(top_up(2 * DOLLAR, "dropped"))
+        uow.wallets.post(top_up(ORG, 2 * DOLLAR, "dropped"))
     with InMemoryUnitOfWork(seeded) as uow:
         assert uow.ledger.get_by_key(ORG, "kept") is not None
         assert uow.ledger.get_by_key(ORG, "dropped") is None
@@ -179,10 +180,10 @@ def test_only_writes_after_the_last_commit_are_undone(seeded: InMemoryStore) -> 
 
 def test_explicit_rollback_undoes_and_the_unit_can_go_on(seeded: InMemoryStore) -> None:
     with InMemoryUnitOfWork(seeded) as uow:
-        uow.wallets.post(top_up(DOLLAR, "a"))
+        uow.wallets.post(top_up(ORG, DOLLAR, "a"))
         uow.rollback()
         assert uow.ledger.get_by_key(ORG, "a") is None
-        uow.wallets.post(top_up(DOLLAR, "b"))
+        uow.wallets.post(top_up(ORG, DOLLAR, "b"))
         uow.commit()
     with InMemoryUnitOfWork(seeded) as uow:
         assert uow.wallets.get(ORG).wallet_micros == 51 * DOLLAR
@@ -230,9 +231,9 @@ def test_the_factory_shares_one_store() -> None:
 
 def test_post_is_idempotent_by_key_per_organization(seeded: InMemoryStore) -> None:
     with InMemoryUnitOfWork(seeded) as uow:
-        first = uow.wallets.post(top_up(DOLLAR, "k"))
-        again = uow.wallets.post(top_up(9 * DOLLAR, "k"))
-        other = uow.wallets.post(top_up(2 * DOLLAR, "k", organization_id=OTHER_ORG))
+        first = uow.wallets.post(top_up(ORG, DOLLAR, "k"))
+        again = uow.wallets.post(top_up(ORG, 9 * DOLLAR, "k"))
+        other = uow.wallets.post(top_up(OTHER_ORG, 2 * DOLLAR, "k"))
         assert not first.replayed and again.replayed and not other.replayed
         assert again.transaction == first.transaction
         assert first.transaction.wallet_balance_after == 51 * DOLLAR
@@ -254,8 +255,8 @@ def test_post_refuses_an_unbalanced_transaction(seeded: InMemoryStore) -> None:
 
 def test_debit_is_idempotent_by_key(seeded: InMemoryStore) -> None:
     with InMemoryUnitOfWork(seeded) as uow:
-        first = uow.wallets.debit(ORG, DOLLAR, NOW, usage(DOLLAR, "evt-1"))
-        replay = uow.wallets.debit(ORG, DOLLAR, NOW, usage(DOLLAR, "evt-1"))
+        first = uow.wallets.debit(ORG, DOLLAR, NOW, usage_tx(ORG, DOLLAR, "evt-1"))
+        replay = uow.wallets.debit(ORG, DOLLAR, NOW, usage_tx(ORG, DOLLAR, "evt-1"))
         uow.commit()
     assert first.decision.allowed and not first.replayed
     assert replay.replayed and replay.decision.allowed
@@ -269,27 +270,27 @@ def test_debit_is_idempotent_by_key(seeded: InMemoryStore) -> None:
 def test_a_denied_debit_stores_nothing_and_leaves_its_key_free(seeded: InMemoryStore) -> None:
     before = snapshot(seeded)
     with InMemoryUnitOfWork(seeded) as uow:
-        denied = uow.wallets.debit(ORG, 51 * DOLLAR, NOW, usage(51 * DOLLAR, "big"))
+        denied = uow.wallets.debit(ORG, 51 * DOLLAR, NOW, usage_tx(ORG, 51 * DOLLAR, "big"))
         uow.commit()
     assert denied.decision.reason is DenialReason.INSUFFICIENT_CREDIT
     assert denied.transaction is None and not denied.replayed
     assert denied.wallet.balance_micros == 50 * DOLLAR
     assert snapshot(seeded) == before
     with InMemoryUnitOfWork(seeded) as uow:
-        assert uow.wallets.debit(ORG, 50 * DOLLAR, NOW, usage(50 * DOLLAR, "big")).decision.allowed
+        assert uow.wallets.debit(ORG, 50 * DOLLAR, NOW, usage_tx(ORG, 50 * DOLLAR, "big")).decision.allowed
 
 
 def test_debit_checks_its_arguments(seeded: InMemoryStore) -> None:
     with InMemoryUnitOfWork(seeded) as uow:
         with pytest.raises(InvalidInput) as wrong_org:
-            uow.wallets.debit(ORG, DOLLAR, NOW, usage(DOLLAR, "x", organization_id=OTHER_ORG))
+            uow.wallets.debit(ORG, DOLLAR, NOW, usage_tx(OTHER_ORG, DOLLAR, "x"))
         assert wrong_org.value.field == "organization_id"
         with pytest.raises(InvalidInput) as wrong_amount:
-            uow.wallets.debit(ORG, 2 * DOLLAR, NOW, usage(DOLLAR, "x"))
+            uow.wallets.debit(ORG, 2 * DOLLAR, NOW, usage_tx(ORG, DOLLAR, "x"))
         assert wrong_amount.value.field == "amount_micros"
         stranger = uuid.uuid4()
         with pytest.raises(NotFound):
-            uow.wallets.debit(stranger, DOLLAR, NOW, usage(DOLLAR, "x", organization_id=stranger))
+            uow.wallets.debit(stranger, DOLLAR, NOW, usage_tx(stranger, DOLLAR, "x"))
 
 
 def test_create_wallet_twice_keeps_the_first(seeded: InMemoryStore) -> None:

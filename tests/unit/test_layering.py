@@ -37,6 +37,23 @@ def test_adapters_never_import_entrypoints() -> None:
     assert offenders == []
 
 
+def test_runtime_code_never_imports_the_contract_kit_or_test_libraries() -> None:
+    """``adapters.testing`` ships with the package but is test code: pytest is no runtime dependency."""
+    kit = SRC / "adapters" / "testing"
+    offenders = {}
+    for path in SRC.rglob("*.py"):
+        if kit in path.parents:
+            continue
+        imported = _imports(path) & {"pytest", "hypothesis", "_pytest"}
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            imported.update(n for n in names if n == "adapters.testing" or n.startswith("adapters.testing."))
+        if imported:
+            offenders[str(path.relative_to(SRC))] = sorted(imported)
+    assert offenders == {}
+
+
 def test_core_has_no_float_money() -> None:
     offenders = []
     for path in (SRC / "billing_core").rglob("*.py"):

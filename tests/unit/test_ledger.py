@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from adapters.testing.builders import grant, top_up, usage_refund, usage_tx
 from billing_core.errors import InvalidInput, LedgerImbalance
 from billing_core.ledger import (
     BALANCE_ACCOUNTS,
@@ -20,7 +21,7 @@ from billing_core.ledger import (
     transfer,
 )
 from billing_core.money import MAX_MICROS
-from tests.unit.domain_builders import DOLLAR, NOW, ORG, grant, top_up, usage, usage_refund
+from tests.unit.domain_builders import DOLLAR, NOW, ORG
 
 
 def build(postings: list[tuple[Account, int]], key: str = "k") -> LedgerTransaction:
@@ -108,10 +109,10 @@ def test_transfer_moves_from_source_to_target() -> None:
 
 
 @pytest.mark.parametrize(("tx", "delta"), [
-    (top_up(5 * DOLLAR, "t"), 5 * DOLLAR),
-    (grant(5 * DOLLAR, "g"), 5 * DOLLAR),
-    (usage(2 * DOLLAR, "u"), -2 * DOLLAR),
-    (usage_refund(2 * DOLLAR, "r"), 2 * DOLLAR),
+    (top_up(ORG, 5 * DOLLAR, "t"), 5 * DOLLAR),
+    (grant(ORG, 5 * DOLLAR, "g"), 5 * DOLLAR),
+    (usage_tx(ORG, 2 * DOLLAR, "u"), -2 * DOLLAR),
+    (usage_refund(ORG, 2 * DOLLAR, "r"), 2 * DOLLAR),
     (transfer(organization_id=ORG, idempotency_key="x", kind=EntryKind.INVOICE_CREDIT_APPLIED, description="d",
               created_at=NOW, source=Account.WALLET, target=Account.UNBILLED_USAGE, amount_micros=DOLLAR), 0),
     (transfer(organization_id=ORG, idempotency_key="x", kind=EntryKind.INVOICE_PAYMENT, description="d",
@@ -129,8 +130,8 @@ def test_balance_delta_counts_only_wallet_and_unbilled_usage(tx: LedgerTransacti
 
 
 def test_balances_sum_postings_per_account_and_to_zero() -> None:
-    txs = [top_up(20 * DOLLAR, "t"), usage(3 * DOLLAR, "u1"), usage(2 * DOLLAR, "u2"), usage_refund(DOLLAR, "r"),
-           grant(5 * DOLLAR, "g")]
+    txs = [top_up(ORG, 20 * DOLLAR, "t"), usage_tx(ORG, 3 * DOLLAR, "u1"), usage_tx(ORG, 2 * DOLLAR, "u2"),
+           usage_refund(ORG, DOLLAR, "r"), grant(ORG, 5 * DOLLAR, "g")]
     sums = balances(txs)
     assert set(sums) == set(Account)
     assert sums[Account.WALLET] == 25 * DOLLAR
@@ -146,7 +147,7 @@ def test_balances_sum_postings_per_account_and_to_zero() -> None:
 
 
 def test_check_balanced_catches_a_hand_built_transaction() -> None:
-    check_balanced(top_up(DOLLAR, "t"))
+    check_balanced(top_up(ORG, DOLLAR, "t"))
     forged = LedgerTransaction(id=uuid.uuid4(), organization_id=ORG, idempotency_key="f", kind=EntryKind.ADJUSTMENT,
                                description="forged", reason=None, created_at=NOW,
                                postings=(Posting(Account.WALLET, 10), Posting(Account.REVENUE, -9)))
@@ -156,6 +157,6 @@ def test_check_balanced_catches_a_hand_built_transaction() -> None:
 
 
 def test_transactions_are_frozen() -> None:
-    tx = top_up(DOLLAR, "t")
+    tx = top_up(ORG, DOLLAR, "t")
     with pytest.raises(AttributeError):
         tx.description = "changed"  # type: ignore[misc]

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.fakes import InMemoryStore, InMemoryUnitOfWork
+from adapters.testing.builders import usage_tx
 from billing_core.errors import InvalidInput, LedgerImbalance
 from billing_core.ledger import (
     BALANCE_ACCOUNTS,
@@ -25,7 +26,7 @@ from billing_core.ledger import (
 from billing_core.money import MAX_MICROS
 from billing_core.spend_guard import DenialReason
 from billing_core.wallet import SpendLimits, WalletAccount, apply_transaction, month_key
-from tests.unit.domain_builders import DOLLAR, ORG, usage
+from tests.unit.domain_builders import DOLLAR, ORG
 
 BOUNDED = settings(max_examples=150, deadline=None)
 T0 = datetime(2026, 1, 30, 20, 0, tzinfo=UTC)
@@ -170,7 +171,7 @@ def test_random_debits_never_pass_a_limit(limits: SpendLimits, funds: int,
         if amount == 0:
             continue  # a debit always has a transaction with real postings
         with InMemoryUnitOfWork(store) as uow:
-            outcome = uow.wallets.debit(ORG, amount, now, usage(amount, f"debit-{n}", at=now))
+            outcome = uow.wallets.debit(ORG, amount, now, usage_tx(ORG, amount, f"debit-{n}", at=now))
             uow.commit()
         daily_room = limits.daily_budget_micros is None or (
             per_day[day] + amount <= limits.daily_budget_micros and per_day[day] < limits.daily_budget_micros)

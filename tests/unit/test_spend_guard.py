@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
+from adapters.testing.builders import usage_tx
 from billing_core.grace_window import GraceState
 from billing_core.spend_guard import (
     DENIAL_MESSAGES,
@@ -22,7 +23,7 @@ from billing_core.spend_guard import (
     production_health,
 )
 from billing_core.wallet import SpendLimits, WalletAccount
-from tests.unit.domain_builders import CENT, DOLLAR, NOW, ORG, usage, wallet_account
+from tests.unit.domain_builders import CENT, DOLLAR, NOW, ORG, wallet_account
 
 TODAY = NOW.date()
 MONTH = "2026-03"
@@ -166,7 +167,7 @@ def test_daily_budget_resets_at_utc_midnight_through_storage() -> None:
 
     def debit(amount: int, key: str) -> Decision:
         with InMemoryUnitOfWork(store) as uow:
-            outcome = uow.wallets.debit(ORG, amount, clock.now(), usage(amount, key, at=clock.now()))
+            outcome = uow.wallets.debit(ORG, amount, clock.now(), usage_tx(ORG, amount, key, at=clock.now()))
             uow.commit()
         return outcome.decision
 

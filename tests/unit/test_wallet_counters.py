@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
+from adapters.testing.builders import grant, top_up, usage_refund, usage_tx
 from billing_core.errors import InvalidInput
 from billing_core.wallet import (
     SpendCounters,
@@ -18,7 +19,7 @@ from billing_core.wallet import (
     counters_at,
     month_key,
 )
-from tests.unit.domain_builders import DOLLAR, ORG, grant, top_up, usage, usage_refund, wallet_account
+from tests.unit.domain_builders import DOLLAR, ORG, wallet_account
 
 
 def fresh() -> WalletAccount:
@@ -183,7 +184,7 @@ def test_counters_roll_through_storage_debits_across_midnight_and_month() -> Non
     for step, (delta, dollars) in enumerate(plan):
         clock.advance(delta)
         with InMemoryUnitOfWork(store) as uow:
-            outcome = uow.wallets.debit(ORG, dollars * DOLLAR, clock.now(), usage(dollars * DOLLAR, f"u{step}"))
+            outcome = uow.wallets.debit(ORG, dollars * DOLLAR, clock.now(), usage_tx(ORG, dollars * DOLLAR, f"u{step}"))
             uow.commit()
         assert outcome.decision.allowed
     # Jan 31: 3 + 4; Feb 1: 5 + 6; Feb 2: 7.
@@ -198,32 +199,32 @@ def test_counters_roll_through_storage_debits_across_midnight_and_month() -> Non
 
 def test_apply_transaction_moves_the_balance_accounts_and_stamps_the_balance_after() -> None:
     w = fresh()
-    first = apply_transaction(w, top_up(20 * DOLLAR, "t"))
+    first = apply_transaction(w, top_up(ORG, 20 * DOLLAR, "t"))
     assert (w.wallet_micros, w.unbilled_micros, w.balance_micros) == (20 * DOLLAR, 0, 20 * DOLLAR)
     assert first.wallet_balance_after == 20 * DOLLAR
-    second = apply_transaction(w, usage(3 * DOLLAR, "u"))
+    second = apply_transaction(w, usage_tx(ORG, 3 * DOLLAR, "u"))
     assert (w.wallet_micros, w.unbilled_micros) == (20 * DOLLAR, -3 * DOLLAR)
     assert second.wallet_balance_after == 17 * DOLLAR
-    third = apply_transaction(w, usage_refund(DOLLAR, "r"))
+    third = apply_transaction(w, usage_refund(ORG, DOLLAR, "r"))
     assert third.wallet_balance_after == 18 * DOLLAR
-    apply_transaction(w, grant(5 * DOLLAR, "g"))
+    apply_transaction(w, grant(ORG, 5 * DOLLAR, "g"))
     assert w.balance_micros == 23 * DOLLAR
     assert w.version == 4
 
 
 def test_apply_transaction_never_touches_the_spend_counters() -> None:
     w = fresh()
-    apply_transaction(w, usage(3 * DOLLAR, "u"))
+    apply_transaction(w, usage_tx(ORG, 3 * DOLLAR, "u"))
     assert (w.spend_day, w.spent_today_micros, w.spend_month, w.spent_month_micros) == (None, 0, None, 0)
 
 
 def test_check_debit_requires_the_amount_its_transaction_takes() -> None:
-    check_debit(3 * DOLLAR, usage(3 * DOLLAR, "u"))
+    check_debit(3 * DOLLAR, usage_tx(ORG, 3 * DOLLAR, "u"))
     for amount in (3 * DOLLAR - 1, 3 * DOLLAR + 1, -3 * DOLLAR, 0):
         with pytest.raises(InvalidInput) as info:
-            check_debit(amount, usage(3 * DOLLAR, "u"))
+            check_debit(amount, usage_tx(ORG, 3 * DOLLAR, "u"))
         assert info.value.field == "amount_micros"
     with pytest.raises(InvalidInput):
-        check_debit(-DOLLAR, top_up(DOLLAR, "t"))  # a top-up is no debit
+        check_debit(-DOLLAR, top_up(ORG, DOLLAR, "t"))  # a top-up is no debit
     with pytest.raises(InvalidInput):
-        check_debit(True, usage(1, "u"))
+        check_debit(True, usage_tx(ORG, 1, "u"))

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
+from adapters.testing.builders import usage_refund, usage_tx
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced, transaction, transfer
 from billing_core.spend_guard import DenialReason
 from billing_core.wallet import SpendLimits, WalletAccount, counters_at, month_key
-from tests.unit.domain_builders import DOLLAR, ORG, usage, usage_refund
+from tests.unit.domain_builders import DOLLAR, ORG
 
 T0 = datetime(2026, 1, 30, 21, 0, tzinfo=UTC)
 
@@ -96,7 +97,7 @@ class WalletMachine(RuleBasedStateMachine):
         before = self.wallet()
         key = self.key("usage")
         with self.uow() as uow:
-            outcome = uow.wallets.debit(ORG, amount, now, usage(amount, key, at=now))
+            outcome = uow.wallets.debit(ORG, amount, now, usage_tx(ORG, amount, key, at=now))
             uow.commit()
         day, month = now.date(), month_key(now.date())
         budget, cap = self.limits.daily_budget_micros, self.limits.monthly_cap_micros
@@ -131,7 +132,7 @@ class WalletMachine(RuleBasedStateMachine):
         now = self.clock.now()
         with self.uow() as uow:
             if data.draw(st.booleans()):
-                outcome = uow.wallets.debit(ORG, amount, now, usage(amount, key, at=now))
+                outcome = uow.wallets.debit(ORG, amount, now, usage_tx(ORG, amount, key, at=now))
                 assert outcome.replayed and outcome.decision.allowed
                 assert outcome.transaction is not None and outcome.transaction.idempotency_key == key
             else:
@@ -150,7 +151,7 @@ class WalletMachine(RuleBasedStateMachine):
         now = self.clock.now()
         with self.uow() as uow:
             if debit:
-                uow.wallets.debit(ORG, amount, now, usage(amount, "abandoned", at=now))
+                uow.wallets.debit(ORG, amount, now, usage_tx(ORG, amount, "abandoned", at=now))
             else:
                 uow.wallets.post(transfer(organization_id=ORG, idempotency_key="abandoned", kind=EntryKind.GRANT,
                                           description="Free Trial Credits", created_at=now,
@@ -169,7 +170,7 @@ class WalletMachine(RuleBasedStateMachine):
         key = f"refund:{debit_key}"
         before = self.wallet()
         with self.uow() as uow:
-            posted = uow.wallets.post(usage_refund(self.open_debits[debit_key], key, at=self.clock.now()))
+            posted = uow.wallets.post(usage_refund(ORG, self.open_debits[debit_key], key, at=self.clock.now()))
             uow.commit()
         assert posted.replayed is (debit_key in self.refunded)
         if posted.replayed:

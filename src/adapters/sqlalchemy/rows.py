@@ -136,20 +136,6 @@ def wallet_from_row(row: AnyRow) -> WalletAccount:
     )
 
 
-def transaction_values(tx: LedgerTransaction) -> Values:
-    assert tx.wallet_balance_after is not None, "storage stamps the balance before it writes"
-    return {"id": tx.id, "organization_id": tx.organization_id, "idempotency_key": tx.idempotency_key,
-            "kind": tx.kind.value, "description": tx.description, "reason": tx.reason,
-            "reference": tx.reference, "created_at": tx.created_at,
-            "wallet_balance_after": tx.wallet_balance_after}
-
-
-def posting_values(seq: int, tx: LedgerTransaction) -> list[Values]:
-    return [{"transaction_seq": seq, "line_no": line_no, "organization_id": tx.organization_id,
-             "account": posting.account.value, "amount_micros": posting.amount_micros}
-            for line_no, posting in enumerate(tx.postings)]
-
-
 def transaction_from_row(row: AnyRow, postings: Sequence[AnyRow]) -> LedgerTransaction:
     """``postings`` are the transaction's posting rows in ``line_no`` order."""
     return LedgerTransaction(
@@ -193,12 +179,6 @@ def product_subscription_from_row(row: AnyRow) -> ProductSubscription:
 
 
 # --------------------------------------------------------------------------- usage
-
-
-def usage_event_values(e: UsageEvent) -> Values:
-    return {"organization_id": e.organization_id, "event_id": e.event_id, "project_id": e.project_id,
-            "product_id": e.product_id, "quantity": e.quantity, "occurred_at": e.occurred_at,
-            "amount_micros": e.amount_micros, "unit_price_micros": e.unit_price_micros}
 
 
 def usage_event_from_row(row: AnyRow) -> UsageEvent:

@@ -30,7 +30,6 @@ from billing_core.plan_subscription import (
     StatusColor,
     SubscriptionStatus,
     new_subscription,
-    period_end,
 )
 from billing_core.ports import HostedInvoice, Page, UnitOfWork
 from billing_core.product_subscription import ProductSubscription, new_product_subscription
@@ -568,8 +567,3 @@ def end_product_subscription(ctx: BillingContext, actor: Actor, *, organization_
         uow.product_subscriptions.save(sub)
         uow.commit()
         return sub
-
-
-def renewal_period(sub: PlanSubscription, plan: Plan) -> tuple[datetime, datetime]:
-    """The next period after the current one (offline renewals)."""
-    return sub.current_period_end, period_end(sub.current_period_end, plan.interval)

@@ -1,10 +1,13 @@
-"""Small factories of domain objects for the storage contract tests."""
+"""Small factories of domain objects (and of stored ones) for the contract kit and our own tests.
+
+Ledger transactions take the organization first: ``grant(org_id, amount, key)``."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from adapters.testing.storage import StorageBackend
 from billing_core.billing_settings import TaxRegistration, TaxRegistrationStatus
 from billing_core.catalog import PlanCode
 from billing_core.checkout import CheckoutSession, CheckoutStatus
@@ -20,7 +23,6 @@ from billing_core.refund_policy import RefundDecision, RefundDecisionStatus, Ref
 from billing_core.tax import TaxLine, TaxTreatment
 from billing_core.usage import UsageEvent
 from billing_core.wallet import WalletAccount
-from tests.storage_support import StorageBackend
 
 NOW = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
 PRODUCT = uuid.UUID("11111111-1111-4111-8111-111111111111")
@@ -49,6 +51,18 @@ def usage_tx(org_id: uuid.UUID, amount: int, key: str, at: datetime = NOW) -> Le
     return transfer(organization_id=org_id, idempotency_key=key, kind=EntryKind.USAGE, description="usage",
                     created_at=at, source=Account.UNBILLED_USAGE, target=Account.REVENUE, amount_micros=amount,
                     reference=key)
+
+
+def top_up(org_id: uuid.UUID, amount: int, key: str, at: datetime = NOW) -> LedgerTransaction:
+    return transfer(organization_id=org_id, idempotency_key=key, kind=EntryKind.TOP_UP, description="Add Credits",
+                    created_at=at, source=Account.PAYMENT_CLEARING, target=Account.WALLET, amount_micros=amount)
+
+
+def usage_refund(org_id: uuid.UUID, amount: int, key: str, at: datetime = NOW, *,
+                 reason: str = "failed generation reimbursed") -> LedgerTransaction:
+    return transfer(organization_id=org_id, idempotency_key=key, kind=EntryKind.AUTOMATIC_REFUND,
+                    description="Automatic refund", created_at=at, source=Account.REVENUE,
+                    target=Account.UNBILLED_USAGE, amount_micros=amount, reason=reason)
 
 
 def fund(backend: StorageBackend, org_id: uuid.UUID, amount: int, key: str = "grant") -> None:

@@ -1,5 +1,9 @@
-"""The ``storage`` fixture: every contract test runs against the in-memory fake, SQLAlchemy on a
-SQLite file and SQLAlchemy on PostgreSQL (when ``BILLING_TEST_DATABASE_URL`` is set).
+"""The contract kit's pytest plugin: ``pytest_plugins = ["adapters.testing.plugin"]`` in a conftest.
+
+``storage`` runs a test on the in-memory fake, SQLAlchemy on a SQLite file and SQLAlchemy on
+PostgreSQL (when ``BILLING_TEST_DATABASE_URL`` is set); ``sql_storage`` on the two SQL ones only.
+A host overrides ``storage`` (in its conftest, module or test class) to run the contracts on its
+own unit of work instead.
 
 SQLite: the migrations run once per session into a template file; each test gets a copy.
 PostgreSQL: the migrations run once per session into a schema of its own; each test starts with
@@ -14,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from tests.storage_support import (
+from adapters.testing.storage import (
     POSTGRES_SKIP_REASON,
     StorageBackend,
     clear_tables,
@@ -25,6 +29,10 @@ from tests.storage_support import (
     postgres_url,
     sql_backend,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgres: needs BILLING_TEST_DATABASE_URL (PostgreSQL)")
 
 
 def pytest_report_header() -> str:
@@ -59,6 +67,7 @@ def _sql_storage(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
+    """Each storage billing-core ships, each test on an empty database."""
     if request.param == "memory":
         yield memory_backend()
     else:

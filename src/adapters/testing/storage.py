@@ -1,4 +1,6 @@
-"""Storage helpers shared by contract, integration and end-to-end tests.
+"""The storage under test: a factory of units of work, and the migrated SQL databases behind it.
+
+Shared by the contract kit's fixtures and by our integration and end-to-end tests.
 
 Every SQL database a test uses is created through the shipped Alembic migrations, never with
 ``metadata.create_all``, so the schema under test is the schema in production.
@@ -40,7 +42,6 @@ POSTGRES_SKIP_REASON = (
     f"Set {DATABASE_URL_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test to run them."
 )
 SqlKind = Literal["sqlite", "postgresql"]
-BackendKind = Literal["memory", "sqlite", "postgresql"]
 UowFactory = Callable[[], UnitOfWork]
 
 
@@ -137,9 +138,14 @@ def clear_tables(engine: Engine) -> None:
 
 @dataclass(frozen=True)
 class StorageBackend:
-    """One storage implementation under test: a factory of units of work over one database."""
+    """One storage implementation under test: a factory of units of work over one database.
 
-    kind: BackendKind
+    ``kind`` names it in test ids and messages (``"memory"``, ``"sqlite"``, ``"postgresql"``, or a
+    host's own name); ``engine`` is set for the SQLAlchemy adapter only. Every unit of work the
+    factory makes must see what the others committed: they share one database (or one store).
+    """
+
+    kind: str
     uow: UowFactory
     engine: Engine | None = None
 
