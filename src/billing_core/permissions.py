@@ -30,6 +30,11 @@ class Permission(StrEnum):
     CREDIT_PACKS_PURCHASE = "credit_packs:purchase"
     LOW_BALANCE_ALERTS_MANAGE = "low_balance_alerts:manage"
     USAGE_WRITE = "usage:write"
+    CREDITS_PURCHASE = "credits:purchase"
+    """Add Usage Credits ($5-$5,000, card or crypto) and auto-recharge: buying credits other than packs."""
+    REFUNDS_REQUEST = "refunds:request"
+    SPEND_MANAGEMENT_MANAGE = "spend_management:manage"
+    """The daily budget, the daily email threshold, the alert webhook URL and its signing secret."""
 
 
 class Action(StrEnum):
@@ -44,6 +49,13 @@ class Action(StrEnum):
     ADD_CREDITS = "add usage credits"
     REQUEST_REFUND = "request a refund"
     REPORT_USAGE = "report usage"
+    MANAGE_AUTO_RECHARGE = "manage auto-recharge"
+    MANAGE_SPEND_MANAGEMENT = "manage spend management"
+
+    @property
+    def key(self) -> str:
+        """A stable identifier for clients (``add_credits``), independent of the wording."""
+        return self.name.lower()
 
 
 ACTION_PERMISSION: dict[Action, Permission] = {
@@ -53,18 +65,30 @@ ACTION_PERMISSION: dict[Action, Permission] = {
     Action.PURCHASE_CREDIT_PACKS: Permission.CREDIT_PACKS_PURCHASE,
     Action.MANAGE_LOW_BALANCE_ALERTS: Permission.LOW_BALANCE_ALERTS_MANAGE,
     Action.UPDATE_BILLING: Permission.BILLING_UPDATE,
-    Action.ADD_CREDITS: Permission.BILLING_UPDATE,
-    Action.REQUEST_REFUND: Permission.BILLING_UPDATE,
+    Action.ADD_CREDITS: Permission.CREDITS_PURCHASE,
+    Action.MANAGE_AUTO_RECHARGE: Permission.CREDITS_PURCHASE,
+    Action.REQUEST_REFUND: Permission.REFUNDS_REQUEST,
+    Action.MANAGE_SPEND_MANAGEMENT: Permission.SPEND_MANAGEMENT_MANAGE,
     Action.REPORT_USAGE: Permission.USAGE_WRITE,
 }
 
-# The seed's matrix: every role views billing; subscribe, portal, packs and low-balance alerts are
-# the primary-owner's alone. Owners also manage payment methods and settings (billing:update);
-# members only read. Usage reporting belongs to platform service tokens, never to people.
+# The seed's matrix (permissions-plans-statuses-credit-packs.txt): every role views billing;
+# subscribing, the billing portal, purchasing credit packs and managing low-balance alerts are the
+# primary-owner's alone. Where the seed is silent we follow what its rows have in common, "whoever
+# spends the organization's money or manages its alerts is the primary owner":
+# - Add Usage Credits ($5-$5,000, card or crypto) is a purchase like a pack (credits:purchase);
+#   auto-recharge buys credits on a card without anyone clicking, so configuring it is a purchase too;
+# - a refund request moves money back from a purchase only the primary owner could make;
+# - spend management (daily budget, email threshold, alert webhook and its signing secret) is
+#   alert management, like low-balance alerts.
+# Owners keep what the HTTP seed gives billing:update ("setting default, removing a payment
+# method") and the invoice details (address, billing email, tax registrations); members only read.
+# Usage reporting belongs to platform service tokens, never to people.
 ROLE_PRESETS: dict[Role, frozenset[Permission]] = {
     Role.PRIMARY_OWNER: frozenset({
         Permission.BILLING_READ, Permission.BILLING_UPDATE, Permission.PLAN_SUBSCRIBE,
         Permission.PORTAL_ACCESS, Permission.CREDIT_PACKS_PURCHASE, Permission.LOW_BALANCE_ALERTS_MANAGE,
+        Permission.CREDITS_PURCHASE, Permission.REFUNDS_REQUEST, Permission.SPEND_MANAGEMENT_MANAGE,
     }),
     Role.OWNER: frozenset({Permission.BILLING_READ, Permission.BILLING_UPDATE}),
     Role.MEMBER: frozenset({Permission.BILLING_READ}),
@@ -77,8 +101,10 @@ DENIAL_MESSAGES: dict[Action, str] = {
     Action.PURCHASE_CREDIT_PACKS: "Only the team creator can purchase credit packs",
     Action.MANAGE_LOW_BALANCE_ALERTS: "Only the primary owner can manage low-balance alerts",
     Action.UPDATE_BILLING: "Your role can view billing but not change it",
-    Action.ADD_CREDITS: "Your role can view billing but not add credits",
-    Action.REQUEST_REFUND: "Your role can view billing but not request refunds",
+    Action.ADD_CREDITS: "Only the primary owner can add usage credits",
+    Action.REQUEST_REFUND: "Only the primary owner can request refunds",
+    Action.MANAGE_AUTO_RECHARGE: "Only the primary owner can manage auto-recharge",
+    Action.MANAGE_SPEND_MANAGEMENT: "Only the primary owner can manage spend management",
 }
 
 

@@ -51,9 +51,15 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ProductionHealth(StrEnum):
+    """Why production runs or not. Payment failure (past_due after its grace window, unpaid) is told
+    apart from a plan subscription that is simply not running (canceled, paused, incomplete,
+    incomplete_expired): the first is fixed by updating the payment method, the second by
+    resubscribing, resuming or completing checkout."""
+
     HEALTHY = "healthy"
     GRACE_ACTIVE = "grace_active"
     BLOCKED_BY_PAYMENT_FAILURE = "blocked_by_payment_failure"
+    BLOCKED_BY_INACTIVE_SUBSCRIPTION = "blocked_by_inactive_subscription"
     BLOCKED_BY_LOW_CREDIT = "blocked_by_low_credit"
     BLOCKED_BY_BUDGET = "blocked_by_budget"
 
@@ -61,6 +67,9 @@ class ProductionHealth(StrEnum):
 _DELINQUENT = frozenset({SubscriptionStatus.UNPAID})
 _INACTIVE = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE,
                        SubscriptionStatus.INCOMPLETE_EXPIRED, SubscriptionStatus.PAUSED})
+
+
+_GATE_REASONS = frozenset({DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED, DenialReason.SUBSCRIPTION_INACTIVE})
 
 
 def next_utc_midnight(now: datetime) -> datetime:
@@ -122,7 +131,10 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision
 
 
 def available_micros(wallet: WalletAccount, now: datetime) -> int:
-    """Credits usable right now: balance plus credit line above the minimum, within the budgets."""
+    """Credits usable right now: balance plus credit line above the minimum, within the budgets;
+    0 while the subscription gate blocks every call (payment failure, inactive subscription)."""
+    if decide(wallet, 0, now).reason in _GATE_REASONS:
+        return 0
     limits = wallet.limits
     counters = counters_at(wallet, now)
     room = wallet.balance_micros + limits.credit_line_micros - limits.minimum_production_credit_micros
@@ -144,6 +156,8 @@ def production_health(wallet: WalletAccount, now: datetime) -> tuple[ProductionH
             return ProductionHealth.BLOCKED_BY_LOW_CREDIT, window
         if probe.reason in (DenialReason.DAILY_BUDGET_REACHED, DenialReason.MONTHLY_BUDGET_REACHED):
             return ProductionHealth.BLOCKED_BY_BUDGET, window
+        if probe.reason == DenialReason.SUBSCRIPTION_INACTIVE:
+            return ProductionHealth.BLOCKED_BY_INACTIVE_SUBSCRIPTION, window
         return ProductionHealth.BLOCKED_BY_PAYMENT_FAILURE, window
     if window.state == GraceState.ACTIVE:
         return ProductionHealth.GRACE_ACTIVE, window

@@ -86,12 +86,12 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
                                            description="European VAT number")
     services.payment_methods.attach(past, bob, organization_id=org.id, provider_payment_method_id="pm_card_visa")
     services.payment_methods.attach(past, bob, organization_id=org.id, provider_payment_method_id="pm_sepa_debit")
-    services.wallet.add_credits(past, bob, organization_id=org.id, amount_micros=50 * DOLLAR)
+    services.wallet.add_credits(past, ada, organization_id=org.id, amount_micros=50 * DOLLAR)
     for product in ("compute", "storage", "inference"):
         for project in DEMO_PROJECTS:
             services.subscriptions.subscribe_product(past, bob, organization_id=org.id, product=product,
                                                      project_id=project, start_date=start)
-    services.settings.update_spend_management(past, bob, organization_id=org.id, spend=SpendManagement(
+    services.settings.update_spend_management(past, ada, organization_id=org.id, spend=SpendManagement(
         enabled=True, daily_budget_micros=40 * DOLLAR, daily_email_threshold_micros=25 * DOLLAR))
 
     sub_id = f"sub_demo_{org.id.hex[:8]}"

@@ -152,7 +152,7 @@ def build_world(api: Api, *, subscribed: bool = True) -> World:
         services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
                                                  provider_subscription_id=f"sub_{org.hex}")
         session_id = session.id
-    payment = services.wallet.add_credits(ctx, bob, organization_id=org, amount_micros=50 * DOLLAR)
+    payment = services.wallet.add_credits(ctx, ada, organization_id=org, amount_micros=50 * DOLLAR)
     product_sub = services.subscriptions.subscribe_product(ctx, bob, organization_id=org, product="compute",
                                                            project_id=None,
                                                            start_date=datetime(2026, 2, 1, tzinfo=UTC))

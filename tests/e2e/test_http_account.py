@@ -52,12 +52,12 @@ def test_guest_checkout_is_claimed_by_the_verified_login_with_that_email(api: Ap
 def test_webhook_secret_verifies_signatures_and_rotates(api: Api) -> None:
     world = build_world(api)
     path = f"/organizations/{world.org}/webhook_secret"
-    secret = api.client.get(path, headers=world.headers("owner")).json()["secret"]
+    secret = api.client.get(path, headers=world.headers("primary-owner")).json()["secret"]
     assert api.client.get(path, headers=world.headers("member")).status_code == 403
     body = b'{"type":"spend.daily_budget_reached"}'
     assert verify(secret, "v1=" + sign(secret, 1_700_000_000, body), 1_700_000_000, body, now=1_700_000_000)
-    rotated = api.client.post(path + "/rotate", headers=world.headers("owner")).json()["secret"]
+    rotated = api.client.post(path + "/rotate", headers=world.headers("primary-owner")).json()["secret"]
     assert rotated != secret
     assert services.organizations.webhook_secret(
-        api.ctx, services.organizations.authenticate(api.ctx, world.tokens["owner"]),
+        api.ctx, services.organizations.authenticate(api.ctx, world.tokens["primary-owner"]),
         organization_id=world.org) == rotated

@@ -39,7 +39,7 @@ def _assert_problem(response: Any, status: int, code: str, field: str | None = N
 
 
 def test_idempotency_key_replays_the_first_answer_and_charges_once(api: Api, world: World) -> None:
-    headers = world.headers("owner", **{"Idempotency-Key": "add-25"})
+    headers = world.headers("primary-owner", **{"Idempotency-Key": "add-25"})
     charges_before = len(api.payments.charge_requests)
     first = api.client.post(_org(world, "/credits"), json={"amount": "25.00"}, headers=headers)
     second = api.client.post(_org(world, "/credits"), json={"amount": "25.00"}, headers=headers)
@@ -97,7 +97,7 @@ def test_invalid_idempotency_key_is_named(api: Api, world: World) -> None:
 
 
 def test_problem_documents_name_the_field(api: Api, world: World) -> None:
-    owner = world.headers("owner")
+    owner = world.headers("primary-owner")
     _assert_problem(api.client.put(_org(world, "/invoice_address"), json={"company_name": "Acme"}, headers=owner),
                     422, "required", "address_1")
     _assert_problem(api.client.put(_org(world, "/billing_email"), json={"emial": "a@b.co"}, headers=owner),
@@ -183,7 +183,7 @@ def test_unexpected_errors_are_bare_500_problems(api: Api, world: World, caplog:
 
 
 def test_usage_events_denied_by_the_spend_guard_answer_402(api: Api, world: World) -> None:
-    owner, service = world.headers("owner"), world.headers("service")
+    owner, service = world.headers("primary-owner"), world.headers("service")
     # The world's events today used $1.40 (evt-february, reported today, and evt-world).
     budget = api.client.put(_org(world, "/spend_management"), headers=owner,
                             json={"enabled": True, "daily_budget_micros": 2 * DOLLAR})
@@ -457,7 +457,7 @@ def test_plan_change_preview_equals_the_change(api: Api, world: World) -> None:
 
 
 def test_add_credits_amounts_methods_and_declines(api: Api, world: World) -> None:
-    owner = world.headers("owner")
+    owner = world.headers("primary-owner")
     micros = api.client.post(_org(world, "/credits"), json={"amount_micros": 5 * DOLLAR}, headers=owner)
     assert micros.status_code == 201 and micros.json()["amount"] == {"cents": 500, "currency_iso": "USD"}
     crypto = api.client.post(_org(world, "/credits"), json={"amount": "10", "method": "crypto"}, headers=owner)
@@ -481,7 +481,7 @@ def test_add_credits_amounts_methods_and_declines(api: Api, world: World) -> Non
 
 
 def test_refund_request_and_history(api: Api, world: World) -> None:
-    owner = world.headers("owner")
+    owner = world.headers("primary-owner")
     refund = api.client.post(_org(world, "/refunds"), json={"payment_id": str(world.payment_id)}, headers=owner)
     assert refund.status_code == 201, refund.text
     decision = refund.json()["decision"]
@@ -495,7 +495,7 @@ def test_refund_request_and_history(api: Api, world: World) -> None:
 
 
 def test_overview_figures_and_settings_round_trip(api: Api, world: World) -> None:
-    owner, member = world.headers("owner"), world.headers("member")
+    owner, member = world.headers("primary-owner"), world.headers("member")
     overview = api.client.get(_org(world, "/billing/overview"), headers=member).json()
     assert overview["credit_balance"]["display"] == re.sub(r"\d", "0", overview["credit_balance"]["display"]) or \
         re.match(r"^-?\$[\d,]+\.\d{3}$", overview["credit_balance"]["display"])

@@ -167,7 +167,7 @@ def test_the_api_on_sqlite_storage(sqlite_api: Api) -> None:
     world = build_world(sqlite_api)
     org = f"/organizations/{world.org}"
     client = sqlite_api.client
-    member, owner = world.headers("member"), world.headers("owner")
+    member, owner = world.headers("member"), world.headers("primary-owner")
     assert client.get("/healthz").json()["storage"] == "sqlalchemy"
     overview = client.get(org + "/billing/overview", headers=member)
     assert overview.status_code == 200, overview.text

@@ -12,7 +12,7 @@ from tests.e2e.test_http_api import _assert_problem, _org
 
 
 def test_a_refund_retried_with_its_key_after_an_outage_is_finished_once(api: Api, world: World) -> None:
-    owner = {**world.headers("owner"), "Idempotency-Key": "refund-1"}
+    owner = {**world.headers("primary-owner"), "Idempotency-Key": "refund-1"}
     body = {"payment_id": str(world.payment_id), "reason": "unused"}
     api.payments.fail_with = ProviderUnavailable()
     down = api.client.post(_org(world, "/refunds"), json=body, headers=owner)
@@ -30,7 +30,7 @@ def test_a_refund_retried_with_its_key_after_an_outage_is_finished_once(api: Api
     listed = api.client.get(_org(world, "/refunds"), headers=world.headers("member")).json()["items"]
     assert [r["status"] for r in listed] == ["succeeded"]
     other_key = api.client.post(_org(world, "/refunds"), json=body,
-                                headers={**world.headers("owner"), "Idempotency-Key": "refund-2"})
+                                headers={**world.headers("primary-owner"), "Idempotency-Key": "refund-2"})
     assert other_key.json()["status"] == "denied" and len(api.payments.refunds) == 1
 
 
@@ -53,7 +53,7 @@ def test_a_plan_change_replayed_keeps_its_invoice_and_a_stale_one_conflicts(api:
 
 def test_credits_retried_with_their_key_after_an_outage_are_one_payment_charged_once(api: Api,
                                                                                     world: World) -> None:
-    owner = {**world.headers("owner"), "Idempotency-Key": "credits-1"}
+    owner = {**world.headers("primary-owner"), "Idempotency-Key": "credits-1"}
     before = api.client.get(_org(world, "/payments?limit=200"), headers=world.headers("member")).json()["items"]
     api.payments.fail_with = ProviderUnavailable()
     down = api.client.post(_org(world, "/credits"), json={"amount": "20.00"}, headers=owner)

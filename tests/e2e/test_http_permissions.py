@@ -1,8 +1,12 @@
 """Every authenticated route × every kind of caller, against the seed's permission matrix.
 
-Reads need ``billing:read`` (every member); ``billing:update`` changes belong to the primary owner
-and owners; subscribing, the portal, credit packs and low-balance alerts to the primary owner alone;
-usage reporting to platform service tokens alone. Another organization's token learns nothing (404)
+Reads need ``billing:read`` (every member); ``billing:update`` changes (payment methods, invoice
+address, billing email, tax registrations, product subscriptions) belong to the primary owner and
+owners. Every money route is the primary owner's alone: the seed's matrix gives "Subscribe to a
+plan", "Access the billing portal", "Purchase credit packs" and "Manage low-balance alerts" to the
+primary-owner only, and we hold every purchase (Add Usage Credits, crypto top-up, auto-recharge),
+refund request and alert setting (spend management, the alert webhook's secret) to the same rule.
+Usage reporting belongs to platform service tokens alone. Another organization's token learns nothing (404)
 and no token is a 401. Each case runs against a freshly seeded organization.
 """
 
@@ -33,13 +37,15 @@ class Route:
     allowed: frozenset[str]
     body: Callable[[World, Api], dict[str, Any]] | None = None
     subscribed: bool = True
+    label: str = ""
+    """Tells apart two rows for one route (a card and a crypto top-up)."""
     own_org_route: bool = False
     """Routes on the token's own organization (seed ``/subscriptions``, ``/invoices``): an outsider
     sees its own (empty) data, so a list answers 200."""
 
     @property
     def id(self) -> str:
-        return f"{self.method} {self.path}"
+        return f"{self.method} {self.path}" + (f" ({self.label})" if self.label else "")
 
 
 def _now(api: Api) -> str:
@@ -68,9 +74,9 @@ ROUTES = [
     # billing overview and settings
     Route("GET", ORG + "/billing/overview", READ),
     Route("GET", ORG + "/auto_recharge", READ),
-    Route("PUT", ORG + "/auto_recharge", UPDATE, body=lambda w, a: {"enabled": True, "threshold_micros": 5_000_000}),
+    Route("PUT", ORG + "/auto_recharge", PRIMARY, body=lambda w, a: {"enabled": True, "threshold_micros": 5_000_000}),
     Route("GET", ORG + "/spend_management", READ),
-    Route("PUT", ORG + "/spend_management", UPDATE,
+    Route("PUT", ORG + "/spend_management", PRIMARY,
           body=lambda w, a: {"enabled": True, "daily_budget_micros": 40_000_000,
                              "webhook_url": "https://hooks.example.com/billing"}),
     Route("GET", ORG + "/invoice_address", READ),
@@ -101,10 +107,12 @@ ROUTES = [
     # credits and refunds
     Route("GET", ORG + "/credit_packs", READ),
     Route("POST", ORG + "/credit_packs/purchase", PRIMARY, body=lambda w, a: {"pack_dollars": 25}),
-    Route("POST", ORG + "/credits", UPDATE, body=lambda w, a: {"amount": "25.00"}),
+    Route("POST", ORG + "/credits", PRIMARY, body=lambda w, a: {"amount": "25.00"}),
+    Route("POST", ORG + "/credits", PRIMARY, body=lambda w, a: {"amount": "25.00", "method": "crypto"},
+          label="crypto top-up"),
     Route("GET", ORG + "/payments", READ),
     Route("GET", ORG + "/refunds", READ),
-    Route("POST", ORG + "/refunds", UPDATE, body=lambda w, a: {"payment_id": str(w.payment_id), "reason": "unused"}),
+    Route("POST", ORG + "/refunds", PRIMARY, body=lambda w, a: {"payment_id": str(w.payment_id), "reason": "unused"}),
     # the platform's usage hot path
     Route("POST", ORG + "/usage/authorize", USAGE, body=lambda w, a: {"amount_micros": 40_000}),
     Route("POST", ORG + "/usage/events", USAGE,
@@ -115,8 +123,8 @@ ROUTES = [
     # who am I, guest-checkout claims, the webhook signing secret
     Route("GET", "/me", ANY_TOKEN, own_org_route=True),
     Route("POST", "/me/claim_guest_checkouts", ANY_TOKEN, own_org_route=True),
-    Route("GET", ORG + "/webhook_secret", UPDATE),
-    Route("POST", ORG + "/webhook_secret/rotate", UPDATE),
+    Route("GET", ORG + "/webhook_secret", PRIMARY),
+    Route("POST", ORG + "/webhook_secret/rotate", PRIMARY),
 ]
 
 
@@ -172,3 +180,26 @@ def test_matrix_covers_every_authenticated_route(shared_api: Api) -> None:
             path = path.replace(name, param)
         covered.add((route.method, path))
     assert documented - public == covered
+
+
+MONEY_ACTIONS = {"subscribe_to_plan", "access_billing_portal", "purchase_credit_packs", "manage_low_balance_alerts",
+                 "add_credits", "manage_auto_recharge", "request_refund", "manage_spend_management"}
+
+
+@pytest.mark.parametrize("caller", ["primary-owner", "owner", "member"])
+def test_me_tells_the_console_what_the_role_may_do(shared_api: Api, caller: str) -> None:
+    """The console hides or disables what a role cannot do by reading ``GET /me``: every action of
+    the matrix, allowed or not, with the message to show (seed: "Only the team creator can purchase
+    credit packs" for owners and members)."""
+    world = build_world(shared_api)
+    me = shared_api.client.get("/me", headers=world.headers(caller)).json()
+    actions = {a["key"]: a for a in me["actions"]}
+    assert actions["view_billing"]["allowed"] is True
+    for key in MONEY_ACTIONS:
+        assert actions[key]["allowed"] is (caller == "primary-owner"), key
+        assert (actions[key]["message"] is None) is (caller == "primary-owner"), key
+    assert actions["update_billing"]["allowed"] is (caller != "member")
+    assert actions["report_usage"]["allowed"] is False
+    if caller != "primary-owner":
+        assert actions["purchase_credit_packs"]["message"] == "Only the team creator can purchase credit packs"
+        assert actions["add_credits"]["message"] == "Only the primary owner can add usage credits"

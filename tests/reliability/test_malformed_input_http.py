@@ -36,13 +36,13 @@ ADDRESS = {"company_name": "Acme", "address_1": "Hauptstr. 1", "city": "Berlin",
 # (name, method, path suffix, role, body or query, expected status, field named)
 CASES: list[tuple[str, str, str, str, Any, int, str]] = [
     # The range check names the logical field "amount" whichever of amount / amount_micros was sent.
-    ("huge micros", "POST", "/credits", "owner", {"amount_micros": 10**30}, 422, "amount"),
-    ("negative micros", "POST", "/credits", "owner", {"amount_micros": -5_000_000}, 422, "amount"),
-    ("negative amount", "POST", "/credits", "owner", {"amount": "-5"}, 422, "amount"),
-    ("sub-micro amount", "POST", "/credits", "owner", {"amount": "5.1234567"}, 422, "amount"),
-    ("float amount", "POST", "/credits", "owner", {"amount": 5.5}, 422, "amount"),
-    ("float micros", "POST", "/credits", "owner", {"amount_micros": 5_500_000.5}, 422, "amount_micros"),
-    ("money object in another currency", "POST", "/credits", "owner",
+    ("huge micros", "POST", "/credits", "primary-owner", {"amount_micros": 10**30}, 422, "amount"),
+    ("negative micros", "POST", "/credits", "primary-owner", {"amount_micros": -5_000_000}, 422, "amount"),
+    ("negative amount", "POST", "/credits", "primary-owner", {"amount": "-5"}, 422, "amount"),
+    ("sub-micro amount", "POST", "/credits", "primary-owner", {"amount": "5.1234567"}, 422, "amount"),
+    ("float amount", "POST", "/credits", "primary-owner", {"amount": 5.5}, 422, "amount"),
+    ("float micros", "POST", "/credits", "primary-owner", {"amount_micros": 5_500_000.5}, 422, "amount_micros"),
+    ("money object in another currency", "POST", "/credits", "primary-owner",
      {"amount": {"cents": 2500, "currency_iso": "EUR"}}, 422, "amount"),
     ("huge quantity", "POST", "/usage/events", "service",
      {"event_id": "evt-huge", "product": "compute", "quantity": 10**20}, 422, "quantity"),
@@ -51,7 +51,7 @@ CASES: list[tuple[str, str, str, str, Any, int, str]] = [
     ("naive occurred_at", "POST", "/usage/events", "service",
      {"event_id": "evt-naive", "product": "compute", "quantity": 1, "occurred_at": "2026-03-10T11:00:00"},
      422, "occurred_at"),
-    ("huge budget", "PUT", "/spend_management", "owner", {"enabled": True, "daily_budget_micros": 10**30},
+    ("huge budget", "PUT", "/spend_management", "primary-owner", {"enabled": True, "daily_budget_micros": 10**30},
      422, "daily_budget_micros"),
 ]
 
@@ -252,33 +252,33 @@ def test_a_body_nested_as_deep_as_allowed_still_reaches_the_schema(shared_api: A
 # (name, method, path suffix, role, raw JSON body, field named). Every money field takes a JSON integer (or,
 # for ``amount``, a canonical decimal dollar string) and nothing that merely converts to one.
 MONEY_CASES: list[tuple[str, str, str, str, str, str]] = [
-    ("micros as exponent", "POST", "/credits", "owner", '{"amount_micros": 2.5e7}', "amount_micros"),
-    ("micros as integral float", "POST", "/credits", "owner", '{"amount_micros": 25000000.0}', "amount_micros"),
-    ("micros as string", "POST", "/credits", "owner", '{"amount_micros": "25000000"}', "amount_micros"),
-    ("micros as boolean", "POST", "/credits", "owner", '{"amount_micros": true}', "amount_micros"),
-    ("amount as number", "POST", "/credits", "owner", '{"amount": 25}', "amount"),
-    ("amount with exponent", "POST", "/credits", "owner", '{"amount": "2.5e1"}', "amount"),
-    ("amount with leading space", "POST", "/credits", "owner", '{"amount": " 25"}', "amount"),
-    ("amount with trailing space", "POST", "/credits", "owner", '{"amount": "25 "}', "amount"),
-    ("amount with trailing newline", "POST", "/credits", "owner", '{"amount": "25\\n"}', "amount"),
-    ("amount in full-width digits", "POST", "/credits", "owner", '{"amount": "\uff12\uff15"}', "amount"),
-    ("amount in Arabic-Indic digits", "POST", "/credits", "owner", '{"amount": "\u0662\u0665"}', "amount"),
-    ("amount with leading zeros", "POST", "/credits", "owner", '{"amount": "025.00"}', "amount"),
-    ("amount with a plus sign", "POST", "/credits", "owner", '{"amount": "+25"}', "amount"),
+    ("micros as exponent", "POST", "/credits", "primary-owner", '{"amount_micros": 2.5e7}', "amount_micros"),
+    ("micros as integral float", "POST", "/credits", "primary-owner", '{"amount_micros": 25000000.0}', "amount_micros"),
+    ("micros as string", "POST", "/credits", "primary-owner", '{"amount_micros": "25000000"}', "amount_micros"),
+    ("micros as boolean", "POST", "/credits", "primary-owner", '{"amount_micros": true}', "amount_micros"),
+    ("amount as number", "POST", "/credits", "primary-owner", '{"amount": 25}', "amount"),
+    ("amount with exponent", "POST", "/credits", "primary-owner", '{"amount": "2.5e1"}', "amount"),
+    ("amount with leading space", "POST", "/credits", "primary-owner", '{"amount": " 25"}', "amount"),
+    ("amount with trailing space", "POST", "/credits", "primary-owner", '{"amount": "25 "}', "amount"),
+    ("amount with trailing newline", "POST", "/credits", "primary-owner", '{"amount": "25\\n"}', "amount"),
+    ("amount in full-width digits", "POST", "/credits", "primary-owner", '{"amount": "\uff12\uff15"}', "amount"),
+    ("amount in Arabic-Indic digits", "POST", "/credits", "primary-owner", '{"amount": "\u0662\u0665"}', "amount"),
+    ("amount with leading zeros", "POST", "/credits", "primary-owner", '{"amount": "025.00"}', "amount"),
+    ("amount with a plus sign", "POST", "/credits", "primary-owner", '{"amount": "+25"}', "amount"),
     ("pack as string", "POST", "/credit_packs/purchase", "primary-owner", '{"pack_dollars": "25"}', "pack_dollars"),
     ("pack as float", "POST", "/credit_packs/purchase", "primary-owner", '{"pack_dollars": 25.0}', "pack_dollars"),
-    ("threshold as exponent", "PUT", "/auto_recharge", "owner",
+    ("threshold as exponent", "PUT", "/auto_recharge", "primary-owner",
      '{"enabled": true, "threshold_micros": 5e6, "amount_micros": 25000000}', "threshold_micros"),
-    ("recharge as string", "PUT", "/auto_recharge", "owner",
+    ("recharge as string", "PUT", "/auto_recharge", "primary-owner",
      '{"enabled": true, "threshold_micros": 5000000, "amount_micros": "25000000"}', "amount_micros"),
-    ("enabled as string", "PUT", "/auto_recharge", "owner", '{"enabled": "true"}', "enabled"),
-    ("budget as exponent", "PUT", "/spend_management", "owner",
+    ("enabled as string", "PUT", "/auto_recharge", "primary-owner", '{"enabled": "true"}', "enabled"),
+    ("budget as exponent", "PUT", "/spend_management", "primary-owner",
      '{"enabled": true, "daily_budget_micros": 4e7}', "daily_budget_micros"),
-    ("budget as string", "PUT", "/spend_management", "owner",
+    ("budget as string", "PUT", "/spend_management", "primary-owner",
      '{"enabled": true, "daily_budget_micros": "40000000"}', "daily_budget_micros"),
-    ("email threshold as float", "PUT", "/spend_management", "owner",
+    ("email threshold as float", "PUT", "/spend_management", "primary-owner",
      '{"enabled": true, "daily_email_threshold_micros": 1000000.0}', "daily_email_threshold_micros"),
-    ("monthly cap as string", "PUT", "/spend_management", "owner",
+    ("monthly cap as string", "PUT", "/spend_management", "primary-owner",
      '{"enabled": true, "monthly_cap_micros": " 90000000"}', "monthly_cap_micros"),
     ("alert threshold as string", "PUT", "/low_balance_alert", "primary-owner",
      '{"enabled": true, "threshold_micros": "10000000"}', "threshold_micros"),
@@ -311,7 +311,7 @@ def test_money_fields_take_integers_or_canonical_decimal_text_only(shared_api: A
 
 
 def test_canonical_money_still_works(shared_api: Api, catalogue_world: World) -> None:
-    headers = catalogue_world.headers("owner")
+    headers = catalogue_world.headers("primary-owner")
     for body in ({"amount": "25.00"}, {"amount": "25"}, {"amount_micros": 25_000_000}, {"amount": "5.5"}):
         response = shared_api.client.post(f"/organizations/{catalogue_world.org}/credits", json=body, headers=headers)
         assert response.status_code == 201, (body, response.text)
@@ -353,5 +353,5 @@ def test_good_return_urls_are_kept(api: Api) -> None:
     for url in ("https://app.example.com/billing?tab=credits#top", "http://localhost:8000/b", "/billing/credits"):
         response = api.client.post(f"/organizations/{world.org}/credits",
                                    json={"amount": "10", "method": "crypto", "return_url": url},
-                                   headers=world.headers("owner"))
+                                   headers=world.headers("primary-owner"))
         assert response.status_code == 201, (url, response.text)

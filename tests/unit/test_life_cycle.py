@@ -85,7 +85,7 @@ def test_full_life_cycle(billing: InMemoryBilling) -> None:
     method = services.payment_methods.attach(ctx, bob, organization_id=org_id,
                                              provider_payment_method_id="pm_card_visa")
     assert method.default and method.brand == "visa" and method.last4 == "4242"
-    payment = services.wallet.add_credits(ctx, bob, organization_id=org_id, amount_micros=20 * DOLLAR)
+    payment = services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=20 * DOLLAR)
     assert payment.status == "succeeded"
     assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 24_600_000
     with pytest.raises(PermissionDenied):
@@ -113,7 +113,7 @@ def test_full_life_cycle(billing: InMemoryBilling) -> None:
 
     # Spend management: a $1 daily budget stops usage for the rest of the UTC day, one notice.
     services.settings.update_spend_management(
-        ctx, bob, organization_id=org_id,
+        ctx, ada, organization_id=org_id,
         spend=SpendManagement(enabled=True, daily_budget_micros=1 * DOLLAR, webhook_url="https://hooks.acme.test/b"))
     allowed = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="evt-2",
                                              product="compute", quantity=20, project_id=project)
@@ -197,28 +197,28 @@ def test_low_credit_blocks_and_top_up_resumes(billing: InMemoryBilling) -> None:
     assert services.wallet.overview(
         ctx, ada, organization_id=org_id).production_health == ProductionHealth.BLOCKED_BY_LOW_CREDIT
     services.payment_methods.attach(ctx, bob, organization_id=org_id, provider_payment_method_id="pm_card_visa")
-    services.wallet.add_credits(ctx, bob, organization_id=org_id, amount_micros=5 * DOLLAR)
+    services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=5 * DOLLAR)
     assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="e1",
                                           product="inference", quantity=1).allowed
 
 
 def test_declined_top_up_adds_nothing(billing: InMemoryBilling) -> None:
     ctx = billing.ctx
-    org_id, _, bob, _, _ = _actors(billing)
+    org_id, ada, bob, _, _ = _actors(billing)
     services.payment_methods.attach(ctx, bob, organization_id=org_id,
                                     provider_payment_method_id="pm_card_chargeDeclined")
-    payment = services.wallet.add_credits(ctx, bob, organization_id=org_id, amount_micros=50 * DOLLAR)
+    payment = services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=50 * DOLLAR)
     assert payment.status == "failed" and payment.failure_message == "Your card was declined."
     assert services.wallet.overview(ctx, bob, organization_id=org_id).credit_balance_micros == 0
 
 
 def test_auto_recharge_once_per_crossing(billing: InMemoryBilling) -> None:
     ctx = billing.ctx
-    org_id, _, bob, _, platform = _actors(billing)
+    org_id, ada, bob, _, platform = _actors(billing)
     services.subscriptions.subscribe_product(ctx, bob, organization_id=org_id, product="compute", project_id=None)
     services.payment_methods.attach(ctx, bob, organization_id=org_id, provider_payment_method_id="pm_card_visa")
-    services.wallet.add_credits(ctx, bob, organization_id=org_id, amount_micros=10 * DOLLAR)
-    services.settings.update_auto_recharge(ctx, bob, organization_id=org_id, enabled=True,
+    services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=10 * DOLLAR)
+    services.settings.update_auto_recharge(ctx, ada, organization_id=org_id, enabled=True,
                                            threshold_micros=5 * DOLLAR, amount_micros=25 * DOLLAR)
     for i in range(5):  # 5 × $1.60: the balance falls below $5 at the 4th call
         assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id=f"u{i}",

@@ -27,10 +27,14 @@ SEED_MATRIX: list[tuple[Action, dict[Role, bool]]] = [
     (Action.ACCESS_BILLING_PORTAL, {PO: True, OW: False, ME: False}),
     (Action.PURCHASE_CREDIT_PACKS, {PO: True, OW: False, ME: False}),
     (Action.MANAGE_LOW_BALANCE_ALERTS, {PO: True, OW: False, ME: False}),
-    # billing:update (set default, remove payment method, settings): owners too, never members.
+    # billing:update (HTTP seed: "setting default, removing a payment method"; invoice details):
+    # owners too, never members.
     (Action.UPDATE_BILLING, {PO: True, OW: True, ME: False}),
-    (Action.ADD_CREDITS, {PO: True, OW: True, ME: False}),
-    (Action.REQUEST_REFUND, {PO: True, OW: True, ME: False}),
+    # Where the seed is silent, money follows its purchase and alert rows: primary-owner only.
+    (Action.ADD_CREDITS, {PO: True, OW: False, ME: False}),
+    (Action.MANAGE_AUTO_RECHARGE, {PO: True, OW: False, ME: False}),
+    (Action.REQUEST_REFUND, {PO: True, OW: False, ME: False}),
+    (Action.MANAGE_SPEND_MANAGEMENT, {PO: True, OW: False, ME: False}),
     # Action.REPORT_USAGE: no role may (test_usage_reporting_is_for_service_tokens_only).
 ]
 MATRIX_CASES = [(action, role, allowed) for action, row in SEED_MATRIX for role, allowed in row.items()]
@@ -80,10 +84,27 @@ def test_billing_read_and_update_presets() -> None:
     assert ROLE_PRESETS[PO] == frozenset(Permission) - {Permission.USAGE_WRITE}
 
 
-@pytest.mark.parametrize("action", [Action.UPDATE_BILLING, Action.ADD_CREDITS, Action.REQUEST_REFUND])
-def test_billing_update_actions(action: Action) -> None:
-    assert ACTION_PERMISSION[action] is Permission.BILLING_UPDATE
-    assert DENIAL_MESSAGES[action].startswith("Your role can view billing but not")
+def test_billing_update_actions() -> None:
+    assert [a for a in Action if ACTION_PERMISSION[a] is Permission.BILLING_UPDATE] == [Action.UPDATE_BILLING]
+    assert DENIAL_MESSAGES[Action.UPDATE_BILLING].startswith("Your role can view billing but not")
+
+
+def test_every_money_action_is_the_primary_owners_alone() -> None:
+    """Seed: "Purchase credit packs | ✓ | — | —" and "Manage low-balance alerts | ✓ | — | —". Adding
+    usage credits ($5-$5,000, card or crypto), auto-recharge, refund requests and spend management
+    (daily budget, thresholds, the alert webhook) spend money or manage alerts the same way."""
+    money = [Action.SUBSCRIBE_TO_PLAN, Action.ACCESS_BILLING_PORTAL, Action.PURCHASE_CREDIT_PACKS,
+             Action.MANAGE_LOW_BALANCE_ALERTS, Action.ADD_CREDITS, Action.MANAGE_AUTO_RECHARGE,
+             Action.REQUEST_REFUND, Action.MANAGE_SPEND_MANAGEMENT]
+    for action in money:
+        assert [role for role in Role if allows(person(role), action)] == [PO], action
+        assert DENIAL_MESSAGES[action].startswith("Only the "), action
+
+
+def test_action_keys_are_stable_identifiers() -> None:
+    assert Action.ADD_CREDITS.key == "add_credits"
+    assert Action.MANAGE_SPEND_MANAGEMENT.key == "manage_spend_management"
+    assert len({a.key for a in Action}) == len(Action)
 
 
 def test_usage_reporting_is_for_service_tokens_only() -> None:
@@ -116,8 +137,10 @@ def test_read_token_reads_but_does_not_update() -> None:
     for action in (Action.UPDATE_BILLING, Action.ADD_CREDITS, Action.SUBSCRIBE_TO_PLAN, Action.REPORT_USAGE):
         assert not allows(reader, action)
     writer = token(Permission.BILLING_READ, Permission.BILLING_UPDATE)
-    assert allows(writer, Action.UPDATE_BILLING) and allows(writer, Action.ADD_CREDITS)
-    assert not allows(writer, Action.PURCHASE_CREDIT_PACKS)
+    assert allows(writer, Action.UPDATE_BILLING)
+    for action in (Action.PURCHASE_CREDIT_PACKS, Action.ADD_CREDITS, Action.REQUEST_REFUND,
+                   Action.MANAGE_SPEND_MANAGEMENT, Action.MANAGE_AUTO_RECHARGE):
+        assert not allows(writer, action)
 
 
 def test_a_role_wins_over_scopes() -> None:

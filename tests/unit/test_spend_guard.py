@@ -299,6 +299,29 @@ def test_health_blocked_by_payment_failure_wins_over_low_credit() -> None:
     assert production_health(spent(status="unpaid"), NOW)[0] is ProductionHealth.BLOCKED_BY_PAYMENT_FAILURE
 
 
+@pytest.mark.parametrize("status", ["canceled", "paused", "incomplete", "incomplete_expired"])
+def test_health_of_an_inactive_subscription_is_not_a_payment_failure(status: str) -> None:
+    """Seed statuses: "Canceled | Red | Subscription is canceled", "Paused | Yellow | Subscription is
+    paused", "Incomplete | Yellow | Awaiting payment confirmation". None of them is "Payment failed",
+    and the seed's billing views "distinguish delinquent subscription recovery from low-credit wallet
+    readiness": these get a value of their own, and nothing is available to use."""
+    w = spent(wallet=100 * DOLLAR, status=status)
+    health, window = production_health(w, NOW)
+    assert health is ProductionHealth.BLOCKED_BY_INACTIVE_SUBSCRIPTION
+    assert health.value == "blocked_by_inactive_subscription"
+    assert window.state is GraceState.NONE
+    assert available_micros(w, NOW) == 0
+
+
+def test_available_is_zero_while_payment_failure_blocks() -> None:
+    expired = spent(wallet=100 * DOLLAR, status="past_due", past_due_since=NOW - timedelta(days=10), grace_days=7)
+    assert available_micros(expired, NOW) == 0
+    assert available_micros(spent(wallet=100 * DOLLAR, status="unpaid"), NOW) == 0
+    in_grace = spent(wallet=100 * DOLLAR, status="past_due", past_due_since=NOW - timedelta(days=1), grace_days=7)
+    assert available_micros(in_grace, NOW) == 100 * DOLLAR
+    assert available_micros(spent(wallet=100 * DOLLAR, status="active"), NOW) == 100 * DOLLAR
+
+
 def test_health_blocked_by_budget() -> None:
     daily = spent(today=CENT, limits=SpendLimits(daily_budget_micros=CENT))
     assert production_health(daily, NOW)[0] is ProductionHealth.BLOCKED_BY_BUDGET

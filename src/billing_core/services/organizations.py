@@ -98,8 +98,9 @@ def authenticate(ctx: BillingContext, secret: str | None) -> Actor:
 
 
 def webhook_secret(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> str:
-    """The secret outbound webhooks are signed with (receivers verify with it)."""
-    require(actor, Action.UPDATE_BILLING, organization_id)
+    """The secret outbound webhooks are signed with (receivers verify with it). Part of managing
+    the alert webhook, so primary-owner only."""
+    require(actor, Action.MANAGE_SPEND_MANAGEMENT, organization_id)
     with ctx.uow() as uow:
         return uow.organizations.get(organization_id).webhook_secret or ""
 
@@ -107,7 +108,7 @@ def webhook_secret(ctx: BillingContext, actor: Actor, *, organization_id: uuid.U
 def rotate_webhook_secret(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> str:
     """Replace the webhook signing secret. Messages already queued are signed with the new one when
     delivered, so receivers should accept the old and the new secret while they switch."""
-    require(actor, Action.UPDATE_BILLING, organization_id)
+    require(actor, Action.MANAGE_SPEND_MANAGEMENT, organization_id)
     with ctx.uow() as uow:
         org = uow.organizations.get(organization_id)
         org.webhook_secret = "whsec_" + secrets.token_hex(24)

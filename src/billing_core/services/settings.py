@@ -61,8 +61,9 @@ def update_billing_email(ctx: BillingContext, actor: Actor, *, organization_id: 
 def update_auto_recharge(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, enabled: bool,
                          threshold_micros: int | None = None, amount_micros: int | None = None,
                          payment_method_id: uuid.UUID | None = None) -> AutoRecharge:
-    """Turning auto-recharge on (again) also lifts a pause caused by failed charges."""
-    require(actor, Action.UPDATE_BILLING, organization_id)
+    """Turning auto-recharge on (again) also lifts a pause caused by failed charges. It charges a
+    card without anyone clicking, so it is a purchase: primary-owner only."""
+    require(actor, Action.MANAGE_AUTO_RECHARGE, organization_id)
     if type(enabled) is not bool:
         raise InvalidInput("enabled", "enabled must be true or false")
     with ctx.uow() as uow:
@@ -92,7 +93,8 @@ def update_auto_recharge(ctx: BillingContext, actor: Actor, *, organization_id: 
 
 def update_spend_management(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
                             spend: SpendManagement) -> SpendManagement:
-    require(actor, Action.UPDATE_BILLING, organization_id)
+    """The daily budget, the email threshold and the alert webhook: primary-owner only."""
+    require(actor, Action.MANAGE_SPEND_MANAGEMENT, organization_id)
     checked = check_spend_management(spend, allow_private_webhooks=ctx.policy.allow_private_webhook_urls,
                                      require_https=ctx.policy.require_https_webhooks)
     with ctx.uow() as uow:

@@ -21,6 +21,7 @@ from billing_core.feed import FeedEntry
 from billing_core.invoices import Invoice
 from billing_core.money import MICROS_PER_DOLLAR, Money, format_credits, micros_to_cents
 from billing_core.payments import Payment, PaymentMethod
+from billing_core.permissions import ACTION_PERMISSION, DENIAL_MESSAGES, Action, Actor, allows
 from billing_core.plan_change import PlanChangePreview
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest
@@ -302,3 +303,13 @@ def tax_registration(value: TaxRegistration) -> s.TaxRegistrationOut:
 
 def low_balance_alert(value: LowBalanceAlert) -> s.LowBalanceAlertOut:
     return s.LowBalanceAlertOut(enabled=value.enabled, threshold=credits(value.threshold_micros))
+
+
+def actions(actor: Actor) -> list[s.ActionOut]:
+    """Every action of the matrix for ``actor``: what the console enables, hides or explains."""
+    out = []
+    for action in Action:
+        allowed = allows(actor, action)
+        out.append(s.ActionOut(key=action.key, label=action.value, permission=ACTION_PERMISSION[action].value,
+                               allowed=allowed, message=None if allowed else DENIAL_MESSAGES.get(action)))
+    return out

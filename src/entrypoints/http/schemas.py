@@ -641,14 +641,29 @@ class WebhookEventOut(msgspec.Struct):
 # --------------------------------------------------------------------------- account
 
 
+class ActionOut(msgspec.Struct):
+    """One action of the permission matrix as the caller may (not) perform it.
+
+    ``key`` is stable (``add_credits``); ``label`` is the seed's wording; ``message`` is what a
+    client shows next to the disabled control when ``allowed`` is false."""
+
+    key: str
+    label: str
+    permission: str
+    allowed: bool
+    message: str | None
+
+
 class MeOut(msgspec.Struct):
-    """Who the bearer token speaks for: its organization, role (people) and permissions."""
+    """Who the bearer token speaks for: its organization, role (people), permissions, and every
+    action of the permission matrix with whether this caller may perform it."""
 
     organization_id: uuid.UUID
     subject: str
     role: str | None
     permissions: list[str]
     email: str | None
+    actions: list[ActionOut] = msgspec.field(default_factory=list)
 
 
 class ClaimsOut(msgspec.Struct):

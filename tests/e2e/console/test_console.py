@@ -133,7 +133,7 @@ def test_member_sees_disabled_buttons_with_the_seed_messages_and_the_server_refu
 
 
 def test_spend_management_is_saved_and_reloaded(page: Page, console_server: ConsoleServer) -> None:
-    sign_in(page, console_server, "owner", then="/billing/spend-management")
+    sign_in(page, console_server, "primary-owner", then="/billing/spend-management")
     toggle = page.get_by_role("switch", name="Spend Management")
     expect(toggle).to_be_checked()  # the demo enabled it
     expect(page.locator("#consumed-today")).to_have_text(re.compile(r"\$\d"))
@@ -313,7 +313,7 @@ def test_settings_forms_round_trip(page: Page, console_server: ConsoleServer) ->
 
 
 def test_add_usage_credits_and_auto_recharge(page: Page, console_server: ConsoleServer) -> None:
-    sign_in(page, console_server, "owner", then="/billing/add-credits")
+    sign_in(page, console_server, "primary-owner", then="/billing/add-credits")
     expect(page.get_by_role("heading", name="How much would you like to add to your balance?")).to_be_visible()
     method = page.get_by_label("Select a payment method")
     expect(method.locator("option").first).to_have_text("Select Method")

@@ -21,7 +21,8 @@ class AccountController(Controller):
     def me(self, actor: CurrentActor) -> s.MeOut:
         return s.MeOut(organization_id=actor.organization_id, subject=actor.subject,
                        role=actor.role.value if actor.role else None,
-                       permissions=sorted(p.value for p in actor.permissions), email=actor.email)
+                       permissions=sorted(p.value for p in actor.permissions), email=actor.email,
+                       actions=presenters.actions(actor))
 
     @post("/me/claim_guest_checkouts", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Move completed guest checkouts with this verified email into the token's organization")
@@ -30,7 +31,7 @@ class AccountController(Controller):
         return s.ClaimsOut(claimed=[presenters.checkout_session(c) for c in claimed])
 
     @get(ORG + "/webhook_secret", sync_to_thread=True, responses=ERRORS,
-         summary="The secret outbound webhooks are signed with (billing:update)")
+         summary="The secret outbound webhooks are signed with (spend_management:manage)")
     def webhook_secret(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId) -> s.WebhookSecretOut:
         return s.WebhookSecretOut(secret=services.organizations.webhook_secret(
             ctx, actor, organization_id=organization_id))
