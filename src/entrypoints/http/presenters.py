@@ -248,7 +248,8 @@ def feed_entry(entry: FeedEntry) -> s.FeedEntryOut:
     return s.FeedEntryOut(id=entry.id, kind=entry.kind, description=entry.description, reason=entry.reason,
                           created_at=entry.created_at, amount_micros=entry.amount_micros,
                           amount_display=entry.amount_display, sign=entry.sign, tone=entry.tone,
-                          balance_after=optional_credits(entry.balance_after_micros), reference=entry.reference)
+                          balance_after=optional_credits(entry.balance_after_micros), reference=entry.reference,
+                          purpose=entry.purpose, reverses=entry.reverses)
 
 
 def address(value: InvoiceAddress | None) -> s.InvoiceAddressOut:

@@ -541,6 +541,10 @@ class FeedEntryOut(msgspec.Struct):
     tone: EntryTone
     balance_after: Credits | None
     reference: str | None
+    purpose: str = ""
+    """What the row was for, in words (usage feed only)."""
+    reverses: str | None = None
+    """For a refund: the charge it reverses."""
 
 
 class WalletFiguresOut(msgspec.Struct):
