@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Request, Response, Router, get
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import MediaType
-from litestar.response import Redirect
 from litestar.handlers import HTTPRouteHandler
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -79,12 +80,12 @@ def _page_handler(page: Page, html: str) -> HTTPRouteHandler:
 
 
 def _redirect_handler(old: str, new: str) -> HTTPRouteHandler:
-    def moved(request: Request[object, object, object]) -> Redirect:
+    def moved(request: Request[Any, Any, Any]) -> Redirect:
         query = request.url.query
         return Redirect(f"{MOUNT}{new}" + (f"?{query}" if query else ""), status_code=301)
 
     moved.__name__ = f"console_redirect_{old.strip('/').replace('/', '_').replace('-', '_')}"
-    handler: Callable[[Callable[[Request[object, object, object]], Redirect]], HTTPRouteHandler] = get(
+    handler: Callable[[Callable[[Request[Any, Any, Any]], Redirect]], HTTPRouteHandler] = get(
         old, name=f"console:redirect:{old}", include_in_schema=False, sync_to_thread=False)
     return handler(moved)
 
