@@ -102,6 +102,9 @@ def test_production_health_on_the_dashboard_and_the_pricing_page(page: Page, con
         assert current is not None
         current.past_due_since = current.past_due_since - timedelta(days=30)
         uow.plan_subscriptions.save(current)
+        # The spend guard reads the wallet's copy of the subscription gate.
+        wallet = uow.wallets.lock(ws.id)
+        uow.wallets.set_gate(ws.id, msgspec.structs.replace(wallet.gate, past_due_since=current.past_due_since))
         uow.commit()
     expired_at = ends - timedelta(days=30)
     for path in ("/billing/overview", "/plans"):
@@ -190,15 +193,16 @@ def test_the_team_plan_module_switches_and_the_right_column_stays(page: Page, co
 
 def test_overage_moved_onto_an_invoice_is_no_green_entry_and_a_refund_names_its_charge(
         page: Page, console_server: ConsoleServer) -> None:
-    ws = workspace(console_server, "Overage Co", credits=5, plan="pro")  # Pro: a $50 overage credit line
+    # $5 added, and Pro's $100 of included credits; Pro has a $50 overage credit line.
+    ws = workspace(console_server, "Overage Co", credits=5, plan="pro")
     now = datetime.now(UTC)
     last_month = (now.replace(day=1) - timedelta(days=1)).replace(day=10, hour=9, minute=0, second=0, microsecond=0)
     services.subscriptions.subscribe_product(ws.ctx, ws.owner, organization_id=ws.id, product="compute",
                                              project_id=None, start_date=last_month - timedelta(days=1))
     usage_writer = platform(ws)
     assert services.metering.report_usage(ws.ctx, usage_writer, organization_id=ws.id, event_id="overage",
-                                          product="compute", quantity=200, project_id=None,
-                                          occurred_at=last_month).allowed  # $8: $3 beyond the credits
+                                          product="compute", quantity=3000, project_id=None,
+                                          occurred_at=last_month).allowed  # $120: $15 beyond the $105
     services.invoicing.close_period(ws.ctx, organization_id=ws.id)
     services.subscriptions.subscribe_product(ws.ctx, ws.owner, organization_id=ws.id, product="inference",
                                              project_id=None, start_date=now - timedelta(hours=1))
@@ -212,8 +216,8 @@ def test_overage_moved_onto_an_invoice_is_no_green_entry_and_a_refund_names_its_
     settled = page.locator("#usage-feed tbody tr[data-kind='invoice_credit_applied']")
     expect(settled).to_have_class(re.compile(r"\bsettlement\b"))
     expect(settled).to_contain_text("Applied credit balance to invoice")
-    expect(settled).to_contain_text("Usage moved onto the invoice: $5.000 paid from your credit balance, "
-                                    "$3.000 billed on the invoice")
+    expect(settled).to_contain_text("Usage moved onto the invoice: $105.000 paid from your credit balance, "
+                                    "$15.000 billed on the invoice")
     assert settled.locator("td.amount").evaluate("cell => getComputedStyle(cell).color") != GREEN
     # "Only refunds are green + entries": every green row is a refund, and every refund is green.
     greens = [row for row in feed.all()
@@ -319,7 +323,7 @@ def test_the_usage_report_chart_totals_forecast_and_csv(page: Page, console_serv
 
     # Totals that match the invoice to the cent: 2 cents, not the 1 cent of rounding $0.012 once.
     expect(page.locator("#report-invoice-total")).to_have_text("$0.02")
-    page.get_by_label("By").select_option("project")
+    page.get_by_label("By", exact=True).select_option("project")
     expect(page.locator("#usage-totals tbody tr")).to_have_count(2)
     expect(page.locator("#chart-legend li")).to_have_text([f"Project {str(p)[:8]}" for p in sorted(
         projects, key=lambda p: f"Project {str(p)[:8]}")])
