@@ -123,7 +123,7 @@ def test_moving_overage_onto_an_invoice_is_a_settlement_not_a_green_entry() -> N
     txs = stored(top_up(4 * DOLLAR, "t"), usage(10 * DOLLAR, "e1", at=NOW + timedelta(minutes=1)), close)
     row = feed_row(txs[-1])
     assert row.amount_micros == 6 * DOLLAR  # the real-time balance rises by what the invoice now bills
-    assert row.tone is EntryTone.SETTLEMENT and row.tone is not EntryTone.CREDIT
+    assert row.tone is EntryTone.SETTLEMENT  # not CREDIT: no green + entry
     assert row.purpose == ("Usage moved onto the invoice: $4.000 paid from your credit balance, "
                            "$6.000 billed on the invoice")
 

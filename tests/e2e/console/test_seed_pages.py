@@ -339,7 +339,8 @@ def test_the_usage_report_chart_totals_forecast_and_csv(page: Page, console_serv
     # A forecast to the end of the period at the current rate.
     forecast = page.locator("#forecast")
     expect(forecast).to_contain_text("This period so far: $0.012. Forecast to the end of the period")
-    so_far, projected = int(forecast.get_attribute("data-so-far") or 0), int(forecast.get_attribute("data-forecast") or 0)
+    so_far = int(forecast.get_attribute("data-so-far") or 0)
+    projected = int(forecast.get_attribute("data-forecast") or 0)
     assert so_far == 12_000 and projected >= so_far
 
     # The CSV export for chargeback: one row per project and product, adding up to the invoice.
@@ -351,5 +352,6 @@ def test_the_usage_report_chart_totals_forecast_and_csv(page: Page, console_serv
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     lines = [r for r in rows if r["product"] != "TOTAL"]
     assert sorted(r["project_id"] for r in lines) == sorted(str(p) for p in projects)
-    assert {(r["product"], r["quantity"], r["unit"], r["amount"]) for r in lines} == {("storage", "40", "GB-hour", "0.01")}
+    assert {(r["product"], r["quantity"], r["unit"], r["amount"]) for r in lines} == {
+        ("storage", "40", "GB-hour", "0.01")}
     assert rows[-1]["product"] == "TOTAL" and rows[-1]["amount"] == "0.02" and rows[-1]["usage_micros"] == "12000"
