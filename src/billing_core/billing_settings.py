@@ -13,7 +13,7 @@ import msgspec
 
 from billing_core.errors import InvalidInput
 from billing_core.money import MAX_MICROS
-from billing_core.tax import check_country, check_tax_id
+from billing_core.tax import check_country, check_tax_id, default_tax_description
 
 # The local part excludes control characters and the address-list separators (``,`` ``;``) that would
 # turn one recipient into several in a mail header.
@@ -103,7 +103,7 @@ def new_tax_registration(*, organization_id: uuid.UUID, country: str, value: str
     normalized = check_tax_id(country, value)
     return TaxRegistration(
         id=uuid.uuid4(), organization_id=organization_id, country=country,
-        description=check_text(description, "description", max_length=100) or "European VAT number",
+        description=check_text(description, "description", max_length=100) or default_tax_description(country),
         value=normalized, status=TaxRegistrationStatus.UNVERIFIED, created_at=now,
     )
 

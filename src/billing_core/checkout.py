@@ -19,6 +19,7 @@ import msgspec
 from billing_core.catalog import Catalog, PlanCode
 from billing_core.errors import InvalidInput
 from billing_core.permissions import DENIAL_MESSAGES, Action, Actor, allows
+from billing_core.plan_subscription import SUBSCRIBED, SubscriptionStatus
 
 
 class PlanAction(StrEnum):
@@ -54,8 +55,19 @@ class PlanChoice(msgspec.Struct, frozen=True):
     disabled_reason: str | None
 
 
-def plan_choices(catalog: Catalog, *, actor: Actor, has_billing_history: bool,
-                 has_active_subscription: bool) -> tuple[PlanChoice, ...]:
+# Why checkout is closed while a subscription that is not active still exists (it must be recovered,
+# not replaced): "already has an active subscription" would be untrue for these.
+_NOT_ACTIVE_REASONS = {
+    SubscriptionStatus.UNPAID: "The workspace's subscription is unpaid — update your payment method",
+    SubscriptionStatus.PAUSED: "The workspace's subscription is paused — resume it to continue",
+    SubscriptionStatus.INCOMPLETE: "The workspace's subscription is awaiting payment confirmation",
+}
+
+
+def plan_choices(catalog: Catalog, *, actor: Actor, has_billing_history: bool, has_active_subscription: bool,
+                 subscription_status: SubscriptionStatus | None = None) -> tuple[PlanChoice, ...]:
+    """The plan selector. ``has_active_subscription`` is true while a subscription that has not
+    ended exists (checkout is then closed); ``subscription_status`` says which, for the reason."""
     action = plan_action(has_billing_history)
     allowed = allows(actor, Action.SUBSCRIBE_TO_PLAN)
     reason = None
@@ -63,6 +75,8 @@ def plan_choices(catalog: Catalog, *, actor: Actor, has_billing_history: bool,
         reason = DENIAL_MESSAGES[Action.SUBSCRIBE_TO_PLAN]
     elif has_active_subscription:
         reason = "The workspace already has an active subscription; change plans instead"
+        if subscription_status is not None and subscription_status not in SUBSCRIBED:
+            reason = _NOT_ACTIVE_REASONS.get(subscription_status, "The workspace already has a subscription")
     return tuple(
         PlanChoice(p.code, p.name, p.description, p.price_cents, catalog.currency, p.interval, p.features,
                    action, ACTION_LABELS[action], allowed and not has_active_subscription, reason)

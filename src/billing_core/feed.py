@@ -2,9 +2,12 @@
 
 - The balance history lists movements of the settled wallet ("Total Credits"): payments, packs,
   auto-recharges, grants and their expiry, "Applied credit balance to invoice", refunds.
-- The usage feed lists every movement of the real-time credit balance: usage charges and, as green
-  ``+`` entries with the reason that triggered them, refunds and top-ups. Each entry carries the
-  balance after it, so the feed reconciles with the balance shown.
+- The usage feed lists every movement of the real-time credit balance. Only refunds are green ``+``
+  entries (tone ``credit``), with the reason that triggered them and the charge they reverse;
+  payments and grants are ``+`` entries in the plain tone ``deposit``; moving usage onto an invoice
+  is a ``settlement`` (it pays nothing back, it only moves what is owed). Every row names what it
+  was for (``purpose``). Each entry carries the balance after it, so the feed reconciles with the
+  balance shown.
 """
 
 from __future__ import annotations
@@ -28,6 +31,27 @@ FEED_KINDS = frozenset(EntryKind) - {EntryKind.INVOICE_PAYMENT}
 class EntryTone(StrEnum):
     CHARGE = "charge"
     CREDIT = "credit"
+    """A green ``+`` entry: in the usage feed, refunds only."""
+    DEPOSIT = "deposit"
+    """Money or a grant added to the balance: ``+``, not green (it is no refund)."""
+    SETTLEMENT = "settlement"
+    """Usage moved onto an invoice: what the credit balance paid and what the invoice bills."""
+
+
+# The kinds a usage feed shows as green + entries: refunds, and nothing else.
+REFUND_KINDS = frozenset({EntryKind.AUTOMATIC_REFUND})
+
+_PURPOSE = {
+    EntryKind.TOP_UP: "Credits you added to your balance",
+    EntryKind.CREDIT_PACK: "Credit pack purchase",
+    EntryKind.AUTO_RECHARGE: "Auto-recharge payment",
+    EntryKind.GRANT: "Credits granted to your organization",
+    EntryKind.GRANT_EXPIRY: "Granted credits that expired",
+    EntryKind.USAGE: "Usage charge",
+    EntryKind.PAYMENT_REVERSAL: "A payment reversed by the payment provider",
+    EntryKind.CREDIT_REFUND: "Credits refunded to your payment method",
+    EntryKind.ADJUSTMENT: "Manual adjustment",
+}
 
 
 class FeedEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,6 +66,10 @@ class FeedEntry(msgspec.Struct, frozen=True, kw_only=True):
     tone: EntryTone
     balance_after_micros: int | None
     reference: str | None
+    purpose: str = ""
+    """What the row was for, in words (the usage feed fills it; the balance history leaves it empty)."""
+    reverses: str | None = None
+    """For a refund: the charge it reverses (its description and event id), when the ledger has it."""
 
 
 def entry(tx: LedgerTransaction, *, settled: bool = False) -> FeedEntry:
@@ -56,3 +84,35 @@ def entry(tx: LedgerTransaction, *, settled: bool = False) -> FeedEntry:
         sign="+" if amount > 0 else "-", tone=EntryTone.CREDIT if amount > 0 else EntryTone.CHARGE,
         balance_after_micros=None if settled else tx.wallet_balance_after, reference=tx.reference,
     )
+
+
+def feed_row(tx: LedgerTransaction, *, reversed_charge: LedgerTransaction | None = None) -> FeedEntry:
+    """A ledger transaction as one row of the usage feed: only refunds are green ``+`` entries.
+
+    ``reversed_charge`` is the usage charge a refund gives back (looked up by the caller), so the
+    row says which charge it reverses. Moving usage onto an invoice is no credit to the customer:
+    it is a ``settlement`` row that says what the balance paid and what the invoice bills.
+    """
+    row = entry(tx)
+    amount = row.amount_micros
+    reverses = None
+    if tx.kind in REFUND_KINDS:
+        tone = EntryTone.CREDIT if amount > 0 else EntryTone.CHARGE
+        what = reversed_charge.description if reversed_charge is not None else "usage"
+        event = f" (event {tx.reference})" if tx.reference else ""
+        reverses = f"{what}{event}"
+        if reversed_charge is not None:
+            reverses += f", charged {reversed_charge.created_at:%Y-%m-%d %H:%M} UTC"
+        purpose = f"Refund of {what}{event}"
+    elif tx.kind is EntryKind.INVOICE_CREDIT_APPLIED:
+        tone = EntryTone.SETTLEMENT
+        paid = -tx.delta(Account.WALLET)
+        billed = -tx.delta(Account.RECEIVABLE)
+        purpose = (f"Usage moved onto the invoice: {format_credits(paid)} paid from your credit balance, "
+                   f"{format_credits(billed)} billed on the invoice")
+    else:
+        tone = EntryTone.CHARGE if amount < 0 else EntryTone.DEPOSIT
+        purpose = _PURPOSE.get(tx.kind, tx.description)
+        if tx.kind is EntryKind.USAGE:
+            purpose = f"Usage charge: {tx.description}"
+    return msgspec.structs.replace(row, tone=tone, purpose=purpose, reverses=reverses)

@@ -19,7 +19,7 @@ from billing_core.catalog import Catalog
 from billing_core.errors import IllegalTransition
 from billing_core.money import MICROS_PER_CENT, Money, micros_to_cents
 from billing_core.tax import TaxLine, TaxTreatment
-from billing_core.usage import HourlyUsage
+from billing_core.usage import HourlyUsage, UsageLine
 
 
 class InvoiceStatus(StrEnum):
@@ -99,7 +99,8 @@ class Invoice(msgspec.Struct, kw_only=True):
         self.status = target
 
 
-def build_items(buckets: Iterable[HourlyUsage], catalog: Catalog, currency_iso: str) -> tuple[InvoiceItem, ...]:
+def build_items(buckets: Iterable[HourlyUsage | UsageLine], catalog: Catalog,
+                currency_iso: str) -> tuple[InvoiceItem, ...]:
     """One item per product and project, rounded to cents once each, in a stable order."""
     totals: dict[tuple[uuid.UUID, uuid.UUID | None], list[int]] = defaultdict(lambda: [0, 0])
     for bucket in buckets:

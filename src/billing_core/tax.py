@@ -19,6 +19,18 @@ EU_COUNTRIES = frozenset({
     "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
 })
 
+# The description a tax registration gets when none is given: it follows the country, so
+# "European VAT number" is only ever said of an EU VAT id.
+_TAX_ID_NAMES = {"GB": "United Kingdom VAT number", "CH": "Swiss VAT number", "NO": "Norwegian VAT number"}
+
+
+def default_tax_description(country: str) -> str:
+    """The seed's "European VAT number" for an EU country; the country's own name for others."""
+    if country in EU_COUNTRIES:
+        return "European VAT number"
+    return _TAX_ID_NAMES.get(country, f"Tax ID ({country})")
+
+
 # Syntax of VAT numbers (without checksum; a TaxIdVerifier adapter checks further).
 _VAT_FORMATS: dict[str, str] = {
     "AT": r"ATU\d{8}", "BE": r"BE[01]\d{9}", "BG": r"BG\d{9,10}", "CY": r"CY\d{8}[A-Z]",

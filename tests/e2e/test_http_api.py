@@ -578,3 +578,31 @@ def test_health_and_openapi(api: Api) -> None:
     assert document["openapi"].startswith("3.")
     assert "/organizations/{organization_id}/payment_methods/create_and_attach" in document["paths"]
     assert document["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+
+
+def test_usage_report_totals_match_the_invoice_to_the_cent(api: Api, world: World) -> None:
+    """Issue 19, item 8: the console's usage report ("to build cost forecasts and chargeback reports")
+    shows totals that match the invoice to the cent: the invoice rounds once per product and project,
+    so rounding the window's total once can differ; ``invoice_total`` is the invoice's own sum."""
+    from datetime import UTC, datetime
+
+    ctx = api.container.billing_context()
+    bob = services.organizations.authenticate(ctx, world.tokens["owner"])
+    platform = services.organizations.authenticate(ctx, world.tokens["service"])
+    services.subscriptions.subscribe_product(ctx, bob, organization_id=world.org, product="storage", project_id=None,
+                                             start_date=datetime(2026, 1, 1, tzinfo=UTC))
+    # Two projects, 40 GB-hours each at $0.000150: $0.006 each, one cent each on the invoice; $0.012 in all.
+    for n in range(2):
+        services.metering.report_usage(ctx, platform, organization_id=world.org, event_id=f"evt-jan-{n}",
+                                       product="storage", quantity=40, project_id=uuid.uuid4(),
+                                       occurred_at=datetime(2026, 1, 10 + n, 8, tzinfo=UTC))
+    closed = services.invoicing.close_period(ctx, period="2026-01", organization_id=world.org)
+    member = world.headers("member")
+    invoice = api.client.get(f"/invoices/{closed.invoice_ids[0]}", headers=member).json()
+    report = api.client.get("/billing/usage", headers=member, params={
+        "organization_id": str(world.org), "from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}).json()
+    assert report["total_micros"] == 12_000 and report["total"]["cents"] == 1  # the whole rounded once
+    assert report["invoice_total"] == {"cents": 2, "currency_iso": "USD"}
+    assert sum(item["amount"]["cents"] for item in invoice["items"]) == report["invoice_total"]["cents"]
+    assert sorted(i["amount"]["cents"] for i in report["items"]) == sorted(
+        i["amount"]["cents"] for i in invoice["items"])

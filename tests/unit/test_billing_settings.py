@@ -244,3 +244,15 @@ def test_defaults() -> None:
     assert not settings.spend_management.enabled
     assert settings.low_balance_alert == LowBalanceAlert(enabled=False, threshold_micros=10 * DOLLAR)
     assert AutoRecharge(paused_at=NOW).paused
+
+
+# Issue 19, item 7: the seed's Description "(such as "European VAT number")" is only said of EU VAT ids.
+@pytest.mark.parametrize(("country", "value", "expected"), [
+    ("FR", "FR40303265045", "European VAT number"),
+    ("GB", "GB123456789", "United Kingdom VAT number"),
+    ("CH", "CHE123456789MWST", "Swiss VAT number"),
+    ("US", "12-3456789", "Tax ID (US)"),
+])
+def test_the_default_tax_description_follows_the_country(country: str, value: str, expected: str) -> None:
+    reg = new_tax_registration(organization_id=ORG, country=country, value=value, description=None, now=NOW)
+    assert reg.description == expected

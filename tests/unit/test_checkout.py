@@ -21,6 +21,7 @@ from billing_core.checkout import (
 )
 from billing_core.errors import InvalidInput
 from billing_core.permissions import Actor, Permission, Role
+from billing_core.plan_subscription import SubscriptionStatus
 from tests.unit.domain_builders import NOW, ORG, ROLES, person, token
 
 
@@ -166,3 +167,21 @@ def test_every_other_return_url_is_refused(url: str) -> None:
 def test_a_return_url_is_text(value: object) -> None:
     with pytest.raises(InvalidInput):
         check_return_url(value)
+
+
+# Issue 19, item 7: "already has an active subscription" is not shown for unpaid, paused or
+# incomplete workspaces (the seed's statuses: "Invoice unpaid", "Subscription is paused",
+# "Awaiting payment confirmation").
+@pytest.mark.parametrize(("status", "expected"), [
+    (SubscriptionStatus.UNPAID, "The workspace's subscription is unpaid — update your payment method"),
+    (SubscriptionStatus.PAUSED, "The workspace's subscription is paused — resume it to continue"),
+    (SubscriptionStatus.INCOMPLETE, "The workspace's subscription is awaiting payment confirmation"),
+    (SubscriptionStatus.PAST_DUE, "The workspace already has an active subscription; change plans instead"),
+    (SubscriptionStatus.ACTIVE, "The workspace already has an active subscription; change plans instead"),
+])
+def test_checkout_closed_by_a_subscription_that_is_not_active_says_so(
+        catalog: Catalog, status: SubscriptionStatus, expected: str) -> None:
+    choices = plan_choices(catalog, actor=person(Role.PRIMARY_OWNER), has_billing_history=True,
+                           has_active_subscription=True, subscription_status=status)
+    assert not any(c.enabled for c in choices)
+    assert {c.disabled_reason for c in choices} == {expected}

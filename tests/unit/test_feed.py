@@ -95,3 +95,52 @@ def test_a_grant_in_the_balance_history() -> None:
     assert (row.description, row.amount_display, row.sign, row.tone) == ("Free Trial Credits", "+$5.000", "+",
                                                                          EntryTone.CREDIT)
     assert row.balance_after_micros is None
+
+
+# Issue 19, item 6: "refunds appear as green + entries", "Each one shows what it was for". Moving
+# overage onto an invoice is no refund, and a refund names the charge it reverses.
+
+def test_in_the_usage_feed_only_refunds_are_green_plus_entries() -> None:
+    from billing_core.feed import feed_row
+
+    txs = stored(grant(5 * DOLLAR, "g"), top_up(20 * DOLLAR, "t", at=NOW + timedelta(minutes=1)),
+                 usage(1_250_000, "e2", at=NOW + timedelta(minutes=2)),
+                 usage_refund(1_250_000, "refund:e2", at=NOW + timedelta(minutes=3)))
+    tones = {tx.kind: feed_row(tx).tone for tx in txs}
+    assert tones == {EntryKind.GRANT: EntryTone.DEPOSIT, EntryKind.TOP_UP: EntryTone.DEPOSIT,
+                     EntryKind.USAGE: EntryTone.CHARGE, EntryKind.AUTOMATIC_REFUND: EntryTone.CREDIT}
+    assert all(feed_row(tx).purpose for tx in txs)  # every row names what it was for
+
+
+def test_moving_overage_onto_an_invoice_is_a_settlement_not_a_green_entry() -> None:
+    from billing_core.feed import feed_row
+    from billing_core.ledger import transaction
+
+    # $10 of usage closed onto an invoice: $4 paid from the credit balance, $6 owed on the invoice.
+    close = transaction(organization_id=ORG, idempotency_key="close", kind=EntryKind.INVOICE_CREDIT_APPLIED,
+                        description="Applied credit balance to invoice INV-000001", created_at=NOW,
+                        postings=[(Account.UNBILLED_USAGE, 10 * DOLLAR), (Account.WALLET, -4 * DOLLAR),
+                                  (Account.RECEIVABLE, -6 * DOLLAR)])
+    txs = stored(top_up(4 * DOLLAR, "t"), usage(10 * DOLLAR, "e1", at=NOW + timedelta(minutes=1)), close)
+    row = feed_row(txs[-1])
+    assert row.amount_micros == 6 * DOLLAR  # the real-time balance rises by what the invoice now bills
+    assert row.tone is EntryTone.SETTLEMENT  # not CREDIT: no green + entry
+    assert row.purpose == ("Usage moved onto the invoice: $4.000 paid from your credit balance, "
+                           "$6.000 billed on the invoice")
+
+
+def test_a_refund_row_names_the_charge_it_reverses() -> None:
+    from billing_core.feed import feed_row
+
+    charge, refund = stored(usage(1_250_000, "usage:evt-9"),
+                            transfer(organization_id=ORG, idempotency_key="usage-refund:evt-9",
+                                     kind=EntryKind.AUTOMATIC_REFUND, description="Automatic refund",
+                                     created_at=NOW + timedelta(minutes=5), source=Account.REVENUE,
+                                     target=Account.UNBILLED_USAGE, amount_micros=1_250_000,
+                                     reason="failed generation reimbursed", reference="evt-9"))
+    row = feed_row(refund, reversed_charge=charge)
+    assert row.tone is EntryTone.CREDIT and row.amount_display == "+$1.250"
+    assert row.reverses == "Compute usage (event evt-9), charged 2026-01-15 10:00 UTC".replace(
+        "2026-01-15 10:00", f"{NOW:%Y-%m-%d %H:%M}")
+    assert row.purpose == "Refund of Compute usage (event evt-9)"
+    assert row.reason == "failed generation reimbursed"

@@ -50,7 +50,8 @@ def plans(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> t
         history = has_billing_history(uow, organization_id)
         current = uow.plan_subscriptions.current(organization_id)
     active = current is not None and current.status not in ENDED
-    return plan_choices(ctx.catalog, actor=actor, has_billing_history=history, has_active_subscription=active)
+    return plan_choices(ctx.catalog, actor=actor, has_billing_history=history, has_active_subscription=active,
+                        subscription_status=current.status if current is not None else None)
 
 
 class SubscriptionSummary(msgspec.Struct, frozen=True, kw_only=True):

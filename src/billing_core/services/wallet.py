@@ -11,7 +11,7 @@ from billing_core.billing_settings import AutoRecharge, InvoiceAddress, SpendMan
 from billing_core.checkout import check_return_url
 from billing_core.credit_packs import PackOffer, check_add_credits_amount, check_pack, pack_offer
 from billing_core.errors import Conflict, InvalidInput, NotFound, PaymentError
-from billing_core.feed import BALANCE_HISTORY_KINDS, FEED_KINDS, FeedEntry, entry
+from billing_core.feed import BALANCE_HISTORY_KINDS, FEED_KINDS, REFUND_KINDS, FeedEntry, entry, feed_row
 from billing_core.grace_window import GraceWindow
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import MICROS_PER_CENT, format_credits
@@ -22,6 +22,7 @@ from billing_core.plan_subscription import SubscriptionStatus
 from billing_core.ports import ChargeResult, ChargeStatus, Page, UnitOfWork
 from billing_core.services.context import BillingContext
 from billing_core.services.customers import ensure_customer
+from billing_core.services.metering import _usage_key as usage_key  # the charge a refund reverses
 from billing_core.services.notifications import notify
 from billing_core.spend_guard import ProductionHealth, production_health
 
@@ -102,7 +103,10 @@ def usage_feed(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
     _check_limit(limit)
     with ctx.uow() as uow:
         page = uow.ledger.list(organization_id, kinds=FEED_KINDS, limit=limit, cursor=cursor)
-    rows = [entry(tx) for tx in page.items]
+        # A refund names the charge it reverses: the usage transaction of the same event.
+        reversed_charges = {tx.id: uow.ledger.get_by_key(organization_id, usage_key(tx.reference))
+                            for tx in page.items if tx.kind in REFUND_KINDS and tx.reference}
+    rows = [feed_row(tx, reversed_charge=reversed_charges.get(tx.id)) for tx in page.items]
     return Page(items=[row for row in rows if row.amount_micros != 0], next_cursor=page.next_cursor)
 
 

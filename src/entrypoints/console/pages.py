@@ -26,9 +26,9 @@ def _page(slug: str, path: str, title: str, section: str) -> Page:
 
 PAGES: tuple[Page, ...] = (
     _page("sign-in", "/", "Sign in", "Account"),
-    _page("plans", "/plans", "Plans and pricing", "Team plan"),
-    _page("subscription", "/subscription", "Active subscription", "Team plan"),
-    _page("credits", "/credits", "Credit balance and packs", "Team plan"),
+    # The seed's one page: the Team plan module (plan selector, or the summary and Billing details) on
+    # the left, the credit balance and the packs permanently on the right.
+    _page("plans", "/plans", "Team plan", "Team plan"),
     _page("overview", "/billing/overview", "Overview", "Billing"),
     _page("invoices", "/billing/invoices", "Invoices", "Billing"),
     _page("payment-methods", "/billing/payment-methods", "Payment Methods", "Billing"),
@@ -43,6 +43,12 @@ PAGES: tuple[Page, ...] = (
 )
 
 PAGES_BY_SLUG = {page.slug: page for page in PAGES}
+
+# Paths of pages that were merged into another: bookmarks keep working (permanent redirect, query kept).
+REDIRECTS: dict[str, str] = {
+    "/subscription": "/plans",
+    "/credits": "/plans",
+}
 
 
 def sections() -> list[tuple[str, list[Page]]]:

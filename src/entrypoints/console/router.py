@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from litestar import Response, Router, get
+from litestar import Request, Response, Router, get
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import MediaType
 from litestar.handlers import HTTPRouteHandler
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from entrypoints.console.pages import PAGES, Page, sections
+from entrypoints.console.pages import PAGES, REDIRECTS, Page, sections
 from entrypoints.demo import DEMO_ORGANIZATION_ID
 
 HERE = Path(__file__).parent
@@ -77,10 +79,22 @@ def _page_handler(page: Page, html: str) -> HTTPRouteHandler:
     return handler(show)
 
 
+def _redirect_handler(old: str, new: str) -> HTTPRouteHandler:
+    def moved(request: Request[Any, Any, Any]) -> Redirect:
+        query = request.url.query
+        return Redirect(f"{MOUNT}{new}" + (f"?{query}" if query else ""), status_code=301)
+
+    moved.__name__ = f"console_redirect_{old.strip('/').replace('/', '_').replace('-', '_')}"
+    handler: Callable[[Callable[[Request[Any, Any, Any]], Redirect]], HTTPRouteHandler] = get(
+        old, name=f"console:redirect:{old}", include_in_schema=False, sync_to_thread=False)
+    return handler(moved)
+
+
 def console_router() -> Router:
     """The console, to be registered on the app: ``Litestar(route_handlers=[..., console_router()])``."""
     html = render_pages()
     static = create_static_files_router(path="/static", directories=[HERE / "static"], name="console:static",
                                         include_in_schema=False)
     handlers = [_page_handler(page, html[page.slug]) for page in PAGES]
+    handlers += [_redirect_handler(old, new) for old, new in REDIRECTS.items()]
     return Router(MOUNT, route_handlers=[*handlers, static], middleware=[security_headers], include_in_schema=False)

@@ -18,7 +18,7 @@ from billing_core.checkout import CheckoutSession, PlanChoice
 from billing_core.credit_packs import PackOffer
 from billing_core.errors import NotFound
 from billing_core.feed import FeedEntry
-from billing_core.invoices import Invoice
+from billing_core.invoices import Invoice, build_items
 from billing_core.money import MICROS_PER_DOLLAR, Money, format_credits, micros_to_cents
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.permissions import ACTION_PERMISSION, DENIAL_MESSAGES, Action, Actor, allows
@@ -94,9 +94,16 @@ def usage_report(report: UsageReport, catalog: Catalog) -> s.UsageReportOut:
     by_project = [s.UsageProjectTotalOut(project_id=project_id, amount_micros=micros,
                                          amount=micros_money(micros, currency))
                   for project_id, micros in sorted(projects.items(), key=lambda kv: str(kv[0]))]
+    # The invoice's own rounding (billing_core.invoices.build_items): once per product and project.
+    invoice_items = build_items(report.lines, catalog, currency)
+    items = [s.UsageItemOut(product_id=i.product_id, product=names[i.product_id][0], product_name=i.product,
+                            project_id=i.project_id, quantity=i.quantity, amount_micros=i.amount_micros,
+                            amount=i.amount) for i in invoice_items]
+    invoice_total = Money(sum(i.amount.cents for i in invoice_items), currency)
     return s.UsageReportOut(organization_id=report.organization_id, start=report.start, end=report.end,
                             currency_iso=currency, lines=lines, by_product=by_product, by_project=by_project,
-                            total_micros=report.total_micros, total=micros_money(report.total_micros, currency))
+                            total_micros=report.total_micros, total=micros_money(report.total_micros, currency),
+                            items=items, invoice_total=invoice_total)
 
 
 def _product(catalog: Catalog, product_id: uuid.UUID) -> tuple[str, str, str]:
@@ -249,7 +256,8 @@ def feed_entry(entry: FeedEntry) -> s.FeedEntryOut:
     return s.FeedEntryOut(id=entry.id, kind=entry.kind, description=entry.description, reason=entry.reason,
                           created_at=entry.created_at, amount_micros=entry.amount_micros,
                           amount_display=entry.amount_display, sign=entry.sign, tone=entry.tone,
-                          balance_after=optional_credits(entry.balance_after_micros), reference=entry.reference)
+                          balance_after=optional_credits(entry.balance_after_micros), reference=entry.reference,
+                          purpose=entry.purpose, reverses=entry.reverses)
 
 
 def address(value: InvoiceAddress | None) -> s.InvoiceAddressOut:

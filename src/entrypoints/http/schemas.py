@@ -254,6 +254,18 @@ class UsageProjectTotalOut(msgspec.Struct):
     amount: Money
 
 
+class UsageItemOut(msgspec.Struct):
+    """Usage of one product in one project over the window, rounded to cents once, as an invoice line is."""
+
+    product_id: uuid.UUID
+    product: str
+    product_name: str
+    project_id: uuid.UUID | None
+    quantity: int
+    amount_micros: int
+    amount: Money
+
+
 class UsageReportOut(msgspec.Struct):
     """Usage by project and product per hour for ``from <= hour < to``, with totals."""
 
@@ -266,6 +278,11 @@ class UsageReportOut(msgspec.Struct):
     by_project: list[UsageProjectTotalOut] = msgspec.field(default_factory=list)
     total_micros: int = 0
     total: Money = msgspec.field(default_factory=Money.zero)
+    items: list[UsageItemOut] = msgspec.field(default_factory=list)
+    """One per product and project, each rounded to cents once: the lines an invoice of this window has."""
+    invoice_total: Money = msgspec.field(default_factory=Money.zero)
+    """The sum of ``items``: what an invoice of exactly this window totals, to the cent (``total`` rounds
+    the whole once and can differ from it by a few cents)."""
 
 
 class DecisionOut(msgspec.Struct):
@@ -541,6 +558,10 @@ class FeedEntryOut(msgspec.Struct):
     tone: EntryTone
     balance_after: Credits | None
     reference: str | None
+    purpose: str = ""
+    """What the row was for, in words (usage feed only)."""
+    reverses: str | None = None
+    """For a refund: the charge it reverses."""
 
 
 class WalletFiguresOut(msgspec.Struct):

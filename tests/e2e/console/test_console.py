@@ -83,8 +83,11 @@ def test_primary_owner_buys_a_pack_and_sees_the_balance_and_the_feed_change(
 
     open_page(page, console_server, "/billing/usage")
     first = page.locator("#usage-feed tbody tr").first
-    expect(first).to_have_class(re.compile(r"\bcredit\b"))
+    # A purchase adds to the balance but is no refund: a plain + entry, not a green one (issue 19, item 6).
+    expect(first).to_have_class(re.compile(r"\bdeposit\b"))
     expect(first.locator("td.amount")).to_contain_text("+$10.000")
+    expect(first).to_contain_text("Credit pack purchase")
+    assert first.locator("td.amount").evaluate("cell => getComputedStyle(cell).color") != "rgb(26, 127, 55)"
     expect(page.locator("#feed-balance")).to_have_text(balance_text(before + 10_000_000))
 
     open_page(page, console_server, "/billing/balance-history")
@@ -106,12 +109,15 @@ def test_member_sees_disabled_buttons_with_the_seed_messages_and_the_server_refu
     for index in range(6):
         expect(packs.nth(index)).to_be_disabled()
 
+    # The demo workspace is subscribed: the Team plan module is the summary; changing plans is the
+    # primary owner's, and so is the portal (the old /subscription address lands on the same page).
     open_page(page, console_server, "/plans")
-    expect(page.locator("#plan-action")).to_be_disabled()
-    expect(page.locator("#plan-action-reason")).to_have_text("Only the primary owner can subscribe to a plan")
-    expect(page.get_by_role("radio")).to_have_count(4)
+    expect(page.get_by_role("button", name="Change plan")).to_be_disabled()
+    expect(page.locator("#change-plan-reason")).to_have_text("Only the primary owner can subscribe to a plan")
+    expect(page.get_by_role("radio")).to_have_count(0)
 
     open_page(page, console_server, "/subscription")
+    assert page.url.endswith("/console/plans")
     expect(page.get_by_role("button", name="Visit billing portal")).to_be_disabled()
     expect(page.locator("#portal-reason")).to_have_text("Only the primary owner can access the billing portal")
 
@@ -200,6 +206,9 @@ def test_a_refund_shows_as_a_green_plus_entry_with_its_reason(page: Page, consol
     reason.locator("summary").focus()
     page.keyboard.press("Enter")
     expect(reason.get_by_text("Reason: draft generation failed on our side")).to_be_visible()
+    # "Each one shows what it was for": the charge it reverses, by product and event.
+    expect(reason.get_by_text(f"Reverses: Inference: 500 1K tokens (event {event_id})")).to_be_visible()
+    expect(refund).to_contain_text(f"Refund of Inference: 500 1K tokens (event {event_id})")
     # The charge it reverses is right below it, as a charge.
     charge = page.locator("#usage-feed tbody tr[data-kind='usage']").first
     expect(charge.locator("td.amount")).to_contain_text("-$")
@@ -217,11 +226,9 @@ def test_checkout_simulation_returns_to_the_plans_page_with_its_status(
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/billing/overview")
 
-    open_page(page, console_server, "/credits")
+    open_page(page, console_server, "/plans")
     expect(page.locator("#pack-message")).to_have_text("Subscribe to a plan first to purchase credit packs")
     expect(page.locator("#packs button").first).to_be_disabled()
-
-    open_page(page, console_server, "/plans")
     page.get_by_role("radio", name=re.compile("Scale")).check()
     action = page.get_by_role("button", name="Start trial")
     expect(action).to_be_enabled()
@@ -233,33 +240,29 @@ def test_checkout_simulation_returns_to_the_plans_page_with_its_status(
     page.wait_for_selector("body[data-ready]")
     expect(page.locator("#checkout-result")).to_have_text("Checkout complete. Your subscription is active.")
 
-    open_page(page, console_server, "/subscription")
     status = page.locator("#sub-status .badge")
     expect(status).to_have_text("Trialing")
     expect(status).to_have_attribute("data-color", "green")
     expect(page.get_by_role("button", name="Visit billing portal")).to_be_enabled()
 
-    # With a subscription, another tier is an immediate plan change, previewed first.
-    open_page(page, console_server, "/plans")
-    expect(page.get_by_role("button", name="Proceed to payment")).to_be_disabled()
-    expect(page.locator("#plan-action-reason")).to_have_text(
-        "The workspace already has an active subscription; change plans instead")
+    # With a subscription, another tier is an immediate plan change behind the summary's button, previewed first.
+    expect(page.get_by_role("button", name="Proceed to payment")).to_be_hidden()
+    page.get_by_role("button", name="Change plan").click()
     page.get_by_role("radio", name=re.compile("Pro")).check()
     page.get_by_role("button", name="Preview plan change").click()
     change = page.get_by_role("region", name="Change plan")
     expect(change).to_contain_text("Charged now")
     change.get_by_role("button", name="Change plan now").click()
-    expect(page.get_by_role("status")).to_have_text("Your plan is now Pro.")
+    expect(page.get_by_role("status").filter(has_text="Your plan is now")).to_have_text("Your plan is now Pro.")
 
     # A failed renewal: red status and the payment recovery banner on the pricing page.
     services.subscriptions.set_status(ctx, organization_id=org.id, status=SubscriptionStatus.PAST_DUE)
-    open_page(page, console_server, "/subscription")
+    open_page(page, console_server, "/plans")
     expect(page.locator("#sub-tier")).to_have_text("Pro")
     expect(status).to_have_text("Past due")
     expect(status).to_have_attribute("data-color", "red")
     expect(page.locator("#sub-status")).to_contain_text("Payment failed — update your payment method")
-    open_page(page, console_server, "/plans")
-    expect(page.locator("#banners .banner")).to_have_text(
+    expect(page.locator("#banners .banner[data-kind='past_due']")).to_have_text(
         "Your last payment failed. Update your payment method to keep production running.")
 
 

@@ -6,7 +6,9 @@ function show(recharge) {
   $("#recharge-enabled").checked = Boolean(recharge.enabled);
   $("#recharge-detail").textContent = `When the balance falls to ${shown(recharge.threshold)}, `
     + `${shown(recharge.amount)} is charged to your default card.`
-    + (recharge.paused_at ? " Auto-recharge is paused after failed charges; save to turn it on again." : "");
+    + (recharge.enabled && recharge.paused_at
+      ? " Enabled, but paused after failed charges; save changes to turn it on again." : "");
+  $("#recharge-state").textContent = recharge.enabled ? "Enabled" : "Disabled";
 }
 
 export async function render() {

@@ -1,6 +1,6 @@
 import { api, orgPath } from "../api.js";
 import { renderBanners } from "../banners.js";
-import { $, h, shown } from "../ui.js";
+import { $, dateTime, h, shown } from "../ui.js";
 
 export async function render() {
   const o = await api(orgPath("/billing/overview"));
@@ -20,10 +20,15 @@ export async function render() {
     ? [address.company_name, address.city, address.country].filter(Boolean).join(", ") : "No invoice address yet.";
   $("#billing-email").textContent = o.billing_email || "Invoices go to the primary owner's email.";
   const recharge = o.auto_recharge || {};
+  // The seed: "Disabled" or "Enabled". A recharge paused after failed charges is still enabled; why it
+  // does not charge now is said beside it.
+  const paused = Boolean(recharge.enabled && recharge.paused_at);
   $("#auto-recharge-state").replaceChildren(
-    h("span", { class: `badge ${recharge.enabled ? (recharge.paused_at ? "yellow" : "green") : "off"}` },
-      recharge.state || (recharge.enabled ? "Enabled" : "Disabled")),
-    recharge.enabled ? ` Adds ${shown(recharge.amount)} when the balance falls to ${shown(recharge.threshold)}.` : "");
+    h("span", { class: `badge ${recharge.enabled ? "green" : "off"}` }, recharge.enabled ? "Enabled" : "Disabled"),
+    recharge.enabled ? ` Adds ${shown(recharge.amount)} when the balance falls to ${shown(recharge.threshold)}.` : "",
+    paused ? h("span", { id: "auto-recharge-paused", class: "reason" },
+      ` Paused since ${dateTime(recharge.paused_at)} after ${recharge.consecutive_failures || "repeated"} failed `
+      + "charges; save the setting again to resume.") : null);
   const spend = o.spend_management || {};
   $("#spend-state").replaceChildren(
     h("span", { class: `badge ${spend.enabled ? "green" : "off"}` }, spend.state || (spend.enabled ? "Enabled" : "Disabled")),

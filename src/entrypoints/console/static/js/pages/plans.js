@@ -1,7 +1,11 @@
+// The seed's Team plan page. Left column: the Team plan module — the plan selector ("Choose a plan")
+// while the workspace has no subscription, else the read-only summary (Tier with its status indicator,
+// Status, Description, Price, Features) with Billing details below it; plan changes open behind the
+// summary's "Change plan" button. Right column, permanently: the credit balance and the packs.
 import { api, listItems, orgPath } from "../api.js";
-import { $, busy, gate, h, money, notify, showError } from "../ui.js";
+import { $, busy, date, gate, h, money, notify, safeUrl, showError, shown } from "../ui.js";
 import { renderBanners } from "../banners.js";
-import { SUBSCRIBE_TO_PLAN, can } from "../permissions.js";
+import { ACCESS_BILLING_PORTAL, SUBSCRIBE_TO_PLAN, can, reason } from "../permissions.js";
 
 const CHECKOUT_MESSAGES = {
   complete: "Checkout complete. Your subscription is active.",
@@ -10,11 +14,18 @@ const CHECKOUT_MESSAGES = {
   canceled: "Checkout was canceled. No payment was taken.",
 };
 
+// A plan change is possible from these; an ended subscription leaves the workspace with none.
 const SUBSCRIBED = ["active", "trialing", "past_due"];
+const ENDED = ["canceled", "incomplete_expired"];
 
 let choices = [];
 let subscription = null;
 let preview = null;
+let changing = false;
+
+function hasSubscription() {
+  return Boolean(subscription) && !ENDED.includes(subscription.status);
+}
 
 function planName(code) {
   const choice = choices.find((c) => c.plan === code);
@@ -27,13 +38,24 @@ function selectedPlan() {
 }
 
 function planCard(choice, checked) {
-  const price = money(choice.price);
   return h("label", { class: "plan" },
     h("span", { class: "plan-name" },
       h("input", { type: "radio", name: "plan", value: choice.plan, checked }), choice.name),
-    h("div", { class: "plan-price" }, `${price} / ${choice.interval}`),
+    h("div", { class: "plan-price" }, `${money(choice.price)} / ${choice.interval}`),
     h("div", {}, choice.description),
     h("ul", {}, (choice.features || []).map((f) => h("li", {}, f))));
+}
+
+/** The module shows the selector (no subscription, or a plan change in progress) or the summary. */
+function showModule() {
+  const summary = hasSubscription() && !changing;
+  $("#team-plan-loading").hidden = true;
+  $("#plan-form").hidden = summary;
+  $("#plan-summary").hidden = !summary;
+  $("#plan-action").hidden = changing;
+  $("#plan-change-close").hidden = !changing;
+  $("#plan-change").hidden = true;
+  updateActions();
 }
 
 function updateActions() {
@@ -43,12 +65,34 @@ function updateActions() {
   const button = $("#plan-action");
   button.textContent = choice.action_label;
   gate(button, Boolean(choice.enabled), choice.disabled_reason);
-  // With a subscription, another tier is reached by an immediate plan change (primary owner only).
   const change = $("#plan-change-preview");
-  const changeable = Boolean(subscription) && SUBSCRIBED.includes(subscription.status) && subscription.plan !== plan;
-  change.hidden = !changeable;
+  change.hidden = !changing || !subscription || subscription.plan === plan;
   change.disabled = !can(SUBSCRIBE_TO_PLAN);
-  $("#plan-change").hidden = true;
+  if (changing) $("#plan-action-reason").textContent = can(SUBSCRIBE_TO_PLAN) ? "" : reason(SUBSCRIBE_TO_PLAN);
+}
+
+function renderSummary() {
+  const sub = subscription;
+  if (!hasSubscription()) return;
+  $("#sub-tier").replaceChildren(
+    h("span", { class: `dot ${sub.color}`, "data-color": sub.color, role: "img", "aria-label": sub.status_label }),
+    sub.tier);
+  $("#sub-status").replaceChildren(
+    h("span", { class: `badge ${sub.color}`, "data-color": sub.color }, sub.status_label), " ", sub.message || "");
+  $("#sub-description").textContent = sub.description || "";
+  $("#sub-price").textContent = sub.price ? `${money(sub.price)} / ${sub.interval}` : "—";
+  $("#sub-features").replaceChildren(...(sub.features || []).map((f) => h("li", {}, f)));
+  $("#sub-period").textContent = `${date(sub.current_period_start)} – ${date(sub.current_period_end)}`
+    + (sub.status === "trialing" && sub.trial_end ? ` (trial ends ${date(sub.trial_end)})` : "");
+  // Changing plans is for a current subscription; an unpaid, paused or incomplete one is recovered first.
+  const changeable = SUBSCRIBED.includes(sub.status);
+  const why = !can(SUBSCRIBE_TO_PLAN) ? reason(SUBSCRIBE_TO_PLAN)
+    : ((choices[0] && choices[0].disabled_reason) || `The subscription is ${sub.status_label.toLowerCase()}`);
+  gate($("#change-plan"), changeable && can(SUBSCRIBE_TO_PLAN), why);
+
+  const details = $("#billing-details");
+  details.hidden = sub.has_billing_record === false;
+  gate($("#portal"), can(ACCESS_BILLING_PORTAL), reason(ACCESS_BILLING_PORTAL));
 }
 
 async function showCheckoutResult() {
@@ -56,16 +100,16 @@ async function showCheckoutResult() {
   const status = query.get("checkout_status");
   const sessionId = query.get("checkout_session_id");
   if (!status) return;
-  let shown = status;
+  let result = status;
   if (sessionId) {
     try {
       const checked = await api(orgPath(`/checkout_sessions/${encodeURIComponent(sessionId)}`));
-      shown = (checked && checked.status) || status;
+      result = (checked && checked.status) || status;
     } catch {
-      shown = status;
+      result = status;
     }
   }
-  $("#checkout-result").textContent = CHECKOUT_MESSAGES[shown] || `Checkout status: ${shown}`;
+  $("#checkout-result").textContent = CHECKOUT_MESSAGES[result] || `Checkout status: ${result}`;
 }
 
 function openCheckout(session) {
@@ -113,23 +157,57 @@ async function previewChange() {
   $("#plan-change").hidden = false;
 }
 
-export async function render() {
-  const [plans, overview, current] = await Promise.all([
-    api(orgPath("/plans")),
-    api(orgPath("/billing/overview")),
-    api(orgPath("/subscription")),
+// ---------------------------------------------------------------- right column: balance and packs
+
+async function refreshBalance() {
+  const overview = await api(orgPath("/billing/overview"));
+  $("#credit-balance").textContent = shown(overview.credit_balance);
+  return overview;
+}
+
+function renderPacks(offer) {
+  // The seed's three states, word for word from the API: no subscription, not the primary owner, available.
+  const message = $("#pack-message");
+  message.textContent = offer.message;
+  message.dataset.state = offer.state;
+  $("#packs").replaceChildren(...listItems(offer.packs).map((pack) => {
+    const button = h("button", {
+      type: "button", class: "button pack", "data-pack": pack.price_dollars, "aria-describedby": "pack-message",
+      title: offer.enabled ? null : offer.message,
+    }, pack.label, h("small", {}, `adds ${shown(pack.credits)}`));
+    button.disabled = !offer.enabled;
+    button.addEventListener("click", () => busy(button, async () => {
+      await api(orgPath("/credit_packs/purchase"), { method: "POST", body: { pack_dollars: pack.price_dollars } });
+      await refreshBalance();
+      notify(`Purchased the ${pack.label} pack: ${shown(pack.credits)} added to your balance.`);
+    }));
+    return button;
+  }));
+}
+
+// ---------------------------------------------------------------- the page
+
+async function load() {
+  const [plans, overview, current, offer] = await Promise.all([
+    api(orgPath("/plans")), refreshBalance(), api(orgPath("/subscription")), api(orgPath("/credit_packs")),
   ]);
   choices = listItems(plans);
   subscription = current ? current.subscription : null;
   renderBanners(overview);
-  if (subscription) $("#current-plan").textContent = `Current plan: ${subscription.tier} (${subscription.status_label})`;
+  renderPacks(offer);
   const initial = (subscription && subscription.plan) || (choices[1] || choices[0] || {}).plan;
-  $("#plan-options").append(...choices.map((c) => planCard(c, c.plan === initial)));
-  $("#plan-options").addEventListener("change", updateActions);
-  updateActions();
+  $("#plan-options").replaceChildren(h("legend", {}, "Choose a plan"),
+    ...choices.map((c) => planCard(c, c.plan === initial)));
+  renderSummary();
+  showModule();
+}
+
+export async function render() {
+  await load();
   await showCheckoutResult();
 
   const form = $("#plan-form");
+  $("#plan-options").addEventListener("change", updateActions);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const plan = selectedPlan();
@@ -142,14 +220,27 @@ export async function render() {
     }), form);
     if (session) openCheckout(session);
   });
+  $("#change-plan").addEventListener("click", () => {
+    changing = true;
+    showModule();
+    $("#plan-options").focus();
+  });
+  $("#plan-change-close").addEventListener("click", () => {
+    changing = false;
+    showModule();
+  });
   $("#plan-change-preview").addEventListener("click", (event) => busy(event.currentTarget, previewChange));
   $("#plan-change-cancel").addEventListener("click", () => { $("#plan-change").hidden = true; });
   $("#plan-change-confirm").addEventListener("click", (event) => busy(event.currentTarget, async () => {
     await api(orgPath("/subscription/change"), { method: "POST", body: { plan: preview.to_plan, preview_at: preview.at } });
-    const current = await api(orgPath("/subscription"));
-    subscription = current.subscription;
-    $("#current-plan").textContent = `Current plan: ${subscription.tier} (${subscription.status_label})`;
-    updateActions();
+    changing = false;
+    await load();
     notify(`Your plan is now ${subscription.tier}.`);
+  }));
+  const portal = $("#portal");
+  portal.addEventListener("click", () => busy(portal, async () => {
+    const result = await api(orgPath("/billing_portal"), { method: "POST", body: { return_url: location.href } });
+    const url = result && safeUrl(result.url);
+    if (url) location.assign(url);
   }));
 }

@@ -2,6 +2,16 @@ import { api, listItems, orgPath } from "../api.js";
 import { UPDATE_BILLING, can, reason } from "../permissions.js";
 import { $, busy, fillRows, gate, h, notify, shortId, trashIcon } from "../ui.js";
 
+const EU = new Set(["AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT",
+  "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"]);
+const NAMES = { GB: "United Kingdom VAT number", CH: "Swiss VAT number", NO: "Norwegian VAT number" };
+
+/** The description the API gives a registration of `country` when none is typed (billing_core.tax). */
+function taxDescription(country) {
+  if (!/^[A-Z]{2}$/.test(country)) return "";
+  return EU.has(country) ? "European VAT number" : (NAMES[country] || `Tax ID (${country})`);
+}
+
 function row(registration, allowed) {
   const verify = h("button", { type: "button", class: "button", "aria-label": `Verify ${registration.value}` }, "Verify");
   verify.disabled = !allowed;
@@ -43,6 +53,10 @@ export async function render() {
   add.addEventListener("click", () => toggle(panel.hidden));
   $("#add-tax-cancel").addEventListener("click", () => toggle(false));
   const form = $("#add-tax-form");
+  // The description follows the country (the API's default when left empty).
+  $("#tax-country").addEventListener("input", () => {
+    $("#tax-description").placeholder = taxDescription($("#tax-country").value.trim().toUpperCase());
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     await busy(form.querySelector("button[type=submit]"), async () => {
