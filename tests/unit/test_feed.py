@@ -103,9 +103,9 @@ def test_a_grant_in_the_balance_history() -> None:
 def test_in_the_usage_feed_only_refunds_are_green_plus_entries() -> None:
     from billing_core.feed import feed_row
 
-    txs = stored(grant(5 * DOLLAR, "g"), top_up(20 * DOLLAR, "t", at=NOW + timedelta(minutes=1)),
-                 usage(1_250_000, "e2", at=NOW + timedelta(minutes=2)),
-                 usage_refund(1_250_000, "refund:e2", at=NOW + timedelta(minutes=3)))
+    txs = stored(grant(ORG, 5 * DOLLAR, "g"), top_up(ORG, 20 * DOLLAR, "t", at=NOW + timedelta(minutes=1)),
+                 usage_tx(ORG, 1_250_000, "e2", at=NOW + timedelta(minutes=2)),
+                 usage_refund(ORG, 1_250_000, "refund:e2", at=NOW + timedelta(minutes=3)))
     tones = {tx.kind: feed_row(tx).tone for tx in txs}
     assert tones == {EntryKind.GRANT: EntryTone.DEPOSIT, EntryKind.TOP_UP: EntryTone.DEPOSIT,
                      EntryKind.USAGE: EntryTone.CHARGE, EntryKind.AUTOMATIC_REFUND: EntryTone.CREDIT}
@@ -121,7 +121,7 @@ def test_moving_overage_onto_an_invoice_is_a_settlement_not_a_green_entry() -> N
                         description="Applied credit balance to invoice INV-000001", created_at=NOW,
                         postings=[(Account.UNBILLED_USAGE, 10 * DOLLAR), (Account.WALLET, -4 * DOLLAR),
                                   (Account.RECEIVABLE, -6 * DOLLAR)])
-    txs = stored(top_up(4 * DOLLAR, "t"), usage(10 * DOLLAR, "e1", at=NOW + timedelta(minutes=1)), close)
+    txs = stored(top_up(ORG, 4 * DOLLAR, "t"), usage_tx(ORG, 10 * DOLLAR, "e1", at=NOW + timedelta(minutes=1)), close)
     row = feed_row(txs[-1])
     assert row.amount_micros == 6 * DOLLAR  # the real-time balance rises by what the invoice now bills
     assert row.tone is EntryTone.SETTLEMENT  # not CREDIT: no green + entry
@@ -132,7 +132,10 @@ def test_moving_overage_onto_an_invoice_is_a_settlement_not_a_green_entry() -> N
 def test_a_refund_row_names_the_charge_it_reverses() -> None:
     from billing_core.feed import feed_row
 
-    charge, refund = stored(usage(1_250_000, "usage:evt-9"),
+    compute = transfer(organization_id=ORG, idempotency_key="usage:evt-9", kind=EntryKind.USAGE,
+                       description="Compute usage", created_at=NOW, source=Account.UNBILLED_USAGE,
+                       target=Account.REVENUE, amount_micros=1_250_000, reference="evt-9")
+    charge, refund = stored(compute,
                             transfer(organization_id=ORG, idempotency_key="usage-refund:evt-9",
                                      kind=EntryKind.AUTOMATIC_REFUND, description="Automatic refund",
                                      created_at=NOW + timedelta(minutes=5), source=Account.REVENUE,
