@@ -119,6 +119,18 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
+def _seconds(environ: Mapping[str, str], name: str, default: str, low: float, high: float) -> float:
+    """A duration in seconds within [low, high]; anything else (text, nan, inf) is refused by name."""
+    text = _text(environ, name) or default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be seconds between {low:g} and {high:g}, not {text!r}")
+    return value
+
+
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check the ``BILLING_*`` variables (``os.environ`` unless given)."""
     env = os.environ if environ is None else environ
@@ -135,14 +147,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     stripe_secret = _text(env, "BILLING_STRIPE_WEBHOOK_SECRET")
     if stripe_key and not stripe_secret:
         raise ConfigurationError("BILLING_STRIPE_WEBHOOK_SECRET is required with BILLING_STRIPE_API_KEY")
-    interval_text = _text(env, "BILLING_WORKER_INTERVAL") or "1"
-    try:
-        interval = float(interval_text)
-    except ValueError:
-        interval = -1.0
-    if not 0.05 <= interval <= 3600:
-        raise ConfigurationError("BILLING_WORKER_INTERVAL must be seconds between 0.05 and 3600, "
-                                 f"not {interval_text!r}")
+    interval = _seconds(env, "BILLING_WORKER_INTERVAL", "1", 0.05, 3600)
     log_format = (_text(env, "BILLING_LOG_FORMAT") or "text").lower()
     if log_format not in LOG_FORMATS:
         raise ConfigurationError(f"BILLING_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
@@ -157,14 +162,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
                                      f"(letters, digits, _), not {schema!r}")
         if not database_url.startswith("postgresql"):
             raise ConfigurationError("BILLING_DATABASE_SCHEMA is a PostgreSQL setting (BILLING_DATABASE_URL is not)")
-    lease_text = _text(env, "BILLING_OUTBOX_LEASE_SECONDS") or "600"
-    try:
-        lease = float(lease_text)
-    except ValueError:
-        lease = -1.0
-    if not 1 <= lease <= 86_400:
-        raise ConfigurationError("BILLING_OUTBOX_LEASE_SECONDS must be seconds between 1 and 86400, "
-                                 f"not {lease_text!r}")
+    lease = _seconds(env, "BILLING_OUTBOX_LEASE_SECONDS", "600", 1, 86_400)
     clock_file = _text(env, "BILLING_TEST_CLOCK_FILE")
     if clock_file is not None and environment != "test":
         # A clock that anyone who can write a file may move would let them close months early,
