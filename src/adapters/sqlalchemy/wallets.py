@@ -4,9 +4,9 @@ Every balance change is one transaction-scoped critical section on the organizat
 
 1. ``SELECT ... FOR UPDATE`` the wallet (PostgreSQL); on SQLite the unit of work already holds
    the database's write lock (``BEGIN IMMEDIATE``), so the plain ``SELECT`` is just as exclusive.
-2. :func:`billing_core.spend_guard.decide` (debits only), then
-   :func:`billing_core.wallet.apply_spend` and :func:`~billing_core.wallet.apply_transaction` on
-   the loaded struct: the same code the in-memory adapter runs, so the rules cannot drift.
+2. :func:`billing_core.spend_guard.decide_and_apply` (debits; ``post`` only
+   :func:`~billing_core.wallet.apply_transaction`) on the loaded struct: the same function the
+   in-memory adapter and ``report_usage`` run, so neither the rule nor the sequence can drift.
 3. ``INSERT`` the ledger transaction ``ON CONFLICT (organization_id, idempotency_key) DO NOTHING
    RETURNING seq``: no row back means the key was used before, and the replay is answered from the
    stored transaction with nothing written. The duplicate is detected by the write itself.
