@@ -115,8 +115,11 @@ def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str
     app_port, bare_port = _free_port(), _free_port()
     serve = [sys.executable, "-c", "from entrypoints.cli.main import app; app()", "serve", "--port", str(app_port),
              "--workers", str(workers)]
-    bare = [sys.executable, "-m", "uvicorn", "benchmarks.bare_usage_app:create", "--factory", "--port",
-            str(bare_port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    # The same uvicorn settings as billing serve (its h11 protocol with TCP_NODELAY, no access log).
+    bare = [sys.executable, "-c", "import sys, uvicorn; from entrypoints.http.tcp import NoDelayH11Protocol; "
+            "uvicorn.run('benchmarks.bare_usage_app:create', factory=True, host='127.0.0.1', port=int(sys.argv[1]), "
+            "workers=int(sys.argv[2]), access_log=False, log_level='warning', http=NoDelayH11Protocol)",
+            str(bare_port), str(workers)]
     bare_full_env = {**os.environ, **bare_env, "BENCH_BARE_UNIT_PRICE": str(unit),
                      "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     results: list[CaseResult] = []
