@@ -149,7 +149,7 @@ _LOCK_FOR_EVENT = (
     "WHERE w.organization_id = ?")
 _BUCKET_VALUES = "(organization_id, project_id, project_key, product_id, hour, quantity, amount_micros, invoice_id)"
 _ON_BUCKET_CONFLICT = (
-    f" ON CONFLICT ({', '.join(OPEN_BUCKET_KEY)}) WHERE invoice_id IS NULL "
+    f" ON CONFLICT ({', '.join(OPEN_BUCKET_KEY)}) WHERE invoice_id IS NULL "  # nosec B608
     "DO UPDATE SET quantity = usage_buckets.quantity + excluded.quantity, "
     "amount_micros = usage_buckets.amount_micros + excluded.amount_micros")
 # PostgreSQL: the live usage path's write (``UsageRepository.record_debit``) as ONE statement: the

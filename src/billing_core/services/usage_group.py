@@ -84,16 +84,8 @@ class UsageGroupCommit:
         return _answer(call)
 
     def _run(self, organization_id: uuid.UUID, calls: list[_Call]) -> None:
-        if len(calls) > 1:
-            try:
-                outcomes = metering.report_usage_batch(self._ctx, calls[0].actor, organization_id=organization_id,
-                                                       events=[c.event for c in calls])
-            except Exception:  # noqa: S110 - each call runs on its own below and gets its own error
-                pass
-            else:
-                for call, outcome in zip(calls, outcomes, strict=True):
-                    call.outcome, call.done = outcome, True
-                return
+        if len(calls) > 1 and self._run_batch(organization_id, calls):
+            return
         for call in calls:
             event = call.event
             try:
@@ -104,6 +96,18 @@ class UsageGroupCommit:
             except Exception as exc:
                 call.error = exc
             call.done = True
+
+
+    def _run_batch(self, organization_id: uuid.UUID, calls: list[_Call]) -> bool:
+        """All ``calls`` as one batch; False (nothing written, nothing answered) if it is refused."""
+        try:
+            outcomes = metering.report_usage_batch(self._ctx, calls[0].actor, organization_id=organization_id,
+                                                   events=[c.event for c in calls])
+        except Exception:
+            return False  # each call then runs on its own and gets its own answer or error
+        for call, outcome in zip(calls, outcomes, strict=True):
+            call.outcome, call.done = outcome, True
+        return True
 
 
 def _answer(call: _Call) -> UsageOutcome:
