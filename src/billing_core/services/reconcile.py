@@ -20,7 +20,7 @@ from billing_core.errors import ReconciliationFailed
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
-from billing_core.services.subscriptions import PLAN_GRANT, TRIAL_GRANT
+from billing_core.services.plan_subscriptions import PLAN_GRANT, TRIAL_GRANT
 
 Check = Callable[[BillingContext, UnitOfWork, uuid.UUID], list[str]]
 """An invariant check: reads through the unit of work and returns one line per problem found."""

@@ -25,9 +25,10 @@ from billing_core.permissions import ACTION_PERMISSION, DENIAL_MESSAGES, Action,
 from billing_core.plan_change import PlanChangePreview
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest
-from billing_core.services.metering import UsageOutcome
-from billing_core.services.subscriptions import PlanChangeResult, SubscriptionSummary
-from billing_core.services.wallet import BillingOverview
+from billing_core.services.overview import BillingOverview
+from billing_core.services.plan_changes import PlanChangeResult
+from billing_core.services.plan_subscriptions import SubscriptionSummary
+from billing_core.services.usage import UsageOutcome
 from billing_core.spend_guard import Decision
 from billing_core.usage import UsageReport
 from billing_core.wallet import SpendCounters
