@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import msgspec
 
-from billing_core.grace_window import GraceState, GraceWindow
+from billing_core.grace_window import GraceState, GraceWindow, grace_window
 from billing_core.plan_subscription import SubscriptionStatus
 from billing_core.wallet import WalletAccount, counters_at
 
@@ -81,16 +81,6 @@ def next_month_start(now: datetime) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
-def gate_window(wallet: WalletAccount, now: datetime) -> GraceWindow:
-    """The grace window as the wallet's subscription gate describes it."""
-    gate = wallet.gate
-    if gate.status != SubscriptionStatus.PAST_DUE:
-        return GraceWindow(GraceState.NONE)
-    started = gate.past_due_since or now
-    ends = started + timedelta(days=gate.grace_days)
-    return GraceWindow(GraceState.ACTIVE if now < ends else GraceState.EXPIRED, started_at=started, ends_at=ends)
-
-
 def _deny(reason: DenialReason, retry_at: datetime | None = None) -> Decision:
     return Decision(allowed=False, reason=reason, message=DENIAL_MESSAGES[reason], retry_at=retry_at)
 
@@ -107,7 +97,7 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision
     if status in _DELINQUENT:
         return _deny(DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED)
     if status == SubscriptionStatus.PAST_DUE:
-        window = gate_window(wallet, now)
+        window = grace_window(wallet.gate, now)
         if window.state == GraceState.EXPIRED:
             return _deny(DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED)
         warning, grace_ends = SpendWarning.PAYMENT_FAILURE_GRACE_ACTIVE, window.ends_at
@@ -147,7 +137,7 @@ def available_micros(wallet: WalletAccount, now: datetime) -> int:
 
 def production_health(wallet: WalletAccount, now: datetime) -> tuple[ProductionHealth, GraceWindow]:
     """Why production runs or not, telling payment failure apart from low credit and budgets."""
-    window = gate_window(wallet, now)
+    window = grace_window(wallet.gate, now)
     # One micro-dollar: could any billable call run right now?
     probe = decide(wallet, 1, now)
     if not probe.allowed:
