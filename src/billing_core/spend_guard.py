@@ -13,7 +13,7 @@ from enum import StrEnum
 import msgspec
 
 from billing_core.grace_window import GraceState, GraceWindow, grace_window
-from billing_core.plan_subscription import SubscriptionStatus
+from billing_core.plan_subscription import DELINQUENT, INACTIVE, SubscriptionStatus
 from billing_core.wallet import WalletAccount, counters_at
 
 
@@ -64,11 +64,6 @@ class ProductionHealth(StrEnum):
     BLOCKED_BY_BUDGET = "blocked_by_budget"
 
 
-_DELINQUENT = frozenset({SubscriptionStatus.UNPAID})
-_INACTIVE = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE,
-                       SubscriptionStatus.INCOMPLETE_EXPIRED, SubscriptionStatus.PAUSED})
-
-
 _GATE_REASONS = frozenset({DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED, DenialReason.SUBSCRIPTION_INACTIVE})
 
 
@@ -94,14 +89,14 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision
     status = wallet.gate.status
     warning: SpendWarning | None = None
     grace_ends: datetime | None = None
-    if status in _DELINQUENT:
+    if status in DELINQUENT:
         return _deny(DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED)
     if status == SubscriptionStatus.PAST_DUE:
         window = grace_window(wallet.gate, now)
         if window.state == GraceState.EXPIRED:
             return _deny(DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED)
         warning, grace_ends = SpendWarning.PAYMENT_FAILURE_GRACE_ACTIVE, window.ends_at
-    elif status in _INACTIVE:
+    elif status in INACTIVE:
         return _deny(DenialReason.SUBSCRIPTION_INACTIVE)
 
     limits = wallet.limits

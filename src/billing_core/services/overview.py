@@ -15,7 +15,7 @@ from billing_core.grace_window import GraceWindow
 from billing_core.money import format_credits
 from billing_core.overview import WalletOverview, wallet_overview
 from billing_core.permissions import Action, Actor, require
-from billing_core.plan_subscription import SubscriptionStatus
+from billing_core.plan_subscription import PAYMENT_FAILED
 from billing_core.ports import Page, UnitOfWork
 from billing_core.services.context import BillingContext
 from billing_core.services.usage import _usage_key as usage_key  # the charge a refund reverses
@@ -55,7 +55,7 @@ class BillingOverview(msgspec.Struct, frozen=True, kw_only=True):
 def recovery_banners(uow: UnitOfWork, organization_id: uuid.UUID) -> tuple[Banner, ...]:
     banners = []
     subscription = uow.plan_subscriptions.current(organization_id)
-    if subscription is not None and subscription.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID):
+    if subscription is not None and subscription.status in PAYMENT_FAILED:
         banners.append(Banner(RecoveryBanner.PAST_DUE, BANNER_MESSAGES[RecoveryBanner.PAST_DUE]))
     invoices = uow.invoices.list(organization_id, limit=1000).items
     if any(i.is_collectible for i in invoices):
