@@ -2,7 +2,9 @@
 
 Pure decision logic shared by every storage adapter: storage serializes debits on the wallet
 record (row lock or conditional update) and calls :func:`decide` inside that critical section, so
-the decision and the debit are one atomic step.
+the decision and the debit are one atomic step. The wallet carries its copy of the limits and
+the subscription gate, derived here (:func:`limits_for`, :func:`gate_for`) whenever the plan
+subscription or the spend settings change.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from enum import StrEnum
 
 import msgspec
 
+from billing_core.billing_settings import BillingSettings
+from billing_core.catalog import Catalog
 from billing_core.grace_window import GraceState, GraceWindow, grace_window
-from billing_core.plan_subscription import DELINQUENT, INACTIVE, SubscriptionStatus
-from billing_core.wallet import WalletAccount, counters_at
+from billing_core.plan_subscription import DELINQUENT, INACTIVE, PlanSubscription, SubscriptionStatus
+from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount, counters_at
 
 
 class DenialReason(StrEnum):
@@ -65,6 +69,28 @@ class ProductionHealth(StrEnum):
 
 
 _GATE_REASONS = frozenset({DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED, DenialReason.SUBSCRIPTION_INACTIVE})
+
+
+def limits_for(catalog: Catalog, subscription: PlanSubscription | None, settings: BillingSettings) -> SpendLimits:
+    """The wallet's copy of the limits: the plan's credit line, the minimum, the spend settings' budgets."""
+    credit_line = 0
+    if subscription is not None and subscription.is_subscribed:
+        credit_line = catalog.plan(subscription.plan).overage_credit_line_micros
+    spend = settings.spend_management
+    return SpendLimits(
+        credit_line_micros=credit_line,
+        minimum_production_credit_micros=catalog.wallet.minimum_production_credit_micros,
+        daily_budget_micros=spend.daily_budget_micros if spend.enabled else None,
+        monthly_cap_micros=spend.monthly_cap_micros if spend.enabled else None,
+    )
+
+
+def gate_for(catalog: Catalog, subscription: PlanSubscription | None) -> SubscriptionGate:
+    """The wallet's copy of what the spend guard needs of the plan subscription."""
+    if subscription is None:
+        return SubscriptionGate()
+    return SubscriptionGate(status=subscription.status.value, past_due_since=subscription.past_due_since,
+                            grace_days=catalog.plan(subscription.plan).grace_days)
 
 
 def next_utc_midnight(now: datetime) -> datetime:

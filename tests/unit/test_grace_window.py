@@ -9,10 +9,10 @@ import pytest
 
 from billing_core.catalog import Catalog
 from billing_core.grace_window import GraceState, GraceWindow, grace_window
-from billing_core.plan_subscription import SubscriptionStatus
-from billing_core.spend_guard import DenialReason, ProductionHealth, decide, production_health
+from billing_core.plan_subscription import SubscriptionStatus, new_subscription
+from billing_core.spend_guard import DenialReason, ProductionHealth, decide, gate_for, production_health
 from billing_core.wallet import SubscriptionGate
-from tests.unit.domain_builders import NOW, wallet_account
+from tests.unit.domain_builders import NOW, ORG, wallet_account
 
 S = SubscriptionStatus
 
@@ -79,3 +79,13 @@ def test_the_plans_grace_days(catalog: Catalog, plan: str, days: int) -> None:
     gate = past_due(since=NOW, grace_days=grace)
     assert grace_window(gate, NOW + timedelta(days=days) - timedelta(seconds=1)).state is GraceState.ACTIVE
     assert grace_window(gate, NOW + timedelta(days=days)).state is GraceState.EXPIRED
+
+
+def test_the_gate_derived_from_a_failed_subscription_starts_at_the_failure(catalog: Catalog) -> None:
+    failed = NOW - timedelta(days=1)
+    sub = new_subscription(organization_id=ORG, plan=catalog.plan("starter"), now=NOW - timedelta(days=40),
+                           trial=False, status=S.ACTIVE)
+    sub.transition(S.PAST_DUE, failed)
+    window = grace_window(gate_for(catalog, sub), NOW)
+    assert window == GraceWindow(GraceState.ACTIVE, started_at=failed, ends_at=failed + timedelta(days=3))
+    assert grace_window(gate_for(catalog, None), NOW) == GraceWindow(GraceState.NONE)

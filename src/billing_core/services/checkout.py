@@ -26,8 +26,8 @@ from billing_core.plan_subscription import (
 from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
 from billing_core.services.customers import ensure_customer
-from billing_core.services.limits import sync_wallet
 from billing_core.services.plan_subscriptions import grant_period_credits, has_billing_history
+from billing_core.services.wallet import sync_wallet
 
 
 def start_checkout(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, plan: str,

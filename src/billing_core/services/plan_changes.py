@@ -16,7 +16,7 @@ from billing_core.plan_subscription import (
 )
 from billing_core.ports import HostedInvoice
 from billing_core.services.context import BillingContext
-from billing_core.services.limits import sync_wallet
+from billing_core.services.wallet import sync_wallet
 
 PREVIEW_VALIDITY = timedelta(minutes=30)
 

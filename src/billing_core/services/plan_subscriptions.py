@@ -26,7 +26,7 @@ from billing_core.plan_subscription import (
 )
 from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
-from billing_core.services.limits import sync_wallet
+from billing_core.services.wallet import sync_wallet
 
 
 def has_billing_history(uow: UnitOfWork, organization_id: uuid.UUID) -> bool:
