@@ -1,4 +1,4 @@
-"""The live usage path as users call it (issue 16): ``services.metering.report_usage`` from 1, 4 and 16
+"""The live usage path as users call it (issue 16): ``services.usage.report_usage`` from 1, 4 and 16
 client PROCESSES (not threads: the GIL would hide the database), next to the bare driver doing the
 same debit SQL from the same number of processes, in the same run and database:
 
@@ -114,7 +114,7 @@ class _Client:
             actor = self.actors[secret] = services.organizations.authenticate(self.ctx, secret)
         org_id = uuid.UUID(org)
         for i in range(ops):
-            outcome = services.metering.report_usage(self.ctx, actor, organization_id=org_id,
+            outcome = services.usage.report_usage(self.ctx, actor, organization_id=org_id,
                                                      event_id=f"{tag}-{i}", product=PRODUCT, quantity=QUANTITY)
             assert outcome.allowed and not outcome.replayed, outcome
 
@@ -220,7 +220,8 @@ def _organization(ctx: BillingContext, name: str) -> tuple[str, str]:
     _, platform_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
                                                             scopes=frozenset({Permission.USAGE_WRITE}))
     owner = services.organizations.authenticate(ctx, owner_secret)
-    services.subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product=PRODUCT, project_id=None)
+    services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product=PRODUCT,
+                                                     project_id=None)
     services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=FUNDS, description="bench",
                                   idempotency_key="bench-grant")
     return str(org.id), platform_secret

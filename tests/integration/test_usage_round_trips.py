@@ -31,7 +31,7 @@ from adapters.testing.storage import SqlKind, migrated_engine
 from billing_core import services
 from billing_core.catalog import load_catalog
 from billing_core.services.context import BillingContext
-from billing_core.services.metering import UsageEventInput
+from billing_core.services.usage import UsageEventInput
 from tests.e2e.conftest import START
 from tests.support.customers import Customer, sign_up
 
@@ -109,7 +109,7 @@ def traced(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Bil
 
 
 def _report(ctx: BillingContext, customer: Customer, event_id: str) -> None:
-    outcome = services.metering.report_usage(ctx, customer.platform, organization_id=customer.organization_id,
+    outcome = services.usage.report_usage(ctx, customer.platform, organization_id=customer.organization_id,
                                              event_id=event_id, product="inference", quantity=2)
     assert outcome.allowed and not outcome.replayed
 
@@ -131,7 +131,7 @@ def test_a_batch_costs_the_same_round_trips_whatever_its_size(
     ctx, customer, tracer = traced
     _report(ctx, customer, "warm")
     before = tracer.mark()
-    outcomes = services.metering.report_usage_batch(
+    outcomes = services.usage.report_usage_batch(
         ctx, customer.platform, organization_id=customer.organization_id,
         events=[UsageEventInput(event_id=f"b-{n}", product="inference", quantity=1) for n in range(BATCH)])
     assert all(o.allowed and not o.replayed for o in outcomes)

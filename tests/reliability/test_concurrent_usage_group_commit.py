@@ -16,7 +16,7 @@ import pytest
 from billing_core import services
 from billing_core.errors import Conflict, InvalidInput, NotFound
 from billing_core.ledger import EntryKind
-from billing_core.services.metering import UsageOutcome
+from billing_core.services.usage import UsageOutcome
 from billing_core.services.usage_group import UsageGroupCommit
 from tests.reliability.money_support import NOW, Money, at_once, backends, money_context
 from tests.support.customers import Customer, sign_up

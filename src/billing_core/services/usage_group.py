@@ -4,9 +4,9 @@ one unit of work (issue 16).
 Every usage event of an organization serializes on its wallet (the row lock on SQL storage), from
 the locked read through ``COMMIT``; with many concurrent callers on one organization the wallet,
 not the callers, sets the rate. :class:`UsageGroupCommit` coalesces them without any added wait:
-the first caller of an organization runs its event at once (:func:`metering.report_usage`); callers
+the first caller of an organization runs its event at once (:func:`usage.report_usage`); callers
 arriving while a unit of work of that organization is running queue, and when it ends, the first
-of them runs everything queued as one batch (:func:`metering.report_usage_batch`: one wallet lock,
+of them runs everything queued as one batch (:func:`usage.report_usage_batch`: one wallet lock,
 decisions in arrival order, one commit), so a batch is never older than one transaction.
 
 The answers are those of the same calls one by one, in arrival order: the batch is defined and
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from billing_core.permissions import Action, Actor, require
-from billing_core.services import metering
+from billing_core.services import usage
 from billing_core.services.context import BillingContext
-from billing_core.services.metering import UsageEventInput, UsageOutcome
+from billing_core.services.usage import UsageEventInput, UsageOutcome
 
 
 @dataclass(eq=False)
@@ -46,11 +46,11 @@ class _Organization:
 
 
 class UsageGroupCommit:
-    """``report(...)`` takes what :func:`metering.report_usage` takes and answers what it answers."""
+    """``report(...)`` takes what :func:`usage.report_usage` takes and answers what it answers."""
 
-    def __init__(self, ctx: BillingContext, *, max_events: int = metering.MAX_BATCH) -> None:
+    def __init__(self, ctx: BillingContext, *, max_events: int = usage.MAX_BATCH) -> None:
         self._ctx = ctx
-        self._max_events = max(1, min(max_events, metering.MAX_BATCH))
+        self._max_events = max(1, min(max_events, usage.MAX_BATCH))
         self._lock = threading.Lock()
         self._organizations: dict[uuid.UUID, _Organization] = {}
 
@@ -89,7 +89,7 @@ class UsageGroupCommit:
         for call in calls:
             event = call.event
             try:
-                call.outcome = metering.report_usage(
+                call.outcome = usage.report_usage(
                     self._ctx, call.actor, organization_id=organization_id, event_id=event.event_id,
                     product=event.product, quantity=event.quantity, project_id=event.project_id,
                     occurred_at=event.occurred_at)
@@ -101,7 +101,7 @@ class UsageGroupCommit:
     def _run_batch(self, organization_id: uuid.UUID, calls: list[_Call]) -> bool:
         """All ``calls`` as one batch; False (nothing written, nothing answered) if it is refused."""
         try:
-            outcomes = metering.report_usage_batch(self._ctx, calls[0].actor, organization_id=organization_id,
+            outcomes = usage.report_usage_batch(self._ctx, calls[0].actor, organization_id=organization_id,
                                                    events=[c.event for c in calls])
         except Exception:
             return False  # each call then runs on its own and gets its own answer or error
