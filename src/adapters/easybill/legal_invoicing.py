@@ -38,6 +38,7 @@ import httpx
 
 from adapters.easybill.client import DEFAULT_BASE_URL, EasyBillClient, JsonObject
 from billing_core.billing_settings import InvoiceAddress
+from billing_core.einvoice import EInvoice
 from billing_core.errors import InvalidInput, NotFound, ProviderUnavailable
 from billing_core.invoices import Invoice, InvoiceItem
 from billing_core.money import MICROS_PER_CENT, MICROS_PER_DOLLAR, Money
@@ -60,9 +61,12 @@ class EasyBillLegalInvoicing:
     on the network until a method is called."""
 
     def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL, client: httpx.Client | None = None,
-                 max_attempts: int = 3, sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_attempts: int = 3, sleep: Callable[[float], None] = time.sleep,
+                 einvoice_template: str | None = None) -> None:
         self._api = EasyBillClient(api_key, base_url=base_url, client=client, max_attempts=max_attempts,
                                    sleep=sleep)
+        self.einvoice_template = einvoice_template
+        """``pdf_template`` for e-invoices; None: EasyBill's default template (a plain PDF)."""
 
     def __repr__(self) -> str:
         return f"EasyBillLegalInvoicing(base_url={self._api.base_url!r})"
@@ -73,7 +77,8 @@ class EasyBillLegalInvoicing:
     # ------------------------------------------------------------------ port
 
     def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
-              billing_email: str | None, buyer_tax_id: str | None = None) -> LegalDocument:
+              billing_email: str | None, buyer_tax_id: str | None = None,
+              terms: EInvoice | None = None) -> LegalDocument:
         """Find or create the customer, find or create the INVOICE (``external_id`` = invoice id)
         and finalize it; EasyBill assigns its number at ``done``.
 

