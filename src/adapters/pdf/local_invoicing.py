@@ -28,7 +28,7 @@ import msgspec
 
 from adapters.einvoice.cii import to_cii
 from adapters.einvoice.facturx_pdf import embed_facturx
-from adapters.einvoice.xsd import require_xsd_valid
+from adapters.einvoice.xsd import render_valid
 from adapters.pdf.rendering import Buyer, SellerDetails, buyer_from, render_credit_note, render_invoice
 from billing_core import einvoice
 from billing_core.billing_settings import InvoiceAddress
@@ -86,7 +86,7 @@ class LocalPdfLegalInvoicing:
             if stored is None:
                 number = invoice.number or document_id
                 buyer = buyer_from(address, organization.name, billing_email, buyer_tax_id)
-                xml = require_xsd_valid(to_cii(terms), number) if terms is not None else None
+                xml = render_valid(to_cii, terms) if terms is not None else None
                 pdf = render_invoice(invoice, seller=self.seller, buyer=buyer,
                                      po_number=address.po_number if address else None, number=number)
                 issued = invoice.finalized_at or invoice.created_at
@@ -143,7 +143,7 @@ class LocalPdfLegalInvoicing:
                                      invoice_number=original.number, issued=issued, amount_cents=credited,
                                      currency_iso=original.currency_iso, reason=reason, cancels_in_full=in_full)
             if terms is not None:
-                xml = require_xsd_valid(to_cii(terms), number)
+                xml = render_valid(to_cii, terms)
                 pdf = embed_facturx(pdf, xml, number=number, seller_name=self.seller.name, issued=issued.date(),
                                     credit_note=True)
             note = StoredDocument(document_id=credit_id, kind="credit_note", number=number,
