@@ -64,3 +64,19 @@ def render_valid(render: Callable[[EInvoice], bytes], document: EInvoice) -> byt
     except (ValueError, etree.Error) as exc:
         raise EInvoiceInvalid(document.number, ["XSD"], str(exc)[:300]) from exc
     return require_xsd_valid(xml, document.number)
+
+
+_CII_RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
+
+
+def due_payable_cents(cii: bytes) -> int | None:
+    """BT-115 of a CII document in cents (None when absent or not a whole number of cents)."""
+    root = etree.fromstring(cii, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    text = root.findtext(f".//{{{_CII_RAM}}}DuePayableAmount")
+    if text is None:
+        return None
+    whole, _, fraction = text.strip().partition(".")
+    if not whole.lstrip("-").isdigit() or len(fraction) > 2 or (fraction and not fraction.isdigit()):
+        return None
+    sign = -1 if whole.startswith("-") else 1
+    return sign * (abs(int(whole)) * 100 + int(fraction.ljust(2, "0") or "0"))
