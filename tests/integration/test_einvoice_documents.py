@@ -1,5 +1,5 @@
 """E-invoice documents end to end: CII (Factur-X) and XRechnung UBL validate against the official
-XSDs and the EN 16931 rules for a generated corpus, with totals equal to the ledger's to the cent;
+XSDs, our EN 16931 rule checks and the official EN 16931 Schematron for a generated corpus, with totals equal to the ledger's to the cent;
 the Factur-X PDF is read back with pikepdf (qpdf), a library independent of the ones that wrote it."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from billing_core import einvoice as e
 from billing_core.invoices import Invoice
 from billing_core.money import MICROS_PER_CENT
 from billing_core.tax import TaxTreatment
+from tests.support import schematron
 from tests.support.einvoices import (
     PERIOD_END,
     SELLER,
@@ -74,6 +75,7 @@ def test_corpus_validates_and_matches_the_ledger(case: tuple[Invoice, e.EInvoice
         assert e.check_xrechnung_rules(xrechnung) == ["PEPPOL-EN16931-R010"]
     cii, ubl = to_cii(terms), to_ubl(xrechnung)
     assert xsd_errors(cii) == [] and xsd_errors(ubl) == []
+    assert schematron.errors(cii, "cii") == [] and schematron.errors(ubl, "ubl") == []
     ledger_due = invoice.amount_due.cents
     for totals in (cii_totals(cii), ubl_totals(ubl)):
         assert totals.line_total == invoice.subtotal_cents
@@ -89,6 +91,7 @@ def test_corpus_validates_and_matches_the_ledger(case: tuple[Invoice, e.EInvoice
                          reason="Refund of unused usage")
     assert e.check_rules(note) == [] and note.preceding_invoice == terms.number
     assert xsd_errors(to_cii(note)) == [] and xsd_errors(to_ubl(note)) == []
+    assert schematron.errors(to_cii(note), "cii") == [] and schematron.errors(to_ubl(note), "ubl") == []
     assert note.totals.payable_cents <= max(ledger_due, refund_cents + 1)
 
 
@@ -96,6 +99,19 @@ def test_the_corpus_covered_every_vat_treatment() -> None:
     # Runs after the corpus in file order; on its own (-k) it generates nothing and checks nothing.
     if SEEN:
         assert {t.value for t in TaxTreatment} <= set(SEEN), SEEN
+
+
+def test_the_schematron_catches_what_our_checks_catch() -> None:
+    """The official rules are really run: a total that does not add up fails them as it fails ours."""
+    invoice = make_invoice([Usage("Compute", 10, 1_000_000)], wallet_micros=2_000_000)
+    org, address = buyer()
+    terms = e.from_invoice(invoice, organization=org, address=address, billing_email=None, buyer_tax_id=None,
+                           seller=SELLER)
+    wrong = msgspec.structs.replace(terms, totals=msgspec.structs.replace(
+        terms.totals, tax_inclusive_cents=terms.totals.tax_inclusive_cents + 1))
+    assert e.check_rules(wrong) == ["BR-CO-15", "BR-CO-16"]
+    assert "BR-CO-15" in schematron.errors(to_cii(wrong), "cii")
+    assert "BR-CO-15" in schematron.errors(to_ubl(wrong), "ubl")
 
 
 def _local(tmp_path: Path) -> LocalPdfLegalInvoicing:
