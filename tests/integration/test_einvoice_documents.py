@@ -1,6 +1,7 @@
 """E-invoice documents end to end: CII (Factur-X) and XRechnung UBL validate against the official
-XSDs, our EN 16931 rule checks and the official EN 16931 Schematron for a generated corpus, with totals equal to the ledger's to the cent;
-the Factur-X PDF is read back with pikepdf (qpdf), a library independent of the ones that wrote it."""
+XSDs, our EN 16931 rule checks and the official EN 16931 Schematron for a generated corpus, with
+totals equal to the ledger's to the cent; the Factur-X PDF is read back with pikepdf (qpdf), a
+library independent of the ones that wrote it."""
 
 from __future__ import annotations
 
