@@ -19,8 +19,8 @@ def test_an_invoice_without_the_buyers_address_is_dead_lettered_naming_the_rule(
     org_id, owner, platform = sign_up(ctx)
     services.wallet.grant_credits(ctx, organization_id=org_id, amount_micros=5 * DOLLAR, description="g",
                                   idempotency_key="g")
-    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
-                                          quantity=50).allowed
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
+                                       quantity=50).allowed
     billing.clock.set(datetime(2026, 4, 2, tzinfo=UTC))
     invoice_id = services.invoicing.close_period(ctx, period="2026-03").invoice_ids[0]
 
@@ -44,8 +44,8 @@ def test_an_invoice_that_validates_is_issued_with_its_terms() -> None:
     give_invoice_address(ctx, owner, org_id)
     services.wallet.grant_credits(ctx, organization_id=org_id, amount_micros=5 * DOLLAR, description="g",
                                   idempotency_key="g")
-    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
-                                          quantity=50).allowed
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
+                                       quantity=50).allowed
     billing.clock.set(datetime(2026, 4, 2, tzinfo=UTC))
     invoice_id = services.invoicing.close_period(ctx, period="2026-03").invoice_ids[0]
     assert services.dispatch.dispatch(ctx, billing.deliverers).sent == 1
