@@ -25,6 +25,7 @@ import msgspec
 from billing_core.billing_settings import BillingSettings, InvoiceAddress, TaxRegistration
 from billing_core.catalog import Plan
 from billing_core.checkout import CheckoutSession
+from billing_core.einvoice import EInvoice
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.organization import ApiToken, Membership, Organization
@@ -909,9 +910,13 @@ class LegalDocument(msgspec.Struct, frozen=True, kw_only=True):
 
 class LegalInvoicing(Protocol):
     def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
-              billing_email: str | None, buyer_tax_id: str | None = None) -> LegalDocument:
+              billing_email: str | None, buyer_tax_id: str | None = None,
+              terms: EInvoice | None = None) -> LegalDocument:
         """Create and finalize the legal document for ``invoice``; ``buyer_tax_id`` is the buyer's
         verified VAT number, printed on the document (a reverse-charge invoice must show it).
+        ``terms`` are the invoice's EN 16931 terms, checked by the core already: an adapter that
+        produces a structured e-invoice (Factur-X, XRechnung) renders it from them, and raises
+        EInvoiceInvalid, creating nothing, when its XML does not validate.
 
         Idempotent per invoice id: a retry finds the document made before instead of a second one.
         Raises ProviderUnavailable on rate limits and outages (the outbox retries).
@@ -925,6 +930,22 @@ class LegalInvoicing(Protocol):
     def credit_note(self, document_id: str, *, amount_cents: int, reason: str,
                     idempotency_key: str) -> LegalDocument:
         """A cancellation or credit document for ``amount_cents`` of the given document."""
+        ...
+
+
+class EInvoiceSyntax(StrEnum):
+    """The XML syntaxes an e-invoice is rendered in."""
+
+    CII = "cii"
+    """UN/CEFACT CII as embedded in Factur-X / ZUGFeRD (EN 16931 profile)."""
+    XRECHNUNG_UBL = "xrechnung-ubl"
+    """OASIS UBL 2.1, declared as XRechnung 3.0."""
+
+
+class EInvoiceRenderer(Protocol):
+    def render(self, document: EInvoice, syntax: EInvoiceSyntax) -> bytes:
+        """The document as XML in ``syntax``, validated against that syntax's XSD. Raises
+        EInvoiceInvalid (naming ``XSD``) when it does not validate."""
         ...
 
 

@@ -23,7 +23,16 @@ from dependency_injector import containers, providers
 from adapters.fakes import InMemoryPaymentProvider, InMemoryStore, OffsetFileClock, SystemClock
 from adapters.fakes.storage import in_memory_uow_factory
 from billing_core.catalog import Catalog, load_catalog
-from billing_core.ports import Clock, LegalInvoicing, Mailer, PaymentProvider, TaxIdVerifier, UnitOfWorkFactory
+from billing_core.einvoice import DEMO_SELLER, SellerConfig
+from billing_core.ports import (
+    Clock,
+    EInvoiceRenderer,
+    LegalInvoicing,
+    Mailer,
+    PaymentProvider,
+    TaxIdVerifier,
+    UnitOfWorkFactory,
+)
 from billing_core.services.context import BillingContext, BillingPolicy
 from billing_core.services.dispatch import Deliverers
 
@@ -79,6 +88,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     its batch to the others after this long (each message is then sent again: at-least-once)."""
     test_clock_file: Path | None = None
     """Tests only (``BILLING_ENV=test``): "now" is the real time plus the offset in seconds in this file."""
+    seller: SellerConfig = DEMO_SELLER
+    """Who issues the legal invoices (``BILLING_SELLER_*``): the seller terms of every e-invoice."""
+    easybill_einvoice_template: str | None = None
+    """EasyBill's ``pdf_template`` that makes its documents e-invoices (ZUGFeRD / XRechnung)."""
 
     def __repr__(self) -> str:
         return (f"Settings(env={self.env!r}, storage={self.storage!r}, "
@@ -129,6 +142,57 @@ def _seconds(environ: Mapping[str, str], name: str, default: str, low: float, hi
     if not low <= value <= high:
         raise ConfigurationError(f"{name} must be seconds between {low:g} and {high:g}, not {text!r}")
     return value
+
+
+_SELLER_VARIABLES = {
+    "name": "BILLING_SELLER_NAME", "street": "BILLING_SELLER_STREET", "postal_code": "BILLING_SELLER_POSTAL_CODE",
+    "city": "BILLING_SELLER_CITY", "country": "BILLING_SELLER_COUNTRY", "vat_id": "BILLING_SELLER_VAT_ID",
+    "tax_number": "BILLING_SELLER_TAX_NUMBER", "legal_registration_id": "BILLING_SELLER_REGISTRATION_ID",
+    "contact_name": "BILLING_SELLER_CONTACT_NAME", "contact_phone": "BILLING_SELLER_PHONE",
+    "contact_email": "BILLING_SELLER_EMAIL", "electronic_address": "BILLING_SELLER_ELECTRONIC_ADDRESS",
+    "iban": "BILLING_SELLER_IBAN", "bic": "BILLING_SELLER_BIC", "bank_account_name": "BILLING_SELLER_ACCOUNT_NAME",
+}
+_SELLER_REQUIRED = ("name", "street", "postal_code", "city", "country")
+_RATE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?", re.ASCII)
+
+
+def _eur_rate_ppm(environ: Mapping[str, str]) -> int:
+    """``BILLING_EINVOICE_EUR_RATE``: EUR per unit of the invoice currency (``0.92``), as millionths."""
+    text = _text(environ, "BILLING_EINVOICE_EUR_RATE")
+    if text is None:
+        return DEMO_SELLER.eur_rate_ppm
+    if not _RATE.fullmatch(text):
+        raise ConfigurationError(f"BILLING_EINVOICE_EUR_RATE must be a decimal such as 0.92, not {text!r}")
+    whole, _, fraction = text.partition(".")
+    ppm = int(whole) * 1_000_000 + int(fraction.ljust(6, "0") or "0")
+    if ppm <= 0:
+        raise ConfigurationError("BILLING_EINVOICE_EUR_RATE must be positive")
+    return ppm
+
+
+def _seller(environ: Mapping[str, str], production: bool) -> SellerConfig:
+    """The seller from ``BILLING_SELLER_*``; the demo seller when none is set outside production.
+    Production needs at least the name and the postal address (the e-invoice's BR-06, BR-08, BR-09)."""
+    given = {field: _text(environ, name) for field, name in _SELLER_VARIABLES.items()}
+    rate = _eur_rate_ppm(environ)
+    if not any(given.values()):
+        if production:
+            raise ConfigurationError("BILLING_SELLER_NAME, _STREET, _POSTAL_CODE, _CITY and _COUNTRY are required "
+                                     "with BILLING_ENV=production: they are the seller on every legal invoice")
+        return msgspec.structs.replace(DEMO_SELLER, eur_rate_ppm=rate)
+    missing = [_SELLER_VARIABLES[field] for field in _SELLER_REQUIRED if not given[field]]
+    if missing:
+        raise ConfigurationError(f"{', '.join(missing)} required with the other BILLING_SELLER_* variables")
+    country = given["country"] or ""
+    if len(country) != 2 or not country.isalpha() or not country.isupper():
+        raise ConfigurationError(f"BILLING_SELLER_COUNTRY must be an ISO 3166-1 alpha-2 code, not {country!r}")
+    return SellerConfig(
+        name=given["name"] or "", street=given["street"] or "", postal_code=given["postal_code"] or "",
+        city=given["city"] or "", country=country, vat_id=given["vat_id"], tax_number=given["tax_number"],
+        legal_registration_id=given["legal_registration_id"], contact_name=given["contact_name"],
+        contact_phone=given["contact_phone"], contact_email=given["contact_email"],
+        electronic_address=given["electronic_address"], iban=given["iban"], bic=given["bic"],
+        bank_account_name=given["bank_account_name"], eur_rate_ppm=rate)
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -193,6 +257,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         outbox_lease_seconds=lease,
         test_clock_file=Path(clock_file) if clock_file is not None else None,
+        seller=_seller(env, environment == "production"),
+        easybill_einvoice_template=_text(env, "BILLING_EASYBILL_EINVOICE_TEMPLATE"),
     )
 
 
@@ -255,14 +321,29 @@ def build_legal_invoicing(settings: Settings, policy: BillingPolicy, clock: Cloc
         from adapters.easybill.legal_invoicing import EasyBillLegalInvoicing
 
         if settings.easybill_base_url:
-            return EasyBillLegalInvoicing(settings.easybill_api_key, base_url=settings.easybill_base_url)
-        return EasyBillLegalInvoicing(settings.easybill_api_key)
+            return EasyBillLegalInvoicing(settings.easybill_api_key, base_url=settings.easybill_base_url,
+                                          einvoice_template=settings.easybill_einvoice_template)
+        return EasyBillLegalInvoicing(settings.easybill_api_key, einvoice_template=settings.easybill_einvoice_template)
     from adapters.pdf.local_invoicing import LocalPdfLegalInvoicing
     from adapters.pdf.rendering import SellerDetails
 
-    seller = SellerDetails(name=policy.seller_name, address_1="Alexanderplatz 1", postal_code="10178",
-                           city="Berlin", country="DE", email=settings.mail_from)
+    config = settings.seller
+    bank = " · ".join(part for part in (f"IBAN {config.iban}" if config.iban else "",
+                                         f"BIC {config.bic}" if config.bic else "") if part)
+    seller = SellerDetails(name=config.name, address_1=config.street, postal_code=config.postal_code,
+                           city=config.city, country=config.country, vat_id=config.vat_id,
+                           email=config.contact_email or settings.mail_from, bank_details=bank or None)
     return LocalPdfLegalInvoicing(settings.data_dir / "invoices", seller=seller, clock=clock)
+
+
+def seller_of(settings: Settings) -> SellerConfig:
+    return settings.seller
+
+
+def build_einvoice_renderer() -> EInvoiceRenderer:
+    from adapters.einvoice import XmlEInvoiceRenderer
+
+    return XmlEInvoiceRenderer()
 
 
 def build_mailer(settings: Settings) -> Mailer:
@@ -316,12 +397,14 @@ class Container(containers.DeclarativeContainer):
     legal: providers.Provider[LegalInvoicing] = providers.Singleton(build_legal_invoicing, settings, policy, clock)
     mailer: providers.Provider[Mailer] = providers.Singleton(build_mailer, settings)
     webhooks: providers.Provider[WebhookSender] = providers.Singleton(build_webhook_sender, settings)
+    einvoice: providers.Provider[EInvoiceRenderer] = providers.Singleton(build_einvoice_renderer)
+    seller: providers.Provider[SellerConfig] = providers.Callable(seller_of, settings)
 
     billing_context: providers.Provider[BillingContext] = providers.Singleton(
         BillingContext, uow=uow_factory, clock=clock, catalog=catalog, payments=payments, tax_ids=tax_ids,
-        policy=policy)
+        policy=policy, seller=seller)
     deliverers: providers.Provider[Deliverers] = providers.Singleton(
-        Deliverers, mailer=mailer, webhooks=webhooks, legal=legal)
+        Deliverers, mailer=mailer, webhooks=webhooks, legal=legal, einvoice=einvoice)
     offline_payments: providers.Provider[bool] = providers.Callable(is_offline, payments)
 
 

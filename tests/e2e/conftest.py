@@ -34,6 +34,7 @@ from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers
 from entrypoints.container import Container, settings_from_env
 from entrypoints.http.app import create_app
+from tests.support.customers import give_invoice_address
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 DOLLAR = 1_000_000
@@ -128,6 +129,9 @@ def _org_with_members(ctx: BillingContext, name: str) -> tuple[uuid.UUID, dict[s
                                                              user_id=f"{user}-{tag}")
     _, tokens["service"] = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
                                                               scopes=frozenset({Permission.USAGE_WRITE}))
+    # Legal invoices need the buyer's address (EN 16931 BR-10/BR-11): without it they are not issued.
+    owner = services.organizations.authenticate(ctx, tokens["primary-owner"])
+    give_invoice_address(ctx, owner, org.id)
     return org.id, tokens
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from adapters.einvoice.xsd import xsd_errors
 from billing_core import services
 from billing_core.payments import PaymentStatus
 from billing_core.plan_subscription import SubscriptionStatus
@@ -347,6 +348,25 @@ def test_pdf_download(api: Api, world: World) -> None:
                                    headers=world.headers("member")), 404, "not_found")
     _assert_problem(api.client.get(_org(world, "/invoices/download"), headers=world.headers("member")),
                     422, "invalid_input", "invoice_id")
+
+
+def test_einvoice_xml_download(api: Api, world: World) -> None:
+    """Beside the PDF, with its permissions: the issued invoice as XRechnung UBL or CII, XSD-valid."""
+    path = _org(world, f"/invoices/{world.invoice_id}/xml")
+    for syntax, root, suffix in (("xrechnung-ubl", b"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+                                  "xrechnung"),
+                                 ("cii", b"urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100", "cii")):
+        response = api.client.get(path, params={"format": syntax}, headers=world.headers("member"))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/xml")
+        assert root in response.content and xsd_errors(response.content) == []
+        assert re.match(rf'attachment; filename="invoice-INV-\d+-{suffix}\.xml"',
+                        response.headers["content-disposition"])
+    assert api.client.get(path, headers=world.headers("member")).content.count(b"xrechnung_3.0") == 1
+    _assert_problem(api.client.get(path, params={"format": "pdf"}, headers=world.headers("member")),
+                    422, "invalid_format", "format")
+    _assert_problem(api.client.get(_org(world, f"/invoices/{uuid.uuid4()}/xml"), headers=world.headers("member")),
+                    404, "not_found")
 
 
 def test_setup_intent_and_attach(api: Api, world: World) -> None:

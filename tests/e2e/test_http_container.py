@@ -32,8 +32,14 @@ def test_settings_read_every_variable_and_hide_secrets() -> None:
         "BILLING_STRIPE_API_BASE": "http://localhost:12111", "BILLING_EASYBILL_API_KEY": "eb-key",
         "BILLING_SMTP_HOST": "smtp.example.com", "BILLING_SMTP_PORT": "2525", "BILLING_SMTP_USERNAME": "u",
         "BILLING_SMTP_PASSWORD": "smtp-secret", "BILLING_SMTP_STARTTLS": "false", "BILLING_DATA_DIR": "/srv/billing",
-        "BILLING_ALLOW_PRIVATE_WEBHOOK_URLS": "1"})
+        "BILLING_ALLOW_PRIVATE_WEBHOOK_URLS": "1", "BILLING_SELLER_NAME": "Seller GmbH",
+        "BILLING_SELLER_STREET": "Hauptstr. 1", "BILLING_SELLER_POSTAL_CODE": "10115", "BILLING_SELLER_CITY": "Berlin",
+        "BILLING_SELLER_COUNTRY": "DE", "BILLING_SELLER_VAT_ID": "DE123456789", "BILLING_EINVOICE_EUR_RATE": "0.9231",
+        "BILLING_EASYBILL_EINVOICE_TEMPLATE": "XRECHNUNG"})
     assert settings.production and settings.storage == "memory" and not settings.offline_payments
+    assert (settings.seller.name, settings.seller.vat_id, settings.seller.eur_rate_ppm) == (
+        "Seller GmbH", "DE123456789", 923_100)
+    assert settings.easybill_einvoice_template == "XRECHNUNG"
     assert settings.smtp_port == 2525 and settings.smtp_starttls is False
     text = repr(settings)
     for secret in ("sk_test_123", "whsec_1", "eb-key", "smtp-secret", "pw@"):
@@ -57,6 +63,9 @@ def test_settings_read_every_variable_and_hide_secrets() -> None:
      "BILLING_DATABASE_SCHEMA"),
     ({"BILLING_OUTBOX_LEASE_SECONDS": "0"}, "BILLING_OUTBOX_LEASE_SECONDS"),
     ({"BILLING_OUTBOX_LEASE_SECONDS": "soon"}, "BILLING_OUTBOX_LEASE_SECONDS"),
+    ({"BILLING_ENV": "production"}, "BILLING_SELLER_NAME"),
+    ({"BILLING_SELLER_NAME": "Seller GmbH"}, "BILLING_SELLER_STREET"),
+    ({"BILLING_EINVOICE_EUR_RATE": "0,92"}, "BILLING_EINVOICE_EUR_RATE"),
 ])
 def test_bad_settings_are_refused(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):

@@ -65,6 +65,7 @@ ROUTES = [
     Route("GET", ORG + "/invoices", READ),
     Route("GET", ORG + "/invoices/{invoice}", READ),
     Route("GET", ORG + "/invoices/download?invoice_id={invoice}", READ),
+    Route("GET", ORG + "/invoices/{invoice}/xml?format=cii", READ),
     Route("GET", ORG + "/payment_methods", READ),
     Route("POST", ORG + "/payment_methods/create_and_attach", UPDATE,
           body=lambda w, a: {"payment_method_id": "pm_card_mastercard"}),

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from adapters.easybill.legal_invoicing import CREDIT_POSITION_TEXT, EasyBillLegalInvoicing, net_for_gross, vat_cents
+from billing_core import einvoice
 from billing_core.errors import InvalidInput, NotFound, ProviderUnavailable
+from billing_core.invoices import Invoice
 from billing_core.money import MICROS_PER_CENT
 from billing_core.tax import REVERSE_CHARGE_NOTE, TaxConfig, TaxTreatment, tax_line
 from tests.support import delivery
-from tests.support.easybill_stub import EasyBillStub
+from tests.support.easybill_stub import EINVOICE_TEMPLATE, EasyBillStub
 
 
 @pytest.fixture
@@ -338,3 +341,37 @@ def test_the_buyers_verified_vat_id_goes_on_the_customer(stub: EasyBillStub,
     easybill.issue(delivery.invoice(), delivery.organization(), delivery.address("FR"), None, "FR40303265045")
     [customer] = stub.customers.values()
     assert customer["vat_identifier"] == "FR40303265045"
+
+
+def _terms(invoice: Invoice) -> einvoice.EInvoice:
+    return einvoice.from_invoice(invoice, organization=delivery.organization(), address=delivery.address("DE"),
+                                 billing_email=None, buyer_tax_id=None, seller=einvoice.DEMO_SELLER)
+
+
+def test_the_einvoice_template_is_requested_and_what_comes_back_is_checked(stub: EasyBillStub,
+                                                                           sleeps: Sleeps) -> None:
+    adapter = EasyBillLegalInvoicing(stub.api_key, base_url=stub.base_url, sleep=sleeps,
+                                     einvoice_template=EINVOICE_TEMPLATE)
+    inv = delivery.invoice()
+    adapter.issue(inv, delivery.organization(), delivery.address("DE"), None, None, _terms(inv))
+    [create] = stub.calls("POST", "/documents")
+    assert create.body["pdf_template"] == EINVOICE_TEMPLATE
+    assert stub.calls("GET", r"/documents/\d+/pdf"), "the returned e-invoice was not checked"
+    adapter.close()
+
+
+def test_a_document_without_an_einvoice_or_with_other_totals_is_refused(stub: EasyBillStub, sleeps: Sleeps) -> None:
+    plain = EasyBillLegalInvoicing(stub.api_key, base_url=stub.base_url, sleep=sleeps, einvoice_template="PLAIN")
+    inv = delivery.invoice()
+    with pytest.raises(einvoice.EInvoiceInvalid, match="fails FACTUR-X"):
+        plain.issue(inv, delivery.organization(), delivery.address("DE"), None, None, _terms(inv))
+    other = EasyBillLegalInvoicing(stub.api_key, base_url=stub.base_url, sleep=sleeps,
+                                   einvoice_template=EINVOICE_TEMPLATE)
+    terms = _terms(inv)
+    wrong = msgspec.structs.replace(terms, totals=msgspec.structs.replace(
+        terms.totals, payable_cents=terms.totals.payable_cents + 1))
+    second = delivery.invoice()
+    with pytest.raises(einvoice.EInvoiceInvalid, match="BR-CO-16"):
+        other.issue(second, delivery.organization(), delivery.address("DE"), None, None, wrong)
+    plain.close()
+    other.close()

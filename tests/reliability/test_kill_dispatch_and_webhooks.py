@@ -41,6 +41,7 @@ from billing_core.ports import EmailMessage, LegalDocument
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import CLAIM_LEASE, Deliverers
 from billing_core.services.notifications import enqueue_email
+from tests.support.customers import give_invoice_address
 from tests.support.processes import worker
 
 pytestmark = pytest.mark.timeout(40)
@@ -140,6 +141,7 @@ def _seed_outbox(ctx: BillingContext) -> set[str]:
                                                          owner_email=f"billing{n}@example.com")
         owner = Actor(organization_id=org.id, subject=f"user:u{n}", role=Role.PRIMARY_OWNER)
         platform = Actor(organization_id=org.id, subject="token:p", scopes=frozenset({Permission.USAGE_WRITE}))
+        give_invoice_address(ctx, owner, org.id)  # legal invoices need the buyer's address (EN 16931)
         services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute",
                                                          project_id=None, start_date=datetime(2026, 1, 1, tzinfo=UTC))
         services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=20 * DOLLAR, description="Trial",

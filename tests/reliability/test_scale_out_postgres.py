@@ -53,6 +53,7 @@ from billing_core.billing_settings import SpendManagement
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email
 from entrypoints.container import Container
+from tests.support.customers import give_invoice_address
 from tests.support.delivery import SmtpSink, WebhookReceiver, free_port
 from tests.support.processes import ROOT, child_environment
 
@@ -181,6 +182,7 @@ def _set_up(ctx: BillingContext, hooks_url: str, index: int) -> Org:
     _, platform_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
                                                             scopes=frozenset({Permission.USAGE_WRITE}))
     owner = services.organizations.authenticate(ctx, owner_secret)
+    give_invoice_address(ctx, owner, org.id)  # legal invoices need the buyer's address (EN 16931 BR-10/11)
     services.payment_methods.attach(ctx, owner, organization_id=org.id, provider_payment_method_id="pm_card_visa")
     session = services.checkout.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
                                                return_url="https://app.example.com/billing")

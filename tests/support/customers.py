@@ -6,6 +6,7 @@ import uuid
 from typing import NamedTuple
 
 from billing_core import Permission, services
+from billing_core.billing_settings import InvoiceAddress
 from billing_core.permissions import Actor
 from billing_core.services.context import BillingContext
 
@@ -32,3 +33,15 @@ def sign_up(ctx: BillingContext, *, name: str = "Acme", owner: str = "ada", owne
         services.product_subscriptions.subscribe_product(ctx, customer.owner, organization_id=org.id, product=product,
                                                          project_id=None)
     return customer
+
+
+BERLIN = InvoiceAddress(company_name="Acme GmbH", address_1="Torstraße 1", city="Berlin", postal_code="10119",
+                        country="DE")
+"""A German buyer's invoice address: what a legal invoice (an EN 16931 e-invoice) needs of the buyer."""
+
+
+def give_invoice_address(ctx: BillingContext, owner: Actor, organization_id: uuid.UUID,
+                         address: InvoiceAddress = BERLIN) -> None:
+    """Set the organization's invoice address: without one, its legal invoices are not issued
+    (EN 16931 BR-10/BR-11: the buyer's postal address and country are mandatory)."""
+    services.settings.update_address(ctx, owner, organization_id=organization_id, address=address)

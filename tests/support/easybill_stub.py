@@ -22,8 +22,9 @@ import json
 import math
 import re
 import threading
+import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -31,7 +32,11 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
+from fpdf import FPDF
 
+from adapters.einvoice.cii import to_cii
+from adapters.einvoice.facturx_pdf import embed_facturx
+from billing_core.einvoice import Address, EInvoice, Line, Party, Totals, VatBreakdown, VatCategory
 from tests.support.http_server import LocalServer
 
 API_PREFIX = "/rest/v1"
@@ -327,9 +332,49 @@ class EasyBillStub:
 
     @staticmethod
     def pdf_bytes(document: Json) -> bytes:
-        """What ``GET /documents/{id}/pdf`` answers: a tiny PDF naming the document."""
+        """What ``GET /documents/{id}/pdf`` answers: a tiny PDF naming the document; with the
+        e-invoice template (:data:`EINVOICE_TEMPLATE`, our reading of EasyBill, unverified) a Factur-X
+        PDF whose CII states the document's own totals."""
+        if document.get("pdf_template") == EINVOICE_TEMPLATE:
+            return _facturx_pdf(document)
         return (f"%PDF-1.4\n% easybill stub {document['type']} {document['id']} {document['number']}\n%%EOF\n"
                 ).encode()
+
+
+EINVOICE_TEMPLATE = "ZUGFERD"
+"""The ``pdf_template`` the stub treats as EasyBill's e-invoice template (unverified)."""
+
+
+def _facturx_pdf(document: Json) -> bytes:
+    """A Factur-X PDF as EasyBill's e-invoice template would make it: one line per document, its
+    net, VAT and gross amounts (cents) as EasyBill computed them."""
+    net, gross = int(document["amount_net"]), int(document["amount"])
+    rate = next((int(Decimal(i.get("vat_percent") or 0) * 100) for i in document["items"]), 0)
+    category = VatCategory.STANDARD if not document.get("vat_option") else VatCategory.NOT_SUBJECT
+    address = Address(line_1="Street 1", city="Berlin", postal_code="10115", country="DE")
+    party = Party(name="EasyBill customer", address=address, vat_id="DE123456789", legal_registration_id="HRB 1")
+    line = Line(id="1", name="Position", description=None, quantity=1, unit_code="C62",
+                unit_price_micros=net * 10_000, net_cents=net, rounding_micros=0, category=category,
+                rate_basis_points=rate if category == VatCategory.STANDARD else 0)
+    terms = EInvoice(
+        specification="urn:cen.eu:en16931:2017", business_process=None, number=str(document["number"]),
+        type_code="380", issue_date=date.fromisoformat(document["document_date"]), currency=document["currency"],
+        vat_accounting_currency=None, due_date=None, buyer_reference=None, preceding_invoice=None,
+        preceding_invoice_date=None, period_start=date(2026, 2, 1), period_end=date(2026, 2, 28), notes=(),
+        seller=party, buyer=party, payment_means_code="30", payee_iban=None, payee_bic=None,
+        payee_account_name=None, payment_terms="14 days", remittance_information=None, lines=(line,),
+        allowances=(), vat_breakdown=(VatBreakdown(category=category, rate_basis_points=line.rate_basis_points,
+                                                   taxable_cents=net, tax_cents=gross - net),),
+        totals=Totals(line_total_cents=net, allowance_total_cents=0, charge_total_cents=0, tax_exclusive_cents=net,
+                      tax_total_cents=gross - net, tax_inclusive_cents=gross, prepaid_cents=0, rounding_cents=0,
+                      payable_cents=gross),
+        invoice_id=uuid.uuid4())
+    page = FPDF()
+    page.add_page()
+    page.set_font("Helvetica", size=10)
+    page.cell(0, 10, f"EasyBill stub e-invoice {document['number']}")
+    return embed_facturx(bytes(page.output()), to_cii(terms), number=terms.number, seller_name="EasyBill stub",
+                         issued=terms.issue_date)
 
 
 class _Server(ThreadingHTTPServer):

@@ -11,6 +11,7 @@ from adapters.fakes.bundle import InMemoryBilling
 from billing_core import Permission, services
 from billing_core.outbox import OutboxStatus
 from billing_core.services.background import CLOSE_PERIOD_JOB, JOB_LEASE, close_last_period, run_cycle
+from tests.support.customers import give_invoice_address
 
 MARCH = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 APRIL_FIRST = datetime(2026, 4, 1, 0, 0, 5, tzinfo=UTC)
@@ -23,6 +24,7 @@ def _organization_with_usage(billing: InMemoryBilling) -> uuid.UUID:
                                                      owner_email="ada@acme.test")
     _, owner_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
     owner = services.organizations.authenticate(ctx, owner_secret)
+    give_invoice_address(ctx, owner, org.id)
     session = services.checkout.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
                                                return_url="https://app.test/billing")
     assert session.provider_session_id is not None

@@ -15,6 +15,7 @@ from billing_core.credit_packs import PackState
 from billing_core.feed import EntryTone
 from billing_core.permissions import Actor, Permission
 from billing_core.spend_guard import DenialReason, ProductionHealth, SpendWarning
+from tests.support.customers import give_invoice_address
 from tests.unit.domain_builders import DOLLAR
 
 
@@ -37,6 +38,7 @@ def _actors(billing: InMemoryBilling) -> tuple[uuid.UUID, Actor, Actor, Actor, A
     _, service_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
                                                            scopes=frozenset({Permission.USAGE_WRITE}))
     platform = services.organizations.authenticate(ctx, service_secret)
+    give_invoice_address(ctx, actors[0], org.id)
     return org.id, actors[0], actors[1], actors[2], platform
 
 

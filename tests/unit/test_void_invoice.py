@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from adapters.fakes import in_memory_billing
 from billing_core import services
 from billing_core.invoices import InvoiceStatus
-from tests.support.customers import sign_up
+from tests.support.customers import give_invoice_address, sign_up
 from tests.unit.domain_builders import DOLLAR
 
 
@@ -16,6 +16,7 @@ def test_void_keeps_numbering_gapless_and_the_ledger_balanced() -> None:
     billing = in_memory_billing(datetime(2026, 8, 10, 9, tzinfo=UTC))
     ctx = billing.ctx
     org_id, owner, platform = sign_up(ctx, name="V", owner="o", owner_email="o@v.test")
+    give_invoice_address(ctx, owner, org_id)
     services.wallet.grant_credits(ctx, organization_id=org_id, amount_micros=10 * DOLLAR, description="g",
                                   idempotency_key="g")
     for month in (8, 9):

@@ -18,6 +18,14 @@ Decisions pinned here (and by tests against the local stub):
   ``external_id`` = our invoice id (credit notes: the idempotency key) among the customer's
   documents of that type, matched here because EasyBill's list has no ``external_id`` filter.
   A draft left by an interrupted call is finalized, never duplicated.
+- **E-invoices**: with ``einvoice_template`` the document is created with that ``pdf_template``
+  (the e-invoice template set up in the EasyBill account: ZUGFeRD / XRechnung). What comes back is
+  checked as our own documents are: the PDF must embed a CII XML (``factur-x.xml`` /
+  ``zugferd-invoice.xml``) that passes the Factur-X XSD and whose amount due (BT-115) is the
+  invoice's, else EInvoiceInvalid (the outbox dead-letters it; the EasyBill document exists but is
+  neither linked nor emailed). *Unverified*: the ``pdf_template`` value EasyBill expects for its
+  e-invoice templates and that ``GET /documents/{id}/pdf`` then embeds the XML; the stub pins this
+  reading.
 - **Credit notes**: a credit of at least the document's ``amount`` (the core asks for the invoice
   total when it voids) on a document without earlier credit notes cancels it with
   ``POST /documents/{id}/cancel`` (a STORNO document). Otherwise it is a CREDIT document with
@@ -35,9 +43,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
+from facturx import get_xml_from_pdf
 
 from adapters.easybill.client import DEFAULT_BASE_URL, EasyBillClient, JsonObject
+from adapters.einvoice.xsd import due_payable_cents, xsd_errors
 from billing_core.billing_settings import InvoiceAddress
+from billing_core.einvoice import EInvoice, EInvoiceInvalid
 from billing_core.errors import InvalidInput, NotFound, ProviderUnavailable
 from billing_core.invoices import Invoice, InvoiceItem
 from billing_core.money import MICROS_PER_CENT, MICROS_PER_DOLLAR, Money
@@ -60,9 +71,12 @@ class EasyBillLegalInvoicing:
     on the network until a method is called."""
 
     def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL, client: httpx.Client | None = None,
-                 max_attempts: int = 3, sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_attempts: int = 3, sleep: Callable[[float], None] = time.sleep,
+                 einvoice_template: str | None = None) -> None:
         self._api = EasyBillClient(api_key, base_url=base_url, client=client, max_attempts=max_attempts,
                                    sleep=sleep)
+        self.einvoice_template = einvoice_template
+        """``pdf_template`` for e-invoices; None: EasyBill's default template (a plain PDF)."""
 
     def __repr__(self) -> str:
         return f"EasyBillLegalInvoicing(base_url={self._api.base_url!r})"
@@ -73,7 +87,8 @@ class EasyBillLegalInvoicing:
     # ------------------------------------------------------------------ port
 
     def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
-              billing_email: str | None, buyer_tax_id: str | None = None) -> LegalDocument:
+              billing_email: str | None, buyer_tax_id: str | None = None,
+              terms: EInvoice | None = None) -> LegalDocument:
         """Find or create the customer, find or create the INVOICE (``external_id`` = invoice id)
         and finalize it; EasyBill assigns its number at ``done``.
 
@@ -83,13 +98,35 @@ class EasyBillLegalInvoicing:
         customer_id = self._ensure_customer(organization, address, billing_email, buyer_tax_id)
         document = self._find_document(customer_id, "INVOICE", str(invoice.id))
         if document is None:
-            document = self._api.post("/documents", invoice_payload(invoice, customer_id, address))
+            payload = invoice_payload(invoice, customer_id, address)
+            if self.einvoice_template:
+                payload["pdf_template"] = self.einvoice_template
+            document = self._api.post("/documents", payload)
         document = self._finalize(document)
+        if self.einvoice_template and terms is not None:
+            self._check_einvoice(str(document["id"]), terms)
         amount = document.get("amount")
         if isinstance(amount, int) and amount != invoice.amount_due.cents:
             log.warning("EasyBill document %s totals %s cents, invoice %s is due %s cents", document.get("id"),
                         amount, invoice.id, invoice.amount_due.cents)
         return _legal(document)
+
+    def _check_einvoice(self, document_id: str, terms: EInvoice) -> None:
+        """The e-invoice EasyBill made: embedded CII, XSD-valid, with our amount due."""
+        pdf = self.pdf(document_id)
+        try:
+            _, xml = get_xml_from_pdf(pdf, check_xsd=False, filenames=["factur-x.xml", "zugferd-invoice.xml"])
+        except Exception as exc:  # the library raises bare Exceptions for unreadable PDFs
+            raise EInvoiceInvalid(terms.number, ["FACTUR-X"], f"EasyBill's PDF is unreadable: {exc}") from exc
+        if not xml:
+            raise EInvoiceInvalid(terms.number, ["FACTUR-X"], "EasyBill's PDF carries no e-invoice XML")
+        errors = xsd_errors(xml)
+        if errors:
+            raise EInvoiceInvalid(terms.number, ["XSD"], "; ".join(errors[:3]))
+        due = due_payable_cents(xml)
+        if due != terms.totals.payable_cents:
+            raise EInvoiceInvalid(terms.number, ["BR-CO-16"], f"EasyBill's e-invoice is due {due} cents, "
+                                  f"the ledger {terms.totals.payable_cents}")
 
     def pdf(self, document_id: str) -> bytes:
         """``GET /documents/{id}/pdf``. Raises NotFound for unknown ids."""

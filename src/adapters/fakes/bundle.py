@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from adapters.einvoice import XmlEInvoiceRenderer
 from adapters.fakes.clock import FixedClock
 from adapters.fakes.delivery import InMemoryLegalInvoicing, InMemoryMailer, InMemoryTaxIdVerifier, InMemoryWebhookSender
 from adapters.fakes.payment_provider import InMemoryPaymentProvider
@@ -35,7 +36,7 @@ class InMemoryBilling:
 
     @property
     def deliverers(self) -> Deliverers:
-        return Deliverers(mailer=self.mailer, webhooks=self.webhooks, legal=self.legal)
+        return Deliverers(mailer=self.mailer, webhooks=self.webhooks, legal=self.legal, einvoice=XmlEInvoiceRenderer())
 
 
 def in_memory_billing(start: datetime | None = None, *, policy: BillingPolicy | None = None) -> InMemoryBilling:

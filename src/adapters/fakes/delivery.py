@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from billing_core.billing_settings import InvoiceAddress
+from billing_core.einvoice import EInvoice
 from billing_core.errors import NotFound, ProviderUnavailable
 from billing_core.invoices import Invoice
 from billing_core.organization import Organization
@@ -35,13 +36,18 @@ class InMemoryLegalInvoicing(_Failing):
         """invoice id → document"""
         self.pdfs: dict[str, bytes] = {}
         self.credit_notes: dict[str, LegalDocument] = {}
+        self.documents: dict[str, EInvoice] = {}
+        """invoice id → the EN 16931 terms it was issued with"""
 
     def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
-              billing_email: str | None, buyer_tax_id: str | None = None) -> LegalDocument:
+              billing_email: str | None, buyer_tax_id: str | None = None,
+              terms: EInvoice | None = None) -> LegalDocument:
         with self._lock:
             self._maybe_fail()
             key = str(invoice.id)
             if key not in self.issued:
+                if terms is not None:
+                    self.documents[key] = terms
                 doc = LegalDocument(document_id=f"doc-{len(self.issued) + 1}", number=invoice.number)
                 self.issued[key] = doc
                 self.pdfs[doc.document_id] = (f"%PDF-1.4 invoice {invoice.number} total {invoice.total.cents}"

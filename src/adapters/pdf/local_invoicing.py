@@ -1,5 +1,11 @@
 """``LegalInvoicing`` without an account anywhere: real PDFs rendered locally, stored on disk.
 
+Given the invoice's EN 16931 terms (the core passes them), the PDF is a Factur-X / ZUGFeRD
+document (EN 16931 profile): PDF/A-3 with the CII XML embedded (``factur-x.xml``) and the XMP
+Factur-X extension. The XML is validated against the Factur-X XSD first; a document that does not
+validate is not stored (EInvoiceInvalid), so nothing half-issued exists. Credit notes of such an
+invoice are Factur-X credit notes (type 381) referencing it (BT-25).
+
 Layout of ``storage_dir``: ``<document_id>.pdf`` and ``<document_id>.json`` (what credit notes need
 to know about the document). Invoice documents are ``inv_<invoice id hex>``, credit notes
 ``cn_<hash of the idempotency key>``: both are derived from the caller's key, so a retry finds the
@@ -20,8 +26,13 @@ from pathlib import Path
 
 import msgspec
 
+from adapters.einvoice.cii import to_cii
+from adapters.einvoice.facturx_pdf import embed_facturx
+from adapters.einvoice.xsd import render_valid
 from adapters.pdf.rendering import Buyer, SellerDetails, buyer_from, render_credit_note, render_invoice
+from billing_core import einvoice
 from billing_core.billing_settings import InvoiceAddress
+from billing_core.einvoice import EInvoice
 from billing_core.errors import InvalidInput, NotFound
 from billing_core.invoices import Invoice
 from billing_core.organization import Organization
@@ -44,6 +55,8 @@ class StoredDocument(msgspec.Struct, kw_only=True):
     credits_document_id: str | None = None
     credited_cents: int = 0
     credit_notes: list[str] = msgspec.field(default_factory=list)
+    einvoice: EInvoice | None = None
+    """The EN 16931 terms embedded in the PDF (None: a plain PDF, made without them)."""
 
 
 class _SystemClock:
@@ -62,21 +75,26 @@ class LocalPdfLegalInvoicing:
         self._lock = threading.Lock()
 
     def issue(self, invoice: Invoice, organization: Organization, address: InvoiceAddress | None,
-              billing_email: str | None, buyer_tax_id: str | None = None) -> LegalDocument:
-        """Render and store the invoice PDF. Idempotent per invoice id: a second call returns the
-        stored document unchanged, even if the address changed since."""
+              billing_email: str | None, buyer_tax_id: str | None = None,
+              terms: EInvoice | None = None) -> LegalDocument:
+        """Render and store the invoice PDF (Factur-X when ``terms`` are given). Idempotent per
+        invoice id: a second call returns the stored document unchanged, even if the address changed
+        since. Raises EInvoiceInvalid, storing nothing, when the CII XML fails the XSD."""
         document_id = f"inv_{invoice.id.hex}"
         with self._lock:
             stored = self._load(document_id)
             if stored is None:
                 number = invoice.number or document_id
                 buyer = buyer_from(address, organization.name, billing_email, buyer_tax_id)
+                xml = render_valid(to_cii, terms) if terms is not None else None
                 pdf = render_invoice(invoice, seller=self.seller, buyer=buyer,
                                      po_number=address.po_number if address else None, number=number)
+                issued = invoice.finalized_at or invoice.created_at
+                if xml is not None:
+                    pdf = embed_facturx(pdf, xml, number=number, seller_name=self.seller.name, issued=issued.date())
                 stored = StoredDocument(document_id=document_id, kind="invoice", number=number,
                                         currency_iso=invoice.currency_iso, amount_cents=invoice.amount_due.cents,
-                                        buyer=buyer, issued_at=invoice.finalized_at or invoice.created_at,
-                                        invoice_id=str(invoice.id))
+                                        buyer=buyer, issued_at=issued, invoice_id=str(invoice.id), einvoice=terms)
                 self._store(stored, pdf)
             return LegalDocument(document_id=document_id, number=stored.number)
 
@@ -115,12 +133,22 @@ class LocalPdfLegalInvoicing:
             credited = remaining if in_full else amount_cents
             number = f"{original.number}-CN{len(original.credit_notes) + 1}"
             issued = self._clock.now()
+            terms: EInvoice | None = None
+            if original.einvoice is not None:
+                # Fail closed as the invoice did: the credit note's terms and XML validate, or nothing is stored.
+                terms = einvoice.require_valid(einvoice.credit_note(
+                    original.einvoice, number=number, issued=issued.date(), amount_cents=credited, reason=reason))
+                credited = terms.totals.payable_cents
             pdf = render_credit_note(seller=self.seller, buyer=original.buyer, number=number,
                                      invoice_number=original.number, issued=issued, amount_cents=credited,
                                      currency_iso=original.currency_iso, reason=reason, cancels_in_full=in_full)
+            if terms is not None:
+                xml = render_valid(to_cii, terms)
+                pdf = embed_facturx(pdf, xml, number=number, seller_name=self.seller.name, issued=issued.date(),
+                                    credit_note=True)
             note = StoredDocument(document_id=credit_id, kind="credit_note", number=number,
                                   currency_iso=original.currency_iso, amount_cents=credited, buyer=original.buyer,
-                                  issued_at=issued, credits_document_id=document_id)
+                                  issued_at=issued, credits_document_id=document_id, einvoice=terms)
             self._store(note, pdf)
             original.credited_cents += credited
             original.credit_notes.append(credit_id)

@@ -7,13 +7,16 @@ and writes ``?`` for the rest. Amounts are formatted from integer cents and micr
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import msgspec
 from fpdf import FPDF
-from fpdf.enums import Align, XPos, YPos
+from fpdf.enums import Align, OutputIntentSubType, XPos, YPos
+from fpdf.output import PDFICCProfile
+from PIL import ImageCms
 
 from billing_core.billing_settings import InvoiceAddress
 from billing_core.invoices import Invoice
@@ -113,6 +116,11 @@ class _Page:
         self.pdf.set_auto_page_break(auto=True, margin=20)
         self.pdf.set_title(latin1(title))
         self.pdf.set_creation_date(created)
+        # PDF/A-3 (Factur-X) wants an output intent: sRGB, the profile made by Pillow's littleCMS.
+        self.pdf.add_output_intent(OutputIntentSubType.PDFA, "sRGB IEC61966-2.1", "sRGB IEC61966-2.1",
+                                   "http://www.color.org",
+                                   PDFICCProfile(contents=_srgb_profile(), n=3, alternate="DeviceRGB"),
+                                   "sRGB IEC61966-2.1")
         self.pdf.add_page()
 
     def font(self, size: float, style: str = "") -> None:
@@ -184,6 +192,12 @@ class _Page:
 
     def output(self) -> bytes:
         return bytes(self.pdf.output())
+
+
+@functools.cache
+def _srgb_profile() -> bytes:
+    profile: bytes = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return profile
 
 
 def _seller_lines(seller: SellerDetails) -> list[str]:

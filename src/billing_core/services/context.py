@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from billing_core.catalog import Catalog
+from billing_core.einvoice import DEMO_SELLER, SellerConfig
 from billing_core.ports import Clock, PaymentProvider, TaxIdVerifier, UnitOfWorkFactory
 from billing_core.tax import TaxConfig
 
@@ -35,3 +36,5 @@ class BillingContext:
     tax_ids: TaxIdVerifier | None = None
     tax: TaxConfig = field(default_factory=TaxConfig)
     policy: BillingPolicy = field(default_factory=BillingPolicy)
+    seller: SellerConfig = DEMO_SELLER
+    """Who issues the legal invoices: the seller terms of every e-invoice (EN 16931)."""

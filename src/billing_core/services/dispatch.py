@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from billing_core.billing_settings import TaxRegistrationStatus
+from billing_core.einvoice import EInvoiceInvalid, require_valid
 from billing_core.errors import BillingError
 from billing_core.money import Money
 from billing_core.outbox import OutboxMessage, OutboxStatus, OutboxTopic, next_attempt
 from billing_core.ports import (
     Attachment,
+    EInvoiceRenderer,
     EmailMessage,
     LegalInvoicing,
     Mailer,
@@ -28,6 +29,7 @@ from billing_core.ports import (
     WebhookSender,
 )
 from billing_core.services.context import BillingContext
+from billing_core.services.einvoicing import invoice_terms
 from billing_core.services.notifications import enqueue_email
 from billing_core.services.payments import run_auto_recharge
 
@@ -40,6 +42,8 @@ class Deliverers:
     mailer: Mailer
     webhooks: WebhookSender
     legal: LegalInvoicing
+    einvoice: EInvoiceRenderer | None = None
+    """Renders e-invoice XML for download (``GET …/invoices/{id}/xml``); None: not offered."""
 
 
 class DispatchReport(msgspec.Struct, kw_only=True):
@@ -86,7 +90,9 @@ def _record_failure(ctx: BillingContext, message: OutboxMessage, exc: Exception,
     message.attempts += 1
     detail = exc.message if isinstance(exc, BillingError) else type(exc).__name__
     message.last_error = detail[:500]
-    retry_at = next_attempt(message, now)
+    # A document that fails EN 16931 fails the same way on every retry: dead at once, naming the rule,
+    # for an operator to see (the fix is data: the buyer's address, the seller settings).
+    retry_at = None if isinstance(exc, EInvoiceInvalid) else next_attempt(message, now)
     if retry_at is None:
         message.status = OutboxStatus.DEAD
         report.dead += 1
@@ -142,12 +148,11 @@ def _issue_legal_invoice(ctx: BillingContext, deliverers: Deliverers, organizati
         invoice = uow.invoices.get(organization_id, invoice_id)
         org = uow.organizations.get(organization_id)
         settings = uow.settings.get(organization_id)
-        registrations = uow.settings.tax_registrations(organization_id)
-    country = settings.address.country if settings.address else None
-    verified = sorted((r for r in registrations if r.status == TaxRegistrationStatus.VERIFIED),
-                      key=lambda r: r.country != country)
-    document = deliverers.legal.issue(invoice, org, settings.address, settings.billing_email,
-                                      verified[0].value if verified else None)
+    # Fail closed: the EN 16931 terms are checked before anything is created anywhere; an invoice
+    # whose e-invoice does not validate is not issued, and no hosted invoice or email follows.
+    terms, buyer_tax_id = invoice_terms(ctx, invoice)
+    document = deliverers.legal.issue(invoice, org, settings.address, settings.billing_email, buyer_tax_id,
+                                      require_valid(terms))
     hosted = None
     if org.provider_customer_id and invoice.amount_due.cents > 0 and invoice.hosted_invoice_url is None:
         hosted = ctx.payments.issue_invoice(

@@ -10,9 +10,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery
 
 from billing_core import services
+from billing_core.errors import NotFound
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
-from entrypoints.http.problems import ERRORS, MUTATION_ERRORS
+from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, _spec
 from entrypoints.http.runtime import ORG, Ctx, CurrentActor, Cursor, Limit, OrganizationId, RuntimeDep, paginate
 
 
@@ -42,6 +43,13 @@ PDF_RESPONSES = {200: ResponseSpec(data_container=bytes, media_type="application
                                    description="The legal invoice as a PDF"), 503: MUTATION_ERRORS[503]}
 
 
+XML_RESPONSES = {200: ResponseSpec(data_container=bytes, media_type="application/xml",
+                                   description="The e-invoice XML (UBL 2.1 / XRechnung 3.0, or CII / Factur-X "
+                                               "EN 16931), validated against its XSD and the EN 16931 rules"),
+                 409: _spec("The invoice's data fails the named EN 16931 rules (code einvoice_invalid), e.g. "
+                            "PEPPOL-EN16931-R010 for XRechnung without a billing email")}
+
+
 class LegalInvoiceController(Controller):
     """Legally binding invoices (EasyBill, or the local PDF renderer offline)."""
 
@@ -62,6 +70,19 @@ class LegalInvoiceController(Controller):
         document = services.invoicing.legal_invoice_pdf(runtime.ctx, runtime.deliverers.legal, actor,
                                                         organization_id=organization_id, invoice_id=invoice_id)
         return Response(document.pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{document.filename}"',
+                                 "Cache-Control": "private, no-store"})
+
+    @get("/{invoice_id:uuid}/xml", sync_to_thread=True, responses={**ERRORS, **XML_RESPONSES},
+         summary="Download a legal invoice as an EN 16931 e-invoice: XRechnung UBL or CII (Factur-X)")
+    def download_xml(self, runtime: RuntimeDep, actor: CurrentActor, organization_id: OrganizationId,
+                     invoice_id: FromPath[uuid.UUID], format: FromQuery[str] = "xrechnung-ubl") -> Response[bytes]:
+        renderer = runtime.deliverers.einvoice
+        if renderer is None:
+            raise NotFound("e-invoice renderer", "xml")
+        document = services.einvoicing.einvoice_xml(runtime.ctx, renderer, actor, organization_id=organization_id,
+                                                    invoice_id=invoice_id, syntax=format)
+        return Response(document.xml, media_type="application/xml",
                         headers={"Content-Disposition": f'attachment; filename="{document.filename}"',
                                  "Cache-Control": "private, no-store"})
 

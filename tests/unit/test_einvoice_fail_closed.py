@@ -1,0 +1,55 @@
+"""Fail closed: an invoice whose e-invoice fails EN 16931 is not issued. The outbox keeps the
+message as a dead letter naming the rule, at once (a retry would fail the same way), and nothing
+was created anywhere: no legal document, no hosted invoice, no email."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from adapters.fakes import in_memory_billing
+from billing_core import services
+from billing_core.outbox import OutboxStatus, OutboxTopic
+from tests.support.customers import give_invoice_address, sign_up
+from tests.unit.domain_builders import DOLLAR
+
+
+def test_an_invoice_without_the_buyers_address_is_dead_lettered_naming_the_rule() -> None:
+    billing = in_memory_billing(datetime(2026, 3, 10, tzinfo=UTC))
+    ctx = billing.ctx
+    org_id, owner, platform = sign_up(ctx)
+    services.wallet.grant_credits(ctx, organization_id=org_id, amount_micros=5 * DOLLAR, description="g",
+                                  idempotency_key="g")
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
+                                       quantity=50).allowed
+    billing.clock.set(datetime(2026, 4, 2, tzinfo=UTC))
+    invoice_id = services.invoicing.close_period(ctx, period="2026-03").invoice_ids[0]
+
+    report = services.dispatch.dispatch(ctx, billing.deliverers)
+
+    assert (report.sent, report.retried, report.dead) == (0, 0, 1)
+    [dead] = services.dispatch.dead_letters(ctx, organization_id=org_id)
+    assert dead.topic == OutboxTopic.LEGAL_INVOICE and dead.attempts == 1
+    assert dead.last_error is not None and "BR-10" in dead.last_error and "BR-11" in dead.last_error
+    assert billing.legal.issued == {} and billing.mailer.sent == []
+    invoice = services.invoicing.get_invoice(ctx, owner, organization_id=org_id, invoice_id=invoice_id)
+    assert invoice.legal_document_id is None and invoice.hosted_invoice_url is None
+    with ctx.uow() as uow:
+        assert uow.outbox.list(status=OutboxStatus.PENDING) == []
+
+
+def test_an_invoice_that_validates_is_issued_with_its_terms() -> None:
+    billing = in_memory_billing(datetime(2026, 3, 10, tzinfo=UTC))
+    ctx = billing.ctx
+    org_id, owner, platform = sign_up(ctx)
+    give_invoice_address(ctx, owner, org_id)
+    services.wallet.grant_credits(ctx, organization_id=org_id, amount_micros=5 * DOLLAR, description="g",
+                                  idempotency_key="g")
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
+                                       quantity=50).allowed
+    billing.clock.set(datetime(2026, 4, 2, tzinfo=UTC))
+    invoice_id = services.invoicing.close_period(ctx, period="2026-03").invoice_ids[0]
+    assert services.dispatch.dispatch(ctx, billing.deliverers).sent == 1
+    terms = billing.legal.documents[str(invoice_id)]
+    invoice = services.invoicing.get_invoice(ctx, owner, organization_id=org_id, invoice_id=invoice_id)
+    assert terms.totals.payable_cents == invoice.amount_due.cents and terms.buyer.name == "Acme GmbH"
+    assert invoice.legal_document_id is not None
