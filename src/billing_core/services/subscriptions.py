@@ -70,6 +70,8 @@ class SubscriptionSummary(msgspec.Struct, frozen=True, kw_only=True):
     current_period_end: datetime
     trial_end: datetime | None
     has_billing_record: bool
+    cancel_at_period_end: bool = False
+    """The subscription ends with the current period (cancelled in the provider's billing portal)."""
 
 
 def summary(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> SubscriptionSummary | None:
@@ -87,7 +89,7 @@ def summary(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) ->
         message=shown.message, description=plan.description, price=plan.price(org.currency_iso),
         interval=plan.interval, features=plan.features, current_period_start=sub.current_period_start,
         current_period_end=sub.current_period_end, trial_end=sub.trial_end,
-        has_billing_record=org.provider_customer_id is not None)
+        has_billing_record=org.provider_customer_id is not None, cancel_at_period_end=sub.cancel_at_period_end)
 
 
 def start_checkout(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, plan: str,
@@ -138,6 +140,24 @@ def checkout_status(ctx: BillingContext, actor: Actor, *, organization_id: uuid.
         session = uow.checkouts.get(session_id)
     if session.organization_id != organization_id:
         raise NotFound("checkout session", session_id)
+    return session, return_url_with_status(session.return_url, str(session.id), session.status)
+
+
+def checkout_status_by_provider(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
+                                provider_session_id: str) -> tuple[CheckoutSession, str]:
+    """The status of the organization's checkout that the provider knows as ``provider_session_id``
+    (the ``session_id=cs_…`` the customer returns with from an embedded checkout) and the URL
+    carrying it. While ours is still open the provider is asked too: the customer is often back
+    before the completion event, whose handler alone completes the checkout (nothing is written here)."""
+    require(actor, Action.VIEW_BILLING, organization_id)
+    with ctx.uow() as uow:
+        session = uow.checkouts.by_provider_id(provider_session_id)
+    if session is None or session.organization_id != organization_id:
+        raise NotFound("checkout session", provider_session_id)
+    if session.status == CheckoutStatus.OPEN:
+        stated = ctx.payments.checkout_status(provider_session_id)
+        if stated in (CheckoutStatus.COMPLETE.value, CheckoutStatus.EXPIRED.value):
+            session = msgspec.structs.replace(session, status=CheckoutStatus(stated))
     return session, return_url_with_status(session.return_url, str(session.id), session.status)
 
 
@@ -345,13 +365,15 @@ def claim_guest_checkouts(ctx: BillingContext, actor: Actor) -> list[CheckoutSes
 def apply_provider_status(ctx: BillingContext, *, provider_subscription_id: str, status: SubscriptionStatus,
                           current_period_start: datetime | None = None,
                           current_period_end: datetime | None = None,
-                          state_at: datetime | None = None) -> PlanSubscription | None:
+                          state_at: datetime | None = None, plan: Plan | None = None,
+                          cancel_at_period_end: bool | None = None) -> PlanSubscription | None:
     """Bring our subscription to the provider's state of it as of ``state_at`` (see
     :func:`apply_provider_status_in`)."""
     with ctx.uow() as uow:
         sub = apply_provider_status_in(ctx, uow, provider_subscription_id=provider_subscription_id, status=status,
                                        current_period_start=current_period_start,
-                                       current_period_end=current_period_end, state_at=state_at)
+                                       current_period_end=current_period_end, state_at=state_at, plan=plan,
+                                       cancel_at_period_end=cancel_at_period_end)
         uow.commit()
         return sub
 
@@ -359,10 +381,16 @@ def apply_provider_status(ctx: BillingContext, *, provider_subscription_id: str,
 def apply_provider_status_in(ctx: BillingContext, uow: UnitOfWork, *, provider_subscription_id: str,
                              status: SubscriptionStatus, current_period_start: datetime | None = None,
                              current_period_end: datetime | None = None,
-                             state_at: datetime | None = None) -> PlanSubscription | None:
+                             state_at: datetime | None = None, plan: Plan | None = None,
+                             cancel_at_period_end: bool | None = None) -> PlanSubscription | None:
     """Inside the caller's unit of work (which commits), under the organization's wallet lock.
     Events may arrive out of order: one about a state older than the last applied, or asking for
-    a move the table forbids, is stale and ignored."""
+    a move the table forbids, is stale and ignored.
+
+    ``plan`` is the plan the provider bills now (a change made in its billing portal): it replaces
+    ours unless a plan change of ours was recorded after ``state_at`` (the event is older than our
+    own change, which already reached the provider). ``cancel_at_period_end`` (None: not stated)
+    is the provider's word on whether the subscription ends with the period."""
     found = uow.plan_subscriptions.by_provider_id(provider_subscription_id)
     if found is None:
         return None
@@ -377,6 +405,10 @@ def apply_provider_status_in(ctx: BillingContext, uow: UnitOfWork, *, provider_s
         return sub
     if state_at is not None:
         sub.provider_state_at = state_at
+    if cancel_at_period_end is not None:
+        sub.cancel_at_period_end = cancel_at_period_end
+    if plan is not None and plan.code != sub.plan and not _changed_here_since(uow, sub, state_at):
+        sub.plan = plan.code
     renewed = (current_period_start is not None and current_period_start > sub.current_period_start)
     if current_period_start is not None and current_period_end is not None and renewed:
         sub.current_period_start, sub.current_period_end = current_period_start, current_period_end
@@ -409,6 +441,17 @@ def set_status(ctx: BillingContext, *, organization_id: uuid.UUID, status: Subsc
 # --------------------------------------------------------------------------- plan change
 
 PREVIEW_VALIDITY = timedelta(minutes=30)
+
+
+def _changed_here_since(uow: UnitOfWork, sub: PlanSubscription, state_at: datetime | None) -> bool:
+    """A plan change of ours was recorded after the provider's state at ``state_at`` (whole seconds,
+    as the provider dates its events): that state predates our change and must not undo it."""
+    latest = uow.plan_changes.latest(sub.organization_id, sub.id)
+    if latest is None:
+        return False
+    if state_at is None:
+        return True
+    return latest.created_at.replace(microsecond=0) > state_at
 
 
 def _check_preview_at(ctx: BillingContext, at: datetime | None) -> datetime:
@@ -474,7 +517,10 @@ def change_plan(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         else:
             preview = _preview(ctx, sub, org.currency_iso, target, preview_at)
             assert sub is not None
-            invoice_due = bool(org.provider_customer_id) and preview.amount_due_cents > 0
+            # A provider subscription must hear of every change (its price is swapped even when
+            # nothing is due); without one, a hosted invoice is issued for what is due.
+            invoice_due = (sub.provider_subscription_id is not None
+                           or (bool(org.provider_customer_id) and preview.amount_due_cents > 0))
             change = record_change(change_id=uuid.uuid4(), subscription=sub, preview=preview,
                                    invoice_due=invoice_due, now=ctx.clock.now())
             uow.plan_changes.add(change)
@@ -483,22 +529,35 @@ def change_plan(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
             sync_wallet(uow, ctx.catalog, organization_id)
             uow.commit()
         customer_id = org.provider_customer_id
+        provider_subscription_id = sub.provider_subscription_id if sub is not None else None
     if change.status == PlanChangeStatus.PENDING:
-        assert customer_id is not None
-        change = _invoice_change(ctx, change, customer_id)
+        change = _invoice_change(ctx, change, customer_id, provider_subscription_id)
     return _change_result(change)
 
 
-def _invoice_change(ctx: BillingContext, change: PlanChange, customer_id: str) -> PlanChange:
-    """Issue the recorded change's hosted invoice (keyed by the change) and record it once."""
-    invoice = ctx.payments.issue_invoice(
-        customer_id=customer_id, amount_cents=change.amount_due_cents, currency_iso=change.currency_iso,
-        description=f"Plan change {change.from_plan} → {change.to_plan}", reference=str(change.id),
-        idempotency_key=change.invoice_key)
-    done = msgspec.structs.replace(change, status=PlanChangeStatus.INVOICED,
-                                   provider_invoice_id=invoice.provider_invoice_id,
-                                   hosted_invoice_url=invoice.hosted_invoice_url, invoice_status=invoice.status,
-                                   completed_at=ctx.clock.now())
+def _invoice_change(ctx: BillingContext, change: PlanChange, customer_id: str | None,
+                    provider_subscription_id: str | None) -> PlanChange:
+    """Carry the recorded change to the provider (keyed by the change) and record the answer once:
+    the provider subscription's price is swapped with the proration invoiced at once, or, for a
+    subscription the provider does not bill, a hosted invoice is issued for what is due."""
+    invoice: HostedInvoice | None
+    if provider_subscription_id is not None:
+        invoice = ctx.payments.change_subscription_plan(
+            provider_subscription_id=provider_subscription_id, plan=ctx.catalog.plan(change.to_plan),
+            proration_at=change.preview_at, reference=str(change.id), idempotency_key=change.invoice_key)
+    else:
+        assert customer_id is not None
+        invoice = ctx.payments.issue_invoice(
+            customer_id=customer_id, amount_cents=change.amount_due_cents, currency_iso=change.currency_iso,
+            description=f"Plan change {change.from_plan} → {change.to_plan}", reference=str(change.id),
+            idempotency_key=change.invoice_key)
+    if invoice is None:
+        done = msgspec.structs.replace(change, status=PlanChangeStatus.NOT_INVOICED, completed_at=ctx.clock.now())
+    else:
+        done = msgspec.structs.replace(change, status=PlanChangeStatus.INVOICED,
+                                       provider_invoice_id=invoice.provider_invoice_id,
+                                       hosted_invoice_url=invoice.hosted_invoice_url, invoice_status=invoice.status,
+                                       completed_at=ctx.clock.now())
     with ctx.uow() as uow:
         uow.wallets.lock(change.organization_id)
         uow.plan_changes.record_invoice(done)
