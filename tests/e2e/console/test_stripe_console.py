@@ -218,3 +218,54 @@ def test_a_card_is_added_with_the_payment_element_and_made_the_default(
 def _refresh_screenshots() -> bool:
     """``BILLING_CONSOLE_SCREENSHOTS=1`` refreshes the Stripe states' screenshots in docs/screenshots."""
     return os.environ.get("BILLING_CONSOLE_SCREENSHOTS") == "1" and SCREENSHOTS.is_dir()
+
+
+def test_a_crypto_top_up_is_credited_once_and_a_paid_checkout_follows(
+        page: Page, stripe_console: StripeConsole) -> None:
+    stub = stripe_console.stub
+    ctx = stripe_console.container.billing_context()
+    org_id, secret = _sign_in_fresh_organization(page, stripe_console, "Crypto Co")
+    actor = services.organizations.authenticate(ctx, secret)
+    trial = services.subscriptions.start_checkout(ctx, actor, organization_id=org_id, plan="starter",
+                                                  return_url="/console/plans")
+    assert trial.provider_session_id is not None
+    stub.finish_checkout(trial.provider_session_id)
+    stub.deliver_pending()
+    before = services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros
+
+    open_page(page, stripe_console, "/billing/add-credits")  # type: ignore[arg-type]
+    page.get_by_label("Payment amount").fill("25")
+    page.get_by_label("Select a payment method").select_option("crypto")
+    page.get_by_role("button", name="Add to my balance").click()
+    crypto = page.locator("#crypto-checkout [data-standin=embedded-checkout]")
+    expect(crypto).to_be_visible()
+    session = stub.of_type("checkout.session")[-1]
+    assert session["mode"] == "payment" and session["payment_method_types"] == ["crypto"]
+    assert services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros == before
+    crypto.get_by_role("button", name="Pay with crypto").click()
+    page.wait_for_url(re.compile(rf"/console/billing/add-credits\?session_id={session['id']}$"))
+    page.wait_for_selector("body[data-ready]")
+    expect(page.get_by_role("status")).to_contain_text("Crypto payment submitted")
+    assert services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros == before + 25_000_000
+    # Stripe delivers the completion again: credited once.
+    assert stub.send_event("checkout.session.completed", stub.objects[session["id"]]) == 200
+    assert services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros == before + 25_000_000
+
+    # The subscription ends; with billing history the next checkout is paid, by card, inline.
+    ended = stub.objects[stub.objects[trial.provider_session_id]["subscription"]]
+    assert stub.send_event("customer.subscription.deleted", {**ended, "status": "canceled"},
+                           created=int(time.time()) + 1) == 200
+    open_page(page, stripe_console, "/plans")  # type: ignore[arg-type]
+    page.get_by_role("radio", name=re.compile("Pro")).check()
+    page.get_by_role("button", name="Proceed to payment").click()
+    embedded = page.locator("#embedded-checkout [data-standin=embedded-checkout]")
+    embedded.get_by_label("Card (Stripe.js stand-in)").select_option("pm_card_chargeDeclined")
+    embedded.get_by_role("button", name="Pay and subscribe").click()
+    expect(embedded.get_by_role("alert")).to_have_text("Your card was declined.")
+    embedded.get_by_label("Card (Stripe.js stand-in)").select_option("pm_card_visa")
+    embedded.get_by_role("button", name="Pay and subscribe").click()
+    page.wait_for_url(re.compile(r"/console/plans\?session_id=cs_test_"))
+    page.wait_for_selector("body[data-ready]")
+    expect(page.locator("#checkout-result")).to_have_text("Checkout complete. Your subscription is active.")
+    expect(page.locator("#sub-status .badge")).to_have_text("Active")
+    expect(page.locator("#sub-tier")).to_have_text("Pro")
