@@ -121,6 +121,8 @@ def test_a_trial_starts_in_the_embedded_checkout_and_the_return_shows_its_status
     session = stub.of_type("checkout.session")[-1]
     assert session["ui_mode"] == "embedded_page" and session["client_secret"].startswith(session["id"])
     assert session["return_url"].startswith(f"{stripe_console.base_url}/console/plans?")
+    if _refresh_screenshots():
+        page.screenshot(path=str(SCREENSHOTS / "plans-stripe-embedded-checkout.png"), full_page=True)
     embedded.get_by_role("button", name="Start trial").click()
 
     page.wait_for_url(re.compile(rf"/console/plans\?session_id={session['id']}$"))
@@ -162,6 +164,8 @@ def test_a_trial_starts_in_the_embedded_checkout_and_the_return_shows_its_status
     open_page(page, stripe_console, "/plans")  # type: ignore[arg-type]
     expect(page.locator("#sub-tier")).to_have_text("Scale")
     expect(page.locator("#sub-cancel")).to_contain_text("Cancels at the end of the period")
+    if _refresh_screenshots():
+        page.screenshot(path=str(SCREENSHOTS / "plans-stripe-portal-change.png"), full_page=True)
     ctx = stripe_console.container.billing_context()
     with ctx.uow() as uow:
         current = uow.plan_subscriptions.current(org_id)
