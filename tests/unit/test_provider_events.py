@@ -11,6 +11,7 @@ import pytest
 
 from adapters.fakes import InMemoryBilling, in_memory_billing
 from billing_core import InvalidInput, NotFound, SubscriptionStatus, services
+from billing_core.errors import ProviderUnavailable
 from billing_core.permissions import Actor, Permission
 from billing_core.spend_guard import DenialReason, SpendWarning
 from tests.unit.domain_builders import DOLLAR
@@ -260,6 +261,12 @@ def test_the_return_from_checkout_asks_the_provider_while_ours_is_open(billing: 
         billing.ctx, ada, organization_id=org_id, provider_session_id=session.provider_session_id)
     assert found.status.value == "complete"
     assert services.subscriptions.summary(billing.ctx, ada, organization_id=org_id) is None
+    # The provider cannot be asked: ours is shown, not an error.
+    billing.payments.fail_with = ProviderUnavailable()
+    found, _ = services.subscriptions.checkout_status_by_provider(
+        billing.ctx, ada, organization_id=org_id, provider_session_id=session.provider_session_id)
+    assert found.status.value == "open"
+    billing.payments.fail_with = None
     # Another organization's session, or an unknown one, is not found.
     other, other_owner, _ = _setup(billing)
     with pytest.raises(NotFound):

@@ -19,7 +19,7 @@ from billing_core.checkout import (
     plan_choices,
     return_url_with_status,
 )
-from billing_core.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from billing_core.errors import Conflict, IllegalTransition, InvalidInput, NotFound, ProviderUnavailable
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import Money
 from billing_core.permissions import Action, Actor, require
@@ -155,7 +155,10 @@ def checkout_status_by_provider(ctx: BillingContext, actor: Actor, *, organizati
     if session is None or session.organization_id != organization_id:
         raise NotFound("checkout session", provider_session_id)
     if session.status == CheckoutStatus.OPEN:
-        stated = ctx.payments.checkout_status(provider_session_id)
+        try:
+            stated = ctx.payments.checkout_status(provider_session_id)
+        except ProviderUnavailable:
+            stated = None  # advisory only: ours stands until the provider answers again
         if stated in (CheckoutStatus.COMPLETE.value, CheckoutStatus.EXPIRED.value):
             session = msgspec.structs.replace(session, status=CheckoutStatus(stated))
     return session, return_url_with_status(session.return_url, str(session.id), session.status)
