@@ -22,9 +22,9 @@ For the console's browser tests it also stands in for Stripe's side of Stripe.js
 ``stripe_js_standin.js`` at ``/v3/``, answers the stand-in's client-secret calls authenticated with the
 publishable key (``/v1/payment_pages/{cs}``, ``…/confirm``, ``/v1/setup_intents/{seti}/confirm``) with
 CORS headers, and, given ``webhook_url`` and ``webhook_secret``, delivers signed events where Stripe
-would (a checkout completed or expired, a subscription updated) once the request that caused them is
-answered. Subscriptions (``add_subscription``), recurring prices with lookup keys (``add_price``) and
-subscription updates with an invoiced proration are modelled.
+would (a checkout completed or expired, a subscription updated) after handling the request that caused
+them and before answering it (outside its lock). Subscriptions (``add_subscription``), recurring prices
+with lookup keys (``add_price``) and subscription updates with an invoiced proration are modelled.
 """
 
 from __future__ import annotations
