@@ -56,7 +56,11 @@ async function load() {
  * names the method it saved; offline, the picked test method. */
 async function collectedMethod(stripe, elements) {
   if (!stripe) return $("#test-card").value;
-  const { setupIntent, error } = await stripe.confirmSetup({ elements, redirect: "if_required" });
+  // Cards confirm in place; a method that must redirect (bank debits) comes back to this page, and the
+  // setup_intent.succeeded webhook attaches it on the server.
+  const { setupIntent, error } = await stripe.confirmSetup({
+    elements, redirect: "if_required", confirmParams: { return_url: location.href },
+  });
   if (error) throw new Error(error.message || "The card could not be saved.");
   const method = setupIntent && setupIntent.payment_method;
   return typeof method === "string" ? method : method && method.id;
