@@ -116,6 +116,12 @@ def test_a_trial_starts_in_the_embedded_checkout_and_the_return_shows_its_status
     page.get_by_role("button", name="Start trial").click()
     embedded = page.locator("#embedded-checkout [data-standin=embedded-checkout]")
     expect(embedded).to_be_visible()
+    # Cancelled on the page: the embedded checkout goes away, nothing was taken.
+    page.get_by_role("region", name="Secure checkout").get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("region", name="Secure checkout")).to_be_hidden()
+    expect(page.locator("#checkout-result")).to_have_text("Checkout was canceled. No payment was taken.")
+    page.get_by_role("button", name="Start trial").click()
+    expect(embedded).to_be_visible()
     expect(page.locator("#checkout-simulation")).to_be_hidden()
     expect(page.get_by_role("button", name="Complete checkout")).to_be_hidden()
     session = stub.of_type("checkout.session")[-1]

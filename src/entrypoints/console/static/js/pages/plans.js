@@ -140,6 +140,7 @@ async function openEmbeddedCheckout(stripe, session) {
     if (embedded) embedded.destroy();
     embedded = null;
     panel.hidden = true;
+    $("#checkout-result").textContent = CHECKOUT_MESSAGES.canceled;
   };
 }
 
