@@ -29,7 +29,8 @@ def _setup(billing: InMemoryBilling) -> tuple[uuid.UUID, Actor, Actor]:
     ada = services.organizations.authenticate(ctx, secret)
     _, service = services.organizations.issue_token(ctx, organization_id=org.id, name="svc",
                                                     scopes=frozenset({Permission.USAGE_WRITE}))
-    services.subscriptions.subscribe_product(ctx, ada, organization_id=org.id, product="compute", project_id=None)
+    services.product_subscriptions.subscribe_product(ctx, ada, organization_id=org.id, product="compute",
+                                                     project_id=None)
     return org.id, ada, services.organizations.authenticate(ctx, service)
 
 
@@ -47,41 +48,41 @@ def _subscription(status: str, start: datetime) -> dict[str, Any]:
 def test_checkout_to_recovery_through_events(billing: InMemoryBilling) -> None:
     ctx = billing.ctx
     org_id, ada, platform = _setup(billing)
-    session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
-                                                    return_url="https://app.test/pricing")
+    session = services.checkout.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
+                                               return_url="https://app.test/pricing")
     completed = {"id": session.provider_session_id, "object": "checkout.session", "mode": "subscription",
                  "subscription": "sub_42", "status": "complete"}
     assert _send(billing, "checkout.session.completed", completed, "evt_1") == "processed"
     assert _send(billing, "checkout.session.completed", completed, "evt_1") == "duplicate"
-    summary = services.subscriptions.summary(ctx, ada, organization_id=org_id)
+    summary = services.plan_subscriptions.summary(ctx, ada, organization_id=org_id)
     assert summary is not None and summary.status == SubscriptionStatus.TRIALING
 
     # The trial converts; a stale "trialing" update arriving late changes nothing.
     now = billing.clock.advance(timedelta(days=14))
     _send(billing, "customer.subscription.updated", _subscription("active", now), "evt_2")
     _send(billing, "customer.subscription.updated", _subscription("trialing", now - timedelta(days=14)), "evt_0")
-    summary = services.subscriptions.summary(ctx, ada, organization_id=org_id)
+    summary = services.plan_subscriptions.summary(ctx, ada, organization_id=org_id)
     assert summary is not None and summary.status == SubscriptionStatus.ACTIVE
-    balance_after_activation = services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros
+    balance_after_activation = services.overview.overview(ctx, ada, organization_id=org_id).credit_balance_micros
     assert balance_after_activation == 100 * DOLLAR  # trial credits expired, Pro credits granted
 
-    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
-                                          quantity=25).allowed
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
+                                       quantity=25).allowed
     # Payment fails: past_due, production keeps running inside the 7-day grace window.
     _send(billing, "customer.subscription.updated", _subscription("past_due", now), "evt_3")
-    graced = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u2", product="compute",
-                                            quantity=25)
+    graced = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u2", product="compute",
+                                         quantity=25)
     assert graced.allowed and graced.warning == SpendWarning.PAYMENT_FAILURE_GRACE_ACTIVE
     billing.clock.advance(timedelta(days=7, seconds=1))
-    blocked = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u3",
-                                             product="compute", quantity=25)
+    blocked = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u3",
+                                          product="compute", quantity=25)
     assert not blocked.allowed and blocked.reason == DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED
     # Recovery: the invoice is paid and the subscription is active again.
     _send(billing, "customer.subscription.updated", _subscription("active", now), "evt_4")
     _send(billing, "customer.subscription.updated", _subscription("active", now), "evt_4")
-    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u3", product="compute",
-                                          quantity=25).allowed
-    overview = services.wallet.overview(ctx, ada, organization_id=org_id)
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u3", product="compute",
+                                       quantity=25).allowed
+    overview = services.overview.overview(ctx, ada, organization_id=org_id)
     assert overview.credit_balance_micros == balance_after_activation - 3 * DOLLAR
     assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
 
@@ -91,20 +92,20 @@ def test_credits_land_only_when_the_payment_succeeds(billing: InMemoryBilling) -
     org_id, ada, _ = _setup(billing)
     billing.payments.auto_succeed = False  # the charge is "processing" until the webhook
     services.payment_methods.attach(ctx, ada, organization_id=org_id, provider_payment_method_id="pm_sepa_debit")
-    payment = services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=40 * DOLLAR)
+    payment = services.payments.add_credits(ctx, ada, organization_id=org_id, amount_micros=40 * DOLLAR)
     assert payment.status == "pending"
-    assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
+    assert services.overview.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
     intent = {"id": payment.provider_payment_id, "object": "payment_intent", "status": "succeeded",
               "metadata": {"reference": str(payment.id)}}
     assert _send(billing, "payment_intent.succeeded", intent, "evt_pi") == "processed"
     assert _send(billing, "payment_intent.succeeded", intent, "evt_pi_again") == "processed"
-    assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 40 * DOLLAR
+    assert services.overview.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 40 * DOLLAR
     # A dispute later takes the credits back with a compensating entry, once.
     dispute = {"id": "dp_1", "object": "dispute", "payment_intent": payment.provider_payment_id}
     _send(billing, "charge.dispute.created", dispute, "evt_dp")
     _send(billing, "charge.dispute.created", dispute, "evt_dp2")
-    assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
-    kinds = [e.kind for e in services.wallet.balance_history(ctx, ada, organization_id=org_id).items]
+    assert services.overview.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
+    kinds = [e.kind for e in services.overview.balance_history(ctx, ada, organization_id=org_id).items]
     assert kinds == ["payment_reversal", "top_up"]
     assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
 
@@ -112,8 +113,8 @@ def test_credits_land_only_when_the_payment_succeeds(billing: InMemoryBilling) -
 def test_forged_or_unsigned_events_change_nothing(billing: InMemoryBilling) -> None:
     ctx = billing.ctx
     org_id, ada, _ = _setup(billing)
-    session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
-                                                    return_url="https://app.test/pricing")
+    session = services.checkout.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
+                                               return_url="https://app.test/pricing")
     body, signature = billing.payments.event("checkout.session.completed", {
         "id": session.provider_session_id, "mode": "subscription", "subscription": "sub_x"}, event_id="evt_f")
     forged = body.replace(b"sub_x", b"sub_y")
@@ -121,17 +122,17 @@ def test_forged_or_unsigned_events_change_nothing(billing: InMemoryBilling) -> N
         with pytest.raises(InvalidInput) as raised:
             services.provider_events.handle_event(ctx, payload, header)
         assert raised.value.code == "invalid_signature"
-    assert services.subscriptions.summary(ctx, ada, organization_id=org_id) is None
+    assert services.plan_subscriptions.summary(ctx, ada, organization_id=org_id) is None
     assert json.loads(body)["id"] == "evt_f"
 
 
 def _subscribed(billing: InMemoryBilling) -> tuple[uuid.UUID, Actor]:
     org_id, ada, _ = _setup(billing)
-    session = services.subscriptions.start_checkout(billing.ctx, ada, organization_id=org_id, plan="pro",
-                                                    return_url="https://app.test/pricing")
+    session = services.checkout.start_checkout(billing.ctx, ada, organization_id=org_id, plan="pro",
+                                               return_url="https://app.test/pricing")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(billing.ctx, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id="sub_42")
+    services.checkout.complete_checkout(billing.ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id="sub_42")
     return org_id, ada
 
 
@@ -143,7 +144,7 @@ def _status_event(billing: InMemoryBilling, status: str, event_id: str, created:
 
 
 def _status(billing: InMemoryBilling, org_id: uuid.UUID, ada: Actor) -> SubscriptionStatus:
-    summary = services.subscriptions.summary(billing.ctx, ada, organization_id=org_id)
+    summary = services.plan_subscriptions.summary(billing.ctx, ada, organization_id=org_id)
     assert summary is not None
     return summary.status
 
@@ -187,8 +188,9 @@ def _price_event(billing: InMemoryBilling, lookup_key: str | None, event_id: str
     return services.provider_events.handle_event(billing.ctx, body, signature).outcome
 
 
-def _summary(billing: InMemoryBilling, org_id: uuid.UUID, ada: Actor) -> services.subscriptions.SubscriptionSummary:
-    summary = services.subscriptions.summary(billing.ctx, ada, organization_id=org_id)
+def _summary(billing: InMemoryBilling, org_id: uuid.UUID,
+             ada: Actor) -> services.plan_subscriptions.SubscriptionSummary:
+    summary = services.plan_subscriptions.summary(billing.ctx, ada, organization_id=org_id)
     assert summary is not None
     return summary
 
@@ -220,12 +222,12 @@ def test_a_plan_change_reaches_the_provider_once_and_an_older_event_does_not_und
     before = billing.clock.now()
     billing.clock.advance(timedelta(minutes=5))
     at = billing.clock.now()
-    result = services.subscriptions.change_plan(billing.ctx, ada, organization_id=org_id, plan="scale", preview_at=at)
+    result = services.plan_changes.change_plan(billing.ctx, ada, organization_id=org_id, plan="scale", preview_at=at)
     # The provider subscription's price was swapped (keyed by the recorded change), its proration
     # invoice is the answer; a retry of the same change replays it without a second swap.
     assert billing.payments.subscription_plans == {"sub_42": "scale"}
     assert result.hosted_invoice is not None
-    again = services.subscriptions.change_plan(billing.ctx, ada, organization_id=org_id, plan="scale", preview_at=at)
+    again = services.plan_changes.change_plan(billing.ctx, ada, organization_id=org_id, plan="scale", preview_at=at)
     assert again.hosted_invoice == result.hosted_invoice
     assert billing.payments.calls.count("change_subscription_plan") == 1
     assert "issue_invoice" not in billing.payments.calls
@@ -241,7 +243,7 @@ def test_a_plan_change_reaches_the_provider_once_and_an_older_event_does_not_und
 def test_a_downgrade_with_nothing_due_still_reaches_the_provider(billing: InMemoryBilling) -> None:
     org_id, ada = _subscribed(billing)
     at = billing.clock.now()
-    result = services.subscriptions.change_plan(billing.ctx, ada, organization_id=org_id, plan="starter",
+    result = services.plan_changes.change_plan(billing.ctx, ada, organization_id=org_id, plan="starter",
                                                 preview_at=at)
     assert result.preview.amount_due_cents >= 0
     assert billing.payments.subscription_plans == {"sub_42": "starter"}
@@ -249,29 +251,29 @@ def test_a_downgrade_with_nothing_due_still_reaches_the_provider(billing: InMemo
 
 def test_the_return_from_checkout_asks_the_provider_while_ours_is_open(billing: InMemoryBilling) -> None:
     org_id, ada, _ = _setup(billing)
-    session = services.subscriptions.start_checkout(billing.ctx, ada, organization_id=org_id, plan="pro",
+    session = services.checkout.start_checkout(billing.ctx, ada, organization_id=org_id, plan="pro",
                                                     return_url="https://app.test/pricing")
     assert session.provider_session_id is not None
-    found, url = services.subscriptions.checkout_status_by_provider(
+    found, url = services.checkout.checkout_status_by_provider(
         billing.ctx, ada, organization_id=org_id, provider_session_id=session.provider_session_id)
     assert (found.id, found.status.value) == (session.id, "open") and "checkout_status=open" in url
     # Paid at the provider, the completion event not here yet: complete is reported, nothing written.
     billing.payments.checkout_statuses[session.provider_session_id] = "complete"
-    found, _ = services.subscriptions.checkout_status_by_provider(
+    found, _ = services.checkout.checkout_status_by_provider(
         billing.ctx, ada, organization_id=org_id, provider_session_id=session.provider_session_id)
     assert found.status.value == "complete"
-    assert services.subscriptions.summary(billing.ctx, ada, organization_id=org_id) is None
+    assert services.plan_subscriptions.summary(billing.ctx, ada, organization_id=org_id) is None
     # The provider cannot be asked: ours is shown, not an error.
     billing.payments.fail_with = ProviderUnavailable()
-    found, _ = services.subscriptions.checkout_status_by_provider(
+    found, _ = services.checkout.checkout_status_by_provider(
         billing.ctx, ada, organization_id=org_id, provider_session_id=session.provider_session_id)
     assert found.status.value == "open"
     billing.payments.fail_with = None
     # Another organization's session, or an unknown one, is not found.
     other, other_owner, _ = _setup(billing)
     with pytest.raises(NotFound):
-        services.subscriptions.checkout_status_by_provider(
+        services.checkout.checkout_status_by_provider(
             billing.ctx, other_owner, organization_id=other, provider_session_id=session.provider_session_id)
     with pytest.raises(NotFound):
-        services.subscriptions.checkout_status_by_provider(billing.ctx, ada, organization_id=org_id,
+        services.checkout.checkout_status_by_provider(billing.ctx, ada, organization_id=org_id,
                                                            provider_session_id="cs_unknown")

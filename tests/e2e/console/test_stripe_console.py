@@ -236,12 +236,12 @@ def test_a_crypto_top_up_is_credited_once_and_a_paid_checkout_follows(
     ctx = stripe_console.container.billing_context()
     org_id, secret = _sign_in_fresh_organization(page, stripe_console, "Crypto Co")
     actor = services.organizations.authenticate(ctx, secret)
-    trial = services.subscriptions.start_checkout(ctx, actor, organization_id=org_id, plan="starter",
+    trial = services.checkout.start_checkout(ctx, actor, organization_id=org_id, plan="starter",
                                                   return_url="/console/plans")
     assert trial.provider_session_id is not None
     stub.finish_checkout(trial.provider_session_id)
     stub.deliver_pending()
-    before = services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros
+    before = services.overview.overview(ctx, actor, organization_id=org_id).credit_balance_micros
 
     open_page(page, stripe_console, "/billing/add-credits")  # type: ignore[arg-type]
     page.get_by_label("Payment amount").fill("25")
@@ -251,15 +251,15 @@ def test_a_crypto_top_up_is_credited_once_and_a_paid_checkout_follows(
     expect(crypto).to_be_visible()
     session = stub.of_type("checkout.session")[-1]
     assert session["mode"] == "payment" and session["payment_method_types"] == ["crypto"]
-    assert services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros == before
+    assert services.overview.overview(ctx, actor, organization_id=org_id).credit_balance_micros == before
     crypto.get_by_role("button", name="Pay with crypto").click()
     page.wait_for_url(re.compile(rf"/console/billing/add-credits\?session_id={session['id']}$"))
     page.wait_for_selector("body[data-ready]")
     expect(page.get_by_role("status")).to_contain_text("Crypto payment submitted")
-    assert services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros == before + 25_000_000
+    assert services.overview.overview(ctx, actor, organization_id=org_id).credit_balance_micros == before + 25_000_000
     # Stripe delivers the completion again: credited once.
     assert stub.send_event("checkout.session.completed", stub.objects[session["id"]]) == 200
-    assert services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros == before + 25_000_000
+    assert services.overview.overview(ctx, actor, organization_id=org_id).credit_balance_micros == before + 25_000_000
 
     # The subscription ends; with billing history the next checkout is paid, by card, inline.
     ended = stub.objects[stub.objects[trial.provider_session_id]["subscription"]]
