@@ -43,6 +43,9 @@ class Plan(msgspec.Struct, frozen=True):
     grace_days: int
     refund_window_days: int
     prorate_refunds: bool
+    provider_price_id: str | None = None
+    """The payment provider's recurring price for this plan (Stripe ``price_…``), when the catalog
+    names one; otherwise the provider's price whose lookup key is the plan code stands for it."""
 
     def price(self, currency_iso: str) -> Money:
         return Money(self.price_cents, currency_iso)
@@ -81,6 +84,17 @@ class Catalog(msgspec.Struct, frozen=True):
         raise InvalidInput("plan", f"unknown plan {code!r}; choose one of "
                            + ", ".join(p.code for p in self.plans), code="unknown_plan")
 
+    def plan_for_price(self, price_id: str, lookup_key: str | None = None) -> Plan | None:
+        """The plan a provider price stands for: the one naming ``price_id``, else the one whose
+        code is the price's lookup key; None for a price the catalog does not know."""
+        for plan in self.plans:
+            if plan.provider_price_id is not None and plan.provider_price_id == price_id:
+                return plan
+        for plan in self.plans:
+            if lookup_key is not None and plan.code == lookup_key:
+                return plan
+        return None
+
     def product(self, product_id: uuid.UUID) -> Product:
         for product in self.products:
             if product.id == product_id:
@@ -111,6 +125,7 @@ def _build(raw: dict[str, Any]) -> Catalog:
             included_credits_micros=int(p["included_credits_micros"]), trial_days=int(p["trial_days"]),
             overage_credit_line_micros=int(p["overage_credit_line_micros"]), grace_days=int(p["grace_days"]),
             refund_window_days=int(p["refund_window_days"]), prorate_refunds=bool(p["prorate_refunds"]),
+            provider_price_id=str(p["provider_price_id"]) if p.get("provider_price_id") else None,
         )
         for p in raw["plans"]
     )

@@ -102,6 +102,19 @@ class SubscriptionChanged(ProviderEvent, frozen=True, kw_only=True):
     state_at: datetime | None = None
     """When the subscription was in that state (the event's ``created``); None when that is not a
     representable time. An event older than the state last applied is stale (ADR 0008)."""
+    price: ProviderPrice | None = None
+    """The price the subscription bills now (its first item's); None when the event does not say.
+    A price the catalog maps to another plan than ours is a plan change made at the provider (the
+    billing portal)."""
+    cancel_at_period_end: bool = False
+    """The subscription ends when the current period does (cancelled in the billing portal)."""
+
+
+class ProviderPrice(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider price as an event names it: its id and its lookup key (our plan code, by convention)."""
+
+    id: str
+    lookup_key: str | None = None
 
 
 class InvoicePaid(ProviderEvent, frozen=True, kw_only=True):

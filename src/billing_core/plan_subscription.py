@@ -105,6 +105,8 @@ class PlanSubscription(msgspec.Struct, kw_only=True):
     provider_state_at: datetime | None = None
     """When the provider sent the state last applied (its event's ``created``): an event about an
     older state arrives late and is ignored."""
+    cancel_at_period_end: bool = False
+    """The provider ends the subscription when the current period does (cancelled in its portal)."""
     version: int = 0
     """The stored version this copy was loaded at; the repository's save bumps it."""
 

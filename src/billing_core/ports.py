@@ -843,6 +843,20 @@ class PaymentProvider(Protocol):
         """URL of the provider's billing portal for the customer."""
         ...
 
+    def checkout_status(self, provider_session_id: str) -> str:
+        """The provider's status of a checkout session right now: ``open``, ``complete`` or
+        ``expired`` (the customer may come back before the completion event arrives). Raises
+        NotFound for a session the provider does not know."""
+        ...
+
+    def change_subscription_plan(self, *, provider_subscription_id: str, plan: Plan, proration_at: datetime,
+                                 reference: str, idempotency_key: str) -> HostedInvoice | None:
+        """Swap the provider subscription's price for ``plan``'s, prorated as of ``proration_at``,
+        and invoice the proration at once; returns that invoice (None when the provider made none).
+
+        The same ``idempotency_key`` never swaps or invoices twice: a retry returns the first answer."""
+        ...
+
     def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> str:
         """Client secret of a setup intent (``seti_..._secret_...``) for collecting a method."""
         ...

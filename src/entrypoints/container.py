@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from dependency_injector import containers, providers
@@ -49,6 +50,9 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+DEFAULT_STRIPE_JS_URL = "https://js.stripe.com/v3/"
+
+
 class ConfigurationError(ValueError):
     """A ``BILLING_*`` variable holds a value the service cannot run with."""
 
@@ -66,6 +70,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
+    stripe_publishable_key: str | None = None
+    """``pk_…``: the console's Stripe.js (Embedded Checkout, PaymentElement). Not a secret."""
+    stripe_js_url: str = DEFAULT_STRIPE_JS_URL
+    """Where the console loads Stripe.js from (Stripe's own in production, a stand-in in tests);
+    its origin is the only one the console's Content-Security-Policy adds."""
     easybill_api_key: str | None = None
     easybill_base_url: str | None = None
     smtp_host: str | None = None
@@ -106,6 +115,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def offline_payments(self) -> bool:
         return not self.stripe_api_key
+
+    @property
+    def console_stripe_js(self) -> bool:
+        """The console loads Stripe.js: the Stripe provider is configured with a publishable key."""
+        return bool(self.stripe_api_key and self.stripe_publishable_key)
 
 
 def _redact_url(url: str) -> str:
@@ -193,6 +207,19 @@ def _seller(environ: Mapping[str, str], production: bool) -> SellerConfig:
         contact_phone=given["contact_phone"], contact_email=given["contact_email"],
         electronic_address=given["electronic_address"], iban=given["iban"], bic=given["bic"],
         bank_account_name=given["bank_account_name"], eur_rate_ppm=rate)
+_PUBLISHABLE_KEY = re.compile(r"^pk_(test|live)_[A-Za-z0-9_]{1,255}$")
+
+
+def _stripe_js_url(url: str, environment: str) -> str:
+    """An absolute https URL (plain http only outside production, for a local stand-in), without
+    credentials, query or fragment: its origin goes into the console's Content-Security-Policy."""
+    parts = urlsplit(url)
+    allowed = ("https",) if environment == "production" else ("https", "http")
+    if (parts.scheme not in allowed or not parts.hostname or parts.username or parts.password
+            or parts.query or parts.fragment or any(c in url for c in " ;,'\"")):
+        raise ConfigurationError(f"BILLING_STRIPE_JS_URL must be an absolute {' or '.join(allowed)} URL "
+                                 f"without query or credentials, not {url!r}")
+    return url
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -211,6 +238,11 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     stripe_secret = _text(env, "BILLING_STRIPE_WEBHOOK_SECRET")
     if stripe_key and not stripe_secret:
         raise ConfigurationError("BILLING_STRIPE_WEBHOOK_SECRET is required with BILLING_STRIPE_API_KEY")
+    publishable_key = _text(env, "BILLING_STRIPE_PUBLISHABLE_KEY")
+    if publishable_key is not None and not _PUBLISHABLE_KEY.match(publishable_key):
+        raise ConfigurationError("BILLING_STRIPE_PUBLISHABLE_KEY must be a Stripe publishable key (pk_test_… or "
+                                 "pk_live_…); never put the secret key there")
+    stripe_js_url = _stripe_js_url(_text(env, "BILLING_STRIPE_JS_URL") or DEFAULT_STRIPE_JS_URL, environment)
     interval = _seconds(env, "BILLING_WORKER_INTERVAL", "1", 0.05, 3600)
     log_format = (_text(env, "BILLING_LOG_FORMAT") or "text").lower()
     if log_format not in LOG_FORMATS:
@@ -242,6 +274,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         stripe_api_key=stripe_key,
         stripe_webhook_secret=stripe_secret,
         stripe_api_base=_text(env, "BILLING_STRIPE_API_BASE"),
+        stripe_publishable_key=publishable_key,
+        stripe_js_url=stripe_js_url,
         easybill_api_key=_text(env, "BILLING_EASYBILL_API_KEY"),
         easybill_base_url=_text(env, "BILLING_EASYBILL_BASE_URL"),
         smtp_host=_text(env, "BILLING_SMTP_HOST"),

@@ -37,6 +37,7 @@ from billing_core.payment_events import (
     PaymentFailed,
     PaymentMethodCollected,
     PaymentSucceeded,
+    ProviderPrice,
     SubscriptionChanged,
     UnhandledEvent,
 )
@@ -319,11 +320,16 @@ _LOGICAL: dict[str, tuple[dict[str, object], PaymentEvent]] = {
                         mode=CheckoutMode.SUBSCRIPTION)),
     **{f"customer.subscription.{kind}": (
         {"id": "sub_1", "object": "subscription", "status": "past_due", "customer": "cus_1",
+         "cancel_at_period_end": kind == "updated",
          "items": {"object": "list", "data": [{"id": "si_1", "current_period_start": _AT,
-                                               "current_period_end": _AT + 30 * 86_400}]}},
+                                               "current_period_end": _AT + 30 * 86_400,
+                                               "price": {"id": "price_pro", "object": "price",
+                                                         "lookup_key": "pro"}}]}},
         SubscriptionChanged(id="evt_t", type=f"customer.subscription.{kind}", created=_AT,
                             provider_subscription_id="sub_1", status=SubscriptionStatus.PAST_DUE,
-                            current_period_start=_PERIOD[0], current_period_end=_PERIOD[1], state_at=_PERIOD[0]))
+                            current_period_start=_PERIOD[0], current_period_end=_PERIOD[1], state_at=_PERIOD[0],
+                            price=ProviderPrice(id="price_pro", lookup_key="pro"),
+                            cancel_at_period_end=kind == "updated"))
        for kind in ("created", "updated", "deleted", "paused", "resumed")},
     "invoice.paid": (
         {"id": "in_1", "object": "invoice", "customer": "cus_1", "metadata": {"reference": _REF}},

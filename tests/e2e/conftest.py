@@ -108,6 +108,8 @@ class World:
     tax_registration_id: uuid.UUID
     checkout_session_id: uuid.UUID | None
     event_id: str = "evt-world"
+    provider_session_id: str | None = None
+    """The payment provider's id of the checkout session (``cs_…``)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     def headers(self, role: str | None, **more: str) -> dict[str, str]:
@@ -149,13 +151,14 @@ def build_world(api: Api, *, subscribed: bool = True) -> World:
     visa = services.payment_methods.attach(ctx, bob, organization_id=org, provider_payment_method_id="pm_card_visa")
     sepa = services.payment_methods.attach(ctx, bob, organization_id=org, provider_payment_method_id="pm_sepa_debit")
     session_id = None
+    provider_session_id = None
     if subscribed:
         session = services.checkout.start_checkout(ctx, ada, organization_id=org, plan="pro",
                                                    return_url="https://app.example.com/billing/plans")
         assert session.provider_session_id is not None
         services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
                                             provider_subscription_id=f"sub_{org.hex}")
-        session_id = session.id
+        session_id, provider_session_id = session.id, session.provider_session_id
     payment = services.payments.add_credits(ctx, ada, organization_id=org, amount_micros=50 * DOLLAR)
     product_sub = services.product_subscriptions.subscribe_product(ctx, bob, organization_id=org, product="compute",
                                                                    project_id=None,
@@ -172,7 +175,7 @@ def build_world(api: Api, *, subscribed: bool = True) -> World:
     return World(org=org, outsider_org=outsider, tokens=tokens, payment_method_id=visa.id,
                  second_payment_method_id=sepa.id, payment_id=payment.id, invoice_id=report.invoice_ids[0],
                  product_subscription_id=product_sub.id, tax_registration_id=registration.id,
-                 checkout_session_id=session_id)
+                 checkout_session_id=session_id, provider_session_id=provider_session_id)
 
 
 @pytest.fixture

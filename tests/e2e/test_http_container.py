@@ -66,10 +66,45 @@ def test_settings_read_every_variable_and_hide_secrets() -> None:
     ({"BILLING_ENV": "production"}, "BILLING_SELLER_NAME"),
     ({"BILLING_SELLER_NAME": "Seller GmbH"}, "BILLING_SELLER_STREET"),
     ({"BILLING_EINVOICE_EUR_RATE": "0,92"}, "BILLING_EINVOICE_EUR_RATE"),
+    ({"BILLING_STRIPE_PUBLISHABLE_KEY": "sk_live_secret"}, "BILLING_STRIPE_PUBLISHABLE_KEY"),
+    ({"BILLING_STRIPE_PUBLISHABLE_KEY": "pk_test_a b"}, "BILLING_STRIPE_PUBLISHABLE_KEY"),
+    ({"BILLING_STRIPE_JS_URL": "javascript:alert(1)"}, "BILLING_STRIPE_JS_URL"),
+    ({"BILLING_STRIPE_JS_URL": "https://js.example/v3/?k=1"}, "BILLING_STRIPE_JS_URL"),
+    ({"BILLING_STRIPE_JS_URL": "https://js.example/v3/'; script-src *"}, "BILLING_STRIPE_JS_URL"),
+    ({"BILLING_STRIPE_JS_URL": "http://127.0.0.1:9/v3/", "BILLING_ENV": "production"}, "BILLING_STRIPE_JS_URL"),
 ])
 def test_bad_settings_are_refused(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         settings_from_env(environ)
+
+
+def test_stripe_js_settings_and_the_console_policy_both_ways() -> None:
+    from entrypoints.console.router import CONTENT_SECURITY_POLICY
+
+    offline = settings_from_env({"BILLING_STRIPE_PUBLISHABLE_KEY": "pk_test_abc"})
+    assert offline.stripe_js_url == "https://js.stripe.com/v3/" and not offline.console_stripe_js
+    live = settings_from_env({"BILLING_STORAGE": "memory", "BILLING_STRIPE_API_KEY": "sk_test_x",
+                              "BILLING_STRIPE_WEBHOOK_SECRET": "whsec_x",
+                              "BILLING_STRIPE_PUBLISHABLE_KEY": "pk_test_abc"})
+    assert live.console_stripe_js and live.stripe_js_url == "https://js.stripe.com/v3/"
+
+    def console(settings: object) -> tuple[str, str]:
+        container = Container()
+        container.settings.override(providers.Object(settings))
+        container.clock.override(providers.Object(FixedClock(START)))
+        with TestClient(create_app(container)) as client:
+            page = client.get("/console/plans")
+        return page.headers["content-security-policy"], page.text
+
+    policy, html = console(settings_from_env({"BILLING_STORAGE": "memory"}))
+    assert policy == CONTENT_SECURITY_POLICY and "frame-src" not in policy
+    assert "js.stripe.com" not in html and "data-stripe-key" not in html
+    policy, html = console(live)
+    assert policy == CONTENT_SECURITY_POLICY.replace(
+        "script-src 'self';", "script-src 'self' https://js.stripe.com;").replace(
+        "connect-src 'self';", "connect-src 'self' https://js.stripe.com; frame-src https://js.stripe.com;")
+    assert '<script src="https://js.stripe.com/v3/"></script>' in html and 'data-stripe-key="pk_test_abc"' in html
+    assert "sk_test_x" not in html
 
 
 def test_the_container_picks_the_test_clock_only_in_the_test_environment(tmp_path: Path) -> None:

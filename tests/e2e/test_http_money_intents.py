@@ -44,11 +44,11 @@ def test_a_plan_change_replayed_keeps_its_invoice_and_a_stale_one_conflicts(api:
     again = api.client.post(_org(world, "/subscription/change"), json={"plan": "scale", "preview_at": at},
                             headers=po)
     assert first.status_code == again.status_code == 200 and again.json() == first.json()
-    assert len(api.payments.invoices) == 1
+    assert len(api.payments.plan_swaps) == 1
     stale = api.client.post(_org(world, "/subscription/change"), json={"plan": "enterprise", "preview_at": at},
                             headers=po)
     _assert_problem(stale, 409, "plan_changed")
-    assert len(api.payments.invoices) == 1
+    assert len(api.payments.plan_swaps) == 1
 
 
 def test_credits_retried_with_their_key_after_an_outage_are_one_payment_charged_once(api: Api,

@@ -33,7 +33,8 @@ ANY_TOKEN = frozenset({"primary-owner", "owner", "member", "service"})
 class Route:
     method: str
     path: str
-    """Formatted with the world: {org}, {pm}, {pm2}, {invoice}, {sub}, {tax}, {session}, {event}, {payment}."""
+    """Formatted with the world: {org}, {pm}, {pm2}, {invoice}, {sub}, {tax}, {session}, {event}, {payment},
+    {provider_session}."""
     allowed: frozenset[str]
     body: Callable[[World, Api], dict[str, Any]] | None = None
     subscribed: bool = True
@@ -102,6 +103,7 @@ ROUTES = [
           body=lambda w, a: {"plan": "starter", "return_url": "https://app.example.com/billing/plans"}),
     Route("GET", ORG + "/checkout_sessions/{session}", READ),
     Route("POST", ORG + "/checkout_sessions/{session}/complete", PRIMARY),
+    Route("GET", ORG + "/checkout_sessions/provider/{provider_session}", READ),
     Route("POST", ORG + "/subscription/change/preview", PRIMARY, body=lambda w, a: {"plan": "scale"}),
     Route("POST", ORG + "/subscription/change", PRIMARY, body=lambda w, a: {"plan": "scale", "preview_at": _now(a)}),
     Route("POST", ORG + "/billing_portal", PRIMARY, body=lambda w, a: {"return_url": "https://app.example.com/b"}),
@@ -133,7 +135,7 @@ def _path(route: Route, world: World) -> str:
     return route.path.format(org=world.org, pm=world.payment_method_id, pm2=world.second_payment_method_id,
                              invoice=world.invoice_id, sub=world.product_subscription_id,
                              tax=world.tax_registration_id, session=world.checkout_session_id, event=world.event_id,
-                             payment=world.payment_id)
+                             payment=world.payment_id, provider_session=world.provider_session_id)
 
 
 def expected_status_class(route: Route, caller: str | None) -> int:
@@ -177,7 +179,8 @@ def test_matrix_covers_every_authenticated_route(shared_api: Api) -> None:
         path = route.path.split("?")[0]
         for name, param in (("{org}", "{organization_id}"), ("{pm2}", "{payment_method_id}"),
                             ("{invoice}", "{invoice_id}"), ("{sub}", "{subscription_id}"),
-                            ("{tax}", "{registration_id}"), ("{session}", "{session_id}"), ("{event}", "{event_id}")):
+                            ("{tax}", "{registration_id}"), ("{session}", "{session_id}"), ("{event}", "{event_id}"),
+                            ("{provider_session}", "{provider_session_id}")):
             path = path.replace(name, param)
         covered.add((route.method, path))
     assert documented - public == covered

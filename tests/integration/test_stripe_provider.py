@@ -18,17 +18,18 @@ import pytest
 import stripe
 
 from adapters.stripe import StripePaymentProvider
-from billing_core.catalog import Catalog
+from billing_core.catalog import Catalog, load_catalog
 from billing_core.errors import (
     AuthenticationRequired,
     IdempotencyKeyReused,
     InvalidInput,
+    NotFound,
     PaymentDeclined,
     PaymentError,
     ProviderUnavailable,
 )
 from billing_core.organization import Organization
-from billing_core.payment_events import CheckoutCompleted, CheckoutMode
+from billing_core.payment_events import CheckoutCompleted, CheckoutMode, ProviderPrice, SubscriptionChanged
 from billing_core.payments import PaymentType
 from billing_core.ports import ChargeStatus
 from tests.support.stripe_stub import StripeStub, card_error, fixtures_or_skip, running_stub, sign_payload
@@ -718,3 +719,84 @@ def test_a_signed_body_that_is_not_an_event_is_refused(provider: StripePaymentPr
         with pytest.raises(InvalidInput) as raised:
             provider.parse_event(body, sign_payload(body, SECRET))
         assert raised.value.code == "invalid_signature"
+
+
+# --------------------------------------------------------------------------- plan changes and checkout status
+
+
+def test_a_plan_change_swaps_the_item_price_with_the_proration_invoiced_at_once(
+        stub: StripeStub, provider: StripePaymentProvider, customer: str) -> None:
+    pro = stub.add_price(unit_amount=9900, lookup_key="pro")
+    subscription = stub.add_subscription(customer, unit_amount=2000)
+    item = subscription["items"]["data"][0]
+    half = datetime.fromtimestamp((item["current_period_start"] + item["current_period_end"]) // 2, tz=UTC)
+    invoice = provider.change_subscription_plan(provider_subscription_id=subscription["id"],
+                                                plan=load_catalog().plan("pro"), proration_at=half,
+                                                reference="chg-1", idempotency_key="plan-change:chg-1")
+    update = stub.requests_to("POST", f"/v1/subscriptions/{subscription['id']}")[-1]
+    assert update.params["items"] == [{"id": item["id"], "price": pro["id"]}]
+    assert update.params["proration_behavior"] == "always_invoice"
+    assert update.params["proration_date"] == str(int(half.timestamp()))
+    assert update.params["expand"] == ["latest_invoice"]
+    assert update.params["metadata"] == {"plan": "pro", "plan_change": "chg-1"}
+    assert update.idempotency_key == "plan-change:chg-1:subscription"
+    assert stub.objects[subscription["id"]]["items"]["data"][0]["price"]["id"] == pro["id"]
+    assert invoice is not None and invoice.status == "open"
+    assert invoice.hosted_invoice_url == stub.objects[invoice.provider_invoice_id]["hosted_invoice_url"]
+    assert stub.objects[invoice.provider_invoice_id]["amount_due"] == (9900 - 2000) // 2
+    # The answer is lost after Stripe swapped: the SDK's retry replays the first swap, one invoice.
+    stub.fail_next(f"/v1/subscriptions/{subscription['id']}", disconnect=True, after_processing=True)
+    again = provider.change_subscription_plan(provider_subscription_id=subscription["id"],
+                                              plan=load_catalog().plan("scale"), proration_at=half,
+                                              reference="chg-2", idempotency_key="plan-change:chg-2")
+    assert again is not None
+    assert len([i for i in stub.of_type("invoice") if i.get("billing_reason") == "subscription_update"]) == 2
+    retried = stub.requests_to("POST", f"/v1/subscriptions/{subscription['id']}")[-2:]
+    assert {r.idempotency_key for r in retried} == {"plan-change:chg-2:subscription"}
+
+
+def test_a_plan_without_a_stripe_price_is_priced_inline_on_the_items_product(
+        stub: StripeStub, provider: StripePaymentProvider, customer: str) -> None:
+    subscription = stub.add_subscription(customer, unit_amount=2000)
+    product = subscription["items"]["data"][0]["price"]["product"]
+    provider.change_subscription_plan(provider_subscription_id=subscription["id"],
+                                      plan=load_catalog().plan("enterprise"), proration_at=datetime.now(UTC),
+                                      reference="chg-3", idempotency_key="plan-change:chg-3")
+    lookup = stub.requests_to("GET", "/v1/prices")[-1]
+    assert lookup.query["lookup_keys"] == ["enterprise"]
+    update = stub.requests_to("POST", f"/v1/subscriptions/{subscription['id']}")[-1]
+    assert update.params["items"][0]["price_data"] == {"currency": "usd", "unit_amount": "199900",
+                                                       "recurring": {"interval": "month"}, "product": product}
+
+
+def test_a_plan_change_of_an_unknown_subscription_is_not_found(provider: StripePaymentProvider) -> None:
+    with pytest.raises(NotFound):
+        provider.change_subscription_plan(provider_subscription_id="sub_missing", plan=load_catalog().plan("pro"),
+                                          proration_at=datetime.now(UTC), reference="x", idempotency_key="k")
+
+
+def test_checkout_status_is_stripes_session_status(stub: StripeStub, provider: StripePaymentProvider,
+                                                   customer: str) -> None:
+    opened = provider.create_checkout_session(customer_id=customer, guest_email=None,
+                                              plan=load_catalog().plan("pro"), trial_days=None,
+                                              return_url="/plans", reference="chk-1", idempotency_key="checkout:1")
+    assert provider.checkout_status(opened.provider_session_id) == "open"
+    stub.finish_checkout(opened.provider_session_id, "pm_card_visa")
+    assert provider.checkout_status(opened.provider_session_id) == "complete"
+    assert stub.objects[opened.provider_session_id]["subscription"].startswith("sub_")
+    with pytest.raises(NotFound):
+        provider.checkout_status("cs_test_missing")
+
+
+def test_a_subscription_event_names_the_price_and_the_cancellation(stub: StripeStub,
+                                                                   provider: StripePaymentProvider,
+                                                                   customer: str) -> None:
+    scale = stub.add_price(unit_amount=49900, lookup_key="scale")
+    subscription = stub.add_subscription(customer, price=scale)
+    subscription["cancel_at_period_end"] = True
+    body = stub.event_payload("customer.subscription.updated", subscription)
+    event = provider.parse_event(body, sign_payload(body, SECRET))
+    assert isinstance(event, SubscriptionChanged)
+    assert event.price == ProviderPrice(id=scale["id"], lookup_key="scale")
+    assert event.cancel_at_period_end is True
+    assert load_catalog().plan_for_price(event.price.id, event.price.lookup_key) == load_catalog().plan("scale")

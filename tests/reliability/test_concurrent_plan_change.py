@@ -2,9 +2,9 @@
 and PostgreSQL, through the public use case and the in-memory payment provider.
 
 Issue 14 reproduced eight concurrent changes to one plan: two successes with two hosted invoices,
-plus invoices issued for requests that then failed. Here: one recorded change and one hosted
-invoice per subscription version; identical requests all answer with that change, conflicting ones
-get a 409 and reach no provider.
+plus invoices issued for requests that then failed. Here: one recorded change and one provider
+plan swap (whose proration invoice is the hosted invoice, ADR 0013) per subscription version;
+identical requests all answer with that change, conflicting ones get a 409 and reach no provider.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def test_identical_concurrent_changes_issue_one_invoice(money: Money) -> None:
                                                                  preview_at=at)
                       for _ in range(CONCURRENCY)])
     assert outcome.errors == []
-    assert len(money.provider.invoices) == 1
-    (invoice,) = money.provider.invoices.values()
+    assert len(money.provider.plan_swaps) == 1
+    (invoice,) = money.provider.plan_swaps.values()
     assert {r.hosted_invoice for r in outcome.results} == {invoice}
     assert {r.preview for r in outcome.results} == {preview}
     assert _subscription(ctx, org_id).plan == "scale"
@@ -73,7 +73,7 @@ def test_identical_concurrent_changes_issue_one_invoice(money: Money) -> None:
         changes = uow.plan_changes.list(org_id)
     assert [(c.from_plan, c.to_plan, c.status, c.provider_invoice_id, c.amount_due_cents) for c in changes] == [
         ("pro", "scale", "invoiced", invoice.provider_invoice_id, preview.amount_due_cents)]
-    assert money.provider.calls.count("issue_invoice") >= 1
+    assert money.provider.calls.count("change_subscription_plan") >= 1
     _assert_reconciles(ctx, org_id)
 
 
@@ -84,14 +84,14 @@ def test_conflicting_concurrent_changes_one_wins_the_rest_conflict_without_invoi
     targets = ["scale", "starter"] * (CONCURRENCY // 2)
     outcome = at_once([functools.partial(services.plan_changes.change_plan, ctx, owner, organization_id=org_id,
                                         plan=plan, preview_at=at) for plan in targets])
-    assert len(money.provider.invoices) == 1
-    (invoice,) = money.provider.invoices.values()
+    assert len(money.provider.plan_swaps) == 1
+    (invoice,) = money.provider.plan_swaps.values()
     winners = {r.preview.to_plan for r in outcome.results}
     assert len(winners) == 1 and {r.hosted_invoice for r in outcome.results} == {invoice}
     (winner,) = winners
     assert len(outcome.results) == targets.count(winner)
     # Only requests for the winning change may reach the provider (all with its one key).
-    assert money.provider.calls.count("issue_invoice") <= targets.count(winner)
+    assert money.provider.calls.count("change_subscription_plan") <= targets.count(winner)
     assert all(isinstance(e, Conflict) and e.code == "plan_changed" for e in outcome.errors), outcome.errors
     assert len(outcome.errors) == CONCURRENCY - targets.count(winner)
     assert _subscription(ctx, org_id).plan == winner
@@ -108,7 +108,7 @@ def test_a_new_preview_changes_again_with_its_own_invoice(money: Money) -> None:
     money.clock.advance(timedelta(minutes=5))
     second = services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="enterprise",
                                                preview_at=ctx.clock.now())
-    assert first.hosted_invoice != second.hosted_invoice and len(money.provider.invoices) == 2
+    assert first.hosted_invoice != second.hosted_invoice and len(money.provider.plan_swaps) == 2
     assert _subscription(ctx, org_id).plan == "enterprise"
     # The first change replayed still answers with its own outcome; a stale preview conflicts.
     assert services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="enterprise",
@@ -116,7 +116,7 @@ def test_a_new_preview_changes_again_with_its_own_invoice(money: Money) -> None:
     with pytest.raises(Conflict) as stale:
         services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="scale",
                                           preview_at=ctx.clock.now() - timedelta(minutes=5))
-    assert stale.value.code == "plan_changed" and len(money.provider.invoices) == 2
+    assert stale.value.code == "plan_changed" and len(money.provider.plan_swaps) == 2
 
 
 def test_an_unreachable_provider_keeps_the_change_and_a_retry_issues_its_one_invoice(money: Money) -> None:
@@ -126,7 +126,7 @@ def test_an_unreachable_provider_keeps_the_change_and_a_retry_issues_its_one_inv
     money.provider.fail_with = ProviderUnavailable()
     with pytest.raises(ProviderUnavailable):
         services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="scale", preview_at=at)
-    assert _subscription(ctx, org_id).plan == "scale" and money.provider.invoices == {}
+    assert _subscription(ctx, org_id).plan == "scale" and money.provider.plan_swaps == {}
     with ctx.uow() as uow:
         (pending,) = uow.plan_changes.list(org_id)
     assert pending.status == "pending"
@@ -135,7 +135,7 @@ def test_an_unreachable_provider_keeps_the_change_and_a_retry_issues_its_one_inv
                                                                  preview_at=at)
                       for _ in range(CONCURRENCY)])
     assert outcome.errors == []
-    assert list(money.provider.invoices) == [f"plan-change:{pending.id}"]
+    assert list(money.provider.plan_swaps) == [f"plan-change:{pending.id}"]
     with ctx.uow() as uow:
         (done,) = uow.plan_changes.list(org_id)
     assert done.status == "invoiced"

@@ -17,6 +17,14 @@ like Stripe where the adapter depends on it:
 
 Every request is recorded (method, path, decoded form parameters, lower-cased headers) so tests assert
 exactly what the adapter sent.
+
+For the console's browser tests it also stands in for Stripe's side of Stripe.js: it serves
+``stripe_js_standin.js`` at ``/v3/``, answers the stand-in's client-secret calls authenticated with the
+publishable key (``/v1/payment_pages/{cs}``, ``…/confirm``, ``/v1/setup_intents/{seti}/confirm``) with
+CORS headers, and, given ``webhook_url`` and ``webhook_secret``, delivers signed events where Stripe
+would (a checkout completed or expired, a subscription updated) after handling the request that caused
+them and before answering it (outside its lock). Subscriptions (``add_subscription``), recurring prices
+with lookup keys (``add_price``) and subscription updates with an invoiced proration are modelled.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 
 from tests.support.http_server import LocalServer
@@ -46,6 +55,7 @@ from tests.support.http_server import LocalServer
 FIXTURES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "stripe"
 FIXTURES_FILE = FIXTURES_DIR / "fixtures3.json"
 STUB_API_KEY = "sk_test_stub_0123456789"
+STUB_PUBLISHABLE_KEY = "pk_test_stub_0123456789"
 
 JSON = dict[str, Any]
 
@@ -197,6 +207,12 @@ _FRESH: dict[str, JSON] = {
                 "metadata": {}},
     "invoiceitem": {"parent": None, "metadata": {}},
     "refund": {"charge": None, "metadata": {}},
+    "subscription": {"cancel_at": None, "cancel_at_period_end": False, "canceled_at": None, "ended_at": None,
+                     "latest_invoice": None, "pending_update": None, "schedule": None, "discounts": [],
+                     "metadata": {}, "trial_start": None, "trial_end": None, "default_payment_method": None,
+                     "pause_collection": None, "test_clock": None, "status": "active"},
+    "price": {"lookup_key": None, "metadata": {}, "nickname": None, "transform_quantity": None,
+              "custom_unit_amount": None},
 }
 _UI_MODES = frozenset({"hosted_page", "embedded_page", "elements", "form"})
 
@@ -221,6 +237,16 @@ class StripeStub:
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
         self._http: LocalServer | None = None
+        self.publishable_key = STUB_PUBLISHABLE_KEY
+        """What the Stripe.js stand-in authenticates with (client-secret routes only, as at Stripe)."""
+        self.webhook_url: str | None = None
+        self.webhook_secret: str | None = None
+        """Set both and the stub delivers signed events, as Stripe does, where its model says one
+        happens: a checkout completed through the Stripe.js stand-in, a subscription updated."""
+        self.delivered: list[tuple[str, int]] = []
+        """(event type, HTTP status our endpoint answered) of every delivery."""
+        self._pending_events: list[bytes] = []
+        self._trials: dict[str, int] = {}
 
     # ----------------------------------------------------------------- life cycle
 
@@ -283,6 +309,94 @@ class StripeStub:
             session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
             return session
 
+    def add_price(self, *, unit_amount: int, lookup_key: str | None = None, interval: str = "month",
+                  currency: str = "usd") -> JSON:
+        """A recurring price (a plan's price as created in the Stripe dashboard)."""
+        with self._lock:
+            product = self._new("product", "prod", name=lookup_key or "Plan", metadata={})
+            return self._new("price", "price", unit_amount=unit_amount, unit_amount_decimal=str(unit_amount),
+                             currency=currency, lookup_key=lookup_key, product=product["id"], active=True,
+                             type="recurring", billing_scheme="per_unit", tiers_mode=None,
+                             recurring={"interval": interval, "interval_count": 1, "meter": None,
+                                        "usage_type": "licensed", "trial_period_days": None})
+
+    def add_subscription(self, customer_id: str | None, *, unit_amount: int = 2000, price: JSON | None = None,
+                         trial_days: int = 0, metadata: Mapping[str, str] | None = None) -> JSON:
+        """What Stripe makes when a subscription checkout completes: one item on ``price`` (default:
+        an inline price of ``unit_amount``, which has no lookup key), the period starting now."""
+        with self._lock:
+            if price is None:
+                price = self.add_price(unit_amount=unit_amount)
+            now = int(time.time())
+            end = now + (trial_days * 86_400 if trial_days else 30 * 86_400)
+            subscription_id = self._id("sub")
+            item = copy.deepcopy(self._resources["subscription"]["items"]["data"][0])
+            item.update(id=self._id("si"), price=copy.deepcopy(price), subscription=subscription_id, quantity=1,
+                        current_period_start=now, current_period_end=end, metadata={})
+            item.pop("plan", None)
+            return self._new("subscription", "sub", id=subscription_id, customer=customer_id,
+                             status="trialing" if trial_days else "active", currency=price["currency"],
+                             start_date=now, billing_cycle_anchor=now, metadata=dict(metadata or {}),
+                             trial_start=now if trial_days else None, trial_end=end if trial_days else None,
+                             items={"object": "list", "data": [item], "has_more": False,
+                                    "url": f"/v1/subscription_items?subscription={subscription_id}"})
+
+    def send_event(self, event_type: str, obj: JSON, *, created: int | None = None) -> int:
+        """Deliver a signed event to ``webhook_url`` now; returns our endpoint's HTTP status."""
+        assert self.webhook_url and self.webhook_secret, "set webhook_url and webhook_secret first"
+        payload = self.event_payload(event_type, copy.deepcopy(obj), created=created)
+        return self._deliver(payload)
+
+    def _deliver(self, payload: bytes) -> int:
+        assert self.webhook_url and self.webhook_secret
+        status = httpx.post(self.webhook_url, content=payload, timeout=30, headers={
+            "Content-Type": "application/json", "Stripe-Signature": sign_payload(payload, self.webhook_secret)},
+        ).status_code
+        self.delivered.append((json.loads(payload)["type"], status))
+        return status
+
+    def _queue_event(self, event_type: str, obj: JSON) -> None:
+        """An event to deliver once the current request is answered (outside the stub's lock: our
+        endpoint may call the stub while handling it)."""
+        if self.webhook_url and self.webhook_secret:
+            self._pending_events.append(self.event_payload(event_type, copy.deepcopy(obj)))
+
+    def deliver_pending(self) -> None:
+        with self._lock:
+            pending, self._pending_events = self._pending_events, []
+        for payload in pending:
+            self._deliver(payload)
+
+    def finish_checkout(self, session_id: str, payment_method: str | None = None) -> JSON:
+        """The customer paid (or started the trial of) a checkout: the session completes, with a
+        subscription or a succeeded PaymentIntent, and ``checkout.session.completed`` is sent."""
+        with self._lock:
+            session = self.objects[session_id]
+            if session["status"] != "open":
+                raise StubError(400, f"This Checkout Session is {session['status']}.", code="checkout_closed")
+            if payment_method is not None and payment_method in DECLINES:
+                code, decline_code, message = DECLINES[payment_method]
+                raise StubError(402, message, type_="card_error", code=code, decline_code=decline_code)
+            if session["mode"] == "subscription":
+                trial = self._trials.get(session_id, 0)
+                subscription = self.add_subscription(session["customer"], unit_amount=int(session["amount_total"]),
+                                                     trial_days=trial, metadata=session.get("metadata"))
+                session.update(status="complete", subscription=subscription["id"],
+                               payment_status="no_payment_required" if trial else "paid")
+            else:
+                self.complete_checkout(session_id)
+            self._queue_event("checkout.session.completed", session)
+            return session
+
+    def expire_checkout(self, session_id: str) -> JSON:
+        """The session's time ran out: it expires and ``checkout.session.expired`` is sent."""
+        with self._lock:
+            session = self.objects[session_id]
+            session.update(status="expired")
+            self._queue_event("checkout.session.expired", session)
+        self.deliver_pending()
+        return session
+
     def of_type(self, object_type: str) -> list[JSON]:
         with self._lock:
             return [o for o in self.objects.values() if o.get("object") == object_type]
@@ -338,6 +452,10 @@ class StripeStub:
         return None
 
     def _process(self, method: str, path: str, record: RecordedRequest, headers: dict[str, str]) -> _Response:
+        publishable = any(route_method == method and pattern.fullmatch(path)
+                          for route_method, pattern, _ in _PUBLISHABLE_ROUTES)
+        if publishable and headers.get("authorization") == f"Bearer {self.publishable_key}":
+            return self._route(method, path, record, _PUBLISHABLE_ROUTES)
         if headers.get("authorization") != f"Bearer {self.api_key}":
             return _Response(401, {"error": {"type": "invalid_request_error",
                                              "message": "Invalid API Key provided: sk_test_****"}})
@@ -359,8 +477,9 @@ class StripeStub:
             response.headers.setdefault("Idempotency-Key", key)
         return response
 
-    def _route(self, method: str, path: str, record: RecordedRequest) -> _Response:
-        for route_method, pattern, handler in _ROUTES:
+    def _route(self, method: str, path: str, record: RecordedRequest,
+               routes: list[tuple[str, re.Pattern[str], Handler]] | None = None) -> _Response:
+        for route_method, pattern, handler in _ROUTES if routes is None else routes:
             match = pattern.fullmatch(path)
             if match is not None and route_method == method:
                 try:
@@ -528,6 +647,7 @@ def _session_create(stub: StripeStub, match: re.Match[str], params: JSON, query:
         raise StubError(400, "trial_period_days must be at least 1", param="subscription_data[trial_period_days]")
     total, currency = _line_items(params, recurring=mode == "subscription")
     session_id = stub._id("cs_test")
+    stub._trials[session_id] = _integer(subscription, "trial_period_days", required=False) or 0
     return stub._new(
         "checkout.session", "cs_test", id=session_id, mode=mode, ui_mode=ui_mode,
         client_secret=stub._secret(session_id) if ui_mode != "hosted_page" else None,
@@ -723,6 +843,112 @@ def _invoice_retrieve(stub: StripeStub, match: re.Match[str], params: JSON, quer
     return stub._get("invoice", match["id"], "invoice")
 
 
+def _subscription_retrieve(stub: StripeStub, match: re.Match[str], params: JSON, query: JSON) -> JSON:
+    return stub._get("subscription", match["id"], "id")
+
+
+def _subscription_update(stub: StripeStub, match: re.Match[str], params: JSON, query: JSON) -> JSON:
+    """Items swapped to another price; with ``proration_behavior=always_invoice`` the proration
+    (new minus old unit amount, for the part of the period left after ``proration_date``) is
+    invoiced and finalized at once and becomes ``latest_invoice``."""
+    subscription = stub._get("subscription", match["id"], "id")
+    behavior = params.get("proration_behavior", "create_prorations")
+    if behavior not in ("always_invoice", "create_prorations", "none"):
+        raise StubError(400, "Invalid proration_behavior", param="proration_behavior")
+    if "cancel_at_period_end" in params:
+        subscription["cancel_at_period_end"] = _boolean(params, "cancel_at_period_end")
+    subscription["metadata"].update(params.get("metadata", {}))
+    swaps = params.get("items", [])
+    item = subscription["items"]["data"][0]
+    invoice: JSON | None = None
+    for swap in swaps:
+        if swap.get("id") != item["id"]:
+            raise StubError(400, f"No such subscription item: '{swap.get('id')}'", param="items[0][id]",
+                            code="resource_missing")
+        old = int(item["price"]["unit_amount"])
+        if "price" in swap:
+            price = stub._get("price", swap["price"], "items[0][price]")
+        elif "price_data" in swap:
+            data = swap["price_data"]
+            if "product_data" in data:
+                raise StubError(400, "Received unknown parameter: items[0][price_data][product_data]",
+                                param="items[0][price_data][product_data]")
+            price = stub._new("price", "price", unit_amount=_integer(data, "unit_amount"),
+                              currency=_required(data, "currency"), product=_required(data, "product"),
+                              recurring={**item["price"]["recurring"], **data.get("recurring", {})}, active=False)
+        else:
+            raise StubError(400, "Missing required param: items[0][price].", param="items[0][price]")
+        item["price"] = copy.deepcopy(price)
+        start, end = int(item["current_period_start"]), int(item["current_period_end"])
+        at = _integer(params, "proration_date", required=False) or int(time.time())
+        left = min(max(end - at, 0), end - start)
+        amount = (int(price["unit_amount"]) - old) * left // max(end - start, 1)
+        if behavior == "always_invoice":
+            invoice = stub._new("invoice", "in", customer=subscription["customer"], currency=price["currency"],
+                                subscription=subscription["id"], billing_reason="subscription_update",
+                                collection_method="charge_automatically", metadata={},
+                                amount_due=max(amount, 0), amount_remaining=max(amount, 0), subtotal=amount,
+                                total=amount, lines={"object": "list", "data": [], "has_more": False,
+                                                     "url": "/v1/invoices/lines"})
+            number = sum(1 for i in stub.of_type("invoice") if i.get("number")) + 1
+            invoice.update(status="paid" if amount <= 0 else "open", number=f"STUB-{number:04d}",
+                           hosted_invoice_url=f"https://invoice.stripe.com/i/acct_stub/test_{invoice['id']}",
+                           invoice_pdf=f"https://pay.stripe.com/invoice/acct_stub/test_{invoice['id']}/pdf")
+            subscription["latest_invoice"] = invoice["id"]
+    stub._queue_event("customer.subscription.updated", subscription)
+    shown = copy.deepcopy(subscription)
+    wanted = params.get("expand") or []
+    if "latest_invoice" in wanted and isinstance(shown.get("latest_invoice"), str):
+        shown["latest_invoice"] = copy.deepcopy(stub.objects[shown["latest_invoice"]])
+    return shown
+
+
+def _price_list(stub: StripeStub, match: re.Match[str], params: JSON, query: JSON) -> JSON:
+    keys = query.get("lookup_keys") or []
+    active = query.get("active")
+    found = [p for p in stub.of_type("price") if (not keys or p.get("lookup_key") in keys)
+             and (active is None or p.get("active") == (active == "true"))]
+    limit = int(query.get("limit", 10))
+    return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/prices"}
+
+
+# --------------------------------------------------------------------------- Stripe.js stand-in routes
+# Authenticated with the publishable key plus the object's client secret, as Stripe.js's own calls are.
+
+
+def _client_secret(stub: StripeStub, obj: JSON, params: JSON, query: JSON) -> None:
+    given = params.get("client_secret") or query.get("client_secret")
+    if given != obj.get("client_secret"):
+        raise StubError(400, "The client_secret provided does not match this object.", param="client_secret")
+
+
+def _page_retrieve(stub: StripeStub, match: re.Match[str], params: JSON, query: JSON) -> JSON:
+    session = stub._get("checkout.session", match["id"], "session")
+    _client_secret(stub, session, params, query)
+    return {**session, "trial_period_days": stub._trials.get(session["id"], 0)}
+
+
+def _page_confirm(stub: StripeStub, match: re.Match[str], params: JSON, query: JSON) -> JSON:
+    session = stub._get("checkout.session", match["id"], "session")
+    _client_secret(stub, session, params, query)
+    return stub.finish_checkout(session["id"], params.get("payment_method"))
+
+
+def _setup_intent_confirm(stub: StripeStub, match: re.Match[str], params: JSON, query: JSON) -> JSON:
+    intent = stub._get("setup_intent", match["id"], "intent")
+    _client_secret(stub, intent, params, query)
+    if intent["status"] == "succeeded":
+        raise StubError(400, "This SetupIntent has already succeeded.", code="setup_intent_unexpected_state")
+    method = stub._get("payment_method", _required(params, "payment_method"), "payment_method")
+    if intent.get("customer"):
+        if method["customer"] not in (None, intent["customer"]):
+            raise StubError(400, "The payment method you provided has already been attached to a customer.",
+                            param="payment_method")
+        method["customer"] = intent["customer"]
+    intent.update(status="succeeded", payment_method=method["id"])
+    return intent
+
+
 _ID = r"(?P<id>[A-Za-z0-9_]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("POST", re.compile(r"/v1/customers"), _customer_create),
@@ -743,7 +969,17 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("POST", re.compile(r"/v1/invoiceitems"), _invoice_item_create),
     ("POST", re.compile(rf"/v1/invoices/{_ID}/finalize"), _invoice_finalize),
     ("GET", re.compile(rf"/v1/invoices/{_ID}"), _invoice_retrieve),
+    ("GET", re.compile(rf"/v1/subscriptions/{_ID}"), _subscription_retrieve),
+    ("POST", re.compile(rf"/v1/subscriptions/{_ID}"), _subscription_update),
+    ("GET", re.compile(r"/v1/prices"), _price_list),
 ]
+_PUBLISHABLE_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
+    ("GET", re.compile(rf"/v1/payment_pages/{_ID}"), _page_retrieve),
+    ("POST", re.compile(rf"/v1/payment_pages/{_ID}/confirm"), _page_confirm),
+    ("POST", re.compile(rf"/v1/setup_intents/{_ID}/confirm"), _setup_intent_confirm),
+]
+STRIPE_JS_STANDIN = Path(__file__).with_name("stripe_js_standin.js")
+"""The stand-in for Stripe.js the stub serves at ``/v3/``."""
 
 
 def _handler_for(stub: StripeStub) -> type[BaseHTTPRequestHandler]:
@@ -760,16 +996,38 @@ def _handler_for(stub: StripeStub) -> type[BaseHTTPRequestHandler]:
         def do_DELETE(self) -> None:
             self._serve()
 
+        def do_OPTIONS(self) -> None:
+            # CORS preflight of the Stripe.js stand-in (the console's origin differs from the stub's).
+            self.send_response(204)
+            self._cors()
+            self.send_header("Access-Control-Allow-Methods", "GET, POST")
+            self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _cors(self) -> None:
+            self.send_header("Access-Control-Allow-Origin", "*")
+
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode("utf-8") if length else ""
+            if self.command == "GET" and urlsplit(self.path).path == "/v3/":
+                script = STRIPE_JS_STANDIN.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/javascript; charset=utf-8")
+                self.send_header("Content-Length", str(len(script)))
+                self.end_headers()
+                self.wfile.write(script)
+                return
             headers = {name.lower(): value for name, value in self.headers.items()}
             response = stub.handle(self.command, self.path, headers, body)
+            stub.deliver_pending()
             if response is None:
                 self.close_connection = True
                 return
             payload = json.dumps(response.body).encode()
             self.send_response(response.status)
+            self._cors()
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Request-Id", f"req_stub{len(stub.requests):06d}")

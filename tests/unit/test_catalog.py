@@ -136,3 +136,16 @@ def test_a_catalog_with_an_unknown_plan_code_is_refused(tmp_path: Path) -> None:
     path.write_text(_CUSTOM.replace('code = "pro"', 'code = "gold"'), encoding="utf-8")
     with pytest.raises(ValueError, match="gold"):
         load_catalog(path)
+
+
+def test_a_provider_price_maps_to_its_plan_by_id_then_by_lookup_key(tmp_path: Path, catalog: Catalog) -> None:
+    assert catalog.plan_for_price("price_anything", "scale") == catalog.plan("scale")
+    assert catalog.plan_for_price("price_anything", "gold") is None
+    assert catalog.plan_for_price("price_anything") is None
+    path = tmp_path / "catalog.toml"
+    path.write_text(_CUSTOM.replace('code = "pro"', 'code = "pro"\nprovider_price_id = "price_pro_eur"', 1),
+                    encoding="utf-8")
+    custom = load_catalog(path)
+    assert custom.plan("pro").provider_price_id == "price_pro_eur"
+    assert custom.plan_for_price("price_pro_eur", None) == custom.plan("pro")
+    assert catalog.plan("pro").provider_price_id is None

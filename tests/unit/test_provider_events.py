@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from adapters.fakes import InMemoryBilling, in_memory_billing
-from billing_core import InvalidInput, SubscriptionStatus, services
+from billing_core import InvalidInput, NotFound, SubscriptionStatus, services
+from billing_core.errors import ProviderUnavailable
 from billing_core.permissions import Actor, Permission
 from billing_core.spend_guard import DenialReason, SpendWarning
 from tests.unit.domain_builders import DOLLAR
@@ -175,3 +176,104 @@ def test_an_event_about_an_older_state_is_stale_whatever_order_it_arrives_in(bil
     assert _status(billing, org_id, ada) == SubscriptionStatus.PAST_DUE
     assert _status_event(billing, "active", "evt_paid_2", later) == "processed"
     assert _status(billing, org_id, ada) == SubscriptionStatus.ACTIVE
+
+
+def _price_event(billing: InMemoryBilling, lookup_key: str | None, event_id: str, created: datetime, *,
+                 cancel: bool = False, price_id: str | None = None) -> str:
+    body, signature = billing.payments.event("customer.subscription.updated", {
+        "id": "sub_42", "object": "subscription", "status": "trialing", "cancel_at_period_end": cancel,
+        "items": {"object": "list", "data": [{"id": "si_1", "price": {
+            "id": price_id or f"price_{lookup_key}", "object": "price", "lookup_key": lookup_key}}]}},
+        event_id=event_id, created=int(created.timestamp()))
+    return services.provider_events.handle_event(billing.ctx, body, signature).outcome
+
+
+def _summary(billing: InMemoryBilling, org_id: uuid.UUID,
+             ada: Actor) -> services.plan_subscriptions.SubscriptionSummary:
+    summary = services.plan_subscriptions.summary(billing.ctx, ada, organization_id=org_id)
+    assert summary is not None
+    return summary
+
+
+def test_a_portal_plan_change_and_cancellation_come_back_through_the_subscription_event(
+        billing: InMemoryBilling) -> None:
+    org_id, ada = _subscribed(billing)
+    now = billing.clock.now()
+    assert _price_event(billing, "scale", "evt_portal", now + timedelta(minutes=1), cancel=True) == "processed"
+    summary = _summary(billing, org_id, ada)
+    assert (summary.plan, summary.cancel_at_period_end) == ("scale", True)
+    # Replayed: nothing runs. Older (sent before the portal change, delivered after): stale.
+    assert _price_event(billing, "scale", "evt_portal", now + timedelta(minutes=1), cancel=True) == "duplicate"
+    assert _price_event(billing, "pro", "evt_before", now) == "processed"
+    summary = _summary(billing, org_id, ada)
+    assert (summary.plan, summary.cancel_at_period_end) == ("scale", True)
+    # The customer takes the cancellation back in the portal.
+    assert _price_event(billing, "scale", "evt_resume", now + timedelta(minutes=2)) == "processed"
+    assert not _summary(billing, org_id, ada).cancel_at_period_end
+    # A price the catalog does not know leaves the plan alone.
+    assert _price_event(billing, None, "evt_unknown", now + timedelta(minutes=3), price_id="price_x") == "processed"
+    assert _summary(billing, org_id, ada).plan == "scale"
+    assert services.reconcile.reconcile(billing.ctx, organization_id=org_id).clean
+
+
+def test_a_plan_change_reaches_the_provider_once_and_an_older_event_does_not_undo_it(
+        billing: InMemoryBilling) -> None:
+    org_id, ada = _subscribed(billing)
+    before = billing.clock.now()
+    billing.clock.advance(timedelta(minutes=5))
+    at = billing.clock.now()
+    result = services.plan_changes.change_plan(billing.ctx, ada, organization_id=org_id, plan="scale", preview_at=at)
+    # The provider subscription's price was swapped (keyed by the recorded change), its proration
+    # invoice is the answer; a retry of the same change replays it without a second swap.
+    assert billing.payments.subscription_plans == {"sub_42": "scale"}
+    assert result.hosted_invoice is not None
+    again = services.plan_changes.change_plan(billing.ctx, ada, organization_id=org_id, plan="scale", preview_at=at)
+    assert again.hosted_invoice == result.hosted_invoice
+    assert billing.payments.calls.count("change_subscription_plan") == 1
+    assert "issue_invoice" not in billing.payments.calls
+    # An event about the subscription before our change (still on Pro) is delivered late: plan kept.
+    assert _price_event(billing, "pro", "evt_late", before) == "processed"
+    assert _summary(billing, org_id, ada).plan == "scale"
+    # The provider's echo of our change, and a later portal downgrade, apply.
+    assert _price_event(billing, "scale", "evt_echo", at + timedelta(seconds=1)) == "processed"
+    assert _price_event(billing, "starter", "evt_down", at + timedelta(minutes=1)) == "processed"
+    assert _summary(billing, org_id, ada).plan == "starter"
+
+
+def test_a_downgrade_with_nothing_due_still_reaches_the_provider(billing: InMemoryBilling) -> None:
+    org_id, ada = _subscribed(billing)
+    at = billing.clock.now()
+    result = services.plan_changes.change_plan(billing.ctx, ada, organization_id=org_id, plan="starter",
+                                                preview_at=at)
+    assert result.preview.amount_due_cents >= 0
+    assert billing.payments.subscription_plans == {"sub_42": "starter"}
+
+
+def test_the_return_from_checkout_asks_the_provider_while_ours_is_open(billing: InMemoryBilling) -> None:
+    org_id, ada, _ = _setup(billing)
+    session = services.checkout.start_checkout(billing.ctx, ada, organization_id=org_id, plan="pro",
+                                                    return_url="https://app.test/pricing")
+    assert session.provider_session_id is not None
+    found, url = services.checkout.checkout_status_by_provider(
+        billing.ctx, ada, organization_id=org_id, provider_session_id=session.provider_session_id)
+    assert (found.id, found.status.value) == (session.id, "open") and "checkout_status=open" in url
+    # Paid at the provider, the completion event not here yet: complete is reported, nothing written.
+    billing.payments.checkout_statuses[session.provider_session_id] = "complete"
+    found, _ = services.checkout.checkout_status_by_provider(
+        billing.ctx, ada, organization_id=org_id, provider_session_id=session.provider_session_id)
+    assert found.status.value == "complete"
+    assert services.plan_subscriptions.summary(billing.ctx, ada, organization_id=org_id) is None
+    # The provider cannot be asked: ours is shown, not an error.
+    billing.payments.fail_with = ProviderUnavailable()
+    found, _ = services.checkout.checkout_status_by_provider(
+        billing.ctx, ada, organization_id=org_id, provider_session_id=session.provider_session_id)
+    assert found.status.value == "open"
+    billing.payments.fail_with = None
+    # Another organization's session, or an unknown one, is not found.
+    other, other_owner, _ = _setup(billing)
+    with pytest.raises(NotFound):
+        services.checkout.checkout_status_by_provider(
+            billing.ctx, other_owner, organization_id=other, provider_session_id=session.provider_session_id)
+    with pytest.raises(NotFound):
+        services.checkout.checkout_status_by_provider(billing.ctx, ada, organization_id=org_id,
+                                                           provider_session_id="cs_unknown")

@@ -18,13 +18,14 @@ import re
 import secrets
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from adapters.stripe.events import to_payment_event
 from billing_core.catalog import Plan
-from billing_core.errors import InvalidInput, MalformedBody, PaymentError
+from billing_core.errors import InvalidInput, MalformedBody, NotFound, PaymentError
 from billing_core.organization import Organization
 from billing_core.payloads import check_json_depth
 from billing_core.payment_events import PaymentEvent
@@ -84,6 +85,12 @@ class InMemoryPaymentProvider:
         self.refunds: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, HostedInvoice] = {}
         self.checkouts: dict[str, ProviderCheckout] = {}
+        self.checkout_statuses: dict[str, str] = {}
+        """provider session id → status, for sessions a test moved on (default: open)"""
+        self.plan_swaps: dict[str, HostedInvoice] = {}
+        """idempotency key → the proration invoice of a subscription plan swap"""
+        self.subscription_plans: dict[str, str] = {}
+        """provider subscription id → the plan code it bills after a swap"""
         self.setup_intents: dict[str, str] = {}
         """idempotency key → client secret"""
         self.calls: list[str] = []
@@ -128,6 +135,27 @@ class InMemoryPaymentProvider:
                 self.checkouts[idempotency_key] = ProviderCheckout(
                     provider_session_id=sid, client_secret=f"{sid}_secret_crypto")
             return self.checkouts[idempotency_key]
+
+    def checkout_status(self, provider_session_id: str) -> str:
+        """Offline, completion and expiry reach the core directly: a session stays open here."""
+        with self._lock:
+            self._enter("checkout_status")
+            if not any(c.provider_session_id == provider_session_id for c in self.checkouts.values()):
+                raise NotFound("checkout session", provider_session_id)
+            return self.checkout_statuses.get(provider_session_id, "open")
+
+    def change_subscription_plan(self, *, provider_subscription_id: str, plan: Plan, proration_at: datetime,
+                                 reference: str, idempotency_key: str) -> HostedInvoice | None:
+        """Records the swap (``subscription_plans``) and answers with one proration invoice per key."""
+        with self._lock:
+            self._enter("change_subscription_plan")
+            if idempotency_key not in self.plan_swaps:
+                iid = self._next_id("in")
+                self.subscription_plans[provider_subscription_id] = str(plan.code)
+                self.plan_swaps[idempotency_key] = HostedInvoice(
+                    provider_invoice_id=iid, hosted_invoice_url=f"https://billing.invalid/invoice/{iid}",
+                    status="open")
+            return self.plan_swaps[idempotency_key]
 
     def create_portal_session(self, *, customer_id: str, return_url: str) -> str:
         with self._lock:

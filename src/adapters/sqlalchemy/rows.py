@@ -155,7 +155,7 @@ def plan_subscription_values(s: PlanSubscription) -> Values:
             "current_period_end": s.current_period_end, "trial_end": s.trial_end,
             "past_due_since": s.past_due_since, "canceled_at": s.canceled_at,
             "provider_subscription_id": s.provider_subscription_id, "provider_state_at": s.provider_state_at,
-            "version": s.version}
+            "cancel_at_period_end": s.cancel_at_period_end, "version": s.version}
 
 
 def plan_subscription_from_row(row: AnyRow) -> PlanSubscription:
@@ -164,7 +164,8 @@ def plan_subscription_from_row(row: AnyRow) -> PlanSubscription:
         created_at=row.created_at, current_period_start=row.current_period_start,
         current_period_end=row.current_period_end, trial_end=row.trial_end, past_due_since=row.past_due_since,
         canceled_at=row.canceled_at, provider_subscription_id=row.provider_subscription_id,
-        provider_state_at=row.provider_state_at, version=row.version,
+        provider_state_at=row.provider_state_at, cancel_at_period_end=bool(row.cancel_at_period_end),
+        version=row.version,
     )
 
 

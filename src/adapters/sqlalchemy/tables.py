@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 
@@ -153,6 +154,7 @@ plan_subscriptions = Table(
     Column("provider_subscription_id", Text, nullable=True, index=True, unique=True),
     Column("version", BigInteger, nullable=False),
     Column("provider_state_at", UtcDateTime, nullable=True),
+    Column("cancel_at_period_end", Boolean, nullable=False, server_default=false()),
     Index("ix_plan_subscriptions_organization_id_created_at", "organization_id", "created_at"),
 )
 

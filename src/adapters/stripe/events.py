@@ -32,6 +32,7 @@ from billing_core.payment_events import (
     PaymentFailed,
     PaymentMethodCollected,
     PaymentSucceeded,
+    ProviderPrice,
     SubscriptionChanged,
     UnhandledEvent,
 )
@@ -153,6 +154,22 @@ def _period(obj: JSON) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
+def _price(obj: JSON) -> ProviderPrice | None:
+    """The first item's price (our subscriptions have one item): id and lookup key."""
+    items = obj.get("items")
+    listed = items.get("data") if isinstance(items, dict) else None
+    first = listed[0] if isinstance(listed, list) and listed and isinstance(listed[0], dict) else None
+    price = first.get("price") if first is not None else None
+    if isinstance(price, str) and price:
+        return ProviderPrice(id=price)
+    if not isinstance(price, dict):
+        return None
+    price_id, lookup_key = _id(price, "id"), price.get("lookup_key")
+    if price_id is None:
+        return None
+    return ProviderPrice(id=price_id, lookup_key=lookup_key if isinstance(lookup_key, str) and lookup_key else None)
+
+
 def _subscription_changed(event: _Envelope, obj: JSON) -> PaymentEvent:
     subscription_id, status = _id(obj, "id"), obj.get("status")
     if subscription_id is None or not isinstance(status, str) or status not in SUBSCRIPTION_STATUSES:
@@ -160,7 +177,8 @@ def _subscription_changed(event: _Envelope, obj: JSON) -> PaymentEvent:
     start, end = _period(obj)
     return SubscriptionChanged(id=event.id, type=event.type, created=event.created,
                                provider_subscription_id=subscription_id, status=SUBSCRIPTION_STATUSES[status],
-                               current_period_start=start, current_period_end=end, state_at=timestamp(event.created))
+                               current_period_start=start, current_period_end=end, state_at=timestamp(event.created),
+                               price=_price(obj), cancel_at_period_end=obj.get("cancel_at_period_end") is True)
 
 
 def _invoice_paid(event: _Envelope, obj: JSON) -> PaymentEvent:

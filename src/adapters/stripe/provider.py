@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -21,7 +22,7 @@ import stripe
 from adapters.stripe.errors import is_authentication_required, translate
 from adapters.stripe.events import PAYMENT_TYPES, to_payment_event
 from billing_core.catalog import Plan
-from billing_core.errors import InvalidInput, MalformedBody, PaymentError, ProviderUnavailable
+from billing_core.errors import InvalidInput, MalformedBody, NotFound, PaymentError, ProviderUnavailable
 from billing_core.organization import Organization
 from billing_core.payloads import check_json_depth
 from billing_core.payment_events import PaymentEvent
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
         InvoiceItemCreateParams,
         PaymentIntentCreateParams,
         RefundCreateParams,
+        SubscriptionUpdateParams,
+        SubscriptionUpdateParamsItem,
     )
     from stripe.params.checkout import (
         SessionCreateParams,
@@ -207,6 +210,78 @@ class StripePaymentProvider:
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         return session.url
+
+    def checkout_status(self, provider_session_id: str) -> str:
+        """The Checkout Session's ``status`` (open, complete, expired) as Stripe has it now."""
+        try:
+            session = self._client.v1.checkout.sessions.retrieve(provider_session_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                raise NotFound("checkout session", provider_session_id) from exc
+            raise translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+        return session.status or "open"
+
+    # ----------------------------------------------------------------- subscriptions
+
+    def change_subscription_plan(self, *, provider_subscription_id: str, plan: Plan, proration_at: datetime,
+                                 reference: str, idempotency_key: str) -> HostedInvoice | None:
+        """Swap the subscription item's price for ``plan``'s with ``proration_behavior=always_invoice``
+        (Stripe invoices the proration at once and charges the default method), prorated as of
+        ``proration_at``; the answer's expanded ``latest_invoice`` is that invoice.
+
+        The price is the catalog's ``provider_price_id``, else the active price whose lookup key is
+        the plan code, else an inline price of the plan's amount on the item's product. The update
+        carries ``<key>:subscription``, so a retry replays the first swap instead of a second one."""
+        if plan.interval not in _INTERVALS:
+            raise InvalidInput("plan.interval", f"Stripe cannot bill every {plan.interval!r}",
+                               code="unsupported_interval")
+        try:
+            subscription = self._client.v1.subscriptions.retrieve(provider_subscription_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                raise NotFound("provider subscription", provider_subscription_id) from exc
+            raise translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+        if not subscription.items.data:
+            raise PaymentError("the Stripe subscription has no item to change", code="provider_error")
+        item = subscription.items.data[0]
+        price_id = plan.provider_price_id or self._price_by_lookup_key(str(plan.code))
+        swap: SubscriptionUpdateParamsItem = {"id": item.id}
+        if price_id is not None:
+            swap["price"] = price_id
+        else:
+            product = item.price.product
+            swap["price_data"] = {"currency": self._currency, "unit_amount": plan.price_cents,
+                                  "recurring": {"interval": plan.interval},
+                                  "product": product if isinstance(product, str) else product.id}
+        params: SubscriptionUpdateParams = {
+            "items": [swap],
+            "proration_behavior": "always_invoice",
+            "proration_date": int(proration_at.timestamp()),
+            "metadata": {"plan": str(plan.code), "plan_change": reference},
+            "expand": ["latest_invoice"],
+        }
+        key = f"{idempotency_key}:subscription"
+        try:
+            updated = self._client.v1.subscriptions.update(provider_subscription_id, params,
+                                                           {"idempotency_key": key})
+        except stripe.StripeError as exc:
+            raise translate(exc, idempotency_key=key) from exc
+        invoice = updated.latest_invoice
+        if invoice is None or isinstance(invoice, str):
+            return None
+        return HostedInvoice(provider_invoice_id=_invoice_id(invoice), hosted_invoice_url=invoice.hosted_invoice_url,
+                             status=invoice.status or "open")
+
+    def _price_by_lookup_key(self, lookup_key: str) -> str | None:
+        try:
+            found = self._client.v1.prices.list({"lookup_keys": [lookup_key], "active": True, "limit": 1})
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+        return found.data[0].id if found.data else None
 
     def _return_url(self, url: str, *, session_placeholder: bool = False) -> str:
         """Absolute, and for Checkout carrying ``session_id={CHECKOUT_SESSION_ID}`` unless it already has

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
+
 from billing_core.billing_settings import check_email
 from billing_core.catalog import Plan
 from billing_core.checkout import (
@@ -15,7 +17,7 @@ from billing_core.checkout import (
     claimable,
     return_url_with_status,
 )
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import Conflict, NotFound, ProviderUnavailable
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_subscription import (
     ENDED,
@@ -78,6 +80,27 @@ def checkout_status(ctx: BillingContext, actor: Actor, *, organization_id: uuid.
         session = uow.checkouts.get(session_id)
     if session.organization_id != organization_id:
         raise NotFound("checkout session", session_id)
+    return session, return_url_with_status(session.return_url, str(session.id), session.status)
+
+
+def checkout_status_by_provider(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
+                                provider_session_id: str) -> tuple[CheckoutSession, str]:
+    """The status of the organization's checkout that the provider knows as ``provider_session_id``
+    (the ``session_id=cs_…`` the customer returns with from an embedded checkout) and the URL
+    carrying it. While ours is still open the provider is asked too: the customer is often back
+    before the completion event, whose handler alone completes the checkout (nothing is written here)."""
+    require(actor, Action.VIEW_BILLING, organization_id)
+    with ctx.uow() as uow:
+        session = uow.checkouts.by_provider_id(provider_session_id)
+    if session is None or session.organization_id != organization_id:
+        raise NotFound("checkout session", provider_session_id)
+    if session.status == CheckoutStatus.OPEN:
+        try:
+            stated = ctx.payments.checkout_status(provider_session_id)
+        except ProviderUnavailable:
+            stated = None  # advisory only: ours stands until the provider answers again
+        if stated in (CheckoutStatus.COMPLETE.value, CheckoutStatus.EXPIRED.value):
+            session = msgspec.structs.replace(session, status=CheckoutStatus(stated))
     return session, return_url_with_status(session.return_url, str(session.id), session.status)
 
 

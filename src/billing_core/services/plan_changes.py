@@ -84,7 +84,10 @@ def change_plan(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         else:
             preview = _preview(ctx, sub, org.currency_iso, target, preview_at)
             assert sub is not None
-            invoice_due = bool(org.provider_customer_id) and preview.amount_due_cents > 0
+            # A provider subscription must hear of every change (its price is swapped even when
+            # nothing is due); without one, a hosted invoice is issued for what is due.
+            invoice_due = (sub.provider_subscription_id is not None
+                           or (bool(org.provider_customer_id) and preview.amount_due_cents > 0))
             change = record_change(change_id=uuid.uuid4(), subscription=sub, preview=preview,
                                    invoice_due=invoice_due, now=ctx.clock.now())
             uow.plan_changes.add(change)
@@ -93,22 +96,35 @@ def change_plan(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
             sync_wallet(uow, ctx.catalog, organization_id)
             uow.commit()
         customer_id = org.provider_customer_id
+        provider_subscription_id = sub.provider_subscription_id if sub is not None else None
     if change.status == PlanChangeStatus.PENDING:
-        assert customer_id is not None
-        change = _invoice_change(ctx, change, customer_id)
+        change = _invoice_change(ctx, change, customer_id, provider_subscription_id)
     return _change_result(change)
 
 
-def _invoice_change(ctx: BillingContext, change: PlanChange, customer_id: str) -> PlanChange:
-    """Issue the recorded change's hosted invoice (keyed by the change) and record it once."""
-    invoice = ctx.payments.issue_invoice(
-        customer_id=customer_id, amount_cents=change.amount_due_cents, currency_iso=change.currency_iso,
-        description=f"Plan change {change.from_plan} → {change.to_plan}", reference=str(change.id),
-        idempotency_key=change.invoice_key)
-    done = msgspec.structs.replace(change, status=PlanChangeStatus.INVOICED,
-                                   provider_invoice_id=invoice.provider_invoice_id,
-                                   hosted_invoice_url=invoice.hosted_invoice_url, invoice_status=invoice.status,
-                                   completed_at=ctx.clock.now())
+def _invoice_change(ctx: BillingContext, change: PlanChange, customer_id: str | None,
+                    provider_subscription_id: str | None) -> PlanChange:
+    """Carry the recorded change to the provider (keyed by the change) and record the answer once:
+    the provider subscription's price is swapped with the proration invoiced at once, or, for a
+    subscription the provider does not bill, a hosted invoice is issued for what is due."""
+    invoice: HostedInvoice | None
+    if provider_subscription_id is not None:
+        invoice = ctx.payments.change_subscription_plan(
+            provider_subscription_id=provider_subscription_id, plan=ctx.catalog.plan(change.to_plan),
+            proration_at=change.preview_at, reference=str(change.id), idempotency_key=change.invoice_key)
+    else:
+        assert customer_id is not None
+        invoice = ctx.payments.issue_invoice(
+            customer_id=customer_id, amount_cents=change.amount_due_cents, currency_iso=change.currency_iso,
+            description=f"Plan change {change.from_plan} → {change.to_plan}", reference=str(change.id),
+            idempotency_key=change.invoice_key)
+    if invoice is None:
+        done = msgspec.structs.replace(change, status=PlanChangeStatus.NOT_INVOICED, completed_at=ctx.clock.now())
+    else:
+        done = msgspec.structs.replace(change, status=PlanChangeStatus.INVOICED,
+                                       provider_invoice_id=invoice.provider_invoice_id,
+                                       hosted_invoice_url=invoice.hosted_invoice_url, invoice_status=invoice.status,
+                                       completed_at=ctx.clock.now())
     with ctx.uow() as uow:
         uow.wallets.lock(change.organization_id)
         uow.plan_changes.record_invoice(done)

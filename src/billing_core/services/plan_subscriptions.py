@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from billing_core.catalog import PlanCode
+from billing_core.catalog import Plan, PlanCode
 from billing_core.checkout import (
     PlanChoice,
     check_return_url,
@@ -61,6 +61,8 @@ class SubscriptionSummary(msgspec.Struct, frozen=True, kw_only=True):
     current_period_end: datetime
     trial_end: datetime | None
     has_billing_record: bool
+    cancel_at_period_end: bool = False
+    """The subscription ends with the current period (cancelled in the provider's billing portal)."""
 
 
 def summary(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> SubscriptionSummary | None:
@@ -78,19 +80,21 @@ def summary(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) ->
         message=shown.message, description=plan.description, price=plan.price(org.currency_iso),
         interval=plan.interval, features=plan.features, current_period_start=sub.current_period_start,
         current_period_end=sub.current_period_end, trial_end=sub.trial_end,
-        has_billing_record=org.provider_customer_id is not None)
+        has_billing_record=org.provider_customer_id is not None, cancel_at_period_end=sub.cancel_at_period_end)
 
 
 def apply_provider_status(ctx: BillingContext, *, provider_subscription_id: str, status: SubscriptionStatus,
                           current_period_start: datetime | None = None,
                           current_period_end: datetime | None = None,
-                          state_at: datetime | None = None) -> PlanSubscription | None:
+                          state_at: datetime | None = None, plan: Plan | None = None,
+                          cancel_at_period_end: bool | None = None) -> PlanSubscription | None:
     """Bring our subscription to the provider's state of it as of ``state_at`` (see
     :func:`apply_provider_status_in`)."""
     with ctx.uow() as uow:
         sub = apply_provider_status_in(ctx, uow, provider_subscription_id=provider_subscription_id, status=status,
                                        current_period_start=current_period_start,
-                                       current_period_end=current_period_end, state_at=state_at)
+                                       current_period_end=current_period_end, state_at=state_at, plan=plan,
+                                       cancel_at_period_end=cancel_at_period_end)
         uow.commit()
         return sub
 
@@ -98,10 +102,16 @@ def apply_provider_status(ctx: BillingContext, *, provider_subscription_id: str,
 def apply_provider_status_in(ctx: BillingContext, uow: UnitOfWork, *, provider_subscription_id: str,
                              status: SubscriptionStatus, current_period_start: datetime | None = None,
                              current_period_end: datetime | None = None,
-                             state_at: datetime | None = None) -> PlanSubscription | None:
+                             state_at: datetime | None = None, plan: Plan | None = None,
+                             cancel_at_period_end: bool | None = None) -> PlanSubscription | None:
     """Inside the caller's unit of work (which commits), under the organization's wallet lock.
     Events may arrive out of order: one about a state older than the last applied, or asking for
-    a move the table forbids, is stale and ignored."""
+    a move the table forbids, is stale and ignored.
+
+    ``plan`` is the plan the provider bills now (a change made in its billing portal): it replaces
+    ours unless a plan change of ours was recorded after ``state_at`` (the event is older than our
+    own change, which already reached the provider). ``cancel_at_period_end`` (None: not stated)
+    is the provider's word on whether the subscription ends with the period."""
     found = uow.plan_subscriptions.by_provider_id(provider_subscription_id)
     if found is None:
         return None
@@ -116,6 +126,10 @@ def apply_provider_status_in(ctx: BillingContext, uow: UnitOfWork, *, provider_s
         return sub
     if state_at is not None:
         sub.provider_state_at = state_at
+    if cancel_at_period_end is not None:
+        sub.cancel_at_period_end = cancel_at_period_end
+    if plan is not None and plan.code != sub.plan and not _changed_here_since(uow, sub, state_at):
+        sub.plan = plan.code
     renewed = (current_period_start is not None and current_period_start > sub.current_period_start)
     if current_period_start is not None and current_period_end is not None and renewed:
         sub.current_period_start, sub.current_period_end = current_period_start, current_period_end
@@ -126,6 +140,17 @@ def apply_provider_status_in(ctx: BillingContext, uow: UnitOfWork, *, provider_s
     uow.plan_subscriptions.save(sub)
     sync_wallet(uow, ctx.catalog, sub.organization_id)
     return sub
+
+
+def _changed_here_since(uow: UnitOfWork, sub: PlanSubscription, state_at: datetime | None) -> bool:
+    """A plan change of ours was recorded after the provider's state at ``state_at`` (whole seconds,
+    as the provider dates its events): that state predates our change and must not undo it."""
+    latest = uow.plan_changes.latest(sub.organization_id, sub.id)
+    if latest is None:
+        return False
+    if state_at is None:
+        return True
+    return latest.created_at.replace(microsecond=0) > state_at
 
 
 def set_status(ctx: BillingContext, *, organization_id: uuid.UUID, status: SubscriptionStatus) -> PlanSubscription:

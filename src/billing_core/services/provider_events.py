@@ -188,10 +188,14 @@ def _subscription_changed(ctx: BillingContext, event: SubscriptionChanged) -> Ef
         sub = uow.plan_subscriptions.by_provider_id(event.provider_subscription_id)
         return None if sub is None else sub.organization_id
 
+    # The price the provider bills, as one of our plans (None: not stated, or not in the catalog).
+    plan = None if event.price is None else ctx.catalog.plan_for_price(event.price.id, event.price.lookup_key)
+
     def apply(uow: UnitOfWork) -> None:
         apply_provider_status_in(ctx, uow, provider_subscription_id=event.provider_subscription_id,
                                  status=event.status, current_period_start=event.current_period_start,
-                                 current_period_end=event.current_period_end, state_at=event.state_at)
+                                 current_period_end=event.current_period_end, state_at=event.state_at,
+                                 plan=plan, cancel_at_period_end=event.cancel_at_period_end)
     return Effects(organization, apply)
 
 

@@ -17,7 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import ControllerRouterHandler
 
 from billing_core.services.usage_group import UsageGroupCommit
-from entrypoints.container import Container
+from entrypoints.container import Container, Settings
 from entrypoints.http.bodies import BodyRequest
 from entrypoints.http.controllers.account import AccountController, guest_checkout
 from entrypoints.http.controllers.billing import BillingController
@@ -107,7 +107,7 @@ def create_app(container: Container | None = None, *, background: bool = False) 
 
     handlers: list[ControllerRouterHandler] = [api_router(offline_payments=runtime.offline_payments), healthz,
                                                readyz, metrics, openapi_json, stripe_webhook, guest_checkout,
-                                               *_console()]
+                                               *_console(settings, runtime.offline_payments)]
     app = Litestar(
         route_handlers=handlers,
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -134,13 +134,18 @@ def served_app() -> Litestar:
     return create_app(container, background=container.settings().worker)
 
 
-def _console() -> list[ControllerRouterHandler]:
-    """The billing console (HTML shells over this API) at ``/console``, when it is installed."""
+def _console(settings: Settings, offline_payments: bool) -> list[ControllerRouterHandler]:
+    """The billing console (HTML shells over this API) at ``/console``, when it is installed; with
+    Stripe.js when the Stripe provider runs with a publishable key."""
     try:
-        from entrypoints.console.router import console_router
+        from entrypoints.console.router import StripeJs, console_router
     except ImportError:  # pragma: no cover - the console is an optional part of the package
         return []
-    return [console_router()]
+    stripe_js = None
+    if not offline_payments and settings.console_stripe_js:
+        assert settings.stripe_publishable_key is not None
+        stripe_js = StripeJs(url=settings.stripe_js_url, publishable_key=settings.stripe_publishable_key)
+    return [console_router(stripe_js)]
 
 
 def _seed_demo(runtime: Runtime) -> None:

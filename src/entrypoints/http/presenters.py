@@ -141,7 +141,7 @@ def plan_subscription(summary: SubscriptionSummary | None) -> s.SubscriptionView
         description=summary.description, price=summary.price, interval=summary.interval,
         features=list(summary.features), current_period_start=summary.current_period_start,
         current_period_end=summary.current_period_end, trial_end=summary.trial_end,
-        has_billing_record=summary.has_billing_record))
+        has_billing_record=summary.has_billing_record, cancel_at_period_end=summary.cancel_at_period_end))
 
 
 def checkout_session(session: CheckoutSession, return_url: str | None = None) -> s.CheckoutSessionOut:

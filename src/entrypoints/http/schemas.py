@@ -355,6 +355,8 @@ class PlanSubscriptionOut(msgspec.Struct):
     current_period_end: datetime
     trial_end: datetime | None
     has_billing_record: bool
+    cancel_at_period_end: bool = False
+    """The subscription ends with the current period (cancelled in the billing portal)."""
 
 
 class SubscriptionView(msgspec.Struct):

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,31 +60,21 @@ class ConsoleServer:
         return f"{self.base_url}/console{path}"
 
 
-def _free_socket() -> socket.socket:
+def free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
 
 
-@pytest.fixture(scope="session")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+@contextmanager
+def serving(container: Any, sock: socket.socket) -> Iterator[str]:
+    """The app over ``container`` on ``sock`` (uvicorn in a thread) until the block ends; yields its base URL."""
     import uvicorn
-    from dependency_injector import providers
 
-    from entrypoints.container import Container, settings_from_env
-    from entrypoints.demo import seed_demo
     from entrypoints.http.app import create_app
 
-    # The environment this server would read (BILLING_STORAGE=memory), given to the container
-    # by overriding its settings provider: the process environment is left alone.
-    settings = settings_from_env({"BILLING_STORAGE": "memory", "BILLING_ENV": "test", "BILLING_DEMO": "0",
-                                  "BILLING_DATA_DIR": str(tmp_path_factory.mktemp("console-data"))})
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    credentials = seed_demo(container.billing_context(), container.deliverers())
     app = create_app(container)
-    sock = _free_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="console-uvicorn")
@@ -94,12 +85,32 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
             raise RuntimeError("the console test server did not start")
         time.sleep(0.02)
     try:
-        yield ConsoleServer(base_url=f"http://127.0.0.1:{port}", organization_id=str(credentials.organization_id),
-                            tokens=dict(credentials.tokens), container=container)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    from dependency_injector import providers
+
+    from entrypoints.container import Container, settings_from_env
+    from entrypoints.demo import seed_demo
+
+    # The environment this server would read (BILLING_STORAGE=memory), given to the container
+    # by overriding its settings provider: the process environment is left alone.
+    settings = settings_from_env({"BILLING_STORAGE": "memory", "BILLING_ENV": "test", "BILLING_DEMO": "0",
+                                  "BILLING_DATA_DIR": str(tmp_path_factory.mktemp("console-data"))})
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    credentials = seed_demo(container.billing_context(), container.deliverers())
+    try:
+        with serving(container, free_socket()) as base_url:
+            yield ConsoleServer(base_url=base_url, organization_id=str(credentials.organization_id),
+                                tokens=dict(credentials.tokens), container=container)
+    finally:
         container.settings.reset_override()
 
 

@@ -363,3 +363,30 @@ def test_screenshots_of_every_page(page: Page, console_server: ConsoleServer) ->
     for item in PAGES[1:]:
         open_page(page, console_server, item.path)
         page.screenshot(path=SCREENSHOTS / f"{item.slug}.png", full_page=True)
+
+
+def test_invoice_history_links_each_hosted_invoice_and_every_pdf(page: Page, console_server: ConsoleServer) -> None:
+    with httpx.Client(base_url=console_server.base_url,
+                      headers={"Authorization": f"Bearer {console_server.tokens['member']}"}) as client:
+        invoices = client.get(f"/organizations/{console_server.organization_id}/invoices",
+                              params={"limit": 200}).json()["items"]
+    # The demo's periods were covered by credits (PDF only); one settled period with an amount due
+    # gets its hosted invoice, as the legal-invoice delivery stores it for a Stripe customer.
+    ctx = console_server.container.billing_context()
+    org_id = uuid.UUID(console_server.organization_id)
+    with ctx.uow() as uow:
+        settled = uow.invoices.get(org_id, uuid.UUID(invoices[0]["id"]))
+        settled.hosted_invoice_url = "https://invoice.stripe.com/i/acct_demo/test_settled"
+        uow.invoices.save(settled)
+        uow.commit()
+    invoices[0]["hosted_invoice_url"] = settled.hosted_invoice_url
+    sign_in(page, console_server, "member", then="/billing/invoices")
+    for invoice in invoices:
+        row = page.locator(f"#invoice-history tbody tr[data-invoice='{invoice['id']}']")
+        link = row.get_by_role("link", name=re.compile("View the hosted invoice"))
+        if invoice["hosted_invoice_url"]:
+            expect(link).to_have_attribute("href", invoice["hosted_invoice_url"])
+        else:
+            expect(link).to_have_count(0)
+        if invoice["pdf_available"]:
+            expect(row.get_by_role("button", name=re.compile("Download PDF"))).to_be_visible()

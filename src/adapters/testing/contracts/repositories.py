@@ -206,6 +206,19 @@ class PlanSubscriptionRepositoryContract:
         with storage.uow() as uow:
             assert uow.plan_subscriptions.get(org.id, sub.id).provider_state_at == NOW - timedelta(seconds=3)
 
+    def test_the_end_of_period_cancellation_is_stored(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        sub = plan_subscription(org.id, status=SubscriptionStatus.ACTIVE)
+        with storage.uow() as uow:
+            uow.plan_subscriptions.add(sub)
+            assert not uow.plan_subscriptions.get(org.id, sub.id).cancel_at_period_end
+            stored = uow.plan_subscriptions.get(org.id, sub.id)
+            stored.cancel_at_period_end = True
+            uow.plan_subscriptions.save(stored)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.plan_subscriptions.get(org.id, sub.id).cancel_at_period_end
+
 
 class ProductSubscriptionRepositoryContract:
     def test_add_get_save_list(self, storage: StorageBackend) -> None:

@@ -52,6 +52,15 @@ class PlansController(Controller):
                                                          session_id=session_id)
         return presenters.checkout_session(session, url)
 
+    @get("/checkout_sessions/provider/{provider_session_id:str}", sync_to_thread=True, responses=ERRORS,
+         summary="A checkout session's status by the provider's session id (the `session_id=cs_…` a "
+                 "customer returns with from the embedded checkout)")
+    def checkout_status_by_provider(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
+                                    provider_session_id: FromPath[str]) -> s.CheckoutSessionOut:
+        session, url = services.checkout.checkout_status_by_provider(
+            ctx, actor, organization_id=organization_id, provider_session_id=provider_session_id)
+        return presenters.checkout_session(session, url)
+
     @post("/subscription/change/preview", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Preview an immediate plan change; pass its `at` to the change to be charged exactly this")
     def preview_change(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,

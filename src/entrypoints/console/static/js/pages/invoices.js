@@ -38,13 +38,24 @@ function dueRow(invoice) {
     h("td", {}, payLink(invoice), " ", pdfButton(invoice)));
 }
 
+/** A settled period's hosted invoice (the provider's page: paid, or to pay), when one was issued;
+ * a period the credits covered has none and links its PDF only. */
+function hostedLink(invoice) {
+  const href = invoice.hosted_invoice_url && safeUrl(invoice.hosted_invoice_url);
+  if (!href) return null;
+  return h("a", {
+    class: "button", href, rel: "noopener noreferrer", target: "_blank", "data-hosted": "true",
+    "aria-label": `View the hosted invoice ${invoiceLabel(invoice)}`,
+  }, "View invoice");
+}
+
 function historyRow(invoice) {
-  return h("tr", {},
+  return h("tr", { "data-invoice": invoice.id },
     h("td", {}, date(invoice.invoice_date)),
     h("td", { class: "mono" }, invoiceLabel(invoice)),
     h("td", {}, invoice.payment_date ? date(invoice.payment_date) : h("span", { class: "muted" }, invoice.status)),
     h("td", { class: "num" }, money(invoice.total)),
-    h("td", {}, pdfButton(invoice)));
+    h("td", {}, hostedLink(invoice), " ", pdfButton(invoice)));
 }
 
 const PURPOSES = {

@@ -6,6 +6,7 @@ import { api, listItems, orgPath } from "../api.js";
 import { $, busy, date, gate, h, money, notify, safeUrl, showError, shown } from "../ui.js";
 import { renderBanners } from "../banners.js";
 import { ACCESS_BILLING_PORTAL, SUBSCRIBE_TO_PLAN, can, reason } from "../permissions.js";
+import { mountEmbeddedCheckout, stripeClient } from "../stripe.js";
 
 const CHECKOUT_MESSAGES = {
   complete: "Checkout complete. Your subscription is active.",
@@ -22,6 +23,7 @@ let choices = [];
 let subscription = null;
 let preview = null;
 let changing = false;
+let embedded = null;
 
 function hasSubscription() {
   return Boolean(subscription) && !ENDED.includes(subscription.status);
@@ -84,6 +86,10 @@ function renderSummary() {
   $("#sub-features").replaceChildren(...(sub.features || []).map((f) => h("li", {}, f)));
   $("#sub-period").textContent = `${date(sub.current_period_start)} – ${date(sub.current_period_end)}`
     + (sub.status === "trialing" && sub.trial_end ? ` (trial ends ${date(sub.trial_end)})` : "");
+  // Cancelled in the billing portal: it runs to the end of the period, then ends.
+  $("#sub-cancel").hidden = !sub.cancel_at_period_end;
+  $("#sub-cancel").textContent = sub.cancel_at_period_end
+    ? `Cancels at the end of the period, on ${date(sub.current_period_end)}` : "";
   // Changing plans is for a current subscription; an unpaid, paused or incomplete one is recovered first.
   const changeable = SUBSCRIBED.includes(sub.status);
   const why = !can(SUBSCRIBE_TO_PLAN) ? reason(SUBSCRIBE_TO_PLAN)
@@ -97,6 +103,14 @@ function renderSummary() {
 
 async function showCheckoutResult() {
   const query = new URLSearchParams(location.search);
+  const providerSessionId = query.get("session_id");
+  if (providerSessionId) {
+    // Back from Stripe's embedded checkout: the server says where the session stands.
+    const checked = await api(orgPath(`/checkout_sessions/provider/${encodeURIComponent(providerSessionId)}`));
+    $("#checkout-result").textContent = CHECKOUT_MESSAGES[checked.status] || `Checkout status: ${checked.status}`;
+    $("#checkout-result").dataset.status = checked.status;
+    return;
+  }
   const status = query.get("checkout_status");
   const sessionId = query.get("checkout_session_id");
   if (!status) return;
@@ -110,6 +124,24 @@ async function showCheckoutResult() {
     }
   }
   $("#checkout-result").textContent = CHECKOUT_MESSAGES[result] || `Checkout status: ${result}`;
+}
+
+/** Stripe's embedded checkout, inline in the checkout panel, from the session's client secret. */
+async function openEmbeddedCheckout(stripe, session) {
+  const panel = $("#checkout");
+  $("#checkout-simulation").hidden = true;
+  $("#checkout-summary").hidden = true;
+  $("#checkout-pay").hidden = true;
+  panel.hidden = false;
+  if (embedded) embedded.destroy();
+  embedded = await mountEmbeddedCheckout(stripe, session.client_secret, "#embedded-checkout");
+  panel.focus();
+  $("#checkout-cancel").onclick = () => {
+    if (embedded) embedded.destroy();
+    embedded = null;
+    panel.hidden = true;
+    $("#checkout-result").textContent = CHECKOUT_MESSAGES.canceled;
+  };
 }
 
 function openCheckout(session) {
@@ -155,6 +187,16 @@ async function previewChange() {
     h("dt", {}, "New plan until period end"), h("dd", {}, money(preview.new_plan_charge)),
     h("dt", {}, "Charged now"), h("dd", {}, money(preview.amount_due)));
   $("#plan-change").hidden = false;
+}
+
+/** The proration invoice of a plan change, linked right away (the provider hosts it). */
+function showChangeInvoice(invoice) {
+  const holder = $("#plan-change-invoice");
+  const url = invoice && safeUrl(invoice.hosted_invoice_url);
+  holder.hidden = !url;
+  if (!url) return;
+  holder.replaceChildren("The plan change was invoiced: ",
+    h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, "view and pay the invoice"), ".");
 }
 
 // ---------------------------------------------------------------- right column: balance and packs
@@ -218,7 +260,10 @@ export async function render() {
     const session = await busy($("#plan-action"), () => api(orgPath("/checkout_sessions"), {
       method: "POST", body: { plan, return_url: location.pathname },
     }), form);
-    if (session) openCheckout(session);
+    if (!session) return;
+    const stripe = stripeClient();
+    if (stripe) await busy($("#plan-action"), () => openEmbeddedCheckout(stripe, session), form);
+    else openCheckout(session);
   });
   $("#change-plan").addEventListener("click", () => {
     changing = true;
@@ -232,10 +277,13 @@ export async function render() {
   $("#plan-change-preview").addEventListener("click", (event) => busy(event.currentTarget, previewChange));
   $("#plan-change-cancel").addEventListener("click", () => { $("#plan-change").hidden = true; });
   $("#plan-change-confirm").addEventListener("click", (event) => busy(event.currentTarget, async () => {
-    await api(orgPath("/subscription/change"), { method: "POST", body: { plan: preview.to_plan, preview_at: preview.at } });
+    const changed = await api(orgPath("/subscription/change"), {
+      method: "POST", body: { plan: preview.to_plan, preview_at: preview.at },
+    });
     changing = false;
     await load();
     notify(`Your plan is now ${subscription.tier}.`);
+    showChangeInvoice(changed && changed.hosted_invoice);
   }));
   const portal = $("#portal");
   portal.addEventListener("click", () => busy(portal, async () => {
