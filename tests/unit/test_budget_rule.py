@@ -30,13 +30,13 @@ def customer(*, daily_budget: int | None = None, monthly_cap: int | None = None)
     return billing, who
 
 
-def report(billing: InMemoryBilling, who: Customer, event_id: str, quantity: int = 1) -> services.metering.UsageOutcome:
-    return services.metering.report_usage(billing.ctx, who.platform, organization_id=who.organization_id,
-                                          event_id=event_id, product="compute", quantity=quantity)
+def report(billing: InMemoryBilling, who: Customer, event_id: str, quantity: int = 1) -> services.usage.UsageOutcome:
+    return services.usage.report_usage(billing.ctx, who.platform, organization_id=who.organization_id,
+                                       event_id=event_id, product="compute", quantity=quantity)
 
 
 def consumed_today(billing: InMemoryBilling, who: Customer) -> int:
-    return services.wallet.overview(billing.ctx, who.owner, organization_id=who.organization_id).wallet.consumed_today
+    return services.overview.overview(billing.ctx, who.owner, organization_id=who.organization_id).wallet.consumed_today
 
 
 def test_exactly_at_the_budget_the_next_call_is_denied_until_midnight() -> None:
@@ -74,12 +74,12 @@ def test_a_refund_after_the_block_unblocks_the_same_day() -> None:
     assert report(billing, who, "a").allowed
     assert report(billing, who, "failed").allowed
     assert report(billing, who, "blocked").reason is DenialReason.DAILY_BUDGET_REACHED
-    refund = services.metering.refund_usage(billing.ctx, who.platform, organization_id=who.organization_id,
-                                            event_id="failed")
+    refund = services.usage.refund_usage(billing.ctx, who.platform, organization_id=who.organization_id,
+                                         event_id="failed")
     assert not refund.replayed
     assert consumed_today(billing, who) == COMPUTE  # the refunded usage no longer counts
-    again = services.metering.refund_usage(billing.ctx, who.platform, organization_id=who.organization_id,
-                                           event_id="failed")
+    again = services.usage.refund_usage(billing.ctx, who.platform, organization_id=who.organization_id,
+                                        event_id="failed")
     assert again.replayed and consumed_today(billing, who) == COMPUTE  # given back once
     assert report(billing, who, "resumed").allowed
     assert report(billing, who, "blocked-again").reason is DenialReason.DAILY_BUDGET_REACHED
@@ -93,8 +93,8 @@ def test_the_monthly_cap_has_the_same_rule_and_refunds_give_the_month_back() -> 
     billing.clock.set(datetime(2026, 6, 20, tzinfo=UTC))
     denied = report(billing, who, "later")
     assert (denied.reason, denied.retry_at) == (DenialReason.MONTHLY_BUDGET_REACHED, datetime(2026, 7, 1, tzinfo=UTC))
-    services.metering.refund_usage(billing.ctx, who.platform, organization_id=who.organization_id,
-                                   event_id="crossing")
+    services.usage.refund_usage(billing.ctx, who.platform, organization_id=who.organization_id,
+                                event_id="crossing")
     assert report(billing, who, "after-refund").allowed
 
 
@@ -104,12 +104,12 @@ def test_total_credits_is_gross_a_100_top_up_then_30_invoiced_is_100() -> None:
     who = sign_up(ctx)
     org = who.organization_id
     services.payment_methods.attach(ctx, who.owner, organization_id=org, provider_payment_method_id="pm_card_visa")
-    services.wallet.add_credits(ctx, who.owner, organization_id=org, amount_micros=100 * DOLLAR)
+    services.payments.add_credits(ctx, who.owner, organization_id=org, amount_micros=100 * DOLLAR)
     assert report(billing, who, "month", quantity=750).allowed  # $30 of compute
     billing.clock.set(datetime(2026, 6, 2, tzinfo=UTC))
     invoice_id = services.invoicing.close_period(ctx, period="2026-05").invoice_ids[0]
     invoice = services.invoicing.get_invoice(ctx, who.owner, organization_id=org, invoice_id=invoice_id)
     assert invoice.credit_applied_cents == 3_000
-    wallet = services.wallet.overview(ctx, who.owner, organization_id=org).wallet
+    wallet = services.overview.overview(ctx, who.owner, organization_id=org).wallet
     assert wallet.total_credits == 100 * DOLLAR
     assert (wallet.usage_this_period, wallet.remaining_credits) == (0, 70 * DOLLAR)

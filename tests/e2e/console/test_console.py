@@ -143,6 +143,10 @@ def test_spend_management_is_saved_and_reloaded(page: Page, console_server: Cons
     toggle = page.get_by_role("switch", name="Spend Management")
     expect(toggle).to_be_checked()  # the demo enabled it
     expect(page.locator("#consumed-today")).to_have_text(re.compile(r"\$\d"))
+    # The budget rule as the API applies it (spend_guard.budget_reached).
+    expect(page.get_by_label("Set daily credit usage budget")).to_have_accessible_description(
+        "Usage is blocked once today's usage reaches your budget; the call that crosses it still runs. Blocked "
+        "calls resume at 00:00 UTC, and automatically refunded usage no longer counts against the budget.")
     page.get_by_label("Set daily credit usage budget").fill("55.5")
     page.get_by_label("Set a daily credit usage email notification threshold").fill("30")
     page.get_by_label("Set a webhook URL").fill("https://hooks.example.com/billing")
@@ -188,11 +192,11 @@ def test_a_refund_shows_as_a_green_plus_entry_with_its_reason(page: Page, consol
                                                    scopes=frozenset({Permission.USAGE_WRITE}))
     platform = services.organizations.authenticate(ctx, secret)
     event_id = f"e2e-{uuid.uuid4().hex[:12]}"
-    charged = services.metering.report_usage(ctx, platform, organization_id=org, event_id=event_id,
-                                             product="inference", quantity=500, project_id=DEMO_PROJECTS[0])
+    charged = services.usage.report_usage(ctx, platform, organization_id=org, event_id=event_id,
+                                          product="inference", quantity=500, project_id=DEMO_PROJECTS[0])
     assert charged.allowed
-    services.metering.refund_usage(ctx, platform, organization_id=org, event_id=event_id,
-                                   reason="draft generation failed on our side")
+    services.usage.refund_usage(ctx, platform, organization_id=org, event_id=event_id,
+                                reason="draft generation failed on our side")
 
     sign_in(page, console_server, "member", then="/billing/usage")
     refund = page.locator("#usage-feed tbody tr[data-kind='automatic_refund']").first
@@ -256,7 +260,7 @@ def test_checkout_simulation_returns_to_the_plans_page_with_its_status(
     expect(page.get_by_role("status").filter(has_text="Your plan is now")).to_have_text("Your plan is now Pro.")
 
     # A failed renewal: red status and the payment recovery banner on the pricing page.
-    services.subscriptions.set_status(ctx, organization_id=org.id, status=SubscriptionStatus.PAST_DUE)
+    services.plan_subscriptions.set_status(ctx, organization_id=org.id, status=SubscriptionStatus.PAST_DUE)
     open_page(page, console_server, "/plans")
     expect(page.locator("#sub-tier")).to_have_text("Pro")
     expect(status).to_have_text("Past due")
