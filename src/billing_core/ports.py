@@ -158,12 +158,17 @@ class WalletRepository(Protocol):
         """
         ...
 
-    def post(self, tx: LedgerTransaction) -> Posted:
+    def post(self, tx: LedgerTransaction, *, gives_back_spend_of: datetime | None = None) -> Posted:
         """Append a balanced transaction and move the stored balances, atomically.
 
         Idempotent per (organization, ``tx.idempotency_key``): a replay stores nothing and returns
         the first transaction with ``replayed=True`` (the duplicate is detected by the write, not by
         a racy read). Never refuses for lack of credit: only :meth:`debit` enforces limits.
+
+        ``gives_back_spend_of``: ``tx`` refunds usage that was debited at that time; its balance
+        delta (micro-dollars, >= 0) leaves the spend counters as
+        :func:`billing_core.wallet.give_back_spend` says, in the same atomic step (``tx.created_at``
+        is its ``now``). A replay gives nothing back. ``InvalidInput`` if ``tx`` takes credit away.
         """
         ...
 
@@ -216,6 +221,13 @@ class LedgerRepository(Protocol):
 
     def account_sums(self, organization_id: uuid.UUID) -> Mapping[Account, int]:
         """Sum of postings per account, from the ledger rows themselves (reconciliation)."""
+        ...
+
+    def account_sums_by_kind(self, organization_id: uuid.UUID, account: Account) -> Mapping[EntryKind, int]:
+        """Sum of the organization's postings to ``account`` per kind of the transaction they belong
+        to, in micro-dollars (Total Credits is the wallet's, see
+        :func:`billing_core.overview.gross_credits`). Every kind is a key, 0 when nothing posted;
+        the values add up to ``account_sums(...)[account]``. Reads only."""
         ...
 
 

@@ -114,11 +114,29 @@ def _deny(reason: DenialReason, retry_at: datetime | None = None) -> Decision:
     return Decision(allowed=False, reason=reason, message=DENIAL_MESSAGES[reason], retry_at=retry_at)
 
 
+def budget_reached(wallet: WalletAccount, now: datetime) -> DenialReason | None:
+    """The budget rule, one for the day and the month: usage is denied once the day's (UTC) usage
+    already reaches the daily budget, or the month's the monthly cap. The call's own amount plays
+    no part: the call that crosses a budget still runs and is debited in full, and every later
+    call is denied until 00:00 UTC (the first of next month for the cap). Refunded usage is given
+    back to the counters (:func:`billing_core.wallet.give_back_spend`), so a refund can lift the
+    block the same day."""
+    limits = wallet.limits
+    counters = counters_at(wallet, now)
+    if limits.daily_budget_micros is not None and counters.today >= limits.daily_budget_micros:
+        return DenialReason.DAILY_BUDGET_REACHED
+    if limits.monthly_cap_micros is not None and counters.month >= limits.monthly_cap_micros:
+        return DenialReason.MONTHLY_BUDGET_REACHED
+    return None
+
+
 def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision:
     """Allow or deny debiting ``amount_micros`` (>= 0) now.
 
     Order matters for the reason shown: payment failure first, then the subscription, then the
-    budgets (they lift by themselves), then credit. A zero amount asks "may I start a call?".
+    budgets (they lift by themselves; :func:`budget_reached`: only what was already used counts,
+    so the amount never crosses a budget by itself), then credit. A zero amount asks "may I start a
+    call?".
     """
     status = wallet.gate.status
     warning: SpendWarning | None = None
@@ -134,15 +152,11 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision
         return _deny(DenialReason.SUBSCRIPTION_INACTIVE)
 
     limits = wallet.limits
-    counters = counters_at(wallet, now)
-    if limits.daily_budget_micros is not None and (
-            counters.today + amount_micros > limits.daily_budget_micros
-            or counters.today >= limits.daily_budget_micros):
-        return _deny(DenialReason.DAILY_BUDGET_REACHED, next_utc_midnight(now))
-    if limits.monthly_cap_micros is not None and (
-            counters.month + amount_micros > limits.monthly_cap_micros
-            or counters.month >= limits.monthly_cap_micros):
-        return _deny(DenialReason.MONTHLY_BUDGET_REACHED, next_month_start(now))
+    if limits.daily_budget_micros is not None or limits.monthly_cap_micros is not None:
+        reached = budget_reached(wallet, now)
+        if reached is not None:
+            return _deny(reached, next_utc_midnight(now) if reached == DenialReason.DAILY_BUDGET_REACHED
+                         else next_month_start(now))
     balance_after = wallet.balance_micros - amount_micros
     if balance_after + limits.credit_line_micros < limits.minimum_production_credit_micros:
         return _deny(DenialReason.INSUFFICIENT_CREDIT)
@@ -163,7 +177,8 @@ def decide_and_apply(wallet: WalletAccount, amount_micros: int, now: datetime,
 
 
 def available_micros(wallet: WalletAccount, now: datetime) -> int:
-    """Credits usable right now: balance plus credit line above the minimum, within the budgets;
+    """Credits usable right now: balance plus credit line above the minimum, within the budgets
+    (what can be used before the budget blocks later calls; the call that crosses it still runs);
     0 while the subscription gate blocks every call (payment failure, inactive subscription)."""
     if decide(wallet, 0, now).reason in _GATE_REASONS:
         return 0

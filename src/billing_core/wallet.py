@@ -129,6 +129,33 @@ def apply_spend(wallet: WalletAccount, amount_micros: int, now: datetime) -> Non
         wallet.spent_previous_month_micros += amount_micros
 
 
+def give_back_spend(wallet: WalletAccount, amount_micros: int, spent_at: datetime, now: datetime) -> None:
+    """Take refunded usage back off the spend counters: ``amount_micros`` (>= 0) of usage debited at
+    ``spent_at`` leaves the day's counter if that UTC day is still the current one at ``now``, and
+    the month's counter if that month still is. Usage of an earlier day (month) stays counted there:
+    the budget it counted against has already reset.
+
+    The inverse of :func:`apply_spend` for the same day: applying then giving back the same amount
+    leaves the counters as they were. Like it, it never moves the counters back in time; a stored
+    day one ahead of ``now`` (a later debit rolled it) keeps ``now``'s day in the yesterday slot,
+    and that slot is given back instead. Counters never go below zero.
+    """
+    if type(amount_micros) is not int or amount_micros < 0:
+        raise InvalidInput("amount_micros", "the spend given back must be a non-negative integer")
+    day, today = spent_at.date(), now.date()
+    if day == today and wallet.spend_day is not None:
+        if wallet.spend_day == today:
+            wallet.spent_today_micros = max(wallet.spent_today_micros - amount_micros, 0)
+        elif (wallet.spend_day - today).days == 1:
+            wallet.spent_yesterday_micros = max(wallet.spent_yesterday_micros - amount_micros, 0)
+    if (day.year, day.month) == (today.year, today.month) and wallet.spend_month is not None:
+        behind = _key_number(wallet.spend_month) - _months(today.year, today.month)
+        if behind == 0:
+            wallet.spent_month_micros = max(wallet.spent_month_micros - amount_micros, 0)
+        elif behind == 1:
+            wallet.spent_previous_month_micros = max(wallet.spent_previous_month_micros - amount_micros, 0)
+
+
 def check_debit(amount_micros: int, tx: LedgerTransaction) -> None:
     """A debit's amount is exactly what its transaction takes off the credit balance."""
     if type(amount_micros) is not int or amount_micros < 0 or -tx.balance_delta != amount_micros:
@@ -139,8 +166,7 @@ def apply_transaction(wallet: WalletAccount, tx: LedgerTransaction) -> LedgerTra
     """Move the stored balances by ``tx`` and return it stamped with the balance after it.
 
     Spend counters are not touched here: only an authorized usage debit counts as spend
-    (:func:`apply_spend`), so the counters say what was consumed, refunds or not.
-    """
+    (:func:`apply_spend`), and only a refund of usage gives it back (:func:`give_back_spend`)."""
     for posting in tx.postings:  # one pass: this runs for every debit of the hot path
         if posting.account is Account.WALLET:
             wallet.wallet_micros += posting.amount_micros

@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from adapters.einvoice.xsd import xsd_errors
 from billing_core import services
 from billing_core.payments import PaymentStatus
 from billing_core.plan_subscription import SubscriptionStatus
-from tests.e2e.conftest import DOLLAR, Api, World, build_world
+from tests.e2e.conftest import DOLLAR, Api, World, _org_with_members, build_world
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -184,30 +185,56 @@ def test_unexpected_errors_are_bare_500_problems(api: Api, world: World, caplog:
 
 
 def test_usage_events_denied_by_the_spend_guard_answer_402(api: Api, world: World) -> None:
+    """The daily budget's rule at its boundary: the call that crosses the budget runs and is debited
+    in full, later calls are 402 until 00:00 UTC, a refund gives the day's usage back and unblocks
+    the same day; exactly at the budget is blocked, one micro under is not."""
     owner, service = world.headers("primary-owner"), world.headers("service")
+
+    def report(event_id: str, quantity: int) -> Any:
+        return api.client.post(_org(world, "/usage/events"), headers=service,
+                               json={"event_id": event_id, "product": "compute", "quantity": quantity})
+
+    def consumed_today() -> int:
+        spend = api.client.get(_org(world, "/spend_management"), headers=world.headers("member")).json()
+        return int(spend["consumed_today"]["micros"])
+
+    def set_budget(micros: int) -> None:
+        budget = api.client.put(_org(world, "/spend_management"), headers=owner,
+                                json={"enabled": True, "daily_budget_micros": micros})
+        assert budget.status_code == 200 and budget.json()["daily_budget"]["micros"] == micros
+
     # The world's events today used $1.40 (evt-february, reported today, and evt-world).
-    budget = api.client.put(_org(world, "/spend_management"), headers=owner,
-                            json={"enabled": True, "daily_budget_micros": 2 * DOLLAR})
-    assert budget.status_code == 200
-    ok = api.client.post(_org(world, "/usage/events"), headers=service,
-                         json={"event_id": "e-1", "product": "compute", "quantity": 5})
+    set_budget(2 * DOLLAR)
+    ok = report("e-1", 5)
     assert ok.status_code == 201 and ok.json()["allowed"] is True
-    replay = api.client.post(_org(world, "/usage/events"), headers=service,
-                             json={"event_id": "e-1", "product": "compute", "quantity": 5})
+    replay = report("e-1", 5)
     assert replay.status_code == 200 and replay.json()["replayed"] is True
-    denied = api.client.post(_org(world, "/usage/events"), headers=service,
-                             json={"event_id": "e-2", "product": "compute", "quantity": 50})
+    crossing = report("e-2", 50)  # $1.60 used: $2.00 more crosses the budget, and still runs
+    assert crossing.status_code == 201 and crossing.json()["amount_micros"] == 2 * DOLLAR
+    assert consumed_today() == 1_600_000 + 2 * DOLLAR
+    denied = report("e-3", 1)
     body = _assert_problem(denied, 402, "daily_budget_reached")
     assert body["reason"] == "daily_budget_reached" and body["retry_at"] == "2026-03-11T00:00:00Z"
     assert denied.headers["retry-after"] == "Wed, 11 Mar 2026 00:00:00 GMT"
-    decision = api.client.post(_org(world, "/usage/authorize"), json={"amount_micros": 10 * DOLLAR}, headers=service)
+    decision = api.client.post(_org(world, "/usage/authorize"), json={"amount_micros": 0}, headers=service)
     assert decision.status_code == 200
     assert decision.json() == {"allowed": False, "reason": "daily_budget_reached",
                                "message": decision.json()["message"], "retry_at": "2026-03-11T00:00:00Z",
                                "warning": None, "grace_ends_at": None}
     spend = api.client.get(_org(world, "/spend_management"), headers=world.headers("member")).json()
-    assert spend["consumed_today"]["micros"] == 1_400_000 + 200_000
     assert spend["daily_budget"] == {"micros": 2 * DOLLAR, "display": "$2.000"}
+
+    # The crossing call failed and is refunded: its usage no longer counts, the day is unblocked.
+    refund = api.client.post(_org(world, "/usage/events/e-2/refund"), json={}, headers=service)
+    assert refund.status_code == 200
+    assert consumed_today() == 1_600_000
+    assert report("e-4", 1).status_code == 201
+    used = consumed_today()
+    set_budget(used)  # exactly at the budget: blocked
+    _assert_problem(report("e-5", 1), 402, "daily_budget_reached")
+    set_budget(used + 1)  # one micro under: the next call runs
+    assert report("e-6", 1).status_code == 201
+    _assert_problem(report("e-7", 1), 402, "daily_budget_reached")
 
 
 def test_usage_event_refund_shows_in_the_feed(api: Api, world: World) -> None:
@@ -531,6 +558,16 @@ def test_overview_figures_and_settings_round_trip(api: Api, world: World) -> Non
     recharge = api.client.put(_org(world, "/auto_recharge"), headers=owner,
                               json={"enabled": True, "threshold_micros": 10 * DOLLAR, "amount_micros": 50 * DOLLAR})
     assert recharge.json()["state"] == "Enabled" and recharge.json()["amount"]["display"] == "$50.000"
+    # Paused after failed charges: the seed's section still says "Enabled"; paused_at says why.
+    with api.ctx.uow() as uow:
+        settings = uow.settings.get(world.org)
+        paused = msgspec.structs.replace(settings.auto_recharge, paused_at=api.clock.now(), consecutive_failures=3)
+        uow.settings.save(msgspec.structs.replace(settings, auto_recharge=paused))
+        uow.commit()
+    paused_out = api.client.get(_org(world, "/auto_recharge"), headers=member).json()
+    assert (paused_out["state"], paused_out["enabled"], paused_out["consecutive_failures"]) == ("Enabled", True, 3)
+    assert paused_out["paused_at"] is not None
+    assert api.client.get(_org(world, "/billing/overview"), headers=member).json()["auto_recharge"] == paused_out
     api.clock.advance(timedelta(minutes=1))
     tax = api.client.post(_org(world, "/tax_registrations"), json={"country": "FR", "value": "FR40303265045"},
                           headers=owner)
@@ -627,3 +664,26 @@ def test_usage_report_totals_match_the_invoice_to_the_cent(api: Api, world: Worl
     assert sum(item["amount"]["cents"] for item in invoice["items"]) == report["invoice_total"]["cents"]
     assert sorted(i["amount"]["cents"] for i in report["items"]) == sorted(
         i["amount"]["cents"] for i in invoice["items"])
+
+
+def test_total_credits_is_gross_a_100_top_up_then_30_invoiced_shows_100(api: Api) -> None:
+    """The seed: "the total number of usage credits (gross) you've purchased or have been granted"."""
+    ctx = api.ctx
+    org, tokens = _org_with_members(ctx, "Gross")
+    owner = {"Authorization": f"Bearer {tokens['primary-owner']}"}
+    ada = services.organizations.authenticate(ctx, tokens["primary-owner"])
+    platform = services.organizations.authenticate(ctx, tokens["service"])
+    services.payment_methods.attach(ctx, ada, organization_id=org, provider_payment_method_id="pm_card_visa")
+    topped = api.client.post(f"/organizations/{org}/credits", json={"amount": "100.00"}, headers=owner)
+    assert topped.status_code in (200, 201) and topped.json()["status"] == "succeeded"
+    services.product_subscriptions.subscribe_product(ctx, ada, organization_id=org, product="compute",
+                                                     project_id=None, start_date=datetime(2026, 2, 1, tzinfo=UTC))
+    services.usage.report_usage(ctx, platform, organization_id=org, event_id="thirty", product="compute",
+                                quantity=750, occurred_at=datetime(2026, 2, 15, 9, tzinfo=UTC))  # $30
+    closed = services.invoicing.close_period(ctx, period="2026-02", organization_id=org)
+    invoice = services.invoicing.get_invoice(ctx, ada, organization_id=org, invoice_id=closed.invoice_ids[0])
+    assert invoice.credit_applied_cents == 3_000
+    wallet = api.client.get(f"/organizations/{org}/billing/overview", headers=owner).json()["wallet"]
+    assert wallet["total_credits"] == {"micros": 100 * DOLLAR, "display": "$100.000"}
+    assert wallet["remaining_credits"] == {"micros": 70 * DOLLAR, "display": "$70.000"}
+    assert wallet["usage_this_period"]["micros"] == 0

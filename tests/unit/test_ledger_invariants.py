@@ -17,6 +17,8 @@ from adapters.fakes import InMemoryBilling, in_memory_billing
 from billing_core import Permission, SubscriptionStatus, services
 from billing_core.billing_settings import SpendManagement
 from billing_core.permissions import Actor
+from billing_core.spend_guard import DenialReason
+from billing_core.wallet import counters_at
 from tests.unit.domain_builders import DOLLAR
 
 
@@ -68,10 +70,18 @@ class WalletMachine(RuleBasedStateMachine):
         if event_id in self.events:
             # A retry is the same event (its id says its quantity); another quantity would be EventIdReused.
             quantity = int(event_id.rsplit("-", 1)[1])
+        now = self.billing.clock.now()
+        with self.billing.ctx.uow() as uow:
+            before = uow.wallets.get(self.org)
         outcome = services.usage.report_usage(self.billing.ctx, self.platform, organization_id=self.org,
                                               event_id=event_id, product="compute", quantity=quantity)
         if outcome.allowed and not outcome.replayed:
             self.events.append(event_id)
+        budget = before.limits.daily_budget_micros
+        if budget is not None and not outcome.replayed:
+            # The budget rule: denied iff today's usage had already reached it; the crossing call runs.
+            reached = counters_at(before, now).today >= budget
+            assert (outcome.reason is DenialReason.DAILY_BUDGET_REACHED) == reached
 
     @rule(data=st.data())
     def refund(self, data: st.DataObject) -> None:
@@ -120,8 +130,9 @@ class WalletMachine(RuleBasedStateMachine):
             wallet = uow.wallets.get(self.org)
         floor = wallet.limits.minimum_production_credit_micros - wallet.limits.credit_line_micros
         assert wallet.balance_micros >= floor
-        if wallet.limits.daily_budget_micros is not None:
-            assert wallet.spent_today_micros <= wallet.limits.daily_budget_micros
+        # Today's counter is today's usage less today's refunds: never negative. (It may pass the
+        # daily budget by the one call that crossed it; the usage rule checks the crossing rule.)
+        assert counters_at(wallet, self.billing.clock.now()).today >= 0
 
     @invariant()
     def every_key_applied_once(self) -> None:

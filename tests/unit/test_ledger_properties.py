@@ -154,7 +154,7 @@ def test_random_debits_never_pass_a_limit(limits: SpendLimits, funds: int,
                                           debits: list[tuple[int, timedelta]]) -> None:
     """Every debit is decided exactly as the limits say, from an independent model of the counters;
     whatever the sequence, the balance never falls below -credit line + minimum and no UTC day or
-    month spends more than its budget."""
+    month spends past its budget but by the one call that crossed it."""
     store = InMemoryStore()
     wallet = WalletAccount(organization_id=ORG, wallet_micros=funds, limits=limits)
     with InMemoryUnitOfWork(store) as uow:
@@ -173,10 +173,9 @@ def test_random_debits_never_pass_a_limit(limits: SpendLimits, funds: int,
         with InMemoryUnitOfWork(store) as uow:
             outcome = uow.wallets.debit(ORG, amount, now, usage_tx(ORG, amount, f"debit-{n}", at=now))
             uow.commit()
-        daily_room = limits.daily_budget_micros is None or (
-            per_day[day] + amount <= limits.daily_budget_micros and per_day[day] < limits.daily_budget_micros)
-        monthly_room = limits.monthly_cap_micros is None or (
-            per_month[month] + amount <= limits.monthly_cap_micros and per_month[month] < limits.monthly_cap_micros)
+        # The budget rule: only what was already used counts; the call that crosses a budget runs.
+        daily_room = limits.daily_budget_micros is None or per_day[day] < limits.daily_budget_micros
+        monthly_room = limits.monthly_cap_micros is None or per_month[month] < limits.monthly_cap_micros
         credit_room = balance - amount >= floor
         expected = (DenialReason.DAILY_BUDGET_REACHED if not daily_room
                     else DenialReason.MONTHLY_BUDGET_REACHED if not monthly_room
@@ -188,14 +187,15 @@ def test_random_debits_never_pass_a_limit(limits: SpendLimits, funds: int,
             balance -= amount
             per_day[day] += amount
             per_month[month] += amount
+            # Past a budget only by this call, the one that crossed it.
+            if limits.daily_budget_micros is not None:
+                assert per_day[day] - amount < limits.daily_budget_micros
+            if limits.monthly_cap_micros is not None:
+                assert per_month[month] - amount < limits.monthly_cap_micros
         else:
             assert outcome.transaction is None
         assert outcome.wallet.balance_micros == balance
         assert balance >= min(floor, funds)
-        if limits.daily_budget_micros is not None:
-            assert per_day[day] <= limits.daily_budget_micros
-        if limits.monthly_cap_micros is not None:
-            assert per_month[month] <= limits.monthly_cap_micros
     with InMemoryUnitOfWork(store) as uow:
         stored = uow.wallets.get(ORG)
         sums = uow.ledger.account_sums(ORG)

@@ -114,13 +114,17 @@ def test_full_life_cycle(billing: InMemoryBilling) -> None:
         services.payments.purchase_pack(ctx, bob, organization_id=org_id, pack_dollars=10)
     assert services.overview.overview(ctx, ada, organization_id=org_id).wallet.total_credits == 130 * DOLLAR
 
-    # Spend management: a $1 daily budget stops usage for the rest of the UTC day, one notice.
+    # Spend management: a $1 daily budget stops usage for the rest of the UTC day once reached (the
+    # call that crosses it still runs, in full), one notice.
     services.settings.update_spend_management(
         ctx, ada, organization_id=org_id,
         spend=SpendManagement(enabled=True, daily_budget_micros=1 * DOLLAR, webhook_url="https://hooks.acme.test/b"))
     allowed = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="evt-2",
                                           product="compute", quantity=20, project_id=project)
     assert allowed.allowed
+    crossing = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="evt-cross",
+                                           product="compute", quantity=10, project_id=project)
+    assert crossing.allowed and crossing.amount_micros == 400_000
     for i in range(3):
         denied = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id=f"evt-d{i}",
                                              product="compute", quantity=10, project_id=project)
@@ -131,12 +135,14 @@ def test_full_life_cycle(billing: InMemoryBilling) -> None:
     billing.clock.advance(timedelta(days=1))
     assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="evt-3",
                                        product="compute", quantity=1, project_id=project).allowed
-    assert services.overview.overview(ctx, ada, organization_id=org_id).wallet.consumed_yesterday == 800_000
+    assert services.overview.overview(ctx, ada, organization_id=org_id).wallet.consumed_yesterday == 1_200_000
 
     # Automatic refund of a failed operation: a green + entry with its reason, once.
     services.usage.refund_usage(ctx, platform, organization_id=org_id, event_id="evt-2")
     again = services.usage.refund_usage(ctx, platform, organization_id=org_id, event_id="evt-2")
     assert again.replayed
+    # Yesterday's usage stays counted there: that budget has already reset.
+    assert services.overview.overview(ctx, ada, organization_id=org_id).wallet.consumed_yesterday == 1_200_000
     feed = services.overview.usage_feed(ctx, cy, organization_id=org_id).items
     refund = feed[0]
     assert refund.tone == EntryTone.CREDIT and refund.sign == "+"

@@ -22,7 +22,7 @@ from billing_core.spend_guard import (
     next_utc_midnight,
     production_health,
 )
-from billing_core.wallet import SpendLimits, WalletAccount
+from billing_core.wallet import SpendLimits, WalletAccount, apply_spend
 from tests.unit.domain_builders import CENT, DOLLAR, NOW, ORG, wallet_account
 
 TODAY = NOW.date()
@@ -142,12 +142,41 @@ def test_past_due_grace_expires_at_its_end() -> None:
 # --------------------------------------------------------------------------- daily budget
 
 
-def test_daily_budget_allows_up_to_exactly_the_budget() -> None:
+def test_the_call_that_crosses_the_daily_budget_still_runs() -> None:
+    """The rule: deny iff today's usage already reached the budget; the call's own amount never
+    decides. One micro under the budget, any call runs; at the budget, none."""
     w = spent(today=4 * DOLLAR, limits=SpendLimits(daily_budget_micros=5 * DOLLAR))
+    assert decide(w, DOLLAR, NOW).allowed  # lands exactly on the budget
+    assert decide(w, DOLLAR + 1, NOW).allowed  # one micro over: the crossing call runs
+    assert decide(w, 50 * DOLLAR, NOW).allowed  # in full, whatever it costs (credit permitting)
+    w.spent_today_micros = 5 * DOLLAR - 1
     assert decide(w, DOLLAR, NOW).allowed
-    denied = decide(w, DOLLAR + 1, NOW)
-    assert denied.reason is DenialReason.DAILY_BUDGET_REACHED
-    assert denied.retry_at == datetime(2026, 3, 15, tzinfo=UTC)
+    for today in (5 * DOLLAR, 5 * DOLLAR + 1):  # exactly at the budget, one micro over it
+        w.spent_today_micros = today
+        denied = decide(w, 1, NOW)
+        assert denied.reason is DenialReason.DAILY_BUDGET_REACHED
+        assert denied.retry_at == datetime(2026, 3, 15, tzinfo=UTC)
+
+
+def test_the_crossing_call_is_debited_in_full_then_the_next_is_denied_until_midnight() -> None:
+    store = InMemoryStore()
+    with InMemoryUnitOfWork(store) as uow:
+        uow.wallets.create(wallet_account(limits=SpendLimits(daily_budget_micros=5 * DOLLAR)))
+        uow.commit()
+
+    def debit(amount: int, key: str, at: datetime = NOW) -> Decision:
+        with InMemoryUnitOfWork(store) as uow:
+            outcome = uow.wallets.debit(ORG, amount, at, usage_tx(ORG, amount, key, at=at))
+            uow.commit()
+        return outcome.decision
+
+    assert debit(4 * DOLLAR, "a").allowed
+    assert debit(3 * DOLLAR, "crossing").allowed
+    with InMemoryUnitOfWork(store) as uow:
+        w = uow.wallets.get(ORG)
+    assert (w.spent_today_micros, w.balance_micros) == (7 * DOLLAR, 93 * DOLLAR)
+    assert debit(1, "next").reason is DenialReason.DAILY_BUDGET_REACHED
+    assert debit(1, "midnight", datetime(2026, 3, 15, tzinfo=UTC)).allowed
 
 
 def test_a_spent_daily_budget_blocks_even_a_zero_amount_until_midnight() -> None:
@@ -199,7 +228,9 @@ def test_monthly_cap_lifts_on_the_first_of_next_month(now: datetime, retry: date
     w = wallet_account(limits=SpendLimits(monthly_cap_micros=50 * DOLLAR), spend_day=now.date(),
                        spend_month=f"{now.year:04d}-{now.month:02d}", month=49 * DOLLAR)
     assert decide(w, DOLLAR, now).allowed
-    denied = decide(w, DOLLAR + 1, now)
+    assert decide(w, DOLLAR + 1, now).allowed  # the call that crosses the cap runs, as for the day
+    w.spent_month_micros = 50 * DOLLAR
+    denied = decide(w, 1, now)
     assert denied.reason is DenialReason.MONTHLY_BUDGET_REACHED
     assert denied.retry_at == retry
     assert next_month_start(now) == retry
@@ -358,12 +389,21 @@ def test_available_takes_the_tightest_limit_and_is_never_negative() -> None:
     assert available_micros(rich, NOW + timedelta(days=1)) == 20 * DOLLAR
 
 
-def test_available_is_exactly_what_decide_allows() -> None:
+def test_available_is_what_can_be_used_before_calls_are_denied() -> None:
+    """Credit bounds each call; a budget bounds what may be used before later calls are denied
+    (the crossing call itself still runs)."""
     limits = SpendLimits(credit_line_micros=7 * DOLLAR, minimum_production_credit_micros=DOLLAR,
                          daily_budget_micros=9 * DOLLAR, monthly_cap_micros=40 * DOLLAR)
-    for wallet, today, month in [(3 * DOLLAR, 0, 0), (50 * DOLLAR, 4 * DOLLAR, 0), (50 * DOLLAR, 0, 38 * DOLLAR)]:
-        w = spent(wallet=wallet, today=today, month=month, limits=limits)
+    credit_bound = spent(wallet=3 * DOLLAR, limits=limits)
+    room = available_micros(credit_bound, NOW)
+    assert room == 9 * DOLLAR
+    assert decide(credit_bound, room, NOW).allowed
+    assert decide(credit_bound, room + 1, NOW).reason is DenialReason.INSUFFICIENT_CREDIT
+    for today, month, reason in [(4 * DOLLAR, 0, DenialReason.DAILY_BUDGET_REACHED),
+                                 (0, 38 * DOLLAR, DenialReason.MONTHLY_BUDGET_REACHED)]:
+        w = spent(wallet=50 * DOLLAR, today=today, month=month, limits=limits)
         room = available_micros(w, NOW)
         assert room > 0
         assert decide(w, room, NOW).allowed
-        assert not decide(w, room + 1, NOW).allowed
+        apply_spend(w, room, NOW)
+        assert decide(w, 1, NOW).reason is reason

@@ -17,6 +17,7 @@ from billing_core.wallet import (
     apply_transaction,
     check_debit,
     counters_at,
+    give_back_spend,
     month_key,
 )
 from tests.unit.domain_builders import DOLLAR, ORG, wallet_account
@@ -216,6 +217,64 @@ def test_apply_transaction_never_touches_the_spend_counters() -> None:
     w = fresh()
     apply_transaction(w, usage_tx(ORG, 3 * DOLLAR, "u"))
     assert (w.spend_day, w.spent_today_micros, w.spend_month, w.spent_month_micros) == (None, 0, None, 0)
+
+
+# --------------------------------------------------------------------------- refunds give spend back
+
+
+def test_a_refund_the_same_day_gives_back_the_day_and_the_month_exactly() -> None:
+    w = fresh()
+    debited = datetime(2026, 3, 14, 9, tzinfo=UTC)
+    apply_spend(w, 2 * DOLLAR, debited)
+    before = counters_at(w, debited)
+    apply_spend(w, 3 * DOLLAR, debited)
+    give_back_spend(w, 3 * DOLLAR, debited, datetime(2026, 3, 14, 23, 59, tzinfo=UTC))
+    assert counters_at(w, debited) == before == SpendCounters(2 * DOLLAR, 0, 2 * DOLLAR)
+
+
+def test_a_refund_on_a_later_day_of_the_month_gives_back_only_the_month() -> None:
+    w = fresh()
+    apply_spend(w, 3 * DOLLAR, datetime(2026, 3, 13, 22, tzinfo=UTC))
+    refunded_at = datetime(2026, 3, 14, 1, tzinfo=UTC)
+    apply_spend(w, DOLLAR, refunded_at)
+    give_back_spend(w, 3 * DOLLAR, datetime(2026, 3, 13, 22, tzinfo=UTC), refunded_at)
+    # Yesterday's budget has already reset: its usage stays counted there.
+    assert counters_at(w, refunded_at) == SpendCounters(today=DOLLAR, yesterday=3 * DOLLAR, month=DOLLAR)
+
+
+def test_a_refund_in_a_later_month_gives_nothing_back() -> None:
+    w = fresh()
+    apply_spend(w, 3 * DOLLAR, datetime(2026, 3, 31, 23, tzinfo=UTC))
+    refunded_at = datetime(2026, 4, 1, 0, 30, tzinfo=UTC)
+    apply_spend(w, DOLLAR, refunded_at)
+    stored = (w.spent_today_micros, w.spent_yesterday_micros, w.spent_month_micros, w.spent_previous_month_micros)
+    give_back_spend(w, 3 * DOLLAR, datetime(2026, 3, 31, 23, tzinfo=UTC), refunded_at)
+    assert (w.spent_today_micros, w.spent_yesterday_micros, w.spent_month_micros,
+            w.spent_previous_month_micros) == stored == (DOLLAR, 3 * DOLLAR, DOLLAR, 3 * DOLLAR)
+
+
+def test_a_late_refund_gives_back_the_slot_its_day_moved_to() -> None:
+    """A refund computed at 23:59:59 that commits after a debit of the new day rolled the counters:
+    its day is then the stored "yesterday", and that slot is given back, as apply_spend books it."""
+    w = fresh()
+    late = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)
+    apply_spend(w, 4 * DOLLAR, late)
+    apply_spend(w, DOLLAR, datetime(2026, 4, 1, 0, 0, 1, tzinfo=UTC))
+    give_back_spend(w, 3 * DOLLAR, late, late)
+    assert counters_at(w, late) == SpendCounters(today=DOLLAR, yesterday=0, month=DOLLAR)
+    assert counters_at(w, datetime(2026, 4, 1, 8, tzinfo=UTC)) == SpendCounters(DOLLAR, DOLLAR, DOLLAR)
+
+
+def test_giving_back_never_goes_below_zero_nor_takes_a_negative_amount() -> None:
+    w = fresh()
+    now = datetime(2026, 3, 14, 9, tzinfo=UTC)
+    apply_spend(w, DOLLAR, now)
+    give_back_spend(w, 5 * DOLLAR, now, now)
+    assert counters_at(w, now) == SpendCounters(0, 0, 0)
+    give_back_spend(fresh(), DOLLAR, now, now)  # nothing was booked: nothing to give back
+    for bad in (-1, True):
+        with pytest.raises(InvalidInput):
+            give_back_spend(w, bad, now, now)
 
 
 def test_check_debit_requires_the_amount_its_transaction_takes() -> None:

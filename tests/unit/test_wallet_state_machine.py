@@ -3,8 +3,9 @@
 Random sequences of top-ups, usage debits (through the atomic ``uow.wallets.debit``), automatic
 refunds, grants and their expiry, period closes, retried keys, abandoned units of work and days
 passing. After EVERY step: all transactions balance, the stored balances are the sums of the
-postings, the balance never passes the credit line, no UTC day spends more than the daily budget,
-the counters match an independent model, and every idempotency key was applied once.
+postings, the balance never passes the credit line, no UTC day (month) spends past its budget
+(cap) but by the one call that crossed it, the counters match an independent model (refunds give
+back the current day's and month's spend), and every idempotency key was applied once.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class WalletMachine(RuleBasedStateMachine):
         """Every idempotency key applied so far (each exactly once)."""
         self.open_debits: dict[str, int] = {}
         """Usage debits not yet invoiced by a period close: key → amount."""
+        self.debited_at: dict[str, datetime] = {}
+        self.last_debit: dict[date | str, int] = {}
+        """The last allowed debit of each day and month: what may lie past the budget."""
         self.refunded: set[str] = set()
         self.grants: dict[str, int] = {}
         """Grants that have not expired: key → amount."""
@@ -102,9 +106,10 @@ class WalletMachine(RuleBasedStateMachine):
         day, month = now.date(), month_key(now.date())
         budget, cap = self.limits.daily_budget_micros, self.limits.monthly_cap_micros
         floor = self.limits.minimum_production_credit_micros - self.limits.credit_line_micros
-        if budget is not None and (self.per_day[day] + amount > budget or self.per_day[day] >= budget):
+        # The budget rule: denied once what was already used reaches it; the crossing call runs.
+        if budget is not None and self.per_day[day] >= budget:
             expected: DenialReason | None = DenialReason.DAILY_BUDGET_REACHED
-        elif cap is not None and (self.per_month[month] + amount > cap or self.per_month[month] >= cap):
+        elif cap is not None and self.per_month[month] >= cap:
             expected = DenialReason.MONTHLY_BUDGET_REACHED
         elif before.balance_micros - amount < floor:
             expected = DenialReason.INSUFFICIENT_CREDIT
@@ -117,8 +122,10 @@ class WalletMachine(RuleBasedStateMachine):
             assert outcome.wallet.balance_micros == before.balance_micros - amount >= floor
             self.keys.add(key)
             self.open_debits[key] = amount
+            self.debited_at[key] = now
             self.per_day[day] += amount
             self.per_month[month] += amount
+            self.last_debit[day] = self.last_debit[month] = amount
         else:
             assert outcome.transaction is None
             assert self.wallet() == before
@@ -168,16 +175,22 @@ class WalletMachine(RuleBasedStateMachine):
         """A failed generation is reimbursed, once: a second refund of the same debit is a replay."""
         debit_key = data.draw(st.sampled_from(sorted(self.open_debits)))
         key = f"refund:{debit_key}"
-        before = self.wallet()
+        before, now, amount = self.wallet(), self.clock.now(), self.open_debits[debit_key]
+        debited = self.debited_at[debit_key]
         with self.uow() as uow:
-            posted = uow.wallets.post(usage_refund(ORG, self.open_debits[debit_key], key, at=self.clock.now()))
+            posted = uow.wallets.post(usage_refund(ORG, amount, key, at=now), gives_back_spend_of=debited)
             uow.commit()
         assert posted.replayed is (debit_key in self.refunded)
         if posted.replayed:
             assert self.wallet() == before
         else:
-            assert self.wallet().balance_micros == before.balance_micros + self.open_debits[debit_key]
+            assert self.wallet().balance_micros == before.balance_micros + amount
             assert posted.transaction.reason == "failed generation reimbursed"
+            # The spend leaves the counters of its day and month while they are the current ones.
+            if debited.date() == now.date():
+                self.per_day[now.date()] -= amount
+            if month_key(debited.date()) == month_key(now.date()):
+                self.per_month[month_key(now.date())] -= amount
             self.refunded.add(debit_key)
             self.keys.add(key)
 
@@ -259,11 +272,14 @@ class WalletMachine(RuleBasedStateMachine):
         assert counters.today == self.per_day[today]
         assert counters.yesterday == self.per_day[today - timedelta(days=1)]
         assert counters.month == self.per_month[month_key(today)]
+        assert min(self.per_day.values(), default=0) >= 0 and min(self.per_month.values(), default=0) >= 0
+        # Past the budget only by the call that crossed it: what came before it was under.
         if self.limits.daily_budget_micros is not None:
-            assert counters.today <= self.limits.daily_budget_micros
-            assert all(spent <= self.limits.daily_budget_micros for spent in self.per_day.values())
+            assert all(spent - self.last_debit.get(day, 0) < self.limits.daily_budget_micros
+                       for day, spent in self.per_day.items() if spent)
         if self.limits.monthly_cap_micros is not None:
-            assert counters.month <= self.limits.monthly_cap_micros
+            assert all(spent - self.last_debit.get(month, 0) < self.limits.monthly_cap_micros
+                       for month, spent in self.per_month.items() if spent)
 
     @invariant()
     def each_idempotency_key_was_applied_once(self) -> None:

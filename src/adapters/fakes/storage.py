@@ -39,6 +39,7 @@ from billing_core.wallet import (
     WalletAccount,
     apply_transaction,
     check_debit,
+    give_back_spend,
 )
 
 T = TypeVar("T")
@@ -214,12 +215,14 @@ class InMemoryWalletRepository(_Repo):
         self.j.set(self.s.ledger, stored.id, stored)
         self.j.set(self.s.ledger_keys, (stored.organization_id, stored.idempotency_key), stored.id)
 
-    def post(self, tx: LedgerTransaction) -> Posted:
+    def post(self, tx: LedgerTransaction, *, gives_back_spend_of: datetime | None = None) -> Posted:
         check_balanced(tx)
+        wallet = _copy(self._wallet(tx.organization_id))
+        if gives_back_spend_of is not None:
+            give_back_spend(wallet, tx.balance_delta, gives_back_spend_of, tx.created_at)
         first = self.s.ledger_keys.get((tx.organization_id, tx.idempotency_key))
         if first is not None:
             return Posted(self.s.ledger[first], replayed=True)
-        wallet = _copy(self._wallet(tx.organization_id))
         stored = self._append(wallet, tx)
         self.j.set(self.s.wallets, wallet.organization_id, wallet)
         return Posted(stored, replayed=False)
@@ -283,6 +286,12 @@ class InMemoryLedgerRepository(_Repo):
         for tx in self._of(organization_id):
             for posting in tx.postings:
                 sums[posting.account] += posting.amount_micros
+        return sums
+
+    def account_sums_by_kind(self, organization_id: uuid.UUID, account: Account) -> Mapping[EntryKind, int]:
+        sums = dict.fromkeys(EntryKind, 0)
+        for tx in self._of(organization_id):
+            sums[tx.kind] += tx.delta(account)
         return sums
 
 

@@ -43,6 +43,7 @@ from billing_core.wallet import (
     WalletAccount,
     apply_transaction,
     check_debit,
+    give_back_spend,
 )
 
 _w, _t, _p = wallets.c, ledger_transactions.c, ledger_postings.c
@@ -87,10 +88,13 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
     def lock(self, organization_id: uuid.UUID) -> WalletAccount:
         return self._lock(organization_id)
 
-    def post(self, tx: LedgerTransaction) -> Posted:
+    def post(self, tx: LedgerTransaction, *, gives_back_spend_of: datetime | None = None) -> Posted:
         check_balanced(tx)
         wallet = self._lock(tx.organization_id)
         version = wallet.version
+        if gives_back_spend_of is not None:
+            # On the loaded wallet: a replay writes nothing, so it gives nothing back.
+            give_back_spend(wallet, tx.balance_delta, gives_back_spend_of, tx.created_at)
         stored = apply_transaction(wallet, tx)
         if self._uow.driver.write(stored, wallet, version) is None:
             return Posted(self._by_key(tx.organization_id, tx.idempotency_key), replayed=True)
@@ -236,4 +240,18 @@ class SqlAlchemyLedgerRepository(SqlAlchemyRepository):
                  .group_by(_p.account))
         for row in self._execute(query):
             sums[Account(row[0])] = int(row[1])
+        return sums
+
+    def account_sums_by_kind(self, organization_id: uuid.UUID, account: Account) -> Mapping[EntryKind, int]:
+        """Driven by the postings' (organization, account) index: only that account's postings are
+        read (for the wallet: purchases, grants and invoices, never the usage rows), each joined to
+        its transaction by primary key."""
+        sums = dict.fromkeys(EntryKind, 0)
+        query: AnySelect = (
+            select(_t.kind, func.sum(_p.amount_micros))
+            .select_from(ledger_postings.join(ledger_transactions, _t.seq == _p.transaction_seq))
+            .where(_p.organization_id == organization_id, _p.account == account.value)
+            .group_by(_t.kind))
+        for row in self._execute(query):
+            sums[EntryKind(row[0])] = int(row[1])
         return sums

@@ -12,8 +12,9 @@ from billing_core.billing_settings import AutoRecharge, InvoiceAddress, SpendMan
 from billing_core.errors import InvalidInput
 from billing_core.feed import BALANCE_HISTORY_KINDS, FEED_KINDS, REFUND_KINDS, FeedEntry, entry, feed_row
 from billing_core.grace_window import GraceWindow
+from billing_core.ledger import Account
 from billing_core.money import format_credits
-from billing_core.overview import WalletOverview, wallet_overview
+from billing_core.overview import WalletOverview, gross_credits, wallet_overview
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_subscription import PAYMENT_FAILED
 from billing_core.ports import Page, UnitOfWork
@@ -71,10 +72,12 @@ def overview(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -
         wallet = uow.wallets.get(organization_id)
         settings = uow.settings.get(organization_id)
         banners = recovery_banners(uow, organization_id)
+        total = gross_credits(uow.ledger.account_sums_by_kind(organization_id, Account.WALLET))
     health, window = production_health(wallet, now)
     return BillingOverview(
         organization_id=organization_id, credit_balance_micros=wallet.balance_micros,
-        credit_balance_display=format_credits(wallet.balance_micros), wallet=wallet_overview(wallet, now),
+        credit_balance_display=format_credits(wallet.balance_micros),
+        wallet=wallet_overview(wallet, now, total_credits=total),
         address=settings.address, billing_email=settings.billing_email, auto_recharge=settings.auto_recharge,
         spend_management=settings.spend_management, production_health=health, grace_window=window,
         banners=banners)

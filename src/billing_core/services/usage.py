@@ -292,20 +292,26 @@ REFUND_REASON = "failed generation reimbursed"
 def refund_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, event_id: str,
                  reason: str = REFUND_REASON) -> UsageOutcome:
     """Reverse a failed billable operation's charge, once. The credit shows in the usage feed as a
-    green + entry with ``reason``; the negative usage lowers the hourly bucket (or the next invoice)."""
+    green + entry with ``reason``; the negative usage lowers the hourly bucket (or the next invoice);
+    the spend counters give the amount back for the day and month it was debited in, while they are
+    current (:func:`~billing_core.wallet.give_back_spend`), so a refund can lift a reached budget.
+    Under the organization's wallet lock, taken first (ADR 0009)."""
     require(actor, Action.REPORT_USAGE, organization_id)
     check_event_id(event_id)
     reason = (reason or REFUND_REASON).strip()[:200]
     now = ctx.clock.now()
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         event = uow.usage.get_event(organization_id, event_id)
         if event is None:
             raise NotFound("usage event", event_id)
+        charge = uow.ledger.get_by_key(organization_id, _usage_key(event_id))
         tx = transfer(organization_id=organization_id, idempotency_key=f"usage-refund:{event_id}",
                       kind=EntryKind.AUTOMATIC_REFUND, description="Automatic refund", reason=reason,
                       created_at=now, source=Account.REVENUE, target=Account.UNBILLED_USAGE,
                       amount_micros=event.amount_micros, reference=event_id)
-        posted = uow.wallets.post(tx)
+        # The counters booked the charge at its debit's time (the usage transaction's).
+        posted = uow.wallets.post(tx, gives_back_spend_of=charge.created_at if charge is not None else None)
         if not posted.replayed:
             uow.usage.record(msgspec.structs.replace(
                 event, event_id=f"{event_id}:refund", quantity=-event.quantity, amount_micros=-event.amount_micros))

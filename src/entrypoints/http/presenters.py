@@ -260,9 +260,11 @@ def address(value: InvoiceAddress | None) -> s.InvoiceAddressOut:
 
 
 def auto_recharge(value: AutoRecharge) -> s.AutoRechargeOut:
-    state = "Paused" if value.enabled and value.paused else ("Enabled" if value.enabled else "Disabled")
-    return s.AutoRechargeOut(enabled=value.enabled, state=state, threshold=credits(value.threshold_micros),
-                             amount=credits(value.amount_micros), payment_method_id=value.payment_method_id,
+    # The seed's two words: a recharge paused after failed charges is still "Enabled" (paused_at
+    # and consecutive_failures say why it does not charge now).
+    return s.AutoRechargeOut(enabled=value.enabled, state="Enabled" if value.enabled else "Disabled",
+                             threshold=credits(value.threshold_micros), amount=credits(value.amount_micros),
+                             payment_method_id=value.payment_method_id,
                              consecutive_failures=value.consecutive_failures, paused_at=value.paused_at)
 
 

@@ -603,7 +603,9 @@ class InvoiceAddressOut(msgspec.Struct):
 class AutoRechargeOut(msgspec.Struct):
     enabled: bool
     state: str
-    """``Enabled``, ``Disabled`` or ``Paused`` (after repeated failed charges)."""
+    """``Enabled`` or ``Disabled``, as the console's auto-recharge section says. A recharge paused
+    after repeated failed charges is ``Enabled``, with ``paused_at`` and ``consecutive_failures``
+    saying why it does not charge now."""
     threshold: Credits
     amount: Credits
     payment_method_id: uuid.UUID | None

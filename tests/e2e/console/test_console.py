@@ -143,6 +143,10 @@ def test_spend_management_is_saved_and_reloaded(page: Page, console_server: Cons
     toggle = page.get_by_role("switch", name="Spend Management")
     expect(toggle).to_be_checked()  # the demo enabled it
     expect(page.locator("#consumed-today")).to_have_text(re.compile(r"\$\d"))
+    # The budget rule as the API applies it (spend_guard.budget_reached).
+    expect(page.get_by_label("Set daily credit usage budget")).to_have_accessible_description(
+        "Usage is blocked once today's usage reaches your budget; the call that crosses it still runs. Blocked "
+        "calls resume at 00:00 UTC, and automatically refunded usage no longer counts against the budget.")
     page.get_by_label("Set daily credit usage budget").fill("55.5")
     page.get_by_label("Set a daily credit usage email notification threshold").fill("30")
     page.get_by_label("Set a webhook URL").fill("https://hooks.example.com/billing")

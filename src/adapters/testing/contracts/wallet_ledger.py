@@ -12,11 +12,19 @@ import msgspec
 import pytest
 
 from adapters.fakes import InMemoryStore, InMemoryUnitOfWork
-from adapters.testing.builders import NOW, fund, grant, new_org, usage_tx
+from adapters.testing.builders import NOW, fund, grant, new_org, top_up, usage_refund, usage_tx
 from adapters.testing.storage import StorageBackend
 from adapters.testing.threads import run_in_threads
 from billing_core.errors import InvalidInput, LedgerImbalance, NotFound
-from billing_core.ledger import Account, EntryKind, LedgerTransaction, Posting, credit_balance
+from billing_core.ledger import (
+    Account,
+    EntryKind,
+    LedgerTransaction,
+    Posting,
+    credit_balance,
+    transaction,
+    transfer,
+)
 from billing_core.plan_subscription import SubscriptionStatus
 from billing_core.spend_guard import DenialReason, SpendWarning, decide
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
@@ -162,25 +170,27 @@ class WalletRepositoryContract:
             uow.wallets.debit(org.id, 1, NOW, usage_tx(org.id, 1, "u"))
 
     def test_daily_budget_and_monthly_cap_are_enforced(self, storage: StorageBackend) -> None:
+        """Denied once the day's (month's) usage already reaches the budget (cap); the debit that
+        crosses it runs in full (:func:`billing_core.spend_guard.budget_reached`)."""
         org = new_org(storage)
         fund(storage, org.id, 10**9)
         with storage.uow() as uow:
             uow.wallets.set_limits(org.id, SpendLimits(daily_budget_micros=1_000, monthly_cap_micros=1_500))
             assert uow.wallets.debit(org.id, 600, NOW, usage_tx(org.id, 600, "a")).decision.allowed
-            denied = uow.wallets.debit(org.id, 500, NOW, usage_tx(org.id, 500, "b")).decision
+            assert uow.wallets.debit(org.id, 500, NOW, usage_tx(org.id, 500, "b")).decision.allowed  # crosses
+            denied = uow.wallets.debit(org.id, 1, NOW, usage_tx(org.id, 1, "c")).decision
             assert denied.reason == DenialReason.DAILY_BUDGET_REACHED
             assert denied.retry_at == NOW.replace(hour=0, minute=0) + timedelta(days=1)
-            assert uow.wallets.debit(org.id, 400, NOW, usage_tx(org.id, 400, "c")).decision.allowed
             tomorrow = NOW + timedelta(days=1)
-            capped = uow.wallets.debit(org.id, 600, tomorrow, usage_tx(org.id, 600, "d")).decision
+            assert uow.wallets.debit(org.id, 600, tomorrow, usage_tx(org.id, 600, "d")).decision.allowed  # crosses
+            capped = uow.wallets.debit(org.id, 1, tomorrow, usage_tx(org.id, 1, "e")).decision
             assert capped.reason == DenialReason.MONTHLY_BUDGET_REACHED
-            assert uow.wallets.debit(org.id, 500, tomorrow, usage_tx(org.id, 500, "e")).decision.allowed
             uow.commit()
         with storage.uow() as uow:
             wallet = uow.wallets.get(org.id)
         assert (wallet.spend_day, wallet.spent_today_micros, wallet.spent_yesterday_micros) == (
-            tomorrow.date(), 500, 1_000)
-        assert wallet.spent_month_micros == 1_500
+            tomorrow.date(), 600, 1_100)
+        assert wallet.spent_month_micros == 1_700
 
     def test_a_debit_from_before_the_month_turned_still_meets_its_months_cap(self, storage: StorageBackend) -> None:
         """It committed after the new month's first debit: the new month's counter must not hide the
@@ -193,14 +203,15 @@ class WalletRepositoryContract:
             uow.wallets.set_limits(org.id, SpendLimits(monthly_cap_micros=1_000))
             assert uow.wallets.debit(org.id, 900, last_day, usage_tx(org.id, 900, "march", last_day)).decision.allowed
             assert uow.wallets.debit(org.id, 300, first_day, usage_tx(org.id, 300, "april", first_day)).decision.allowed
-            capped = uow.wallets.debit(org.id, 200, late, usage_tx(org.id, 200, "late", late)).decision
+            # March's 900 is under its cap: the late debit crosses it and runs; the next is capped.
+            assert uow.wallets.debit(org.id, 200, late, usage_tx(org.id, 200, "late", late)).decision.allowed
+            capped = uow.wallets.debit(org.id, 1, late, usage_tx(org.id, 1, "late-small", late)).decision
             assert capped.reason == DenialReason.MONTHLY_BUDGET_REACHED
-            assert uow.wallets.debit(org.id, 100, late, usage_tx(org.id, 100, "late-small", late)).decision.allowed
             uow.commit()
         with storage.uow() as uow:
             wallet = uow.wallets.get(org.id)
         assert (wallet.spend_month, wallet.spent_month_micros, wallet.spent_previous_month_micros) == (
-            "2026-04", 300, 1_000)
+            "2026-04", 300, 1_100)
 
     def test_the_subscription_gate_is_enforced(self, storage: StorageBackend) -> None:
         org = new_org(storage)
@@ -347,6 +358,52 @@ class DebitEqualsTheReferenceModelContract:
             assert uow.ledger.list(org.id, limit=500) == ref.ledger.list(org.id, limit=500)
 
 
+    def test_a_refund_posted_with_its_debit_time_gives_the_spend_back_once(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 10_000)
+        with storage.uow() as uow:
+            uow.wallets.set_limits(org.id, SpendLimits(daily_budget_micros=500))
+            assert uow.wallets.debit(org.id, 300, NOW, usage_tx(org.id, 300, "a")).decision.allowed
+            assert uow.wallets.debit(org.id, 400, NOW, usage_tx(org.id, 400, "b")).decision.allowed  # crosses
+            assert uow.wallets.debit(org.id, 1, NOW, usage_tx(org.id, 1, "c")).decision.reason \
+                is DenialReason.DAILY_BUDGET_REACHED
+            uow.commit()
+        later = NOW + timedelta(hours=2)
+        for _ in range(2):  # the second post is a replay: it gives nothing back
+            with storage.uow() as uow:
+                uow.wallets.lock(org.id)
+                uow.wallets.post(usage_refund(org.id, 400, "refund:b", at=later), gives_back_spend_of=NOW)
+                uow.commit()
+        with storage.uow() as uow:
+            wallet = uow.wallets.get(org.id)
+            assert (wallet.spent_today_micros, wallet.spent_month_micros) == (300, 300)
+            assert wallet.balance_micros == 10_000 - 300
+            assert uow.wallets.debit(org.id, 1, later, usage_tx(org.id, 1, "d")).decision.allowed
+            uow.commit()
+
+    def test_a_refund_of_an_earlier_day_leaves_that_day_counted(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 10_000)
+        with storage.uow() as uow:
+            uow.wallets.debit(org.id, 300, NOW, usage_tx(org.id, 300, "a"))
+            uow.commit()
+        tomorrow = NOW + timedelta(days=1)
+        with storage.uow() as uow:
+            uow.wallets.post(usage_refund(org.id, 300, "refund:a", at=tomorrow), gives_back_spend_of=NOW)
+            uow.commit()
+        with storage.uow() as uow:
+            wallet = uow.wallets.get(org.id)
+        assert (wallet.spend_day, wallet.spent_today_micros, wallet.spent_month_micros) == (NOW.date(), 300, 0)
+
+    def test_giving_back_spend_refuses_a_transaction_that_takes_credit(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 10_000)
+        with storage.uow() as uow, pytest.raises(InvalidInput):
+            uow.wallets.post(usage_tx(org.id, 5, "u"), gives_back_spend_of=NOW)
+        with storage.uow() as uow:
+            assert uow.ledger.get_by_key(org.id, "u") is None
+
+
 class LedgerRepositoryContract:
     def test_get_by_key(self, storage: StorageBackend) -> None:
         org = new_org(storage)
@@ -415,6 +472,36 @@ class LedgerRepositoryContract:
                 uow.ledger.list(org.id, cursor="not-a-cursor")
             with pytest.raises(InvalidInput):
                 uow.ledger.list(org.id, cursor="-3")
+
+    def test_account_sums_by_kind_split_one_account_by_the_kind_of_its_transactions(
+            self, storage: StorageBackend) -> None:
+        org, other = new_org(storage), new_org(storage, name="Other")
+        fund(storage, org.id, 1_000)
+        fund(storage, other.id, 77)
+        with storage.uow() as uow:
+            uow.wallets.post(top_up(org.id, 5_000, "t1"))
+            uow.wallets.post(top_up(org.id, 2_500, "t2"))
+            uow.wallets.debit(org.id, 300, NOW, usage_tx(org.id, 300, "u"))
+            uow.wallets.post(transfer(
+                organization_id=org.id, idempotency_key="reversal", kind=EntryKind.PAYMENT_REVERSAL,
+                description="Reversal", created_at=NOW, source=Account.WALLET, target=Account.PAYMENT_CLEARING,
+                amount_micros=2_500))
+            uow.wallets.post(transaction(
+                organization_id=org.id, idempotency_key="close", kind=EntryKind.INVOICE_CREDIT_APPLIED,
+                description="Applied credit balance to invoice", created_at=NOW,
+                postings=[(Account.UNBILLED_USAGE, 300), (Account.WALLET, -300)]))
+            uow.commit()
+        with storage.uow() as uow:
+            wallet = uow.ledger.account_sums_by_kind(org.id, Account.WALLET)
+            unbilled = uow.ledger.account_sums_by_kind(org.id, Account.UNBILLED_USAGE)
+            sums = uow.ledger.account_sums(org.id)
+            nothing = uow.ledger.account_sums_by_kind(uuid.uuid4(), Account.WALLET)
+        assert dict(wallet) == {**dict.fromkeys(EntryKind, 0), EntryKind.GRANT: 1_000, EntryKind.TOP_UP: 7_500,
+                                EntryKind.PAYMENT_REVERSAL: -2_500, EntryKind.INVOICE_CREDIT_APPLIED: -300}
+        assert dict(unbilled) == {**dict.fromkeys(EntryKind, 0), EntryKind.USAGE: -300,
+                                  EntryKind.INVOICE_CREDIT_APPLIED: 300}
+        assert sum(wallet.values()) == sums[Account.WALLET] and sum(unbilled.values()) == sums[Account.UNBILLED_USAGE]
+        assert dict(nothing) == dict.fromkeys(EntryKind, 0)
 
     def test_account_sums_cover_every_account_from_the_rows(self, storage: StorageBackend) -> None:
         org = new_org(storage)
