@@ -249,6 +249,10 @@ payment_methods = Table(
     Column("created_at", UtcDateTime, nullable=True),
     UniqueConstraint("organization_id", "provider_payment_method_id"),
 )
+# One default payment method per organization (ADR 0009): a missed lock cannot leave two.
+default_method_where = payment_methods.c.is_default.is_(True)
+Index("uq_payment_methods_default", payment_methods.c.organization_id, unique=True,
+      postgresql_where=default_method_where, sqlite_where=default_method_where)
 
 billing_settings = Table(
     "billing_settings", metadata,

@@ -19,7 +19,7 @@ from billing_core.checkout import (
     plan_choices,
     return_url_with_status,
 )
-from billing_core.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from billing_core.errors import Conflict, IllegalTransition, InvalidInput, NotFound, PaymentError
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import Money
 from billing_core.permissions import Action, Actor, require
@@ -506,6 +506,29 @@ def _invoice_change(ctx: BillingContext, change: PlanChange, customer_id: str) -
         return uow.plan_changes.get(change.organization_id, change.id)
 
 
+def finish_pending_plan_changes(ctx: BillingContext, *, older_than: datetime, limit: int = 100) -> int:
+    """The sweeper (``background.run_cycle``): issue the hosted invoice, with the key derived from
+    the change, of every plan change still PENDING that was recorded before ``older_than`` (the
+    provider was unreachable and no client retried), and record it once. A provider still
+    unreachable leaves it for the next sweep. How many it completed."""
+    with ctx.uow() as uow:
+        pending = uow.plan_changes.pending(older_than, limit=limit)
+    finished = 0
+    for change in pending:
+        with ctx.uow() as uow:
+            customer_id = uow.organizations.get(change.organization_id).provider_customer_id
+        if customer_id is None:  # recorded with an invoice due only when a customer exists
+            continue
+        try:
+            done = _invoice_change(ctx, change, customer_id)
+        except PaymentError as exc:
+            if exc.retryable:
+                continue
+            raise
+        finished += done.status != PlanChangeStatus.PENDING
+    return finished
+
+
 def _change_result(change: PlanChange) -> PlanChangeResult:
     invoice = None
     if change.provider_invoice_id is not None:
@@ -547,16 +570,41 @@ def get_product_subscription(ctx: BillingContext, actor: Actor, *, organization_
 def subscribe_product(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, product: str,
                       project_id: uuid.UUID | None, start_date: datetime | None = None,
                       end_date: datetime | None = None) -> ProductSubscription:
-    """Link a metered product to a project (or the organization when ``project_id`` is None)."""
+    """Link a metered product to a project (or the organization when ``project_id`` is None).
+
+    Once: under the organization's lock, a link of the product to the same project (or the
+    organization) that has not ended is returned as it is, so a repeated or concurrent subscribe
+    never creates a second link (nor an error)."""
     require(actor, Action.UPDATE_BILLING, organization_id)
     metered = ctx.catalog.product_by_code(product)
+    now = ctx.clock.now()
     sub = new_product_subscription(organization_id=organization_id, project_id=project_id, product_id=metered.id,
-                                   start_date=start_date or ctx.clock.now(), end_date=end_date)
+                                   start_date=start_date or now, end_date=end_date)
     with ctx.uow() as uow:
         uow.organizations.get(organization_id)
+        uow.wallets.lock(organization_id)
+        existing = _live_link(uow, organization_id, metered.id, project_id, now)
+        if existing is not None:
+            return existing
         uow.product_subscriptions.add(sub)
         uow.commit()
     return sub
+
+
+def _live_link(uow: UnitOfWork, organization_id: uuid.UUID, product_id: uuid.UUID, project_id: uuid.UUID | None,
+               now: datetime) -> ProductSubscription | None:
+    """The organization's link of the product to exactly this project (or to the organization) that
+    has not ended by ``now``, if any."""
+    cursor: str | None = None
+    while True:
+        page = uow.product_subscriptions.list(organization_id, limit=200, cursor=cursor)
+        for link in page.items:
+            if (link.product_id == product_id and link.project_id == project_id
+                    and (link.end_date is None or link.end_date > now)):
+                return link
+        if page.next_cursor is None:
+            return None
+        cursor = page.next_cursor
 
 
 def end_product_subscription(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
