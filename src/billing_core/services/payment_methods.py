@@ -92,7 +92,6 @@ def set_default(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         target = uow.payment_methods.get(organization_id, payment_method_id)
         _make_default(uow, organization_id, target)
         uow.commit()
-        target = uow.payment_methods.get(organization_id, payment_method_id)
     customer_id = ensure_customer(ctx, organization_id)
     ctx.payments.set_default_payment_method(customer_id=customer_id,
                                             provider_payment_method_id=target.provider_payment_method_id)
