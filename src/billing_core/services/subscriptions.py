@@ -609,8 +609,12 @@ def _live_link(uow: UnitOfWork, organization_id: uuid.UUID, product_id: uuid.UUI
 
 def end_product_subscription(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
                              subscription_id: uuid.UUID, end_date: datetime | None = None) -> ProductSubscription:
+    """End the link at ``end_date`` (now by default), or keep the earlier end it already has.
+    Decided on the link as it stands under the organization's lock, so of concurrent ends the
+    earliest date stands whatever order they land in."""
     require(actor, Action.UPDATE_BILLING, organization_id)
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)
         sub = uow.product_subscriptions.get(organization_id, subscription_id)
         sub.end(end_date or ctx.clock.now())
         uow.product_subscriptions.save(sub)
