@@ -132,7 +132,7 @@ class Harness:
                 for table in t.metadata.sorted_tables:
                     if "organization_id" not in table.c or table.name == "idempotency_responses":
                         continue
-                    group = next((table.c[name] for name in ("kind", "status", "topic", "is_default")
+                    group = next((table.c[name] for name in ("kind", "topic", "status", "is_default")
                                   if name in table.c), None)
                     columns = [group, func.count()] if group is not None else [func.count()]
                     query = select(*columns).select_from(table).where(table.c.organization_id == org.id)
