@@ -126,6 +126,21 @@ def test_concurrent_first_payments_create_and_store_one_customer(money: Money) -
         assert uow.organizations.get(org_id).name == "Acme"
 
 
+def test_the_database_refuses_a_provider_customer_of_another_organization(money: Money) -> None:
+    ctx = money.ctx
+    first, _ = organization(ctx)
+    second, _ = organization(ctx)
+    customer = services.customers.ensure_customer(ctx, first)
+    with ctx.uow() as uow:
+        other = uow.organizations.get(second)
+    other.provider_customer_id = customer
+    with ctx.uow() as uow, pytest.raises(Conflict):
+        uow.organizations.save(other)
+    with ctx.uow() as uow:
+        assert uow.organizations.get(second).provider_customer_id is None
+        assert uow.organizations.by_provider_customer(customer).id == first  # type: ignore[union-attr]
+
+
 def test_the_setup_intent_is_keyed_by_its_request(money: Money) -> None:
     ctx = money.ctx
     org_id, owner = organization(ctx)

@@ -60,7 +60,7 @@ organizations = Table(
     Column("name", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("currency_iso", String(3), nullable=False),
-    Column("provider_customer_id", Text, nullable=True, index=True),
+    Column("provider_customer_id", Text, nullable=True, index=True, unique=True),
     Column("webhook_secret", Text, nullable=True),
 )
 

@@ -1,4 +1,4 @@
-"""One default payment method per organization.
+"""One default payment method per organization; one organization per provider customer.
 
 Revision ID: 0009
 Revises: 0008
@@ -9,6 +9,11 @@ SQLite both take it), so the database itself refuses a second default whatever a
 lets through (ADR 0009). Concurrent set-default requests before this release could leave two:
 the upgrade keeps the newest default of each organization and clears the others' flag (which
 method a card is charged with is not money moved; nothing else changes).
+
+``organizations.provider_customer_id`` becomes UNIQUE (NULLs allowed): the provider's events name
+the customer, and one customer must lead to one organization. A database where two organizations
+share one cannot take the index: the upgrade stops and names them (which organization the
+customer's payments belong to is a decision for a person).
 """
 
 from __future__ import annotations
@@ -24,14 +29,30 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 INDEX = "uq_payment_methods_default"
+CUSTOMER_INDEX = "ix_organizations_provider_customer_id"
 
 
 def upgrade() -> None:
     if not context.is_offline_mode():  # rendering DDL only (``--sql``): there are no rows to look at
+        _refuse_shared_customers()
         _keep_one_default()
     where = sa.text("is_default")
     op.create_index(INDEX, "payment_methods", ["organization_id"], unique=True, postgresql_where=where,
                     sqlite_where=where)
+    with op.batch_alter_table("organizations") as batch:
+        batch.drop_index(CUSTOMER_INDEX)
+        batch.create_index(CUSTOMER_INDEX, ["provider_customer_id"], unique=True)
+
+
+def _refuse_shared_customers() -> None:
+    shared = op.get_bind().execute(sa.text(
+        "SELECT provider_customer_id, COUNT(*) FROM organizations WHERE provider_customer_id IS NOT NULL "
+        "GROUP BY provider_customer_id HAVING COUNT(*) > 1 ORDER BY provider_customer_id")).all()
+    if shared:
+        listed = ", ".join(f"{customer} ({count} organizations)" for customer, count in shared[:20])
+        raise RuntimeError(
+            "several organizations share one provider customer, which revision 0009 makes unique: "
+            f"{listed}. Give each organization its own customer (or none), then migrate again.")
 
 
 def _keep_one_default() -> None:
@@ -48,4 +69,7 @@ def _keep_one_default() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("organizations") as batch:
+        batch.drop_index(CUSTOMER_INDEX)
+        batch.create_index(CUSTOMER_INDEX, ["provider_customer_id"], unique=False)
     op.drop_index(INDEX, table_name="payment_methods")
