@@ -406,15 +406,22 @@ def _refunds() -> Scenario:
                            if r.payment_id == payment_id) <= 1
         approved = [r for r in requests if r.status.value == "succeeded"]
         assert len(approved) >= 1
+        assert {a.body["outcome"] for a in answers if a.ok and "outcome" in a.body} <= {"processed", "duplicate"}
         assert len(h.ledger(s.org, EntryKind.CREDIT_REFUND)) == len(approved)
 
     def conflicting(h: Harness, s: Setup) -> list[Call]:
+        """Refunds of two payments, some asked by another organization, racing the provider's
+        dispute of the second (its reversal takes back only what the refunds have not)."""
+        with h.ctx.uow() as uow:
+            disputed = uow.payments.get(s.org.id, s.ids["second"]).provider_payment_id
+        dispute = _webhook(_sign(h, "charge.dispute.created", {"id": "ch_dispute", "object": "charge",
+                                                               "payment_intent": disputed}))
         calls = []
         for n in range(N):
             payment = s.ids["payment"] if n % 2 else s.ids["second"]
             token = s.others[0].token if n % 4 == 3 else s.org.token  # another organization asks for it
-            calls.append(Call("POST", s.org.base + "/refunds", token, {"payment_id": str(payment),
-                                                                         "reason": f"reason {n}"}))
+            calls.append(dispute if n % 8 == 2 else Call("POST", s.org.base + "/refunds", token,
+                                                         {"payment_id": str(payment), "reason": f"reason {n}"}))
         return calls
 
     return Scenario(setup=setup,
@@ -749,11 +756,31 @@ def _address(settings: Any) -> tuple[str | None, str | None]:
     return settings.address.company_name, settings.address.address_1
 
 
-SCENARIOS[("PUT", ORG + "/auto_recharge")] = _settings_scenario(
-    "/auto_recharge",
-    lambda n: {"enabled": True, "threshold_micros": (5 + n) * DOLLAR, "amount_micros": (25 + n) * DOLLAR},
-    lambda h, org: (_settings(h, org).auto_recharge.threshold_micros, _settings(h, org).auto_recharge.amount_micros),
-    lambda body: (body["threshold_micros"], body["amount_micros"]))
+@scenario("PUT", ORG + "/auto_recharge")
+def _auto_recharge() -> Scenario:
+    def body(n: int, method: uuid.UUID | None = None) -> dict[str, Any]:
+        sent: dict[str, Any] = {"enabled": True, "threshold_micros": (5 + n) * DOLLAR,
+                                "amount_micros": (25 + n) * DOLLAR}
+        return sent if method is None else {**sent, "payment_method_id": str(method)}
+
+    def conflicting(h: Harness, s: Setup) -> list[Call]:
+        """Auto-recharge pointed at a card while the card is removed: never left naming a removed card."""
+        card = s.ids["other"]
+        return [Call("PUT", s.org.base + "/auto_recharge", s.org.token, body(n, card)) if n % 4 else
+                Call("DELETE", f"{s.org.base}/payment_methods/{card}", s.org.token) for n in range(N)]
+
+    def check(h: Harness, s: Setup, answers: list[Answer]) -> None:
+        _only(answers, "404 not_found")
+        settings = _settings(h, s.org).auto_recharge
+        assert settings.threshold_micros in {body(n)["threshold_micros"] for n in range(N)}
+        assert settings.payment_method_id is None or settings.payment_method_id in {m.id for m in _methods(h, s.org)}
+        assert s.ids["other"] not in {m.id for m in _methods(h, s.org)}
+
+    return Scenario(setup=_three_cards, call=lambda s: Call("PUT", s.org.base + "/auto_recharge", s.org.token,
+                                                            body(0)),
+                    conflicting=conflicting, check=check)
+
+
 SCENARIOS[("PUT", ORG + "/spend_management")] = _settings_scenario(
     "/spend_management",
     lambda n: {"enabled": True, "daily_email_threshold_micros": (1 + n) * DOLLAR,
