@@ -19,7 +19,8 @@ cases, over the same database. For each route:
   organizations: the scenario's own outcome check.
 
 "Effects" are read from the stored rows (per organization: rows per table and status, ledger
-transactions per kind, outbox messages per topic, payment-method defaults, wallet balance), so
+transactions per kind and their sums per kind and account, outbox messages per topic,
+payment-method defaults, wallet balance, provider customer), so
 "exactly once" covers the ledger, payments, subscriptions, invoices and the outbox together. After
 every burst no answer is a 5xx and ``reconcile`` is clean for every organization involved.
 """
@@ -141,6 +142,14 @@ class Harness:
                     for row in connection.execute(query):
                         name = table.name if group is None else f"{table.name}[{row[0]}]"
                         found[name] += row[-1]
+                postings, transactions = t.ledger_postings.c, t.ledger_transactions.c
+                sums = (select(transactions.kind, postings.account, func.sum(postings.amount_micros))
+                        .select_from(t.ledger_postings.join(t.ledger_transactions,
+                                                            postings.transaction_seq == transactions.seq))
+                        .where(postings.organization_id == org.id)
+                        .group_by(transactions.kind, postings.account))
+                for kind, account, total in connection.execute(sums):
+                    found[f"ledger {kind} {account} µ$"] += total
                 wallet = connection.execute(select(t.wallets.c.wallet_micros, t.wallets.c.unbilled_micros)
                                             .where(t.wallets.c.organization_id == org.id)).one()
                 found["wallet µ$"] += wallet.wallet_micros
