@@ -159,7 +159,7 @@ def test_repeated_and_concurrent_subscribes_return_the_one_live_link(money: Mone
     ctx = money.ctx
     org_id, owner = organization(ctx)
     project = uuid.uuid4()
-    outcome = at_once([functools.partial(services.subscriptions.subscribe_product, ctx, owner,
+    outcome = at_once([functools.partial(services.product_subscriptions.subscribe_product, ctx, owner,
                                          organization_id=org_id, product="compute",
                                          project_id=project if n % 2 else None) for n in range(CONCURRENCY)])
     assert outcome.errors == []
@@ -167,10 +167,10 @@ def test_repeated_and_concurrent_subscribes_return_the_one_live_link(money: Mone
         links = uow.product_subscriptions.list(org_id, limit=200).items
     assert sorted(str(link.project_id) for link in links) == sorted([str(project), "None"])
     assert {r.id for r in outcome.results} == {link.id for link in links}
-    ended = services.subscriptions.end_product_subscription(ctx, owner, organization_id=org_id,
+    ended = services.product_subscriptions.end_product_subscription(ctx, owner, organization_id=org_id,
                                                             subscription_id=links[0].id)
     money.clock.advance(timedelta(seconds=1))
-    again = services.subscriptions.subscribe_product(ctx, owner, organization_id=org_id, product="compute",
+    again = services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org_id, product="compute",
                                                      project_id=ended.project_id)
     assert again.id != ended.id  # an ended link is not live: subscribing again makes a new one
 
@@ -180,7 +180,7 @@ def test_reconcile_notices_a_failed_payment_whose_credits_stayed(money: Money) -
     org_id, owner = organization(ctx)
     services.payment_methods.attach(ctx, owner, organization_id=org_id, provider_payment_method_id="pm_card_visa")
     money.provider.decline_next = 1
-    failed = services.wallet.add_credits(ctx, owner, organization_id=org_id, amount_micros=20 * DOLLAR)
+    failed = services.payments.add_credits(ctx, owner, organization_id=org_id, amount_micros=20 * DOLLAR)
     assert failed.status == PaymentStatus.FAILED
     _assert_reconciles(ctx, org_id)
     with ctx.uow() as uow:  # what a settlement that lost its race to the failure would leave
@@ -197,18 +197,18 @@ def test_the_worker_finishes_a_refund_and_a_plan_change_left_pending_by_an_outag
     ctx = money.ctx
     org_id, owner = organization(ctx)
     services.payment_methods.attach(ctx, owner, organization_id=org_id, provider_payment_method_id="pm_card_visa")
-    session = services.subscriptions.start_checkout(ctx, owner, organization_id=org_id, plan="pro",
+    session = services.checkout.start_checkout(ctx, owner, organization_id=org_id, plan="pro",
                                                     return_url="https://app.test/billing")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+    services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
                                              provider_subscription_id=f"sub_{uuid.uuid4().hex}")
     money.clock.advance(timedelta(days=2))
-    payment = services.wallet.add_credits(ctx, owner, organization_id=org_id, amount_micros=50 * DOLLAR)
+    payment = services.payments.add_credits(ctx, owner, organization_id=org_id, amount_micros=50 * DOLLAR)
     money.provider.fail_with = ProviderUnavailable()
     with pytest.raises(ProviderUnavailable):
         services.refunds.request_refund(ctx, owner, organization_id=org_id, payment_id=payment.id)
     with pytest.raises(ProviderUnavailable):
-        services.subscriptions.change_plan(ctx, owner, organization_id=org_id, plan="scale",
+        services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="scale",
                                            preview_at=ctx.clock.now())
     deliverers = _deliverers()
     # Too early (the request may still be finishing it itself), then old enough but still down.

@@ -115,13 +115,13 @@ class Harness:
             services.payment_methods.attach(ctx, actor, organization_id=org.id,
                                             provider_payment_method_id="pm_card_visa")
         if subscribed:
-            session = services.subscriptions.start_checkout(ctx, actor, organization_id=org.id, plan="pro",
+            session = services.checkout.start_checkout(ctx, actor, organization_id=org.id, plan="pro",
                                                             return_url=RETURN_URL)
             assert session.provider_session_id is not None
-            services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+            services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
                                                      provider_subscription_id=f"sub_{org.id.hex}")
         if compute:
-            services.subscriptions.subscribe_product(ctx, actor, organization_id=org.id, product="compute",
+            services.product_subscriptions.subscribe_product(ctx, actor, organization_id=org.id, product="compute",
                                                      project_id=None)
         return Org(org.id, token, service, email, actor)
 
@@ -323,7 +323,7 @@ def _usage_refund() -> Scenario:
     def setup(h: Harness) -> Setup:
         org = h.org(subscribed=True, compute=True)
         platform = services.organizations.authenticate(h.ctx, org.service)
-        outcome = services.metering.report_usage(h.ctx, platform, organization_id=org.id, event_id="ev-r",
+        outcome = services.usage.report_usage(h.ctx, platform, organization_id=org.id, event_id="ev-r",
                                                  product="compute", quantity=5)
         assert outcome.allowed
         return Setup(org)
@@ -399,8 +399,8 @@ def _packs() -> Scenario:
 def _refunds() -> Scenario:
     def setup(h: Harness) -> Setup:
         org = h.org()
-        first = services.wallet.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=50 * DOLLAR)
-        second = services.wallet.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=20 * DOLLAR)
+        first = services.payments.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=50 * DOLLAR)
+        second = services.payments.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=20 * DOLLAR)
         outsider = h.org()
         return Setup(org, [outsider], {"payment": first.id, "second": second.id})
 
@@ -503,7 +503,7 @@ def _checkout_sessions() -> Scenario:
 
 
 def _open_session(h: Harness, org: Org) -> uuid.UUID:
-    session = services.subscriptions.start_checkout(h.ctx, org.actor, organization_id=org.id, plan="pro",
+    session = services.checkout.start_checkout(h.ctx, org.actor, organization_id=org.id, plan="pro",
                                                     return_url=RETURN_URL)
     return session.id
 
@@ -544,10 +544,10 @@ def _portal() -> Scenario:
 
 def _guest(h: Harness, email: str) -> str:
     """A completed guest checkout for ``email``; its provider subscription id."""
-    session = services.subscriptions.start_guest_checkout(h.ctx, email=email, plan="pro", return_url=RETURN_URL)
+    session = services.checkout.start_guest_checkout(h.ctx, email=email, plan="pro", return_url=RETURN_URL)
     assert session.provider_session_id is not None
     provider_subscription_id = f"sub_guest_{session.id.hex}"
-    services.subscriptions.complete_checkout(h.ctx, provider_session_id=session.provider_session_id,
+    services.checkout.complete_checkout(h.ctx, provider_session_id=session.provider_session_id,
                                              provider_subscription_id=provider_subscription_id)
     return provider_subscription_id
 
@@ -851,7 +851,7 @@ def _subscribe() -> Scenario:
 def _end() -> Scenario:
     def setup(h: Harness) -> Setup:
         org = h.org()
-        link = services.subscriptions.subscribe_product(h.ctx, org.actor, organization_id=org.id,
+        link = services.product_subscriptions.subscribe_product(h.ctx, org.actor, organization_id=org.id,
                                                         product="compute", project_id=None)
         return Setup(org, ids={"link": link.id, "ends": [_now_iso(timedelta(hours=n + 1)) for n in range(N)]})
 
@@ -960,7 +960,7 @@ def _pending_payment(h: Harness) -> Setup:
     org = h.org()
     h.ctx.payments.auto_succeed = False  # type: ignore[attr-defined]
     try:
-        payment = services.wallet.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=20 * DOLLAR)
+        payment = services.payments.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=20 * DOLLAR)
     finally:
         h.ctx.payments.auto_succeed = True  # type: ignore[attr-defined]
     assert payment.provider_payment_id is not None
@@ -969,7 +969,7 @@ def _pending_payment(h: Harness) -> Setup:
 
 def _paid(h: Harness) -> Setup:
     org = h.org()
-    payment = services.wallet.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=20 * DOLLAR)
+    payment = services.payments.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=20 * DOLLAR)
     assert payment.provider_payment_id is not None and payment.status.value == "succeeded"
     return Setup(org, ids={"intent": payment.provider_payment_id, "payment": payment.id})
 
@@ -1029,7 +1029,7 @@ def _completed_or_expired(h: Harness, s: Setup, answers: list[Answer]) -> None:
 
 def _crypto(h: Harness) -> Setup:
     org = h.org()
-    payment = services.wallet.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=20 * DOLLAR,
+    payment = services.payments.add_credits(h.ctx, org.actor, organization_id=org.id, amount_micros=20 * DOLLAR,
                                           crypto=True, return_url=RETURN_URL)
     return Setup(org, ids={"session": payment.provider_payment_id, "payment": payment.id})
 
@@ -1086,11 +1086,11 @@ def _invoiced(h: Harness) -> Setup:
     now = datetime.now(UTC)
     last_month = (now.replace(day=1) - timedelta(days=1)).replace(day=15, hour=12, minute=0, second=0,
                                                                    microsecond=0)
-    services.subscriptions.subscribe_product(h.ctx, org.actor, organization_id=org.id, product="compute",
+    services.product_subscriptions.subscribe_product(h.ctx, org.actor, organization_id=org.id, product="compute",
                                              project_id=None, start_date=last_month.replace(day=1, hour=0))
     with h.ctx.uow() as uow:
         spendable = uow.wallets.get(org.id).balance_micros
-    outcome = services.metering.report_usage(h.ctx, platform, organization_id=org.id, event_id="last-month",
+    outcome = services.usage.report_usage(h.ctx, platform, organization_id=org.id, event_id="last-month",
                                              product="compute", quantity=spendable // 40_000 + 200,
                                              occurred_at=last_month)
     assert outcome.allowed, outcome

@@ -19,8 +19,8 @@ from billing_core.outbox import OutboxDepth
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers, DispatchReport, dispatch
 from billing_core.services.invoicing import CloseReport, close_period, previous_period
+from billing_core.services.plan_changes import finish_pending_plan_changes
 from billing_core.services.refunds import finish_pending_refunds
-from billing_core.services.subscriptions import finish_pending_plan_changes
 
 CLOSE_PERIOD_JOB = "close-period"
 JOB_LEASE = timedelta(minutes=30)
