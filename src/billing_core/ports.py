@@ -13,6 +13,7 @@ the suites every implementation passes.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -526,6 +527,11 @@ class RefundRepository(Protocol):
         """Newest first."""
         ...
 
+    def pending(self, created_before: datetime, *, limit: int = 100) -> builtins.list[RefundRequest]:
+        """Requests of every organization still PENDING that were recorded before
+        ``created_before``, oldest first, at most ``limit`` (the background sweeper finishes them)."""
+        ...
+
 
 class PlanChangeRepository(Protocol):
     def add(self, change: PlanChange) -> None:
@@ -556,6 +562,11 @@ class PlanChangeRepository(Protocol):
 
     def list(self, organization_id: uuid.UUID) -> list[PlanChange]:
         """Oldest first."""
+        ...
+
+    def pending(self, created_before: datetime, *, limit: int = 100) -> builtins.list[PlanChange]:
+        """Changes of every organization whose invoice is still PENDING, recorded before
+        ``created_before``, oldest first, at most ``limit`` (the background sweeper finishes them)."""
         ...
 
 

@@ -123,3 +123,46 @@ def test_0002_keeps_existing_wallets_and_starts_their_previous_month_at_zero(eng
                                       "version FROM wallets")).one()
     assert tuple(row) == (5, 7, 0, 2)
     assert _diffs(engine, metadata) == []
+
+
+def _uuid(engine: Engine, n: int) -> str:
+    value = f"00000000-0000-4000-8000-{n:012d}"
+    return value.replace("-", "") if engine.dialect.name == "sqlite" else value
+
+
+def _org_with_customer(engine: Engine, n: int, customer: str | None) -> str:
+    org = _uuid(engine, n)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO organizations (id, name, created_at, currency_iso, provider_customer_id) "
+                                "VALUES (:id, 'Acme', '2026-03-01 00:00:00+00:00', 'USD', :customer)"),
+                           {"id": org, "customer": customer})
+    return org
+
+
+def test_0009_keeps_the_newest_default_method_of_each_organization(engine: Engine) -> None:
+    downgrade(engine, "0008")
+    org = _org_with_customer(engine, 1, "cus_1")
+    with engine.begin() as connection:
+        for n, created in enumerate(("2026-03-01", "2026-03-03", "2026-03-02")):
+            connection.execute(text(
+                "INSERT INTO payment_methods (id, organization_id, provider_payment_method_id, payment_type, "
+                "is_default, created_at) VALUES (:id, :org, :pm, 'card', :yes, :created)"),
+                {"id": _uuid(engine, 100 + n), "org": org, "pm": f"pm_{n}", "yes": True,
+                 "created": f"{created} 00:00:00+00:00"})
+    migrate(engine)
+    with engine.connect() as connection:
+        defaults = connection.execute(text("SELECT provider_payment_method_id FROM payment_methods "
+                                           "WHERE is_default")).scalars().all()
+    assert defaults == ["pm_1"]
+    assert _diffs(engine, metadata) == []
+
+
+def test_0009_refuses_a_provider_customer_shared_by_two_organizations(engine: Engine) -> None:
+    downgrade(engine, "0008")
+    _org_with_customer(engine, 1, "cus_shared")
+    _org_with_customer(engine, 2, "cus_shared")
+    _org_with_customer(engine, 3, None)
+    _org_with_customer(engine, 4, None)
+    with pytest.raises(RuntimeError, match="cus_shared"):
+        migrate(engine)
+    assert current_revision(engine) == "0008"

@@ -8,6 +8,7 @@ copies, so callers cannot change stored state behind the unit of work's back.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import threading
 import uuid
@@ -152,6 +153,11 @@ class InMemoryOrganizationRepository(_Repo):
 
     def save(self, organization: Organization) -> None:
         self.get(organization.id)
+        customer = organization.provider_customer_id
+        if customer is not None and any(o.provider_customer_id == customer and o.id != organization.id
+                                        for o in self.s.organizations.values()):
+            # The SQL schema's unique index: one organization per provider customer.
+            raise Conflict("the provider customer belongs to another organization", code="constraint_violation")
         self.j.set(self.s.organizations, organization.id, _copy(organization))
 
     def by_provider_customer(self, customer_id: str) -> Organization | None:
@@ -523,11 +529,19 @@ class InMemoryPaymentMethodRepository(_Repo):
         if (method.id in self.s.payment_methods
                 or self.by_provider_id(method.organization_id, method.provider_payment_method_id) is not None):
             raise Conflict("payment method already attached", code="duplicate")
+        self._one_default(method)
         self.j.set(self.s.payment_methods, method.id, _copy(method))
 
     def save(self, method: PaymentMethod) -> None:
         self.get(method.organization_id, method.id)
+        self._one_default(method)
         self.j.set(self.s.payment_methods, method.id, _copy(method))
+
+    def _one_default(self, method: PaymentMethod) -> None:
+        """The SQL schema's partial unique index: one default per organization."""
+        if method.default and any(m.default and m.id != method.id and m.organization_id == method.organization_id
+                                  for m in self.s.payment_methods.values()):
+            raise Conflict("the organization already has a default payment method", code="duplicate")
 
     def remove(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> None:
         self.get(organization_id, payment_method_id)
@@ -637,6 +651,12 @@ class InMemoryRefundRepository(_Repo):
                       key=lambda r: (r.created_at, str(r.id)), reverse=True)
         return [_copy(r) for r in rows]
 
+    def pending(self, created_before: datetime, *, limit: int = 100) -> builtins.list[RefundRequest]:
+        rows = sorted((r for r in self.s.refunds.values()
+                       if r.status == RefundStatus.PENDING and r.created_at < created_before),
+                      key=lambda r: (r.created_at, str(r.id)))
+        return [_copy(r) for r in rows[:limit]]
+
 
 class InMemoryPlanChangeRepository(_Repo):
     def add(self, change: PlanChange) -> None:
@@ -677,6 +697,12 @@ class InMemoryPlanChangeRepository(_Repo):
         rows = sorted((c for c in self.s.plan_changes.values() if c.organization_id == organization_id),
                       key=lambda c: (c.created_at, c.subscription_version, str(c.id)))
         return [_copy(c) for c in rows]
+
+    def pending(self, created_before: datetime, *, limit: int = 100) -> builtins.list[PlanChange]:
+        rows = sorted((c for c in self.s.plan_changes.values()
+                       if c.status == PlanChangeStatus.PENDING and c.created_at < created_before),
+                      key=lambda c: (c.created_at, str(c.id)))
+        return [_copy(c) for c in rows[:limit]]
 
 
 class InMemoryCheckoutRepository(_Repo):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
+from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
 
@@ -137,6 +139,12 @@ class SqlAlchemyRefundRepository(SqlAlchemyRepository):
                  .order_by(_r.created_at.desc(), _r.id.desc()))
         return [rows.refund_from_row(row) for row in self._execute(query)]
 
+    def pending(self, created_before: datetime, *, limit: int = 100) -> builtins.list[RefundRequest]:
+        query = (select(refund_requests).where(_r.status == RefundStatus.PENDING.value,
+                                               _r.created_at < created_before)
+                 .order_by(_r.created_at, _r.id).limit(limit))
+        return [rows.refund_from_row(row) for row in self._execute(query)]
+
 
 class SqlAlchemyPlanChangeRepository(SqlAlchemyRepository):
     def add(self, change: PlanChange) -> None:
@@ -186,4 +194,10 @@ class SqlAlchemyPlanChangeRepository(SqlAlchemyRepository):
     def list(self, organization_id: uuid.UUID) -> list[PlanChange]:
         query = (select(plan_changes).where(_c.organization_id == organization_id)
                  .order_by(_c.created_at, _c.subscription_version, _c.id))
+        return [rows.plan_change_from_row(row) for row in self._execute(query)]
+
+    def pending(self, created_before: datetime, *, limit: int = 100) -> builtins.list[PlanChange]:
+        query = (select(plan_changes).where(_c.status == PlanChangeStatus.PENDING.value,
+                                            _c.created_at < created_before)
+                 .order_by(_c.created_at, _c.id).limit(limit))
         return [rows.plan_change_from_row(row) for row in self._execute(query)]

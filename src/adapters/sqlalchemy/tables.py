@@ -61,7 +61,7 @@ organizations = Table(
     Column("name", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("currency_iso", String(3), nullable=False),
-    Column("provider_customer_id", Text, nullable=True, index=True),
+    Column("provider_customer_id", Text, nullable=True, index=True, unique=True),
     Column("webhook_secret", Text, nullable=True),
 )
 
@@ -251,6 +251,10 @@ payment_methods = Table(
     Column("created_at", UtcDateTime, nullable=True),
     UniqueConstraint("organization_id", "provider_payment_method_id"),
 )
+# One default payment method per organization (ADR 0009): a missed lock cannot leave two.
+default_method_where = payment_methods.c.is_default.is_(True)
+Index("uq_payment_methods_default", payment_methods.c.organization_id, unique=True,
+      postgresql_where=default_method_where, sqlite_where=default_method_where)
 
 billing_settings = Table(
     "billing_settings", metadata,

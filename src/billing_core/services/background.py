@@ -1,5 +1,5 @@
 """The background work a served app or a worker does on its own: deliver the outbox and run the
-scheduled jobs (close last month).
+scheduled jobs (close last month), and finish the money intents a provider outage left pending.
 
 :func:`run_cycle` is one pass; the entrypoints call it every second or so from a thread. Any
 number of processes may run cycles against one database: outbox delivery claims messages with a
@@ -19,11 +19,15 @@ from billing_core.outbox import OutboxDepth
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers, DispatchReport, dispatch
 from billing_core.services.invoicing import CloseReport, close_period, previous_period
+from billing_core.services.plan_changes import finish_pending_plan_changes
+from billing_core.services.refunds import finish_pending_refunds
 
 CLOSE_PERIOD_JOB = "close-period"
 JOB_LEASE = timedelta(minutes=30)
 """How long a claimed job stays with its worker; longer than a close of every organization takes."""
 DISPATCH_BATCH = 100
+INTENT_GRACE = timedelta(minutes=1)
+"""How old a PENDING refund request or plan change must be before the worker finishes it."""
 
 
 class CycleReport(msgspec.Struct, kw_only=True):
@@ -32,6 +36,9 @@ class CycleReport(msgspec.Struct, kw_only=True):
     """The period close this cycle ran, if it was due and this worker won its lease."""
     close_milliseconds: int | None = None
     """How long that close took (wall time, for operators' metrics)."""
+    intents_finished: int = 0
+    """Refund requests and plan changes left PENDING by an unreachable provider that this cycle
+    finished (ADR 0009: nothing waits for a client to retry)."""
 
 
 def last_closed_period(ctx: BillingContext) -> str | None:
@@ -58,10 +65,22 @@ def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_b
         total.dead += batch.dead
         if batch.sent + batch.retried + batch.dead < DISPATCH_BATCH:
             break
+    finished = finish_pending_intents(ctx)
     started = time.monotonic_ns()
     closed = close_last_period(ctx, holder=holder)
     took = (time.monotonic_ns() - started) // 1_000_000
-    return CycleReport(dispatched=total, closed=closed, close_milliseconds=None if closed is None else took)
+    return CycleReport(dispatched=total, closed=closed, close_milliseconds=None if closed is None else took,
+                       intents_finished=finished)
+
+
+def finish_pending_intents(ctx: BillingContext) -> int:
+    """Finish the money intents a provider outage left PENDING (refund requests, plan-change
+    invoices) once they are older than :data:`INTENT_GRACE`, with the keys derived from them: the
+    request that recorded one may still be finishing it itself until then, and finishing it twice
+    is harmless anyway (same provider key, conditional completion). How many it finished."""
+    older_than = ctx.clock.now() - INTENT_GRACE
+    return (finish_pending_refunds(ctx, older_than=older_than)
+            + finish_pending_plan_changes(ctx, older_than=older_than))
 
 
 def close_last_period(ctx: BillingContext, *, holder: str) -> CloseReport | None:

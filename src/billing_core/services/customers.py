@@ -8,7 +8,14 @@ from billing_core.services.context import BillingContext
 
 
 def ensure_customer(ctx: BillingContext, organization_id: uuid.UUID) -> str:
-    """Create (idempotently, outside any transaction) and remember the provider customer."""
+    """The organization's provider customer, created on first need, exactly once (ADR 0009).
+
+    The provider is asked outside any transaction, idempotently per organization (the port's
+    contract: Stripe's create carries ``customer-create:<organization id>`` as idempotency key), so
+    concurrent first payments get the same customer back. The id is then written under the
+    organization's wallet lock, only while none is stored (re-read under the lock), so the first
+    write stands, a concurrent second one changes nothing, and no other field of the organization
+    is overwritten with a stale copy."""
     with ctx.uow() as uow:
         org = uow.organizations.get(organization_id)
         email = uow.settings.get(organization_id).billing_email
@@ -16,9 +23,11 @@ def ensure_customer(ctx: BillingContext, organization_id: uuid.UUID) -> str:
         return org.provider_customer_id
     customer_id = ctx.payments.ensure_customer(org, email)
     with ctx.uow() as uow:
-        org = uow.organizations.get(organization_id)
-        if not org.provider_customer_id:
-            org.provider_customer_id = customer_id
-            uow.organizations.save(org)
-            uow.commit()
-        return org.provider_customer_id or customer_id
+        uow.wallets.lock(organization_id)
+        org = uow.organizations.get(organization_id)  # as it stands under the lock
+        if org.provider_customer_id:
+            return org.provider_customer_id
+        org.provider_customer_id = customer_id
+        uow.organizations.save(org)
+        uow.commit()
+        return customer_id

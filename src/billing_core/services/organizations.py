@@ -110,6 +110,9 @@ def rotate_webhook_secret(ctx: BillingContext, actor: Actor, *, organization_id:
     delivered, so receivers should accept the old and the new secret while they switch."""
     require(actor, Action.MANAGE_SPEND_MANAGEMENT, organization_id)
     with ctx.uow() as uow:
+        # The organization row is saved whole: under its lock, so that a concurrent save of it (the
+        # provider customer written on a first payment) is never overwritten with a stale copy.
+        uow.wallets.lock(organization_id)
         org = uow.organizations.get(organization_id)
         org.webhook_secret = "whsec_" + secrets.token_hex(24)
         uow.organizations.save(org)

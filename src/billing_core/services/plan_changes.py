@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from billing_core.catalog import Plan
-from billing_core.errors import Conflict, InvalidInput
+from billing_core.errors import Conflict, InvalidInput, PaymentError
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_change import PlanChange, PlanChangePreview, PlanChangeStatus, preview_change, record_change
 from billing_core.plan_subscription import (
@@ -130,6 +130,29 @@ def _invoice_change(ctx: BillingContext, change: PlanChange, customer_id: str | 
         uow.plan_changes.record_invoice(done)
         uow.commit()
         return uow.plan_changes.get(change.organization_id, change.id)
+
+
+def finish_pending_plan_changes(ctx: BillingContext, *, older_than: datetime, limit: int = 100) -> int:
+    """The sweeper (``background.run_cycle``): issue the hosted invoice, with the key derived from
+    the change, of every plan change still PENDING that was recorded before ``older_than`` (the
+    provider was unreachable and no client retried), and record it once. A provider still
+    unreachable leaves it for the next sweep. How many it completed."""
+    with ctx.uow() as uow:
+        pending = uow.plan_changes.pending(older_than, limit=limit)
+    finished = 0
+    for change in pending:
+        with ctx.uow() as uow:
+            customer_id = uow.organizations.get(change.organization_id).provider_customer_id
+        if customer_id is None:  # recorded with an invoice due only when a customer exists
+            continue
+        try:
+            done = _invoice_change(ctx, change, customer_id)
+        except PaymentError as exc:
+            if exc.retryable:
+                continue
+            raise
+        finished += done.status != PlanChangeStatus.PENDING
+    return finished
 
 
 def _change_result(change: PlanChange) -> PlanChangeResult:

@@ -18,6 +18,7 @@ import msgspec
 from billing_core.checkout import CheckoutStatus
 from billing_core.errors import ReconciliationFailed
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
+from billing_core.payments import PaymentStatus
 from billing_core.ports import UnitOfWork, iterate_pages
 from billing_core.services.context import BillingContext
 from billing_core.services.plan_subscriptions import PLAN_GRANT, TRIAL_GRANT
@@ -78,6 +79,26 @@ def refunds_match_payments(ctx: BillingContext, uow: UnitOfWork, organization_id
         if credits != held_micros.get(payment.id, 0):
             problems.append(f"payment {payment.id}: the ledger's refund entries move {credits} µ$ but its "
                             f"approved refund requests {held_micros.get(payment.id, 0)} µ$")
+    return problems
+
+
+def failed_payments_not_credited(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """Reconcile check (ADR 0009): a payment that failed (or has not settled yet) has no credits in
+    the wallet: no ledger entry under its key ``payment:<id>``, or one that its reversal
+    ``payment-reversal:<id>`` took back in full. A settlement that lost a race to the failure, or
+    a failure recorded after the credits without reversing them, cannot reconcile clean."""
+    problems: list[str] = []
+    for payment in iterate_pages(lambda cursor: uow.payments.list(organization_id, limit=200, cursor=cursor)):
+        if payment.status not in (PaymentStatus.FAILED, PaymentStatus.PENDING):
+            continue
+        credited = uow.ledger.get_by_key(organization_id, f"payment:{payment.id}")
+        if credited is None:
+            continue
+        reversal = uow.ledger.get_by_key(organization_id, f"payment-reversal:{payment.id}")
+        left = credited.delta(Account.WALLET) + (reversal.delta(Account.WALLET) if reversal else 0)
+        if left != 0:
+            problems.append(f"payment {payment.id} is {payment.status} but {left} µ$ of its credits are "
+                            "in the wallet")
     return problems
 
 # --------------------------------------------------------------------------- checkouts and their grants
@@ -188,6 +209,7 @@ def invoices_count_their_buckets(ctx: BillingContext, uow: UnitOfWork, organizat
 
 CHECKS: tuple[Check, ...] = (
     refunds_match_payments,
+    failed_payments_not_credited,
     invoices_count_their_buckets,
     subscription_grants,
     one_subscription_per_provider_id,

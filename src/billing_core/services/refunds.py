@@ -13,6 +13,7 @@ again with the same request id finishes it with the same provider key.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from billing_core.errors import Conflict, InvalidInput, NotFound, PaymentError
 from billing_core.ledger import Account, EntryKind, transfer
@@ -89,6 +90,27 @@ def request_refund(ctx: BillingContext, actor: Actor, *, organization_id: uuid.U
     if request.status != RefundStatus.PENDING:
         return request
     return _submit(ctx, request, payment)
+
+
+def finish_pending_refunds(ctx: BillingContext, *, older_than: datetime, limit: int = 100) -> int:
+    """The sweeper (``background.run_cycle``): ask the provider again, with the same key, for every
+    refund request still PENDING that was recorded before ``older_than`` (its provider was
+    unreachable and no client retried), and record the answer once, as the same request repeated
+    would. A provider still unreachable leaves it for the next sweep. How many it completed."""
+    with ctx.uow() as uow:
+        pending = uow.refunds.pending(older_than, limit=limit)
+    finished = 0
+    for request in pending:
+        with ctx.uow() as uow:
+            payment = uow.payments.get(request.organization_id, request.payment_id)
+        try:
+            done = _submit(ctx, request, payment)
+        except PaymentError as exc:
+            if exc.retryable:
+                continue
+            raise
+        finished += done.status != RefundStatus.PENDING
+    return finished
 
 
 def _recorded(uow: UnitOfWork, organization_id: uuid.UUID, request_id: uuid.UUID) -> RefundRequest | None:

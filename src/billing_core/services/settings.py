@@ -40,6 +40,7 @@ def update_address(ctx: BillingContext, actor: Actor, *, organization_id: uuid.U
     require(actor, Action.UPDATE_BILLING, organization_id)
     checked = check_address(address)
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)  # one writer of the organization's settings at a time
         settings = uow.settings.get(organization_id)
         settings.address = checked
         uow.settings.save(settings)
@@ -51,6 +52,7 @@ def update_billing_email(ctx: BillingContext, actor: Actor, *, organization_id: 
     require(actor, Action.UPDATE_BILLING, organization_id)
     checked = check_email(email)
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)  # one writer of the organization's settings at a time
         settings = uow.settings.get(organization_id)
         settings.billing_email = checked
         uow.settings.save(settings)
@@ -67,6 +69,7 @@ def update_auto_recharge(ctx: BillingContext, actor: Actor, *, organization_id: 
     if type(enabled) is not bool:
         raise InvalidInput("enabled", "enabled must be true or false")
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)  # one writer of the organization's settings at a time
         settings = uow.settings.get(organization_id)
         current = settings.auto_recharge
         threshold = check_limit(threshold_micros, "threshold_micros") or current.threshold_micros
@@ -98,6 +101,7 @@ def update_spend_management(ctx: BillingContext, actor: Actor, *, organization_i
     checked = check_spend_management(spend, allow_private_webhooks=ctx.policy.allow_private_webhook_urls,
                                      require_https=ctx.policy.require_https_webhooks)
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)  # one writer of the organization's settings at a time
         settings = uow.settings.get(organization_id)
         settings.spend_management = checked
         uow.settings.save(settings)
@@ -115,6 +119,7 @@ def update_low_balance_alert(ctx: BillingContext, actor: Actor, *, organization_
     alert = LowBalanceAlert(enabled=enabled, threshold_micros=check_limit(threshold_micros, "threshold_micros")
                             or 0)
     with ctx.uow() as uow:
+        uow.wallets.lock(organization_id)  # one writer of the organization's settings at a time
         settings = uow.settings.get(organization_id)
         settings.low_balance_alert = alert
         uow.settings.save(settings)

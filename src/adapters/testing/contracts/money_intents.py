@@ -95,6 +95,27 @@ class RefundRequestsCompleteOnceContract:
             assert uow.refunds.get(org.id, request.id).status == RefundStatus.PENDING
 
 
+    def test_pending_lists_the_old_pending_requests_of_every_organization(self, storage: StorageBackend) -> None:
+        """What the sweeper reads: PENDING requests recorded before a time, oldest first, across
+        organizations (dated years back, so that other tests' rows sort after them)."""
+        long_ago = NOW - timedelta(days=3 * 365)
+        first, second = new_org(storage), new_org(storage)
+        requests = [refund_request(org.id, uuid.uuid4(), created_at=long_ago + timedelta(minutes=n))
+                    for n, org in enumerate((first, second, first, second))]
+        with storage.uow() as uow:
+            for request in requests:
+                uow.refunds.add(request)
+            uow.refunds.complete(msgspec.structs.replace(requests[2], status=RefundStatus.SUCCEEDED,
+                                                         completed_at=NOW))
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.refunds.pending(long_ago + timedelta(minutes=10), limit=2) == requests[:2]
+            assert uow.refunds.pending(long_ago + timedelta(minutes=10), limit=10)[:3] == [
+                requests[0], requests[1], requests[3]]
+            assert uow.refunds.pending(long_ago + timedelta(minutes=1)) == requests[:1]
+            assert uow.refunds.pending(long_ago) == []
+
+
 def _change(sub: PlanSubscription, *, to: str = "scale", invoice_due: bool = True) -> PlanChange:
     catalog = load_catalog()
     preview = preview_change(sub, catalog.plan(sub.plan), catalog.plan(to), at=NOW, currency_iso="USD")
@@ -157,3 +178,22 @@ class PlanChangeRepositoryContract:
             assert uow.plan_changes.get(sub.organization_id, change.id) == first
             with pytest.raises(NotFound):
                 uow.plan_changes.record_invoice(msgspec.structs.replace(first, id=uuid.uuid4()))
+
+    def test_pending_lists_the_old_changes_still_waiting_for_their_invoice(self, storage: StorageBackend) -> None:
+        long_ago = NOW - timedelta(days=3 * 365)
+        changes = []
+        for n in range(3):
+            sub = self._subscription(storage)
+            changes.append(msgspec.structs.replace(_change(sub, invoice_due=n != 1),
+                                                   created_at=long_ago + timedelta(minutes=n)))
+        with storage.uow() as uow:
+            for change in changes:
+                uow.plan_changes.add(change)
+            uow.commit()
+        with storage.uow() as uow:
+            # The second needs no invoice: never pending.
+            assert uow.plan_changes.pending(long_ago + timedelta(minutes=10), limit=2) == [changes[0], changes[2]]
+            assert uow.plan_changes.pending(long_ago + timedelta(minutes=1)) == [changes[0]]
+            assert uow.plan_changes.record_invoice(msgspec.structs.replace(
+                changes[0], status=PlanChangeStatus.INVOICED, provider_invoice_id="in_1", completed_at=NOW))
+            assert uow.plan_changes.pending(long_ago + timedelta(minutes=10), limit=1) == [changes[2]]

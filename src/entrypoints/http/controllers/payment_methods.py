@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from billing_core import services
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
+from entrypoints.http.middleware import idempotent_request_id
 from entrypoints.http.problems import ERRORS, MUTATION_ERRORS
 from entrypoints.http.runtime import ORG, Ctx, CurrentActor, Cursor, Limit, OrganizationId, paginate
 
@@ -35,8 +37,10 @@ class PaymentMethodController(Controller):
 
     @post("/payment_intent", sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Create a setup intent for Stripe.js confirmSetup (seed endpoint)")
-    def payment_intent(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId) -> s.SetupIntentOut:
-        secret = services.payment_methods.setup_intent(ctx, actor, organization_id=organization_id)
+    def payment_intent(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
+                       request: Request[Any, Any, Any]) -> s.SetupIntentOut:
+        secret = services.payment_methods.setup_intent(ctx, actor, organization_id=organization_id,
+                                                       request_id=idempotent_request_id(request.scope))
         return s.SetupIntentOut(client_secret=secret)
 
     @put("/{payment_method_id:uuid}/set_default", sync_to_thread=True, responses=MUTATION_ERRORS,
