@@ -139,8 +139,8 @@ def _org_with_customer(engine: Engine, n: int, customer: str | None) -> str:
     return org
 
 
-def test_0009_keeps_the_newest_default_method_of_each_organization(engine: Engine) -> None:
-    downgrade(engine, "0008")
+def test_0010_keeps_the_newest_default_method_of_each_organization(engine: Engine) -> None:
+    downgrade(engine, "0009")
     org = _org_with_customer(engine, 1, "cus_1")
     with engine.begin() as connection:
         for n, created in enumerate(("2026-03-01", "2026-03-03", "2026-03-02")):
@@ -157,12 +157,12 @@ def test_0009_keeps_the_newest_default_method_of_each_organization(engine: Engin
     assert _diffs(engine, metadata) == []
 
 
-def test_0009_refuses_a_provider_customer_shared_by_two_organizations(engine: Engine) -> None:
-    downgrade(engine, "0008")
+def test_0010_refuses_a_provider_customer_shared_by_two_organizations(engine: Engine) -> None:
+    downgrade(engine, "0009")
     _org_with_customer(engine, 1, "cus_shared")
     _org_with_customer(engine, 2, "cus_shared")
     _org_with_customer(engine, 3, None)
     _org_with_customer(engine, 4, None)
     with pytest.raises(RuntimeError, match="cus_shared"):
         migrate(engine)
-    assert current_revision(engine) == "0008"
+    assert current_revision(engine) == "0009"
