@@ -227,6 +227,6 @@ def test_the_worker_finishes_a_refund_and_a_plan_change_left_pending_by_an_outag
         (change,) = uow.plan_changes.list(org_id)
     assert refund.status == "succeeded" and change.status == "invoiced"
     assert list(money.provider.refunds) == [f"refund:{refund.id}"]
-    assert list(money.provider.invoices) == [f"plan-change:{change.id}"]
+    assert list(money.provider.plan_swaps) == [f"plan-change:{change.id}"]
     assert run_cycle(ctx, deliverers, holder="w9").intents_finished == 0
     _assert_reconciles(ctx, org_id)

@@ -133,20 +133,22 @@ def _invoice_change(ctx: BillingContext, change: PlanChange, customer_id: str | 
 
 
 def finish_pending_plan_changes(ctx: BillingContext, *, older_than: datetime, limit: int = 100) -> int:
-    """The sweeper (``background.run_cycle``): issue the hosted invoice, with the key derived from
-    the change, of every plan change still PENDING that was recorded before ``older_than`` (the
-    provider was unreachable and no client retried), and record it once. A provider still
-    unreachable leaves it for the next sweep. How many it completed."""
+    """The sweeper (``background.run_cycle``): carry to the provider (the price swap, or the hosted
+    invoice), with the key derived from the change, every plan change still PENDING that was
+    recorded before ``older_than`` (the provider was unreachable and no client retried), and record
+    it once. A provider still unreachable leaves it for the next sweep. How many it completed."""
     with ctx.uow() as uow:
         pending = uow.plan_changes.pending(older_than, limit=limit)
     finished = 0
     for change in pending:
         with ctx.uow() as uow:
             customer_id = uow.organizations.get(change.organization_id).provider_customer_id
-        if customer_id is None:  # recorded with an invoice due only when a customer exists
-            continue
+            subscription = uow.plan_subscriptions.get(change.organization_id, change.subscription_id)
+        provider_subscription_id = subscription.provider_subscription_id
+        if customer_id is None and provider_subscription_id is None:
+            continue  # recorded with something due only when the provider knows the organization
         try:
-            done = _invoice_change(ctx, change, customer_id)
+            done = _invoice_change(ctx, change, customer_id, provider_subscription_id)
         except PaymentError as exc:
             if exc.retryable:
                 continue
