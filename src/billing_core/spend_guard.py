@@ -96,7 +96,8 @@ def _deny(reason: DenialReason, retry_at: datetime | None = None) -> Decision:
 
 
 def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision:
-    """Allow or deny debiting ``amount_micros`` (>= 0) now.
+    """Allow or deny debiting (or holding) ``amount_micros`` (>= 0) now, on top of what active holds
+    already reserve (``wallet.held_micros``), so that for every cap spent + held <= cap.
 
     Order matters for the reason shown: payment failure first, then the subscription, then the
     budgets (they lift by themselves), then credit. A zero amount asks "may I start a call?".
@@ -116,32 +117,36 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision
 
     limits = wallet.limits
     counters = counters_at(wallet, now)
+    # Held credits (active holds) count as spent against every cap: spent + held <= cap.
+    held = wallet.held_micros
     if limits.daily_budget_micros is not None and (
-            counters.today + amount_micros > limits.daily_budget_micros
-            or counters.today >= limits.daily_budget_micros):
+            counters.today + held + amount_micros > limits.daily_budget_micros
+            or counters.today + held >= limits.daily_budget_micros):
         return _deny(DenialReason.DAILY_BUDGET_REACHED, next_utc_midnight(now))
     if limits.monthly_cap_micros is not None and (
-            counters.month + amount_micros > limits.monthly_cap_micros
-            or counters.month >= limits.monthly_cap_micros):
+            counters.month + held + amount_micros > limits.monthly_cap_micros
+            or counters.month + held >= limits.monthly_cap_micros):
         return _deny(DenialReason.MONTHLY_BUDGET_REACHED, next_month_start(now))
-    balance_after = wallet.balance_micros - amount_micros
+    balance_after = wallet.balance_micros - held - amount_micros
     if balance_after + limits.credit_line_micros < limits.minimum_production_credit_micros:
         return _deny(DenialReason.INSUFFICIENT_CREDIT)
     return Decision(allowed=True, warning=warning, grace_ends_at=grace_ends)
 
 
 def available_micros(wallet: WalletAccount, now: datetime) -> int:
-    """Credits usable right now: balance plus credit line above the minimum, within the budgets;
+    """Credits usable right now: balance plus credit line above the minimum, within the budgets,
+    less what active holds reserve;
     0 while the subscription gate blocks every call (payment failure, inactive subscription)."""
     if decide(wallet, 0, now).reason in _GATE_REASONS:
         return 0
     limits = wallet.limits
     counters = counters_at(wallet, now)
-    room = wallet.balance_micros + limits.credit_line_micros - limits.minimum_production_credit_micros
+    held = wallet.held_micros
+    room = wallet.balance_micros - held + limits.credit_line_micros - limits.minimum_production_credit_micros
     if limits.daily_budget_micros is not None:
-        room = min(room, limits.daily_budget_micros - counters.today)
+        room = min(room, limits.daily_budget_micros - counters.today - held)
     if limits.monthly_cap_micros is not None:
-        room = min(room, limits.monthly_cap_micros - counters.month)
+        room = min(room, limits.monthly_cap_micros - counters.month - held)
     return max(room, 0)
 
 

@@ -55,7 +55,7 @@ _WALLET_COLUMNS = (
     "organization_id", "wallet_micros", "unbilled_micros", "credit_line_micros",
     "minimum_production_credit_micros", "daily_budget_micros", "monthly_cap_micros", "gate_status",
     "gate_past_due_since", "gate_grace_days", "spend_day", "spent_today_micros", "spent_yesterday_micros",
-    "spend_month", "spent_month_micros", "version", "spent_previous_month_micros",
+    "spend_month", "spent_month_micros", "version", "spent_previous_month_micros", "held_micros",
 )
 _TX_COLUMNS = ("id", "organization_id", "idempotency_key", "kind", "description", "reason", "reference",
                "created_at", "wallet_balance_after")
@@ -370,7 +370,7 @@ class DriverStatements:
                                daily_budget_micros=r[5], monthly_cap_micros=r[6]),
             gate=SubscriptionGate(status=r[7], past_due_since=past_due_since, grace_days=r[9]),
             spend_day=spend_day, spent_today_micros=r[11], spent_yesterday_micros=r[12], spend_month=r[13],
-            spent_month_micros=r[14], version=r[15], spent_previous_month_micros=r[16])
+            spent_month_micros=r[14], version=r[15], spent_previous_month_micros=r[16], held_micros=r[17])
 
     # ------------------------------------------------------------------ running
 

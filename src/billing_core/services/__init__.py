@@ -8,6 +8,7 @@ of work. Calls to the payment provider happen outside database transactions.
 from billing_core.services import (
     background,
     dispatch,
+    holds,
     invoicing,
     metering,
     notifications,
@@ -27,6 +28,7 @@ __all__ = [
     "BillingPolicy",
     "background",
     "dispatch",
+    "holds",
     "invoicing",
     "metering",
     "notifications",

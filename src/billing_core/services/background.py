@@ -18,6 +18,7 @@ import msgspec
 from billing_core.outbox import OutboxDepth
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers, DispatchReport, dispatch
+from billing_core.services.holds import expire_holds
 from billing_core.services.invoicing import CloseReport, close_period, previous_period
 
 CLOSE_PERIOD_JOB = "close-period"
@@ -32,6 +33,8 @@ class CycleReport(msgspec.Struct, kw_only=True):
     """The period close this cycle ran, if it was due and this worker won its lease."""
     close_milliseconds: int | None = None
     """How long that close took (wall time, for operators' metrics)."""
+    holds_expired: int = 0
+    """Holds past their expiry that this cycle released (ADR 0011)."""
 
 
 def last_closed_period(ctx: BillingContext) -> str | None:
@@ -48,7 +51,8 @@ def outbox_depth(ctx: BillingContext) -> OutboxDepth:
 
 def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_batches: int = 10) -> CycleReport:
     """Deliver what is due (batch after batch while batches come back full, at most
-    ``max_batches``), then run the scheduled jobs that are due. ``holder`` names this worker in
+    ``max_batches``), release the holds past their expiry (the same way), then run the scheduled
+    jobs that are due. ``holder`` names this worker in
     job leases (unique per process)."""
     total = DispatchReport()
     for _ in range(max_batches):
@@ -58,10 +62,17 @@ def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_b
         total.dead += batch.dead
         if batch.sent + batch.retried + batch.dead < DISPATCH_BATCH:
             break
+    expired = 0
+    for _ in range(max_batches):
+        batch_expired = expire_holds(ctx, limit=DISPATCH_BATCH)
+        expired += batch_expired
+        if batch_expired < DISPATCH_BATCH:
+            break
     started = time.monotonic_ns()
     closed = close_last_period(ctx, holder=holder)
     took = (time.monotonic_ns() - started) // 1_000_000
-    return CycleReport(dispatched=total, closed=closed, close_milliseconds=None if closed is None else took)
+    return CycleReport(dispatched=total, closed=closed, close_milliseconds=None if closed is None else took,
+                       holds_expired=expired)
 
 
 def close_last_period(ctx: BillingContext, *, holder: str) -> CloseReport | None:
