@@ -185,6 +185,12 @@ def expire_holds(ctx: BillingContext, *, limit: int = 100) -> int:
     return expired
 
 
+def hold_overrun(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> HoldOverrun:
+    require(actor, Action.VIEW_BILLING, organization_id)
+    with ctx.uow() as uow:
+        return HoldOverrun(uow.settings.get(organization_id).hold_overrun)
+
+
 def set_hold_overrun(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, rule: str) -> HoldOverrun:
     """Choose what settling above a hold does (primary owner, as spend management)."""
     require(actor, Action.MANAGE_SPEND_MANAGEMENT, organization_id)
