@@ -11,6 +11,7 @@ import pytest
 from adapters.fakes import in_memory_billing
 from adapters.fakes.bundle import InMemoryBilling
 from billing_core import Permission, services
+from billing_core.billing_settings import LowBalanceAlert
 from billing_core.errors import Conflict, IdempotencyKeyReused, PermissionDenied
 from billing_core.holds import HoldOverrun, HoldStatus
 from billing_core.overview import wallet_overview
@@ -176,3 +177,23 @@ def test_reject_rule_refuses_and_keeps_the_hold(org: Org) -> None:
 def test_only_usage_writers_hold_and_only_the_owner_sets_the_rule(org: Org) -> None:
     with pytest.raises(PermissionDenied):
         services.holds.set_hold_overrun(org.billing.ctx, org.platform, organization_id=org.id, rule="reject")
+
+
+def test_a_settle_queues_what_the_debit_path_queues(org: Org) -> None:
+    ctx = org.billing.ctx
+    with ctx.uow() as uow:
+        settings = uow.settings.get(org.id)
+        settings.billing_email = "billing@acme.test"
+        settings.low_balance_alert = LowBalanceAlert(enabled=True, threshold_micros=10**12)
+        uow.settings.save(settings)
+        uow.commit()
+    placed = _hold(org, 10)
+    assert placed.hold is not None
+    with ctx.uow() as uow:
+        queued = len(uow.outbox.list())
+    services.holds.settle_hold(ctx, org.platform, organization_id=org.id, hold_id=placed.hold.id,
+                               event_id="alerting", quantity=3)
+    with ctx.uow() as uow:
+        messages = uow.outbox.list()
+    assert len(messages) == queued + 1
+    assert "low" in str(messages[-1].payload).lower()

@@ -20,6 +20,7 @@ from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.permissions import Action, Actor, require
 from billing_core.services.context import BillingContext
+from billing_core.services.metering import _after_debit as after_debit
 from billing_core.spend_guard import Decision, decide
 from billing_core.usage import check_event_id, price_event
 
@@ -137,9 +138,11 @@ def settle_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
                               settlement=settlement)
         if not uow.holds.close(settled, now=now, charge=charge):  # pragma: no cover - under the wallet lock
             raise Conflict("the hold changed meanwhile; retry", code="concurrent_update")
+        after = uow.wallets.get(organization_id)
         if charge is not None:
             uow.usage.record(charged)
-        after = uow.wallets.get(organization_id)
+            # The thresholds the debit path queues (daily email, budget reached, auto-recharge, low balance).
+            after_debit(ctx, uow, after, Decision(allowed=True), now)
         uow.commit()
     return HoldOutcome(hold=settled, decision=Decision(allowed=True, reason=settlement.denial),
                        balance_micros=after.balance_micros, held_micros=after.held_micros)
