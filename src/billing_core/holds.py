@@ -70,6 +70,8 @@ class Hold(msgspec.Struct, kw_only=True):
     uncharged_micros: int = 0
     overrun: HoldOverrun | None = None
     """The rule applied when the settle asked for more than the hold (None: it did not)."""
+    overrun_denial: DenialReason | None = None
+    """Why ``allow_within_credit_line`` charged only the hold (the spend guard's reason)."""
 
     @property
     def active(self) -> bool:
@@ -154,4 +156,5 @@ def closed(hold: Hold, status: HoldStatus, now: datetime, *, event_id: str | Non
         hold, status=status, closed_at=now, event_id=event_id, settled_quantity=quantity,
         charged_micros=settlement.charge_micros if settlement else 0,
         uncharged_micros=settlement.uncharged_micros if settlement else 0,
-        overrun=settlement.overrun if settlement else None)
+        overrun=settlement.overrun if settlement else None,
+        overrun_denial=settlement.denial if settlement else None)

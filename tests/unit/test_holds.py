@@ -157,6 +157,26 @@ def test_settling_above_the_hold_follows_the_organization_rule(org: Org, rule: H
     assert settled.hold is not None and settled.hold.overrun == rule
     assert (settled.hold.charged_micros, settled.hold.uncharged_micros) == (charged, uncharged)
     assert org.balance() == start - charged and org.held() == 0
+    services.metering.report_usage(ctx, org.platform, organization_id=org.id, event_id="after", product="compute",
+                                   quantity=1)
+    replay = services.holds.settle_hold(ctx, org.platform, organization_id=org.id, hold_id=placed.hold.id,
+                                        event_id="big", quantity=15)
+    assert replay.replayed and replay.hold == settled.hold
+    assert replay.balance_micros == settled.balance_micros, "the replay answers the balance the settle left"
+
+
+def test_allow_within_credit_line_caps_when_the_budget_says_no(org: Org) -> None:
+    ctx = org.billing.ctx
+    services.holds.set_hold_overrun(ctx, org.owner, organization_id=org.id, rule="allow_within_credit_line")
+    with ctx.uow() as uow:
+        uow.wallets.set_limits(org.id, uow.wallets.get(org.id).limits.__class__(daily_budget_micros=12 * PRICE))
+        uow.commit()
+    placed = _hold(org, 10)
+    assert placed.hold is not None
+    settled = services.holds.settle_hold(ctx, org.platform, organization_id=org.id, hold_id=placed.hold.id,
+                                         event_id="over-budget", quantity=15)
+    assert settled.hold is not None and settled.hold.charged_micros == 10 * PRICE
+    assert settled.hold.overrun_denial == DenialReason.DAILY_BUDGET_REACHED
 
 
 def test_reject_rule_refuses_and_keeps_the_hold(org: Org) -> None:

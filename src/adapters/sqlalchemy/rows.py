@@ -38,6 +38,7 @@ from billing_core.plan_subscription import PlanSubscription, SubscriptionStatus
 from billing_core.ports import StoredResponse
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundDecision, RefundDecisionStatus, RefundDenial, RefundRequest, RefundStatus
+from billing_core.spend_guard import DenialReason
 from billing_core.tax import TaxLine, TaxTreatment
 from billing_core.usage import HourlyUsage, UsageEvent
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
@@ -416,7 +417,8 @@ def hold_values(h: Hold) -> Values:
             "created_at": h.created_at, "expires_at": h.expires_at, "status": h.status.value,
             "closed_at": h.closed_at, "event_id": h.event_id, "settled_quantity": h.settled_quantity,
             "charged_micros": h.charged_micros, "uncharged_micros": h.uncharged_micros,
-            "overrun": h.overrun.value if h.overrun is not None else None}
+            "overrun": h.overrun.value if h.overrun is not None else None,
+            "overrun_denial": h.overrun_denial.value if h.overrun_denial is not None else None}
 
 
 def hold_from_row(row: AnyRow) -> Hold:
@@ -425,4 +427,5 @@ def hold_from_row(row: AnyRow) -> Hold:
                 created_at=row.created_at, expires_at=row.expires_at, status=HoldStatus(row.status),
                 closed_at=row.closed_at, event_id=row.event_id, settled_quantity=row.settled_quantity,
                 charged_micros=row.charged_micros, uncharged_micros=row.uncharged_micros,
-                overrun=HoldOverrun(row.overrun) if row.overrun is not None else None)
+                overrun=HoldOverrun(row.overrun) if row.overrun is not None else None,
+                overrun_denial=DenialReason(row.overrun_denial) if row.overrun_denial is not None else None)

@@ -129,6 +129,7 @@ holds = Table(
     Column("charged_micros", BigInteger, nullable=False),
     Column("uncharged_micros", BigInteger, nullable=False),
     Column("overrun", Text, nullable=True),
+    Column("overrun_denial", Text, nullable=True),
     CheckConstraint("amount_micros > 0", name="hold_amount_positive"),
     CheckConstraint("charged_micros >= 0", name="hold_charge_not_negative"),
     Index("ix_holds_organization_id_status", "organization_id", "status"),

@@ -108,8 +108,12 @@ def settle_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
             if (hold.event_id, hold.settled_quantity) != (event_id, quantity):
                 raise Conflict("the hold was settled with another event or quantity", code="hold_settled",
                                field="hold_id")
-            return HoldOutcome(hold=hold, decision=Decision(allowed=True), replayed=True,
-                               balance_micros=wallet.balance_micros, held_micros=wallet.held_micros)
+            # The first answer again: the balance its charge left (the current one if it charged nothing).
+            first = uow.ledger.get_by_key(organization_id, f"usage:{event_id}") if hold.charged_micros else None
+            balance = first.wallet_balance_after if first is not None and first.wallet_balance_after is not None \
+                else wallet.balance_micros
+            return HoldOutcome(hold=hold, decision=Decision(allowed=True, reason=hold.overrun_denial), replayed=True,
+                               balance_micros=balance, held_micros=wallet.held_micros)
         if not hold.active:
             raise _expired_conflict(hold)
         if hold.expires_at <= now:

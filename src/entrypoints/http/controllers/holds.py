@@ -78,7 +78,7 @@ def _out(outcome: HoldOutcome, hold: Hold) -> HoldOut:
                    created_at=hold.created_at, expires_at=hold.expires_at, closed_at=hold.closed_at,
                    event_id=hold.event_id, settled_quantity=hold.settled_quantity,
                    charged=presenters.credits(hold.charged_micros), uncharged=presenters.credits(hold.uncharged_micros),
-                   overrun_rule=hold.overrun, overrun_denied_reason=outcome.decision.reason if hold.overrun else None,
+                   overrun_rule=hold.overrun, overrun_denied_reason=hold.overrun_denial,
                    replayed=outcome.replayed, balance=presenters.credits(outcome.balance_micros),
                    held_total=presenters.credits(outcome.held_micros))
 

@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("charged_micros", sa.BigInteger(), nullable=False),
         sa.Column("uncharged_micros", sa.BigInteger(), nullable=False),
         sa.Column("overrun", sa.Text(), nullable=True),
+        sa.Column("overrun_denial", sa.Text(), nullable=True),
         sa.CheckConstraint("amount_micros > 0", name=op.f("ck_holds_hold_amount_positive")),
         sa.CheckConstraint("charged_micros >= 0", name=op.f("ck_holds_hold_charge_not_negative")),
         sa.ForeignKeyConstraint(["organization_id"], ["organizations.id"],
