@@ -22,14 +22,15 @@ def run() -> CaseResult:
     _, own_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="own", user_id="u")
     svc = services.organizations.authenticate(ctx, svc_secret)
     owner = services.organizations.authenticate(ctx, own_secret)
-    services.subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="storage", project_id=None)
+    services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="storage",
+                                                     project_id=None)
     services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=10**13, description="bench",
                                   idempotency_key="bench-grant")
 
     def project(round_no: int) -> None:
         for i in range(N):
-            services.metering.report_usage(ctx, svc, organization_id=org.id, event_id=f"r{round_no}-{i}",
-                                           product="storage", quantity=1)
+            services.usage.report_usage(ctx, svc, organization_id=org.id, event_id=f"r{round_no}-{i}",
+                                        product="storage", quantity=1)
 
     wallet = {"balance": 10**13, "today": 0, "credit_line": 0}
     ledger: list[tuple[str, int]] = []

@@ -1,4 +1,4 @@
-"""Ingestion case: batched usage through ``services.metering.report_usage_batch`` (batches of 1,000,
+"""Ingestion case: batched usage through ``services.usage.report_usage_batch`` (batches of 1,000,
 each one unit of work: price, subscription check, per-event spend-guard debit + ledger append, event
 insert and hourly-bucket upsert, notices) on SQLite (a temporary file) and PostgreSQL (a fresh
 schema, when configured), next to a raw bulk load of the same rows with the bare driver: per batch,
@@ -40,9 +40,9 @@ from billing_core.catalog import load_catalog
 from billing_core.organization import Organization
 from billing_core.permissions import Actor, Permission
 from billing_core.services.context import BillingContext
-from billing_core.services.metering import MAX_BATCH, UsageEventInput, report_usage_batch
 from billing_core.services.organizations import authenticate, create_organization, issue_token
-from billing_core.services.subscriptions import subscribe_product
+from billing_core.services.product_subscriptions import subscribe_product
+from billing_core.services.usage import MAX_BATCH, UsageEventInput, report_usage_batch
 from billing_core.services.wallet import grant_credits
 from billing_core.usage import truncate_to_hour
 

@@ -26,19 +26,19 @@ def main() -> list[str]:
                                                            scopes=frozenset({Permission.USAGE_WRITE}))
     gateway = services.organizations.authenticate(ctx, service_secret)
 
-    session = services.subscriptions.start_checkout(ctx, owner, organization_id=org.id, plan="starter",
-                                                    return_url="https://host.test/billing")
+    session = services.checkout.start_checkout(ctx, owner, organization_id=org.id, plan="starter",
+                                               return_url="https://host.test/billing")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id="sub_host")
-    services.subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="inference",
-                                             project_id=None)
-    balance = services.wallet.overview(ctx, owner, organization_id=org.id).credit_balance_display
+    services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id="sub_host")
+    services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="inference",
+                                                     project_id=None)
+    balance = services.overview.overview(ctx, owner, organization_id=org.id).credit_balance_display
     lines.append(f"trial started, balance {balance}")
 
     for n in range(3):
-        outcome = services.metering.report_usage(ctx, gateway, organization_id=org.id, event_id=f"req-{n}",
-                                                 product="inference", quantity=250)
+        outcome = services.usage.report_usage(ctx, gateway, organization_id=org.id, event_id=f"req-{n}",
+                                              product="inference", quantity=250)
         lines.append(f"call {n}: allowed={outcome.allowed} balance={format_credits(outcome.balance_micros)}")
 
     billing.clock.advance(timedelta(days=30))

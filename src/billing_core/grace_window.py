@@ -1,7 +1,9 @@
-"""The production grace window after a payment failure.
+"""The production grace window after a payment failure: the one rule.
 
 From the moment a plan subscription becomes past_due, production keeps running for the plan's
-grace days. The window is derived, never stored: ``past_due_since + grace_days``.
+grace days. The window is derived, never stored: ``past_due_since + grace_days``, read from the
+wallet's subscription gate (what the spend guard decides on). A past_due gate without a recorded
+failure time starts its window now: production is never stopped for a failure we cannot date.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from enum import StrEnum
 
 import msgspec
 
-from billing_core.plan_subscription import PlanSubscription, SubscriptionStatus
+from billing_core.plan_subscription import SubscriptionStatus
+from billing_core.wallet import SubscriptionGate
 
 
 class GraceState(StrEnum):
@@ -26,11 +29,10 @@ class GraceWindow(msgspec.Struct, frozen=True):
     ends_at: datetime | None = None
 
 
-def grace_window(subscription: PlanSubscription | None, grace_days: int, now: datetime) -> GraceWindow:
+def grace_window(gate: SubscriptionGate, now: datetime) -> GraceWindow:
     """Whether a past_due subscription is still inside its grace window, and when it ends."""
-    if subscription is None or subscription.status != SubscriptionStatus.PAST_DUE:
+    if gate.status != SubscriptionStatus.PAST_DUE:
         return GraceWindow(GraceState.NONE)
-    started = subscription.past_due_since or subscription.current_period_end
-    ends = started + timedelta(days=grace_days)
-    state = GraceState.ACTIVE if now < ends else GraceState.EXPIRED
-    return GraceWindow(state, started_at=started, ends_at=ends)
+    started = gate.past_due_since or now
+    ends = started + timedelta(days=gate.grace_days)
+    return GraceWindow(GraceState.ACTIVE if now < ends else GraceState.EXPIRED, started_at=started, ends_at=ends)

@@ -69,10 +69,19 @@ TRANSITIONS: dict[SubscriptionStatus, frozenset[SubscriptionStatus]] = {
     S.INCOMPLETE_EXPIRED: frozenset(),
 }
 
-# Statuses in which the organization is considered subscribed (credit packs need one of these).
+# The status groupings, each defined here once.
+IN_GOOD_STANDING = frozenset({S.ACTIVE, S.TRIALING})
+"""Running and paid up (or on trial): entering one clears ``past_due_since``."""
 SUBSCRIBED = frozenset({S.ACTIVE, S.TRIALING, S.PAST_DUE})
-# Statuses that are over: the workspace can start a new checkout.
+"""The organization is considered subscribed (credit packs need one of these)."""
 ENDED = frozenset({S.CANCELED, S.INCOMPLETE_EXPIRED})
+"""Over: the workspace can start a new checkout."""
+PAYMENT_FAILED = frozenset({S.PAST_DUE, S.UNPAID})
+"""A payment failed and is not recovered: the overview shows the past-due banner."""
+DELINQUENT = frozenset({S.UNPAID})
+"""Blocked for payment failure with no grace window left: the spend guard denies every call."""
+INACTIVE = frozenset({S.CANCELED, S.INCOMPLETE, S.INCOMPLETE_EXPIRED, S.PAUSED})
+"""Not running, for a reason other than payment failure: the spend guard denies every call."""
 
 
 def can_transition(current: SubscriptionStatus, target: SubscriptionStatus) -> bool:
@@ -115,7 +124,7 @@ class PlanSubscription(msgspec.Struct, kw_only=True):
             raise IllegalTransition(self.status.value, target.value)
         if target == S.PAST_DUE:
             self.past_due_since = at
-        elif target in (S.ACTIVE, S.TRIALING):
+        elif target in IN_GOOD_STANDING:
             self.past_due_since = None
         if target == S.CANCELED:
             self.canceled_at = at

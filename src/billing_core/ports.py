@@ -14,7 +14,7 @@ the suites every implementation passes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
@@ -48,6 +48,18 @@ class Page(msgspec.Struct, Generic[T], frozen=True):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+def iterate_pages(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Every item of a paged list, page by page: ``fetch(cursor)`` returns the page at ``cursor``
+    (None: the first); iteration stops after the page whose ``next_cursor`` is None."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
 
 
 class Clock(Protocol):

@@ -2,7 +2,9 @@
 
 Pure decision logic shared by every storage adapter: storage serializes debits on the wallet
 record (row lock or conditional update) and calls :func:`decide` inside that critical section, so
-the decision and the debit are one atomic step.
+the decision and the debit are one atomic step. The wallet carries its copy of the limits and
+the subscription gate, derived here (:func:`limits_for`, :func:`gate_for`) whenever the plan
+subscription or the spend settings change.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from enum import StrEnum
 
 import msgspec
 
-from billing_core.grace_window import GraceState, GraceWindow
-from billing_core.plan_subscription import SubscriptionStatus
-from billing_core.wallet import WalletAccount, counters_at
+from billing_core.billing_settings import BillingSettings
+from billing_core.catalog import Catalog
+from billing_core.grace_window import GraceState, GraceWindow, grace_window
+from billing_core.plan_subscription import DELINQUENT, INACTIVE, PlanSubscription, SubscriptionStatus
+from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount, counters_at
 
 
 class DenialReason(StrEnum):
@@ -64,12 +68,29 @@ class ProductionHealth(StrEnum):
     BLOCKED_BY_BUDGET = "blocked_by_budget"
 
 
-_DELINQUENT = frozenset({SubscriptionStatus.UNPAID})
-_INACTIVE = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE,
-                       SubscriptionStatus.INCOMPLETE_EXPIRED, SubscriptionStatus.PAUSED})
-
-
 _GATE_REASONS = frozenset({DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED, DenialReason.SUBSCRIPTION_INACTIVE})
+
+
+def limits_for(catalog: Catalog, subscription: PlanSubscription | None, settings: BillingSettings) -> SpendLimits:
+    """The wallet's copy of the limits: the plan's credit line, the minimum, the spend settings' budgets."""
+    credit_line = 0
+    if subscription is not None and subscription.is_subscribed:
+        credit_line = catalog.plan(subscription.plan).overage_credit_line_micros
+    spend = settings.spend_management
+    return SpendLimits(
+        credit_line_micros=credit_line,
+        minimum_production_credit_micros=catalog.wallet.minimum_production_credit_micros,
+        daily_budget_micros=spend.daily_budget_micros if spend.enabled else None,
+        monthly_cap_micros=spend.monthly_cap_micros if spend.enabled else None,
+    )
+
+
+def gate_for(catalog: Catalog, subscription: PlanSubscription | None) -> SubscriptionGate:
+    """The wallet's copy of what the spend guard needs of the plan subscription."""
+    if subscription is None:
+        return SubscriptionGate()
+    return SubscriptionGate(status=subscription.status.value, past_due_since=subscription.past_due_since,
+                            grace_days=catalog.plan(subscription.plan).grace_days)
 
 
 def next_utc_midnight(now: datetime) -> datetime:
@@ -79,16 +100,6 @@ def next_utc_midnight(now: datetime) -> datetime:
 def next_month_start(now: datetime) -> datetime:
     year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
     return datetime(year, month, 1, tzinfo=UTC)
-
-
-def gate_window(wallet: WalletAccount, now: datetime) -> GraceWindow:
-    """The grace window as the wallet's subscription gate describes it."""
-    gate = wallet.gate
-    if gate.status != SubscriptionStatus.PAST_DUE:
-        return GraceWindow(GraceState.NONE)
-    started = gate.past_due_since or now
-    ends = started + timedelta(days=gate.grace_days)
-    return GraceWindow(GraceState.ACTIVE if now < ends else GraceState.EXPIRED, started_at=started, ends_at=ends)
 
 
 def _deny(reason: DenialReason, retry_at: datetime | None = None) -> Decision:
@@ -105,14 +116,14 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision
     status = wallet.gate.status
     warning: SpendWarning | None = None
     grace_ends: datetime | None = None
-    if status in _DELINQUENT:
+    if status in DELINQUENT:
         return _deny(DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED)
     if status == SubscriptionStatus.PAST_DUE:
-        window = gate_window(wallet, now)
+        window = grace_window(wallet.gate, now)
         if window.state == GraceState.EXPIRED:
             return _deny(DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED)
         warning, grace_ends = SpendWarning.PAYMENT_FAILURE_GRACE_ACTIVE, window.ends_at
-    elif status in _INACTIVE:
+    elif status in INACTIVE:
         return _deny(DenialReason.SUBSCRIPTION_INACTIVE)
 
     limits = wallet.limits
@@ -152,7 +163,7 @@ def available_micros(wallet: WalletAccount, now: datetime) -> int:
 
 def production_health(wallet: WalletAccount, now: datetime) -> tuple[ProductionHealth, GraceWindow]:
     """Why production runs or not, telling payment failure apart from low credit and budgets."""
-    window = gate_window(wallet, now)
+    window = grace_window(wallet.gate, now)
     # One micro-dollar: could any billable call run right now?
     probe = decide(wallet, 1, now)
     if not probe.allowed:

@@ -88,25 +88,6 @@ class UsageLine(msgspec.Struct, frozen=True, gc=False):
     amount_micros: int
 
 
-class UsageReport(msgspec.Struct, frozen=True):
-    """Usage for a window, broken down by project and product per hour, with totals."""
-
-    organization_id: uuid.UUID
-    start: datetime
-    end: datetime
-    lines: tuple[UsageLine, ...]
-    total_micros: int
-
-
-def report(organization_id: uuid.UUID, start: datetime, end: datetime,
-           buckets: list[HourlyUsage]) -> UsageReport:
-    """Lines ordered by hour, then project and product id as text (an org-level line's project,
-    None, sorts as the text "None"); buckets with equal keys keep the order storage gave them."""
-    lines = [UsageLine(b.project_id, b.product_id, b.hour, b.quantity, b.amount_micros) for b in buckets]
-    lines.sort(key=lambda line: (line.hour, text_rank(line.project_id), line.product_id.int))
-    return UsageReport(organization_id, start, end, tuple(lines), sum(line.amount_micros for line in lines))
-
-
 def sort_buckets(buckets: list[HourlyUsage]) -> None:
     """Sort in place in the storage ports' order: hour, then project, product and invoice id as text
     (None as the text "None")."""

@@ -73,11 +73,11 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
     platform = services.organizations.authenticate(past, service_secret)
 
     say("subscribing to Pro (trial)")
-    session = services.subscriptions.start_checkout(past, ada, organization_id=org.id, plan="pro",
-                                                    return_url="/console/plans")
+    session = services.checkout.start_checkout(past, ada, organization_id=org.id, plan="pro",
+                                               return_url="/console/plans")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(past, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id=f"sub_demo_{org.id.hex[:8]}")
+    services.checkout.complete_checkout(past, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id=f"sub_demo_{org.id.hex[:8]}")
     services.settings.update_address(past, bob, organization_id=org.id, address=InvoiceAddress(
         company_name="Acme Robotics GmbH", address_1="Torstraße 1", city="Berlin", postal_code="10119",
         country="DE", po_number="PO-4711"))
@@ -86,11 +86,11 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
                                            description="European VAT number")
     services.payment_methods.attach(past, bob, organization_id=org.id, provider_payment_method_id="pm_card_visa")
     services.payment_methods.attach(past, bob, organization_id=org.id, provider_payment_method_id="pm_sepa_debit")
-    services.wallet.add_credits(past, ada, organization_id=org.id, amount_micros=50 * DOLLAR)
+    services.payments.add_credits(past, ada, organization_id=org.id, amount_micros=50 * DOLLAR)
     for product in ("compute", "storage", "inference"):
         for project in DEMO_PROJECTS:
-            services.subscriptions.subscribe_product(past, bob, organization_id=org.id, product=product,
-                                                     project_id=project, start_date=start)
+            services.product_subscriptions.subscribe_product(past, bob, organization_id=org.id, product=product,
+                                                             project_id=project, start_date=start)
     services.settings.update_spend_management(past, ada, organization_id=org.id, spend=SpendManagement(
         enabled=True, daily_budget_micros=40 * DOLLAR, daily_email_threshold_micros=25 * DOLLAR))
 
@@ -101,11 +101,11 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
     day = start
     while day < real_now - timedelta(hours=6):
         if not trial_over and day >= start + timedelta(days=14):
-            services.subscriptions.apply_provider_status(past, provider_subscription_id=sub_id,
-                                                         status=SubscriptionStatus.ACTIVE,
-                                                         current_period_start=day,
-                                                         current_period_end=day + timedelta(days=30))
-            services.wallet.purchase_pack(past, ada, organization_id=org.id, pack_dollars=25)
+            services.plan_subscriptions.apply_provider_status(past, provider_subscription_id=sub_id,
+                                                              status=SubscriptionStatus.ACTIVE,
+                                                              current_period_start=day,
+                                                              current_period_end=day + timedelta(days=30))
+            services.payments.purchase_pack(past, ada, organization_id=org.id, pack_dollars=25)
             trial_over = True
         for hour in (9, 13, 17, 21):
             clock.set(day.replace(hour=hour))
@@ -113,25 +113,25 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
                 break
             for n, (product, quantity) in enumerate((("compute", 6), ("storage", 900), ("inference", 180))):
                 event += 1
-                outcome = services.metering.report_usage(
-                    past, platform, organization_id=org.id, event_id=f"demo-{event}", product=product,
-                    quantity=quantity, project_id=DEMO_PROJECTS[(event + n) % 2])
+                outcome = services.usage.report_usage(
+                 past, platform, organization_id=org.id, event_id=f"demo-{event}", product=product,
+                 quantity=quantity, project_id=DEMO_PROJECTS[(event + n) % 2])
                 if outcome.allowed and product == "inference":
                     last_inference = outcome.event_id
         if day.day == 1 and day > start:
             clock.set(day.replace(hour=6))
             _close_month_before(past, org.id, day, say)
             if trial_over:
-                services.subscriptions.apply_provider_status(
-                    past, provider_subscription_id=sub_id, status=SubscriptionStatus.ACTIVE,
-                    current_period_start=day, current_period_end=day + timedelta(days=30))
+                services.plan_subscriptions.apply_provider_status(
+                         past, provider_subscription_id=sub_id, status=SubscriptionStatus.ACTIVE,
+                         current_period_start=day, current_period_end=day + timedelta(days=30))
         day += timedelta(days=1)
     clock.set(min(day, real_now))
     # Seeded in the first hours of a month, the loop stops before the 1st's close: every month that
     # has ended is closed all the same (a re-run close is a no-op).
     _close_month_before(past, org.id, clock.now(), say)
     if last_inference is not None:
-        services.metering.refund_usage(past, platform, organization_id=org.id, event_id=last_inference)
+        services.usage.refund_usage(past, platform, organization_id=org.id, event_id=last_inference)
     services.dispatch.dispatch(past, deliverers)
     services.dispatch.dispatch(past, deliverers)
     say(f"seeded {event} usage events")

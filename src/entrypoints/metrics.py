@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from billing_core.outbox import OutboxDepth
 from billing_core.services.background import CycleReport
-from billing_core.services.metering import UsageOutcome
+from billing_core.services.usage import UsageOutcome
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -146,21 +146,21 @@ def build_world(api: Api, *, subscribed: bool = True) -> World:
     sepa = services.payment_methods.attach(ctx, bob, organization_id=org, provider_payment_method_id="pm_sepa_debit")
     session_id = None
     if subscribed:
-        session = services.subscriptions.start_checkout(ctx, ada, organization_id=org, plan="pro",
-                                                        return_url="https://app.example.com/billing/plans")
+        session = services.checkout.start_checkout(ctx, ada, organization_id=org, plan="pro",
+                                                   return_url="https://app.example.com/billing/plans")
         assert session.provider_session_id is not None
-        services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                                 provider_subscription_id=f"sub_{org.hex}")
+        services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                            provider_subscription_id=f"sub_{org.hex}")
         session_id = session.id
-    payment = services.wallet.add_credits(ctx, ada, organization_id=org, amount_micros=50 * DOLLAR)
-    product_sub = services.subscriptions.subscribe_product(ctx, bob, organization_id=org, product="compute",
-                                                           project_id=None,
-                                                           start_date=datetime(2026, 2, 1, tzinfo=UTC))
+    payment = services.payments.add_credits(ctx, ada, organization_id=org, amount_micros=50 * DOLLAR)
+    product_sub = services.product_subscriptions.subscribe_product(ctx, bob, organization_id=org, product="compute",
+                                                                   project_id=None,
+                                                                   start_date=datetime(2026, 2, 1, tzinfo=UTC))
     project = uuid.uuid4()
-    services.metering.report_usage(ctx, platform, organization_id=org, event_id="evt-february", product="compute",
-                                   quantity=25, project_id=project, occurred_at=datetime(2026, 2, 15, 9, tzinfo=UTC))
-    services.metering.report_usage(ctx, platform, organization_id=org, event_id="evt-world", product="compute",
-                                   quantity=10, project_id=project)
+    services.usage.report_usage(ctx, platform, organization_id=org, event_id="evt-february", product="compute",
+                                quantity=25, project_id=project, occurred_at=datetime(2026, 2, 15, 9, tzinfo=UTC))
+    services.usage.report_usage(ctx, platform, organization_id=org, event_id="evt-world", product="compute",
+                                quantity=10, project_id=project)
     held = services.holds.place_hold(ctx, platform, organization_id=org, product="compute", max_quantity=5)
     assert held.hold is not None
     report = services.invoicing.close_period(ctx, period="2026-02", organization_id=org)

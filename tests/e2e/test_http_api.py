@@ -526,7 +526,7 @@ def test_overview_figures_and_settings_round_trip(api: Api, world: World) -> Non
 
 
 def test_payments_due_and_recovery_banners(api: Api, world: World) -> None:
-    services.subscriptions.set_status(api.ctx, organization_id=world.org, status=SubscriptionStatus.PAST_DUE)
+    services.plan_subscriptions.set_status(api.ctx, organization_id=world.org, status=SubscriptionStatus.PAST_DUE)
     overview = api.client.get(_org(world, "/billing/overview"), headers=world.headers("member")).json()
     assert "past_due" in {b["kind"] for b in overview["banners"]}
     assert overview["production_health"] == "grace_active" and overview["grace_window"]["ends_at"]
@@ -542,9 +542,9 @@ def test_stripe_webhook_verifies_the_signature(api: Api) -> None:
     po = world.headers("primary-owner")
     session = api.client.post(_org(world, "/checkout_sessions"), headers=po,
                               json={"plan": "pro", "return_url": "/billing/plans"}).json()
-    checkout = services.subscriptions.checkout_status(
-        api.ctx, services.organizations.authenticate(api.ctx, world.tokens["primary-owner"]),
-        organization_id=world.org, session_id=uuid.UUID(session["id"]))[0]
+    checkout = services.checkout.checkout_status(
+   api.ctx, services.organizations.authenticate(api.ctx, world.tokens["primary-owner"]),
+   organization_id=world.org, session_id=uuid.UUID(session["id"]))[0]
     payload, signature = api.payments.event("checkout.session.completed", {
         "id": checkout.provider_session_id, "object": "checkout.session", "mode": "subscription",
         "subscription": "sub_from_webhook"})
@@ -589,13 +589,14 @@ def test_usage_report_totals_match_the_invoice_to_the_cent(api: Api, world: Worl
     ctx = api.container.billing_context()
     bob = services.organizations.authenticate(ctx, world.tokens["owner"])
     platform = services.organizations.authenticate(ctx, world.tokens["service"])
-    services.subscriptions.subscribe_product(ctx, bob, organization_id=world.org, product="storage", project_id=None,
-                                             start_date=datetime(2026, 1, 1, tzinfo=UTC))
+    services.product_subscriptions.subscribe_product(ctx, bob, organization_id=world.org, product="storage",
+                                                     project_id=None,
+                                                     start_date=datetime(2026, 1, 1, tzinfo=UTC))
     # Two projects, 40 GB-hours each at $0.000150: $0.006 each, one cent each on the invoice; $0.012 in all.
     for n in range(2):
-        services.metering.report_usage(ctx, platform, organization_id=world.org, event_id=f"evt-jan-{n}",
-                                       product="storage", quantity=40, project_id=uuid.uuid4(),
-                                       occurred_at=datetime(2026, 1, 10 + n, 8, tzinfo=UTC))
+        services.usage.report_usage(ctx, platform, organization_id=world.org, event_id=f"evt-jan-{n}",
+                                    product="storage", quantity=40, project_id=uuid.uuid4(),
+                                    occurred_at=datetime(2026, 1, 10 + n, 8, tzinfo=UTC))
     closed = services.invoicing.close_period(ctx, period="2026-01", organization_id=world.org)
     member = world.headers("member")
     invoice = api.client.get(f"/invoices/{closed.invoice_ids[0]}", headers=member).json()

@@ -23,7 +23,7 @@ def test_the_offline_route_and_the_webhook_complete_a_checkout_once(api: Api) ->
     with api.ctx.uow() as uow:
         session = uow.checkouts.get(uuid.UUID(first["id"]))
         other = uow.checkouts.get(uuid.UUID(second["id"]))
-    assert session.provider_subscription_id == services.subscriptions.offline_subscription_id(session)
+    assert session.provider_subscription_id == services.checkout.offline_subscription_id(session)
     body, signature = api.payments.event("checkout.session.completed", {
         "id": session.provider_session_id, "object": "checkout.session", "mode": "subscription",
         "subscription": session.provider_subscription_id}, event_id="evt_first")

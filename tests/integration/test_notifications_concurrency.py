@@ -28,7 +28,15 @@ from billing_core.billing_settings import SpendManagement
 from billing_core.catalog import load_catalog
 from billing_core.outbox import OutboxTopic
 from billing_core.permissions import Permission
-from billing_core.services import metering, organizations, payment_methods, reconcile, settings, subscriptions, wallet
+from billing_core.services import (
+    organizations,
+    payment_methods,
+    product_subscriptions,
+    reconcile,
+    settings,
+    usage,
+    wallet,
+)
 from billing_core.services.context import BillingContext
 from billing_core.spend_guard import DenialReason
 
@@ -59,7 +67,7 @@ def test_concurrent_debits_queue_each_notice_once(engine: Engine) -> None:
         ctx, organization_id=org.id, name="platform", scopes=frozenset({Permission.USAGE_WRITE}))[1])
     wallet.grant_credits(ctx, organization_id=org.id, amount_micros=GRANT, description="Credits",
                          idempotency_key="grant")
-    subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute", project_id=None)
+    product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute", project_id=None)
     settings.update_spend_management(ctx, owner, organization_id=org.id, spend=SpendManagement(
         enabled=True, daily_budget_micros=BUDGET, daily_email_threshold_micros=EMAIL_THRESHOLD))
     method = payment_methods.attach(ctx, owner, organization_id=org.id, provider_payment_method_id="pm_card_visa")
@@ -79,8 +87,8 @@ def test_concurrent_debits_queue_each_notice_once(engine: Engine) -> None:
             start.wait()
             local: Counter[str] = Counter()
             for i in range(PER_THREAD):
-                outcome = metering.report_usage(ctx, service, organization_id=org.id, event_id=f"t{n}-{i}",
-                                                product="compute", quantity=1)
+                outcome = usage.report_usage(ctx, service, organization_id=org.id, event_id=f"t{n}-{i}",
+                                             product="compute", quantity=1)
                 local["allowed" if outcome.allowed else str(outcome.reason)] += 1
             with lock:
                 outcomes.update(local)

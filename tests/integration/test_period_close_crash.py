@@ -34,7 +34,7 @@ from adapters.sqlalchemy.uow import SqlAlchemyUnitOfWork
 from adapters.testing.storage import migrated_database
 from billing_core.catalog import load_catalog
 from billing_core.permissions import Permission
-from billing_core.services import invoicing, metering, organizations, reconcile, subscriptions, wallet
+from billing_core.services import invoicing, organizations, product_subscriptions, reconcile, usage, wallet
 from billing_core.services.context import BillingContext
 from tests.support.processes import worker
 
@@ -89,7 +89,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
 
 def _seed(ctx: BillingContext, rng: random.Random) -> dict[uuid.UUID, int]:
     """Organizations with February usage; returns the usage micro-dollars of each (0: none)."""
-    usage: dict[uuid.UUID, int] = {}
+    spent: dict[uuid.UUID, int] = {}
     clock = ctx.clock
     assert isinstance(clock, FixedClock)
     for n in range(ORGANIZATIONS):
@@ -106,22 +106,23 @@ def _seed(ctx: BillingContext, rng: random.Random) -> dict[uuid.UUID, int]:
                              idempotency_key=f"seed-grant-{n}")
         project = uuid.uuid4()
         for product in PRODUCTS:
-            subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product=product, project_id=project)
+            product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product=product,
+                                                    project_id=project)
         total = 0
         if n >= WITHOUT_USAGE:
             for i in range(rng.randint(3, 8)):
                 at = SEEDED_AT + timedelta(days=rng.randint(0, 27), hours=rng.randint(0, 23),
                                            minutes=rng.randint(0, 59))
                 clock.set(at)
-                outcome = metering.report_usage(ctx, service, organization_id=org.id, event_id=f"ev-{n}-{i}",
-                                                product=rng.choice(PRODUCTS), quantity=rng.randint(1, 20),
-                                                project_id=project, occurred_at=at)
+                outcome = usage.report_usage(ctx, service, organization_id=org.id, event_id=f"ev-{n}-{i}",
+                                             product=rng.choice(PRODUCTS), quantity=rng.randint(1, 20),
+                                             project_id=project, occurred_at=at)
                 if outcome.allowed:
                     total += outcome.amount_micros
             assert total > 0
-        usage[org.id] = total
+        spent[org.id] = total
     clock.set(CLOSE_AT)
-    return usage
+    return spent
 
 
 def _run_and_kill(url: str, schema: str, mode: str, rng: random.Random) -> tuple[int, int | None]:

@@ -42,8 +42,8 @@ def _org(billing: InMemoryBilling, *, method: str = "pm_card_visa",
 
 def _use(billing: InMemoryBilling, platform: Actor, org_id: uuid.UUID, event: str, dollars: int) -> bool:
     # compute costs $0.04 per unit: 25 units per dollar
-    return services.metering.report_usage(billing.ctx, platform, organization_id=org_id, event_id=event,
-                                          product="compute", quantity=25 * dollars).allowed
+    return services.usage.report_usage(billing.ctx, platform, organization_id=org_id, event_id=event,
+                                       product="compute", quantity=25 * dollars).allowed
 
 
 def test_budget_notice_is_a_signed_webhook_retried_then_dead_lettered(billing: InMemoryBilling) -> None:
@@ -98,7 +98,7 @@ def test_auto_recharge_pauses_after_repeated_failures(billing: InMemoryBilling) 
     recharge = services.settings.get_settings(ctx, ada, organization_id=org_id).auto_recharge
     assert recharge.consecutive_failures == 3
     assert recharge.paused
-    assert services.wallet.overview(ctx, ada, organization_id=org_id).auto_recharge.paused
+    assert services.overview.overview(ctx, ada, organization_id=org_id).auto_recharge.paused
     failures = [m for m in billing.store.outbox.values() if "auto-recharge-failed" in m.dedupe_key]
     assert len(failures) == 3  # one email per failure (no webhook URL configured)
     _use(billing, platform, org_id, "after-pause", 1)
@@ -117,7 +117,7 @@ def test_low_balance_alert_once_per_crossing(billing: InMemoryBilling) -> None:
         _use(billing, platform, org_id, f"l{n}", 1)
     alerts = [m for m in billing.store.outbox.values() if "low-balance" in m.dedupe_key]
     assert len(alerts) == 1
-    services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=10 * DOLLAR)
+    services.payments.add_credits(ctx, ada, organization_id=org_id, amount_micros=10 * DOLLAR)
     for n in range(8):
         _use(billing, platform, org_id, f"m{n}", 1)
     alerts = [m for m in billing.store.outbox.values() if "low-balance" in m.dedupe_key]
@@ -131,8 +131,8 @@ def test_monthly_cap_pauses_and_lifts_next_month(billing: InMemoryBilling) -> No
         enabled=True, monthly_cap_micros=5 * DOLLAR))
     for n in range(5):
         assert _use(billing, platform, org_id, f"a{n}", 1)
-    denied = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="over",
-                                            product="compute", quantity=1)
+    denied = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="over",
+                                         product="compute", quantity=1)
     assert denied.reason == DenialReason.MONTHLY_BUDGET_REACHED
     assert denied.retry_at == datetime(2026, 6, 1, tzinfo=UTC)
     billing.clock.set(datetime(2026, 6, 1, 0, 0, 1, tzinfo=UTC))

@@ -46,15 +46,15 @@ def _deliver(ctx: BillingContext, stub: StripeStub, event_type: str, obj: dict[s
 
 def _balance(ctx: BillingContext, actor: Actor, org_id: uuid.UUID) -> int:
     assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
-    return services.wallet.overview(ctx, actor, organization_id=org_id).credit_balance_micros
+    return services.overview.overview(ctx, actor, organization_id=org_id).credit_balance_micros
 
 
 def test_checkout_to_recovery_with_stripe(ctx: BillingContext, stub: StripeStub) -> None:
     org_id, ada, platform = sign_up(ctx)
     clock = ctx.clock
     assert isinstance(clock, FixedClock)
-    session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
-                                                    return_url="/pricing")
+    session = services.checkout.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
+                                               return_url="/pricing")
     [create] = stub.requests_to("POST", "/v1/checkout/sessions")
     assert create.params["subscription_data"]["trial_period_days"] == "14"
     assert create.headers["idempotency-key"] == f"checkout:{session.id}"
@@ -70,36 +70,36 @@ def test_checkout_to_recovery_with_stripe(ctx: BillingContext, stub: StripeStub)
     _deliver(ctx, stub, "customer.subscription.updated", {**sub, "status": "active"}, "evt_b")
     assert _balance(ctx, ada, org_id) == 100 * DOLLAR
 
-    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
-                                          quantity=50).allowed
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
+                                       quantity=50).allowed
     assert _balance(ctx, ada, org_id) == 98 * DOLLAR
 
     _deliver(ctx, stub, "customer.subscription.updated", {**sub, "status": "past_due"}, "evt_c")
-    graced = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u2",
-                                            product="compute", quantity=50)
+    graced = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u2",
+                                         product="compute", quantity=50)
     assert graced.allowed and graced.warning == SpendWarning.PAYMENT_FAILURE_GRACE_ACTIVE
     assert _balance(ctx, ada, org_id) == 96 * DOLLAR
 
     clock.advance(timedelta(days=8))
-    blocked = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u3",
-                                             product="compute", quantity=50)
+    blocked = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u3",
+                                          product="compute", quantity=50)
     assert not blocked.allowed and blocked.reason == DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED
     assert _balance(ctx, ada, org_id) == 96 * DOLLAR
 
     _deliver(ctx, stub, "customer.subscription.updated", {**sub, "status": "active"}, "evt_d")
-    summary = services.subscriptions.summary(ctx, ada, organization_id=org_id)
+    summary = services.plan_subscriptions.summary(ctx, ada, organization_id=org_id)
     assert summary is not None and summary.status == SubscriptionStatus.ACTIVE
-    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u3", product="compute",
-                                          quantity=50).allowed
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u3", product="compute",
+                                       quantity=50).allowed
     assert _balance(ctx, ada, org_id) == 94 * DOLLAR
-    history = [e.description for e in services.wallet.balance_history(ctx, ada, organization_id=org_id).items]
+    history = [e.description for e in services.overview.balance_history(ctx, ada, organization_id=org_id).items]
     assert history == ["Pro plan credits", "Free Trial Credits expired", "Free Trial Credits"]
 
 
 def test_top_up_through_stripe_lands_on_success_only(ctx: BillingContext, stub: StripeStub) -> None:
     org_id, ada, _ = sign_up(ctx)
     services.payment_methods.attach(ctx, ada, organization_id=org_id, provider_payment_method_id="pm_card_visa")
-    payment = services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=20 * DOLLAR)
+    payment = services.payments.add_credits(ctx, ada, organization_id=org_id, amount_micros=20 * DOLLAR)
     [intent] = stub.requests_to("POST", "/v1/payment_intents")
     assert intent.params["amount"] == "2000"
     assert intent.headers["idempotency-key"] == f"payment:{payment.id}"
@@ -116,17 +116,17 @@ def test_declined_card_adds_nothing(ctx: BillingContext, stub: StripeStub) -> No
     org_id, ada, _ = sign_up(ctx)
     services.payment_methods.attach(ctx, ada, organization_id=org_id,
                                     provider_payment_method_id="pm_card_chargeDeclined")
-    payment = services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=20 * DOLLAR)
+    payment = services.payments.add_credits(ctx, ada, organization_id=org_id, amount_micros=20 * DOLLAR)
     assert payment.status == "failed" and payment.failure_message
     assert _balance(ctx, ada, org_id) == 0
 
 
 def test_a_bad_signature_changes_nothing(ctx: BillingContext, stub: StripeStub) -> None:
     org_id, ada, _ = sign_up(ctx)
-    session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
-                                                    return_url="/pricing")
+    session = services.checkout.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
+                                               return_url="/pricing")
     body = stub.event_payload("checkout.session.completed", {"id": session.provider_session_id,
                                                              "mode": "subscription", "subscription": "sub_z"})
     with pytest.raises(InvalidInput):
         services.provider_events.handle_event(ctx, body, sign_payload(body, "whsec_wrong"))
-    assert services.subscriptions.summary(ctx, ada, organization_id=org_id) is None
+    assert services.plan_subscriptions.summary(ctx, ada, organization_id=org_id) is None

@@ -59,8 +59,8 @@ class World:
                              email=owner_email, email_verified=True)
 
     def checkout(self, owner: Actor, plan: str = "pro") -> CheckoutSession:
-        session = services.subscriptions.start_checkout(self.ctx, owner, organization_id=owner.organization_id,
-                                                        plan=plan, return_url="https://app.example.com/billing")
+        session = services.checkout.start_checkout(self.ctx, owner, organization_id=owner.organization_id,
+                                                   plan=plan, return_url="https://app.example.com/billing")
         assert session.provider_session_id is not None
         return session
 
@@ -164,7 +164,7 @@ def test_completed_and_async_succeeded_events_of_one_paid_checkout_activate_once
     org, owner = world.organization("Acme")
     services.payment_methods.attach(world.ctx, owner, organization_id=org, provider_payment_method_id="pm_card_visa")
     world.payments.auto_succeed = True
-    services.wallet.add_credits(world.ctx, owner, organization_id=org, amount_micros=10 * DOLLAR)  # billing history
+    services.payments.add_credits(world.ctx, owner, organization_id=org, amount_micros=10 * DOLLAR)  # billing history
     session = world.checkout(owner)
     assert not session.trial
     calls = []
@@ -235,12 +235,12 @@ def test_the_offline_completion_concurrently_activates_once(world: World) -> Non
     racing the provider's webhook for the same session."""
     org, owner = world.organization("Acme")
     session = world.checkout(owner)
-    provider_subscription = services.subscriptions.offline_subscription_id(session)
+    provider_subscription = services.checkout.offline_subscription_id(session)
     body, signature = world.payments.event(*_completed(session, provider_subscription), event_id="evt_hook")
 
     def offline() -> str:
-        done = services.subscriptions.complete_offline_checkout(world.ctx, owner, organization_id=org,
-                                                                session_id=session.id)
+        done = services.checkout.complete_offline_checkout(world.ctx, owner, organization_id=org,
+                                                           session_id=session.id)
         return done.status.value
 
     calls: list[Callable[[], str]] = [offline] * (THREADS - 2) + [_deliver(world, body, signature)] * 2
@@ -257,8 +257,8 @@ def test_the_offline_completion_concurrently_activates_once(world: World) -> Non
 
 def test_16_claims_from_two_organizations_sharing_the_email_claim_once(world: World) -> None:
     email = f"guest-{uuid.uuid4().hex[:6]}@example.com"
-    session = services.subscriptions.start_guest_checkout(world.ctx, email=email, plan="pro",
-                                                          return_url="https://app.example.com/welcome")
+    session = services.checkout.start_guest_checkout(world.ctx, email=email, plan="pro",
+                                                     return_url="https://app.example.com/welcome")
     assert session.provider_session_id is not None
     body, signature = world.payments.event(*_completed(session, "sub_guest"), event_id="evt_guest")
     assert services.provider_events.handle_event(world.ctx, body, signature).outcome == "processed"
@@ -271,7 +271,7 @@ def test_16_claims_from_two_organizations_sharing_the_email_claim_once(world: Wo
                 email_verified=True)
 
     def claim(actor: Actor) -> Callable[[], list[CheckoutSession]]:
-        return lambda: services.subscriptions.claim_guest_checkouts(world.ctx, actor)
+        return lambda: services.checkout.claim_guest_checkouts(world.ctx, actor)
 
     results = _at_once([claim(ada if n % 2 else bea) for n in range(16)])
 
@@ -287,8 +287,8 @@ def test_16_claims_from_two_organizations_sharing_the_email_claim_once(world: Wo
     assert [g.delta(Account.WALLET) for g in world.grants(winner)] == [plan.included_credits_micros]
     assert world.grants(org_b if winner == org_a else org_a) == []
     # Later claims find nothing left.
-    assert services.subscriptions.claim_guest_checkouts(world.ctx, ada) == []
-    assert services.subscriptions.claim_guest_checkouts(world.ctx, bea) == []
+    assert services.checkout.claim_guest_checkouts(world.ctx, ada) == []
+    assert services.checkout.claim_guest_checkouts(world.ctx, bea) == []
     world.assert_reconciles(org_a, org_b)
     assert CheckoutStatus(row["status"]) == CheckoutStatus.COMPLETE
 
@@ -310,7 +310,7 @@ def _pending_top_up(world: World) -> tuple[uuid.UUID, str]:
     org, owner = world.organization("Acme")
     services.payment_methods.attach(world.ctx, owner, organization_id=org, provider_payment_method_id="pm_card_visa")
     world.payments.auto_succeed = False
-    payment = services.wallet.add_credits(world.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR)
+    payment = services.payments.add_credits(world.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR)
     assert payment.provider_payment_id is not None
     return org, payment.provider_payment_id
 
@@ -335,7 +335,7 @@ def test_a_payment_succeeding_20_times_at_once_credits_once(world: World, same_i
 def test_a_refund_and_a_dispute_of_one_payment_at_once_take_the_credits_back_once(world: World,
                                                                                  same_id: bool) -> None:
     org, intent = _pending_top_up(world)
-    services.wallet.settle_provider_payment(world.ctx, provider_payment_id=intent, reference=None, succeeded=True)
+    services.payments.settle_provider_payment(world.ctx, provider_payment_id=intent, reference=None, succeeded=True)
     assert _wallet(world, org) == 20 * DOLLAR
     outcomes = _outcomes(_at_once(_events(world, same_id, lambda n: (
         ("charge.refunded", {"id": "ch_1", "payment_intent": intent, "refunded": True}) if n % 2 else
@@ -352,10 +352,10 @@ def test_a_refund_and_a_dispute_of_one_payment_at_once_take_the_credits_back_onc
 def test_a_renewal_delivered_20_times_at_once_grants_the_period_once(world: World, same_id: bool) -> None:
     org, owner = world.organization("Acme")
     services.payment_methods.attach(world.ctx, owner, organization_id=org, provider_payment_method_id="pm_card_visa")
-    services.wallet.add_credits(world.ctx, owner, organization_id=org, amount_micros=10 * DOLLAR)
+    services.payments.add_credits(world.ctx, owner, organization_id=org, amount_micros=10 * DOLLAR)
     session = world.checkout(owner)
-    services.subscriptions.complete_checkout(world.ctx, provider_session_id=str(session.provider_session_id),
-                                             provider_subscription_id="sub_renew")
+    services.checkout.complete_checkout(world.ctx, provider_session_id=str(session.provider_session_id),
+                                        provider_subscription_id="sub_renew")
     start = int(NOW.timestamp()) + 30 * 86_400
     renewal = {"id": "sub_renew", "object": "subscription", "status": "active",
                "current_period_start": start, "current_period_end": start + 30 * 86_400}
@@ -403,8 +403,8 @@ def test_success_and_failure_of_one_payment_at_once_leave_one_outcome(world: Wor
 @IDS
 def test_a_paid_crypto_checkout_delivered_20_times_at_once_credits_once(world: World, same_id: bool) -> None:
     org, owner = world.organization("Acme")
-    payment = services.wallet.add_credits(world.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR,
-                                          crypto=True, return_url="https://app.example.com/billing")
+    payment = services.payments.add_credits(world.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR,
+                                            crypto=True, return_url="https://app.example.com/billing")
     outcomes = _outcomes(_at_once(_events(world, same_id, lambda n: (
         "checkout.session.completed" if n % 2 else "checkout.session.async_payment_succeeded",
         {"id": payment.provider_payment_id, "object": "checkout.session", "mode": "payment",

@@ -65,8 +65,8 @@ def test_64_concurrent_holds_against_a_balance_for_10_grant_exactly_10(ctx: Bill
         wallet = uow.wallets.get(org)
         assert wallet.held_micros == 10 * HOLD_QUANTITY * PRICE
         assert len(uow.holds.active(org)) == 10
-    assert not services.metering.report_usage(ctx, customer.platform, organization_id=org, event_id="squeeze",
-                                              product="compute", quantity=1).allowed
+    assert not services.usage.report_usage(ctx, customer.platform, organization_id=org, event_id="squeeze",
+                                           product="compute", quantity=1).allowed
 
     # Settle the first five and release the rest, every request sent twice at once.
     def settle(hold_id: uuid.UUID, n: int) -> Callable[[], HoldOutcome]:

@@ -58,11 +58,11 @@ def test_concurrent_settlements_of_one_payment_credit_it_once(money: Money) -> N
     ctx = money.ctx
     org_id, owner = _with_card(ctx)
     money.provider.auto_succeed = False
-    pending = services.wallet.add_credits(ctx, owner, organization_id=org_id, amount_micros=20 * DOLLAR)
+    pending = services.payments.add_credits(ctx, owner, organization_id=org_id, amount_micros=20 * DOLLAR)
     assert pending.status == PaymentStatus.PENDING and pending.provider_payment_id is not None
-    settle = functools.partial(services.wallet.settle_provider_payment, ctx,
-                               provider_payment_id=pending.provider_payment_id, reference=str(pending.id),
-                               succeeded=True)
+    settle = functools.partial(services.payments.settle_provider_payment, ctx,
+                                 provider_payment_id=pending.provider_payment_id, reference=str(pending.id),
+                                 succeeded=True)
     outcome = at_once([settle for _ in range(CONCURRENCY)])
     assert outcome.errors == []
     assert {p.status for p in outcome.results if p is not None} == {PaymentStatus.SUCCEEDED}
@@ -73,12 +73,12 @@ def test_concurrent_settlements_of_one_payment_credit_it_once(money: Money) -> N
 def test_concurrent_reversals_of_one_payment_take_it_back_once(money: Money) -> None:
     ctx = money.ctx
     org_id, owner = _with_card(ctx)
-    paid = services.wallet.add_credits(ctx, owner, organization_id=org_id, amount_micros=20 * DOLLAR)
+    paid = services.payments.add_credits(ctx, owner, organization_id=org_id, amount_micros=20 * DOLLAR)
     assert paid.provider_payment_id is not None
-    calls = [functools.partial(services.wallet.reverse_provider_payment, ctx,
-                               provider_payment_id=paid.provider_payment_id,
-                               status=PaymentStatus.DISPUTED if n % 2 else PaymentStatus.REFUNDED,
-                               reason="at the provider") for n in range(CONCURRENCY)]
+    calls = [functools.partial(services.payments.reverse_provider_payment, ctx,
+                                 provider_payment_id=paid.provider_payment_id,
+                                 status=PaymentStatus.DISPUTED if n % 2 else PaymentStatus.REFUNDED,
+                                 reason="at the provider") for n in range(CONCURRENCY)]
     outcome = at_once(calls)
     assert outcome.errors == []
     assert _entries(ctx, org_id, EntryKind.PAYMENT_REVERSAL) == [-20 * DOLLAR]
@@ -92,8 +92,8 @@ def test_an_auto_recharge_whose_charge_was_lost_is_charged_by_the_retry_once(mon
     services.settings.update_auto_recharge(ctx, owner, organization_id=org_id, enabled=True,
                                            threshold_micros=10 * DOLLAR, amount_micros=25 * DOLLAR)
     operation = uuid.uuid4()
-    recharge = functools.partial(services.wallet.run_auto_recharge, ctx, organization_id=org_id,
-                                 amount_micros=25 * DOLLAR, payment_method_id=None, operation_id=operation)
+    recharge = functools.partial(services.payments.run_auto_recharge, ctx, organization_id=org_id,
+                                   amount_micros=25 * DOLLAR, payment_method_id=None, operation_id=operation)
     money.provider.fail_with = ProviderUnavailable()
     with pytest.raises(ProviderUnavailable):
         recharge()
@@ -130,14 +130,14 @@ def test_a_crypto_payment_is_recorded_before_the_provider_opens_its_checkout(mon
     ctx = BillingContext(uow=money.ctx.uow, clock=money.ctx.clock, catalog=money.ctx.catalog, payments=provider)
     ref.append(ctx)
     org_id, owner = organization(ctx)
-    payment = services.wallet.add_credits(ctx, owner, organization_id=org_id, amount_micros=10 * DOLLAR, crypto=True)
+    payment = services.payments.add_credits(ctx, owner, organization_id=org_id, amount_micros=10 * DOLLAR, crypto=True)
     assert provider.recorded_first == [True]
     stored = _payment(ctx, org_id, payment.id)
     assert stored.provider_payment_id is not None and stored.client_secret is not None
     # Paid at the provider: found by its reference and credited once.
     for _ in range(2):
-        services.wallet.settle_provider_payment(ctx, provider_payment_id=None, reference=str(payment.id),
-                                                succeeded=True)
+        services.payments.settle_provider_payment(ctx, provider_payment_id=None, reference=str(payment.id),
+                                                  succeeded=True)
     assert _entries(ctx, org_id, EntryKind.TOP_UP) == [10 * DOLLAR]
     _assert_reconciles(ctx, org_id)
 

@@ -40,7 +40,7 @@ from adapters.testing.storage import migrated_database
 from billing_core.catalog import load_catalog
 from billing_core.invoices import Invoice
 from billing_core.permissions import Actor, Permission
-from billing_core.services import invoicing, metering, organizations, reconcile, subscriptions, wallet
+from billing_core.services import invoicing, organizations, product_subscriptions, reconcile, usage, wallet
 from billing_core.services.context import BillingContext
 from billing_core.usage import HourlyUsage, UsageEvent
 
@@ -84,9 +84,9 @@ class World:
 
     def report(self, org_id: uuid.UUID, occurred_at: datetime, quantity: int, product: str = "compute") -> None:
         event_id = f"ev-{next(self.ids)}"
-        outcome = metering.report_usage(self.ctx, self.services[org_id], organization_id=org_id, event_id=event_id,
-                                        product=product, quantity=quantity, project_id=self.projects[org_id],
-                                        occurred_at=occurred_at)
+        outcome = usage.report_usage(self.ctx, self.services[org_id], organization_id=org_id, event_id=event_id,
+                                     product=product, quantity=quantity, project_id=self.projects[org_id],
+                                     occurred_at=occurred_at)
         assert outcome.allowed and not outcome.replayed, outcome
         self.reported[org_id].append((occurred_at, outcome.amount_micros))
 
@@ -107,8 +107,8 @@ def _world(engine: Engine) -> World:
                              description="Free Trial Credits", idempotency_key=f"grant-{n}")
         world.projects[org.id] = uuid.uuid4()
         for product in PRODUCTS:
-            subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product=product,
-                                            project_id=world.projects[org.id])
+            product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product=product,
+                                                    project_id=world.projects[org.id])
     return world
 
 

@@ -34,11 +34,11 @@ def _subscribed(money: Money, plan: str = "pro") -> tuple[uuid.UUID, Actor]:
     """An organization on a trial of ``plan``, with a provider customer (so changes are invoiced)."""
     ctx = money.ctx
     org_id, owner = organization(ctx)
-    session = services.subscriptions.start_checkout(ctx, owner, organization_id=org_id, plan=plan,
-                                                    return_url="https://app.test/billing")
+    session = services.checkout.start_checkout(ctx, owner, organization_id=org_id, plan=plan,
+                                               return_url="https://app.test/billing")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id=f"sub_{uuid.uuid4().hex}")
+    services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id=f"sub_{uuid.uuid4().hex}")
     money.clock.advance(timedelta(days=2))
     return org_id, owner
 
@@ -59,10 +59,10 @@ def test_identical_concurrent_changes_issue_one_invoice(money: Money) -> None:
     ctx = money.ctx
     org_id, owner = _subscribed(money)
     at = ctx.clock.now()
-    preview = services.subscriptions.preview_plan_change(ctx, owner, organization_id=org_id, plan="scale", at=at)
-    outcome = at_once([lambda: services.subscriptions.change_plan(ctx, owner, organization_id=org_id, plan="scale",
-                                                                  preview_at=at)
-                       for _ in range(CONCURRENCY)])
+    preview = services.plan_changes.preview_plan_change(ctx, owner, organization_id=org_id, plan="scale", at=at)
+    outcome = at_once([lambda: services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="scale",
+                                                                 preview_at=at)
+                      for _ in range(CONCURRENCY)])
     assert outcome.errors == []
     assert len(money.provider.invoices) == 1
     (invoice,) = money.provider.invoices.values()
@@ -82,8 +82,8 @@ def test_conflicting_concurrent_changes_one_wins_the_rest_conflict_without_invoi
     org_id, owner = _subscribed(money)
     at = ctx.clock.now()
     targets = ["scale", "starter"] * (CONCURRENCY // 2)
-    outcome = at_once([functools.partial(services.subscriptions.change_plan, ctx, owner, organization_id=org_id,
-                                         plan=plan, preview_at=at) for plan in targets])
+    outcome = at_once([functools.partial(services.plan_changes.change_plan, ctx, owner, organization_id=org_id,
+                                        plan=plan, preview_at=at) for plan in targets])
     assert len(money.provider.invoices) == 1
     (invoice,) = money.provider.invoices.values()
     winners = {r.preview.to_plan for r in outcome.results}
@@ -103,19 +103,19 @@ def test_conflicting_concurrent_changes_one_wins_the_rest_conflict_without_invoi
 def test_a_new_preview_changes_again_with_its_own_invoice(money: Money) -> None:
     ctx = money.ctx
     org_id, owner = _subscribed(money)
-    first = services.subscriptions.change_plan(ctx, owner, organization_id=org_id, plan="scale",
-                                               preview_at=ctx.clock.now())
+    first = services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="scale",
+                                              preview_at=ctx.clock.now())
     money.clock.advance(timedelta(minutes=5))
-    second = services.subscriptions.change_plan(ctx, owner, organization_id=org_id, plan="enterprise",
-                                                preview_at=ctx.clock.now())
+    second = services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="enterprise",
+                                               preview_at=ctx.clock.now())
     assert first.hosted_invoice != second.hosted_invoice and len(money.provider.invoices) == 2
     assert _subscription(ctx, org_id).plan == "enterprise"
     # The first change replayed still answers with its own outcome; a stale preview conflicts.
-    assert services.subscriptions.change_plan(ctx, owner, organization_id=org_id, plan="enterprise",
-                                              preview_at=ctx.clock.now()) == second
+    assert services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="enterprise",
+                                             preview_at=ctx.clock.now()) == second
     with pytest.raises(Conflict) as stale:
-        services.subscriptions.change_plan(ctx, owner, organization_id=org_id, plan="scale",
-                                           preview_at=ctx.clock.now() - timedelta(minutes=5))
+        services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="scale",
+                                          preview_at=ctx.clock.now() - timedelta(minutes=5))
     assert stale.value.code == "plan_changed" and len(money.provider.invoices) == 2
 
 
@@ -125,15 +125,15 @@ def test_an_unreachable_provider_keeps_the_change_and_a_retry_issues_its_one_inv
     at = ctx.clock.now()
     money.provider.fail_with = ProviderUnavailable()
     with pytest.raises(ProviderUnavailable):
-        services.subscriptions.change_plan(ctx, owner, organization_id=org_id, plan="scale", preview_at=at)
+        services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="scale", preview_at=at)
     assert _subscription(ctx, org_id).plan == "scale" and money.provider.invoices == {}
     with ctx.uow() as uow:
         (pending,) = uow.plan_changes.list(org_id)
     assert pending.status == "pending"
     money.provider.fail_with = None
-    outcome = at_once([lambda: services.subscriptions.change_plan(ctx, owner, organization_id=org_id, plan="scale",
-                                                                  preview_at=at)
-                       for _ in range(CONCURRENCY)])
+    outcome = at_once([lambda: services.plan_changes.change_plan(ctx, owner, organization_id=org_id, plan="scale",
+                                                                 preview_at=at)
+                      for _ in range(CONCURRENCY)])
     assert outcome.errors == []
     assert list(money.provider.invoices) == [f"plan-change:{pending.id}"]
     with ctx.uow() as uow:

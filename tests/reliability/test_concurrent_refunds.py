@@ -35,7 +35,7 @@ def money(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Money]:
 def _purchase(ctx: BillingContext, dollars: int) -> tuple[uuid.UUID, uuid.UUID, Actor]:
     org_id, owner = organization(ctx)
     services.payment_methods.attach(ctx, owner, organization_id=org_id, provider_payment_method_id="pm_card_visa")
-    payment = services.wallet.add_credits(ctx, owner, organization_id=org_id, amount_micros=dollars * DOLLAR)
+    payment = services.payments.add_credits(ctx, owner, organization_id=org_id, amount_micros=dollars * DOLLAR)
     assert payment.status == PaymentStatus.SUCCEEDED
     return org_id, payment.id, owner
 
@@ -108,8 +108,8 @@ def test_conflicting_refunds_share_the_unused_credits_once(money: Money) -> None
     the same $40 of unused credits and never refund more."""
     ctx = money.ctx
     org_id, first, owner = _purchase(ctx, 50)
-    second = services.wallet.add_credits(ctx, owner, organization_id=org_id,
-                                         amount_micros=50 * DOLLAR).id
+    second = services.payments.add_credits(ctx, owner, organization_id=org_id,
+                                           amount_micros=50 * DOLLAR).id
     with ctx.uow() as uow:
         uow.wallets.post(transfer(organization_id=org_id, idempotency_key="spent", kind=EntryKind.ADJUSTMENT,
                                   description="spent", created_at=ctx.clock.now(), source=Account.WALLET,
@@ -196,8 +196,8 @@ def test_a_refund_refused_after_the_payment_was_disputed_gives_nothing_back(mone
     paid = _payment(ctx, org_id, payment_id)
     assert paid.provider_payment_id is not None
     money.provider.fail_with = None
-    services.wallet.reverse_provider_payment(ctx, provider_payment_id=paid.provider_payment_id,
-                                             status=PaymentStatus.DISPUTED, reason="disputed")
+    services.payments.reverse_provider_payment(ctx, provider_payment_id=paid.provider_payment_id,
+                                               status=PaymentStatus.DISPUTED, reason="disputed")
     money.provider.fail_with = PaymentError("charge disputed", code="charge_disputed")
     failed = services.refunds.request_refund(ctx, owner, organization_id=org_id, payment_id=payment_id,
                                              request_id=request_id)

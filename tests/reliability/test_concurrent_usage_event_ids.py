@@ -20,7 +20,7 @@ from billing_core import EventIdReused, services
 from billing_core.catalog import load_catalog
 from billing_core.ledger import EntryKind
 from billing_core.services.context import BillingContext
-from billing_core.services.metering import UsageEventInput, UsageOutcome
+from billing_core.services.usage import UsageEventInput, UsageOutcome
 from tests.e2e.conftest import START
 from tests.support.customers import Customer, sign_up
 
@@ -79,10 +79,10 @@ def test_identical_concurrent_reports_debit_once_and_answer_alike(ctx: BillingCo
 
     def report(_: int) -> list[UsageOutcome]:
         if batch:
-            return services.metering.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
-                UsageEventInput(event_id="evt-race", product="compute", quantity=5)])
-        return [services.metering.report_usage(ctx, customer.platform, organization_id=org, event_id="evt-race",
-                                               product="compute", quantity=5)]
+            return services.usage.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
+             UsageEventInput(event_id="evt-race", product="compute", quantity=5)])
+        return [services.usage.report_usage(ctx, customer.platform, organization_id=org, event_id="evt-race",
+                                            product="compute", quantity=5)]
 
     results = _at_once(report)
     outcomes = [r[0] for r in results if not isinstance(r, BaseException)]
@@ -101,11 +101,11 @@ def test_conflicting_concurrent_reports_debit_one_event_and_refuse_the_others(ct
 
     def report(n: int) -> list[UsageOutcome]:
         if batch:
-            return services.metering.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
-                UsageEventInput(event_id=f"evt-own-{n}", product="compute", quantity=1),
-                UsageEventInput(event_id="evt-race", product="compute", quantity=n + 1)])
-        return [services.metering.report_usage(ctx, customer.platform, organization_id=org, event_id="evt-race",
-                                               product="compute", quantity=n + 1)]
+            return services.usage.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
+             UsageEventInput(event_id=f"evt-own-{n}", product="compute", quantity=1),
+             UsageEventInput(event_id="evt-race", product="compute", quantity=n + 1)])
+        return [services.usage.report_usage(ctx, customer.platform, organization_id=org, event_id="evt-race",
+                                            product="compute", quantity=n + 1)]
 
     results = _at_once(report)
     won = [r for r in results if not isinstance(r, BaseException)]

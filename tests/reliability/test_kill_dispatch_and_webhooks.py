@@ -140,13 +140,13 @@ def _seed_outbox(ctx: BillingContext) -> set[str]:
                                                          owner_email=f"billing{n}@example.com")
         owner = Actor(organization_id=org.id, subject=f"user:u{n}", role=Role.PRIMARY_OWNER)
         platform = Actor(organization_id=org.id, subject="token:p", scopes=frozenset({Permission.USAGE_WRITE}))
-        services.subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute",
-                                                 project_id=None, start_date=datetime(2026, 1, 1, tzinfo=UTC))
+        services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute",
+                                                         project_id=None, start_date=datetime(2026, 1, 1, tzinfo=UTC))
         services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=20 * DOLLAR, description="Trial",
                                       idempotency_key="trial")
-        outcome = services.metering.report_usage(ctx, platform, organization_id=org.id, event_id="feb",
-                                                 product="compute", quantity=100 + n,
-                                                 occurred_at=datetime(2026, 2, 10, tzinfo=UTC))
+        outcome = services.usage.report_usage(ctx, platform, organization_id=org.id, event_id="feb",
+                                              product="compute", quantity=100 + n,
+                                              occurred_at=datetime(2026, 2, 10, tzinfo=UTC))
         assert outcome.allowed, outcome
         org_ids.append(org.id)
     assert services.invoicing.close_period(ctx, period="2026-02").invoices_created == INVOICES
@@ -214,15 +214,15 @@ def _seed_payments(ctx: BillingContext) -> tuple[list[str], str]:
                                                      owner_email="w@example.com", organization_id=ORG_ID)
     owner = Actor(organization_id=org.id, subject="user:w", role=Role.PRIMARY_OWNER)
     services.payment_methods.attach(ctx, owner, organization_id=org.id, provider_payment_method_id="pm_card_visa")
-    session = services.subscriptions.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
-                                                    return_url="https://app.example.com/billing")
+    session = services.checkout.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
+                                               return_url="https://app.example.com/billing")
     assert session.provider_session_id is not None
     subscription_id = "sub_webhooks"
-    services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id=subscription_id)
+    services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id=subscription_id)
     intents = []
     for n in range(PAYMENTS):
-        payment = services.wallet.add_credits(ctx, owner, organization_id=org.id, amount_micros=(5 + n) * DOLLAR)
+        payment = services.payments.add_credits(ctx, owner, organization_id=org.id, amount_micros=(5 + n) * DOLLAR)
         assert payment.provider_payment_id is not None
         intents.append(payment.provider_payment_id)
     return intents, subscription_id

@@ -66,7 +66,7 @@ def _payment_status(b: InMemoryBilling, provider_id: str) -> str:
 def _pending_payment(b: InMemoryBilling) -> tuple[uuid.UUID, str]:
     org, owner = _org(b)
     b.payments.auto_succeed = False
-    payment = services.wallet.add_credits(b.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR)
+    payment = services.payments.add_credits(b.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR)
     assert payment.provider_payment_id is not None
     return org, payment.provider_payment_id
 
@@ -92,11 +92,11 @@ def _intents(*types: str) -> Callable[[InMemoryBilling], Prepared]:
 
 def _subscribed(b: InMemoryBilling) -> tuple[uuid.UUID, str, Callable[[], State]]:
     org, owner = _org(b)
-    session = services.subscriptions.start_checkout(b.ctx, owner, organization_id=org, plan="pro",
-                                                    return_url="https://app.example.com/billing")
+    session = services.checkout.start_checkout(b.ctx, owner, organization_id=org, plan="pro",
+                                               return_url="https://app.example.com/billing")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(b.ctx, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id="sub_1")
+    services.checkout.complete_checkout(b.ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id="sub_1")
 
     def state() -> State:
         with b.ctx.uow() as uow:
@@ -118,8 +118,8 @@ def _statuses(event_type: str, *statuses: str) -> Callable[[InMemoryBilling], Pr
 def _checkout(event_type: str) -> Callable[[InMemoryBilling], Prepared]:
     def build(b: InMemoryBilling) -> Prepared:
         org, owner = _org(b)
-        session = services.subscriptions.start_checkout(b.ctx, owner, organization_id=org, plan="pro",
-                                                        return_url="https://app.example.com/billing")
+        session = services.checkout.start_checkout(b.ctx, owner, organization_id=org, plan="pro",
+                                                   return_url="https://app.example.com/billing")
         sid = session.provider_session_id
         assert sid is not None
 
@@ -136,8 +136,8 @@ def _checkout(event_type: str) -> Callable[[InMemoryBilling], Prepared]:
 
 def _crypto_paid(b: InMemoryBilling) -> Prepared:
     org, owner = _org(b)
-    payment = services.wallet.add_credits(b.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR, crypto=True,
-                                          return_url="https://app.example.com/billing")
+    payment = services.payments.add_credits(b.ctx, owner, organization_id=org, amount_micros=20 * DOLLAR, crypto=True,
+                                            return_url="https://app.example.com/billing")
     sid = payment.provider_payment_id
     assert sid is not None
     event = b.payments.event("checkout.session.async_payment_succeeded",
@@ -149,18 +149,19 @@ def _crypto_paid(b: InMemoryBilling) -> Prepared:
 def _invoice_paid(b: InMemoryBilling) -> Prepared:
     org, owner = _org(b)
     platform = Actor(organization_id=org, subject="token:p", scopes=frozenset({Permission.USAGE_WRITE}))
-    session = services.subscriptions.start_checkout(b.ctx, owner, organization_id=org, plan="pro",
-                                                    return_url="https://app.example.com/billing")
+    session = services.checkout.start_checkout(b.ctx, owner, organization_id=org, plan="pro",
+                                               return_url="https://app.example.com/billing")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(b.ctx, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id="sub_1")
-    services.subscriptions.subscribe_product(b.ctx, owner, organization_id=org, product="compute", project_id=None,
-                                             start_date=datetime(2026, 1, 1, tzinfo=UTC))
+    services.checkout.complete_checkout(b.ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id="sub_1")
+    services.product_subscriptions.subscribe_product(b.ctx, owner, organization_id=org, product="compute",
+                                                     project_id=None,
+                                                     start_date=datetime(2026, 1, 1, tzinfo=UTC))
     with b.ctx.uow() as uow:
         spendable = uow.wallets.get(org).balance_micros
     quantity = spendable // 40_000 + 200  # more than the wallet holds: the rest is owed on the invoice
-    outcome = services.metering.report_usage(b.ctx, platform, organization_id=org, event_id="feb", product="compute",
-                                             quantity=quantity, occurred_at=datetime(2026, 2, 20, tzinfo=UTC))
+    outcome = services.usage.report_usage(b.ctx, platform, organization_id=org, event_id="feb", product="compute",
+                                          quantity=quantity, occurred_at=datetime(2026, 2, 20, tzinfo=UTC))
     assert outcome.allowed, outcome
     invoice_id = services.invoicing.close_period(b.ctx, period="2026-02").invoice_ids[0]
     with b.ctx.uow() as uow:

@@ -85,23 +85,23 @@ def worker(url: str, schema: str, index: int, organizations: list[str], owner_se
                         event_id = f"shared-{rng.randrange(SHARED_EVENT_IDS)}"
                     else:
                         event_id = f"p{index}-{i}"
-                    outcome = services.metering.report_usage(ctx, platforms[org], organization_id=org_ids[org],
-                                                             event_id=event_id, product="compute",
-                                                             quantity=quantity)
+                    outcome = services.usage.report_usage(ctx, platforms[org], organization_id=org_ids[org],
+                                                          event_id=event_id, product="compute",
+                                                          quantity=quantity)
                     counts["replayed" if outcome.replayed else "allowed" if outcome.allowed else "denied"] += 1
                     if outcome.allowed:
                         debited.append((org, event_id))
                         quantities.setdefault((org, event_id), quantity)
                 elif roll < 0.6:
-                    services.wallet.add_credits(ctx, owners[org], organization_id=org_ids[org],
-                                                amount_micros=rng.choice([5, 10, 25]) * DOLLAR)
+                    services.payments.add_credits(ctx, owners[org], organization_id=org_ids[org],
+                                                  amount_micros=rng.choice([5, 10, 25]) * DOLLAR)
                     counts["top_up"] += 1
                 elif roll < 0.8:
                     if not debited:
                         continue
                     org, event_id = rng.choice(debited)
-                    services.metering.refund_usage(ctx, platforms[org], organization_id=org_ids[org],
-                                                   event_id=event_id)
+                    services.usage.refund_usage(ctx, platforms[org], organization_id=org_ids[org],
+                                                event_id=event_id)
                     counts["refund"] += 1
                 else:
                     key = f"grant-{rng.randrange(SHARED_GRANT_KEYS)}"
@@ -142,22 +142,22 @@ def _seed(ctx: BillingContext) -> tuple[list[str], list[str], list[str]]:
         owner = services.organizations.authenticate(ctx, owner_secret)
         platform = services.organizations.authenticate(ctx, service_secret)
         services.payment_methods.attach(ctx, owner, organization_id=org.id, provider_payment_method_id="pm_card_visa")
-        services.subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute",
-                                                 project_id=None, start_date=datetime(2026, 1, 1, tzinfo=UTC))
+        services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute",
+                                                         project_id=None, start_date=datetime(2026, 1, 1, tzinfo=UTC))
         services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=30 * DOLLAR,
                                       description="Free Trial Credits", idempotency_key="trial")
-        services.metering.report_usage(ctx, platform, organization_id=org.id, event_id="february", product="compute",
-                                       quantity=20, occurred_at=FEBRUARY)
+        services.usage.report_usage(ctx, platform, organization_id=org.id, event_id="february", product="compute",
+                                    quantity=20, occurred_at=FEBRUARY)
         if n == 0:
             services.settings.update_spend_management(ctx, owner, organization_id=org.id,
                                                       spend=SpendManagement(enabled=True,
                                                                             daily_budget_micros=DAILY_BUDGET))
         if n == 1:
-            session = services.subscriptions.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
-                                                            return_url="https://app.example.com/billing")
+            session = services.checkout.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
+                                                       return_url="https://app.example.com/billing")
             assert session.provider_session_id is not None
-            services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                                     provider_subscription_id=f"sub_{org.id.hex}")
+            services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                                provider_subscription_id=f"sub_{org.id.hex}")
         orgs.append(str(org.id))
         owners.append(owner_secret)
         platforms.append(service_secret)

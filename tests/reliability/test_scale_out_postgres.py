@@ -182,13 +182,14 @@ def _set_up(ctx: BillingContext, hooks_url: str, index: int) -> Org:
                                                             scopes=frozenset({Permission.USAGE_WRITE}))
     owner = services.organizations.authenticate(ctx, owner_secret)
     services.payment_methods.attach(ctx, owner, organization_id=org.id, provider_payment_method_id="pm_card_visa")
-    session = services.subscriptions.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
-                                                    return_url="https://app.example.com/billing")
+    session = services.checkout.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
+                                               return_url="https://app.example.com/billing")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id=f"sub_{org.id.hex}")
-    services.subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute", project_id=None)
-    services.wallet.add_credits(ctx, owner, organization_id=org.id, amount_micros=40 * DOLLAR)
+    services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id=f"sub_{org.id.hex}")
+    services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute",
+                                                     project_id=None)
+    services.payments.add_credits(ctx, owner, organization_id=org.id, amount_micros=40 * DOLLAR)
     services.settings.update_spend_management(ctx, owner, organization_id=org.id, spend=SpendManagement(
         enabled=True, daily_email_threshold_micros=1 * DOLLAR, webhook_url=hooks_url))
     services.settings.update_low_balance_alert(ctx, owner, organization_id=org.id, enabled=True,

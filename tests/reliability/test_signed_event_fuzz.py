@@ -36,15 +36,15 @@ class World:
         self.org = org.id
         owner = Actor(organization_id=org.id, subject="user:ada", role=Role.PRIMARY_OWNER)
         services.payment_methods.attach(ctx, owner, organization_id=org.id, provider_payment_method_id="pm_card_visa")
-        session = services.subscriptions.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
-                                                        return_url="https://app.example.com/billing")
+        session = services.checkout.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
+                                                   return_url="https://app.example.com/billing")
         assert session.provider_session_id is not None
         self.ids: list[object] = [session.provider_session_id, "sub_fuzz", "pm_card_mastercard"]
-        services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                                 provider_subscription_id="sub_fuzz")
+        services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                            provider_subscription_id="sub_fuzz")
         self.billing.payments.auto_succeed = False
         for amount in (10, 20):
-            payment = services.wallet.add_credits(ctx, owner, organization_id=org.id, amount_micros=amount * DOLLAR)
+            payment = services.payments.add_credits(ctx, owner, organization_id=org.id, amount_micros=amount * DOLLAR)
             self.ids += [payment.provider_payment_id, str(payment.id)]
         with ctx.uow() as uow:
             self.ids.append(uow.organizations.get(org.id).provider_customer_id)

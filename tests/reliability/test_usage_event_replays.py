@@ -19,7 +19,7 @@ from adapters.testing.storage import migrated_engine
 from billing_core import Conflict, services
 from billing_core.catalog import load_catalog
 from billing_core.services.context import BillingContext
-from billing_core.services.metering import UsageEventInput, UsageOutcome
+from billing_core.services.usage import UsageEventInput, UsageOutcome
 from tests.e2e.conftest import START, Api, World
 from tests.support.customers import Customer, sign_up
 
@@ -54,10 +54,10 @@ def _state(ctx: BillingContext, org: uuid.UUID) -> tuple[int, int, int]:
 
 
 def _report(ctx: BillingContext, customer: Customer, quantity: int, **more: Any) -> UsageOutcome:
-    return services.metering.report_usage(ctx, customer.platform, organization_id=customer.organization_id,
-                                          event_id=more.pop("event_id", "evt-1"),
-                                          product=more.pop("product", "compute"), quantity=quantity,
-                                          project_id=more.pop("project_id", PROJECT), **more)
+    return services.usage.report_usage(ctx, customer.platform, organization_id=customer.organization_id,
+                                       event_id=more.pop("event_id", "evt-1"),
+                                       product=more.pop("product", "compute"), quantity=quantity,
+                                       project_id=more.pop("project_id", PROJECT), **more)
 
 
 def test_a_replay_answers_what_the_first_call_answered(ctx: BillingContext, customer: Customer) -> None:
@@ -77,8 +77,8 @@ def test_a_replay_answers_what_the_first_call_answered(ctx: BillingContext, cust
                                     {"occurred_at": START - timedelta(hours=3)}])
 def test_the_same_event_id_with_another_event_is_a_conflict(ctx: BillingContext, customer: Customer,
                                                              change: dict[str, Any]) -> None:
-    services.subscriptions.subscribe_product(ctx, customer.owner, organization_id=customer.organization_id,
-                                             product="inference", project_id=None)
+    services.product_subscriptions.subscribe_product(ctx, customer.owner, organization_id=customer.organization_id,
+                                                     product="inference", project_id=None)
     _report(ctx, customer, 10, occurred_at=START)
     before = _state(ctx, customer.organization_id)
     with pytest.raises(Conflict) as reused:
@@ -92,24 +92,24 @@ def test_the_same_event_id_with_another_event_is_a_conflict(ctx: BillingContext,
 def test_a_batch_replays_as_the_first_calls_answered_and_refuses_a_reused_id(ctx: BillingContext,
                                                                             customer: Customer) -> None:
     org = customer.organization_id
-    first = services.metering.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
-        UsageEventInput(event_id="b-1", product="compute", quantity=3, project_id=PROJECT),
-        UsageEventInput(event_id="b-2", product="compute", quantity=4, project_id=PROJECT)])
+    first = services.usage.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
+     UsageEventInput(event_id="b-1", product="compute", quantity=3, project_id=PROJECT),
+     UsageEventInput(event_id="b-2", product="compute", quantity=4, project_id=PROJECT)])
     single = _report(ctx, customer, 10)
     before = _state(ctx, org)
     with pytest.raises(Conflict) as reused:
-        services.metering.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
-            UsageEventInput(event_id="b-3", product="compute", quantity=1, project_id=PROJECT),
-            UsageEventInput(event_id="b-2", product="compute", quantity=40, project_id=PROJECT)])
+        services.usage.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
+         UsageEventInput(event_id="b-3", product="compute", quantity=1, project_id=PROJECT),
+         UsageEventInput(event_id="b-2", product="compute", quantity=40, project_id=PROJECT)])
     assert (reused.value.code, reused.value.field) == ("event_id_reused", "events[1].event_id")
     with pytest.raises(Conflict) as reused_single:
-        services.metering.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
-            UsageEventInput(event_id="evt-1", product="compute", quantity=1, project_id=PROJECT)])
+        services.usage.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
+         UsageEventInput(event_id="evt-1", product="compute", quantity=1, project_id=PROJECT)])
     assert reused_single.value.field == "events[0].event_id"
     assert _state(ctx, org) == before  # nothing of a refused batch is written, b-3 included
-    again = services.metering.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
-        UsageEventInput(event_id="b-2", product="compute", quantity=4, project_id=PROJECT),
-        UsageEventInput(event_id="evt-1", product="compute", quantity=10, project_id=PROJECT)])
+    again = services.usage.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
+     UsageEventInput(event_id="b-2", product="compute", quantity=4, project_id=PROJECT),
+     UsageEventInput(event_id="evt-1", product="compute", quantity=10, project_id=PROJECT)])
     assert [(o.replayed, o.amount_micros, o.balance_micros) for o in again] == [
         (True, first[1].amount_micros, first[1].balance_micros), (True, single.amount_micros, single.balance_micros)]
     assert _state(ctx, org) == before

@@ -29,6 +29,6 @@ def sign_up(ctx: BillingContext, *, name: str = "Acme", owner: str = "ada", owne
     customer = Customer(org.id, services.organizations.authenticate(ctx, owner_secret),
                         services.organizations.authenticate(ctx, platform_secret))
     for product in products:
-        services.subscriptions.subscribe_product(ctx, customer.owner, organization_id=org.id, product=product,
-                                                 project_id=None)
+        services.product_subscriptions.subscribe_product(ctx, customer.owner, organization_id=org.id, product=product,
+                                                         project_id=None)
     return customer

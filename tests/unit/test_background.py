@@ -23,17 +23,18 @@ def _organization_with_usage(billing: InMemoryBilling) -> uuid.UUID:
                                                      owner_email="ada@acme.test")
     _, owner_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
     owner = services.organizations.authenticate(ctx, owner_secret)
-    session = services.subscriptions.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
-                                                    return_url="https://app.test/billing")
+    session = services.checkout.start_checkout(ctx, owner, organization_id=org.id, plan="pro",
+                                               return_url="https://app.test/billing")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id=f"sub_{org.id.hex}")
-    services.subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute", project_id=None)
+    services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id=f"sub_{org.id.hex}")
+    services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product="compute",
+                                                     project_id=None)
     _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
                                                    scopes=frozenset({Permission.USAGE_WRITE}))
     platform = services.organizations.authenticate(ctx, secret)
-    assert services.metering.report_usage(ctx, platform, organization_id=org.id, event_id="e1", product="compute",
-                                          quantity=10, project_id=None).allowed
+    assert services.usage.report_usage(ctx, platform, organization_id=org.id, event_id="e1", product="compute",
+                                       quantity=10, project_id=None).allowed
     return org.id
 
 

@@ -38,8 +38,8 @@ def _owner(billing: InMemoryBilling) -> tuple[uuid.UUID, Actor]:
 
 
 def _checkout(billing: InMemoryBilling, owner: Actor) -> CheckoutSession:
-    return services.subscriptions.start_checkout(billing.ctx, owner, organization_id=owner.organization_id,
-                                                 plan="pro", return_url="https://app.test/pricing")
+    return services.checkout.start_checkout(billing.ctx, owner, organization_id=owner.organization_id,
+                                            plan="pro", return_url="https://app.test/pricing")
 
 
 def _completed(billing: InMemoryBilling, session: CheckoutSession, subscription: str, event_id: str,
@@ -83,7 +83,7 @@ def test_an_event_whose_effects_fail_is_not_remembered_and_applies_when_retried(
         assert not uow.inbox.seen("payment_provider", "evt_2")
         assert uow.checkouts.get(second.id).status == CheckoutStatus.OPEN
     # Once the first subscription has ended, the provider's retry of the same event applies.
-    services.subscriptions.set_status(billing.ctx, organization_id=org, status=SubscriptionStatus.CANCELED)
+    services.plan_subscriptions.set_status(billing.ctx, organization_id=org, status=SubscriptionStatus.CANCELED)
     billing.clock.advance(timedelta(minutes=1))
     assert _handle(billing, late) == "processed"
     with billing.ctx.uow() as uow:
@@ -95,11 +95,11 @@ def test_a_second_checkout_of_a_subscribed_workspace_does_not_grant_again(billin
     org, owner = _owner(billing)
     first, second = _checkout(billing, owner), _checkout(billing, owner)
     assert first.trial and second.trial
-    services.subscriptions.complete_checkout(billing.ctx, provider_session_id=str(first.provider_session_id),
-                                             provider_subscription_id="sub_1")
+    services.checkout.complete_checkout(billing.ctx, provider_session_id=str(first.provider_session_id),
+                                        provider_subscription_id="sub_1")
     with pytest.raises(Conflict) as refused:
-        services.subscriptions.complete_checkout(billing.ctx, provider_session_id=str(second.provider_session_id),
-                                                 provider_subscription_id="sub_2")
+        services.checkout.complete_checkout(billing.ctx, provider_session_id=str(second.provider_session_id),
+                                            provider_subscription_id="sub_2")
     assert refused.value.code == "already_subscribed"
     with billing.ctx.uow() as uow:
         assert len(uow.plan_subscriptions.list(org)) == 1
@@ -111,29 +111,29 @@ def test_a_completed_checkout_does_not_expire_and_an_expired_one_does_not_comple
     org, owner = _owner(billing)
     done, gone = _checkout(billing, owner), _checkout(billing, owner)
     ctx = billing.ctx
-    services.subscriptions.complete_checkout(ctx, provider_session_id=str(done.provider_session_id),
-                                             provider_subscription_id="sub_1")
-    expired = services.subscriptions.expire_checkout(ctx, provider_session_id=str(done.provider_session_id))
+    services.checkout.complete_checkout(ctx, provider_session_id=str(done.provider_session_id),
+                                        provider_subscription_id="sub_1")
+    expired = services.checkout.expire_checkout(ctx, provider_session_id=str(done.provider_session_id))
     assert expired is not None and expired.status == CheckoutStatus.COMPLETE
-    again = services.subscriptions.complete_checkout(ctx, provider_session_id=str(done.provider_session_id),
-                                                     provider_subscription_id="sub_other")
+    again = services.checkout.complete_checkout(ctx, provider_session_id=str(done.provider_session_id),
+                                                provider_subscription_id="sub_other")
     assert again.provider_subscription_id == "sub_1"
-    gone_now = services.subscriptions.expire_checkout(ctx, provider_session_id=str(gone.provider_session_id))
+    gone_now = services.checkout.expire_checkout(ctx, provider_session_id=str(gone.provider_session_id))
     assert gone_now is not None and gone_now.status == CheckoutStatus.EXPIRED
     with pytest.raises(Conflict) as refused:
-        services.subscriptions.complete_checkout(ctx, provider_session_id=str(gone.provider_session_id),
-                                                 provider_subscription_id="sub_2")
+        services.checkout.complete_checkout(ctx, provider_session_id=str(gone.provider_session_id),
+                                            provider_subscription_id="sub_2")
     assert refused.value.code == "checkout_closed"
-    assert services.subscriptions.expire_checkout(ctx, provider_session_id="cs_unknown") is None
+    assert services.checkout.expire_checkout(ctx, provider_session_id="cs_unknown") is None
     assert _problems(billing, org) == ()
 
 
 def test_a_checkout_activates_the_subscription_its_id_names(billing: InMemoryBilling) -> None:
     org, owner = _owner(billing)
     session = _checkout(billing, owner)
-    done = services.subscriptions.complete_checkout(billing.ctx, provider_session_id=str(session.provider_session_id),
-                                                    provider_subscription_id="sub_1")
-    assert done.subscription_id == services.subscriptions.subscription_id_for(session)
+    done = services.checkout.complete_checkout(billing.ctx, provider_session_id=str(session.provider_session_id),
+                                               provider_subscription_id="sub_1")
+    assert done.subscription_id == services.checkout.subscription_id_for(session)
     with billing.ctx.uow() as uow:
         assert uow.checkouts.get(session.id).subscription_id == done.subscription_id
         assert uow.plan_subscriptions.by_provider_id("sub_1") == uow.plan_subscriptions.current(org)
@@ -143,18 +143,18 @@ def test_a_provider_subscription_already_recorded_is_not_activated_again(billing
     """A guest checkout carrying the provider subscription of another workspace's checkout."""
     _, owner = _owner(billing)
     mine = _checkout(billing, owner)
-    services.subscriptions.complete_checkout(billing.ctx, provider_session_id=str(mine.provider_session_id),
-                                             provider_subscription_id="sub_1")
-    guest = services.subscriptions.start_guest_checkout(billing.ctx, email="eve@other.test", plan="pro",
-                                                        return_url="https://app.test/pricing")
-    services.subscriptions.complete_checkout(billing.ctx, provider_session_id=str(guest.provider_session_id),
-                                             provider_subscription_id="sub_1")
+    services.checkout.complete_checkout(billing.ctx, provider_session_id=str(mine.provider_session_id),
+                                        provider_subscription_id="sub_1")
+    guest = services.checkout.start_guest_checkout(billing.ctx, email="eve@other.test", plan="pro",
+                                                   return_url="https://app.test/pricing")
+    services.checkout.complete_checkout(billing.ctx, provider_session_id=str(guest.provider_session_id),
+                                        provider_subscription_id="sub_1")
     other = services.organizations.create_organization(billing.ctx, name="Other", owner_user_id="eve",
                                                        owner_email="eve@other.test")
     eve = Actor(organization_id=other.id, subject="user:eve", role=Role.PRIMARY_OWNER, email="eve@other.test",
                 email_verified=True)
     with pytest.raises(Conflict) as refused:
-        services.subscriptions.claim_guest_checkouts(billing.ctx, eve)
+        services.checkout.claim_guest_checkouts(billing.ctx, eve)
     assert refused.value.code == "duplicate_provider_subscription"
     with billing.ctx.uow() as uow:
         assert uow.plan_subscriptions.list(other.id) == []
@@ -167,8 +167,8 @@ def test_a_provider_subscription_already_recorded_is_not_activated_again(billing
 def _subscribed(billing: InMemoryBilling) -> tuple[uuid.UUID, CheckoutSession]:
     org, owner = _owner(billing)
     session = _checkout(billing, owner)
-    done = services.subscriptions.complete_checkout(billing.ctx, provider_session_id=str(session.provider_session_id),
-                                                    provider_subscription_id="sub_1")
+    done = services.checkout.complete_checkout(billing.ctx, provider_session_id=str(session.provider_session_id),
+                                               provider_subscription_id="sub_1")
     assert _problems(billing, org) == ()
     return org, done
 
@@ -222,11 +222,11 @@ def test_reconcile_notices_a_completed_checkout_without_its_subscription(billing
 def test_reconcile_notices_a_trial_grant_for_a_paid_subscription(billing: InMemoryBilling) -> None:
     org, owner = _owner(billing)
     services.payment_methods.attach(billing.ctx, owner, organization_id=org, provider_payment_method_id="pm_card_visa")
-    services.wallet.add_credits(billing.ctx, owner, organization_id=org, amount_micros=10_000_000)
+    services.payments.add_credits(billing.ctx, owner, organization_id=org, amount_micros=10_000_000)
     session = _checkout(billing, owner)
     assert not session.trial
-    done = services.subscriptions.complete_checkout(billing.ctx, provider_session_id=str(session.provider_session_id),
-                                                    provider_subscription_id="sub_paid")
+    done = services.checkout.complete_checkout(billing.ctx, provider_session_id=str(session.provider_session_id),
+                                               provider_subscription_id="sub_paid")
     assert _problems(billing, org) == ()
     _trial_grant(billing, org, f"trial-credits:{done.subscription_id}")
     assert _problems(billing, org) == (
@@ -262,13 +262,13 @@ def test_a_restarted_offline_service_completes_the_session_it_opened(billing: In
     """The stored sessions outlive the provider's memory: a new session must not take an old id (the
     completion of the new one would find the old one)."""
     ctx = billing.ctx
-    old = services.subscriptions.start_guest_checkout(ctx, email="ada@acme.test", plan="pro", return_url="/")
-    services.subscriptions.complete_checkout(ctx, provider_session_id=str(old.provider_session_id),
-                                             provider_subscription_id="sub_old")
+    old = services.checkout.start_guest_checkout(ctx, email="ada@acme.test", plan="pro", return_url="/")
+    services.checkout.complete_checkout(ctx, provider_session_id=str(old.provider_session_id),
+                                        provider_subscription_id="sub_old")
     billing.payments = InMemoryPaymentProvider()  # the restart
-    new = services.subscriptions.start_guest_checkout(billing.ctx, email="bob@acme.test", plan="starter",
-                                                      return_url="/")
+    new = services.checkout.start_guest_checkout(billing.ctx, email="bob@acme.test", plan="starter",
+                                                 return_url="/")
     assert new.provider_session_id != old.provider_session_id
-    done = services.subscriptions.complete_checkout(billing.ctx, provider_session_id=str(new.provider_session_id),
-                                                    provider_subscription_id="sub_new")
+    done = services.checkout.complete_checkout(billing.ctx, provider_session_id=str(new.provider_session_id),
+                                               provider_subscription_id="sub_new")
     assert (done.id, done.status, done.provider_subscription_id) == (new.id, CheckoutStatus.COMPLETE, "sub_new")

@@ -31,13 +31,13 @@ class Org:
                                                          owner_email="ada@acme.test")
         _, owner_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
         self.owner = services.organizations.authenticate(ctx, owner_secret)
-        session = services.subscriptions.start_checkout(ctx, self.owner, organization_id=org.id, plan="pro",
-                                                        return_url="https://app.test/billing")
+        session = services.checkout.start_checkout(ctx, self.owner, organization_id=org.id, plan="pro",
+                                                   return_url="https://app.test/billing")
         assert session.provider_session_id is not None
-        services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                                 provider_subscription_id=f"sub_{org.id.hex}")
-        services.subscriptions.subscribe_product(ctx, self.owner, organization_id=org.id, product="compute",
-                                                 project_id=None)
+        services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                            provider_subscription_id=f"sub_{org.id.hex}")
+        services.product_subscriptions.subscribe_product(ctx, self.owner, organization_id=org.id, product="compute",
+                                                         project_id=None)
         _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
                                                        scopes=frozenset({Permission.USAGE_WRITE}))
         self.platform: Actor = services.organizations.authenticate(ctx, secret)
@@ -106,11 +106,11 @@ def test_holds_are_refused_beyond_any_cap_and_plain_debits_see_them(org: Org) ->
     denied = _hold(org, 5)
     assert not denied.decision.allowed and denied.decision.reason == DenialReason.DAILY_BUDGET_REACHED
     assert denied.hold is None and org.held() == 6 * PRICE
-    blocked = services.metering.report_usage(ctx, org.platform, organization_id=org.id, event_id="plain",
-                                             product="compute", quantity=5)
+    blocked = services.usage.report_usage(ctx, org.platform, organization_id=org.id, event_id="plain",
+                                          product="compute", quantity=5)
     assert not blocked.allowed, "spent + held <= the daily budget for plain debits too"
-    assert services.metering.report_usage(ctx, org.platform, organization_id=org.id, event_id="fits",
-                                          product="compute", quantity=4).allowed
+    assert services.usage.report_usage(ctx, org.platform, organization_id=org.id, event_id="fits",
+                                       product="compute", quantity=4).allowed
 
 
 def test_release_is_idempotent_and_a_released_hold_cannot_be_settled(org: Org) -> None:
@@ -157,8 +157,8 @@ def test_settling_above_the_hold_follows_the_organization_rule(org: Org, rule: H
     assert settled.hold is not None and settled.hold.overrun == rule
     assert (settled.hold.charged_micros, settled.hold.uncharged_micros) == (charged, uncharged)
     assert org.balance() == start - charged and org.held() == 0
-    services.metering.report_usage(ctx, org.platform, organization_id=org.id, event_id="after", product="compute",
-                                   quantity=1)
+    services.usage.report_usage(ctx, org.platform, organization_id=org.id, event_id="after", product="compute",
+                                quantity=1)
     replay = services.holds.settle_hold(ctx, org.platform, organization_id=org.id, hold_id=placed.hold.id,
                                         event_id="big", quantity=15)
     assert replay.replayed and replay.hold == settled.hold

@@ -40,15 +40,15 @@ class WalletMachine(RuleBasedStateMachine):
                                                     scopes=frozenset({Permission.USAGE_WRITE}))
         self.owner = services.organizations.authenticate(ctx, secret)
         self.platform = services.organizations.authenticate(ctx, svc)
-        services.subscriptions.subscribe_product(ctx, self.owner, organization_id=org.id, product="compute",
-                                                 project_id=None, start_date=datetime(2026, 1, 1, tzinfo=UTC))
+        services.product_subscriptions.subscribe_product(ctx, self.owner, organization_id=org.id, product="compute",
+                                                         project_id=None, start_date=datetime(2026, 1, 1, tzinfo=UTC))
         services.payment_methods.attach(ctx, self.owner, organization_id=org.id,
                                         provider_payment_method_id="pm_card_visa")
-        session = services.subscriptions.start_checkout(ctx, self.owner, organization_id=org.id, plan=plan,
-                                                        return_url="/x")
+        session = services.checkout.start_checkout(ctx, self.owner, organization_id=org.id, plan=plan,
+                                                   return_url="/x")
         assert session.provider_session_id is not None
-        services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                                 provider_subscription_id="sub_m")
+        services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                            provider_subscription_id="sub_m")
         if daily_budget is not None:
             services.settings.update_spend_management(
                 ctx, self.owner, organization_id=org.id,
@@ -59,8 +59,8 @@ class WalletMachine(RuleBasedStateMachine):
 
     @rule(dollars=st.integers(min_value=5, max_value=60))
     def top_up(self, dollars: int) -> None:
-        services.wallet.add_credits(self.billing.ctx, self.owner, organization_id=self.org,
-                                    amount_micros=dollars * DOLLAR)
+        services.payments.add_credits(self.billing.ctx, self.owner, organization_id=self.org,
+                                      amount_micros=dollars * DOLLAR)
 
     @rule(quantity=st.integers(min_value=1, max_value=400), replay=st.booleans())
     def usage(self, quantity: int, replay: bool) -> None:
@@ -68,8 +68,8 @@ class WalletMachine(RuleBasedStateMachine):
         if event_id in self.events:
             # A retry is the same event (its id says its quantity); another quantity would be EventIdReused.
             quantity = int(event_id.rsplit("-", 1)[1])
-        outcome = services.metering.report_usage(self.billing.ctx, self.platform, organization_id=self.org,
-                                                 event_id=event_id, product="compute", quantity=quantity)
+        outcome = services.usage.report_usage(self.billing.ctx, self.platform, organization_id=self.org,
+                                              event_id=event_id, product="compute", quantity=quantity)
         if outcome.allowed and not outcome.replayed:
             self.events.append(event_id)
 
@@ -77,8 +77,8 @@ class WalletMachine(RuleBasedStateMachine):
     def refund(self, data: st.DataObject) -> None:
         assume(self.events)
         event_id = data.draw(st.sampled_from(self.events))
-        outcome = services.metering.refund_usage(self.billing.ctx, self.platform, organization_id=self.org,
-                                                 event_id=event_id)
+        outcome = services.usage.refund_usage(self.billing.ctx, self.platform, organization_id=self.org,
+                                              event_id=event_id)
         assert outcome.replayed == (event_id in self.refunded)
         self.refunded.add(event_id)
 
@@ -93,7 +93,7 @@ class WalletMachine(RuleBasedStateMachine):
         with ctx.uow() as uow:
             sub = uow.plan_subscriptions.current(self.org)
         assume(sub is not None and sub.status == SubscriptionStatus.TRIALING)
-        services.subscriptions.set_status(ctx, organization_id=self.org, status=SubscriptionStatus.ACTIVE)
+        services.plan_subscriptions.set_status(ctx, organization_id=self.org, status=SubscriptionStatus.ACTIVE)
 
     @rule(hours=st.integers(min_value=1, max_value=72))
     def time_passes(self, hours: int) -> None:

@@ -11,7 +11,11 @@ import pytest
 from billing_core.catalog import Catalog, PlanCode
 from billing_core.errors import Conflict, IllegalTransition
 from billing_core.plan_subscription import (
+    DELINQUENT,
     ENDED,
+    IN_GOOD_STANDING,
+    INACTIVE,
+    PAYMENT_FAILED,
     PRESENTATION,
     SUBSCRIBED,
     TRANSITIONS,
@@ -195,3 +199,14 @@ def test_new_subscription_with_trial_ends_the_first_period_with_the_trial(catalo
     assert sub.id == sub_id
     assert sub.trial_end == NOW + timedelta(days=enterprise.trial_days) == NOW + timedelta(days=30)
     assert sub.current_period_end == sub.trial_end
+
+
+def test_the_status_groupings_split_every_status_one_way_for_the_spend_guard() -> None:
+    """Good standing, past_due (in its grace window), delinquent, inactive: each status is in
+    exactly one; payment failure is past_due or unpaid; subscribed is good standing or past_due."""
+    groups = [IN_GOOD_STANDING, frozenset({S.PAST_DUE}), DELINQUENT, INACTIVE]
+    for status in S:
+        assert sum(status in group for group in groups) == 1, status
+    assert {S.PAST_DUE} | DELINQUENT == PAYMENT_FAILED
+    assert IN_GOOD_STANDING | {S.PAST_DUE} == SUBSCRIBED
+    assert ENDED < INACTIVE

@@ -28,7 +28,8 @@ def _setup(billing: InMemoryBilling) -> tuple[uuid.UUID, Actor, Actor]:
     ada = services.organizations.authenticate(ctx, secret)
     _, service = services.organizations.issue_token(ctx, organization_id=org.id, name="svc",
                                                     scopes=frozenset({Permission.USAGE_WRITE}))
-    services.subscriptions.subscribe_product(ctx, ada, organization_id=org.id, product="compute", project_id=None)
+    services.product_subscriptions.subscribe_product(ctx, ada, organization_id=org.id, product="compute",
+                                                     project_id=None)
     return org.id, ada, services.organizations.authenticate(ctx, service)
 
 
@@ -46,41 +47,41 @@ def _subscription(status: str, start: datetime) -> dict[str, Any]:
 def test_checkout_to_recovery_through_events(billing: InMemoryBilling) -> None:
     ctx = billing.ctx
     org_id, ada, platform = _setup(billing)
-    session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
-                                                    return_url="https://app.test/pricing")
+    session = services.checkout.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
+                                               return_url="https://app.test/pricing")
     completed = {"id": session.provider_session_id, "object": "checkout.session", "mode": "subscription",
                  "subscription": "sub_42", "status": "complete"}
     assert _send(billing, "checkout.session.completed", completed, "evt_1") == "processed"
     assert _send(billing, "checkout.session.completed", completed, "evt_1") == "duplicate"
-    summary = services.subscriptions.summary(ctx, ada, organization_id=org_id)
+    summary = services.plan_subscriptions.summary(ctx, ada, organization_id=org_id)
     assert summary is not None and summary.status == SubscriptionStatus.TRIALING
 
     # The trial converts; a stale "trialing" update arriving late changes nothing.
     now = billing.clock.advance(timedelta(days=14))
     _send(billing, "customer.subscription.updated", _subscription("active", now), "evt_2")
     _send(billing, "customer.subscription.updated", _subscription("trialing", now - timedelta(days=14)), "evt_0")
-    summary = services.subscriptions.summary(ctx, ada, organization_id=org_id)
+    summary = services.plan_subscriptions.summary(ctx, ada, organization_id=org_id)
     assert summary is not None and summary.status == SubscriptionStatus.ACTIVE
-    balance_after_activation = services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros
+    balance_after_activation = services.overview.overview(ctx, ada, organization_id=org_id).credit_balance_micros
     assert balance_after_activation == 100 * DOLLAR  # trial credits expired, Pro credits granted
 
-    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
-                                          quantity=25).allowed
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
+                                       quantity=25).allowed
     # Payment fails: past_due, production keeps running inside the 7-day grace window.
     _send(billing, "customer.subscription.updated", _subscription("past_due", now), "evt_3")
-    graced = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u2", product="compute",
-                                            quantity=25)
+    graced = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u2", product="compute",
+                                         quantity=25)
     assert graced.allowed and graced.warning == SpendWarning.PAYMENT_FAILURE_GRACE_ACTIVE
     billing.clock.advance(timedelta(days=7, seconds=1))
-    blocked = services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u3",
-                                             product="compute", quantity=25)
+    blocked = services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u3",
+                                          product="compute", quantity=25)
     assert not blocked.allowed and blocked.reason == DenialReason.PAYMENT_FAILURE_GRACE_EXPIRED
     # Recovery: the invoice is paid and the subscription is active again.
     _send(billing, "customer.subscription.updated", _subscription("active", now), "evt_4")
     _send(billing, "customer.subscription.updated", _subscription("active", now), "evt_4")
-    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="u3", product="compute",
-                                          quantity=25).allowed
-    overview = services.wallet.overview(ctx, ada, organization_id=org_id)
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u3", product="compute",
+                                       quantity=25).allowed
+    overview = services.overview.overview(ctx, ada, organization_id=org_id)
     assert overview.credit_balance_micros == balance_after_activation - 3 * DOLLAR
     assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
 
@@ -90,20 +91,20 @@ def test_credits_land_only_when_the_payment_succeeds(billing: InMemoryBilling) -
     org_id, ada, _ = _setup(billing)
     billing.payments.auto_succeed = False  # the charge is "processing" until the webhook
     services.payment_methods.attach(ctx, ada, organization_id=org_id, provider_payment_method_id="pm_sepa_debit")
-    payment = services.wallet.add_credits(ctx, ada, organization_id=org_id, amount_micros=40 * DOLLAR)
+    payment = services.payments.add_credits(ctx, ada, organization_id=org_id, amount_micros=40 * DOLLAR)
     assert payment.status == "pending"
-    assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
+    assert services.overview.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
     intent = {"id": payment.provider_payment_id, "object": "payment_intent", "status": "succeeded",
               "metadata": {"reference": str(payment.id)}}
     assert _send(billing, "payment_intent.succeeded", intent, "evt_pi") == "processed"
     assert _send(billing, "payment_intent.succeeded", intent, "evt_pi_again") == "processed"
-    assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 40 * DOLLAR
+    assert services.overview.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 40 * DOLLAR
     # A dispute later takes the credits back with a compensating entry, once.
     dispute = {"id": "dp_1", "object": "dispute", "payment_intent": payment.provider_payment_id}
     _send(billing, "charge.dispute.created", dispute, "evt_dp")
     _send(billing, "charge.dispute.created", dispute, "evt_dp2")
-    assert services.wallet.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
-    kinds = [e.kind for e in services.wallet.balance_history(ctx, ada, organization_id=org_id).items]
+    assert services.overview.overview(ctx, ada, organization_id=org_id).credit_balance_micros == 0
+    kinds = [e.kind for e in services.overview.balance_history(ctx, ada, organization_id=org_id).items]
     assert kinds == ["payment_reversal", "top_up"]
     assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
 
@@ -111,8 +112,8 @@ def test_credits_land_only_when_the_payment_succeeds(billing: InMemoryBilling) -
 def test_forged_or_unsigned_events_change_nothing(billing: InMemoryBilling) -> None:
     ctx = billing.ctx
     org_id, ada, _ = _setup(billing)
-    session = services.subscriptions.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
-                                                    return_url="https://app.test/pricing")
+    session = services.checkout.start_checkout(ctx, ada, organization_id=org_id, plan="pro",
+                                               return_url="https://app.test/pricing")
     body, signature = billing.payments.event("checkout.session.completed", {
         "id": session.provider_session_id, "mode": "subscription", "subscription": "sub_x"}, event_id="evt_f")
     forged = body.replace(b"sub_x", b"sub_y")
@@ -120,17 +121,17 @@ def test_forged_or_unsigned_events_change_nothing(billing: InMemoryBilling) -> N
         with pytest.raises(InvalidInput) as raised:
             services.provider_events.handle_event(ctx, payload, header)
         assert raised.value.code == "invalid_signature"
-    assert services.subscriptions.summary(ctx, ada, organization_id=org_id) is None
+    assert services.plan_subscriptions.summary(ctx, ada, organization_id=org_id) is None
     assert json.loads(body)["id"] == "evt_f"
 
 
 def _subscribed(billing: InMemoryBilling) -> tuple[uuid.UUID, Actor]:
     org_id, ada, _ = _setup(billing)
-    session = services.subscriptions.start_checkout(billing.ctx, ada, organization_id=org_id, plan="pro",
-                                                    return_url="https://app.test/pricing")
+    session = services.checkout.start_checkout(billing.ctx, ada, organization_id=org_id, plan="pro",
+                                               return_url="https://app.test/pricing")
     assert session.provider_session_id is not None
-    services.subscriptions.complete_checkout(billing.ctx, provider_session_id=session.provider_session_id,
-                                             provider_subscription_id="sub_42")
+    services.checkout.complete_checkout(billing.ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id="sub_42")
     return org_id, ada
 
 
@@ -142,7 +143,7 @@ def _status_event(billing: InMemoryBilling, status: str, event_id: str, created:
 
 
 def _status(billing: InMemoryBilling, org_id: uuid.UUID, ada: Actor) -> SubscriptionStatus:
-    summary = services.subscriptions.summary(billing.ctx, ada, organization_id=org_id)
+    summary = services.plan_subscriptions.summary(billing.ctx, ada, organization_id=org_id)
     assert summary is not None
     return summary.status
 

@@ -26,13 +26,13 @@ def _closed_month() -> tuple[InMemoryBilling, uuid.UUID, uuid.UUID]:
     services.wallet.grant_credits(ctx, organization_id=org_id, amount_micros=10 * DOLLAR, description="g",
                                   idempotency_key="g")
     for n, product in enumerate(("compute", "storage", "compute")):
-        assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id=f"u{n}",
-                                              product=product, quantity=5 + n).allowed
+        assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id=f"u{n}",
+                                           product=product, quantity=5 + n).allowed
     billing.clock.set(datetime(2026, 9, 1, 0, 20, tzinfo=UTC))
     invoice_id = services.invoicing.close_period(ctx, period="2026-08").invoice_ids[0]
     # Late usage for August, after the close: uninvoiced, for the next invoice.
-    assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id="late", product="compute",
-                                          quantity=3, occurred_at=datetime(2026, 8, 31, 23, 50, tzinfo=UTC)).allowed
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="late", product="compute",
+                                       quantity=3, occurred_at=datetime(2026, 8, 31, 23, 50, tzinfo=UTC)).allowed
     return billing, org_id, invoice_id
 
 

@@ -149,17 +149,18 @@ def test_credits_used_since_the_last_invoice_are_not_refunded() -> None:
                                                            scopes=frozenset({Permission.USAGE_WRITE}))
     platform = services.organizations.authenticate(ctx, service_secret)
     services.payment_methods.attach(ctx, ada, organization_id=org.id, provider_payment_method_id="pm_card_visa")
-    paid = services.wallet.add_credits(ctx, ada, organization_id=org.id, amount_micros=100 * DOLLAR)
-    services.subscriptions.subscribe_product(ctx, ada, organization_id=org.id, product="compute", project_id=None)
-    used = services.metering.report_usage(ctx, platform, organization_id=org.id, event_id="evt-1",
-                                          product="compute", quantity=2250, project_id=None)  # $90
+    paid = services.payments.add_credits(ctx, ada, organization_id=org.id, amount_micros=100 * DOLLAR)
+    services.product_subscriptions.subscribe_product(ctx, ada, organization_id=org.id, product="compute",
+                                                     project_id=None)
+    used = services.usage.report_usage(ctx, platform, organization_id=org.id, event_id="evt-1",
+                                       product="compute", quantity=2250, project_id=None)  # $90
     assert used.allowed and used.balance_micros == 10 * DOLLAR
 
     request = services.refunds.request_refund(ctx, ada, organization_id=org.id, payment_id=paid.id)
 
     assert request.decision.status is APPROVED
     assert (request.decision.amount_cents, request.decision.credits_micros) == (1000, 10 * DOLLAR)
-    overview = services.wallet.overview(ctx, ada, organization_id=org.id)
+    overview = services.overview.overview(ctx, ada, organization_id=org.id)
     assert overview.credit_balance_micros == 0
     assert services.reconcile.reconcile(ctx, organization_id=org.id).clean
 

@@ -22,11 +22,11 @@ from billing_core.usage import (
     UsageLine,
     check_event_id,
     price_event,
-    report,
     sort_buckets,
     text_rank,
     truncate_to_hour,
 )
+from billing_core.usage_report import usage_report
 from tests.unit.domain_builders import NOW, ORG, OTHER_ORG
 
 PROJECT = uuid.UUID("0c000000-0000-4000-8000-00000000000c")
@@ -188,8 +188,8 @@ def test_uninvoiced_totals_sum_per_project_and_product(compute: Product) -> None
 # --------------------------------------------------------------------------- reports
 
 
-def test_report_orders_lines_and_totals_them() -> None:
-    product_a, product_b = uuid.UUID(int=1), uuid.UUID(int=2)
+def test_report_orders_lines_and_totals_them(catalog: Catalog) -> None:
+    product_a, product_b = sorted((p.id for p in catalog.products[:2]), key=lambda i: i.int)
     nine, ten = datetime(2026, 1, 5, 9, tzinfo=UTC), datetime(2026, 1, 5, 10, tzinfo=UTC)
     buckets = [
         HourlyUsage(organization_id=ORG, project_id=PROJECT, product_id=product_b, hour=ten, quantity=1,
@@ -202,7 +202,7 @@ def test_report_orders_lines_and_totals_them() -> None:
                     amount_micros=13),
     ]
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC)
-    result = report(ORG, start, end, buckets)
+    result = usage_report(ORG, start, end, buckets, catalog, "USD")
     assert (result.organization_id, result.start, result.end, result.total_micros) == (ORG, start, end, 36)
     assert result.lines == (  # by hour, then project (a project before none), then product
         UsageLine(PROJECT, product_a, nine, 4, 13),
@@ -210,7 +210,7 @@ def test_report_orders_lines_and_totals_them() -> None:
         UsageLine(PROJECT, product_a, ten, 3, 11),
         UsageLine(PROJECT, product_b, ten, 1, 5),
     )
-    assert report(ORG, start, end, []).total_micros == 0
+    assert usage_report(ORG, start, end, [], catalog, "USD").total_micros == 0
 
 
 # Ids whose text starts with "9", "a", "0" and "f", around where the text "None" falls among them.
@@ -225,9 +225,10 @@ def test_text_rank_orders_ids_as_their_text_does(ids: list[uuid.UUID | None]) ->
     assert [text_rank(a) < text_rank(b) for a, b in pairwise(ids)] == [str(a) < str(b) for a, b in pairwise(ids)]
 
 
-def test_report_puts_org_level_lines_where_the_text_none_sorts_and_keeps_ties_in_storage_order() -> None:
+def test_report_puts_org_level_lines_where_the_text_none_sorts_and_keeps_ties_in_storage_order(
+        catalog: Catalog) -> None:
     nine, a_id = EDGE_IDS[0], EDGE_IDS[1]
-    product = uuid.UUID(int=1)
+    product = catalog.products[0].id
     at = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
     def bucket(project_id: uuid.UUID | None, quantity: int, invoice_id: uuid.UUID | None = None) -> HourlyUsage:
@@ -236,7 +237,7 @@ def test_report_puts_org_level_lines_where_the_text_none_sorts_and_keeps_ties_in
 
     # the invoiced bucket and the late one for the same hour: equal keys, storage order kept
     buckets = [bucket(a_id, 1), bucket(None, 2, uuid.UUID(int=5)), bucket(None, 3), bucket(nine, 4)]
-    lines = report(ORG, at, at + timedelta(hours=1), buckets).lines
+    lines = usage_report(ORG, at, at + timedelta(hours=1), buckets, catalog, "USD").lines
     assert [line.quantity for line in lines] == [4, 2, 3, 1]
     assert [str(line.project_id) for line in lines] == sorted(str(b.project_id) for b in buckets)
 

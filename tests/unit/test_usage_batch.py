@@ -8,7 +8,7 @@ import pytest
 
 from adapters.fakes import in_memory_billing
 from billing_core import Conflict, InvalidInput, services
-from billing_core.services.metering import UsageEventInput
+from billing_core.services.usage import UsageEventInput
 from billing_core.spend_guard import DenialReason
 from tests.support.customers import sign_up
 
@@ -22,24 +22,24 @@ def test_batch_stops_at_the_wallet_and_never_half_writes_bad_input() -> None:
     ledger_before = len(billing.store.ledger)
 
     with pytest.raises(InvalidInput) as bad:
-        services.metering.report_usage_batch(ctx, svc, organization_id=org_id, events=[
-            UsageEventInput(event_id="a", product="compute", quantity=1),
-            UsageEventInput(event_id="b", product="nope", quantity=1)])
+        services.usage.report_usage_batch(ctx, svc, organization_id=org_id, events=[
+         UsageEventInput(event_id="a", product="compute", quantity=1),
+         UsageEventInput(event_id="b", product="nope", quantity=1)])
     assert bad.value.field == "events[1].product"
     with pytest.raises(Conflict) as unsubscribed:
-        services.metering.report_usage_batch(ctx, svc, organization_id=org_id, events=[
-            UsageEventInput(event_id="a", product="compute", quantity=1),
-            UsageEventInput(event_id="c", product="storage", quantity=1)])
+        services.usage.report_usage_batch(ctx, svc, organization_id=org_id, events=[
+         UsageEventInput(event_id="a", product="compute", quantity=1),
+         UsageEventInput(event_id="c", product="storage", quantity=1)])
     assert unsubscribed.value.field == "events[1].product"
     assert len(billing.store.ledger) == ledger_before
 
     # $1 of credit, $0.40 per event: two pass, the rest are denied for credit.
-    outcomes = services.metering.report_usage_batch(ctx, svc, organization_id=org_id, events=[
-        UsageEventInput(event_id=f"e{n}", product="compute", quantity=10) for n in range(4)])
+    outcomes = services.usage.report_usage_batch(ctx, svc, organization_id=org_id, events=[
+     UsageEventInput(event_id=f"e{n}", product="compute", quantity=10) for n in range(4)])
     assert [o.allowed for o in outcomes] == [True, True, False, False]
     assert outcomes[2].reason == DenialReason.INSUFFICIENT_CREDIT
     assert outcomes[1].balance_micros == 200_000
-    again = services.metering.report_usage_batch(ctx, svc, organization_id=org_id, events=[
-        UsageEventInput(event_id="e0", product="compute", quantity=10)])
+    again = services.usage.report_usage_batch(ctx, svc, organization_id=org_id, events=[
+     UsageEventInput(event_id="e0", product="compute", quantity=10)])
     assert again[0].replayed
     assert services.reconcile.reconcile(ctx, organization_id=org_id).clean

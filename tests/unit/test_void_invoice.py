@@ -20,19 +20,20 @@ def test_void_keeps_numbering_gapless_and_the_ledger_balanced() -> None:
                                   idempotency_key="g")
     for month in (8, 9):
         billing.clock.set(datetime(2026, month, 10, 9, tzinfo=UTC))
-        assert services.metering.report_usage(ctx, platform, organization_id=org_id, event_id=f"u{month}",
-                                              product="compute", quantity=50).allowed
+        assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id=f"u{month}",
+                                           product="compute", quantity=50).allowed
     billing.clock.set(datetime(2026, 10, 2, tzinfo=UTC))
     august = services.invoicing.close_period(ctx, period="2026-08").invoice_ids[0]
     services.dispatch.dispatch(ctx, billing.deliverers)
-    wallet_before = services.wallet.overview(ctx, owner, organization_id=org_id).wallet.total_credits
+    wallet_before = services.overview.overview(ctx, owner, organization_id=org_id).wallet.total_credits
 
     voided = services.invoicing.void_invoice(ctx, organization_id=org_id, invoice_id=august, reason="billed twice")
     assert voided.status == InvoiceStatus.VOID
     again = services.invoicing.void_invoice(ctx, organization_id=org_id, invoice_id=august, reason="billed twice")
     assert again.voided_at == voided.voided_at
     applied = voided.credit_applied_cents * 10_000
-    assert services.wallet.overview(ctx, owner, organization_id=org_id).wallet.total_credits == wallet_before + applied
+    assert services.overview.overview(ctx, owner,
+                                      organization_id=org_id).wallet.total_credits == wallet_before + applied
     assert services.reconcile.reconcile(ctx, organization_id=org_id).clean
 
     september = services.invoicing.close_period(ctx, period="2026-09").invoice_ids[0]

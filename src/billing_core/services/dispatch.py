@@ -29,7 +29,7 @@ from billing_core.ports import (
 )
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email
-from billing_core.services.wallet import run_auto_recharge
+from billing_core.services.payments import run_auto_recharge
 
 CLAIM_LEASE = timedelta(minutes=10)
 """The default of ``BillingPolicy.outbox_lease``."""

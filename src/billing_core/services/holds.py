@@ -20,7 +20,7 @@ from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.permissions import Action, Actor, require
 from billing_core.services.context import BillingContext
-from billing_core.services.metering import _after_debit as after_debit
+from billing_core.services.usage import _after_debit as after_debit
 from billing_core.spend_guard import Decision, decide
 from billing_core.usage import check_event_id, price_event
 

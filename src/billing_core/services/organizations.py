@@ -13,7 +13,7 @@ from billing_core.errors import InvalidInput, Unauthenticated
 from billing_core.organization import ApiToken, Membership, Organization, hash_token, new_token_secret
 from billing_core.permissions import Action, Actor, Permission, Role, require
 from billing_core.services.context import BillingContext
-from billing_core.services.limits import limits_for
+from billing_core.spend_guard import limits_for
 from billing_core.wallet import WalletAccount
 
 

@@ -47,10 +47,11 @@ from billing_core.payment_events import (
 )
 from billing_core.payments import PaymentMethod, PaymentStatus, ProviderPaymentMethod
 from billing_core.ports import UnitOfWork
+from billing_core.services.checkout import complete_checkout_in, expire_checkout_in
 from billing_core.services.context import BillingContext
 from billing_core.services.invoicing import mark_invoice_paid_in
-from billing_core.services.subscriptions import apply_provider_status_in, complete_checkout_in, expire_checkout_in
-from billing_core.services.wallet import reverse_provider_payment_in, settle_provider_payment_in
+from billing_core.services.payments import reverse_provider_payment_in, settle_provider_payment_in
+from billing_core.services.plan_subscriptions import apply_provider_status_in
 
 SOURCE = "payment_provider"
 

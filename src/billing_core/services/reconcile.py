@@ -18,9 +18,9 @@ import msgspec
 from billing_core.checkout import CheckoutStatus
 from billing_core.errors import ReconciliationFailed
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
-from billing_core.ports import UnitOfWork
+from billing_core.ports import UnitOfWork, iterate_pages
 from billing_core.services.context import BillingContext
-from billing_core.services.subscriptions import PLAN_GRANT, TRIAL_GRANT
+from billing_core.services.plan_subscriptions import PLAN_GRANT, TRIAL_GRANT
 
 Check = Callable[[BillingContext, UnitOfWork, uuid.UUID], list[str]]
 """An invariant check: reads through the unit of work and returns one line per problem found."""
@@ -62,47 +62,31 @@ def refunds_match_payments(ctx: BillingContext, uow: UnitOfWork, organization_id
             held_micros[request.payment_id] = (held_micros.get(request.payment_id, 0)
                                                + request.decision.credits_micros)
     booked: dict[str, int] = {}
-    cursor: str | None = None
-    while True:
-        page = uow.ledger.list(organization_id, kinds=frozenset({EntryKind.CREDIT_REFUND}), limit=200, cursor=cursor)
-        for tx in page.items:
-            if tx.reference is not None:
-                booked[tx.reference] = booked.get(tx.reference, 0) - tx.delta(Account.WALLET)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    cursor = None
-    while True:
-        payments = uow.payments.list(organization_id, limit=200, cursor=cursor)
-        for payment in payments.items:
-            held = held_cents.get(payment.id, 0)
-            if payment.refunded_cents != held:
-                problems.append(f"payment {payment.id}: refunded_cents {payment.refunded_cents} but its approved "
-                                f"refund requests add up to {held}")
-            if not 0 <= payment.refunded_cents <= payment.amount_cents:
-                problems.append(f"payment {payment.id}: refunded {payment.refunded_cents} of "
-                                f"{payment.amount_cents} cents")
-            credits = booked.get(str(payment.id), 0)
-            if credits != held_micros.get(payment.id, 0):
-                problems.append(f"payment {payment.id}: the ledger's refund entries move {credits} µ$ but its "
-                                f"approved refund requests {held_micros.get(payment.id, 0)} µ$")
-        if payments.next_cursor is None:
-            break
-        cursor = payments.next_cursor
+    refunds = frozenset({EntryKind.CREDIT_REFUND})
+    for tx in iterate_pages(lambda cursor: uow.ledger.list(organization_id, kinds=refunds, limit=200, cursor=cursor)):
+        if tx.reference is not None:
+            booked[tx.reference] = booked.get(tx.reference, 0) - tx.delta(Account.WALLET)
+    for payment in iterate_pages(lambda cursor: uow.payments.list(organization_id, limit=200, cursor=cursor)):
+        held = held_cents.get(payment.id, 0)
+        if payment.refunded_cents != held:
+            problems.append(f"payment {payment.id}: refunded_cents {payment.refunded_cents} but its approved "
+                            f"refund requests add up to {held}")
+        if not 0 <= payment.refunded_cents <= payment.amount_cents:
+            problems.append(f"payment {payment.id}: refunded {payment.refunded_cents} of "
+                            f"{payment.amount_cents} cents")
+        credits = booked.get(str(payment.id), 0)
+        if credits != held_micros.get(payment.id, 0):
+            problems.append(f"payment {payment.id}: the ledger's refund entries move {credits} µ$ but its "
+                            f"approved refund requests {held_micros.get(payment.id, 0)} µ$")
     return problems
 
 # --------------------------------------------------------------------------- checkouts and their grants
 
 
 def _grants(uow: UnitOfWork, organization_id: uuid.UUID) -> list[LedgerTransaction]:
-    grants: list[LedgerTransaction] = []
-    cursor = None
-    while True:
-        page = uow.ledger.list(organization_id, kinds=frozenset({EntryKind.GRANT}), limit=200, cursor=cursor)
-        grants += page.items
-        if page.next_cursor is None:
-            return grants
-        cursor = page.next_cursor
+    grants = frozenset({EntryKind.GRANT})
+    return list(iterate_pages(lambda cursor: uow.ledger.list(organization_id, kinds=grants, limit=200,
+                                                             cursor=cursor)))
 
 
 def subscription_grants(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
@@ -184,23 +168,17 @@ def invoices_count_their_buckets(ctx: BillingContext, uow: UnitOfWork, organizat
         marked.setdefault(line.invoice_id, {})[(line.product_id, line.project_id)] = (line.quantity,
                                                                                        line.amount_micros)
     problems: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = uow.invoices.list(organization_id, limit=200, cursor=cursor)
-        for invoice in page.items:
-            lines = marked.pop(invoice.id, {})
-            counted = sum(amount for _quantity, amount in lines.values())
-            name = f"invoice {invoice.number or invoice.id}"
-            if counted != invoice.usage_micros:
-                problems.append(f"{name} counts {invoice.usage_micros} µ$ of usage; the buckets marked with it "
-                                f"sum to {counted} µ$")
-            items = {(i.product_id, i.project_id): (i.quantity, i.amount_micros) for i in invoice.items}
-            if items != lines:
-                problems.append(f"{name}: its lines {sorted(items.values())} differ from the buckets marked with "
-                                f"it {sorted(lines.values())} (quantity, µ$ per product and project)")
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    for invoice in iterate_pages(lambda cursor: uow.invoices.list(organization_id, limit=200, cursor=cursor)):
+        lines = marked.pop(invoice.id, {})
+        counted = sum(amount for _quantity, amount in lines.values())
+        name = f"invoice {invoice.number or invoice.id}"
+        if counted != invoice.usage_micros:
+            problems.append(f"{name} counts {invoice.usage_micros} µ$ of usage; the buckets marked with it "
+                            f"sum to {counted} µ$")
+        items = {(i.product_id, i.project_id): (i.quantity, i.amount_micros) for i in invoice.items}
+        if items != lines:
+            problems.append(f"{name}: its lines {sorted(items.values())} differ from the buckets marked with "
+                            f"it {sorted(lines.values())} (quantity, µ$ per product and project)")
     for invoice_id, lines in marked.items():
         problems.append(f"usage buckets of {sum(a for _q, a in lines.values())} µ$ are marked with invoice "
                         f"{invoice_id}, which does not exist")

@@ -25,7 +25,7 @@ from billing_core.credit_packs import check_add_credits_amount
 from billing_core.errors import InvalidInput
 from billing_core.permissions import Action, Actor, require
 from billing_core.services.context import BillingContext
-from billing_core.services.limits import sync_wallet
+from billing_core.services.wallet import sync_wallet
 
 
 def get_settings(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> BillingSettings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from decimal import Decimal
 
 from billing_core.billing_settings import (
@@ -18,18 +17,19 @@ from billing_core.checkout import CheckoutSession, PlanChoice
 from billing_core.credit_packs import PackOffer
 from billing_core.errors import NotFound
 from billing_core.feed import FeedEntry
-from billing_core.invoices import Invoice, build_items
+from billing_core.invoices import Invoice
 from billing_core.money import MICROS_PER_DOLLAR, Money, format_credits, micros_to_cents
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.permissions import ACTION_PERMISSION, DENIAL_MESSAGES, Action, Actor, allows
 from billing_core.plan_change import PlanChangePreview
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest
-from billing_core.services.metering import UsageOutcome
-from billing_core.services.subscriptions import PlanChangeResult, SubscriptionSummary
-from billing_core.services.wallet import BillingOverview
+from billing_core.services.overview import BillingOverview
+from billing_core.services.plan_changes import PlanChangeResult
+from billing_core.services.plan_subscriptions import SubscriptionSummary
+from billing_core.services.usage import UsageOutcome
 from billing_core.spend_guard import Decision
-from billing_core.usage import UsageReport
+from billing_core.usage_report import UsageReport
 from billing_core.wallet import SpendCounters
 from entrypoints.http import schemas as s
 
@@ -63,9 +63,8 @@ def masked_iban(last4: str | None) -> str | None:
 
 
 def usage_report(report: UsageReport, catalog: Catalog) -> s.UsageReportOut:
-    currency = catalog.currency
-    products: dict[uuid.UUID, list[int]] = {}
-    projects: dict[uuid.UUID | None, int] = defaultdict(int)
+    """The core's report and totals (:mod:`billing_core.usage_report`), with product names."""
+    currency = report.currency_iso
     names: dict[uuid.UUID, tuple[str, str, str]] = {}
     amounts: dict[int, Money] = {}  # Money is frozen: one per distinct amount of this report
     lines = []
@@ -75,35 +74,27 @@ def usage_report(report: UsageReport, catalog: Catalog) -> s.UsageReportOut:
         product = names.get(product_id)
         if product is None:
             product = names[product_id] = _product(catalog, product_id)
-            products[product_id] = [0, 0]
         amount = amounts.get(micros)
         if amount is None:
             amount = amounts[micros] = money(micros, currency)
         lines.append(line_out(line.hour, line.project_id, product_id, product[0], product[1], product[2],
                               line.quantity, micros, amount))
-        totals = products[product_id]
-        totals[0] += line.quantity
-        totals[1] += micros
-        projects[line.project_id] += micros
     by_product = []
-    for product_id, (quantity, micros) in sorted(products.items(), key=lambda kv: names[kv[0]][0]):
-        code, name, unit = names[product_id]
-        by_product.append(s.UsageProductTotalOut(product_id=product_id, product=code, product_name=name, unit=unit,
-                                                 quantity=quantity, amount_micros=micros,
-                                                 amount=micros_money(micros, currency)))
-    by_project = [s.UsageProjectTotalOut(project_id=project_id, amount_micros=micros,
-                                         amount=micros_money(micros, currency))
-                  for project_id, micros in sorted(projects.items(), key=lambda kv: str(kv[0]))]
-    # The invoice's own rounding (billing_core.invoices.build_items): once per product and project.
-    invoice_items = build_items(report.lines, catalog, currency)
+    for total in report.by_product:
+        code, name, unit = names[total.product_id]
+        by_product.append(s.UsageProductTotalOut(product_id=total.product_id, product=code, product_name=name,
+                                                 unit=unit, quantity=total.quantity, amount_micros=total.amount_micros,
+                                                 amount=micros_money(total.amount_micros, currency)))
+    by_project = [s.UsageProjectTotalOut(project_id=total.project_id, amount_micros=total.amount_micros,
+                                         amount=micros_money(total.amount_micros, currency))
+                  for total in report.by_project]
     items = [s.UsageItemOut(product_id=i.product_id, product=names[i.product_id][0], product_name=i.product,
                             project_id=i.project_id, quantity=i.quantity, amount_micros=i.amount_micros,
-                            amount=i.amount) for i in invoice_items]
-    invoice_total = Money(sum(i.amount.cents for i in invoice_items), currency)
+                            amount=i.amount) for i in report.items]
     return s.UsageReportOut(organization_id=report.organization_id, start=report.start, end=report.end,
                             currency_iso=currency, lines=lines, by_product=by_product, by_project=by_project,
                             total_micros=report.total_micros, total=micros_money(report.total_micros, currency),
-                            items=items, invoice_total=invoice_total)
+                            items=items, invoice_total=report.invoice_total)
 
 
 def _product(catalog: Catalog, product_id: uuid.UUID) -> tuple[str, str, str]:

@@ -188,11 +188,11 @@ def test_a_refund_shows_as_a_green_plus_entry_with_its_reason(page: Page, consol
                                                    scopes=frozenset({Permission.USAGE_WRITE}))
     platform = services.organizations.authenticate(ctx, secret)
     event_id = f"e2e-{uuid.uuid4().hex[:12]}"
-    charged = services.metering.report_usage(ctx, platform, organization_id=org, event_id=event_id,
-                                             product="inference", quantity=500, project_id=DEMO_PROJECTS[0])
+    charged = services.usage.report_usage(ctx, platform, organization_id=org, event_id=event_id,
+                                          product="inference", quantity=500, project_id=DEMO_PROJECTS[0])
     assert charged.allowed
-    services.metering.refund_usage(ctx, platform, organization_id=org, event_id=event_id,
-                                   reason="draft generation failed on our side")
+    services.usage.refund_usage(ctx, platform, organization_id=org, event_id=event_id,
+                                reason="draft generation failed on our side")
 
     sign_in(page, console_server, "member", then="/billing/usage")
     refund = page.locator("#usage-feed tbody tr[data-kind='automatic_refund']").first
@@ -256,7 +256,7 @@ def test_checkout_simulation_returns_to_the_plans_page_with_its_status(
     expect(page.get_by_role("status").filter(has_text="Your plan is now")).to_have_text("Your plan is now Pro.")
 
     # A failed renewal: red status and the payment recovery banner on the pricing page.
-    services.subscriptions.set_status(ctx, organization_id=org.id, status=SubscriptionStatus.PAST_DUE)
+    services.plan_subscriptions.set_status(ctx, organization_id=org.id, status=SubscriptionStatus.PAST_DUE)
     open_page(page, console_server, "/plans")
     expect(page.locator("#sub-tier")).to_have_text("Pro")
     expect(status).to_have_text("Past due")

@@ -46,13 +46,13 @@ def workspace(server: ConsoleServer, name: str, *, credits: int = 0, plan: str |
     owner = services.organizations.authenticate(ctx, secret)
     if credits:
         services.payment_methods.attach(ctx, owner, organization_id=org.id, provider_payment_method_id="pm_card_visa")
-        services.wallet.add_credits(ctx, owner, organization_id=org.id, amount_micros=credits * DOLLAR)
+        services.payments.add_credits(ctx, owner, organization_id=org.id, amount_micros=credits * DOLLAR)
     if plan:
-        session = services.subscriptions.start_checkout(ctx, owner, organization_id=org.id, plan=plan,
-                                                        return_url="/console/plans")
+        session = services.checkout.start_checkout(ctx, owner, organization_id=org.id, plan=plan,
+                                                   return_url="/console/plans")
         assert session.provider_session_id is not None
-        services.subscriptions.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                                 provider_subscription_id=f"sub_{org.id.hex}")
+        services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                            provider_subscription_id=f"sub_{org.id.hex}")
     return Workspace(org.id, secret, owner, ctx)
 
 
@@ -84,7 +84,7 @@ def test_production_health_on_the_dashboard_and_the_pricing_page(page: Page, con
     """Blocked by payment failure vs blocked by credit thresholds; the grace window active (with its end)
     or expired, where the seed puts recovery banners."""
     ws = workspace(console_server, "Grace Co", credits=50, plan="pro")
-    sub = services.subscriptions.set_status(ws.ctx, organization_id=ws.id, status=SubscriptionStatus.PAST_DUE)
+    sub = services.plan_subscriptions.set_status(ws.ctx, organization_id=ws.id, status=SubscriptionStatus.PAST_DUE)
     assert sub.past_due_since is not None
     ends = sub.past_due_since + timedelta(days=7)  # Pro's grace days
     sign_in_to(page, console_server, ws, "/billing/overview")
@@ -118,10 +118,10 @@ def test_production_health_on_the_dashboard_and_the_pricing_page(page: Page, con
 
     # Credit thresholds are another cause, said in other words: a trial's credits used up.
     low = workspace(console_server, "Low Co", plan="starter")
-    services.subscriptions.subscribe_product(low.ctx, low.owner, organization_id=low.id, product="compute",
-                                             project_id=None, start_date=datetime.now(UTC) - timedelta(hours=1))
-    assert services.metering.report_usage(low.ctx, platform(low), organization_id=low.id, event_id="all-of-it",
-                                          product="compute", quantity=125, project_id=None).allowed
+    services.product_subscriptions.subscribe_product(low.ctx, low.owner, organization_id=low.id, product="compute",
+                                                     project_id=None, start_date=datetime.now(UTC) - timedelta(hours=1))
+    assert services.usage.report_usage(low.ctx, platform(low), organization_id=low.id, event_id="all-of-it",
+                                       product="compute", quantity=125, project_id=None).allowed
     sign_in_to(page, console_server, low, "/plans")
     health = page.locator("#banners #production-health")
     expect(health).to_have_attribute("data-health", "blocked_by_low_credit")
@@ -197,19 +197,19 @@ def test_overage_moved_onto_an_invoice_is_no_green_entry_and_a_refund_names_its_
     ws = workspace(console_server, "Overage Co", credits=5, plan="pro")
     now = datetime.now(UTC)
     last_month = (now.replace(day=1) - timedelta(days=1)).replace(day=10, hour=9, minute=0, second=0, microsecond=0)
-    services.subscriptions.subscribe_product(ws.ctx, ws.owner, organization_id=ws.id, product="compute",
-                                             project_id=None, start_date=last_month - timedelta(days=1))
+    services.product_subscriptions.subscribe_product(ws.ctx, ws.owner, organization_id=ws.id, product="compute",
+                                                     project_id=None, start_date=last_month - timedelta(days=1))
     usage_writer = platform(ws)
-    assert services.metering.report_usage(ws.ctx, usage_writer, organization_id=ws.id, event_id="overage",
-                                          product="compute", quantity=3000, project_id=None,
-                                          occurred_at=last_month).allowed  # $120: $15 beyond the $105
+    assert services.usage.report_usage(ws.ctx, usage_writer, organization_id=ws.id, event_id="overage",
+                                       product="compute", quantity=3000, project_id=None,
+                                       occurred_at=last_month).allowed  # $120: $15 beyond the $105
     services.invoicing.close_period(ws.ctx, organization_id=ws.id)
-    services.subscriptions.subscribe_product(ws.ctx, ws.owner, organization_id=ws.id, product="inference",
-                                             project_id=None, start_date=now - timedelta(hours=1))
-    assert services.metering.report_usage(ws.ctx, usage_writer, organization_id=ws.id, event_id="draft-1",
-                                          product="inference", quantity=500, project_id=None).allowed
-    services.metering.refund_usage(ws.ctx, usage_writer, organization_id=ws.id, event_id="draft-1",
-                                   reason="draft generation failed on our side")
+    services.product_subscriptions.subscribe_product(ws.ctx, ws.owner, organization_id=ws.id, product="inference",
+                                                     project_id=None, start_date=now - timedelta(hours=1))
+    assert services.usage.report_usage(ws.ctx, usage_writer, organization_id=ws.id, event_id="draft-1",
+                                       product="inference", quantity=500, project_id=None).allowed
+    services.usage.refund_usage(ws.ctx, usage_writer, organization_id=ws.id, event_id="draft-1",
+                                reason="draft generation failed on our side")
 
     sign_in_to(page, console_server, ws, "/billing/usage")
     feed = page.locator("#usage-feed tbody tr")
@@ -244,8 +244,8 @@ def test_the_seeds_wording(page: Page, console_server: ConsoleServer) -> None:
     expect(page.locator("#auto-recharge-state .badge")).to_have_text("Disabled")
     services.settings.update_auto_recharge(ws.ctx, ws.owner, organization_id=ws.id, enabled=True)
     # The auto-recharge payment, and its description in the balance history as the seed writes it.
-    services.wallet.run_auto_recharge(ws.ctx, organization_id=ws.id, amount_micros=25 * DOLLAR,
-                                      payment_method_id=None, operation_id=uuid.uuid4())
+    services.payments.run_auto_recharge(ws.ctx, organization_id=ws.id, amount_micros=25 * DOLLAR,
+                                        payment_method_id=None, operation_id=uuid.uuid4())
     open_page(page, console_server, "/billing/balance-history")
     recharge = page.locator("#balance-history tbody tr").first
     expect(recharge).to_contain_text(re.compile(r"Stripe Payment Intent \S+ via Auto Recharge call\."))
@@ -276,8 +276,8 @@ def test_the_seeds_wording(page: Page, console_server: ConsoleServer) -> None:
         expect(page.locator("#tax-registrations tr", has_text=value)).to_contain_text(description)
 
     # "already has an active subscription" is not said of an unpaid workspace.
-    services.subscriptions.set_status(ws.ctx, organization_id=ws.id, status=SubscriptionStatus.PAST_DUE)
-    services.subscriptions.set_status(ws.ctx, organization_id=ws.id, status=SubscriptionStatus.UNPAID)
+    services.plan_subscriptions.set_status(ws.ctx, organization_id=ws.id, status=SubscriptionStatus.PAST_DUE)
+    services.plan_subscriptions.set_status(ws.ctx, organization_id=ws.id, status=SubscriptionStatus.UNPAID)
     open_page(page, console_server, "/plans")
     expect(page.locator("#sub-status")).to_contain_text("Invoice unpaid — update your payment method")
     expect(page.get_by_role("button", name="Change plan")).to_be_disabled()
@@ -293,15 +293,15 @@ def test_the_usage_report_chart_totals_forecast_and_csv(page: Page, console_serv
     ws = workspace(console_server, "Report Co", credits=50, plan="pro")
     now = datetime.now(UTC)
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    services.subscriptions.subscribe_product(ws.ctx, ws.owner, organization_id=ws.id, product="storage",
-                                             project_id=None, start_date=start)
+    services.product_subscriptions.subscribe_product(ws.ctx, ws.owner, organization_id=ws.id, product="storage",
+                                                     project_id=None, start_date=start)
     writer = platform(ws)
     projects = [uuid.uuid4(), uuid.uuid4()]
     # 40 GB-hours per project at $0.000150: $0.006 each, which the invoice rounds to one cent each.
     for n, project in enumerate(projects):
-        assert services.metering.report_usage(ws.ctx, writer, organization_id=ws.id, event_id=f"st-{n}",
-                                              product="storage", quantity=40, project_id=project,
-                                              occurred_at=start + timedelta(hours=3 + n)).allowed
+        assert services.usage.report_usage(ws.ctx, writer, organization_id=ws.id, event_id=f"st-{n}",
+                                           product="storage", quantity=40, project_id=project,
+                                           occurred_at=start + timedelta(hours=3 + n)).allowed
     sign_in_to(page, console_server, ws, "/billing/usage")
     report = page.get_by_role("region", name="Usage report")
     expect(report).to_contain_text("Use this to build cost forecasts and chargeback reports.")

@@ -27,7 +27,7 @@ class AccountController(Controller):
     @post("/me/claim_guest_checkouts", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Move completed guest checkouts with this verified email into the token's organization")
     def claim(self, ctx: Ctx, actor: CurrentActor) -> s.ClaimsOut:
-        claimed = services.subscriptions.claim_guest_checkouts(ctx, actor)
+        claimed = services.checkout.claim_guest_checkouts(ctx, actor)
         return s.ClaimsOut(claimed=[presenters.checkout_session(c) for c in claimed])
 
     @get(ORG + "/webhook_secret", sync_to_thread=True, responses=ERRORS,
@@ -44,8 +44,8 @@ class AccountController(Controller):
 
 
 def _guest(ctx: BillingContext, data: s.GuestCheckoutBody) -> s.CheckoutSessionOut:
-    session = services.subscriptions.start_guest_checkout(ctx, email=data.email, plan=data.plan,
-                                                          return_url=data.return_url)
+    session = services.checkout.start_guest_checkout(ctx, email=data.email, plan=data.plan,
+                                                     return_url=data.return_url)
     return presenters.checkout_session(session)
 
 

@@ -23,7 +23,7 @@ from entrypoints.http.runtime import ORG, Ctx, CurrentActor, Cursor, Limit, Orga
 
 
 def _spend_view(ctx: BillingContext, actor: Actor, organization_id: uuid.UUID) -> s.SpendManagementOut:
-    overview = services.wallet.overview(ctx, actor, organization_id=organization_id)
+    overview = services.overview.overview(ctx, actor, organization_id=organization_id)
     counters = SpendCounters(today=overview.wallet.consumed_today, yesterday=overview.wallet.consumed_yesterday,
                              month=0)
     return presenters.spend_management(overview.spend_management, counters)
@@ -36,7 +36,7 @@ class BillingController(Controller):
     @get("/billing/overview", sync_to_thread=True, responses=ERRORS,
          summary="Wallet figures, address, email, auto-recharge, spend management, banners, production health")
     def overview(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId) -> s.OverviewOut:
-        return presenters.overview(services.wallet.overview(ctx, actor, organization_id=organization_id))
+        return presenters.overview(services.overview.overview(ctx, actor, organization_id=organization_id))
 
     # ------------------------------------------------------------------ auto recharge
 
@@ -157,13 +157,13 @@ class BillingController(Controller):
          summary="Balance transactions, newest first: credits positive, debits negative")
     def balance_history(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId, limit: Limit = 50,
                         cursor: Cursor = None) -> s.Page[s.FeedEntryOut]:
-        page = services.wallet.balance_history(ctx, actor, organization_id=organization_id, limit=limit,
-                                               cursor=cursor)
+        page = services.overview.balance_history(ctx, actor, organization_id=organization_id, limit=limit,
+                                                 cursor=cursor)
         return s.Page(items=[presenters.feed_entry(e) for e in page.items], next_cursor=page.next_cursor)
 
     @get("/usage_feed", sync_to_thread=True, responses=ERRORS,
          summary="Every credit movement with the balance after it; refunds are green + entries with a reason")
     def usage_feed(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId, limit: Limit = 50,
                    cursor: Cursor = None) -> s.Page[s.FeedEntryOut]:
-        page = services.wallet.usage_feed(ctx, actor, organization_id=organization_id, limit=limit, cursor=cursor)
+        page = services.overview.usage_feed(ctx, actor, organization_id=organization_id, limit=limit, cursor=cursor)
         return s.Page(items=[presenters.feed_entry(e) for e in page.items], next_cursor=page.next_cursor)

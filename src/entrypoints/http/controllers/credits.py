@@ -46,7 +46,7 @@ class CreditsController(Controller):
     @get("/credit_packs", sync_to_thread=True, responses=ERRORS,
          summary="Credit packs with the button state and message for this viewer")
     def credit_packs(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId) -> s.CreditPackOfferOut:
-        offer = services.wallet.credit_packs(ctx, actor, organization_id=organization_id)
+        offer = services.payments.credit_packs(ctx, actor, organization_id=organization_id)
         return presenters.pack_offer(offer, ctx.catalog.currency)
 
     @post("/credit_packs/purchase", sync_to_thread=True, responses=MUTATION_ERRORS,
@@ -54,10 +54,10 @@ class CreditsController(Controller):
     def purchase_pack(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                       data: JSONBody[s.PackPurchaseBody], request: Request[Any, Any, Any]) -> s.PaymentOut:
         # The Idempotency-Key names the payment: a retry after a 503 finishes it, never charges twice.
-        payment = services.wallet.purchase_pack(ctx, actor, organization_id=organization_id,
-                                                pack_dollars=data.pack_dollars,
-                                                payment_method_id=data.payment_method_id,
-                                                payment_id=idempotent_request_id(request.scope))
+        payment = services.payments.purchase_pack(ctx, actor, organization_id=organization_id,
+                                                  pack_dollars=data.pack_dollars,
+                                                  payment_method_id=data.payment_method_id,
+                                                  payment_id=idempotent_request_id(request.scope))
         return presenters.payment(settled(payment))
 
     @post("/credits", sync_to_thread=True, responses=MUTATION_ERRORS,
@@ -69,9 +69,9 @@ class CreditsController(Controller):
             raise InvalidInput("method", "method must be \"crypto\", or omitted to pay with a saved payment method")
         if method == CRYPTO and data.payment_method_id is not None:
             raise InvalidInput("payment_method_id", "a crypto payment takes no payment_method_id")
-        payment = services.wallet.add_credits(ctx, actor, organization_id=organization_id,
-                                              amount_micros=amount_micros(data),
-                                              payment_method_id=data.payment_method_id, crypto=method == CRYPTO,
-                                              return_url=data.return_url,
-                                              payment_id=idempotent_request_id(request.scope))
+        payment = services.payments.add_credits(ctx, actor, organization_id=organization_id,
+                                                amount_micros=amount_micros(data),
+                                                payment_method_id=data.payment_method_id, crypto=method == CRYPTO,
+                                                return_url=data.return_url,
+                                                payment_id=idempotent_request_id(request.scope))
         return presenters.payment(settled(payment))

@@ -55,8 +55,8 @@ class UsageReportController(Controller):
         now = ctx.clock.now()
         end_at = parse_datetime(end, "to") or now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         start_at = parse_datetime(start, "from") or datetime(now.year, now.month, 1, tzinfo=UTC)
-        report = services.metering.usage_report(ctx, actor, organization_id=organization_id or actor.organization_id,
-                                                start=start_at, end=end_at)
+        report = services.usage.usage_report(ctx, actor, organization_id=organization_id or actor.organization_id,
+                                             start=start_at, end=end_at)
         return presenters.usage_report(report, ctx.catalog)
 
 
@@ -70,18 +70,18 @@ class PlatformUsageController(Controller):
           summary="May a billable call of about amount_micros start now? (spend guard)")
     def authorize(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                   data: JSONBody[s.AuthorizeBody]) -> s.DecisionOut:
-        decision = services.metering.authorize(ctx, actor, organization_id=organization_id,
-                                               amount_micros=data.amount_micros)
+        decision = services.usage.authorize(ctx, actor, organization_id=organization_id,
+                                            amount_micros=data.amount_micros)
         return presenters.decision(decision)
 
     @post("/events", sync_to_thread=True, responses={**MUTATION_ERRORS, 200: REPLAYED_EVENT, 409: EVENT_CONFLICTS},
           summary="Report one billable usage event; a denied debit answers 402 with the reason")
     def report(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                data: JSONBody[s.UsageEventBody]) -> Response[s.UsageOutcomeOut]:
-        outcome = services.metering.report_usage(ctx, actor, organization_id=organization_id, event_id=data.event_id,
-                                                 product=data.product, quantity=data.quantity,
-                                                 project_id=data.project_id,
-                                                 occurred_at=utc(data.occurred_at, "occurred_at"))
+        outcome = services.usage.report_usage(ctx, actor, organization_id=organization_id, event_id=data.event_id,
+                                              product=data.product, quantity=data.quantity,
+                                              project_id=data.project_id,
+                                              occurred_at=utc(data.occurred_at, "occurred_at"))
         if not outcome.allowed:
             reason = outcome.reason.value if outcome.reason else "payment_required"
             raise DebitDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)
@@ -91,17 +91,17 @@ class PlatformUsageController(Controller):
           summary="Report up to 1,000 events in one transaction; each is allowed or denied on its own")
     def report_batch(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                      data: JSONBody[s.UsageBatchBody]) -> s.UsageBatchOut:
-        events = [services.metering.UsageEventInput(
-            event_id=e.event_id, product=e.product, quantity=e.quantity, project_id=e.project_id,
-            occurred_at=utc(e.occurred_at, f"events[{i}].occurred_at")) for i, e in enumerate(data.events)]
-        outcomes = services.metering.report_usage_batch(ctx, actor, organization_id=organization_id, events=events)
+        events = [services.usage.UsageEventInput(
+         event_id=e.event_id, product=e.product, quantity=e.quantity, project_id=e.project_id,
+         occurred_at=utc(e.occurred_at, f"events[{i}].occurred_at")) for i, e in enumerate(data.events)]
+        outcomes = services.usage.report_usage_batch(ctx, actor, organization_id=organization_id, events=events)
         return s.UsageBatchOut(results=[presenters.usage_outcome(o) for o in outcomes])
 
     @post("/events/{event_id:str}/refund", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Automatically refund a failed operation's charge (shows as a green + entry in the feed)")
     def refund(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId, event_id: FromPath[str],
                data: JSONBody[s.UsageRefundBody | None] = None) -> s.UsageOutcomeOut:
-        reason = data.reason if data is not None and data.reason else services.metering.REFUND_REASON
-        outcome = services.metering.refund_usage(ctx, actor, organization_id=organization_id, event_id=event_id,
-                                                 reason=reason)
+        reason = data.reason if data is not None and data.reason else services.usage.REFUND_REASON
+        outcome = services.usage.refund_usage(ctx, actor, organization_id=organization_id, event_id=event_id,
+                                              reason=reason)
         return presenters.usage_outcome(outcome)

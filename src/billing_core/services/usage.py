@@ -24,7 +24,9 @@ from billing_core.ports import DebitRequest, UnitOfWork
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email, notify
 from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decide
-from billing_core.usage import UsageEvent, UsageReport, check_event_id, price_event, report
+from billing_core.usage import UsageEvent, check_event_id, price_event
+from billing_core.usage_report import UsageReport
+from billing_core.usage_report import usage_report as build_report
 from billing_core.wallet import WalletAccount, counters_at
 
 
@@ -309,7 +311,8 @@ def refund_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
 
 def usage_report(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, start: datetime,
                  end: datetime) -> UsageReport:
-    """Usage by project and product per hour for ``start <= hour < end``."""
+    """Usage by project and product per hour for ``start <= hour < end``, with its totals (see
+    :mod:`billing_core.usage_report`: ``invoice_total`` is what the window's invoice totals)."""
     require(actor, Action.VIEW_BILLING, organization_id)
     for field, value in (("from", start), ("to", end)):
         if value.tzinfo is None:
@@ -321,4 +324,4 @@ def usage_report(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
         raise InvalidInput("to", "the window may span at most 400 days", code="invalid_range")
     with ctx.uow() as uow:
         buckets = uow.usage.buckets(organization_id, start, end)
-    return report(organization_id, start, end, buckets)
+    return build_report(organization_id, start, end, buckets, ctx.catalog, ctx.catalog.currency)
