@@ -314,7 +314,38 @@ class ProductSubscriptionRepository(Protocol):
         ...
 
 
+class UsageSnapshot(msgspec.Struct, kw_only=True):
+    """What reporting one usage event reads, all under the wallet lock (:meth:`UsageRepository.lock_for_event`)."""
+
+    wallet: WalletAccount
+    """The locked wallet, the caller's to change and hand back to :meth:`UsageRepository.record_debit`."""
+    settings: BillingSettings
+    """The organization's billing settings (defaults when none are stored), for the after-debit notices."""
+    subscribed: bool
+    """Whether an org-level or the project's subscription to the product is active at the event's time."""
+    event_stored: bool
+    """Whether the event id is stored already (the report is a replay)."""
+
+
 class UsageRepository(Protocol):
+    def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
+                       product_id: uuid.UUID, at: datetime) -> UsageSnapshot:
+        """Lock the organization's wallet as :meth:`WalletRepository.lock` does and read, under that
+        lock and in the same step, what reporting one event needs (:class:`UsageSnapshot`).
+        The live usage path's first step (one round trip on SQL storage). ``NotFound`` without a wallet."""
+        ...
+
+    def record_debit(self, event: UsageEvent, tx: LedgerTransaction, wallet: WalletAccount,
+                     old_version: int) -> bool:
+        """The live usage path's write, under :meth:`lock_for_event`'s lock, after
+        :func:`billing_core.spend_guard.decide_and_apply` allowed the debit: append the stamped
+        usage transaction ``tx`` with its postings, store ``wallet`` over ``old_version``, store
+        ``event`` and add it to its open hourly bucket, all or nothing (one statement on
+        PostgreSQL). False, with nothing written, if ``tx``'s idempotency key is used already;
+        ``Conflict(concurrent_update)`` if the stored wallet is no longer at ``old_version`` or the
+        event id is stored although the key was not."""
+        ...
+
     def record(self, event: UsageEvent) -> bool:
         """Store the event and add it to its hourly bucket; False (nothing changed) on a replayed id.
 

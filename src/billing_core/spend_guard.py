@@ -17,8 +17,16 @@ import msgspec
 from billing_core.billing_settings import BillingSettings
 from billing_core.catalog import Catalog
 from billing_core.grace_window import GraceState, GraceWindow, grace_window
+from billing_core.ledger import LedgerTransaction
 from billing_core.plan_subscription import DELINQUENT, INACTIVE, PlanSubscription, SubscriptionStatus
-from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount, counters_at
+from billing_core.wallet import (
+    SpendLimits,
+    SubscriptionGate,
+    WalletAccount,
+    apply_spend,
+    apply_transaction,
+    counters_at,
+)
 
 
 class DenialReason(StrEnum):
@@ -142,6 +150,19 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision
     if balance_after + limits.credit_line_micros < limits.minimum_production_credit_micros:
         return _deny(DenialReason.INSUFFICIENT_CREDIT)
     return Decision(allowed=True, warning=warning, grace_ends_at=grace_ends)
+
+
+def decide_and_apply(wallet: WalletAccount, amount_micros: int, now: datetime,
+                     tx: LedgerTransaction) -> tuple[Decision, LedgerTransaction | None]:
+    """The debit step every storage adapter runs inside its critical section on the wallet (the
+    row lock, the store's lock): :func:`decide`, and if allowed, the spend counters and balances
+    moved on ``wallet`` (its version advanced) and ``tx`` stamped with the balance after it.
+    A denial leaves ``wallet`` untouched and returns no transaction: nothing is to be written."""
+    decision = decide(wallet, amount_micros, now)
+    if not decision.allowed:
+        return decision, None
+    apply_spend(wallet, amount_micros, now)
+    return decision, apply_transaction(wallet, tx)
 
 
 def available_micros(wallet: WalletAccount, now: datetime) -> int:

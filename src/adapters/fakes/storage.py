@@ -29,10 +29,10 @@ from billing_core.outbox import OutboxDepth, OutboxMessage, OutboxStatus
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.plan_change import PlanChange, PlanChangeStatus
 from billing_core.plan_subscription import PlanSubscription
-from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, StoredResponse
+from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, StoredResponse, UsageSnapshot
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest, RefundStatus
-from billing_core.spend_guard import Decision, decide
+from billing_core.spend_guard import Decision, decide_and_apply
 from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets, truncate_to_hour
 from billing_core.wallet import (
     SpendLimits,
@@ -210,9 +210,12 @@ class InMemoryWalletRepository(_Repo):
 
     def _append(self, wallet: WalletAccount, tx: LedgerTransaction) -> LedgerTransaction:
         stored = apply_transaction(wallet, tx)
-        self.j.set(self.s.ledger, stored.id, stored)
-        self.j.set(self.s.ledger_keys, (tx.organization_id, tx.idempotency_key), stored.id)
+        self._store(stored)
         return stored
+
+    def _store(self, stored: LedgerTransaction) -> None:
+        self.j.set(self.s.ledger, stored.id, stored)
+        self.j.set(self.s.ledger_keys, (stored.organization_id, stored.idempotency_key), stored.id)
 
     def post(self, tx: LedgerTransaction) -> Posted:
         check_balanced(tx)
@@ -232,11 +235,10 @@ class InMemoryWalletRepository(_Repo):
             return DebitOutcome(decision=Decision(allowed=True), transaction=self.s.ledger[first],
                                 replayed=True, wallet=self.get(organization_id))
         wallet = _copy(self._wallet(organization_id))
-        decision = decide(wallet, amount_micros, now)
-        if not decision.allowed:
+        decision, stored = decide_and_apply(wallet, amount_micros, now, tx)
+        if stored is None:
             return DebitOutcome(decision=decision, transaction=None, replayed=False, wallet=wallet)
-        apply_spend(wallet, amount_micros, now)
-        stored = self._append(wallet, tx)
+        self._store(stored)
         self.j.set(self.s.wallets, organization_id, wallet)
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=_copy(wallet))
 
@@ -412,6 +414,29 @@ class InMemoryProductSubscriptionRepository(_Repo):
 
 
 class InMemoryUsageRepository(_Repo):
+    def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
+                       product_id: uuid.UUID, at: datetime) -> UsageSnapshot:
+        # The unit of work already holds the store's lock: units of work run one at a time.
+        return UsageSnapshot(
+            wallet=InMemoryWalletRepository(self.s, self.j).lock(organization_id),
+            settings=InMemorySettingsRepository(self.s, self.j).get(organization_id),
+            subscribed=InMemoryProductSubscriptionRepository(self.s, self.j).active_for(
+                organization_id, project_id, product_id, at),
+            event_stored=(organization_id, event_id) in self.s.usage_events)
+
+    def record_debit(self, event: UsageEvent, tx: LedgerTransaction, wallet: WalletAccount,
+                     old_version: int) -> bool:
+        if (tx.organization_id, tx.idempotency_key) in self.s.ledger_keys:
+            return False
+        stored_wallet = self.s.wallets.get(wallet.organization_id)
+        if stored_wallet is None or stored_wallet.version != old_version or (
+                event.organization_id, event.event_id) in self.s.usage_events:
+            raise Conflict("the wallet changed concurrently; retry", code="concurrent_update")
+        InMemoryWalletRepository(self.s, self.j)._store(tx)
+        self.j.set(self.s.wallets, wallet.organization_id, _copy(wallet))
+        self.record(event)
+        return True
+
     def record(self, event: UsageEvent) -> bool:
         key = (event.organization_id, event.event_id)
         if key in self.s.usage_events:

@@ -29,18 +29,27 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import msgspec
 from sqlalchemy import exc as sa_exc
 
 from adapters.sqlalchemy.errors import translate
 from adapters.sqlalchemy.tables import (
     NIL_UUID,
     OPEN_BUCKET_KEY,
+    billing_settings,
     ledger_postings,
     ledger_transactions,
     usage_events,
     wallets,
 )
 from adapters.sqlalchemy.types import to_utc
+from billing_core.billing_settings import (
+    AutoRecharge,
+    BillingSettings,
+    InvoiceAddress,
+    LowBalanceAlert,
+    SpendManagement,
+)
 from billing_core.errors import Conflict
 from billing_core.ledger import LedgerTransaction
 from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
@@ -62,7 +71,15 @@ _TX_COLUMNS = ("id", "organization_id", "idempotency_key", "kind", "description"
 _POSTING_COLUMNS = ("transaction_seq", "line_no", "organization_id", "account", "amount_micros")
 _EVENT_COLUMNS = ("organization_id", "event_id", "project_id", "product_id", "quantity", "occurred_at",
                   "amount_micros", "unit_price_micros")
+_SETTINGS_COLUMNS = (
+    "address", "billing_email", "auto_recharge_enabled", "auto_recharge_threshold_micros",
+    "auto_recharge_amount_micros", "auto_recharge_payment_method_id", "auto_recharge_consecutive_failures",
+    "auto_recharge_paused_at", "spend_enabled", "spend_daily_budget_micros", "spend_daily_email_threshold_micros",
+    "spend_monthly_cap_micros", "spend_webhook_url", "low_balance_enabled", "low_balance_threshold_micros", "version",
+    "hold_overrun",
+)
 assert set(_WALLET_COLUMNS) == set(wallets.c.keys())
+assert set(_SETTINGS_COLUMNS) == set(billing_settings.c.keys()) - {"organization_id"}
 assert set(_TX_COLUMNS) == set(ledger_transactions.c.keys()) - {"seq"}
 assert set(_POSTING_COLUMNS) == set(ledger_postings.c.keys())
 assert set(_EVENT_COLUMNS) == set(usage_events.c.keys())
@@ -118,6 +135,42 @@ _PG_WRITE = (
     "unnest(?::text[], ?::bigint[]) WITH ORDINALITY AS v(account, amount, n)), "
     f"u AS ({_UPDATE_WALLET} AND EXISTS (SELECT 1 FROM t) RETURNING 1) "
     "SELECT (SELECT seq FROM t), (SELECT count(*) FROM u)")
+
+
+# The live usage path's read (``UsageRepository.lock_for_event``): the wallet row locked (on SQLite
+# the transaction holds the write lock already), the settings row beside it, and under the same lock
+# whether a product subscription covers the event and whether its id is stored: one round trip.
+_LOCK_FOR_EVENT = (
+    f"SELECT {', '.join('w.' + c for c in _WALLET_COLUMNS)}, {', '.join('s.' + c for c in _SETTINGS_COLUMNS)}, "  # noqa: S608  # nosec B608
+    "EXISTS (SELECT 1 FROM product_subscriptions ps WHERE ps.organization_id = w.organization_id "
+    "AND ps.product_id = ? AND (ps.project_id IS NULL OR ps.project_id = ?) AND ps.start_date <= ? "
+    "AND (ps.end_date IS NULL OR ps.end_date > ?)), "
+    "EXISTS (SELECT 1 FROM usage_events e WHERE e.organization_id = w.organization_id AND e.event_id = ?) "
+    "FROM wallets w LEFT JOIN billing_settings s ON s.organization_id = w.organization_id "
+    "WHERE w.organization_id = ?")
+_BUCKET_VALUES = "(organization_id, project_id, project_key, product_id, hour, quantity, amount_micros, invoice_id)"
+_ON_BUCKET_CONFLICT = (
+    f" ON CONFLICT ({', '.join(OPEN_BUCKET_KEY)}) WHERE invoice_id IS NULL "  # nosec B608
+    "DO UPDATE SET quantity = usage_buckets.quantity + excluded.quantity, "
+    "amount_micros = usage_buckets.amount_micros + excluded.amount_micros")
+# PostgreSQL: the live usage path's write (``UsageRepository.record_debit``) as ONE statement: the
+# ledger transaction, its postings, the version-guarded wallet update, the usage event and its
+# bucket upsert. Everything hangs off the inserted transaction row (``t``), so a used key writes
+# nothing; the bucket hangs off the inserted event (``e``).
+_PG_WRITE_USAGE = (
+    f"WITH t AS ({_INSERT_TX_HEAD}{_TX_VALUES}{_ON_TX_CONFLICT} RETURNING seq), "  # noqa: S608  # nosec B608
+    "p AS (INSERT INTO ledger_postings (transaction_seq, line_no, organization_id, account, amount_micros) "
+    "SELECT t.seq, v.n - 1, ?, v.account, v.amount FROM t, "
+    "unnest(?::text[], ?::bigint[]) WITH ORDINALITY AS v(account, amount, n)), "
+    f"u AS ({_UPDATE_WALLET} AND EXISTS (SELECT 1 FROM t) RETURNING 1), "
+    f"e AS ({_INSERT_EVENT_HEAD.removesuffix(' VALUES ')} SELECT ?::uuid, ?::text, ?::uuid, ?::uuid, ?::bigint, "
+    "?::timestamptz, ?::bigint, ?::bigint FROM t ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING 1), "
+    f"b AS (INSERT INTO usage_buckets {_BUCKET_VALUES} SELECT ?::uuid, ?::uuid, ?::uuid, ?::uuid, ?::timestamptz, "
+    f"?::bigint, ?::bigint, NULL FROM e{_ON_BUCKET_CONFLICT}) "
+    "SELECT (SELECT seq FROM t), (SELECT count(*) FROM u), (SELECT count(*) FROM e)")
+
+
+_address_decoder = msgspec.json.Decoder(InvoiceAddress)
 
 
 def _pyformat(sql: str) -> str:
@@ -192,6 +245,8 @@ class _Dialect:
         self.pg_write = self.sql(_PG_WRITE)
         self.upsert_bucket = self.sql(_UPSERT_BUCKET)
         self.put_on_invoice = self.sql(_PG_PUT_ON_INVOICE)
+        self.lock_for_event = self.sql(_LOCK_FOR_EVENT + (" FOR UPDATE OF w" if postgres else ""))
+        self.pg_write_usage = self.sql(_PG_WRITE_USAGE)
 
 
 _DIALECTS = {"sqlite": _Dialect(postgres=False), "postgresql": _Dialect(postgres=True)}
@@ -209,6 +264,7 @@ class DriverStatements:
         self._insert_tx, self._insert_posting, self._pg_write = d.insert_tx, d.insert_posting, d.pg_write
         self._upsert_bucket = d.upsert_bucket
         self._put_on_invoice = d.put_on_invoice
+        self._lock_for_event, self._pg_write_usage = d.lock_for_event, d.pg_write_usage
 
     # ------------------------------------------------------------------ wallet and ledger
 
@@ -273,6 +329,76 @@ class DriverStatements:
         elif postings:
             self._run_many(self._insert_posting, postings)
         return seqs
+
+    # ------------------------------------------------------------------ the live usage path
+
+    def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
+                       product_id: uuid.UUID, at: datetime) -> tuple[WalletAccount, BillingSettings, bool, bool] | None:
+        """(wallet, settings, subscribed, event stored) in one statement, the wallet row locked;
+        None without a wallet."""
+        when = self._time(at)
+        params = (self._uuid(product_id), None if project_id is None else self._uuid(project_id), when, when,
+                  event_id, self._uuid(organization_id))
+        rows = self._run(self._lock_for_event, params)
+        if not rows:
+            return None
+        row = rows[0]
+        width = len(_WALLET_COLUMNS)
+        wallet = self._wallet(row)
+        settings = self._settings(organization_id, row[width:width + len(_SETTINGS_COLUMNS)])
+        return wallet, settings, bool(row[-2]), bool(row[-1])
+
+    def record_debit(self, event: UsageEvent, tx: LedgerTransaction, wallet: WalletAccount,
+                     old_version: int) -> bool:
+        """See ``UsageRepository.record_debit``: one statement on PostgreSQL; on SQLite (no
+        data-modifying CTEs) the same writes one after the other, stopping at a used key."""
+        if self.postgres:
+            tx_row = self._tx_row(tx)
+            params = (*tx_row, tx_row[1], [p.account.value for p in tx.postings],
+                      [p.amount_micros for p in tx.postings], *self._wallet_update(wallet, old_version),
+                      *self._event_row(event), *self._bucket_row(event))
+            seq, updated, stored = self._run(self._pg_write_usage, params)[0]
+            if seq is None:
+                return False
+            if updated != 1 or stored != 1:
+                _concurrent_wallet_change()
+            return True
+        rows = self._run(self._insert_tx, self._tx_row(tx))
+        if not rows:
+            return False
+        postings = self._posting_rows(int(rows[0][0]), tx)
+        self._rowcount(_posting_values(len(postings)), [value for row in postings for value in row])
+        self.update_wallet(wallet, old_version)
+        if not self._run(_INSERT_EVENT_HEAD + _EVENT_VALUES + _ON_EVENT_CONFLICT, self._event_row(event)):
+            _concurrent_wallet_change()
+        self._rowcount(self._upsert_bucket, self._bucket_row(event))
+        return True
+
+    def _bucket_row(self, e: UsageEvent) -> tuple[Any, ...]:
+        return (self._uuid(e.organization_id), None if e.project_id is None else self._uuid(e.project_id),
+                self._uuid(NIL_UUID if e.project_id is None else e.project_id), self._uuid(e.product_id),
+                self._time(truncate_to_hour(e.occurred_at)), e.quantity, e.amount_micros)
+
+    def _settings(self, organization_id: uuid.UUID, r: Sequence[Any]) -> BillingSettings:
+        """Stored settings from the ``_SETTINGS_COLUMNS`` of a row; the defaults when none are stored
+        (the outer join gave NULLs). The same values as ``rows.settings_from_row``."""
+        (address, email, recharge_on, recharge_threshold, recharge_amount, recharge_method, recharge_failures,
+         recharge_paused, spend_on, daily_budget, daily_email, monthly_cap, webhook, low_on, low_threshold,
+         version, hold_overrun) = r
+        if version is None:
+            return BillingSettings(organization_id=organization_id)
+        return BillingSettings(
+            organization_id=organization_id,
+            address=None if address is None else _address_decoder.decode(address), billing_email=email,
+            auto_recharge=AutoRecharge(
+                enabled=bool(recharge_on), threshold_micros=recharge_threshold, amount_micros=recharge_amount,
+                payment_method_id=self._read_uuid(recharge_method), consecutive_failures=recharge_failures,
+                paused_at=None if recharge_paused is None else self._read_time(recharge_paused)),
+            spend_management=SpendManagement(
+                enabled=bool(spend_on), daily_budget_micros=daily_budget, daily_email_threshold_micros=daily_email,
+                monthly_cap_micros=monthly_cap, webhook_url=webhook),
+            low_balance_alert=LowBalanceAlert(enabled=bool(low_on), threshold_micros=low_threshold),
+            version=version, hold_overrun=hold_overrun)
 
     # ------------------------------------------------------------------ usage
 
@@ -411,6 +537,13 @@ class DriverStatements:
         wrapped = sa_exc.DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error,
                                              connection_invalidated=invalidated, dialect=dialect)
         raise translate(wrapped) from error
+
+
+@functools.lru_cache(maxsize=8)
+def _posting_values(count: int) -> str:
+    """SQLite: ``count`` postings in one multi-row ``INSERT``."""
+    row = f"({', '.join('?' for _ in _POSTING_COLUMNS)})"
+    return f"INSERT INTO ledger_postings ({', '.join(_POSTING_COLUMNS)}) VALUES " + ", ".join(row for _ in range(count))  # noqa: S608  # nosec B608
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:

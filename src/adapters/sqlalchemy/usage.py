@@ -18,12 +18,30 @@ from sqlalchemy import ColumnElement, func, select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import usage_buckets, usage_events
+from billing_core.errors import NotFound
+from billing_core.ledger import LedgerTransaction
+from billing_core.ports import UsageSnapshot
 from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets
+from billing_core.wallet import WalletAccount
 
 _b, _e = usage_buckets.c, usage_events.c
 
 
 class SqlAlchemyUsageRepository(SqlAlchemyRepository):
+    def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
+                       product_id: uuid.UUID, at: datetime) -> UsageSnapshot:
+        """One statement at the driver level (ADR 0010): the wallet row locked, its settings, the
+        subscription check and whether the event id is stored."""
+        found = self._uow.driver.lock_for_event(organization_id, event_id, project_id, product_id, at)
+        if found is None:
+            raise NotFound("wallet", organization_id)
+        wallet, settings, subscribed, event_stored = found
+        return UsageSnapshot(wallet=wallet, settings=settings, subscribed=subscribed, event_stored=event_stored)
+
+    def record_debit(self, event: UsageEvent, tx: LedgerTransaction, wallet: WalletAccount,
+                     old_version: int) -> bool:
+        return self._uow.driver.record_debit(event, tx, wallet, old_version)
+
     def record(self, event: UsageEvent) -> bool:
         return self.record_many([event])[0]
 

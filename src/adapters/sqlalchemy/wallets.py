@@ -4,9 +4,9 @@ Every balance change is one transaction-scoped critical section on the organizat
 
 1. ``SELECT ... FOR UPDATE`` the wallet (PostgreSQL); on SQLite the unit of work already holds
    the database's write lock (``BEGIN IMMEDIATE``), so the plain ``SELECT`` is just as exclusive.
-2. :func:`billing_core.spend_guard.decide` (debits only), then
-   :func:`billing_core.wallet.apply_spend` and :func:`~billing_core.wallet.apply_transaction` on
-   the loaded struct: the same code the in-memory adapter runs, so the rules cannot drift.
+2. :func:`billing_core.spend_guard.decide_and_apply` (debits; ``post`` only
+   :func:`~billing_core.wallet.apply_transaction`) on the loaded struct: the same function the
+   in-memory adapter and ``report_usage`` run, so neither the rule nor the sequence can drift.
 3. ``INSERT`` the ledger transaction ``ON CONFLICT (organization_id, idempotency_key) DO NOTHING
    RETURNING seq``: no row back means the key was used before, and the replay is answered from the
    stored transaction with nothing written. The duplicate is detected by the write itself.
@@ -36,12 +36,11 @@ from adapters.sqlalchemy.tables import ledger_postings, ledger_transactions, wal
 from billing_core.errors import Conflict, InvalidInput, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
 from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted
-from billing_core.spend_guard import Decision, decide
+from billing_core.spend_guard import Decision, decide_and_apply
 from billing_core.wallet import (
     SpendLimits,
     SubscriptionGate,
     WalletAccount,
-    apply_spend,
     apply_transaction,
     check_debit,
 )
@@ -103,15 +102,13 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         check_balanced(tx)
         check_debit(amount_micros, tx)
         wallet = self._lock(organization_id)
-        decision = decide(wallet, amount_micros, now)
-        if not decision.allowed:
+        before = copy.copy(wallet)
+        decision, stored = decide_and_apply(wallet, amount_micros, now, tx)
+        if stored is None:
             first = self._find_by_key(organization_id, tx.idempotency_key)
             if first is not None:
                 return DebitOutcome(decision=Decision(allowed=True), transaction=first, replayed=True, wallet=wallet)
             return DebitOutcome(decision=decision, transaction=None, replayed=False, wallet=wallet)
-        before = copy.copy(wallet)
-        apply_spend(wallet, amount_micros, now)
-        stored = apply_transaction(wallet, tx)
         if self._uow.driver.write(stored, wallet, before.version) is None:
             return DebitOutcome(decision=Decision(allowed=True), replayed=True, wallet=before,
                                 transaction=self._by_key(organization_id, tx.idempotency_key))
@@ -141,13 +138,12 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
                 outcomes.append(DebitOutcome(decision=Decision(allowed=True), transaction=first, replayed=True,
                                              wallet=copy.copy(wallet)))
                 continue
-            decision = decide(wallet, request.amount_micros, now)
-            if not decision.allowed:
+            decision, stored = decide_and_apply(wallet, request.amount_micros, now, request.transaction)
+            if stored is None:
                 outcomes.append(DebitOutcome(decision=decision, transaction=None, replayed=False,
                                              wallet=copy.copy(wallet)))
                 continue
-            apply_spend(wallet, request.amount_micros, now)
-            stored = known[key] = apply_transaction(wallet, request.transaction)
+            known[key] = stored
             written.append(stored)
             outcomes.append(DebitOutcome(decision=decision, transaction=stored, replayed=False,
                                          wallet=copy.copy(wallet)))

@@ -23,7 +23,7 @@ from billing_core.permissions import Action, Actor, require
 from billing_core.ports import DebitRequest, UnitOfWork
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email, notify
-from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decide
+from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decide, decide_and_apply
 from billing_core.usage import UsageEvent, check_event_id, price_event
 from billing_core.usage_report import UsageReport
 from billing_core.usage_report import usage_report as build_report
@@ -73,23 +73,27 @@ def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
                          product=metered, quantity=quantity, occurred_at=occurred_at or now, now=now)
     tx = _usage_transaction(priced, metered, now)
     with ctx.uow() as uow:
-        if not uow.product_subscriptions.active_for(organization_id, project_id, priced.product_id, priced.occurred_at):
-            if uow.usage.get_event(organization_id, event_id) is not None:
-                # A retry after the subscription ended (or naming another time): the first call decides.
-                return _replay(uow, priced, uow.wallets.get(organization_id), time_given=occurred_at is not None,
-                               field="event_id")
-            raise Conflict("the project has no active subscription to this product at occurred_at",
-                           code="product_not_subscribed", field="product")
-        outcome = uow.wallets.debit(organization_id, priced.amount_micros, now, tx)
-        if outcome.replayed:
-            replay = _replay(uow, priced, outcome.wallet, time_given=occurred_at is not None, field="event_id")
+        # One read under the wallet lock: the wallet, the settings, the subscription, a stored event id.
+        seen = uow.usage.lock_for_event(organization_id, event_id, project_id, priced.product_id, priced.occurred_at)
+        if seen.event_stored:
+            # A retry (even after the subscription ended, or naming another time): the first call decides.
+            replay = _replay(uow, priced, seen.wallet, time_given=occurred_at is not None, field="event_id")
             uow.rollback()
             return replay
-        if outcome.decision.allowed:
-            uow.usage.record(priced)
-        _after_debit(ctx, uow, outcome.wallet, outcome.decision, now)
+        if not seen.subscribed:
+            raise Conflict("the project has no active subscription to this product at occurred_at",
+                           code="product_not_subscribed", field="product")
+        wallet = seen.wallet
+        before = msgspec.structs.replace(wallet)
+        decision, stored = decide_and_apply(wallet, priced.amount_micros, now, tx)
+        if stored is not None and not uow.usage.record_debit(priced, stored, wallet, before.version):
+            # The ledger key was used without the event being stored: answer as the first call did.
+            replay = _replay(uow, priced, before, time_given=occurred_at is not None, field="event_id")
+            uow.rollback()
+            return replay
+        _after_debit(ctx, uow, wallet, decision, now, seen.settings)
         uow.commit()
-    return _outcome(priced, outcome.decision, outcome.wallet, replayed=False)
+    return _outcome(priced, decision, wallet, replayed=False)
 
 
 class UsageEventInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -203,9 +207,11 @@ def _outcome(event: UsageEvent, decision: Decision, wallet: WalletAccount, *, re
 
 
 def _after_debit(ctx: BillingContext, uow: UnitOfWork, wallet: WalletAccount, decision: Decision,
-                 now: datetime) -> None:
-    """Queue what this debit (or denial) crossed. Dedupe keys make each notice once per crossing."""
-    settings = uow.settings.get(wallet.organization_id)
+                 now: datetime, settings: BillingSettings | None = None) -> None:
+    """Queue what this debit (or denial) crossed. Dedupe keys make each notice once per crossing.
+    ``settings`` as read under the wallet lock, if the caller has them."""
+    if settings is None:
+        settings = uow.settings.get(wallet.organization_id)
     org_id = wallet.organization_id
     day = now.date().isoformat()
     spend = settings.spend_management

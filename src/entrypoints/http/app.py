@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import ControllerRouterHandler
 
+from billing_core.services.usage_group import UsageGroupCommit
 from entrypoints.container import Container
 from entrypoints.http.bodies import BodyRequest
 from entrypoints.http.controllers.account import AccountController, guest_checkout
@@ -82,9 +83,10 @@ def create_app(container: Container | None = None, *, background: bool = False) 
     ``BILLING_WORKER=false``. Embedded or test apps leave it off and dispatch themselves."""
     box = container if container is not None else Container()
     settings = box.settings()
-    runtime = Runtime(ctx=box.billing_context(), deliverers=box.deliverers(),
+    ctx = box.billing_context()
+    runtime = Runtime(ctx=ctx, deliverers=box.deliverers(),
                       offline_payments=bool(box.offline_payments()), storage=settings.storage,
-                      background_worker=background)
+                      background_worker=background, usage_group=UsageGroupCommit(ctx))
     worker = BackgroundWorker(runtime.ctx, runtime.deliverers, interval=settings.worker_interval_seconds)
     instance = SqliteInstanceLock(settings.database_url if settings.storage == "sqlalchemy" else "sqlite://")
 

@@ -17,6 +17,7 @@ from billing_core.errors import InvalidInput, Unauthenticated
 from billing_core.permissions import Actor
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers
+from billing_core.services.usage_group import UsageGroupCommit
 from entrypoints.http.schemas import Page
 
 T = TypeVar("T")
@@ -36,6 +37,8 @@ class Runtime:
     offline_payments: bool
     storage: str
     background_worker: bool = False
+    usage_group: UsageGroupCommit | None = None
+    """Group commit of concurrent usage reports per organization (``billing serve``); None: one by one."""
 
 
 def provide_runtime(state: State) -> Runtime:

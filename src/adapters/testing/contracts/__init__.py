@@ -51,6 +51,7 @@ from adapters.testing.contracts.scheduled_jobs import ScheduledJobRepositoryCont
 from adapters.testing.contracts.sql_driver import SqlDriverStatementsContract
 from adapters.testing.contracts.sql_storage import SqlStorageContract
 from adapters.testing.contracts.unit_of_work import UnitOfWorkContract
+from adapters.testing.contracts.usage_debit import UsageDebitContract
 from adapters.testing.contracts.wallet_ledger import (
     DebitEqualsTheReferenceModelContract,
     LedgerRepositoryContract,
@@ -90,6 +91,7 @@ STORAGE_CONTRACTS: tuple[type, ...] = (
     PaymentSaveIsConditionalContract,
     RefundRequestsCompleteOnceContract,
     PlanChangeRepositoryContract,
+    UsageDebitContract,
 )
 """Every contract that runs on the ``storage`` fixture, i.e. on any implementation of the ports."""
 
@@ -130,6 +132,7 @@ __all__ = [
     "SqlDriverStatementsContract",
     "SqlStorageContract",
     "UnitOfWorkContract",
+    "UsageDebitContract",
     "UsageRepositoryContract",
     "UsageTotalsContract",
     "WalletRepositoryContract",

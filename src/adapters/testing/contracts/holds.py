@@ -8,12 +8,12 @@ import threading
 import uuid
 from datetime import timedelta
 
-from adapters.testing.builders import NOW, PRODUCT, grant, new_org, usage_tx
+from adapters.testing.builders import NOW, PRODUCT, grant, new_org, usage_event, usage_tx
 from adapters.testing.storage import StorageBackend
 from adapters.testing.threads import run_in_threads
 from billing_core.errors import Conflict, NotFound
 from billing_core.holds import Hold, HoldStatus, Settlement, closed
-from billing_core.spend_guard import decide
+from billing_core.spend_guard import decide, decide_and_apply
 from billing_core.wallet import SpendLimits, counters_at
 
 TTL = timedelta(minutes=5)
@@ -61,6 +61,33 @@ class HoldRepositoryContract:
             assert uow.wallets.get(org).held_micros == 500_000
             assert uow.holds.get(org, first.id).status == HoldStatus.RELEASED
             assert [h.id for h in uow.holds.active(org)] == [second.id]
+
+    def test_the_live_usage_path_counts_held_credits_and_keeps_them(self, storage: StorageBackend) -> None:
+        org = _funded(storage, 1_500)
+        hold = _hold(org, 900)
+        with storage.uow() as uow:
+            uow.wallets.lock(org)
+            assert uow.holds.add(hold)
+            uow.commit()
+        too_much, fits = usage_event(org, "too-much", quantity=5), usage_event(org, "fits", quantity=4)
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(org, "fits", None, PRODUCT, NOW)
+            assert seen.wallet.held_micros == 900
+            assert seen.wallet == uow.wallets.get(org)
+            decision, stored = decide_and_apply(seen.wallet, too_much.amount_micros, NOW,
+                                                usage_tx(org, too_much.amount_micros, "usage:too-much"))
+            assert not decision.allowed and stored is None, "spent + held <= the balance on the live path too"
+            version = seen.wallet.version
+            decision, stored = decide_and_apply(seen.wallet, fits.amount_micros, NOW,
+                                                usage_tx(org, fits.amount_micros, "usage:fits"))
+            assert decision.allowed and stored is not None
+            assert uow.usage.record_debit(fits, stored, seen.wallet, version)
+            uow.commit()
+        with storage.uow() as uow:
+            wallet = uow.wallets.get(org)
+            assert (wallet.balance_micros, wallet.held_micros) == (900, 900), "the debit's write keeps held_micros"
+            assert [h.id for h in uow.holds.active(org)] == [hold.id]
+            assert not decide(wallet, 1, NOW).allowed
 
     def test_settle_charges_the_actual_amount_and_releases_the_rest(self, storage: StorageBackend) -> None:
         org = _funded(storage)

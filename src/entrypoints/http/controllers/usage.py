@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
@@ -16,7 +17,7 @@ from billing_core.errors import InvalidInput
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
 from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, PROBLEM_JSON, QUERY_POST_ERRORS, DebitDenied
-from entrypoints.http.runtime import ORG, Ctx, CurrentActor, OrganizationId, utc
+from entrypoints.http.runtime import ORG, Ctx, CurrentActor, OrganizationId, RuntimeDep, utc
 
 FromParam = Annotated[str | None, QueryParameter(name="from", max_length=64,
                                             description="Window start, ISO 8601 with offset (default: month start).")]
@@ -76,12 +77,15 @@ class PlatformUsageController(Controller):
 
     @post("/events", sync_to_thread=True, responses={**MUTATION_ERRORS, 200: REPLAYED_EVENT, 409: EVENT_CONFLICTS},
           summary="Report one billable usage event; a denied debit answers 402 with the reason")
-    def report(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
+    def report(self, runtime: RuntimeDep, actor: CurrentActor, organization_id: OrganizationId,
                data: JSONBody[s.UsageEventBody]) -> Response[s.UsageOutcomeOut]:
-        outcome = services.usage.report_usage(ctx, actor, organization_id=organization_id, event_id=data.event_id,
-                                              product=data.product, quantity=data.quantity,
-                                              project_id=data.project_id,
-                                              occurred_at=utc(data.occurred_at, "occurred_at"))
+        # Concurrent reports of one organization share a unit of work (group commit), answering
+        # exactly what report_usage answers for each.
+        report = runtime.usage_group.report if runtime.usage_group is not None else partial(
+            services.usage.report_usage, runtime.ctx)
+        outcome = report(actor, organization_id=organization_id, event_id=data.event_id, product=data.product,
+                         quantity=data.quantity, project_id=data.project_id,
+                         occurred_at=utc(data.occurred_at, "occurred_at"))
         if not outcome.allowed:
             reason = outcome.reason.value if outcome.reason else "payment_required"
             raise DebitDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)

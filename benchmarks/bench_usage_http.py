@@ -1,0 +1,199 @@
+"""The live usage path over HTTP (issue 16): ``POST /organizations/{id}/usage/events`` against
+``billing serve`` (a subprocess, as the CLI ships it: uvicorn, access log off, background worker
+on) next to a bare Litestar app on the same uvicorn whose handler does the same debit in raw SQL
+(``benchmarks/bare_usage_app.py``), with load from separate client processes
+(``benchmarks/usage_load.py``; every request a new event id), interleaved round by round.
+
+SQLite (one server process, as ``billing serve`` allows there) always; PostgreSQL when
+``BILLING_BENCH_DATABASE_URL`` (or ``BILLING_TEST_DATABASE_URL``) is set, with
+``BILLING_BENCH_HTTP_WORKERS`` server processes (default ``1,2``; the bare app gets as many).
+``BILLING_BENCH_HTTP_CLIENTS`` connections (default ``1,16``, spread over up to 4 client
+processes), ``BILLING_BENCH_USAGE_HTTP_REQUESTS`` per round (1,000), 2 rounds each. Notes carry
+p50 / p99 latencies. ``BILLING_BENCH_SRC`` puts another checkout's ``src`` first on the server's
+``PYTHONPATH`` (to measure a "before" with the same harness).
+
+    PYTHONPATH=. .venv/bin/python -m benchmarks bench_usage_http
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from adapters.fakes import InMemoryPaymentProvider, SystemClock
+from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
+from benchmarks.bench_usage_path import PRODUCT, QUANTITY, _organization
+from benchmarks.harness import CaseResult, Measurement, print_table
+from billing_core.catalog import load_catalog
+from billing_core.services.context import BillingContext
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = int(os.environ.get("BILLING_BENCH_USAGE_HTTP_REQUESTS", "1000"))
+CLIENTS = tuple(int(n) for n in os.environ.get("BILLING_BENCH_HTTP_CLIENTS", "1,16").split(","))
+WORKERS = tuple(int(n) for n in os.environ.get("BILLING_BENCH_HTTP_WORKERS", "1,2").split(","))
+REPEAT = int(os.environ.get("BILLING_BENCH_USAGE_HTTP_REPEAT", "2"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _server(command: list[str], env: dict[str, str], port: int, health: str) -> Iterator[None]:
+    with tempfile.TemporaryFile() as log:
+        yield from _served(command, env, port, health, log)
+
+
+def _served(command: list[str], env: dict[str, str], port: int, health: str, log: Any) -> Iterator[None]:
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)  # noqa: S603 - our own argv
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"{command[:4]} did not start: {log.read()[-2000:]!r}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=1):
+                    break
+            except OSError as exc:
+                if getattr(exc, "code", None) is not None:  # any HTTP answer: it is up
+                    break
+                time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _load(port: int, path: str, token: str | None, connections: int, count: int, tag: str) -> dict[str, Any]:
+    job = {"host": "127.0.0.1", "port": port, "path": path, "token": token, "connections": connections,
+           "processes": min(4, connections), "count": count, "tag": tag, "status": 201, "product": PRODUCT,
+           "quantity": QUANTITY}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "usage_load.py"), json.dumps(job)],  # noqa: S603
+                          capture_output=True, text=True, check=False, timeout=900)
+    if done.returncode != 0:
+        raise AssertionError(f"load client failed: {done.stderr[-2000:]}")
+    answer: dict[str, Any] = json.loads(done.stdout)
+    if "error" in answer:
+        raise AssertionError(f"load client: {answer['error']}")
+    return answer
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str], ctx: BillingContext,
+                   workers: int) -> list[CaseResult]:
+    org, token = _organization(ctx, f"HTTP {backend} {workers}")
+    base_org, _ = _organization(ctx, f"HTTP bare {backend} {workers}")
+    unit = ctx.catalog.product_by_code(PRODUCT).unit_price_micros
+    env = {**os.environ, **db_env, "BILLING_ENV": "development", "BILLING_DEMO": "0",
+           "BILLING_DATA_DIR": tempfile.mkdtemp(prefix="billing-bench-")}
+    source = os.environ.get("BILLING_BENCH_SRC")
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join([source, str(ROOT)])
+    app_port, bare_port = _free_port(), _free_port()
+    serve = [sys.executable, "-c", "from entrypoints.cli.main import app; app()", "serve", "--port", str(app_port),
+             "--workers", str(workers)]
+    # The same uvicorn settings as billing serve (its h11 protocol with TCP_NODELAY, no access log).
+    bare = [sys.executable, "-c", "import sys, uvicorn; from entrypoints.http.tcp import NoDelayH11Protocol; "
+            "uvicorn.run('benchmarks.bare_usage_app:create', factory=True, host='127.0.0.1', port=int(sys.argv[1]), "
+            "workers=int(sys.argv[2]), access_log=False, log_level='warning', http=NoDelayH11Protocol)",
+            str(bare_port), str(workers)]
+    bare_full_env = {**os.environ, **bare_env, "BENCH_BARE_UNIT_PRICE": str(unit),
+                     "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    results: list[CaseResult] = []
+    with _server(serve, env, app_port, "/healthz"), _server(bare, bare_full_env, bare_port, "/"):
+        path, base_path = f"/organizations/{org}/usage/events", f"/organizations/{base_org}/usage/events"
+        for connections in CLIENTS:
+            warm = secrets.token_hex(3)
+            _load(app_port, path, token, connections, max(50, connections * 5), f"w{warm}")
+            _load(bare_port, base_path, None, connections, max(50, connections * 5), f"w{warm}")
+            times: dict[str, list[float]] = {"project": [], "baseline": []}
+            latencies: dict[str, list[float]] = {"project": [], "baseline": []}
+            for _round in range(REPEAT):
+                tag = secrets.token_hex(4)
+                for name, port, target, auth in (("project", app_port, path, token),
+                                                 ("baseline", bare_port, base_path, None)):
+                    answer = _load(port, target, auth, connections, REQUESTS, tag)
+                    times[name].append(float(answer["seconds"]))
+                    latencies[name] += answer["latencies_ms"]
+            notes: dict[str, object] = {"backend": backend, "server_processes": workers, "connections": connections,
+                                        "client_processes": min(4, connections), "requests_per_round": REQUESTS,
+                                        "rounds": REPEAT}
+            for name, values in latencies.items():
+                notes[f"{name}_p50_ms"] = round(statistics.median(values), 2)
+                notes[f"{name}_p99_ms"] = round(_percentile(values, 0.99), 2)
+            results.append(CaseResult(f"UH. POST usage/events {backend}, {workers} srv, {connections:>2} conn vs bare",
+                                      Measurement("project", REQUESTS, times["project"]),
+                                      Measurement("baseline", REQUESTS, times["baseline"]), notes))
+    return results
+
+
+def run() -> list[CaseResult]:
+    results: list[CaseResult] = []
+    backends = os.environ.get("BILLING_BENCH_USAGE_BACKENDS", "sqlite,postgresql").split(",")
+    if "sqlite" in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "http.db"
+            engine = make_engine(f"sqlite:///{path}")
+            try:
+                migrate(engine)
+                ctx = BillingContext(uow=sqlalchemy_uow_factory(engine), clock=SystemClock(), catalog=load_catalog(),
+                                     payments=InMemoryPaymentProvider())
+                results += _backend_cases("SQLite", {"BILLING_DATABASE_URL": f"sqlite:///{path}"},
+                                          {"BENCH_BARE_DATABASE": str(path)}, ctx, 1)
+            finally:
+                engine.dispose()
+    url = os.environ.get("BILLING_BENCH_DATABASE_URL") or os.environ.get("BILLING_TEST_DATABASE_URL")
+    if "postgresql" in backends and url:
+        schema = f"billing_bench_{secrets.token_hex(4)}"
+        admin = make_engine(url, pool_size=1)
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        engine = make_engine(url, schema=schema, pool_size=2)
+        try:
+            migrate(engine)
+            ctx = BillingContext(uow=sqlalchemy_uow_factory(engine), clock=SystemClock(), catalog=load_catalog(),
+                                 payments=InMemoryPaymentProvider())
+            dsn = url.replace("postgresql+psycopg://", "postgresql://")
+            for workers in WORKERS:
+                results += _backend_cases("PG", {"BILLING_DATABASE_URL": url, "BILLING_DATABASE_SCHEMA": schema},
+                                          {"BENCH_BARE_DATABASE": dsn, "BENCH_BARE_SCHEMA": schema}, ctx, workers)
+        finally:
+            engine.dispose()
+            with admin.begin() as connection:
+                connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            admin.dispose()
+    return results
+
+
+def main() -> None:
+    results = run()
+    print_table(results)
+    for result in results:
+        print(result.case, result.notes)
+
+
+if __name__ == "__main__":
+    main()

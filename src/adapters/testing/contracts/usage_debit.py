@@ -1,0 +1,143 @@
+"""Contract of the live usage path's two storage steps (ADR 0010):
+:meth:`~billing_core.ports.UsageRepository.lock_for_event` reads under the wallet lock exactly what
+the separate reads would give, and :meth:`~billing_core.ports.UsageRepository.record_debit` stores
+exactly what ``WalletRepository.debit`` followed by ``UsageRepository.record`` stores, or nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import msgspec
+import pytest
+
+from adapters.testing.builders import NOW, OTHER_PRODUCT, PRODUCT, fund, new_org, product_subscription, usage_event
+from adapters.testing.storage import StorageBackend
+from billing_core.billing_settings import (
+    AutoRecharge,
+    BillingSettings,
+    InvoiceAddress,
+    LowBalanceAlert,
+    SpendManagement,
+)
+from billing_core.errors import Conflict, NotFound
+from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
+from billing_core.spend_guard import decide_and_apply
+from billing_core.usage import UsageEvent
+
+
+def _tx_for(event: UsageEvent, key: str | None = None) -> LedgerTransaction:
+    return transfer(organization_id=event.organization_id, idempotency_key=key or f"usage:{event.event_id}",
+                    kind=EntryKind.USAGE, description="usage", created_at=NOW, source=Account.UNBILLED_USAGE,
+                    target=Account.REVENUE, amount_micros=event.amount_micros, reference=event.event_id)
+
+
+class UsageDebitContract:
+    def test_the_locked_read_is_what_the_separate_reads_give(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 5_000)
+        project = uuid.uuid4()
+        settings = BillingSettings(
+            organization_id=org.id, billing_email="billing@acme.test",
+            address=InvoiceAddress(company_name="Acme", address_1="Main 1", city="Berlin", postal_code="10115",
+                                   country="DE"),
+            auto_recharge=AutoRecharge(enabled=True, threshold_micros=7, amount_micros=9,
+                                       payment_method_id=uuid.uuid4(), consecutive_failures=2, paused_at=NOW),
+            spend_management=SpendManagement(enabled=True, daily_budget_micros=11, daily_email_threshold_micros=3,
+                                             monthly_cap_micros=13, webhook_url="https://hooks.acme.test/x"),
+            low_balance_alert=LowBalanceAlert(enabled=True, threshold_micros=17), hold_overrun="reject")
+        with storage.uow() as uow:
+            uow.settings.save(settings)
+            uow.product_subscriptions.add(product_subscription(org.id, project_id=project,
+                                                               end=NOW + timedelta(days=1)))
+            uow.usage.record(usage_event(org.id, "seen"))
+            uow.commit()
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(org.id, "seen", project, PRODUCT, NOW)
+            assert seen.wallet == uow.wallets.get(org.id)
+            assert seen.settings == uow.settings.get(org.id)
+            assert seen.subscribed and seen.event_stored
+            later, earlier = NOW + timedelta(days=1), NOW - timedelta(seconds=1)
+            for project_id, product_id, at in ((None, PRODUCT, NOW), (project, OTHER_PRODUCT, NOW),
+                                               (uuid.uuid4(), PRODUCT, NOW), (project, PRODUCT, later),
+                                               (project, PRODUCT, earlier)):
+                other = uow.usage.lock_for_event(org.id, "new", project_id, product_id, at)
+                assert other.subscribed == uow.product_subscriptions.active_for(org.id, project_id, product_id, at)
+                assert not other.subscribed and not other.event_stored
+
+    def test_without_stored_settings_the_read_gives_the_defaults(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        with storage.uow() as uow:
+            uow.product_subscriptions.add(product_subscription(org.id))
+            uow.commit()
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(org.id, "e", uuid.uuid4(), PRODUCT, NOW)
+        assert seen.settings == BillingSettings(organization_id=org.id)
+        assert seen.subscribed and not seen.event_stored
+
+    def test_the_read_of_an_unknown_wallet_is_not_found(self, storage: StorageBackend) -> None:
+        org = new_org(storage, wallet=False)
+        with storage.uow() as uow, pytest.raises(NotFound):
+            uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW)
+
+    def test_the_write_stores_what_debit_and_record_store(self, storage: StorageBackend) -> None:
+        orgs = [new_org(storage), new_org(storage)]
+        for org in orgs:
+            fund(storage, org.id, 5_000)
+        events = [usage_event(org.id, "e-1", quantity=3) for org in orgs]
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(orgs[0].id, "e-1", None, PRODUCT, NOW)
+            wallet, version = seen.wallet, seen.wallet.version
+            decision, stored = decide_and_apply(wallet, events[0].amount_micros, NOW, _tx_for(events[0]))
+            assert decision.allowed and stored is not None
+            assert uow.usage.record_debit(events[0], stored, wallet, version)
+            uow.commit()
+        with storage.uow() as uow:
+            outcome = uow.wallets.debit(orgs[1].id, events[1].amount_micros, NOW, _tx_for(events[1]))
+            assert uow.usage.record(events[1])
+            uow.commit()
+        assert outcome.transaction is not None
+        with storage.uow() as uow:
+            one, other = (uow.wallets.get(org.id) for org in orgs)
+            assert msgspec.structs.replace(one, organization_id=other.organization_id) == other
+            assert one == wallet
+            first = uow.ledger.get_by_key(orgs[0].id, "usage:e-1")
+            assert first == stored
+            assert first is not None and first.postings == outcome.transaction.postings
+            assert first.wallet_balance_after == outcome.transaction.wallet_balance_after == 5_000 - 450
+            assert uow.usage.get_event(orgs[0].id, "e-1") == events[0]
+            one_buckets, other_buckets = (uow.usage.buckets(org.id, NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+                                          for org in orgs)
+            assert [(b.hour, b.quantity, b.amount_micros) for b in one_buckets] == \
+                [(b.hour, b.quantity, b.amount_micros) for b in other_buckets] == [(NOW.replace(minute=0), 3, 450)]
+
+    def test_a_used_key_writes_nothing(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 5_000)
+        with storage.uow() as uow:
+            uow.wallets.debit(org.id, 300, NOW, _tx_for(usage_event(org.id, "first"), key="usage:e-1"))
+            uow.commit()
+        event = usage_event(org.id, "e-1")
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(org.id, "e-1", None, PRODUCT, NOW)
+            before = msgspec.structs.replace(seen.wallet)
+            _, stored = decide_and_apply(seen.wallet, event.amount_micros, NOW, _tx_for(event))
+            assert stored is not None
+            assert not uow.usage.record_debit(event, stored, seen.wallet, before.version)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.wallets.get(org.id) == before
+            assert uow.usage.get_event(org.id, "e-1") is None
+            assert uow.usage.buckets(org.id, NOW - timedelta(hours=1), NOW + timedelta(hours=1)) == []
+
+    def test_a_wallet_changed_since_the_read_is_a_conflict(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 5_000)
+        event = usage_event(org.id, "e-1")
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(org.id, "e-1", None, PRODUCT, NOW)
+            stale = seen.wallet.version - 1
+            _, stored = decide_and_apply(seen.wallet, event.amount_micros, NOW, _tx_for(event))
+            assert stored is not None
+            with pytest.raises(Conflict):
+                uow.usage.record_debit(event, stored, seen.wallet, stale)

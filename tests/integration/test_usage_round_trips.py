@@ -1,0 +1,139 @@
+"""Round trips per usage event, counted at the driver (issue 16): what ``report_usage`` and
+``report_usage_batch`` send to the database, on SQLite and PostgreSQL. Deterministic: no timings.
+
+* PostgreSQL: libpq's own protocol trace of the pooled connection (``PGconn.trace``); a round trip
+  is the client sending messages and then reading the server's answer, so each switch from
+  messages sent (``F``) to messages received (``B``) counts one (a pipeline of several statements
+  sent together is one round trip, as on the wire).
+* SQLite: ``sqlite3``'s trace callback, one call per statement run (``BEGIN IMMEDIATE`` and
+  ``COMMIT`` included): SQLite has no network, so this counts the statements.
+
+Both see everything on the connection, whether SQLAlchemy or the driver-level hot path
+(``adapters.sqlalchemy.driver``) sent it. The pool never pings during the test
+(``ping_after_idle_s`` is an hour), so the count is that of the use case alone. The limits below
+are the numbers reached; a change that adds a round trip to the hot path fails here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event
+
+from adapters.fakes import FixedClock, InMemoryPaymentProvider
+from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.testing.storage import SqlKind, migrated_engine
+from billing_core import services
+from billing_core.catalog import load_catalog
+from billing_core.services.context import BillingContext
+from billing_core.services.usage import UsageEventInput
+from tests.e2e.conftest import START
+from tests.support.customers import Customer, sign_up
+
+# Round trips per event of report_usage, allowed and debited, after the first (warm) call.
+SINGLE_LIMIT = {"sqlite": 8, "postgresql": 4}
+# Round trips for a whole batch of BATCH events (they do not grow with the batch).
+BATCH = 50
+BATCH_LIMIT = {"sqlite": 110, "postgresql": 11}
+
+
+class Tracer:
+    """Counts what the driver sends on every connection the engine opens from now on."""
+
+    def __init__(self, engine: Engine, kind: str) -> None:
+        self.kind = kind
+        self.statements: list[str] = []
+        self._pg: list[tuple[Any, Path]] = []
+        self._files = 0
+        self._dir = tempfile.mkdtemp(prefix="billing-trace-")
+        engine.dispose()  # connections opened from now on are traced
+        event.listen(engine, "connect", self._on_connect)
+
+    def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        if self.kind == "sqlite":
+            dbapi_connection.set_trace_callback(self.statements.append)
+            return
+        from psycopg import pq
+
+        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        self._pg.append((dbapi_connection, self._trace_to_new_file(dbapi_connection)))
+
+    def _trace_to_new_file(self, dbapi_connection: Any) -> Path:
+        self._files += 1
+        path = Path(self._dir) / f"trace-{self._files}.txt"
+        dbapi_connection.pgconn.trace(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        return path
+
+    def mark(self) -> int:
+        """The round trips so far."""
+        if self.kind == "sqlite":
+            return len(self.statements)
+        for index, (connection, _path) in enumerate(self._pg):
+            if not connection.closed:
+                connection.pgconn.untrace()  # flushes libpq's stream; the rest goes to a new file
+                self._pg[index] = (connection, self._trace_to_new_file(connection))
+        count = 0
+        for path in Path(self._dir).iterdir():
+            sent: set[str] = set()
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                parts = line.split("\t")
+                if parts and parts[0] not in ("F", "B"):
+                    parts = parts[1:]  # a timestamp
+                if len(parts) > 2 and parts[0] == "F":
+                    sent.add(parts[2].split(" ")[0])
+                elif parts and parts[0] == "B" and sent:
+                    # The client sent, then waited for the server: one round trip. Not counted: a
+                    # block of Parse + Sync alone, psycopg preparing a statement at its 5th use with
+                    # a given set of parameter types (once per connection and statement).
+                    count += sent != {"Parse", "Sync"}
+                    sent = set()
+        return count
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def traced(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[BillingContext, Customer, Tracer]]:
+    kind: SqlKind = request.param
+    for engine in migrated_engine(kind, tmp_path, pool_size=1, max_overflow=0, ping_after_idle_s=3600.0):
+        ctx = BillingContext(uow=sqlalchemy_uow_factory(engine), clock=FixedClock(START), catalog=load_catalog(),
+                             payments=InMemoryPaymentProvider())
+        customer = sign_up(ctx, name="Trips", products=("inference",))
+        services.wallet.grant_credits(ctx, organization_id=customer.organization_id, amount_micros=10**12,
+                                      description="grant", idempotency_key="grant")
+        tracer = Tracer(engine, kind)
+        yield ctx, customer, tracer
+
+
+def _report(ctx: BillingContext, customer: Customer, event_id: str) -> None:
+    outcome = services.usage.report_usage(ctx, customer.platform, organization_id=customer.organization_id,
+                                             event_id=event_id, product="inference", quantity=2)
+    assert outcome.allowed and not outcome.replayed
+
+
+def test_one_usage_event_costs_at_most_the_round_trips_reached(
+        traced: tuple[BillingContext, Customer, Tracer]) -> None:
+    ctx, customer, tracer = traced
+    _report(ctx, customer, "warm")
+    counts = []
+    for n in range(8):
+        before = tracer.mark()
+        _report(ctx, customer, f"e-{n}")
+        counts.append(tracer.mark() - before)
+    assert max(counts) <= SINGLE_LIMIT[tracer.kind], (counts, tracer.statements[-12:])
+
+
+def test_a_batch_costs_the_same_round_trips_whatever_its_size(
+        traced: tuple[BillingContext, Customer, Tracer]) -> None:
+    ctx, customer, tracer = traced
+    _report(ctx, customer, "warm")
+    before = tracer.mark()
+    outcomes = services.usage.report_usage_batch(
+        ctx, customer.platform, organization_id=customer.organization_id,
+        events=[UsageEventInput(event_id=f"b-{n}", product="inference", quantity=1) for n in range(BATCH)])
+    assert all(o.allowed and not o.replayed for o in outcomes)
+    trips = tracer.mark() - before
+    assert trips <= BATCH_LIMIT[tracer.kind], (trips, tracer.statements[-20:])
