@@ -144,6 +144,9 @@ class BillingSettings(msgspec.Struct, kw_only=True):
     spend_management: SpendManagement = SpendManagement()
     low_balance_alert: LowBalanceAlert = LowBalanceAlert()
     version: int = 0
+    hold_overrun: str = "cap_at_hold"
+    """What settling a hold above its amount does: a :class:`billing_core.holds.HoldOverrun` value
+    (``reject``, ``cap_at_hold``, ``allow_within_credit_line``); ADR 0011."""
 
 
 _PRIVATE_HOSTS = frozenset({"localhost", "localhost.localdomain", "metadata.google.internal"})

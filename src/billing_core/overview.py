@@ -22,7 +22,8 @@ class WalletOverview(msgspec.Struct, frozen=True, kw_only=True):
       settled wallet, which invoices draw on, plus the negative unbilled usage).
     - ``overage_protection``: the credit line usable on a negative balance, billed next invoice.
     - ``daily_hard_limit_used`` / ``daily_hard_limit``: today's spend against the daily budget.
-    - ``available_to_use``: what can be spent right now, all limits considered.
+    - ``available_to_use``: what can be spent right now, all limits and active holds considered.
+    - ``held``: what active holds reserve (counted against every cap until settled or released).
     """
 
     total_credits: int
@@ -34,6 +35,8 @@ class WalletOverview(msgspec.Struct, frozen=True, kw_only=True):
     available_to_use: int
     consumed_today: int
     consumed_yesterday: int
+    held: int = 0
+    """Credits reserved by active holds (ADR 0011), already taken off ``available_to_use``."""
 
 
 GROSS_CREDIT_KINDS = frozenset({
@@ -65,4 +68,5 @@ def wallet_overview(wallet: WalletAccount, now: datetime, *, total_credits: int)
         available_to_use=available_micros(wallet, now),
         consumed_today=counters.today,
         consumed_yesterday=counters.yesterday,
+        held=wallet.held_micros,
     )

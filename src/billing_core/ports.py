@@ -27,6 +27,7 @@ from billing_core.billing_settings import BillingSettings, InvoiceAddress, TaxRe
 from billing_core.catalog import Plan
 from billing_core.checkout import CheckoutSession
 from billing_core.einvoice import EInvoice
+from billing_core.holds import Hold
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.organization import ApiToken, Membership, Organization
@@ -205,6 +206,46 @@ class WalletRepository(Protocol):
     def set_gate(self, organization_id: uuid.UUID, gate: SubscriptionGate) -> None:
         """Replace the wallet's subscription gate (status, past_due_since, grace days) that the debit
         decides on. An unknown wallet is ``NotFound``."""
+        ...
+
+
+class HoldRepository(Protocol):
+    """Holds (ADR 0011) and the wallet's ``held_micros`` they add up to, moved together.
+
+    Callers take the wallet lock first (:meth:`WalletRepository.lock`) and decide on the locked
+    wallet; these writes keep ``held_micros`` equal to the sum of the organization's active holds."""
+
+    def add(self, hold: Hold) -> bool:
+        """Store a new active hold and add its amount to the wallet's ``held_micros``, in one step.
+        False (nothing written) when a hold with this id exists (in any organization). NotFound if
+        the wallet is missing."""
+        ...
+
+    def get(self, organization_id: uuid.UUID, hold_id: uuid.UUID) -> Hold:
+        """Raises NotFound (also for another organization's hold)."""
+        ...
+
+    def find(self, organization_id: uuid.UUID, hold_id: uuid.UUID) -> Hold | None:
+        """The organization's hold with this id, or None."""
+        ...
+
+    def close(self, hold: Hold, *, now: datetime, charge: LedgerTransaction | None = None) -> bool:
+        """Close an active hold as ``hold`` describes it (status settled, released or expired, and
+        the settle fields) and take its ``amount_micros`` off the wallet's ``held_micros``; with a
+        ``charge`` (a settle), also append that usage transaction, moving the balance and today's
+        and this month's spend counters by what it takes off the balance, as an allowed debit does,
+        without asking the spend guard again (the hold was the decision). One atomic step, a
+        conditional write on the stored hold still being active: False (nothing written) when it is
+        not. A ``charge`` whose idempotency key is in the ledger already is a ``Conflict``."""
+        ...
+
+    def due(self, now: datetime, limit: int = 100) -> list[Hold]:
+        """Active holds with ``expires_at <= now``, soonest expiry first (then id), across every
+        organization (the background worker releases them). Not scoped."""
+        ...
+
+    def active(self, organization_id: uuid.UUID) -> list[Hold]:
+        """The organization's active holds, oldest first (then id)."""
         ...
 
 
@@ -734,6 +775,10 @@ class UnitOfWork(Protocol):
 
     @property
     def ledger(self) -> LedgerRepository:
+        ...
+
+    @property
+    def holds(self) -> HoldRepository:
         ...
 
     @property

@@ -114,29 +114,38 @@ def _deny(reason: DenialReason, retry_at: datetime | None = None) -> Decision:
     return Decision(allowed=False, reason=reason, message=DENIAL_MESSAGES[reason], retry_at=retry_at)
 
 
-def budget_reached(wallet: WalletAccount, now: datetime) -> DenialReason | None:
-    """The budget rule, one for the day and the month: usage is denied once the day's (UTC) usage
-    already reaches the daily budget, or the month's the monthly cap. The call's own amount plays
-    no part: the call that crosses a budget still runs and is debited in full, and every later
-    call is denied until 00:00 UTC (the first of next month for the cap). Refunded usage is given
-    back to the counters (:func:`billing_core.wallet.give_back_spend`), so a refund can lift the
-    block the same day."""
+def budget_reached(wallet: WalletAccount, now: datetime, *, reserving_micros: int = 0) -> DenialReason | None:
+    """The budget rule, one for the day and the month. What counts as used is the day's (UTC) usage,
+    or the month's, plus what active holds reserve (``wallet.held_micros``).
+
+    A call is denied once that already reaches the daily budget (the monthly cap); the call's own
+    amount plays no part: the call that crosses a budget still runs and is debited in full, and
+    every later call is denied until 00:00 UTC (the first of next month for the cap). Refunded
+    usage is given back to the counters (:func:`billing_core.wallet.give_back_spend`), so a refund
+    can lift the block the same day. A hold reserves ``reserving_micros`` up front, so it must fit:
+    it is denied when used + reserving would pass the budget (ADR 0011), and so a hold never takes
+    a budget past its amount; only a plain call can cross it."""
     limits = wallet.limits
     counters = counters_at(wallet, now)
-    if limits.daily_budget_micros is not None and counters.today >= limits.daily_budget_micros:
+    held = wallet.held_micros
+    daily, monthly = limits.daily_budget_micros, limits.monthly_cap_micros
+    if daily is not None and (counters.today + held >= daily or counters.today + held + reserving_micros > daily):
         return DenialReason.DAILY_BUDGET_REACHED
-    if limits.monthly_cap_micros is not None and counters.month >= limits.monthly_cap_micros:
+    if monthly is not None and (counters.month + held >= monthly
+                                or counters.month + held + reserving_micros > monthly):
         return DenialReason.MONTHLY_BUDGET_REACHED
     return None
 
 
-def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision:
-    """Allow or deny debiting ``amount_micros`` (>= 0) now.
+def decide(wallet: WalletAccount, amount_micros: int, now: datetime, *, reserve: bool = False) -> Decision:
+    """Allow or deny debiting ``amount_micros`` (>= 0) now, or reserving it (``reserve``: a hold).
+    What active holds reserve (``wallet.held_micros``) counts as spent against every cap and the
+    balance.
 
     Order matters for the reason shown: payment failure first, then the subscription, then the
-    budgets (they lift by themselves; :func:`budget_reached`: only what was already used counts,
-    so the amount never crosses a budget by itself), then credit. A zero amount asks "may I start a
-    call?".
+    budgets (they lift by themselves; :func:`budget_reached`: for a debit only what was already
+    used counts, so the call that crosses a budget runs; a reservation must fit), then credit. A
+    zero amount asks "may I start a call?".
     """
     status = wallet.gate.status
     warning: SpendWarning | None = None
@@ -153,11 +162,12 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime) -> Decision
 
     limits = wallet.limits
     if limits.daily_budget_micros is not None or limits.monthly_cap_micros is not None:
-        reached = budget_reached(wallet, now)
+        reached = budget_reached(wallet, now, reserving_micros=amount_micros if reserve else 0)
         if reached is not None:
             return _deny(reached, next_utc_midnight(now) if reached == DenialReason.DAILY_BUDGET_REACHED
                          else next_month_start(now))
-    balance_after = wallet.balance_micros - amount_micros
+    # Held credits (active holds) are spent as far as the balance is concerned.
+    balance_after = wallet.balance_micros - wallet.held_micros - amount_micros
     if balance_after + limits.credit_line_micros < limits.minimum_production_credit_micros:
         return _deny(DenialReason.INSUFFICIENT_CREDIT)
     return Decision(allowed=True, warning=warning, grace_ends_at=grace_ends)
@@ -177,18 +187,20 @@ def decide_and_apply(wallet: WalletAccount, amount_micros: int, now: datetime,
 
 
 def available_micros(wallet: WalletAccount, now: datetime) -> int:
-    """Credits usable right now: balance plus credit line above the minimum, within the budgets
-    (what can be used before the budget blocks later calls; the call that crosses it still runs);
+    """Credits usable right now: balance plus credit line above the minimum, less what active holds
+    reserve, within the budgets (what can be used before the budget blocks later calls; the call
+    that crosses it still runs);
     0 while the subscription gate blocks every call (payment failure, inactive subscription)."""
     if decide(wallet, 0, now).reason in _GATE_REASONS:
         return 0
     limits = wallet.limits
     counters = counters_at(wallet, now)
-    room = wallet.balance_micros + limits.credit_line_micros - limits.minimum_production_credit_micros
+    held = wallet.held_micros
+    room = wallet.balance_micros - held + limits.credit_line_micros - limits.minimum_production_credit_micros
     if limits.daily_budget_micros is not None:
-        room = min(room, limits.daily_budget_micros - counters.today)
+        room = min(room, limits.daily_budget_micros - counters.today - held)
     if limits.monthly_cap_micros is not None:
-        room = min(room, limits.monthly_cap_micros - counters.month)
+        room = min(room, limits.monthly_cap_micros - counters.month - held)
     return max(room, 0)
 
 

@@ -51,6 +51,10 @@ class WalletAccount(msgspec.Struct, kw_only=True, gc=False):
     """The month before ``spend_month``: what a request that started before the month turned is
     checked against and booked on (as ``spent_yesterday_micros`` is for the day)."""
     version: int = 0
+    held_micros: int = 0
+    """Credits reserved by active holds (:mod:`billing_core.holds`): the spend guard counts them as
+    spent against every cap (balance and credit line, daily budget, monthly cap) until the hold is
+    settled, released or expired. Only the hold repository moves it."""
 
     @property
     def balance_micros(self) -> int:

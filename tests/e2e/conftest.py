@@ -168,6 +168,8 @@ def build_world(api: Api, *, subscribed: bool = True) -> World:
                                 quantity=25, project_id=project, occurred_at=datetime(2026, 2, 15, 9, tzinfo=UTC))
     services.usage.report_usage(ctx, platform, organization_id=org, event_id="evt-world", product="compute",
                                 quantity=10, project_id=project)
+    held = services.holds.place_hold(ctx, platform, organization_id=org, product="compute", max_quantity=5)
+    assert held.hold is not None
     report = services.invoicing.close_period(ctx, period="2026-02", organization_id=org)
     services.dispatch.dispatch(ctx, api.deliverers)
     registration = services.settings.add_tax_registration(ctx, bob, organization_id=org, country="DE",
@@ -175,7 +177,8 @@ def build_world(api: Api, *, subscribed: bool = True) -> World:
     return World(org=org, outsider_org=outsider, tokens=tokens, payment_method_id=visa.id,
                  second_payment_method_id=sepa.id, payment_id=payment.id, invoice_id=report.invoice_ids[0],
                  product_subscription_id=product_sub.id, tax_registration_id=registration.id,
-                 checkout_session_id=session_id, provider_session_id=provider_session_id)
+                 checkout_session_id=session_id, provider_session_id=provider_session_id,
+                 extra={"hold": str(held.hold.id)})
 
 
 @pytest.fixture

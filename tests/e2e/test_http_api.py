@@ -548,7 +548,7 @@ def test_overview_figures_and_settings_round_trip(api: Api, world: World) -> Non
         re.match(r"^-?\$[\d,]+\.\d{3}$", overview["credit_balance"]["display"])
     assert set(overview["wallet"]) == {"total_credits", "usage_this_period", "remaining_credits",
                                        "overage_protection", "daily_hard_limit_used", "daily_hard_limit",
-                                       "available_to_use"}
+                                       "available_to_use", "held"}
     assert overview["production_health"] == "healthy" and overview["grace_window"]["state"] == "none"
     assert overview["auto_recharge"]["state"] == "Disabled" and overview["spend_management"]["state"] == "Disabled"
     address = {"company_name": "Acme GmbH", "address_1": "Torstraße 1", "address_2": None, "city": "Berlin",

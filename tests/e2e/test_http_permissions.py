@@ -123,6 +123,12 @@ ROUTES = [
     Route("POST", ORG + "/usage/events/{event}/refund", USAGE, body=lambda w, a: {"reason": "generation failed"}),
     Route("POST", ORG + "/usage/events/batch", USAGE,
           body=lambda w, a: {"events": [{"event_id": "evt-batch-1", "product": "compute", "quantity": 2}]}),
+    Route("POST", ORG + "/usage/holds", USAGE, body=lambda w, a: {"product": "compute", "max_quantity": 2}),
+    Route("GET", ORG + "/usage/holds/{hold}", USAGE),
+    Route("POST", ORG + "/usage/holds/{hold}/settle", USAGE, body=lambda w, a: {"event_id": "evt-hold", "quantity": 1}),
+    Route("DELETE", ORG + "/usage/holds/{hold}", USAGE),
+    Route("GET", ORG + "/hold_overrun", READ),
+    Route("PUT", ORG + "/hold_overrun", PRIMARY, body=lambda w, a: {"hold_overrun": "reject"}),
     # who am I, guest-checkout claims, the webhook signing secret
     Route("GET", "/me", ANY_TOKEN, own_org_route=True),
     Route("POST", "/me/claim_guest_checkouts", ANY_TOKEN, own_org_route=True),
@@ -135,7 +141,8 @@ def _path(route: Route, world: World) -> str:
     return route.path.format(org=world.org, pm=world.payment_method_id, pm2=world.second_payment_method_id,
                              invoice=world.invoice_id, sub=world.product_subscription_id,
                              tax=world.tax_registration_id, session=world.checkout_session_id, event=world.event_id,
-                             payment=world.payment_id, provider_session=world.provider_session_id)
+                             payment=world.payment_id, provider_session=world.provider_session_id,
+                             hold=world.extra.get("hold"))
 
 
 def expected_status_class(route: Route, caller: str | None) -> int:
@@ -180,7 +187,7 @@ def test_matrix_covers_every_authenticated_route(shared_api: Api) -> None:
         for name, param in (("{org}", "{organization_id}"), ("{pm2}", "{payment_method_id}"),
                             ("{invoice}", "{invoice_id}"), ("{sub}", "{subscription_id}"),
                             ("{tax}", "{registration_id}"), ("{session}", "{session_id}"), ("{event}", "{event_id}"),
-                            ("{provider_session}", "{provider_session_id}")):
+                            ("{provider_session}", "{provider_session_id}"), ("{hold}", "{hold_id}")):
             path = path.replace(name, param)
         covered.add((route.method, path))
     assert documented - public == covered

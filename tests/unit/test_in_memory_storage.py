@@ -18,6 +18,7 @@ from billing_core.billing_settings import BillingSettings, TaxRegistration, TaxR
 from billing_core.catalog import PlanCode, load_catalog
 from billing_core.checkout import CheckoutSession, CheckoutStatus
 from billing_core.errors import Conflict, InvalidInput, LedgerImbalance, NotFound
+from billing_core.holds import Hold
 from billing_core.invoices import NO_TAX, Invoice, InvoiceStatus
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, Posting
 from billing_core.organization import ApiToken, Membership, Organization, hash_token
@@ -91,6 +92,8 @@ def write_everything(uow: InMemoryUnitOfWork) -> None:
     uow.wallets.debit(ORG, DOLLAR, NOW, usage_tx(ORG, DOLLAR, "usage"))
     uow.wallets.set_limits(ORG, SpendLimits(credit_line_micros=DOLLAR))
     uow.wallets.set_gate(ORG, SubscriptionGate(status="past_due", past_due_since=NOW, grace_days=3))
+    uow.holds.add(Hold(id=uuid.uuid4(), organization_id=ORG, product_id=uuid.uuid4(), amount_micros=DOLLAR,
+                       created_at=NOW, expires_at=NOW + timedelta(minutes=5)))
     sub = plan_subscription()
     uow.plan_subscriptions.add(sub)
     uow.plan_changes.add(record_change(

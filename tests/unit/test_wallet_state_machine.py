@@ -1,15 +1,19 @@
 """A hypothesis state machine over the in-memory wallet and ledger.
 
 Random sequences of top-ups, usage debits (through the atomic ``uow.wallets.debit``), automatic
-refunds, grants and their expiry, period closes, retried keys, abandoned units of work and days
-passing. After EVERY step: all transactions balance, the stored balances are the sums of the
-postings, the balance never passes the credit line, no UTC day (month) spends past its budget
-(cap) but by the one call that crossed it, the counters match an independent model (refunds give
-back the current day's and month's spend), and every idempotency key was applied once.
+refunds, grants and their expiry, period closes, retried keys, abandoned units of work, days
+passing, and holds (ADR 0011) placed, settled (under every over-hold rule, twice), released (twice)
+and expired by the worker's step. After EVERY step: all transactions balance, the stored balances
+are the sums of the postings, the balance never passes the credit line, the wallet's held credits
+are the active holds', no hold is left active past its expiry once the worker ran, a UTC day's
+(month's) usage plus held credits never pass its budget (cap) but by the one call that crossed it
+(a hold must fit), the counters match an independent model (refunds give back the current day's
+and month's spend), and every idempotency key was applied once.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 
@@ -18,9 +22,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
-from adapters.testing.builders import usage_refund, usage_tx
+from adapters.testing.builders import PRODUCT, usage_refund, usage_tx
+from billing_core.holds import Hold, HoldOverrun, HoldStatus, closed
+from billing_core.holds import settle as settle_hold
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced, transaction, transfer
-from billing_core.spend_guard import DenialReason
+from billing_core.spend_guard import DenialReason, decide
 from billing_core.wallet import SpendLimits, WalletAccount, counters_at, month_key
 from tests.unit.domain_builders import DOLLAR, ORG
 
@@ -56,6 +62,9 @@ class WalletMachine(RuleBasedStateMachine):
         """Grants that have not expired: key → amount."""
         self.per_day: dict[date, int] = defaultdict(int)
         self.per_month: dict[str, int] = defaultdict(int)
+        self.active_holds: dict[str, Hold] = {}
+        """Holds not settled, released or expired: id (text) → hold."""
+        self.closed_holds: dict[str, Hold] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -76,6 +85,26 @@ class WalletMachine(RuleBasedStateMachine):
             uow.commit()
         assert not posted.replayed
         self.keys.add(tx.idempotency_key)
+
+    def held(self) -> int:
+        return sum(h.amount_micros for h in self.active_holds.values())
+
+    def expected_denial(self, amount: int, balance: int, *, reserve: bool = False) -> DenialReason | None:
+        """The spend guard's answer as the model sees it: held credits count as used; a call is
+        denied once used reaches a budget (the crossing call runs), a hold (``reserve``) must fit."""
+        now = self.clock.now()
+        day, month = now.date(), month_key(now.date())
+        budget, cap = self.limits.daily_budget_micros, self.limits.monthly_cap_micros
+        floor = self.limits.minimum_production_credit_micros - self.limits.credit_line_micros
+        used_day, used_month = self.per_day[day] + self.held(), self.per_month[month] + self.held()
+        reserving = amount if reserve else 0
+        if budget is not None and (used_day >= budget or used_day + reserving > budget):
+            return DenialReason.DAILY_BUDGET_REACHED
+        if cap is not None and (used_month >= cap or used_month + reserving > cap):
+            return DenialReason.MONTHLY_BUDGET_REACHED
+        if balance - self.held() - amount < floor:
+            return DenialReason.INSUFFICIENT_CREDIT
+        return None
 
     def transactions(self) -> list[LedgerTransaction]:
         return [tx for tx in self.store.ledger.values() if tx.organization_id == ORG]
@@ -104,17 +133,8 @@ class WalletMachine(RuleBasedStateMachine):
             outcome = uow.wallets.debit(ORG, amount, now, usage_tx(ORG, amount, key, at=now))
             uow.commit()
         day, month = now.date(), month_key(now.date())
-        budget, cap = self.limits.daily_budget_micros, self.limits.monthly_cap_micros
         floor = self.limits.minimum_production_credit_micros - self.limits.credit_line_micros
-        # The budget rule: denied once what was already used reaches it; the crossing call runs.
-        if budget is not None and self.per_day[day] >= budget:
-            expected: DenialReason | None = DenialReason.DAILY_BUDGET_REACHED
-        elif cap is not None and self.per_month[month] >= cap:
-            expected = DenialReason.MONTHLY_BUDGET_REACHED
-        elif before.balance_micros - amount < floor:
-            expected = DenialReason.INSUFFICIENT_CREDIT
-        else:
-            expected = None
+        expected = self.expected_denial(amount, before.balance_micros)
         assert outcome.decision.reason is expected
         assert not outcome.replayed
         if expected is None:
@@ -207,7 +227,8 @@ class WalletMachine(RuleBasedStateMachine):
     def grant_expires(self, data: st.DataObject) -> None:
         """Only the unused part of a grant expires: never more than a positive balance holds."""
         grant_key = data.draw(st.sampled_from(sorted(self.grants)))
-        amount = min(self.grants.pop(grant_key), max(self.wallet().balance_micros, 0))
+        # Neither what is spent nor what holds reserve expires.
+        amount = min(self.grants.pop(grant_key), max(self.wallet().balance_micros - self.held(), 0))
         if amount > 0:
             self.post(transfer(organization_id=ORG, idempotency_key=f"expire:{grant_key}",
                                kind=EntryKind.GRANT_EXPIRY, description="Free Trial Credits expired",
@@ -233,6 +254,96 @@ class WalletMachine(RuleBasedStateMachine):
         assert after.unbilled_micros == 0
         assert after.wallet_micros == before.wallet_micros - applied
         assert after.balance_micros >= before.balance_micros  # closing never costs credit
+
+    @rule(amount=spend, ttl=st.sampled_from([timedelta(minutes=10), timedelta(hours=5), timedelta(days=1)]))
+    def place_hold(self, amount: int, ttl: timedelta) -> None:
+        now = self.clock.now()
+        before = self.wallet()
+        expected = self.expected_denial(amount, before.balance_micros, reserve=True)
+        hold = Hold(id=uuid.UUID(int=self.seq + 1), organization_id=ORG, product_id=PRODUCT, amount_micros=amount,
+                    created_at=now, expires_at=now + ttl)
+        self.seq += 1
+        with self.uow() as uow:
+            decision = decide(uow.wallets.lock(ORG), amount, now, reserve=True)
+            assert decision.reason is expected
+            if decision.allowed:
+                assert uow.holds.add(hold)
+                assert not uow.holds.add(hold), "a retried hold id adds nothing"
+                uow.commit()
+        if expected is None:
+            self.active_holds[str(hold.id)] = hold
+        else:
+            assert self.wallet() == before
+
+    def _live_holds(self) -> list[str]:
+        return sorted(k for k, h in self.active_holds.items() if h.expires_at > self.clock.now())
+
+    @precondition(lambda self: bool(self._live_holds()))
+    @rule(data=st.data(), rule=st.sampled_from(list(HoldOverrun)))
+    def settle_a_hold(self, data: st.DataObject, rule: HoldOverrun) -> None:
+        hold_key = data.draw(st.sampled_from(self._live_holds()))
+        hold = self.active_holds[hold_key]
+        actual = data.draw(st.integers(min_value=0, max_value=2 * hold.amount_micros))
+        now = self.clock.now()
+        key = self.key("usage:hold")
+        before = self.wallet()
+        for attempt in range(2):  # a duplicate delivery applies nothing
+            with self.uow() as uow:
+                wallet = uow.wallets.lock(ORG)
+                settlement = settle_hold(wallet, hold, actual, rule, now)
+                if settlement.rejected:
+                    assert actual > hold.amount_micros and rule == HoldOverrun.REJECT
+                    return
+                charge = usage_tx(ORG, settlement.charge_micros, key, at=now) if settlement.charge_micros else None
+                done = uow.holds.close(closed(hold, HoldStatus.SETTLED, now, event_id=key, quantity=1,
+                                              settlement=settlement), now=now, charge=charge)
+                assert done is (attempt == 0)
+                uow.commit()
+        charged = settlement.charge_micros
+        assert charged <= max(actual, 0) and (charged == actual or rule != HoldOverrun.REJECT)
+        if actual <= hold.amount_micros:
+            assert charged == actual
+        after = self.wallet()
+        assert after.balance_micros == before.balance_micros - charged
+        assert after.held_micros == before.held_micros - hold.amount_micros
+        self.closed_holds[hold_key] = self.active_holds.pop(hold_key)
+        if charged:
+            self.keys.add(key)
+            self.open_debits[key] = charged
+            self.debited_at[key] = now
+            self.per_day[now.date()] += charged
+            self.per_month[month_key(now.date())] += charged
+
+    @precondition(lambda self: bool(self.active_holds))
+    @rule(data=st.data())
+    def release_a_hold(self, data: st.DataObject) -> None:
+        hold_key = data.draw(st.sampled_from(sorted(self.active_holds)))
+        hold = self.active_holds.pop(hold_key)
+        before = self.wallet()
+        for attempt in range(2):
+            with self.uow() as uow:
+                uow.wallets.lock(ORG)
+                assert uow.holds.close(closed(hold, HoldStatus.RELEASED, self.clock.now()),
+                                       now=self.clock.now()) is (attempt == 0)
+                uow.commit()
+        assert self.wallet().balance_micros == before.balance_micros
+        self.closed_holds[hold_key] = hold
+
+    @rule()
+    def worker_expires_holds(self) -> None:
+        """The background worker's step: every hold past its expiry is released, once."""
+        now = self.clock.now()
+        with self.uow() as uow:
+            due = uow.holds.due(now, limit=1000)
+        assert {str(h.id) for h in due} == {k for k, h in self.active_holds.items() if h.expires_at <= now}
+        for hold in due:
+            with self.uow() as uow:
+                uow.wallets.lock(ORG)
+                assert uow.holds.close(closed(hold, HoldStatus.EXPIRED, now), now=now)
+                uow.commit()
+            self.closed_holds[str(hold.id)] = self.active_holds.pop(str(hold.id))
+        with self.uow() as uow:
+            assert uow.holds.due(now) == [], "no hold is left active past its expiry after a worker cycle"
 
     @rule(delta=st.sampled_from([timedelta(minutes=20), timedelta(hours=3), timedelta(hours=11),
                                  timedelta(days=1), timedelta(days=2), timedelta(days=17)]))
@@ -273,13 +384,25 @@ class WalletMachine(RuleBasedStateMachine):
         assert counters.yesterday == self.per_day[today - timedelta(days=1)]
         assert counters.month == self.per_month[month_key(today)]
         assert min(self.per_day.values(), default=0) >= 0 and min(self.per_month.values(), default=0) >= 0
-        # Past the budget only by the call that crossed it: what came before it was under.
-        if self.limits.daily_budget_micros is not None:
-            assert all(spent - self.last_debit.get(day, 0) < self.limits.daily_budget_micros
-                       for day, spent in self.per_day.items() if spent)
-        if self.limits.monthly_cap_micros is not None:
-            assert all(spent - self.last_debit.get(month, 0) < self.limits.monthly_cap_micros
-                       for month, spent in self.per_month.items() if spent)
+
+    @invariant()
+    def used_plus_held_passes_a_budget_only_by_the_crossing_call(self) -> None:
+        """For every cap, what was used plus what holds reserve passes it by at most the last plain
+        call (it ran because what came before it was under the budget; a hold must fit)."""
+        wallet = self.wallet()
+        now = self.clock.now()
+        counters = counters_at(wallet, now)
+        assert wallet.held_micros == self.held()
+        with self.uow() as uow:
+            assert {str(h.id) for h in uow.holds.active(ORG)} == set(self.active_holds)
+        today, month = now.date(), month_key(now.date())
+        budget, cap = self.limits.daily_budget_micros, self.limits.monthly_cap_micros
+        if budget is not None:
+            assert counters.today + wallet.held_micros - self.last_debit.get(today, 0) <= budget
+            assert all(spent - self.last_debit.get(day, 0) <= budget for day, spent in self.per_day.items())
+        if cap is not None:
+            assert counters.month + wallet.held_micros - self.last_debit.get(month, 0) <= cap
+            assert all(spent - self.last_debit.get(key, 0) <= cap for key, spent in self.per_month.items())
 
     @invariant()
     def each_idempotency_key_was_applied_once(self) -> None:

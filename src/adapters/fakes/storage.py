@@ -22,6 +22,7 @@ import msgspec
 from billing_core.billing_settings import BillingSettings, TaxRegistration
 from billing_core.checkout import CheckoutSession, CheckoutStatus
 from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.holds import Hold, HoldStatus
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
 from billing_core.organization import ApiToken, Membership, Organization
@@ -38,6 +39,7 @@ from billing_core.wallet import (
     SpendLimits,
     SubscriptionGate,
     WalletAccount,
+    apply_spend,
     apply_transaction,
     check_debit,
     give_back_spend,
@@ -80,6 +82,7 @@ class InMemoryStore:
         self.memberships: dict[tuple[uuid.UUID, str], Membership] = {}
         self.tokens: dict[str, ApiToken] = {}
         self.wallets: dict[uuid.UUID, WalletAccount] = {}
+        self.holds: dict[uuid.UUID, Hold] = {}
         self.ledger: dict[uuid.UUID, LedgerTransaction] = {}
         self.ledger_keys: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
         self.plan_subscriptions: dict[uuid.UUID, PlanSubscription] = {}
@@ -264,6 +267,65 @@ class InMemoryWalletRepository(_Repo):
         wallet = _copy(self._wallet(organization_id))
         wallet.gate = gate
         self.j.set(self.s.wallets, organization_id, wallet)
+
+
+class InMemoryHoldRepository(_Repo):
+    def _wallet(self, organization_id: uuid.UUID) -> WalletAccount:
+        wallet = self.s.wallets.get(organization_id)
+        if wallet is None:
+            raise NotFound("wallet", organization_id)
+        return _copy(wallet)
+
+    def add(self, hold: Hold) -> bool:
+        wallet = self._wallet(hold.organization_id)
+        if hold.id in self.s.holds:
+            return False
+        wallet.held_micros += hold.amount_micros
+        wallet.version += 1
+        self.j.set(self.s.holds, hold.id, _copy(hold))
+        self.j.set(self.s.wallets, hold.organization_id, wallet)
+        return True
+
+    def find(self, organization_id: uuid.UUID, hold_id: uuid.UUID) -> Hold | None:
+        hold = self.s.holds.get(hold_id)
+        return None if hold is None or hold.organization_id != organization_id else _copy(hold)
+
+    def get(self, organization_id: uuid.UUID, hold_id: uuid.UUID) -> Hold:
+        hold = self.find(organization_id, hold_id)
+        if hold is None:
+            raise NotFound("hold", hold_id)
+        return hold
+
+    def close(self, hold: Hold, *, now: datetime, charge: LedgerTransaction | None = None) -> bool:
+        stored = self.s.holds.get(hold.id)
+        if stored is None or stored.organization_id != hold.organization_id or stored.status != HoldStatus.ACTIVE:
+            return False
+        if charge is not None:
+            _check_debit_request(hold.organization_id, -charge.balance_delta, charge)
+            if (hold.organization_id, charge.idempotency_key) in self.s.ledger_keys:
+                raise Conflict("the usage event id is in the ledger already", code="event_id_reused")
+        wallet = self._wallet(hold.organization_id)
+        wallet.held_micros -= stored.amount_micros
+        wallet.version += 1
+        if charge is not None:
+            apply_spend(wallet, -charge.balance_delta, now)
+            posted = apply_transaction(wallet, charge)
+            self.j.set(self.s.ledger, posted.id, posted)
+            self.j.set(self.s.ledger_keys, (charge.organization_id, charge.idempotency_key), posted.id)
+        self.j.set(self.s.wallets, hold.organization_id, wallet)
+        self.j.set(self.s.holds, hold.id, _copy(hold))
+        return True
+
+    def due(self, now: datetime, limit: int = 100) -> list[Hold]:
+        rows = sorted((h for h in self.s.holds.values() if h.status == HoldStatus.ACTIVE and h.expires_at <= now),
+                      key=lambda h: (h.expires_at, str(h.id)))
+        return [_copy(h) for h in rows[:limit]]
+
+    def active(self, organization_id: uuid.UUID) -> list[Hold]:
+        rows = sorted((h for h in self.s.holds.values()
+                       if h.organization_id == organization_id and h.status == HoldStatus.ACTIVE),
+                      key=lambda h: (h.created_at, str(h.id)))
+        return [_copy(h) for h in rows]
 
 
 def _check_debit_request(organization_id: uuid.UUID, amount_micros: int, tx: LedgerTransaction) -> None:
@@ -861,6 +923,7 @@ class InMemoryUnitOfWork:
         j, s = self._journal, self.store
         self.organizations = InMemoryOrganizationRepository(s, j)
         self.wallets = InMemoryWalletRepository(s, j)
+        self.holds = InMemoryHoldRepository(s, j)
         self.ledger = InMemoryLedgerRepository(s, j)
         self.plan_subscriptions = InMemoryPlanSubscriptionRepository(s, j)
         self.product_subscriptions = InMemoryProductSubscriptionRepository(s, j)

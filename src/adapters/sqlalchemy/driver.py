@@ -64,7 +64,7 @@ _WALLET_COLUMNS = (
     "organization_id", "wallet_micros", "unbilled_micros", "credit_line_micros",
     "minimum_production_credit_micros", "daily_budget_micros", "monthly_cap_micros", "gate_status",
     "gate_past_due_since", "gate_grace_days", "spend_day", "spent_today_micros", "spent_yesterday_micros",
-    "spend_month", "spent_month_micros", "version", "spent_previous_month_micros",
+    "spend_month", "spent_month_micros", "version", "spent_previous_month_micros", "held_micros",
 )
 _TX_COLUMNS = ("id", "organization_id", "idempotency_key", "kind", "description", "reason", "reference",
                "created_at", "wallet_balance_after")
@@ -76,6 +76,7 @@ _SETTINGS_COLUMNS = (
     "auto_recharge_amount_micros", "auto_recharge_payment_method_id", "auto_recharge_consecutive_failures",
     "auto_recharge_paused_at", "spend_enabled", "spend_daily_budget_micros", "spend_daily_email_threshold_micros",
     "spend_monthly_cap_micros", "spend_webhook_url", "low_balance_enabled", "low_balance_threshold_micros", "version",
+    "hold_overrun",
 )
 assert set(_WALLET_COLUMNS) == set(wallets.c.keys())
 assert set(_SETTINGS_COLUMNS) == set(billing_settings.c.keys()) - {"organization_id"}
@@ -383,7 +384,7 @@ class DriverStatements:
         (the outer join gave NULLs). The same values as ``rows.settings_from_row``."""
         (address, email, recharge_on, recharge_threshold, recharge_amount, recharge_method, recharge_failures,
          recharge_paused, spend_on, daily_budget, daily_email, monthly_cap, webhook, low_on, low_threshold,
-         version) = r
+         version, hold_overrun) = r
         if version is None:
             return BillingSettings(organization_id=organization_id)
         return BillingSettings(
@@ -397,7 +398,7 @@ class DriverStatements:
                 enabled=bool(spend_on), daily_budget_micros=daily_budget, daily_email_threshold_micros=daily_email,
                 monthly_cap_micros=monthly_cap, webhook_url=webhook),
             low_balance_alert=LowBalanceAlert(enabled=bool(low_on), threshold_micros=low_threshold),
-            version=version)
+            version=version, hold_overrun=hold_overrun)
 
     # ------------------------------------------------------------------ usage
 
@@ -495,7 +496,7 @@ class DriverStatements:
                                daily_budget_micros=r[5], monthly_cap_micros=r[6]),
             gate=SubscriptionGate(status=r[7], past_due_since=past_due_since, grace_days=r[9]),
             spend_day=spend_day, spent_today_micros=r[11], spent_yesterday_micros=r[12], spend_month=r[13],
-            spent_month_micros=r[14], version=r[15], spent_previous_month_micros=r[16])
+            spent_month_micros=r[14], version=r[15], spent_previous_month_micros=r[16], held_micros=r[17])
 
     # ------------------------------------------------------------------ running
 

@@ -26,6 +26,7 @@ from billing_core.billing_settings import (
 )
 from billing_core.catalog import PlanCode
 from billing_core.checkout import CheckoutSession, CheckoutStatus
+from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.invoices import Invoice, InvoiceItem, InvoiceStatus
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, Posting
 from billing_core.organization import ApiToken, Membership, Organization
@@ -37,6 +38,7 @@ from billing_core.plan_subscription import PlanSubscription, SubscriptionStatus
 from billing_core.ports import StoredResponse
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundDecision, RefundDecisionStatus, RefundDenial, RefundRequest, RefundStatus
+from billing_core.spend_guard import DenialReason
 from billing_core.tax import TaxLine, TaxTreatment
 from billing_core.usage import HourlyUsage, UsageEvent
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
@@ -106,7 +108,7 @@ def wallet_values(w: WalletAccount) -> Values:
         "spend_day": w.spend_day, "spent_today_micros": w.spent_today_micros,
         "spent_yesterday_micros": w.spent_yesterday_micros, "spend_month": w.spend_month,
         "spent_month_micros": w.spent_month_micros, "spent_previous_month_micros": w.spent_previous_month_micros,
-        "version": w.version,
+        "version": w.version, "held_micros": w.held_micros,
     }
 
 
@@ -132,7 +134,7 @@ def wallet_from_row(row: AnyRow) -> WalletAccount:
         spend_day=row.spend_day, spent_today_micros=row.spent_today_micros,
         spent_yesterday_micros=row.spent_yesterday_micros, spend_month=row.spend_month,
         spent_month_micros=row.spent_month_micros, spent_previous_month_micros=row.spent_previous_month_micros,
-        version=row.version,
+        version=row.version, held_micros=row.held_micros,
     )
 
 
@@ -327,7 +329,7 @@ def settings_values(s: BillingSettings, version: int) -> Values:
         "spend_daily_email_threshold_micros": sm.daily_email_threshold_micros,
         "spend_monthly_cap_micros": sm.monthly_cap_micros, "spend_webhook_url": sm.webhook_url,
         "low_balance_enabled": lb.enabled, "low_balance_threshold_micros": lb.threshold_micros,
-        "version": version,
+        "version": version, "hold_overrun": s.hold_overrun,
     }
 
 
@@ -346,7 +348,7 @@ def settings_from_row(row: AnyRow) -> BillingSettings:
             monthly_cap_micros=row.spend_monthly_cap_micros, webhook_url=row.spend_webhook_url),
         low_balance_alert=LowBalanceAlert(enabled=row.low_balance_enabled,
                                           threshold_micros=row.low_balance_threshold_micros),
-        version=row.version,
+        version=row.version, hold_overrun=row.hold_overrun,
     )
 
 
@@ -408,3 +410,23 @@ def stored_response_values(r: StoredResponse) -> Values:
 def stored_response_from_row(row: AnyRow) -> StoredResponse:
     return StoredResponse(scope=row.scope, key=row.key, request_hash=row.request_hash, status_code=row.status_code,
                           body=bytes(row.body), content_type=row.content_type, created_at=row.created_at)
+
+
+def hold_values(h: Hold) -> Values:
+    return {"id": h.id, "organization_id": h.organization_id, "product_id": h.product_id,
+            "project_id": h.project_id, "max_quantity": h.max_quantity, "amount_micros": h.amount_micros,
+            "created_at": h.created_at, "expires_at": h.expires_at, "status": h.status.value,
+            "closed_at": h.closed_at, "event_id": h.event_id, "settled_quantity": h.settled_quantity,
+            "charged_micros": h.charged_micros, "uncharged_micros": h.uncharged_micros,
+            "overrun": h.overrun.value if h.overrun is not None else None,
+            "overrun_denial": h.overrun_denial.value if h.overrun_denial is not None else None}
+
+
+def hold_from_row(row: AnyRow) -> Hold:
+    return Hold(id=row.id, organization_id=row.organization_id, product_id=row.product_id,
+                project_id=row.project_id, max_quantity=row.max_quantity, amount_micros=row.amount_micros,
+                created_at=row.created_at, expires_at=row.expires_at, status=HoldStatus(row.status),
+                closed_at=row.closed_at, event_id=row.event_id, settled_quantity=row.settled_quantity,
+                charged_micros=row.charged_micros, uncharged_micros=row.uncharged_micros,
+                overrun=HoldOverrun(row.overrun) if row.overrun is not None else None,
+                overrun_denial=DenialReason(row.overrun_denial) if row.overrun_denial is not None else None)

@@ -108,6 +108,34 @@ wallets = Table(
     Column("spent_month_micros", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),
     Column("spent_previous_month_micros", BigInteger, nullable=False),
+    Column("held_micros", BigInteger, nullable=False, server_default="0",
+           comment="sum of the active holds' amounts (ADR 0011)"),
+    CheckConstraint("held_micros >= 0", name="held_micros_not_negative"),
+)
+
+holds = Table(
+    "holds", metadata,
+    Column("id", Uuid, primary_key=True),
+    _org_fk(),
+    Column("product_id", Uuid, nullable=False),
+    Column("project_id", Uuid, nullable=True),
+    Column("max_quantity", BigInteger, nullable=True),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("event_id", Text, nullable=True),
+    Column("settled_quantity", BigInteger, nullable=True),
+    Column("charged_micros", BigInteger, nullable=False),
+    Column("uncharged_micros", BigInteger, nullable=False),
+    Column("overrun", Text, nullable=True),
+    Column("overrun_denial", Text, nullable=True),
+    CheckConstraint("amount_micros > 0", name="hold_amount_positive"),
+    CheckConstraint("charged_micros >= 0", name="hold_charge_not_negative"),
+    Index("ix_holds_organization_id_status", "organization_id", "status"),
+    Index("ix_holds_active_expiry", "expires_at", sqlite_where=text("status = 'active'"),
+          postgresql_where=text("status = 'active'")),
 )
 
 ledger_transactions = Table(
@@ -275,6 +303,7 @@ billing_settings = Table(
     Column("low_balance_enabled", Boolean, nullable=False),
     Column("low_balance_threshold_micros", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),
+    Column("hold_overrun", Text, nullable=False, server_default="cap_at_hold"),
 )
 
 tax_registrations = Table(

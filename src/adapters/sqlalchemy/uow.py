@@ -24,6 +24,7 @@ from adapters.sqlalchemy.checkouts import SqlAlchemyCheckoutRepository
 from adapters.sqlalchemy.driver import SUPPORTED_DRIVERS, DriverStatements
 from adapters.sqlalchemy.engine import write_lock
 from adapters.sqlalchemy.errors import translate
+from adapters.sqlalchemy.holds import SqlAlchemyHoldRepository
 from adapters.sqlalchemy.invoices import SqlAlchemyInvoiceRepository
 from adapters.sqlalchemy.messaging import (
     SqlAlchemyIdempotencyRepository,
@@ -134,6 +135,10 @@ class SqlAlchemyUnitOfWork:
     @cached_property
     def scheduled_jobs(self) -> SqlAlchemyScheduledJobRepository:
         return SqlAlchemyScheduledJobRepository(self)
+
+    @cached_property
+    def holds(self) -> SqlAlchemyHoldRepository:
+        return SqlAlchemyHoldRepository(self)
 
     # ------------------------------------------------------------------ context
 

@@ -18,6 +18,7 @@ import msgspec
 from billing_core.outbox import OutboxDepth
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers, DispatchReport, dispatch
+from billing_core.services.holds import expire_holds
 from billing_core.services.invoicing import CloseReport, close_period, previous_period
 from billing_core.services.plan_changes import finish_pending_plan_changes
 from billing_core.services.refunds import finish_pending_refunds
@@ -39,6 +40,8 @@ class CycleReport(msgspec.Struct, kw_only=True):
     intents_finished: int = 0
     """Refund requests and plan changes left PENDING by an unreachable provider that this cycle
     finished (ADR 0009: nothing waits for a client to retry)."""
+    holds_expired: int = 0
+    """Holds past their expiry that this cycle released (ADR 0011)."""
 
 
 def last_closed_period(ctx: BillingContext) -> str | None:
@@ -55,7 +58,9 @@ def outbox_depth(ctx: BillingContext) -> OutboxDepth:
 
 def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_batches: int = 10) -> CycleReport:
     """Deliver what is due (batch after batch while batches come back full, at most
-    ``max_batches``), then run the scheduled jobs that are due. ``holder`` names this worker in
+    ``max_batches``), release the holds past their expiry (the same way), finish the money intents
+    an outage left pending, then run the scheduled
+    jobs that are due. ``holder`` names this worker in
     job leases (unique per process)."""
     total = DispatchReport()
     for _ in range(max_batches):
@@ -65,12 +70,18 @@ def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_b
         total.dead += batch.dead
         if batch.sent + batch.retried + batch.dead < DISPATCH_BATCH:
             break
+    expired = 0
+    for _ in range(max_batches):
+        batch_expired = expire_holds(ctx, limit=DISPATCH_BATCH)
+        expired += batch_expired
+        if batch_expired < DISPATCH_BATCH:
+            break
     finished = finish_pending_intents(ctx)
     started = time.monotonic_ns()
     closed = close_last_period(ctx, holder=holder)
     took = (time.monotonic_ns() - started) // 1_000_000
     return CycleReport(dispatched=total, closed=closed, close_milliseconds=None if closed is None else took,
-                       intents_finished=finished)
+                       holds_expired=expired, intents_finished=finished)
 
 
 def finish_pending_intents(ctx: BillingContext) -> int:

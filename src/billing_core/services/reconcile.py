@@ -206,8 +206,19 @@ def invoices_count_their_buckets(ctx: BillingContext, uow: UnitOfWork, organizat
     return problems
 
 
+def held_matches_active_holds(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """The wallet's ``held_micros`` is the sum of the organization's active holds (ADR 0011)."""
+    problems: list[str] = []
+    active = uow.holds.active(organization_id)
+    held = uow.wallets.get(organization_id).held_micros
+    if held != sum(h.amount_micros for h in active):
+        problems.append(f"the wallet holds {held} µ$ but its active holds add up to "
+                        f"{sum(h.amount_micros for h in active)} µ$")
+    return problems
+
 
 CHECKS: tuple[Check, ...] = (
+    held_matches_active_holds,
     refunds_match_payments,
     failed_payments_not_credited,
     invoices_count_their_buckets,

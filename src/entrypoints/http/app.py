@@ -23,6 +23,7 @@ from entrypoints.http.controllers.account import AccountController, guest_checko
 from entrypoints.http.controllers.billing import BillingController
 from entrypoints.http.controllers.credits import CreditsController
 from entrypoints.http.controllers.health import healthz, metrics, openapi_json, readyz
+from entrypoints.http.controllers.holds import HoldsController, HoldSettingsController
 from entrypoints.http.controllers.invoices import InvoiceController, LegalInvoiceController, PaymentsDueController
 from entrypoints.http.controllers.payment_methods import PaymentMethodController
 from entrypoints.http.controllers.plans_checkout import OfflineCheckoutController, PlansController
@@ -67,7 +68,7 @@ def api_router(*, offline_payments: bool) -> Router:
     handlers: list[ControllerRouterHandler] = [
         UsageReportController, ProductSubscriptionController, InvoiceController, LegalInvoiceController,
         PaymentsDueController, PaymentMethodController, BillingController, PlansController, CreditsController,
-        RefundsController, PlatformUsageController, AccountController,
+        RefundsController, PlatformUsageController, HoldsController, HoldSettingsController, AccountController,
     ]
     if offline_payments:
         handlers.append(OfflineCheckoutController)

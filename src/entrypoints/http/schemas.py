@@ -576,6 +576,8 @@ class WalletFiguresOut(msgspec.Struct):
     daily_hard_limit_used: Credits
     daily_hard_limit: Credits | None
     available_to_use: Credits
+    held: Credits
+    """Reserved by active holds for calls of unknown cost; already taken off ``available_to_use``."""
 
 
 class GraceWindowOut(msgspec.Struct):

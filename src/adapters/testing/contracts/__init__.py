@@ -23,6 +23,7 @@ from adapters.testing.contracts.checkout import (
     OnePlanSubscriptionPerProviderIdContract,
     OrganizationListingsContract,
 )
+from adapters.testing.contracts.holds import HoldRepositoryContract
 from adapters.testing.contracts.isolation import IsolationContract
 from adapters.testing.contracts.money_intents import (
     PaymentSaveIsConditionalContract,
@@ -58,6 +59,7 @@ from adapters.testing.contracts.wallet_ledger import (
 )
 
 STORAGE_CONTRACTS: tuple[type, ...] = (
+    HoldRepositoryContract,
     OrganizationRepositoryContract,
     PlanSubscriptionRepositoryContract,
     ProductSubscriptionRepositoryContract,
@@ -104,6 +106,7 @@ __all__ = [
     "DebitEqualsTheReferenceModelContract",
     "DebitManyContract",
     "DebitManyEqualsDebitsOneByOneContract",
+    "HoldRepositoryContract",
     "IdempotencyRepositoryContract",
     "InboxInTheUnitOfWorkContract",
     "InboxRepositoryContract",

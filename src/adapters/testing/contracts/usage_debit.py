@@ -45,7 +45,7 @@ class UsageDebitContract:
                                        payment_method_id=uuid.uuid4(), consecutive_failures=2, paused_at=NOW),
             spend_management=SpendManagement(enabled=True, daily_budget_micros=11, daily_email_threshold_micros=3,
                                              monthly_cap_micros=13, webhook_url="https://hooks.acme.test/x"),
-            low_balance_alert=LowBalanceAlert(enabled=True, threshold_micros=17))
+            low_balance_alert=LowBalanceAlert(enabled=True, threshold_micros=17), hold_overrun="reject")
         with storage.uow() as uow:
             uow.settings.save(settings)
             uow.product_subscriptions.add(product_subscription(org.id, project_id=project,
