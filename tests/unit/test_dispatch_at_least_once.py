@@ -3,12 +3,14 @@ Message-ID, and the batch of a dispatcher that died comes back after the configu
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from adapters.fakes import in_memory_billing
 from adapters.fakes.bundle import InMemoryBilling
 from billing_core.outbox import OutboxStatus
+from billing_core.ports import EmailMessage
 from billing_core.services.context import BillingPolicy
 from billing_core.services.dispatch import dispatch
 from billing_core.services.notifications import enqueue_email
@@ -49,3 +51,28 @@ def test_a_dead_dispatchers_batch_comes_back_after_the_policy_lease() -> None:
     billing.clock.set(NOW + timedelta(seconds=16))
     assert dispatch(ctx, billing.deliverers).sent == 1
     assert [m.message_id for m in billing.mailer.sent] == [f"outbox-{message.id}"]
+
+
+class _SlowMailer:
+    """The fake mailer behind a mail system that takes five seconds per message."""
+
+    def __init__(self, billing: InMemoryBilling) -> None:
+        self.billing = billing
+
+    def send(self, message: EmailMessage) -> None:
+        self.billing.mailer.send(message)
+        self.billing.clock.set(self.billing.clock.now() + timedelta(seconds=5))
+
+
+def test_a_slow_batch_stops_before_its_claim_lapses_and_the_rest_is_sent_once_later() -> None:
+    billing = in_memory_billing(NOW, policy=BillingPolicy(outbox_lease=timedelta(seconds=15)))
+    for key in "abc":
+        _queue_email(billing, key)
+    slow = dataclasses.replace(billing.deliverers, mailer=_SlowMailer(billing))
+    # 0 s and 5 s into the lease: delivered; 10 s: past half of it, left for the claim to lapse.
+    assert dispatch(billing.ctx, slow).sent == 2
+    billing.clock.set(NOW + timedelta(seconds=14))
+    assert dispatch(billing.ctx, slow).sent == 0, "still claimed by the first dispatcher"
+    billing.clock.set(NOW + timedelta(seconds=16))
+    assert dispatch(billing.ctx, slow).sent == 1
+    assert len(billing.mailer.sent) == len({m.message_id for m in billing.mailer.sent}) == 3

@@ -65,6 +65,11 @@ def dispatch(ctx: BillingContext, deliverers: Deliverers, *, limit: int = 100) -
         uow.commit()
     report = DispatchReport()
     for message in due:
+        # The whole batch was claimed for one lease. Past half of it, what is left goes back to the
+        # queue untouched (its claim lapses by itself): a slow batch must not deliver a message that
+        # another dispatcher may already have claimed again, which would send it twice.
+        if ctx.clock.now() - now > ctx.policy.outbox_lease / 2:
+            break
         try:
             _deliver(ctx, deliverers, message)
         except Exception as exc:
