@@ -203,6 +203,9 @@ def test_usage_events_denied_by_the_spend_guard_answer_402(api: Api, world: Worl
                                 json={"enabled": True, "daily_budget_micros": micros})
         assert budget.status_code == 200 and budget.json()["daily_budget"]["micros"] == micros
 
+    # The world's hold would count as used (held credits do); this test is about usage alone.
+    released = api.client.delete(_org(world, f"/usage/holds/{world.extra['hold']}"), headers=service)
+    assert released.status_code == 200, released.text
     # The world's events today used $1.40 (evt-february, reported today, and evt-world).
     set_budget(2 * DOLLAR)
     ok = report("e-1", 5)

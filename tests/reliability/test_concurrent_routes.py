@@ -352,6 +352,80 @@ def _authorize() -> Scenario:
                     check=check)
 
 
+# ----------------------------------------------------------------- holds (ADR 0011)
+
+
+def _held(h: Harness, org: Org) -> tuple[int, Counter[str]]:
+    """The wallet's held credits and the organization's holds by status."""
+    with h.ctx.uow() as uow:
+        held = uow.wallets.get(org.id).held_micros
+    with h.engine.connect() as connection:
+        statuses = Counter(row.status for row in connection.execute(
+            select(t.holds.c.status).where(t.holds.c.organization_id == org.id)))
+    return held, statuses
+
+
+def _org_with_hold(h: Harness) -> Setup:
+    org = h.org(subscribed=True, compute=True)
+    platform = services.organizations.authenticate(h.ctx, org.service)
+    placed = services.holds.place_hold(h.ctx, platform, organization_id=org.id, product="compute", max_quantity=5)
+    assert placed.hold is not None
+    return Setup(org, ids={"hold": placed.hold.id, "held": placed.hold.amount_micros})
+
+
+def _hold_path(s: Setup, tail: str = "") -> str:
+    return f"{s.org.base}/usage/holds/{s.ids['hold']}{tail}"
+
+
+@scenario("POST", ORG + "/usage/holds")
+def _place_hold() -> Scenario:
+    def check(h: Harness, s: Setup, answers: list[Answer]) -> None:
+        _same_key_other_bodies(answers)
+        held, statuses = _held(h, s.org)
+        assert statuses == Counter({"active": 1}), statuses
+        assert held == _ok(answers)[0].body["held"]["micros"]
+
+    return Scenario(setup=lambda h: Setup(h.org(subscribed=True, compute=True)),
+                    call=lambda s: Call("POST", s.org.base + "/usage/holds", s.org.service,
+                                        {"product": "compute", "max_quantity": 5}),
+                    conflicting=lambda h, s: [Call("POST", s.org.base + "/usage/holds", s.org.service,
+                                                   {"product": "compute", "max_quantity": n + 1}, key="one-hold")
+                                              for n in range(N)],
+                    check=check, unkeyed="each")
+
+
+def _settle_or_release(h: Harness, s: Setup) -> list[Call]:
+    """Settles with different quantities raced against releases of the same hold."""
+    return [Call("DELETE", _hold_path(s), s.org.service) if n % 3 == 0 else
+            Call("POST", _hold_path(s, "/settle"), s.org.service, {"event_id": f"held-{n}", "quantity": 1 + n % 5})
+            for n in range(N)]
+
+
+def _closed_once(h: Harness, s: Setup, answers: list[Answer]) -> None:
+    """The hold closed once, either way: nothing held, at most one usage charge, and every winning
+    answer tells the same story."""
+    _only(answers, "409 hold_settled", "409 hold_released")
+    held, statuses = _held(h, s.org)
+    assert held == 0 and sum(statuses.values()) == 1 and "active" not in statuses, statuses
+    charges = h.ledger(s.org, EntryKind.USAGE)
+    assert len(charges) == (1 if "settled" in statuses else 0), charges
+    assert len({(a.body["status"], a.body["event_id"]) for a in _ok(answers)}) == 1, _ok(answers)[:2]
+
+
+@scenario("POST", ORG + "/usage/holds/{hold_id:uuid}/settle")
+def _settle_hold() -> Scenario:
+    return Scenario(setup=_org_with_hold,
+                    call=lambda s: Call("POST", _hold_path(s, "/settle"), s.org.service,
+                                        {"event_id": "held-call", "quantity": 3}),
+                    conflicting=_settle_or_release, check=_closed_once)
+
+
+@scenario("DELETE", ORG + "/usage/holds/{hold_id:uuid}")
+def _release_hold() -> Scenario:
+    return Scenario(setup=_org_with_hold, call=lambda s: Call("DELETE", _hold_path(s), s.org.service),
+                    conflicting=_settle_or_release, check=_closed_once)
+
+
 # ----------------------------------------------------------------- credits and refunds
 
 
@@ -788,6 +862,13 @@ def _auto_recharge() -> Scenario:
     return Scenario(setup=_three_cards, call=lambda s: Call("PUT", s.org.base + "/auto_recharge", s.org.token,
                                                             body(0)),
                     conflicting=conflicting, check=check)
+
+
+SCENARIOS[("PUT", ORG + "/hold_overrun")] = _settings_scenario(
+    "/hold_overrun",
+    lambda n: {"hold_overrun": ["reject", "cap_at_hold", "allow_within_credit_line"][n % 3]},
+    lambda h, org: _settings(h, org).hold_overrun,
+    lambda body: body["hold_overrun"])
 
 
 SCENARIOS[("PUT", ORG + "/spend_management")] = _settings_scenario(

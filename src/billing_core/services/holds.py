@@ -207,6 +207,9 @@ def set_hold_overrun(ctx: BillingContext, actor: Actor, *, organization_id: uuid
         raise InvalidInput("hold_overrun", "hold_overrun must be reject, cap_at_hold or allow_within_credit_line",
                            code="invalid_hold_overrun") from None
     with ctx.uow() as uow:
+        # The organization's lock first, as every settings save (ADR 0009): concurrent saves
+        # queue and the last one wins whole, instead of answering 409 on the version check.
+        uow.wallets.lock(organization_id)
         settings = uow.settings.get(organization_id)
         settings.hold_overrun = chosen.value
         uow.settings.save(settings)
