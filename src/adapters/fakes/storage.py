@@ -21,7 +21,15 @@ import msgspec
 
 from billing_core.billing_settings import BillingSettings, TaxRegistration
 from billing_core.checkout import CheckoutSession, CheckoutStatus
-from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.errors import (
+    ConcurrentUpdate,
+    Conflict,
+    DuplicateInvoice,
+    DuplicateTaxRegistration,
+    InvalidInput,
+    NotFound,
+    PlanChangeExists,
+)
 from billing_core.holds import Hold, HoldStatus
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
@@ -395,7 +403,7 @@ class InMemoryPlanSubscriptionRepository(_Repo):
         if stored is None or stored.organization_id != subscription.organization_id:
             raise NotFound("subscription", subscription.id)
         if stored.version != subscription.version:
-            raise Conflict("the subscription changed meanwhile; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the subscription changed meanwhile; retry")
         saved = msgspec.structs.replace(subscription, version=subscription.version + 1)
         self.j.set(self.s.plan_subscriptions, subscription.id, saved)
         subscription.version = saved.version
@@ -446,7 +454,7 @@ class InMemoryUsageRepository(_Repo):
         stored_wallet = self.s.wallets.get(wallet.organization_id)
         if stored_wallet is None or stored_wallet.version != old_version or (
                 event.organization_id, event.event_id) in self.s.usage_events:
-            raise Conflict("the wallet changed concurrently; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the wallet changed concurrently; retry")
         InMemoryWalletRepository(self.s, self.j)._store(tx)
         self.j.set(self.s.wallets, wallet.organization_id, _copy(wallet))
         self.record(event)
@@ -539,7 +547,7 @@ def _sum_per_line(buckets: list[HourlyUsage]) -> list[HourlyUsage]:
 class InMemoryInvoiceRepository(_Repo):
     def add(self, invoice: Invoice) -> None:
         if self.for_period(invoice.organization_id, invoice.period_start) is not None:
-            raise Conflict("an invoice for this period exists", code="duplicate_invoice")
+            raise DuplicateInvoice("an invoice for this period exists")
         self.j.set(self.s.invoices, invoice.id, _copy(invoice))
 
     def get(self, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
@@ -618,7 +626,7 @@ class InMemorySettingsRepository(_Repo):
     def save(self, settings: BillingSettings) -> None:
         stored = self.s.settings.get(settings.organization_id)
         if stored is not None and stored.version != settings.version:
-            raise Conflict("the settings changed meanwhile; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the settings changed meanwhile; retry")
         saved = msgspec.structs.replace(settings, version=settings.version + 1)
         self.j.set(self.s.settings, settings.organization_id, saved)
         settings.version = saved.version
@@ -634,12 +642,12 @@ class InMemorySettingsRepository(_Repo):
 
     def add_tax_registration(self, registration: TaxRegistration) -> None:
         if registration.id in self.s.tax_registrations:
-            raise Conflict("this tax registration exists already", code="duplicate_tax_registration",
+            raise DuplicateTaxRegistration("this tax registration exists already",
                            field="value")
         for existing in self.s.tax_registrations.values():
             if (existing.organization_id, existing.country, existing.value) == (
                     registration.organization_id, registration.country, registration.value):
-                raise Conflict("this tax registration exists already", code="duplicate_tax_registration",
+                raise DuplicateTaxRegistration("this tax registration exists already",
                                field="value")
         self.j.set(self.s.tax_registrations, registration.id, _copy(registration))
 
@@ -674,7 +682,7 @@ class InMemoryPaymentRepository(_Repo):
     def save(self, payment: Payment) -> None:
         stored = self.get(payment.organization_id, payment.id)
         if stored.version != payment.version:
-            raise Conflict("the payment changed meanwhile; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the payment changed meanwhile; retry")
         if not 0 <= payment.refunded_cents <= payment.amount_cents:
             # The SQL CHECK constraint's twin: refunded never exceeds paid.
             raise InvalidInput("refunded_cents", f"payment {payment.id} cannot have {payment.refunded_cents} of "
@@ -725,7 +733,7 @@ class InMemoryPlanChangeRepository(_Repo):
         if change.id in self.s.plan_changes:
             raise Conflict(f"plan change {change.id} exists", code="duplicate")
         if self.for_version(change.organization_id, change.subscription_id, change.subscription_version) is not None:
-            raise Conflict("the subscription already changed plan at this version", code="plan_change_exists")
+            raise PlanChangeExists("the subscription already changed plan at this version")
         self.j.set(self.s.plan_changes, change.id, _copy(change))
 
     def get(self, organization_id: uuid.UUID, change_id: uuid.UUID) -> PlanChange:

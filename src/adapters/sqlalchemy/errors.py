@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import exc as sa_exc
 
-from billing_core.errors import BillingError, Conflict, InvalidInput, NotFound, StorageUnavailable
+from billing_core.errors import BillingError, ConcurrentUpdate, Conflict, InvalidInput, NotFound, StorageUnavailable
 
 # PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html)
 _PG_UNIQUE = "23505"
@@ -59,8 +59,7 @@ def translate(error: BaseException) -> BaseException:
         return InvalidInput(_column_name(orig) or "value", "a value is malformed or out of range",
                             code="invalid_value")
     if sqlstate in _PG_RETRYABLE or "database is locked" in message:
-        return Conflict("the data changed or is locked by a concurrent transaction; retry",
-                        code="concurrent_update")
+        return ConcurrentUpdate("the data changed or is locked by a concurrent transaction; retry")
     if sqlstate == _PG_IN_FAILED_TRANSACTION:
         return Conflict("an earlier statement of this unit of work failed; it must be rolled back",
                         code="transaction_aborted")

@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import payment_methods, payments, plan_changes, refund_requests
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import ConcurrentUpdate, Conflict, NotFound, PlanChangeExists
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.plan_change import PlanChange, PlanChangeStatus
 from billing_core.ports import Page
@@ -99,7 +99,7 @@ class SqlAlchemyPaymentRepository(SqlAlchemyRepository):
             payment.version += 1
             return
         self.get(payment.organization_id, payment.id)  # NotFound when it is not there at all
-        raise Conflict("the payment changed meanwhile; retry", code="concurrent_update")
+        raise ConcurrentUpdate("the payment changed meanwhile; retry")
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Payment]:
         query = (select(payments).where(_p.organization_id == organization_id)
@@ -154,8 +154,7 @@ class SqlAlchemyPlanChangeRepository(SqlAlchemyRepository):
         except Conflict as exc:
             if self.for_version(change.organization_id, change.subscription_id,
                                 change.subscription_version) is not None:
-                raise Conflict("the subscription already changed plan at this version",
-                               code="plan_change_exists") from exc
+                raise PlanChangeExists("the subscription already changed plan at this version") from exc
             raise
 
     def get(self, organization_id: uuid.UUID, change_id: uuid.UUID) -> PlanChange:

@@ -10,7 +10,7 @@ from sqlalchemy import exists, or_, select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import plan_subscriptions, product_subscriptions
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import ConcurrentUpdate, Conflict, NotFound
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.ports import Page
 from billing_core.product_subscription import ProductSubscription
@@ -62,7 +62,7 @@ class SqlAlchemyPlanSubscriptionRepository(SqlAlchemyRepository):
             subscription.version += 1
             return
         self.get(subscription.organization_id, subscription.id)  # NotFound when it is not there at all
-        raise Conflict("the subscription changed meanwhile; retry", code="concurrent_update")
+        raise ConcurrentUpdate("the subscription changed meanwhile; retry")
 
 
 class SqlAlchemyProductSubscriptionRepository(SqlAlchemyRepository):

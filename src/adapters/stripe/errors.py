@@ -17,6 +17,7 @@ from billing_core.errors import (
     InvalidInput,
     PaymentDeclined,
     PaymentError,
+    ProviderRefused,
     ProviderUnavailable,
 )
 
@@ -52,4 +53,4 @@ def translate(exc: stripe.StripeError, *, idempotency_key: str | None = None) ->
     if isinstance(exc, stripe.APIError) and (exc.http_status is None or exc.http_status >= 500
                                              or exc.http_status == 409):
         return ProviderUnavailable("Stripe had an internal error, try again later")
-    return PaymentError("Stripe refused the request", code="provider_error")
+    return ProviderRefused("Stripe refused the request")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from billing_core.catalog import Plan
-from billing_core.errors import Conflict, InvalidInput, PaymentError
+from billing_core.errors import Conflict, InvalidInput, PaymentError, ProviderUnavailable, SubscriptionRequired
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_change import PlanChange, PlanChangePreview, PlanChangeStatus, preview_change, record_change
 from billing_core.plan_subscription import (
@@ -32,7 +32,7 @@ def _check_preview_at(ctx: BillingContext, at: datetime | None) -> datetime:
 def _preview(ctx: BillingContext, sub: PlanSubscription | None, currency_iso: str, target: Plan,
              at: datetime) -> PlanChangePreview:
     if sub is None or not sub.is_subscribed:
-        raise Conflict("there is no active subscription to change", code="subscription_required")
+        raise SubscriptionRequired("there is no active subscription to change")
     if sub.plan == target.code:
         raise InvalidInput("plan", "the workspace is already on this plan", code="same_plan")
     return preview_change(sub, ctx.catalog.plan(sub.plan), target, at=at, currency_iso=currency_iso)
@@ -149,7 +149,7 @@ def finish_pending_plan_changes(ctx: BillingContext, *, older_than: datetime, li
             continue  # recorded with something due only when the provider knows the organization
         try:
             done = _invoice_change(ctx, change, customer_id, provider_subscription_id)
-        except PaymentError as exc:
+        except (PaymentError, ProviderUnavailable) as exc:
             if exc.retryable:
                 continue
             raise
