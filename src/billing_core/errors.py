@@ -273,6 +273,56 @@ class DuplicateTaxRegistration(InvoiceError, Conflict):
     code = "duplicate_tax_registration"
 
 
+class Duplicate(StorageError, Conflict):
+    """A record's unique key (id, provider id, email, slug, ...) is stored once; inserting it again
+    changes nothing."""
+
+    code = "duplicate"
+
+
+class PlanChanged(SubscriptionError, Conflict):
+    """A plan change applies to the subscription version it was previewed on; a change meanwhile
+    refuses it."""
+
+    code = "plan_changed"
+
+
+class SamePlan(SubscriptionError, InvalidInput):
+    """A plan change names a plan other than the current one."""
+
+    code = "same_plan"
+
+
+class PreviewExpired(SubscriptionError, InvalidInput):
+    """A plan-change preview is honoured only until it expires."""
+
+    code = "preview_expired"
+
+
+class NoBillingRecord(SubscriptionError, Conflict):
+    """Provider-side subscription actions (portal, status) need the organization's billing record."""
+
+    code = "no_billing_record"
+
+
+class RefundRequestReused(RefundError, Conflict):
+    """A refund request id names one refund: sent again, it must ask for the same refund."""
+
+    code = "refund_request_reused"
+
+
+class InvoicePaid(InvoiceError, Conflict):
+    """A paid invoice is final: it cannot be voided or changed."""
+
+    code = "invoice_paid"
+
+
+class PeriodNotEnded(InvoiceError, InvalidInput):
+    """A billing period is closed only after it has ended."""
+
+    code = "period_not_ended"
+
+
 class InvalidSignature(BadRequest):
     """A provider event is applied only when its signature verifies against the webhook secret."""
 
@@ -324,6 +374,12 @@ class ProviderRefused(PaymentError):
     secret, no item): nothing is retried automatically."""
 
     code = "provider_error"
+
+
+class ProviderMisconfigured(PaymentError):
+    """The payment provider's API key must be valid and hold every permission billing uses."""
+
+    code = "provider_misconfigured"
 
 
 class ProviderUnavailable(Unavailable):

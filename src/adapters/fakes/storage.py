@@ -24,6 +24,7 @@ from billing_core.checkout import CheckoutSession, CheckoutStatus
 from billing_core.errors import (
     ConcurrentUpdate,
     Conflict,
+    Duplicate,
     DuplicateInvoice,
     DuplicateTaxRegistration,
     InvalidInput,
@@ -153,7 +154,7 @@ def _owned(row: Any, organization_id: uuid.UUID, kind: str, key: object) -> Any:
 class InMemoryOrganizationRepository(_Repo):
     def add(self, organization: Organization) -> None:
         if organization.id in self.s.organizations:
-            raise Conflict(f"organization {organization.id} exists", code="duplicate")
+            raise Duplicate(f"organization {organization.id} exists")
         self.j.set(self.s.organizations, organization.id, _copy(organization))
 
     def get(self, organization_id: uuid.UUID) -> Organization:
@@ -192,7 +193,7 @@ class InMemoryOrganizationRepository(_Repo):
 
     def add_token(self, token: ApiToken) -> None:
         if token.token_hash in self.s.tokens:
-            raise Conflict("token exists", code="duplicate")
+            raise Duplicate("token exists")
         self.j.set(self.s.tokens, token.token_hash, token)
 
     def token_by_hash(self, token_hash: str) -> ApiToken | None:
@@ -374,10 +375,10 @@ class InMemoryLedgerRepository(_Repo):
 class InMemoryPlanSubscriptionRepository(_Repo):
     def add(self, subscription: PlanSubscription) -> None:
         if subscription.id in self.s.plan_subscriptions:
-            raise Conflict("subscription exists", code="duplicate")
+            raise Duplicate("subscription exists")
         provider_id = subscription.provider_subscription_id
         if provider_id is not None and self.by_provider_id(provider_id) is not None:
-            raise Conflict("duplicate value violates the provider subscription id's uniqueness", code="duplicate")
+            raise Duplicate("duplicate value violates the provider subscription id's uniqueness")
         self.j.set(self.s.plan_subscriptions, subscription.id, _copy(subscription))
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanSubscription:
@@ -412,7 +413,7 @@ class InMemoryPlanSubscriptionRepository(_Repo):
 class InMemoryProductSubscriptionRepository(_Repo):
     def add(self, subscription: ProductSubscription) -> None:
         if subscription.id in self.s.product_subscriptions:
-            raise Conflict("subscription exists", code="duplicate")
+            raise Duplicate("subscription exists")
         self.j.set(self.s.product_subscriptions, subscription.id, _copy(subscription))
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> ProductSubscription:
@@ -598,7 +599,7 @@ class InMemoryPaymentMethodRepository(_Repo):
     def add(self, method: PaymentMethod) -> None:
         if (method.id in self.s.payment_methods
                 or self.by_provider_id(method.organization_id, method.provider_payment_method_id) is not None):
-            raise Conflict("payment method already attached", code="duplicate")
+            raise Duplicate("payment method already attached")
         self._one_default(method)
         self.j.set(self.s.payment_methods, method.id, _copy(method))
 
@@ -611,7 +612,7 @@ class InMemoryPaymentMethodRepository(_Repo):
         """The SQL schema's partial unique index: one default per organization."""
         if method.default and any(m.default and m.id != method.id and m.organization_id == method.organization_id
                                   for m in self.s.payment_methods.values()):
-            raise Conflict("the organization already has a default payment method", code="duplicate")
+            raise Duplicate("the organization already has a default payment method")
 
     def remove(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> None:
         self.get(organization_id, payment_method_id)
@@ -663,7 +664,7 @@ class InMemorySettingsRepository(_Repo):
 class InMemoryPaymentRepository(_Repo):
     def add(self, payment: Payment) -> None:
         if payment.id in self.s.payments:
-            raise Conflict(f"payment {payment.id} exists", code="duplicate")
+            raise Duplicate(f"payment {payment.id} exists")
         self.j.set(self.s.payments, payment.id, _copy(payment))
 
     def get(self, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
@@ -700,7 +701,7 @@ class InMemoryPaymentRepository(_Repo):
 class InMemoryRefundRepository(_Repo):
     def add(self, request: RefundRequest) -> None:
         if request.id in self.s.refunds:
-            raise Conflict(f"refund request {request.id} exists", code="duplicate")
+            raise Duplicate(f"refund request {request.id} exists")
         self.j.set(self.s.refunds, request.id, _copy(request))
 
     def get(self, organization_id: uuid.UUID, request_id: uuid.UUID) -> RefundRequest:
@@ -731,7 +732,7 @@ class InMemoryRefundRepository(_Repo):
 class InMemoryPlanChangeRepository(_Repo):
     def add(self, change: PlanChange) -> None:
         if change.id in self.s.plan_changes:
-            raise Conflict(f"plan change {change.id} exists", code="duplicate")
+            raise Duplicate(f"plan change {change.id} exists")
         if self.for_version(change.organization_id, change.subscription_id, change.subscription_version) is not None:
             raise PlanChangeExists("the subscription already changed plan at this version")
         self.j.set(self.s.plan_changes, change.id, _copy(change))
@@ -778,7 +779,7 @@ class InMemoryPlanChangeRepository(_Repo):
 class InMemoryCheckoutRepository(_Repo):
     def add(self, session: CheckoutSession) -> None:
         if session.id in self.s.checkouts:
-            raise Conflict(f"checkout session {session.id} exists", code="duplicate")
+            raise Duplicate(f"checkout session {session.id} exists")
         self.j.set(self.s.checkouts, session.id, _copy(session))
 
     def get(self, session_id: uuid.UUID) -> CheckoutSession:

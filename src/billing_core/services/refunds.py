@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from billing_core.errors import Conflict, InvalidInput, NotFound, PaymentError, ProviderUnavailable
+from billing_core.errors import InvalidInput, NotFound, PaymentError, ProviderUnavailable, RefundRequestReused
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.payments import Payment, PaymentStatus
 from billing_core.permissions import Action, Actor, require
@@ -71,7 +71,7 @@ def request_refund(ctx: BillingContext, actor: Actor, *, organization_id: uuid.U
         request = _recorded(uow, organization_id, request_id)
         if request is not None:
             if request.payment_id != payment_id:
-                raise Conflict(f"refund request {request_id} is for another payment", code="refund_request_reused")
+                raise RefundRequestReused(f"refund request {request_id} is for another payment")
             payment = uow.payments.get(organization_id, payment_id)
         else:
             payment = uow.payments.get(organization_id, payment_id)
