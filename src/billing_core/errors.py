@@ -323,6 +323,78 @@ class PeriodNotEnded(InvoiceError, InvalidInput):
     code = "period_not_ended"
 
 
+class DuplicateEventId(UsageError, InvalidInput):
+    """An event id appears at most once in one usage batch."""
+
+    code = "duplicate_event_id"
+
+
+class DuplicateProviderSubscription(CheckoutError, Conflict):
+    """A provider subscription belongs to one checkout only."""
+
+    code = "duplicate_provider_subscription"
+
+
+class SettleExceedsHold(WalletError, Conflict):
+    """A hold settles for at most the held amount plus the organization's allowed overrun."""
+
+    code = "settle_exceeds_hold"
+
+
+class CurrencyMismatch(WalletError, InvalidInput):
+    """Money of different currencies is never added, compared or mixed."""
+
+    code = "currency_mismatch"
+
+
+class NothingToRefund(RefundError, InvalidInput):
+    """Only a paid payment can be refunded."""
+
+    code = "nothing_to_refund"
+
+
+class AlreadyCredited(InvoiceError, InvalidInput):
+    """A credit note credits at most what is left of its invoice."""
+
+    code = "already_credited"
+
+
+class InvoiceInconsistent(InvoiceError, InvalidInput):
+    """An invoice's items add up to its subtotal before a legal document is issued."""
+
+    code = "invoice_inconsistent"
+
+
+class LegalDocumentRejected(InvoiceError, InvalidInput):
+    """The invoicing service refused the legal document; it is not issued."""
+
+    code = "legal_document_rejected"
+
+
+class SsrfBlocked(DeliveryError, InvalidInput):
+    """A webhook URL never points at (or resolves to) a private or loopback address."""
+
+    code = "ssrf_blocked"
+
+
+class WebhookSecretMissing(DeliveryError, InvalidInput):
+    """A webhook is sent only signed with the organization's webhook secret."""
+
+    code = "webhook_secret_missing"
+
+
+class EmailRejected(DeliveryError, InvalidInput):
+    """An email the mail server refuses for its recipient is not retried."""
+
+    code = "email_rejected"
+
+
+class TransactionAborted(StorageError, Conflict):
+    """After a failed statement a unit of work is rolled back before it is used again."""
+
+    code = "transaction_aborted"
+
+
 class InvalidSignature(BadRequest):
     """A provider event is applied only when its signature verifies against the webhook secret."""
 
@@ -380,6 +452,12 @@ class ProviderMisconfigured(PaymentError):
     """The payment provider's API key must be valid and hold every permission billing uses."""
 
     code = "provider_misconfigured"
+
+
+class CryptoUnavailable(PaymentError):
+    """Crypto payments are offered only when the provider account has them enabled."""
+
+    code = "crypto_unavailable"
 
 
 class ProviderUnavailable(Unavailable):

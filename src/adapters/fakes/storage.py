@@ -644,12 +644,12 @@ class InMemorySettingsRepository(_Repo):
     def add_tax_registration(self, registration: TaxRegistration) -> None:
         if registration.id in self.s.tax_registrations:
             raise DuplicateTaxRegistration("this tax registration exists already",
-                           field="value")
+                                           field="value")
         for existing in self.s.tax_registrations.values():
             if (existing.organization_id, existing.country, existing.value) == (
                     registration.organization_id, registration.country, registration.value):
                 raise DuplicateTaxRegistration("this tax registration exists already",
-                               field="value")
+                                               field="value")
         self.j.set(self.s.tax_registrations, registration.id, _copy(registration))
 
     def save_tax_registration(self, registration: TaxRegistration) -> None:

@@ -21,11 +21,11 @@ from sqlalchemy import exc as sa_exc
 from billing_core.errors import (
     BillingError,
     ConcurrentUpdate,
-    Conflict,
     Duplicate,
     InvalidInput,
     NotFound,
     StorageUnavailable,
+    TransactionAborted,
 )
 
 # PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html)
@@ -69,8 +69,7 @@ def translate(error: BaseException) -> BaseException:
     if sqlstate in _PG_RETRYABLE or "database is locked" in message:
         return ConcurrentUpdate("the data changed or is locked by a concurrent transaction; retry")
     if sqlstate == _PG_IN_FAILED_TRANSACTION:
-        return Conflict("an earlier statement of this unit of work failed; it must be rolled back",
-                        code="transaction_aborted")
+        return TransactionAborted("an earlier statement of this unit of work failed; it must be rolled back")
     return error
 
 

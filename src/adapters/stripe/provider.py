@@ -23,11 +23,12 @@ from adapters.stripe.errors import is_authentication_required, translate
 from adapters.stripe.events import PAYMENT_TYPES, to_payment_event
 from billing_core.catalog import Plan
 from billing_core.errors import (
+    CryptoUnavailable,
     InvalidInput,
     InvalidSignature,
     MalformedBody,
     NotFound,
-    PaymentError,
+    NothingToRefund,
     ProviderRefused,
     ProviderUnavailable,
 )
@@ -181,8 +182,7 @@ class StripePaymentProvider:
                                return_url: str, reference: str, idempotency_key: str) -> ProviderCheckout:
         """An embedded one-off payment Checkout Session paid in crypto (stablecoins)."""
         if not self._crypto_enabled:
-            raise PaymentError("crypto payments are not enabled for this Stripe account",
-                               code="crypto_unavailable")
+            raise CryptoUnavailable("crypto payments are not enabled for this Stripe account")
         _check_amount(amount_cents)
         params: SessionCreateParams = {
             "ui_mode": EMBEDDED_UI_MODE,
@@ -424,8 +424,7 @@ class StripePaymentProvider:
             raise translate(exc) from exc
         intent = session.payment_intent
         if intent is None:
-            raise InvalidInput("provider_payment_id", "the checkout session has not been paid",
-                               code="nothing_to_refund")
+            raise NothingToRefund("provider_payment_id", "the checkout session has not been paid")
         return intent if isinstance(intent, str) else intent.id
 
     def issue_invoice(self, *, customer_id: str, amount_cents: int, currency_iso: str, description: str,

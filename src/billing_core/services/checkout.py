@@ -17,7 +17,13 @@ from billing_core.checkout import (
     claimable,
     return_url_with_status,
 )
-from billing_core.errors import AlreadySubscribed, CheckoutClosed, Conflict, NotFound, ProviderUnavailable
+from billing_core.errors import (
+    AlreadySubscribed,
+    CheckoutClosed,
+    DuplicateProviderSubscription,
+    NotFound,
+    ProviderUnavailable,
+)
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_subscription import (
     ENDED,
@@ -216,8 +222,8 @@ def _activate(ctx: BillingContext, uow: UnitOfWork, session: CheckoutSession, or
     now = ctx.clock.now()
     target = status or (SubscriptionStatus.TRIALING if session.trial else SubscriptionStatus.ACTIVE)
     if provider_subscription_id and uow.plan_subscriptions.by_provider_id(provider_subscription_id) is not None:
-        raise Conflict(f"provider subscription {provider_subscription_id} already belongs to another checkout",
-                       code="duplicate_provider_subscription")
+        raise DuplicateProviderSubscription(
+            f"provider subscription {provider_subscription_id} already belongs to another checkout")
     sub = new_subscription(organization_id=organization_id, plan=plan, now=now, trial=session.trial,
                            status=target, subscription_id=subscription_id_for(session),
                            provider_subscription_id=provider_subscription_id)

@@ -24,6 +24,7 @@ from billing_core.errors import (
     InvalidInput,
     NotFound,
     ProductNotSubscribed,
+    SettleExceedsHold,
 )
 from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.ledger import Account, EntryKind, transfer
@@ -115,7 +116,7 @@ def settle_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         if hold.status == HoldStatus.SETTLED:
             if (hold.event_id, hold.settled_quantity) != (event_id, quantity):
                 raise HoldSettled("the hold was settled with another event or quantity",
-                               field="hold_id")
+                                  field="hold_id")
             # The first answer again: the balance its charge left (the current one if it charged nothing).
             first = uow.ledger.get_by_key(organization_id, f"usage:{event_id}") if hold.charged_micros else None
             balance = first.wallet_balance_after if first is not None and first.wallet_balance_after is not None \
@@ -136,9 +137,9 @@ def settle_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         rule = HoldOverrun(uow.settings.get(organization_id).hold_overrun)
         settlement = core.settle(wallet, hold, event.amount_micros, rule, now)
         if settlement.rejected:
-            raise Conflict(f"the actual amount exceeds the hold by {settlement.uncharged_micros} micro-dollars "
-                           "and the organization's rule is reject; settle at most the held amount or release",
-                           code="settle_exceeds_hold", field="quantity")
+            raise SettleExceedsHold(
+                f"the actual amount exceeds the hold by {settlement.uncharged_micros} micro-dollars "
+                "and the organization's rule is reject; settle at most the held amount or release", field="quantity")
         charged = msgspec.structs.replace(event, amount_micros=settlement.charge_micros)
         charge = None
         if settlement.charge_micros > 0:

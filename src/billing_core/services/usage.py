@@ -15,7 +15,7 @@ import msgspec
 
 from billing_core.billing_settings import BillingSettings
 from billing_core.catalog import Product
-from billing_core.errors import EventIdReused, InvalidInput, NotFound, ProductNotSubscribed
+from billing_core.errors import DuplicateEventId, EventIdReused, InvalidInput, NotFound, ProductNotSubscribed
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
 from billing_core.money import format_credits
 from billing_core.outbox import OutboxTopic, new_message
@@ -136,8 +136,7 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
         except InvalidInput as exc:
             raise InvalidInput(f"events[{index}].{exc.field or 'event'}", exc.message, code=exc.code) from None
         if event.event_id in seen:
-            raise InvalidInput(f"events[{index}].event_id", "an event id appears twice in the batch",
-                               code="duplicate_event_id")
+            raise DuplicateEventId(f"events[{index}].event_id", "an event id appears twice in the batch")
         seen.add(event.event_id)
         priced.append((event, _usage_transaction(event, metered, now)))
     outcomes: list[UsageOutcome] = []
