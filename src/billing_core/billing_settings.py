@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from billing_core.errors import InvalidInput
+from billing_core.errors import InvalidInput, SsrfBlocked
 from billing_core.money import MAX_MICROS
 from billing_core.tax import check_country, check_tax_id, default_tax_description
 
@@ -204,8 +204,7 @@ def check_webhook_url(url: object, *, allow_private: bool, require_https: bool, 
                 raise InvalidInput(field, "webhook_url has an invalid host name", code="invalid_url") from exc
         host = host.lower().rstrip(".")  # a trailing dot names the same host
         if host in _PRIVATE_HOSTS or host.endswith((".localhost", ".internal", ".local")):
-            raise InvalidInput(field, "webhook_url must not point at a private or loopback host",
-                               code="ssrf_blocked")
+            raise SsrfBlocked(field, "webhook_url must not point at a private or loopback host")
         address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
         try:
             address = ipaddress.ip_address(host)
@@ -215,8 +214,7 @@ def check_webhook_url(url: object, *, allow_private: bool, require_https: bool, 
             except ValueError as exc:
                 raise InvalidInput(field, "webhook_url has an invalid IPv4 address", code="invalid_url") from exc
         if address is not None and not address.is_global:
-            raise InvalidInput(field, "webhook_url must not point at a private or loopback address",
-                               code="ssrf_blocked")
+            raise SsrfBlocked(field, "webhook_url must not point at a private or loopback address")
     return url.strip()
 
 

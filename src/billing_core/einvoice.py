@@ -34,7 +34,7 @@ from enum import StrEnum
 import msgspec
 
 from billing_core.billing_settings import InvoiceAddress
-from billing_core.errors import Conflict
+from billing_core.errors import Conflict, InvoiceError
 from billing_core.invoices import Invoice, InvoiceItem
 from billing_core.money import MICROS_PER_CENT, MICROS_PER_DOLLAR
 from billing_core.organization import Organization
@@ -253,14 +253,16 @@ class EInvoice(msgspec.Struct, frozen=True, kw_only=True):
     invoice_id: uuid.UUID
 
 
-class EInvoiceInvalid(Conflict):
+class EInvoiceInvalid(InvoiceError, Conflict):
     """The document fails EN 16931 rules (or its XML fails the schema): it is not issued. A conflict
     (HTTP 409): the data (buyer's address, seller settings) must change before it can be."""
+
+    code = "einvoice_invalid"
 
     def __init__(self, number: str, failed: Iterable[str], detail: str | None = None) -> None:
         self.failed = tuple(failed)
         message = f"e-invoice {number} fails {', '.join(self.failed)}"
-        super().__init__(message + (f": {detail}" if detail else ""), code="einvoice_invalid")
+        super().__init__(message + (f": {detail}" if detail else ""))
 
 
 # --------------------------------------------------------------------------- arithmetic

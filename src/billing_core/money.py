@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import msgspec
 
-from billing_core.errors import InvalidInput
+from billing_core.errors import CurrencyMismatch, InvalidInput
 
 MICROS_PER_DOLLAR = 1_000_000
 MICROS_PER_CENT = 10_000
@@ -50,9 +50,8 @@ class Money(msgspec.Struct, frozen=True, gc=False):
 
     def _same_currency(self, other: Money) -> None:
         if other.currency_iso != self.currency_iso:
-            raise InvalidInput("currency_iso",
-                               f"cannot combine {self.currency_iso} with {other.currency_iso}",
-                               code="currency_mismatch")
+            raise CurrencyMismatch("currency_iso",
+                                   f"cannot combine {self.currency_iso} with {other.currency_iso}")
 
     @classmethod
     def zero(cls, currency_iso: str = "USD") -> Money:

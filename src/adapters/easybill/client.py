@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from billing_core.errors import InvalidInput, NotFound, ProviderUnavailable
+from billing_core.errors import InvalidInput, LegalDocumentRejected, NotFound, ProviderUnavailable
 
 DEFAULT_BASE_URL = "https://api.easybill.de/rest/v1"
 PAGE_LIMIT = 1000
@@ -127,8 +127,8 @@ class EasyBillClient:
             if status == 404:
                 raise NotFound("EasyBill resource", path)
             if status >= 400:
-                raise InvalidInput("easybill", f"EasyBill refused {method} {path} ({status}): {_message(response)}",
-                                   code="legal_document_rejected")
+                raise LegalDocumentRejected("easybill",
+                                            f"EasyBill refused {method} {path} ({status}): {_message(response)}")
             return response
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 

@@ -49,7 +49,7 @@ from adapters.easybill.client import DEFAULT_BASE_URL, EasyBillClient, JsonObjec
 from adapters.einvoice.xsd import due_payable_cents, xsd_errors
 from billing_core.billing_settings import InvoiceAddress
 from billing_core.einvoice import EInvoice, EInvoiceInvalid
-from billing_core.errors import InvalidInput, NotFound, ProviderUnavailable
+from billing_core.errors import AlreadyCredited, InvalidInput, InvoiceInconsistent, NotFound, ProviderUnavailable
 from billing_core.invoices import Invoice, InvoiceItem
 from billing_core.money import MICROS_PER_CENT, MICROS_PER_DOLLAR, Money
 from billing_core.organization import Organization
@@ -162,8 +162,7 @@ class EasyBillLegalInvoicing:
             return _legal(self._finalize(self._cancel(original)))
         remaining = amount - sum(int(c.get("amount") or 0) for c in credits)
         if remaining <= 0:
-            raise InvalidInput("amount_cents", f"document {document_id} is fully credited already",
-                               code="already_credited")
+            raise AlreadyCredited("amount_cents", f"document {document_id} is fully credited already")
         credited = min(amount_cents, remaining)
         created = self._api.post("/documents", credit_payload(original, credited, reason, idempotency_key))
         return _legal(self._finalize(created))
@@ -276,8 +275,7 @@ def positions(invoice: Invoice) -> list[JsonObject]:
                        "quantity": 1, "single_price_net": -invoice.credit_applied_cents, "vat_percent": vat})
     net = sum(int(p["quantity"]) * int(p["single_price_net"]) for p in result)
     if net != invoice.subtotal_cents - invoice.credit_applied_cents:
-        raise InvalidInput("invoice", f"invoice {invoice.id} items do not add up to its subtotal",
-                           code="invoice_inconsistent")
+        raise InvoiceInconsistent("invoice", f"invoice {invoice.id} items do not add up to its subtotal")
     return result
 
 

@@ -6,7 +6,7 @@ import smtplib
 import ssl
 
 from adapters.email.mime import to_mime
-from billing_core.errors import InvalidInput, ProviderUnavailable
+from billing_core.errors import EmailRejected, InvalidInput, ProviderUnavailable
 from billing_core.ports import EmailMessage
 
 
@@ -57,8 +57,7 @@ class SmtpMailer:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             if codes and all(500 <= code < 600 for code in codes):
-                raise InvalidInput("to", f"the mail server refused the recipient ({codes[0]})",
-                                   code="email_rejected") from None
+                raise EmailRejected("to", f"the mail server refused the recipient ({codes[0]})") from None
             raise ProviderUnavailable(f"SMTP server {where} deferred the recipient") from None
         except smtplib.SMTPAuthenticationError as exc:
             # ``from None``: the server's answer to AUTH may echo what was sent.

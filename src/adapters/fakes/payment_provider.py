@@ -25,7 +25,14 @@ import msgspec
 
 from adapters.stripe.events import to_payment_event
 from billing_core.catalog import Plan
-from billing_core.errors import InvalidInput, MalformedBody, NotFound, PaymentError
+from billing_core.errors import (
+    InvalidInput,
+    InvalidSignature,
+    MalformedBody,
+    NotFound,
+    PaymentError,
+    ProviderUnavailable,
+)
 from billing_core.organization import Organization
 from billing_core.payloads import check_json_depth
 from billing_core.payment_events import PaymentEvent
@@ -96,7 +103,7 @@ class InMemoryPaymentProvider:
         self.calls: list[str] = []
         self.decline_next = 0
         self.require_action_next = 0
-        self.fail_with: PaymentError | None = None
+        self.fail_with: PaymentError | ProviderUnavailable | None = None
 
     def _next_id(self, prefix: str) -> str:
         self._seq += 1
@@ -264,7 +271,7 @@ class InMemoryPaymentProvider:
     def parse_event(self, payload: bytes, signature_header: str | None) -> PaymentEvent:
         check_json_depth(payload, field="payload")  # before any decoding: deep nesting exhausts the stack
         if not signature_header:
-            raise InvalidInput("Stripe-Signature", "missing signature", code="invalid_signature")
+            raise InvalidSignature("Stripe-Signature", "missing signature")
         try:
             items = [item.split("=", 1) for item in signature_header.split(",")]
             ts = int(next(value for name, value in items if name == "t"))
@@ -280,6 +287,5 @@ class InMemoryPaymentProvider:
         except RecursionError:
             raise MalformedBody("the event payload nests too deep", field="payload") from None
         except (ValueError, KeyError, TypeError, StopIteration, msgspec.DecodeError) as exc:
-            raise InvalidInput("Stripe-Signature", "the signature does not verify",
-                               code="invalid_signature") from exc
+            raise InvalidSignature("Stripe-Signature", "the signature does not verify") from exc
         return to_payment_event(body)

@@ -21,7 +21,16 @@ import msgspec
 
 from billing_core.billing_settings import BillingSettings, TaxRegistration
 from billing_core.checkout import CheckoutSession, CheckoutStatus
-from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.errors import (
+    ConcurrentUpdate,
+    Conflict,
+    Duplicate,
+    DuplicateInvoice,
+    DuplicateTaxRegistration,
+    InvalidInput,
+    NotFound,
+    PlanChangeExists,
+)
 from billing_core.holds import Hold, HoldStatus
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
@@ -145,7 +154,7 @@ def _owned(row: Any, organization_id: uuid.UUID, kind: str, key: object) -> Any:
 class InMemoryOrganizationRepository(_Repo):
     def add(self, organization: Organization) -> None:
         if organization.id in self.s.organizations:
-            raise Conflict(f"organization {organization.id} exists", code="duplicate")
+            raise Duplicate(f"organization {organization.id} exists")
         self.j.set(self.s.organizations, organization.id, _copy(organization))
 
     def get(self, organization_id: uuid.UUID) -> Organization:
@@ -184,7 +193,7 @@ class InMemoryOrganizationRepository(_Repo):
 
     def add_token(self, token: ApiToken) -> None:
         if token.token_hash in self.s.tokens:
-            raise Conflict("token exists", code="duplicate")
+            raise Duplicate("token exists")
         self.j.set(self.s.tokens, token.token_hash, token)
 
     def token_by_hash(self, token_hash: str) -> ApiToken | None:
@@ -366,10 +375,10 @@ class InMemoryLedgerRepository(_Repo):
 class InMemoryPlanSubscriptionRepository(_Repo):
     def add(self, subscription: PlanSubscription) -> None:
         if subscription.id in self.s.plan_subscriptions:
-            raise Conflict("subscription exists", code="duplicate")
+            raise Duplicate("subscription exists")
         provider_id = subscription.provider_subscription_id
         if provider_id is not None and self.by_provider_id(provider_id) is not None:
-            raise Conflict("duplicate value violates the provider subscription id's uniqueness", code="duplicate")
+            raise Duplicate("duplicate value violates the provider subscription id's uniqueness")
         self.j.set(self.s.plan_subscriptions, subscription.id, _copy(subscription))
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanSubscription:
@@ -395,7 +404,7 @@ class InMemoryPlanSubscriptionRepository(_Repo):
         if stored is None or stored.organization_id != subscription.organization_id:
             raise NotFound("subscription", subscription.id)
         if stored.version != subscription.version:
-            raise Conflict("the subscription changed meanwhile; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the subscription changed meanwhile; retry")
         saved = msgspec.structs.replace(subscription, version=subscription.version + 1)
         self.j.set(self.s.plan_subscriptions, subscription.id, saved)
         subscription.version = saved.version
@@ -404,7 +413,7 @@ class InMemoryPlanSubscriptionRepository(_Repo):
 class InMemoryProductSubscriptionRepository(_Repo):
     def add(self, subscription: ProductSubscription) -> None:
         if subscription.id in self.s.product_subscriptions:
-            raise Conflict("subscription exists", code="duplicate")
+            raise Duplicate("subscription exists")
         self.j.set(self.s.product_subscriptions, subscription.id, _copy(subscription))
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> ProductSubscription:
@@ -446,7 +455,7 @@ class InMemoryUsageRepository(_Repo):
         stored_wallet = self.s.wallets.get(wallet.organization_id)
         if stored_wallet is None or stored_wallet.version != old_version or (
                 event.organization_id, event.event_id) in self.s.usage_events:
-            raise Conflict("the wallet changed concurrently; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the wallet changed concurrently; retry")
         InMemoryWalletRepository(self.s, self.j)._store(tx)
         self.j.set(self.s.wallets, wallet.organization_id, _copy(wallet))
         self.record(event)
@@ -539,7 +548,7 @@ def _sum_per_line(buckets: list[HourlyUsage]) -> list[HourlyUsage]:
 class InMemoryInvoiceRepository(_Repo):
     def add(self, invoice: Invoice) -> None:
         if self.for_period(invoice.organization_id, invoice.period_start) is not None:
-            raise Conflict("an invoice for this period exists", code="duplicate_invoice")
+            raise DuplicateInvoice("an invoice for this period exists")
         self.j.set(self.s.invoices, invoice.id, _copy(invoice))
 
     def get(self, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
@@ -590,7 +599,7 @@ class InMemoryPaymentMethodRepository(_Repo):
     def add(self, method: PaymentMethod) -> None:
         if (method.id in self.s.payment_methods
                 or self.by_provider_id(method.organization_id, method.provider_payment_method_id) is not None):
-            raise Conflict("payment method already attached", code="duplicate")
+            raise Duplicate("payment method already attached")
         self._one_default(method)
         self.j.set(self.s.payment_methods, method.id, _copy(method))
 
@@ -603,7 +612,7 @@ class InMemoryPaymentMethodRepository(_Repo):
         """The SQL schema's partial unique index: one default per organization."""
         if method.default and any(m.default and m.id != method.id and m.organization_id == method.organization_id
                                   for m in self.s.payment_methods.values()):
-            raise Conflict("the organization already has a default payment method", code="duplicate")
+            raise Duplicate("the organization already has a default payment method")
 
     def remove(self, organization_id: uuid.UUID, payment_method_id: uuid.UUID) -> None:
         self.get(organization_id, payment_method_id)
@@ -618,7 +627,7 @@ class InMemorySettingsRepository(_Repo):
     def save(self, settings: BillingSettings) -> None:
         stored = self.s.settings.get(settings.organization_id)
         if stored is not None and stored.version != settings.version:
-            raise Conflict("the settings changed meanwhile; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the settings changed meanwhile; retry")
         saved = msgspec.structs.replace(settings, version=settings.version + 1)
         self.j.set(self.s.settings, settings.organization_id, saved)
         settings.version = saved.version
@@ -634,13 +643,13 @@ class InMemorySettingsRepository(_Repo):
 
     def add_tax_registration(self, registration: TaxRegistration) -> None:
         if registration.id in self.s.tax_registrations:
-            raise Conflict("this tax registration exists already", code="duplicate_tax_registration",
-                           field="value")
+            raise DuplicateTaxRegistration("this tax registration exists already",
+                                           field="value")
         for existing in self.s.tax_registrations.values():
             if (existing.organization_id, existing.country, existing.value) == (
                     registration.organization_id, registration.country, registration.value):
-                raise Conflict("this tax registration exists already", code="duplicate_tax_registration",
-                               field="value")
+                raise DuplicateTaxRegistration("this tax registration exists already",
+                                               field="value")
         self.j.set(self.s.tax_registrations, registration.id, _copy(registration))
 
     def save_tax_registration(self, registration: TaxRegistration) -> None:
@@ -655,7 +664,7 @@ class InMemorySettingsRepository(_Repo):
 class InMemoryPaymentRepository(_Repo):
     def add(self, payment: Payment) -> None:
         if payment.id in self.s.payments:
-            raise Conflict(f"payment {payment.id} exists", code="duplicate")
+            raise Duplicate(f"payment {payment.id} exists")
         self.j.set(self.s.payments, payment.id, _copy(payment))
 
     def get(self, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
@@ -674,7 +683,7 @@ class InMemoryPaymentRepository(_Repo):
     def save(self, payment: Payment) -> None:
         stored = self.get(payment.organization_id, payment.id)
         if stored.version != payment.version:
-            raise Conflict("the payment changed meanwhile; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the payment changed meanwhile; retry")
         if not 0 <= payment.refunded_cents <= payment.amount_cents:
             # The SQL CHECK constraint's twin: refunded never exceeds paid.
             raise InvalidInput("refunded_cents", f"payment {payment.id} cannot have {payment.refunded_cents} of "
@@ -692,7 +701,7 @@ class InMemoryPaymentRepository(_Repo):
 class InMemoryRefundRepository(_Repo):
     def add(self, request: RefundRequest) -> None:
         if request.id in self.s.refunds:
-            raise Conflict(f"refund request {request.id} exists", code="duplicate")
+            raise Duplicate(f"refund request {request.id} exists")
         self.j.set(self.s.refunds, request.id, _copy(request))
 
     def get(self, organization_id: uuid.UUID, request_id: uuid.UUID) -> RefundRequest:
@@ -723,9 +732,9 @@ class InMemoryRefundRepository(_Repo):
 class InMemoryPlanChangeRepository(_Repo):
     def add(self, change: PlanChange) -> None:
         if change.id in self.s.plan_changes:
-            raise Conflict(f"plan change {change.id} exists", code="duplicate")
+            raise Duplicate(f"plan change {change.id} exists")
         if self.for_version(change.organization_id, change.subscription_id, change.subscription_version) is not None:
-            raise Conflict("the subscription already changed plan at this version", code="plan_change_exists")
+            raise PlanChangeExists("the subscription already changed plan at this version")
         self.j.set(self.s.plan_changes, change.id, _copy(change))
 
     def get(self, organization_id: uuid.UUID, change_id: uuid.UUID) -> PlanChange:
@@ -770,7 +779,7 @@ class InMemoryPlanChangeRepository(_Repo):
 class InMemoryCheckoutRepository(_Repo):
     def add(self, session: CheckoutSession) -> None:
         if session.id in self.s.checkouts:
-            raise Conflict(f"checkout session {session.id} exists", code="duplicate")
+            raise Duplicate(f"checkout session {session.id} exists")
         self.j.set(self.s.checkouts, session.id, _copy(session))
 
     def get(self, session_id: uuid.UUID) -> CheckoutSession:

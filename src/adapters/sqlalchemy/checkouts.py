@@ -12,7 +12,7 @@ from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import checkout_sessions
 from billing_core.checkout import CheckoutSession, CheckoutStatus
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import Duplicate, NotFound
 
 _c = checkout_sessions.c
 
@@ -23,7 +23,7 @@ class SqlAlchemyCheckoutRepository(SqlAlchemyRepository):
             result = self._execute(self._insert(checkout_sessions).on_conflict_do_nothing(index_elements=["id"]),
                                    rows.checkout_values(session))
         if result.rowcount == 0:
-            raise Conflict(f"checkout session {session.id} exists", code="duplicate")
+            raise Duplicate(f"checkout session {session.id} exists")
 
     def get(self, session_id: uuid.UUID) -> CheckoutSession:
         row = self._execute(select(checkout_sessions).where(_c.id == session_id)).first()

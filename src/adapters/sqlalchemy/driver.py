@@ -50,7 +50,7 @@ from billing_core.billing_settings import (
     LowBalanceAlert,
     SpendManagement,
 )
-from billing_core.errors import Conflict
+from billing_core.errors import ConcurrentUpdate
 from billing_core.ledger import LedgerTransaction
 from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
@@ -553,4 +553,4 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 def _concurrent_wallet_change() -> NoReturn:
     # The row changed under the lock we hold: only possible if something bypassed it.
-    raise Conflict("the wallet changed concurrently; retry", code="concurrent_update")
+    raise ConcurrentUpdate("the wallet changed concurrently; retry")

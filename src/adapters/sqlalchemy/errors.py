@@ -18,7 +18,15 @@ from __future__ import annotations
 
 from sqlalchemy import exc as sa_exc
 
-from billing_core.errors import BillingError, Conflict, InvalidInput, NotFound, StorageUnavailable
+from billing_core.errors import (
+    BillingError,
+    ConcurrentUpdate,
+    Duplicate,
+    InvalidInput,
+    NotFound,
+    StorageUnavailable,
+    TransactionAborted,
+)
 
 # PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html)
 _PG_UNIQUE = "23505"
@@ -50,7 +58,7 @@ def translate(error: BaseException) -> BaseException:
     if isinstance(error, sa_exc.IntegrityError):
         constraint = _constraint_name(orig)
         if sqlstate == _PG_UNIQUE or "UNIQUE constraint failed" in message:
-            return Conflict(f"duplicate value violates {constraint or 'a unique constraint'}", code="duplicate")
+            return Duplicate(f"duplicate value violates {constraint or 'a unique constraint'}")
         if sqlstate == _PG_FOREIGN_KEY or "FOREIGN KEY constraint failed" in message:
             return NotFound("referenced row", constraint or "foreign key")
         return InvalidInput(_column_name(orig) or "value", f"value violates {constraint or 'a constraint'}",
@@ -59,11 +67,9 @@ def translate(error: BaseException) -> BaseException:
         return InvalidInput(_column_name(orig) or "value", "a value is malformed or out of range",
                             code="invalid_value")
     if sqlstate in _PG_RETRYABLE or "database is locked" in message:
-        return Conflict("the data changed or is locked by a concurrent transaction; retry",
-                        code="concurrent_update")
+        return ConcurrentUpdate("the data changed or is locked by a concurrent transaction; retry")
     if sqlstate == _PG_IN_FAILED_TRANSACTION:
-        return Conflict("an earlier statement of this unit of work failed; it must be rolled back",
-                        code="transaction_aborted")
+        return TransactionAborted("an earlier statement of this unit of work failed; it must be rolled back")
     return error
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import invoice_counters, invoices
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import DuplicateInvoice, NotFound
 from billing_core.invoices import Invoice
 from billing_core.ports import Page
 
@@ -24,7 +24,7 @@ class SqlAlchemyInvoiceRepository(SqlAlchemyRepository):
                 self._insert(invoices).on_conflict_do_nothing(index_elements=["organization_id", "period_start"]),
                 rows.invoice_values(invoice))
         if result.rowcount == 0:
-            raise Conflict("an invoice for this period exists", code="duplicate_invoice")
+            raise DuplicateInvoice("an invoice for this period exists")
 
     def get(self, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
         row = self._execute(select(invoices).where(_i.id == invoice_id, _i.organization_id == organization_id)).first()

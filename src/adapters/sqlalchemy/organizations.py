@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import api_tokens, memberships, organizations
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import Duplicate, NotFound
 from billing_core.organization import ApiToken, Membership, Organization
 
 
@@ -19,7 +19,7 @@ class SqlAlchemyOrganizationRepository(SqlAlchemyRepository):
             result = self._execute(self._insert(organizations).on_conflict_do_nothing(index_elements=["id"]),
                                    rows.organization_values(organization))
         if result.rowcount == 0:
-            raise Conflict(f"organization {organization.id} exists", code="duplicate")
+            raise Duplicate(f"organization {organization.id} exists")
 
     def get(self, organization_id: uuid.UUID) -> Organization:
         row = self._execute(select(organizations).where(organizations.c.id == organization_id)).first()
@@ -67,7 +67,7 @@ class SqlAlchemyOrganizationRepository(SqlAlchemyRepository):
             result = self._execute(self._insert(api_tokens).on_conflict_do_nothing(index_elements=["token_hash"]),
                                    rows.token_values(token))
         if result.rowcount == 0:
-            raise Conflict("token exists", code="duplicate")
+            raise Duplicate("token exists")
 
     def token_by_hash(self, token_hash: str) -> ApiToken | None:
         row = self._execute(select(api_tokens).where(api_tokens.c.token_hash == token_hash)).first()

@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import payment_methods, payments, plan_changes, refund_requests
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import ConcurrentUpdate, Conflict, Duplicate, NotFound, PlanChangeExists
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.plan_change import PlanChange, PlanChangeStatus
 from billing_core.ports import Page
@@ -44,7 +44,7 @@ class SqlAlchemyPaymentMethodRepository(SqlAlchemyRepository):
             result = self._execute(self._insert(payment_methods).on_conflict_do_nothing(),
                                    rows.payment_method_values(method))
         if result.rowcount == 0:
-            raise Conflict("payment method already attached", code="duplicate")
+            raise Duplicate("payment method already attached")
 
     def save(self, method: PaymentMethod) -> None:
         values = rows.payment_method_values(method)
@@ -68,7 +68,7 @@ class SqlAlchemyPaymentRepository(SqlAlchemyRepository):
             result = self._execute(self._insert(payments).on_conflict_do_nothing(index_elements=["id"]),
                                    rows.payment_values(payment))
         if result.rowcount == 0:
-            raise Conflict(f"payment {payment.id} exists", code="duplicate")
+            raise Duplicate(f"payment {payment.id} exists")
 
     def get(self, organization_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
         row = self._execute(select(payments).where(_p.id == payment_id, _p.organization_id == organization_id)).first()
@@ -99,7 +99,7 @@ class SqlAlchemyPaymentRepository(SqlAlchemyRepository):
             payment.version += 1
             return
         self.get(payment.organization_id, payment.id)  # NotFound when it is not there at all
-        raise Conflict("the payment changed meanwhile; retry", code="concurrent_update")
+        raise ConcurrentUpdate("the payment changed meanwhile; retry")
 
     def list(self, organization_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None) -> Page[Payment]:
         query = (select(payments).where(_p.organization_id == organization_id)
@@ -113,7 +113,7 @@ class SqlAlchemyRefundRepository(SqlAlchemyRepository):
             result = self._execute(self._insert(refund_requests).on_conflict_do_nothing(index_elements=["id"]),
                                    rows.refund_values(request))
         if result.rowcount == 0:
-            raise Conflict(f"refund request {request.id} exists", code="duplicate")
+            raise Duplicate(f"refund request {request.id} exists")
 
     def get(self, organization_id: uuid.UUID, request_id: uuid.UUID) -> RefundRequest:
         row = self._execute(select(refund_requests).where(_r.id == request_id,
@@ -154,8 +154,7 @@ class SqlAlchemyPlanChangeRepository(SqlAlchemyRepository):
         except Conflict as exc:
             if self.for_version(change.organization_id, change.subscription_id,
                                 change.subscription_version) is not None:
-                raise Conflict("the subscription already changed plan at this version",
-                               code="plan_change_exists") from exc
+                raise PlanChangeExists("the subscription already changed plan at this version") from exc
             raise
 
     def get(self, organization_id: uuid.UUID, change_id: uuid.UUID) -> PlanChange:

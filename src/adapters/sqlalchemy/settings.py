@@ -10,7 +10,7 @@ from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import billing_settings, tax_registrations
 from billing_core.billing_settings import BillingSettings, TaxRegistration
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import ConcurrentUpdate, DuplicateTaxRegistration, NotFound
 
 _s, _t = billing_settings.c, tax_registrations.c
 
@@ -34,7 +34,7 @@ class SqlAlchemySettingsRepository(SqlAlchemyRepository):
                     self._insert(billing_settings).on_conflict_do_nothing(index_elements=["organization_id"]),
                     values).rowcount
         if updated == 0:
-            raise Conflict("the settings changed meanwhile; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the settings changed meanwhile; retry")
         settings.version = new_version
 
     def tax_registrations(self, organization_id: uuid.UUID) -> list[TaxRegistration]:
@@ -54,7 +54,7 @@ class SqlAlchemySettingsRepository(SqlAlchemyRepository):
             result = self._execute(self._insert(tax_registrations).on_conflict_do_nothing(),
                                    rows.tax_registration_values(registration))
         if result.rowcount == 0:
-            raise Conflict("this tax registration exists already", code="duplicate_tax_registration", field="value")
+            raise DuplicateTaxRegistration("this tax registration exists already", field="value")
 
     def save_tax_registration(self, registration: TaxRegistration) -> None:
         values = rows.tax_registration_values(registration)

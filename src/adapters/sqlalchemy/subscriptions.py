@@ -10,7 +10,7 @@ from sqlalchemy import exists, or_, select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import plan_subscriptions, product_subscriptions
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import ConcurrentUpdate, Duplicate, NotFound
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.ports import Page
 from billing_core.product_subscription import ProductSubscription
@@ -24,7 +24,7 @@ class SqlAlchemyPlanSubscriptionRepository(SqlAlchemyRepository):
             result = self._execute(self._insert(plan_subscriptions).on_conflict_do_nothing(index_elements=["id"]),
                                    rows.plan_subscription_values(subscription))
         if result.rowcount == 0:
-            raise Conflict("subscription exists", code="duplicate")
+            raise Duplicate("subscription exists")
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> PlanSubscription:
         row = self._execute(select(plan_subscriptions).where(_s.id == subscription_id,
@@ -62,7 +62,7 @@ class SqlAlchemyPlanSubscriptionRepository(SqlAlchemyRepository):
             subscription.version += 1
             return
         self.get(subscription.organization_id, subscription.id)  # NotFound when it is not there at all
-        raise Conflict("the subscription changed meanwhile; retry", code="concurrent_update")
+        raise ConcurrentUpdate("the subscription changed meanwhile; retry")
 
 
 class SqlAlchemyProductSubscriptionRepository(SqlAlchemyRepository):
@@ -71,7 +71,7 @@ class SqlAlchemyProductSubscriptionRepository(SqlAlchemyRepository):
             result = self._execute(self._insert(product_subscriptions).on_conflict_do_nothing(index_elements=["id"]),
                                    rows.product_subscription_values(subscription))
         if result.rowcount == 0:
-            raise Conflict("subscription exists", code="duplicate")
+            raise Duplicate("subscription exists")
 
     def get(self, organization_id: uuid.UUID, subscription_id: uuid.UUID) -> ProductSubscription:
         row = self._execute(select(product_subscriptions).where(_ps.id == subscription_id,

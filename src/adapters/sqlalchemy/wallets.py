@@ -33,7 +33,7 @@ from sqlalchemy import bindparam, func, select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import AnyRow, AnySelect, SqlAlchemyRepository
 from adapters.sqlalchemy.tables import ledger_postings, ledger_transactions, wallets
-from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.errors import ConcurrentUpdate, InvalidInput, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
 from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted
 from billing_core.spend_guard import Decision, decide_and_apply
@@ -154,7 +154,7 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         if written:
             if len(self._uow.driver.append_many(written)) != len(written):
                 # A key appeared although we hold the lock every ledger writer takes: refuse the batch.
-                raise Conflict("the idempotency key is being used concurrently; retry", code="concurrent_update")
+                raise ConcurrentUpdate("the idempotency key is being used concurrently; retry")
             self._uow.driver.update_wallet(wallet, version)
         return outcomes
 
@@ -196,7 +196,7 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
     def _by_key(self, organization_id: uuid.UUID, key: str) -> LedgerTransaction:
         first = self._find_by_key(organization_id, key)
         if first is None:  # pragma: no cover - the conflicting row is visible under the wallet lock
-            raise Conflict("the idempotency key is being used concurrently; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the idempotency key is being used concurrently; retry")
         return first
 
 

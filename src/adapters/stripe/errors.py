@@ -16,7 +16,8 @@ from billing_core.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     PaymentDeclined,
-    PaymentError,
+    ProviderMisconfigured,
+    ProviderRefused,
     ProviderUnavailable,
 )
 
@@ -48,8 +49,8 @@ def translate(exc: stripe.StripeError, *, idempotency_key: str | None = None) ->
             return InvalidInput(field, message, code=f"unknown_{field.split('[')[0]}")
         return InvalidInput(field, message)
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
-        return PaymentError("the Stripe API key is invalid or lacks a permission", code="provider_misconfigured")
+        return ProviderMisconfigured("the Stripe API key is invalid or lacks a permission")
     if isinstance(exc, stripe.APIError) and (exc.http_status is None or exc.http_status >= 500
                                              or exc.http_status == 409):
         return ProviderUnavailable("Stripe had an internal error, try again later")
-    return PaymentError("Stripe refused the request", code="provider_error")
+    return ProviderRefused("Stripe refused the request")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from billing_core.errors import InvalidInput
+from billing_core.errors import InvalidInput, InvalidSignature
 from billing_core.payment_events import (
     ChargeRefunded,
     CheckoutCompleted,
@@ -89,7 +89,7 @@ def to_payment_event(body: object) -> PaymentEvent:
 
 
 def _not_an_event(message: str) -> InvalidInput:
-    return InvalidInput("payload", message, code="invalid_signature")
+    return InvalidSignature("payload", message)
 
 
 def _id(obj: JSON, key: str) -> str | None:

@@ -22,7 +22,16 @@ import stripe
 from adapters.stripe.errors import is_authentication_required, translate
 from adapters.stripe.events import PAYMENT_TYPES, to_payment_event
 from billing_core.catalog import Plan
-from billing_core.errors import InvalidInput, MalformedBody, NotFound, PaymentError, ProviderUnavailable
+from billing_core.errors import (
+    CryptoUnavailable,
+    InvalidInput,
+    InvalidSignature,
+    MalformedBody,
+    NotFound,
+    NothingToRefund,
+    ProviderRefused,
+    ProviderUnavailable,
+)
 from billing_core.organization import Organization
 from billing_core.payloads import check_json_depth
 from billing_core.payment_events import PaymentEvent
@@ -173,8 +182,7 @@ class StripePaymentProvider:
                                return_url: str, reference: str, idempotency_key: str) -> ProviderCheckout:
         """An embedded one-off payment Checkout Session paid in crypto (stablecoins)."""
         if not self._crypto_enabled:
-            raise PaymentError("crypto payments are not enabled for this Stripe account",
-                               code="crypto_unavailable")
+            raise CryptoUnavailable("crypto payments are not enabled for this Stripe account")
         _check_amount(amount_cents)
         params: SessionCreateParams = {
             "ui_mode": EMBEDDED_UI_MODE,
@@ -198,8 +206,7 @@ class StripePaymentProvider:
         except stripe.StripeError as exc:
             raise translate(exc, idempotency_key=idempotency_key) from exc
         if not session.client_secret:
-            raise PaymentError("Stripe returned a checkout session without a client secret",
-                               code="provider_error")
+            raise ProviderRefused("Stripe returned a checkout session without a client secret")
         return ProviderCheckout(provider_session_id=session.id, client_secret=session.client_secret,
                                 url=session.url)
 
@@ -246,7 +253,7 @@ class StripePaymentProvider:
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         if not subscription.items.data:
-            raise PaymentError("the Stripe subscription has no item to change", code="provider_error")
+            raise ProviderRefused("the Stripe subscription has no item to change")
         item = subscription.items.data[0]
         price_id = plan.provider_price_id or self._price_by_lookup_key(str(plan.code))
         swap: SubscriptionUpdateParamsItem = {"id": item.id}
@@ -309,7 +316,7 @@ class StripePaymentProvider:
         except stripe.StripeError as exc:
             raise translate(exc, idempotency_key=idempotency_key) from exc
         if not intent.client_secret:
-            raise PaymentError("Stripe returned a setup intent without a client secret", code="provider_error")
+            raise ProviderRefused("Stripe returned a setup intent without a client secret")
         return intent.client_secret
 
     def attach_payment_method(self, *, customer_id: str, provider_payment_method_id: str) -> ProviderPaymentMethod:
@@ -417,8 +424,7 @@ class StripePaymentProvider:
             raise translate(exc) from exc
         intent = session.payment_intent
         if intent is None:
-            raise InvalidInput("provider_payment_id", "the checkout session has not been paid",
-                               code="nothing_to_refund")
+            raise NothingToRefund("provider_payment_id", "the checkout session has not been paid")
         return intent if isinstance(intent, str) else intent.id
 
     def issue_invoice(self, *, customer_id: str, amount_cents: int, currency_iso: str, description: str,
@@ -472,8 +478,7 @@ class StripePaymentProvider:
             raise MalformedBody("the event payload nests too deep", field="payload") from None
         except (stripe.SignatureVerificationError, ValueError) as exc:
             # ValueError: not UTF-8 or not JSON, which no genuine Stripe delivery is.
-            raise InvalidInput("Stripe-Signature", "the webhook signature does not verify",
-                               code="invalid_signature") from exc
+            raise InvalidSignature("Stripe-Signature", "the webhook signature does not verify") from exc
         return to_payment_event(body)
 
 
@@ -514,7 +519,7 @@ def _declined(exc: stripe.CardError) -> ChargeResult:
 
 def _invoice_id(invoice: stripe.Invoice) -> str:
     if not invoice.id:
-        raise PaymentError("Stripe returned an invoice without an id", code="provider_error")
+        raise ProviderRefused("Stripe returned an invoice without an id")
     return invoice.id
 
 

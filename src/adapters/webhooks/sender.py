@@ -12,7 +12,7 @@ import httpx
 import msgspec
 
 from adapters.webhooks.signature import header_value
-from billing_core.errors import InvalidInput, ProviderUnavailable
+from billing_core.errors import InvalidInput, ProviderUnavailable, SsrfBlocked, WebhookSecretMissing
 from billing_core.ports import Clock, WebhookDelivery
 
 ID_HEADER = "Billing-Webhook-Id"
@@ -96,8 +96,7 @@ class HttpxWebhookSender:
         Receivers dedupe on ``Billing-Webhook-Id``: a retried delivery carries the same id.
         """
         if not secret:
-            raise InvalidInput("webhook_secret", "the organization has no webhook secret to sign with",
-                               code="webhook_secret_missing")
+            raise WebhookSecretMissing("webhook_secret", "the organization has no webhook secret to sign with")
         body = event_body(event)
         timestamp = int(self._clock.now().timestamp())
         headers = {
@@ -132,8 +131,7 @@ class HttpxWebhookSender:
         addresses = self._resolve(url.host, port)
         if not addresses or not all(_is_public(address) for address in addresses):
             # All of them: a resolver may hand out any one of several addresses on the next lookup.
-            raise InvalidInput("url", f"webhook host {url.host} resolves to a private or loopback address",
-                               code="ssrf_blocked")
+            raise SsrfBlocked("url", f"webhook host {url.host} resolves to a private or loopback address")
         headers["Host"] = url.netloc.decode("ascii")
         return url.copy_with(host=addresses[0]), {"sni_hostname": url.host} if url.scheme == "https" else {}
 

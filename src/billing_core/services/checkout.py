@@ -17,7 +17,13 @@ from billing_core.checkout import (
     claimable,
     return_url_with_status,
 )
-from billing_core.errors import Conflict, NotFound, ProviderUnavailable
+from billing_core.errors import (
+    AlreadySubscribed,
+    CheckoutClosed,
+    DuplicateProviderSubscription,
+    NotFound,
+    ProviderUnavailable,
+)
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_subscription import (
     ENDED,
@@ -41,8 +47,7 @@ def start_checkout(ctx: BillingContext, actor: Actor, *, organization_id: uuid.U
     with ctx.uow() as uow:
         current = uow.plan_subscriptions.current(organization_id)
         if current is not None and current.status not in ENDED:
-            raise Conflict("the workspace already has a subscription; change the plan instead",
-                           code="already_subscribed")
+            raise AlreadySubscribed("the workspace already has a subscription; change the plan instead")
         trial = not has_billing_history(uow, organization_id)
     customer_id = ensure_customer(ctx, organization_id)
     return _open_checkout(ctx, organization_id=organization_id, plan=chosen, trial=trial, return_url=return_url,
@@ -138,7 +143,7 @@ def complete_checkout_in(ctx: BillingContext, uow: UnitOfWork, *, provider_sessi
     if session.status == CheckoutStatus.COMPLETE:
         return session
     if session.status != CheckoutStatus.OPEN:
-        raise Conflict(f"checkout session is {session.status}", code="checkout_closed")
+        raise CheckoutClosed(f"checkout session is {session.status}")
     organization_id = session.organization_id
     if organization_id is not None:
         _refuse_second_subscription(uow, organization_id)
@@ -148,7 +153,7 @@ def complete_checkout_in(ctx: BillingContext, uow: UnitOfWork, *, provider_sessi
         session = uow.checkouts.get(session.id)
         if session.status == CheckoutStatus.COMPLETE:
             return session
-        raise Conflict(f"checkout session is {session.status}", code="checkout_closed")
+        raise CheckoutClosed(f"checkout session is {session.status}")
     session.status, session.completed_at = CheckoutStatus.COMPLETE, now
     session.provider_subscription_id = provider_subscription_id
     if organization_id is not None:
@@ -164,8 +169,7 @@ def _refuse_second_subscription(uow: UnitOfWork, organization_id: uuid.UUID) -> 
     event is refused, so it is retried and seen, rather than swallowed after the customer paid."""
     current = uow.plan_subscriptions.current(organization_id)
     if current is not None and current.status not in ENDED:
-        raise Conflict("the workspace already has a subscription; change the plan instead",
-                       code="already_subscribed")
+        raise AlreadySubscribed("the workspace already has a subscription; change the plan instead")
 
 
 def expire_checkout(ctx: BillingContext, *, provider_session_id: str) -> CheckoutSession | None:
@@ -201,7 +205,7 @@ def complete_offline_checkout(ctx: BillingContext, actor: Actor, *, organization
     require(actor, Action.SUBSCRIBE_TO_PLAN, organization_id)
     session, _ = checkout_status(ctx, actor, organization_id=organization_id, session_id=session_id)
     if session.provider_session_id is None:
-        raise Conflict("the checkout session has no provider session", code="checkout_closed")
+        raise CheckoutClosed("the checkout session has no provider session")
     return complete_checkout(ctx, provider_session_id=session.provider_session_id,
                              provider_subscription_id=offline_subscription_id(session))
 
@@ -218,8 +222,8 @@ def _activate(ctx: BillingContext, uow: UnitOfWork, session: CheckoutSession, or
     now = ctx.clock.now()
     target = status or (SubscriptionStatus.TRIALING if session.trial else SubscriptionStatus.ACTIVE)
     if provider_subscription_id and uow.plan_subscriptions.by_provider_id(provider_subscription_id) is not None:
-        raise Conflict(f"provider subscription {provider_subscription_id} already belongs to another checkout",
-                       code="duplicate_provider_subscription")
+        raise DuplicateProviderSubscription(
+            f"provider subscription {provider_subscription_id} already belongs to another checkout")
     sub = new_subscription(organization_id=organization_id, plan=plan, now=now, trial=session.trial,
                            status=target, subscription_id=subscription_id_for(session),
                            provider_subscription_id=provider_subscription_id)

@@ -15,7 +15,17 @@ import msgspec
 
 from billing_core import holds as core
 from billing_core.catalog import Product
-from billing_core.errors import Conflict, EventIdReused, IdempotencyKeyReused, InvalidInput, NotFound
+from billing_core.errors import (
+    ConcurrentUpdate,
+    Conflict,
+    EventIdReused,
+    HoldSettled,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotFound,
+    ProductNotSubscribed,
+    SettleExceedsHold,
+)
 from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.permissions import Action, Actor, require
@@ -66,14 +76,13 @@ def place_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
             return HoldOutcome(hold=stored, decision=Decision(allowed=True), replayed=True,
                                balance_micros=wallet.balance_micros, held_micros=wallet.held_micros)
         if not uow.product_subscriptions.active_for(organization_id, project_id, metered.id, now):
-            raise Conflict("the project has no active subscription to this product",
-                           code="product_not_subscribed", field="product")
+            raise ProductNotSubscribed("the project has no active subscription to this product", field="product")
         decision = decide(wallet, requested.amount_micros, now, reserve=True)
         if not decision.allowed:
             return HoldOutcome(hold=None, decision=decision, balance_micros=wallet.balance_micros,
                                held_micros=wallet.held_micros)
         if not uow.holds.add(requested):
-            raise Conflict("the hold id is in use; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the hold id is in use; retry")
         uow.commit()
     return HoldOutcome(hold=requested, decision=decision, balance_micros=wallet.balance_micros,
                        held_micros=wallet.held_micros + requested.amount_micros)
@@ -106,8 +115,8 @@ def settle_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         hold = uow.holds.get(organization_id, hold_id)
         if hold.status == HoldStatus.SETTLED:
             if (hold.event_id, hold.settled_quantity) != (event_id, quantity):
-                raise Conflict("the hold was settled with another event or quantity", code="hold_settled",
-                               field="hold_id")
+                raise HoldSettled("the hold was settled with another event or quantity",
+                                  field="hold_id")
             # The first answer again: the balance its charge left (the current one if it charged nothing).
             first = uow.ledger.get_by_key(organization_id, f"usage:{event_id}") if hold.charged_micros else None
             balance = first.wallet_balance_after if first is not None and first.wallet_balance_after is not None \
@@ -128,9 +137,9 @@ def settle_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         rule = HoldOverrun(uow.settings.get(organization_id).hold_overrun)
         settlement = core.settle(wallet, hold, event.amount_micros, rule, now)
         if settlement.rejected:
-            raise Conflict(f"the actual amount exceeds the hold by {settlement.uncharged_micros} micro-dollars "
-                           "and the organization's rule is reject; settle at most the held amount or release",
-                           code="settle_exceeds_hold", field="quantity")
+            raise SettleExceedsHold(
+                f"the actual amount exceeds the hold by {settlement.uncharged_micros} micro-dollars "
+                "and the organization's rule is reject; settle at most the held amount or release", field="quantity")
         charged = msgspec.structs.replace(event, amount_micros=settlement.charge_micros)
         charge = None
         if settlement.charge_micros > 0:
@@ -141,7 +150,7 @@ def settle_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         settled = core.closed(hold, HoldStatus.SETTLED, now, event_id=event_id, quantity=quantity,
                               settlement=settlement)
         if not uow.holds.close(settled, now=now, charge=charge):  # pragma: no cover - under the wallet lock
-            raise Conflict("the hold changed meanwhile; retry", code="concurrent_update")
+            raise ConcurrentUpdate("the hold changed meanwhile; retry")
         after = uow.wallets.get(organization_id)
         if charge is not None:
             uow.usage.record(charged)
@@ -161,7 +170,7 @@ def release_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
         wallet = uow.wallets.lock(organization_id)
         hold = uow.holds.get(organization_id, hold_id)
         if hold.status == HoldStatus.SETTLED:
-            raise Conflict("the hold is settled", code="hold_settled", field="hold_id")
+            raise HoldSettled("the hold is settled", field="hold_id")
         if not hold.active:
             return HoldOutcome(hold=hold, decision=Decision(allowed=True), replayed=True,
                                balance_micros=wallet.balance_micros, held_micros=wallet.held_micros)

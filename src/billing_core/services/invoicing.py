@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from billing_core.billing_settings import TaxRegistrationStatus
-from billing_core.errors import BillingError, Conflict, InvalidInput, NotFound
+from billing_core.errors import BillingError, InvalidInput, InvoicePaid, NotFound, PeriodNotEnded
 from billing_core.invoices import Invoice, InvoiceStatus, build_items, credit_to_apply
 from billing_core.ledger import Account, EntryKind, transaction
 from billing_core.money import MICROS_PER_CENT
@@ -76,7 +76,7 @@ def close_period(ctx: BillingContext, *, period: str | None = None, organization
     period = period or previous_period(ctx.clock.now())
     start, end = parse_period(period)
     if end > ctx.clock.now():
-        raise InvalidInput("period", "a period can be closed only after it has ended", code="period_not_ended")
+        raise PeriodNotEnded("period", "a period can be closed only after it has ended")
     with ctx.uow() as uow:
         if organization_id is not None:
             uow.organizations.get(organization_id)
@@ -239,7 +239,7 @@ def void_invoice(ctx: BillingContext, *, organization_id: uuid.UUID, invoice_id:
         if invoice.status == InvoiceStatus.VOID:
             return invoice
         if invoice.status == InvoiceStatus.PAID and invoice.amount_due.cents > 0:
-            raise Conflict("a paid invoice is refunded, not voided", code="invoice_paid")
+            raise InvoicePaid("a paid invoice is refunded, not voided")
         invoice.move_to(InvoiceStatus.VOID, now)
         applied = invoice.credit_applied_cents * MICROS_PER_CENT
         owed = (invoice.subtotal_cents - invoice.credit_applied_cents) * MICROS_PER_CENT

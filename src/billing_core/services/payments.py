@@ -9,7 +9,14 @@ import msgspec
 
 from billing_core.checkout import check_return_url
 from billing_core.credit_packs import PackOffer, check_add_credits_amount, check_pack, pack_offer
-from billing_core.errors import Conflict, InvalidInput, NotFound, PaymentError
+from billing_core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PaymentError,
+    ProviderUnavailable,
+    SubscriptionRequired,
+)
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import MICROS_PER_CENT, format_credits
 from billing_core.payments import Payment, PaymentMethod, PaymentPurpose, PaymentStatus, PaymentType
@@ -69,7 +76,7 @@ def purchase_pack(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UU
     with ctx.uow() as uow:
         subscription = uow.plan_subscriptions.current(organization_id)
     if subscription is None or not subscription.is_subscribed:
-        raise Conflict("Subscribe to a plan first to purchase credit packs", code="subscription_required")
+        raise SubscriptionRequired("Subscribe to a plan first to purchase credit packs")
     return _charge(ctx, organization_id, PaymentPurpose.CREDIT_PACK, pack.credits_micros, payment_method_id,
                    payment_id=payment_id)
 
@@ -159,7 +166,7 @@ def _crypto_payment(ctx: BillingContext, organization_id: uuid.UUID, credits_mic
             customer_id=customer_id, amount_cents=cents, currency_iso=payment.currency_iso,
             return_url=return_url or "/billing/credits", reference=str(payment.id),
             idempotency_key=f"payment:{payment.id}")
-    except PaymentError as exc:
+    except (PaymentError, ProviderUnavailable) as exc:
         if not exc.retryable:
             # Refused for good: the recorded payment fails rather than staying pending forever.
             with ctx.uow() as uow:

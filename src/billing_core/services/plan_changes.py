@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 import msgspec
 
 from billing_core.catalog import Plan
-from billing_core.errors import Conflict, InvalidInput, PaymentError
+from billing_core.errors import (
+    PaymentError,
+    PlanChanged,
+    PreviewExpired,
+    ProviderUnavailable,
+    SamePlan,
+    SubscriptionRequired,
+)
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_change import PlanChange, PlanChangePreview, PlanChangeStatus, preview_change, record_change
 from billing_core.plan_subscription import (
@@ -25,16 +32,16 @@ def _check_preview_at(ctx: BillingContext, at: datetime | None) -> datetime:
     now = ctx.clock.now()
     at = at or now
     if at.tzinfo is None or not now - PREVIEW_VALIDITY <= at <= now + timedelta(minutes=1):
-        raise InvalidInput("at", "the preview is too old or in the future; preview again", code="preview_expired")
+        raise PreviewExpired("at", "the preview is too old or in the future; preview again")
     return at
 
 
 def _preview(ctx: BillingContext, sub: PlanSubscription | None, currency_iso: str, target: Plan,
              at: datetime) -> PlanChangePreview:
     if sub is None or not sub.is_subscribed:
-        raise Conflict("there is no active subscription to change", code="subscription_required")
+        raise SubscriptionRequired("there is no active subscription to change")
     if sub.plan == target.code:
-        raise InvalidInput("plan", "the workspace is already on this plan", code="same_plan")
+        raise SamePlan("plan", "the workspace is already on this plan")
     return preview_change(sub, ctx.catalog.plan(sub.plan), target, at=at, currency_iso=currency_iso)
 
 
@@ -79,7 +86,7 @@ def change_plan(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         if latest is not None and latest.created_at >= preview_at:
             # The plan changed since this preview: only the very same change may answer.
             if latest.to_plan != target.code or latest.preview_at != preview_at:
-                raise Conflict("the plan changed since this preview; preview again", code="plan_changed")
+                raise PlanChanged("the plan changed since this preview; preview again")
             change = latest
         else:
             preview = _preview(ctx, sub, org.currency_iso, target, preview_at)
@@ -149,7 +156,7 @@ def finish_pending_plan_changes(ctx: BillingContext, *, older_than: datetime, li
             continue  # recorded with something due only when the provider knows the organization
         try:
             done = _invoice_change(ctx, change, customer_id, provider_subscription_id)
-        except PaymentError as exc:
+        except (PaymentError, ProviderUnavailable) as exc:
             if exc.retryable:
                 continue
             raise

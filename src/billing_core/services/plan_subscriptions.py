@@ -14,7 +14,7 @@ from billing_core.checkout import (
     check_return_url,
     plan_choices,
 )
-from billing_core.errors import Conflict, IllegalTransition, NotFound
+from billing_core.errors import IllegalTransition, NoBillingRecord, NotFound
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import Money
 from billing_core.permissions import Action, Actor, require
@@ -219,5 +219,5 @@ def portal_session(ctx: BillingContext, actor: Actor, *, organization_id: uuid.U
     with ctx.uow() as uow:
         org = uow.organizations.get(organization_id)
     if not org.provider_customer_id:
-        raise Conflict("the billing portal opens once a billing record exists", code="no_billing_record")
+        raise NoBillingRecord("the billing portal opens once a billing record exists")
     return ctx.payments.create_portal_session(customer_id=org.provider_customer_id, return_url=return_url)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from billing_core.errors import Conflict, InvalidInput, NotFound, PaymentError
+from billing_core.errors import InvalidInput, NotFound, PaymentError, ProviderUnavailable, RefundRequestReused
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.payments import Payment, PaymentStatus
 from billing_core.permissions import Action, Actor, require
@@ -71,7 +71,7 @@ def request_refund(ctx: BillingContext, actor: Actor, *, organization_id: uuid.U
         request = _recorded(uow, organization_id, request_id)
         if request is not None:
             if request.payment_id != payment_id:
-                raise Conflict(f"refund request {request_id} is for another payment", code="refund_request_reused")
+                raise RefundRequestReused(f"refund request {request_id} is for another payment")
             payment = uow.payments.get(organization_id, payment_id)
         else:
             payment = uow.payments.get(organization_id, payment_id)
@@ -105,7 +105,7 @@ def finish_pending_refunds(ctx: BillingContext, *, older_than: datetime, limit: 
             payment = uow.payments.get(request.organization_id, request.payment_id)
         try:
             done = _submit(ctx, request, payment)
-        except PaymentError as exc:
+        except (PaymentError, ProviderUnavailable) as exc:
             if exc.retryable:
                 continue
             raise
@@ -140,7 +140,7 @@ def _submit(ctx: BillingContext, request: RefundRequest, payment: Payment) -> Re
         provider_refund_id = ctx.payments.refund(provider_payment_id=payment.provider_payment_id,
                                                  amount_cents=request.decision.amount_cents,
                                                  idempotency_key=provider_refund_key(request.id))
-    except PaymentError as exc:
+    except (PaymentError, ProviderUnavailable) as exc:
         if exc.retryable:
             raise  # still PENDING: the same request id asks again with the same key
         return _fail(ctx, request, exc.message)

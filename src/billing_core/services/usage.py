@@ -15,7 +15,7 @@ import msgspec
 
 from billing_core.billing_settings import BillingSettings
 from billing_core.catalog import Product
-from billing_core.errors import Conflict, EventIdReused, InvalidInput, NotFound
+from billing_core.errors import DuplicateEventId, EventIdReused, InvalidInput, NotFound, ProductNotSubscribed
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
 from billing_core.money import format_credits
 from billing_core.outbox import OutboxTopic, new_message
@@ -81,8 +81,8 @@ def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
             uow.rollback()
             return replay
         if not seen.subscribed:
-            raise Conflict("the project has no active subscription to this product at occurred_at",
-                           code="product_not_subscribed", field="product")
+            raise ProductNotSubscribed("the project has no active subscription to this product at occurred_at",
+                                       field="product")
         wallet = seen.wallet
         before = msgspec.structs.replace(wallet)
         decision, stored = decide_and_apply(wallet, priced.amount_micros, now, tx)
@@ -136,8 +136,7 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
         except InvalidInput as exc:
             raise InvalidInput(f"events[{index}].{exc.field or 'event'}", exc.message, code=exc.code) from None
         if event.event_id in seen:
-            raise InvalidInput(f"events[{index}].event_id", "an event id appears twice in the batch",
-                               code="duplicate_event_id")
+            raise DuplicateEventId(f"events[{index}].event_id", "an event id appears twice in the batch")
         seen.add(event.event_id)
         priced.append((event, _usage_transaction(event, metered, now)))
     outcomes: list[UsageOutcome] = []
@@ -149,8 +148,8 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
                 subscribed[key] = uow.product_subscriptions.active_for(organization_id, event.project_id,
                                                                        event.product_id, event.occurred_at)
             if not subscribed[key] and uow.usage.get_event(organization_id, event.event_id) is None:
-                raise Conflict("the project has no active subscription to this product at occurred_at",
-                               code="product_not_subscribed", field=f"events[{index}].product")
+                raise ProductNotSubscribed("the project has no active subscription to this product at occurred_at",
+                                           field=f"events[{index}].product")
         debited = uow.wallets.debit_many(organization_id, [DebitRequest(event.amount_micros, tx)
                                                            for event, tx in priced], now)
         uow.usage.record_many([event for (event, _), outcome in zip(priced, debited, strict=True)

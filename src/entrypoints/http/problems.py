@@ -19,18 +19,18 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
 from billing_core.errors import (
+    BadRequest,
     BillingError,
     Conflict,
     IdempotencyRequestInProgress,
     InvalidInput,
-    MalformedBody,
     NotFound,
     PaymentError,
     PaymentRequired,
     PermissionDenied,
-    ProviderUnavailable,
-    StorageUnavailable,
+    SpendDenied,
     Unauthenticated,
+    Unavailable,
 )
 from entrypoints.http.schemas import FieldError, Problem
 
@@ -46,33 +46,26 @@ _NAMED_FIELD = re.compile(r"field `([^`]+)`")
 _MISSING_PARAMETER = re.compile(r"Missing required (\w+) parameter '([^']+)'")
 
 
-class DebitDenied(PaymentRequired):
-    """The spend guard denied a usage debit; ``retry_at`` says when the denial lifts by itself."""
-
-    def __init__(self, reason: str, message: str, retry_at: datetime | None) -> None:
-        super().__init__(reason, message)
-        self.retry_at = retry_at
+# Status by category, never by code: the first category in this order that the error is wins.
+# ``BadRequest`` (unreadable body, unverifiable provider event) comes before its ``InvalidInput``.
+_STATUS_BY_CATEGORY: tuple[tuple[type[BillingError], int], ...] = (
+    (BadRequest, 400),
+    (InvalidInput, 422),
+    (NotFound, 404),
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (Conflict, 409),
+    (PaymentRequired, 402),
+    (Unavailable, 503),
+    (PaymentError, 402),
+)
 
 
 def status_for(exc: BillingError) -> int:
-    """The HTTP status of a core error."""
-    if isinstance(exc, InvalidInput):
-        # A body that cannot be read at all, or an unverifiable provider event, is a bad request.
-        return 400 if isinstance(exc, MalformedBody) or exc.code == "invalid_signature" else 422
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, Unauthenticated):
-        return 401
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, Conflict):
-        return 409
-    if isinstance(exc, PaymentRequired):
-        return 402
-    if isinstance(exc, ProviderUnavailable | StorageUnavailable):
-        return 503
-    if isinstance(exc, PaymentError):
-        return 402
+    """The HTTP status of a core error, by its category type."""
+    for category, status in _STATUS_BY_CATEGORY:
+        if isinstance(exc, category):
+            return status
     return 400
 
 
@@ -95,7 +88,7 @@ def billing_error_handler(_request: Request[Any, Any, Any], exc: Exception) -> R
     if isinstance(exc, IdempotencyRequestInProgress):
         headers["Retry-After"] = "1"
     reason = exc.reason if isinstance(exc, PaymentRequired) else None
-    retry_at = exc.retry_at if isinstance(exc, DebitDenied) else None
+    retry_at = exc.retry_at if isinstance(exc, SpendDenied) else None
     if retry_at is not None:
         headers["Retry-After"] = retry_at.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
     return problem(status, exc.code, exc.message, field=exc.field, reason=reason, retry_at=retry_at,

@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
 from billing_core import services
-from billing_core.errors import InvalidInput, PaymentError
+from billing_core.errors import InvalidInput, PaymentDeclined
 from billing_core.money import parse_dollars
 from billing_core.payments import Payment, PaymentStatus
 from entrypoints.http import presenters
@@ -35,7 +35,7 @@ def amount_micros(data: s.AddCreditsBody) -> int:
 def settled(payment: Payment) -> Payment:
     """A declined charge is a 402 (the card's message as detail); other outcomes are the payment."""
     if payment.status == PaymentStatus.FAILED:
-        raise PaymentError(payment.failure_message or "the payment failed", code="payment_declined")
+        raise PaymentDeclined(payment.failure_message or "the payment failed")
     return payment
 
 

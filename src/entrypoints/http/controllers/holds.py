@@ -12,13 +12,14 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from billing_core import services
+from billing_core.errors import SpendDenied
 from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.services.holds import HoldOutcome
 from billing_core.spend_guard import Decision, DenialReason
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
 from entrypoints.http.middleware import idempotent_request_id
-from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, DebitDenied
+from entrypoints.http.problems import ERRORS, MUTATION_ERRORS
 from entrypoints.http.runtime import ORG, Ctx, CurrentActor, OrganizationId
 
 
@@ -99,7 +100,7 @@ class HoldsController(Controller):
                                             hold_id=idempotent_request_id(request.scope))
         if outcome.hold is None:
             decision = outcome.decision
-            raise DebitDenied(decision.reason.value if decision.reason else "payment_required",
+            raise SpendDenied(decision.reason.value if decision.reason else "payment_required",
                               decision.message or "the spend guard denied the hold", decision.retry_at)
         return Response(_out(outcome, outcome.hold), status_code=200 if outcome.replayed else 201)
 

@@ -13,10 +13,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from billing_core import services
-from billing_core.errors import InvalidInput
+from billing_core.errors import InvalidInput, SpendDenied
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
-from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, PROBLEM_JSON, QUERY_POST_ERRORS, DebitDenied
+from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, PROBLEM_JSON, QUERY_POST_ERRORS
 from entrypoints.http.runtime import ORG, Ctx, CurrentActor, OrganizationId, RuntimeDep, utc
 
 FromParam = Annotated[str | None, QueryParameter(name="from", max_length=64,
@@ -88,7 +88,7 @@ class PlatformUsageController(Controller):
                          occurred_at=utc(data.occurred_at, "occurred_at"))
         if not outcome.allowed:
             reason = outcome.reason.value if outcome.reason else "payment_required"
-            raise DebitDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)
+            raise SpendDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)
         return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
 
     @post("/events/batch", status_code=200, sync_to_thread=True, responses={**MUTATION_ERRORS, 409: EVENT_CONFLICTS},
