@@ -141,8 +141,8 @@ def test_the_worker_expires_holds_after_their_ttl(org: Org) -> None:
     assert run_cycle(ctx, org.billing.deliverers, holder="w1").holds_expired == 1
     assert run_cycle(ctx, org.billing.deliverers, holder="w2").holds_expired == 0
     assert org.held() == 0
-    assert services.holds.get_hold(ctx, org.platform, organization_id=org.id,
-                                   hold_id=placed.hold.id).status == HoldStatus.EXPIRED
+    expired = services.holds.get_hold(ctx, org.platform, organization_id=org.id, hold_id=placed.hold.id)
+    assert expired.hold is not None and expired.hold.status == HoldStatus.EXPIRED and expired.held_micros == 0
 
 
 @pytest.mark.parametrize(("rule", "charged", "uncharged"), [

@@ -88,10 +88,14 @@ def place_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
                        held_micros=wallet.held_micros + requested.amount_micros)
 
 
-def get_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, hold_id: uuid.UUID) -> Hold:
+def get_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, hold_id: uuid.UUID) -> HoldOutcome:
+    """One hold and its status, with the organization's balance and held total as they are now."""
     require(actor, Action.REPORT_USAGE, organization_id)
     with ctx.uow() as uow:
-        return uow.holds.get(organization_id, hold_id)
+        hold = uow.holds.get(organization_id, hold_id)
+        wallet = uow.wallets.get(organization_id)
+    return HoldOutcome(hold=hold, decision=Decision(allowed=True), balance_micros=wallet.balance_micros,
+                       held_micros=wallet.held_micros)
 
 
 def _expired_conflict(hold: Hold) -> Conflict:

@@ -15,7 +15,7 @@ from billing_core import services
 from billing_core.errors import SpendDenied
 from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.services.holds import HoldOutcome
-from billing_core.spend_guard import Decision, DenialReason
+from billing_core.spend_guard import DenialReason
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
 from entrypoints.http.middleware import idempotent_request_id
@@ -107,12 +107,9 @@ class HoldsController(Controller):
     @get("/{hold_id:uuid}", sync_to_thread=True, responses=ERRORS, summary="One hold and its status")
     def read(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
              hold_id: FromPath[uuid.UUID]) -> HoldOut:
-        hold = services.holds.get_hold(ctx, actor, organization_id=organization_id, hold_id=hold_id)
-        with ctx.uow() as uow:
-            wallet = uow.wallets.get(organization_id)
-        outcome = HoldOutcome(hold=hold, decision=Decision(allowed=True),
-                              balance_micros=wallet.balance_micros, held_micros=wallet.held_micros)
-        return _out(outcome, hold)
+        outcome = services.holds.get_hold(ctx, actor, organization_id=organization_id, hold_id=hold_id)
+        assert outcome.hold is not None
+        return _out(outcome, outcome.hold)
 
     @post("/{hold_id:uuid}/settle", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Debit the actual quantity and release the rest of the hold, once")
