@@ -139,9 +139,12 @@ def _seed_history(ctx: BillingContext, deliverers: Deliverers, months: int, say:
 
 def _close_month_before(ctx: BillingContext, organization_id: uuid.UUID, at: datetime,
                         say: Callable[[str], None]) -> None:
+    """Close the month before ``at``, saying so only when this run invoiced it (the final catch-up
+    close repeats the loop's last one, which is a no-op)."""
     period = (at.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-    say(f"closing {period}")
-    services.invoicing.close_period(ctx, period=period, organization_id=organization_id)
+    report = services.invoicing.close_period(ctx, period=period, organization_id=organization_id)
+    if report.invoices_created:
+        say(f"closed {period}: {report.invoices_created} invoice")
 
 
 def _actor(ctx: BillingContext, organization_id: uuid.UUID, user_id: str) -> Actor:
