@@ -3,11 +3,16 @@ Overage Protection, the Daily Hard Limit used, and Available to Use."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
+from adapters.fakes import InMemoryStore, InMemoryUnitOfWork
+from adapters.testing.builders import invoice
+from billing_core.invoices import InvoiceStatus
 from billing_core.ledger import EntryKind
 from billing_core.money import format_credits
 from billing_core.overview import GROSS_CREDIT_KINDS, WalletOverview, gross_credits, wallet_overview
+from billing_core.services.overview import RecoveryBanner, recovery_banners
 from billing_core.spend_guard import decide
 from billing_core.wallet import SpendLimits
 from tests.unit.domain_builders import DOLLAR, NOW, wallet_account
@@ -89,3 +94,15 @@ def test_the_day_figures_roll_over_at_utc_midnight() -> None:
     assert (tomorrow.consumed_today, tomorrow.consumed_yesterday, tomorrow.daily_hard_limit_used) == (
         0, 20 * DOLLAR, 0)
     assert tomorrow.available_to_use == 20 * DOLLAR
+
+
+def test_the_unpaid_invoice_banner_finds_an_unpaid_invoice_past_the_first_page() -> None:
+    """Invoices list newest first, 200 a page: an old unpaid invoice behind 1,001 newer paid ones
+    still raises the banner (it once read only the first 1,000)."""
+    org = uuid.uuid4()
+    uow = InMemoryUnitOfWork(InMemoryStore())
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    uow.invoices.add(invoice(org, start, status=InvoiceStatus.OPEN))
+    for month in range(1, 1002):
+        uow.invoices.add(invoice(org, start + timedelta(days=31 * month), status=InvoiceStatus.PAID))
+    assert [b.kind for b in recovery_banners(uow, org)] == [RecoveryBanner.COLLECTIBLE_INVOICES]

@@ -17,7 +17,7 @@ from billing_core.money import format_credits
 from billing_core.overview import WalletOverview, gross_credits, wallet_overview
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_subscription import PAYMENT_FAILED
-from billing_core.ports import Page, UnitOfWork
+from billing_core.ports import Page, UnitOfWork, iterate_pages
 from billing_core.services.context import BillingContext
 from billing_core.services.usage import _usage_key as usage_key  # the charge a refund reverses
 from billing_core.spend_guard import ProductionHealth, production_health
@@ -58,7 +58,8 @@ def recovery_banners(uow: UnitOfWork, organization_id: uuid.UUID) -> tuple[Banne
     subscription = uow.plan_subscriptions.current(organization_id)
     if subscription is not None and subscription.status in PAYMENT_FAILED:
         banners.append(Banner(RecoveryBanner.PAST_DUE, BANNER_MESSAGES[RecoveryBanner.PAST_DUE]))
-    invoices = uow.invoices.list(organization_id, limit=1000).items
+    # Every page if need be (one invoice a month rarely fills the first), stopping at the first found.
+    invoices = iterate_pages(lambda cursor: uow.invoices.list(organization_id, limit=200, cursor=cursor))
     if any(i.is_collectible for i in invoices):
         kind = RecoveryBanner.COLLECTIBLE_INVOICES
         banners.append(Banner(kind, BANNER_MESSAGES[kind]))
