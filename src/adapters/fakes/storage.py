@@ -169,7 +169,7 @@ class InMemoryOrganizationRepository(_Repo):
         if customer is not None and any(o.provider_customer_id == customer and o.id != organization.id
                                         for o in self.s.organizations.values()):
             # The SQL schema's unique index: one organization per provider customer.
-            raise Conflict("the provider customer belongs to another organization", code="constraint_violation")
+            raise Duplicate("the provider customer belongs to another organization")
         self.j.set(self.s.organizations, organization.id, _copy(organization))
 
     def by_provider_customer(self, customer_id: str) -> Organization | None:

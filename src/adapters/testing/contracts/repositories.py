@@ -34,7 +34,7 @@ from billing_core.billing_settings import (
     TaxRegistrationStatus,
 )
 from billing_core.checkout import CheckoutStatus
-from billing_core.errors import Conflict, InvalidInput, NotFound
+from billing_core.errors import Conflict, Duplicate, InvalidInput, NotFound
 from billing_core.invoices import InvoiceStatus
 from billing_core.organization import ApiToken, Membership
 from billing_core.outbox import OutboxDepth, OutboxStatus
@@ -62,6 +62,25 @@ class OrganizationRepositoryContract:
             assert uow.organizations.get(org.id) == stored
             assert uow.organizations.by_provider_customer("cus_123") == stored
             assert uow.organizations.by_provider_customer("cus_nope") is None
+
+    def test_one_organization_per_provider_customer(self, storage: StorageBackend) -> None:
+        """The provider's events name a customer, so two organizations never share one: the second
+        save is a ``Duplicate`` (409) on every backend, and nothing of it is stored."""
+        first, second = new_org(storage), new_org(storage)
+        with storage.uow() as uow:
+            stored = uow.organizations.get(first.id)
+            stored.provider_customer_id = "cus_shared"
+            uow.organizations.save(stored)
+            uow.commit()
+        with storage.uow() as uow:
+            other = uow.organizations.get(second.id)
+            other.provider_customer_id = "cus_shared"
+            with pytest.raises(Duplicate) as raised:
+                uow.organizations.save(other)
+            assert raised.value.code == "duplicate"
+        with storage.uow() as uow:
+            assert uow.organizations.get(second.id).provider_customer_id is None
+            assert uow.organizations.by_provider_customer("cus_shared") == stored
 
     def test_duplicate_and_unknown(self, storage: StorageBackend) -> None:
         org = new_org(storage)
