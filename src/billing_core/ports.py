@@ -683,6 +683,12 @@ class OutboxRepository(Protocol):
         """Counts across every organization: pending messages, the oldest one's time, dead letters."""
         ...
 
+    def requeue(self, message_id: uuid.UUID, now: datetime) -> bool:
+        """Make a dead-lettered message pending again, due at ``now`` (its attempts and last error
+        kept), as one conditional write: False (nothing written) when the message is not dead:
+        unknown, never dead, or requeued (and perhaps sent) by a concurrent call already."""
+        ...
+
 
 class InboxRepository(Protocol):
     def seen(self, source: str, event_id: str) -> bool:

@@ -54,6 +54,11 @@ def test_migrate_demo_close_dispatch_reconcile(env: Path) -> None:
     assert dispatched.exit_code == 0
     assert "dead-lettered 0" in dispatched.output
     assert list((env / "var").rglob("*.pdf"))
+    requeued = runner.invoke(app, ["dispatch", "--requeue", "all"])
+    assert requeued.exit_code == 0, requeued.output
+    assert "requeued 0 dead letter(s)" in requeued.output
+    not_an_id = runner.invoke(app, ["dispatch", "--requeue", "nope"])
+    assert not_an_id.exit_code == 2 and "message ids" in not_an_id.output
 
     reconciled = runner.invoke(app, ["reconcile"])
     assert reconciled.exit_code == 0, reconciled.output

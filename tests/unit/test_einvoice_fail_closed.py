@@ -53,3 +53,25 @@ def test_an_invoice_that_validates_is_issued_with_its_terms() -> None:
     invoice = services.invoicing.get_invoice(ctx, owner, organization_id=org_id, invoice_id=invoice_id)
     assert terms.totals.payable_cents == invoice.amount_due.cents and terms.buyer.name == "Acme GmbH"
     assert invoice.legal_document_id is not None
+
+
+def test_once_the_address_is_fixed_the_operator_requeues_the_dead_letter_and_it_is_issued() -> None:
+    billing = in_memory_billing(datetime(2026, 3, 10, tzinfo=UTC))
+    ctx = billing.ctx
+    org_id, owner, platform = sign_up(ctx)
+    services.wallet.grant_credits(ctx, organization_id=org_id, amount_micros=5 * DOLLAR, description="g",
+                                  idempotency_key="g")
+    assert services.usage.report_usage(ctx, platform, organization_id=org_id, event_id="u1", product="compute",
+                                       quantity=50).allowed
+    billing.clock.set(datetime(2026, 4, 2, tzinfo=UTC))
+    invoice_id = services.invoicing.close_period(ctx, period="2026-03").invoice_ids[0]
+    assert services.dispatch.dispatch(ctx, billing.deliverers).dead == 1
+    [dead] = services.dispatch.dead_letters(ctx, organization_id=org_id)
+
+    give_invoice_address(ctx, owner, org_id)
+    assert services.dispatch.requeue_dead_letters(ctx, organization_id=org_id) == [dead.id]
+    assert services.dispatch.requeue_dead_letters(ctx, message_ids=[dead.id]) == []  # once
+
+    assert services.dispatch.dispatch(ctx, billing.deliverers).sent == 1
+    assert services.dispatch.dead_letters(ctx) == []
+    assert str(invoice_id) in billing.legal.documents

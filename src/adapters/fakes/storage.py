@@ -854,6 +854,14 @@ class InMemoryOutboxRepository(_Repo):
             raise NotFound("outbox message", message.id)
         self.j.set(self.s.outbox, message.id, _copy(message))
 
+    def requeue(self, message_id: uuid.UUID, now: datetime) -> bool:
+        stored = self.s.outbox.get(message_id)
+        if stored is None or stored.status != OutboxStatus.DEAD:
+            return False
+        self.j.set(self.s.outbox, message_id, msgspec.structs.replace(stored, status=OutboxStatus.PENDING,
+                                                                     next_attempt_at=now))
+        return True
+
     def list(self, *, status: str | None = None, organization_id: uuid.UUID | None = None,
              limit: int = 100) -> list[OutboxMessage]:
         rows = [m for m in self.s.outbox.values()

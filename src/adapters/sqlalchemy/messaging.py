@@ -61,6 +61,11 @@ class SqlAlchemyOutboxRepository(SqlAlchemyRepository):
         query = query.order_by(_o.created_at, _o.id).limit(limit)
         return [rows.outbox_from_row(row) for row in self._execute(query)]
 
+    def requeue(self, message_id: uuid.UUID, now: datetime) -> bool:
+        back = (update(outbox_messages).where(_o.id == message_id, _o.status == OutboxStatus.DEAD.value)
+                .values(status=OutboxStatus.PENDING.value, next_attempt_at=now))
+        return bool(self._execute(back).rowcount)
+
     def depth(self) -> OutboxDepth:
         pending = self._execute(select(func.count(), func.min(_o.created_at)).where(pending_outbox)).one()
         dead = self._execute(select(func.count()).where(_o.status == OutboxStatus.DEAD.value)).scalar_one()

@@ -10,6 +10,7 @@ the call.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -201,3 +202,29 @@ def _issue_credit_note(ctx: BillingContext, deliverers: Deliverers, message: Out
 def dead_letters(ctx: BillingContext, *, organization_id: uuid.UUID | None = None) -> list[OutboxMessage]:
     with ctx.uow() as uow:
         return uow.outbox.list(status=OutboxStatus.DEAD, organization_id=organization_id)
+
+
+def requeue_dead_letters(ctx: BillingContext, *, message_ids: Sequence[uuid.UUID] | None = None,
+                         organization_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """Give dead-lettered messages one more delivery, due now: the ones named, or every dead
+    letter (of one organization). For an operator who fixed the cause (an outage ended, a buyer's
+    address was completed). Each message comes back at most once, whatever runs concurrently; the
+    retry horizon still counts from the message's creation, so one that fails again is dead again
+    at once, for the operator to look at. Returns the ids requeued; a named id that is not dead is
+    left out."""
+    now = ctx.clock.now()
+    requeued: list[uuid.UUID] = []
+    with ctx.uow() as uow:
+        if message_ids is None:
+            seen: set[uuid.UUID] = set()  # a page ends the loop even if a requeue lost a race
+            while True:
+                batch = [m.id for m in uow.outbox.list(status=OutboxStatus.DEAD, organization_id=organization_id,
+                                                       limit=500) if m.id not in seen]
+                if not batch:
+                    break
+                seen.update(batch)
+                requeued.extend(i for i in batch if uow.outbox.requeue(i, now))
+        else:
+            requeued = [i for i in message_ids if uow.outbox.requeue(i, now)]
+        uow.commit()
+    return requeued

@@ -172,10 +172,24 @@ def close_period(
 def dispatch(
     loop: Annotated[bool, typer.Option(help="Keep delivering every few seconds until Ctrl-C.")] = False,
     dead: Annotated[bool, typer.Option("--dead-letters", help="List dead-lettered messages and exit.")] = False,
+    requeue: Annotated[list[str] | None, typer.Option(
+        "--requeue", help="Give this dead-lettered message (id) one more delivery, due now; repeatable. "
+                          "'all' requeues every dead letter.")] = None,
 ) -> None:
     """Deliver the outbox: legal invoices, emails, webhooks, auto-recharges (with retries)."""
     container = _container()
     ctx = container.billing_context()
+    if requeue:
+        try:
+            ids = None if requeue == ["all"] else [uuid.UUID(value) for value in requeue]
+        except ValueError:
+            typer.secho("--requeue takes message ids (see --dead-letters) or 'all'", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from None
+        back = services.dispatch.requeue_dead_letters(ctx, message_ids=ids)
+        typer.echo(f"requeued {len(back)} dead letter(s): {' '.join(map(str, back))}".rstrip(": "))
+        if ids is not None and len(back) < len(ids):
+            typer.secho(f"{len(ids) - len(back)} id(s) were not dead letters", fg=typer.colors.YELLOW, err=True)
+        return
     if dead:
         for message in services.dispatch.dead_letters(ctx):
             typer.echo(f"{message.id} {message.topic} org={message.organization_id} attempts={message.attempts} "

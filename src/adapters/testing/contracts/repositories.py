@@ -641,6 +641,31 @@ class OutboxRepositoryContract:
             with pytest.raises(NotFound):
                 uow.outbox.save(outbox_message(org.id, "never-added"))
 
+    def test_requeue_makes_a_dead_letter_due_once(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        dead = outbox_message(org.id, "dead", created_at=NOW - timedelta(days=4))
+        dead.status, dead.attempts, dead.last_error = OutboxStatus.DEAD, 9, "smtp refused"
+        dead.next_attempt_at = NOW - timedelta(days=1)
+        alive = outbox_message(org.id, "alive", created_at=NOW)
+        alive.next_attempt_at = NOW + timedelta(hours=1)
+        with storage.uow() as uow:
+            uow.outbox.add(dead)
+            uow.outbox.add(alive)
+            uow.commit()
+        later = NOW + timedelta(minutes=3)
+        with storage.uow() as uow:
+            assert uow.outbox.requeue(dead.id, later)
+            # Only a dead message comes back: not twice, not a pending one, not an unknown id.
+            assert not uow.outbox.requeue(dead.id, later)
+            assert not uow.outbox.requeue(alive.id, later)
+            assert not uow.outbox.requeue(uuid.uuid4(), later)
+            uow.commit()
+        with storage.uow() as uow:
+            [back] = uow.outbox.due(later)
+            assert (back.id, back.status, back.next_attempt_at) == (dead.id, OutboxStatus.PENDING, later)
+            assert (back.attempts, back.last_error) == (9, "smtp refused")
+            assert uow.outbox.depth().dead == 0
+
     def test_payload_round_trips(self, storage: StorageBackend) -> None:
         org = new_org(storage)
         message = outbox_message(org.id, "k")
