@@ -683,6 +683,13 @@ class OutboxRepository(Protocol):
         """Counts across every organization: pending messages, the oldest one's time, dead letters."""
         ...
 
+    def save_claimed(self, message: OutboxMessage, claimed_until: datetime) -> bool:
+        """Overwrite a message this dispatcher claimed (:meth:`save` with ``next_attempt_at =
+        claimed_until``), as one conditional write: False (nothing written) when the claim is no
+        longer its own: the stored message is not pending, or is due at another time (its claim
+        lapsed and another dispatcher claimed it again, or recorded its outcome already)."""
+        ...
+
     def requeue(self, message_id: uuid.UUID, now: datetime) -> bool:
         """Make a dead-lettered message pending again, due at ``now`` (its attempts and last error
         kept), as one conditional write: False (nothing written) when the message is not dead:

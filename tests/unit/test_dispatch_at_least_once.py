@@ -76,3 +76,36 @@ def test_a_slow_batch_stops_before_its_claim_lapses_and_the_rest_is_sent_once_la
     billing.clock.set(NOW + timedelta(seconds=16))
     assert dispatch(billing.ctx, slow).sent == 1
     assert len(billing.mailer.sent) == len({m.message_id for m in billing.mailer.sent}) == 3
+
+
+class _MailerThatTimesOutPastTheLease:
+    """A first attempt that hangs past the claim's lease, while a second dispatcher claims the
+    message again and delivers it; then the first attempt fails (a timeout)."""
+
+    def __init__(self, billing: InMemoryBilling) -> None:
+        self.billing = billing
+        self.calls = 0
+
+    def send(self, message: EmailMessage) -> None:
+        self.calls += 1
+        if self.calls > 1:
+            self.billing.mailer.send(message)
+            return
+        self.billing.clock.set(self.billing.clock.now() + timedelta(seconds=16))
+        assert dispatch(self.billing.ctx, dataclasses.replace(self.billing.deliverers, mailer=self)).sent == 1
+        raise TimeoutError("the mail system did not answer")
+
+
+def test_a_stale_dispatcher_does_not_overwrite_the_outcome_of_the_one_that_claimed_the_message_after_it() -> None:
+    billing = in_memory_billing(NOW, policy=BillingPolicy(outbox_lease=timedelta(seconds=15)))
+    _queue_email(billing, "a")
+    mailer = _MailerThatTimesOutPastTheLease(billing)
+    stale = dispatch(billing.ctx, dataclasses.replace(billing.deliverers, mailer=mailer))
+    # The stale failure counts nowhere and changes nothing: the message stays sent, once.
+    assert (stale.sent, stale.retried, stale.dead) == (0, 0, 0)
+    with billing.ctx.uow() as uow:
+        [message] = uow.outbox.list()
+    assert (message.status, message.attempts, message.last_error) == (OutboxStatus.SENT, 1, None)
+    billing.clock.set(NOW + timedelta(hours=1))
+    assert dispatch(billing.ctx, billing.deliverers).sent == 0
+    assert len(billing.mailer.sent) == 1

@@ -854,6 +854,13 @@ class InMemoryOutboxRepository(_Repo):
             raise NotFound("outbox message", message.id)
         self.j.set(self.s.outbox, message.id, _copy(message))
 
+    def save_claimed(self, message: OutboxMessage, claimed_until: datetime) -> bool:
+        stored = self.s.outbox.get(message.id)
+        if stored is None or stored.status != OutboxStatus.PENDING or stored.next_attempt_at != claimed_until:
+            return False
+        self.j.set(self.s.outbox, message.id, _copy(message))
+        return True
+
     def requeue(self, message_id: uuid.UUID, now: datetime) -> bool:
         stored = self.s.outbox.get(message_id)
         if stored is None or stored.status != OutboxStatus.DEAD:

@@ -61,6 +61,15 @@ class SqlAlchemyOutboxRepository(SqlAlchemyRepository):
         query = query.order_by(_o.created_at, _o.id).limit(limit)
         return [rows.outbox_from_row(row) for row in self._execute(query)]
 
+    def save_claimed(self, message: OutboxMessage, claimed_until: datetime) -> bool:
+        values = rows.outbox_values(message)
+        del values["id"]
+        with self._guarded():
+            result = self._execute(update(outbox_messages).where(
+                _o.id == message.id, _o.status == OutboxStatus.PENDING.value,
+                _o.next_attempt_at == claimed_until).values(values))
+        return bool(result.rowcount)
+
     def requeue(self, message_id: uuid.UUID, now: datetime) -> bool:
         back = (update(outbox_messages).where(_o.id == message_id, _o.status == OutboxStatus.DEAD.value)
                 .values(status=OutboxStatus.PENDING.value, next_attempt_at=now))

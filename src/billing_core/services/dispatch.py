@@ -56,12 +56,14 @@ class DispatchReport(msgspec.Struct, kw_only=True):
 def dispatch(ctx: BillingContext, deliverers: Deliverers, *, limit: int = 100) -> DispatchReport:
     """Deliver what is due now. Returns counts; never raises for a failing message."""
     now = ctx.clock.now()
+    claimed_until = now + ctx.policy.outbox_lease
     with ctx.uow() as uow:
         due = uow.outbox.due(now, limit)
         # Claim what we took: pushed past a lease, the messages are not due for another dispatcher
-        # while we deliver them, and come back by themselves if this one dies.
+        # while we deliver them, and come back by themselves if this one dies. The lease's end is
+        # also the claim's fence: an outcome is recorded only while the message is still due then.
         for message in due:
-            message.next_attempt_at = now + ctx.policy.outbox_lease
+            message.next_attempt_at = claimed_until
             uow.outbox.save(message)
         uow.commit()
     report = DispatchReport()
@@ -74,24 +76,28 @@ def dispatch(ctx: BillingContext, deliverers: Deliverers, *, limit: int = 100) -
         try:
             _deliver(ctx, deliverers, message)
         except Exception as exc:
-            _record_failure(ctx, message, exc, report)
+            _record_failure(ctx, message, exc, report, claimed_until)
         else:
-            _record_success(ctx, message)
-            report.sent += 1
+            if _record_success(ctx, message, claimed_until):
+                report.sent += 1
     return report
 
 
-def _record_success(ctx: BillingContext, message: OutboxMessage) -> None:
+def _record_success(ctx: BillingContext, message: OutboxMessage, claimed_until: datetime) -> bool:
+    """Mark the message sent, if it is still this dispatcher's claim: past a lapsed lease another
+    dispatcher owns it, and its outcome (sent, or a retry) is the one that stands. False then."""
     with ctx.uow() as uow:
         message.status = OutboxStatus.SENT
         message.attempts += 1
         message.sent_at = ctx.clock.now()
         message.last_error = None
-        uow.outbox.save(message)
+        recorded = uow.outbox.save_claimed(message, claimed_until)
         uow.commit()
+    return recorded
 
 
-def _record_failure(ctx: BillingContext, message: OutboxMessage, exc: Exception, report: DispatchReport) -> None:
+def _record_failure(ctx: BillingContext, message: OutboxMessage, exc: Exception, report: DispatchReport,
+                    claimed_until: datetime) -> None:
     now = ctx.clock.now()
     message.attempts += 1
     detail = exc.message if isinstance(exc, BillingError) else type(exc).__name__
@@ -101,13 +107,17 @@ def _record_failure(ctx: BillingContext, message: OutboxMessage, exc: Exception,
     retry_at = None if isinstance(exc, EInvoiceInvalid) else next_attempt(message, now)
     if retry_at is None:
         message.status = OutboxStatus.DEAD
-        report.dead += 1
     else:
         message.next_attempt_at = retry_at
-        report.retried += 1
     with ctx.uow() as uow:
-        uow.outbox.save(message)
+        recorded = uow.outbox.save_claimed(message, claimed_until)
         uow.commit()
+    if not recorded:  # another dispatcher's claim now: its outcome stands, not this stale failure
+        return
+    if retry_at is None:
+        report.dead += 1
+    else:
+        report.retried += 1
 
 
 def _deliver(ctx: BillingContext, deliverers: Deliverers, message: OutboxMessage) -> None:

@@ -641,6 +641,28 @@ class OutboxRepositoryContract:
             with pytest.raises(NotFound):
                 uow.outbox.save(outbox_message(org.id, "never-added"))
 
+    def test_save_claimed_writes_only_while_the_claim_stands(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        message = outbox_message(org.id, "claimed", created_at=NOW)
+        claim = NOW + timedelta(seconds=30)
+        message.next_attempt_at = claim
+        with storage.uow() as uow:
+            uow.outbox.add(message)
+            uow.commit()
+        stale = msgspec.structs.replace(message, status=OutboxStatus.SENT, attempts=1, sent_at=NOW)
+        with storage.uow() as uow:
+            # Another dispatcher's claim (a later lease end) stands: this one's outcome is not written.
+            assert not uow.outbox.save_claimed(stale, NOW + timedelta(seconds=29))
+            retry = msgspec.structs.replace(message, attempts=1, last_error="timeout",
+                                            next_attempt_at=NOW + timedelta(minutes=1))
+            assert uow.outbox.save_claimed(retry, claim)
+            # Written once: the claim is gone with it.
+            assert not uow.outbox.save_claimed(stale, claim)
+            assert not uow.outbox.save_claimed(outbox_message(org.id, "never-added"), claim)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.outbox.list(organization_id=org.id) == [retry]
+
     def test_requeue_makes_a_dead_letter_due_once(self, storage: StorageBackend) -> None:
         org = new_org(storage)
         dead = outbox_message(org.id, "dead", created_at=NOW - timedelta(days=4))
