@@ -452,6 +452,15 @@ class InvoiceRepository(Protocol):
         the unit of work if it does not commit, so numbers are never skipped nor repeated."""
         ...
 
+    def record_einvoice(self, organization_id: uuid.UUID, invoice_id: uuid.UUID, terms: EInvoice) -> bool:
+        """Keep the EN 16931 terms of the legal invoice as issued, once: False (nothing written)
+        when terms are kept for it already (the first issue stands). NotFound for an unknown invoice."""
+        ...
+
+    def issued_einvoice(self, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> EInvoice | None:
+        """The terms kept by :meth:`record_einvoice`, or None (not issued, or issued before they were kept)."""
+        ...
+
 
 class PaymentMethodRepository(Protocol):
     def list(self, organization_id: uuid.UUID) -> list[PaymentMethod]:

@@ -21,6 +21,7 @@ import msgspec
 
 from billing_core.billing_settings import BillingSettings, TaxRegistration
 from billing_core.checkout import CheckoutSession, CheckoutStatus
+from billing_core.einvoice import EInvoice
 from billing_core.errors import (
     ConcurrentUpdate,
     Conflict,
@@ -100,6 +101,7 @@ class InMemoryStore:
         self.buckets: dict[tuple[Any, ...], HourlyUsage] = {}
         self.invoices: dict[uuid.UUID, Invoice] = {}
         self.invoice_counters: dict[str, int] = {}
+        self.issued_einvoices: dict[uuid.UUID, EInvoice] = {}
         self.payment_methods: dict[uuid.UUID, PaymentMethod] = {}
         self.settings: dict[uuid.UUID, BillingSettings] = {}
         self.tax_registrations: dict[uuid.UUID, TaxRegistration] = {}
@@ -546,6 +548,19 @@ def _sum_per_line(buckets: list[HourlyUsage]) -> list[HourlyUsage]:
 
 
 class InMemoryInvoiceRepository(_Repo):
+    def record_einvoice(self, organization_id: uuid.UUID, invoice_id: uuid.UUID, terms: EInvoice) -> bool:
+        self.get(organization_id, invoice_id)
+        if invoice_id in self.s.issued_einvoices:
+            return False
+        self.j.set(self.s.issued_einvoices, invoice_id, terms)
+        return True
+
+    def issued_einvoice(self, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> EInvoice | None:
+        stored = self.s.invoices.get(invoice_id)
+        if stored is None or stored.organization_id != organization_id:
+            return None
+        return self.s.issued_einvoices.get(invoice_id)
+
     def add(self, invoice: Invoice) -> None:
         if self.for_period(invoice.organization_id, invoice.period_start) is not None:
             raise DuplicateInvoice("an invoice for this period exists")

@@ -5,16 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import msgspec
 from sqlalchemy import select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
-from adapters.sqlalchemy.tables import invoice_counters, invoices
+from adapters.sqlalchemy.tables import invoice_counters, invoices, issued_einvoices
+from billing_core.einvoice import EInvoice
 from billing_core.errors import DuplicateInvoice, NotFound
 from billing_core.invoices import Invoice
 from billing_core.ports import Page
 
-_i, _n = invoices.c, invoice_counters.c
+_i, _n, _e = invoices.c, invoice_counters.c, issued_einvoices.c
 
 
 class SqlAlchemyInvoiceRepository(SqlAlchemyRepository):
@@ -54,6 +56,20 @@ class SqlAlchemyInvoiceRepository(SqlAlchemyRepository):
                 _i.id == invoice.id, _i.organization_id == invoice.organization_id).values(values))
         if result.rowcount == 0:
             raise NotFound("invoice", invoice.id)
+
+    def record_einvoice(self, organization_id: uuid.UUID, invoice_id: uuid.UUID, terms: EInvoice) -> bool:
+        self.get(organization_id, invoice_id)
+        with self._guarded():
+            result = self._execute(
+                self._insert(issued_einvoices).on_conflict_do_nothing(index_elements=["invoice_id"]),
+                {"invoice_id": invoice_id, "organization_id": organization_id,
+                 "terms": msgspec.json.encode(terms).decode()})
+        return bool(result.rowcount)
+
+    def issued_einvoice(self, organization_id: uuid.UUID, invoice_id: uuid.UUID) -> EInvoice | None:
+        terms = self._execute(select(_e.terms).where(_e.invoice_id == invoice_id,
+                                                     _e.organization_id == organization_id)).scalar_one_or_none()
+        return None if terms is None else msgspec.json.decode(terms, type=EInvoice)
 
     def next_number(self, prefix: str) -> str:
         """``INSERT ... ON CONFLICT DO UPDATE SET last_number = last_number + 1 RETURNING``: one

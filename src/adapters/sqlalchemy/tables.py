@@ -257,6 +257,13 @@ invoices = Table(
     UniqueConstraint("organization_id", "period_start"),
 )
 
+issued_einvoices = Table(
+    "issued_einvoices", metadata,
+    Column("invoice_id", Uuid, ForeignKey("invoices.id"), primary_key=True),
+    _org_fk(),
+    Column("terms", Text, nullable=False, comment="JSON: the EN 16931 terms as the legal invoice was issued"),
+)
+
 invoice_counters = Table(
     "invoice_counters", metadata,
     Column("prefix", Text, primary_key=True),

@@ -167,8 +167,8 @@ def _issue_legal_invoice(ctx: BillingContext, deliverers: Deliverers, organizati
     # Fail closed: the EN 16931 terms are checked before anything is created anywhere; an invoice
     # whose e-invoice does not validate is not issued, and no hosted invoice or email follows.
     terms, buyer_tax_id = invoice_terms(ctx, invoice)
-    document = deliverers.legal.issue(invoice, org, settings.address, settings.billing_email, buyer_tax_id,
-                                      require_valid(terms))
+    issued = require_valid(terms)
+    document = deliverers.legal.issue(invoice, org, settings.address, settings.billing_email, buyer_tax_id, issued)
     hosted = None
     if org.provider_customer_id and invoice.amount_due.cents > 0 and invoice.hosted_invoice_url is None:
         hosted = ctx.payments.issue_invoice(
@@ -179,6 +179,8 @@ def _issue_legal_invoice(ctx: BillingContext, deliverers: Deliverers, organizati
     with ctx.uow() as uow:
         invoice = uow.invoices.get(organization_id, invoice_id)
         invoice.legal_document_id = document.document_id
+        # The e-invoice route serves these terms from now on: the buyer's later address is not the invoice's.
+        uow.invoices.record_einvoice(organization_id, invoice_id, issued)
         if hosted is not None:
             invoice.hosted_invoice_url = hosted.hosted_invoice_url
         uow.invoices.save(invoice)

@@ -52,14 +52,19 @@ def parse_syntax(value: str) -> EInvoiceSyntax:
 
 def einvoice_xml(ctx: BillingContext, renderer: EInvoiceRenderer, actor: Actor, *, organization_id: uuid.UUID,
                  invoice_id: uuid.UUID, syntax: str) -> EInvoiceXml:
-    """The issued invoice as e-invoice XML (permissions of the PDF: VIEW_BILLING). NotFound until the
-    legal invoice is issued; EInvoiceInvalid (naming the rules) when the terms do not validate, which
-    for XRechnung adds the German CIUS rules (BR-DE-*)."""
+    """The issued invoice as e-invoice XML (permissions of the PDF: VIEW_BILLING), rendered from the
+    terms kept when the legal invoice was issued: the buyer's address, tax id and the amounts as the
+    invoice states them, whatever changed since (for an invoice issued before the terms were kept,
+    they are built from current data). NotFound until the legal invoice is issued; EInvoiceInvalid
+    (naming the rules) when the terms do not validate, which for XRechnung adds the German CIUS
+    rules (BR-DE-*)."""
     chosen = parse_syntax(syntax)
     invoice = get_invoice(ctx, actor, organization_id=organization_id, invoice_id=invoice_id)
     if invoice.legal_document_id is None:
         raise NotFound("legal invoice document", invoice_id)
-    terms, _ = invoice_terms(ctx, invoice)
+    with ctx.uow() as uow:
+        kept = uow.invoices.issued_einvoice(organization_id, invoice_id)
+    terms = kept if kept is not None else invoice_terms(ctx, invoice)[0]
     if chosen == EInvoiceSyntax.XRECHNUNG_UBL:
         terms = as_xrechnung(terms, customer_number=str(organization_id))
     xml = renderer.render(require_valid(terms), chosen)

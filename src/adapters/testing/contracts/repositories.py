@@ -34,6 +34,7 @@ from billing_core.billing_settings import (
     TaxRegistrationStatus,
 )
 from billing_core.checkout import CheckoutStatus
+from billing_core.einvoice import DEMO_SELLER, from_invoice
 from billing_core.errors import Conflict, Duplicate, InvalidInput, NotFound
 from billing_core.invoices import InvoiceStatus
 from billing_core.organization import ApiToken, Membership
@@ -403,6 +404,30 @@ class InvoiceRepositoryContract:
                 uow.invoices.get(org.id, uuid.uuid4())
             with pytest.raises(NotFound):
                 uow.invoices.save(invoice(org.id, feb + timedelta(days=90)))
+
+    def test_issued_einvoice_terms_are_kept_once(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        inv = invoice(org.id, datetime(2026, 2, 1, tzinfo=UTC), number="INV-000007")
+        address = InvoiceAddress(company_name="Acme GmbH", address_1="Torstraße 1", city="Berlin",
+                                 postal_code="10119", country="DE")
+        terms = from_invoice(inv, organization=org, address=address, billing_email="ap@acme.test",
+                             buyer_tax_id="DE123456789", seller=DEMO_SELLER)
+        moved = from_invoice(inv, organization=org, address=msgspec.structs.replace(address, city="Hamburg"),
+                             billing_email="ap@acme.test", buyer_tax_id=None, seller=DEMO_SELLER)
+        with storage.uow() as uow:
+            uow.invoices.add(inv)
+            assert uow.invoices.issued_einvoice(org.id, inv.id) is None
+            assert uow.invoices.record_einvoice(org.id, inv.id, terms)
+            assert not uow.invoices.record_einvoice(org.id, inv.id, moved)  # the first issue stands
+            with pytest.raises(NotFound):
+                uow.invoices.record_einvoice(org.id, uuid.uuid4(), terms)
+            uow.commit()
+        other = new_org(storage, name="Other")
+        with storage.uow() as uow:
+            assert uow.invoices.issued_einvoice(org.id, inv.id) == terms  # every term, exactly
+            assert uow.invoices.issued_einvoice(other.id, inv.id) is None
+            with pytest.raises(NotFound):
+                uow.invoices.record_einvoice(other.id, inv.id, terms)
 
     def test_list_newest_period_first(self, storage: StorageBackend) -> None:
         org = new_org(storage)
