@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.fakes import in_memory_billing
 from adapters.fakes.bundle import InMemoryBilling
@@ -174,3 +176,33 @@ def test_whoever_reads_usage_may_explain_and_a_usage_writer_may_not(org: Org) ->
     assert org.explain("call", reader).event.event_id == "call"
     with pytest.raises(PermissionDenied):
         org.explain("call", org.platform)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(held=st.integers(min_value=1, max_value=50), used=st.integers(min_value=1, max_value=80),
+       rule=st.sampled_from([HoldOverrun.CAP_AT_HOLD, HoldOverrun.ALLOW_WITHIN_CREDIT_LINE]),
+       refunded=st.booleans())
+def test_the_explained_figures_add_back_to_what_moved(held: int, used: int, rule: HoldOverrun,
+                                                      refunded: bool) -> None:
+    """Whatever the hold, the use and the rule: the price's charged amount is the debit, the hold's
+    charge and the balance's movement; priced − charged is what the hold left uncharged; a refund
+    gives back exactly the charge."""
+    org = Org(in_memory_billing(NOW))
+    ctx = org.billing.ctx
+    services.holds.set_hold_overrun(ctx, org.owner, organization_id=org.id, rule=rule.value)
+    placed = services.holds.place_hold(ctx, org.platform, organization_id=org.id, product="compute",
+                                       max_quantity=held)
+    assert placed.hold is not None
+    before = placed.balance_micros
+    settled = services.holds.settle_hold(ctx, org.platform, organization_id=org.id, hold_id=placed.hold.id,
+                                         event_id="gen", quantity=used)
+    if refunded:
+        services.usage.refund_usage(ctx, org.platform, organization_id=org.id, event_id="gen")
+    chain = org.explain("gen")
+    assert chain.debit is not None and chain.hold is not None
+    assert chain.price.priced_micros == used * PRICE
+    assert chain.price.amount_micros == chain.debit.amount_micros == chain.hold.charged_micros
+    assert chain.price.priced_micros - chain.price.amount_micros == chain.price.uncharged_micros \
+        == chain.hold.uncharged_micros
+    assert chain.debit.balance_after_micros == settled.balance_micros == before - chain.debit.amount_micros
+    assert sum(r.amount_micros for r in chain.refunds) == (chain.debit.amount_micros if refunded else 0)
