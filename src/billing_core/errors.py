@@ -206,6 +206,21 @@ class EventIdReused(UsageError, Conflict):
         self.event_id = event_id
 
 
+class UsageEventNotFound(UsageError, NotFound):
+    """Only recorded usage events are stored (allowed debits and hold settles): a denied event, one
+    never reported, or another organization's has nothing to explain."""
+
+    code = "usage_event_not_found"
+
+    def __init__(self, event_id: str) -> None:
+        BillingError.__init__(self, f"usage event {event_id!r} not found in this organization; denied events "
+                              "are not stored, so only events that were charged can be explained",
+                              kind="usage event", key=event_id)
+        self.kind = "usage event"
+        self.key = event_id
+        self.event_id = event_id
+
+
 class IllegalTransition(SubscriptionError, Conflict):
     """Statuses (subscriptions, invoices, payments) move only along their transition tables."""
 

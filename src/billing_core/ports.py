@@ -248,6 +248,12 @@ class HoldRepository(Protocol):
         """The organization's active holds, oldest first (then id)."""
         ...
 
+    def settled_by_event(self, organization_id: uuid.UUID, event_id: str) -> Hold | None:
+        """The organization's hold that a settle closed as usage event ``event_id`` (its
+        ``event_id``), or None: how an explanation of the event finds the hold it settled. Reads
+        only; another organization's hold is None."""
+        ...
+
 
 class LedgerRepository(Protocol):
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:

@@ -123,6 +123,7 @@ ROUTES = [
     Route("POST", ORG + "/usage/events/{event}/refund", USAGE, body=lambda w, a: {"reason": "generation failed"}),
     Route("POST", ORG + "/usage/events/batch", USAGE,
           body=lambda w, a: {"events": [{"event_id": "evt-batch-1", "product": "compute", "quantity": 2}]}),
+    Route("GET", ORG + "/usage/events/{event}", READ),
     Route("POST", ORG + "/usage/holds", USAGE, body=lambda w, a: {"product": "compute", "max_quantity": 2}),
     Route("GET", ORG + "/usage/holds/{hold}", USAGE),
     Route("POST", ORG + "/usage/holds/{hold}/settle", USAGE, body=lambda w, a: {"event_id": "evt-hold", "quantity": 1}),

@@ -338,6 +338,13 @@ class InMemoryHoldRepository(_Repo):
                       key=lambda h: (h.created_at, str(h.id)))
         return [_copy(h) for h in rows]
 
+    def settled_by_event(self, organization_id: uuid.UUID, event_id: str) -> Hold | None:
+        for hold in self.s.holds.values():
+            if (hold.organization_id == organization_id and hold.status == HoldStatus.SETTLED
+                    and hold.event_id == event_id):
+                return _copy(hold)
+        return None
+
 
 def _check_debit_request(organization_id: uuid.UUID, amount_micros: int, tx: LedgerTransaction) -> None:
     if tx.organization_id != organization_id:

@@ -100,3 +100,10 @@ class SqlAlchemyHoldRepository(SqlAlchemyRepository):
         query = (select(holds).where(_h.organization_id == organization_id, _h.status == HoldStatus.ACTIVE.value)
                  .order_by(_h.created_at, _h.id))
         return [rows.hold_from_row(row) for row in self._execute(query)]
+
+    def settled_by_event(self, organization_id: uuid.UUID, event_id: str) -> Hold | None:
+        # Served by ix_holds_organization_id_status: the organization's settled holds, then the event.
+        row = self._execute(select(holds).where(_h.organization_id == organization_id,
+                                                _h.status == HoldStatus.SETTLED.value,
+                                                _h.event_id == event_id).limit(1)).first()
+        return None if row is None else rows.hold_from_row(row)

@@ -25,6 +25,7 @@ from billing_core.services import (
     refunds,
     settings,
     usage,
+    usage_explain,
     wallet,
 )
 from billing_core.services.context import BillingContext, BillingPolicy
@@ -51,5 +52,6 @@ __all__ = [
     "refunds",
     "settings",
     "usage",
+    "usage_explain",
     "wallet",
 ]

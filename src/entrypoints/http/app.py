@@ -29,7 +29,7 @@ from entrypoints.http.controllers.payment_methods import PaymentMethodController
 from entrypoints.http.controllers.plans_checkout import OfflineCheckoutController, PlansController
 from entrypoints.http.controllers.refunds import RefundsController
 from entrypoints.http.controllers.subscriptions import ProductSubscriptionController
-from entrypoints.http.controllers.usage import PlatformUsageController, UsageReportController
+from entrypoints.http.controllers.usage import PlatformUsageController, UsageExplainController, UsageReportController
 from entrypoints.http.controllers.webhooks import stripe_webhook
 from entrypoints.http.middleware import authentication, idempotency
 from entrypoints.http.openapi import ClosedStructSchemaPlugin, declare_middleware
@@ -68,7 +68,8 @@ def api_router(*, offline_payments: bool) -> Router:
     handlers: list[ControllerRouterHandler] = [
         UsageReportController, ProductSubscriptionController, InvoiceController, LegalInvoiceController,
         PaymentsDueController, PaymentMethodController, BillingController, PlansController, CreditsController,
-        RefundsController, PlatformUsageController, HoldsController, HoldSettingsController, AccountController,
+        RefundsController, PlatformUsageController, UsageExplainController, HoldsController, HoldSettingsController,
+        AccountController,
     ]
     if offline_payments:
         handlers.append(OfflineCheckoutController)

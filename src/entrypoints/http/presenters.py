@@ -28,6 +28,7 @@ from billing_core.services.overview import BillingOverview
 from billing_core.services.plan_changes import PlanChangeResult
 from billing_core.services.plan_subscriptions import SubscriptionSummary
 from billing_core.services.usage import UsageOutcome
+from billing_core.services.usage_explain import UsageExplanation
 from billing_core.spend_guard import Decision
 from billing_core.usage_report import UsageReport
 from billing_core.wallet import SpendCounters
@@ -315,3 +316,35 @@ def actions(actor: Actor) -> list[s.ActionOut]:
         out.append(s.ActionOut(key=action.key, label=action.value, permission=ACTION_PERMISSION[action].value,
                                allowed=allowed, message=None if allowed else DENIAL_MESSAGES.get(action)))
     return out
+
+
+def usage_explanation(value: UsageExplanation) -> s.UsageExplanationOut:
+    event, price, debit, hold, line = value.event, value.price, value.debit, value.hold, value.invoice_line
+    return s.UsageExplanationOut(
+        event=s.ExplainedEventOut(event_id=event.event_id, product_id=event.product_id, product=event.product_code,
+                                  product_name=event.product_name, quantity=event.quantity,
+                                  project_id=event.project_id, occurred_at=event.occurred_at,
+                                  recorded_at=event.recorded_at, refund_of=event.refund_of),
+        price=s.ExplainedPriceOut(unit_price=credits(price.unit_price_micros), unit=price.unit,
+                                  priced=credits(price.priced_micros), amount=credits(price.amount_micros),
+                                  uncharged=credits(price.uncharged_micros)),
+        debit=None if debit is None else s.ExplainedDebitOut(
+            transaction_id=debit.transaction_id, idempotency_key=debit.idempotency_key,
+            description=debit.description, amount=credits(debit.amount_micros),
+            balance_after=optional_credits(debit.balance_after_micros), created_at=debit.created_at),
+        hold=None if hold is None else s.ExplainedHoldOut(
+            hold_id=hold.hold_id, status=hold.status, held=credits(hold.held_micros), max_quantity=hold.max_quantity,
+            settled_quantity=hold.settled_quantity, charged=credits(hold.charged_micros),
+            uncharged=credits(hold.uncharged_micros), overrun_rule=hold.overrun_rule,
+            overrun_denied_reason=hold.overrun_denied_reason, created_at=hold.created_at,
+            expires_at=hold.expires_at, closed_at=hold.closed_at),
+        invoice_line=None if line is None else s.ExplainedInvoiceLineOut(
+            invoice_id=line.invoice_id, number=line.number, status=line.status, period_start=line.period_start,
+            period_end=line.period_end, product_id=line.product_id, product_name=line.product,
+            project_id=line.project_id, quantity=line.quantity, unit=line.unit,
+            unit_price=credits(line.unit_price_micros), usage=credits(line.amount_micros), amount=line.amount),
+        refunds=[s.ExplainedRefundOut(transaction_id=r.transaction_id, idempotency_key=r.idempotency_key,
+                                      reason=r.reason, amount=credits(r.amount_micros),
+                                      balance_after=optional_credits(r.balance_after_micros),
+                                      created_at=r.created_at) for r in value.refunds],
+    )

@@ -17,6 +17,7 @@ from billing_core.checkout import CheckoutStatus, PlanAction
 from billing_core.credit_packs import PackState
 from billing_core.feed import EntryTone
 from billing_core.grace_window import GraceState
+from billing_core.holds import HoldOverrun, HoldStatus
 from billing_core.invoices import InvoiceStatus
 from billing_core.ledger import EntryKind
 from billing_core.money import Money
@@ -706,3 +707,112 @@ class GuestCheckoutBody(Body):
     email: ShortText
     plan: Identifier
     return_url: ReturnUrl
+
+
+# --------------------------------------------------------------------------- explaining a usage event
+
+
+class ExplainedEventOut(msgspec.Struct):
+    """The usage event as stored."""
+
+    event_id: str
+    product_id: uuid.UUID
+    product: str | None
+    """The product's code (None if it left the catalog since)."""
+    product_name: str | None
+    quantity: int
+    """Negative for the row an automatic refund records (``refund_of`` names the event it reverses)."""
+    project_id: uuid.UUID | None
+    occurred_at: datetime
+    recorded_at: datetime | None
+    """When billing recorded it: its debit's time (the refund's, for a refund's row)."""
+    refund_of: str | None
+
+
+class ExplainedPriceOut(msgspec.Struct):
+    """``quantity`` × ``unit_price`` at the rate in force when the event was recorded (stored with it)."""
+
+    unit_price: Credits
+    unit: str | None
+    priced: Credits
+    """``quantity`` × ``unit_price``."""
+    amount: Credits
+    """What the event was charged: the priced amount, or the held amount when a hold's settle capped it."""
+    uncharged: Credits
+    """``priced`` − ``amount``."""
+
+
+class ExplainedDebitOut(msgspec.Struct):
+    """The ledger transaction that charged the event (idempotency key ``usage:<event_id>``)."""
+
+    transaction_id: uuid.UUID
+    idempotency_key: str
+    description: str
+    amount: Credits
+    """Taken off the credit balance."""
+    balance_after: Credits | None
+    created_at: datetime
+
+
+class ExplainedHoldOut(msgspec.Struct):
+    """The hold whose settle recorded the event."""
+
+    hold_id: uuid.UUID
+    status: HoldStatus
+    held: Credits
+    max_quantity: int | None
+    settled_quantity: int | None
+    charged: Credits
+    uncharged: Credits
+    overrun_rule: HoldOverrun | None
+    """The organization's over-hold rule, when the settle asked for more than the hold (null: it did not)."""
+    overrun_denied_reason: DenialReason | None
+    created_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+
+
+class ExplainedInvoiceLineOut(msgspec.Struct):
+    """The invoice the event's hourly bucket went on and its line for the event's product and project
+    (the line sums every such event of the period)."""
+
+    invoice_id: uuid.UUID
+    number: str | None
+    status: InvoiceStatus
+    period_start: datetime
+    period_end: datetime
+    product_id: uuid.UUID
+    product_name: str
+    project_id: uuid.UUID | None
+    quantity: int
+    unit: str
+    unit_price: Credits
+    usage: Credits
+    amount: Money
+
+
+class ExplainedRefundOut(msgspec.Struct):
+    """An automatic refund of the event's charge (idempotency key ``usage-refund:<event_id>``)."""
+
+    transaction_id: uuid.UUID
+    idempotency_key: str
+    reason: str | None
+    amount: Credits
+    """Given back to the credit balance."""
+    balance_after: Credits | None
+    created_at: datetime
+
+
+class UsageExplanationOut(msgspec.Struct):
+    """One usage event's chain: event → price → debit → (grants drawn) → hold → invoice line → refunds."""
+
+    event: ExplainedEventOut
+    price: ExplainedPriceOut
+    debit: ExplainedDebitOut | None
+    """Null for a refund's row, which charges nothing."""
+    # Grants drawn (issue 21): the credit-grants work adds ``grants`` here, as in the core's UsageExplanation.
+    hold: ExplainedHoldOut | None
+    """Null for a plain usage report."""
+    invoice_line: ExplainedInvoiceLineOut | None
+    """Null while the event's hourly bucket is on no invoice."""
+    refunds: list[ExplainedRefundOut]

@@ -206,7 +206,7 @@ def test_a_refund_shows_as_a_green_plus_entry_with_its_reason(page: Page, consol
     amount = refund.locator("td.amount")
     expect(amount).to_contain_text("+$")
     assert amount.evaluate("cell => getComputedStyle(cell).color") == "rgb(26, 127, 55)"
-    reason = refund.locator("details")
+    reason = refund.locator("details.feed-reason")
     expect(reason).to_have_attribute("title", "draft generation failed on our side")
     expect(reason.get_by_text("Reason: draft generation failed on our side")).to_be_hidden()
     reason.locator("summary").focus()
@@ -218,6 +218,46 @@ def test_a_refund_shows_as_a_green_plus_entry_with_its_reason(page: Page, consol
     # The charge it reverses is right below it, as a charge.
     charge = page.locator("#usage-feed tbody tr[data-kind='usage']").first
     expect(charge.locator("td.amount")).to_contain_text("-$")
+
+
+def test_a_usage_charge_explains_its_hold_price_and_debit(page: Page, console_server: ConsoleServer) -> None:
+    ctx = console_server.container.billing_context()
+    org = uuid.UUID(console_server.organization_id)
+    _, secret = services.organizations.issue_token(ctx, organization_id=org, name="e2e platform",
+                                                   scopes=frozenset({Permission.USAGE_WRITE}))
+    platform = services.organizations.authenticate(ctx, secret)
+    placed = services.holds.place_hold(ctx, platform, organization_id=org, product="inference", max_quantity=100,
+                                       project_id=DEMO_PROJECTS[0])
+    assert placed.hold is not None
+    event_id = f"e2e-hold-{uuid.uuid4().hex[:12]}"
+    settled = services.holds.settle_hold(ctx, platform, organization_id=org, hold_id=placed.hold.id,
+                                         event_id=event_id, quantity=60)
+    assert settled.hold is not None and settled.hold.charged_micros > 0
+
+    sign_in(page, console_server, "member", then="/billing/usage")
+    panel = page.locator(f"#usage-feed details.explain[data-event='{event_id}']")
+    expect(panel).to_have_count(1)
+    expect(panel.locator("dl")).to_have_count(0)  # nothing is fetched until the panel opens
+    panel.locator("summary").focus()
+    page.keyboard.press("Enter")
+    chain = panel.locator("dl.explain-chain")
+    expect(chain).to_be_visible()
+    expect(chain.locator("[data-link='event']")).to_contain_text(f"{event_id}: 60 1K tokens of Inference (inference)")
+    expect(chain.locator("[data-link='price']")).to_contain_text("60 × $")
+    expect(chain.locator("[data-link='debit']")).to_contain_text(f"(ledger key usage:{event_id})")
+    expect(chain.locator("[data-link='hold']")).to_contain_text(f"Hold {str(placed.hold.id)[:8]} (settled)")
+    expect(chain.locator("[data-link='invoice']")).to_contain_text("Not invoiced yet")
+    expect(chain.locator("[data-link='refunds']")).to_have_text("None.")
+    # The API the panel reads is the member's to read: the same chain as the service gives.
+    explained = services.usage_explain.explain_usage_event(
+        ctx, services.organizations.authenticate(ctx, console_server.tokens["member"]), org, event_id)
+    assert explained.debit is not None
+    expect(chain.locator("[data-link='debit']")).to_contain_text(dollars_text(explained.debit.amount_micros))
+
+
+def dollars_text(micros: int) -> str:
+    """Micro-dollars as the console shows credits (``$12.480``)."""
+    return f"${micros // 1_000_000:,}.{micros % 1_000_000 // 1000:03d}"
 
 
 def test_checkout_simulation_returns_to_the_plans_page_with_its_status(

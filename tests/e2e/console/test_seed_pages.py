@@ -227,7 +227,7 @@ def test_overage_moved_onto_an_invoice_is_no_green_entry_and_a_refund_names_its_
     expect(refund.locator("td.amount")).to_contain_text("+$1.000")
     # "Each one shows what it was for": the charge it reverses.
     expect(refund).to_contain_text("Refund of Inference: 500 1K tokens (event draft-1)")
-    refund.locator("summary").click()
+    refund.locator("details.feed-reason summary").click()
     expect(refund.get_by_text("Reverses: Inference: 500 1K tokens (event draft-1), charged")).to_be_visible()
     # Every row names what it was for.
     for row in feed.all():

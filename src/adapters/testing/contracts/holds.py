@@ -139,6 +139,23 @@ class HoldRepositoryContract:
             assert uow.holds.get(org, hold.id).status == HoldStatus.ACTIVE
             assert uow.wallets.get(org).held_micros == 400_000
 
+    def test_settled_by_event_finds_the_hold_a_settle_closed(self, storage: StorageBackend) -> None:
+        org, other = _funded(storage), _funded(storage)
+        settled_hold, released_hold, active_hold = _hold(org, 400_000), _hold(org, 100_000), _hold(org, 100_000)
+        settled = closed(settled_hold, HoldStatus.SETTLED, NOW, event_id="evt-explained", quantity=3,
+                         settlement=Settlement(charge_micros=150_000))
+        with storage.uow() as uow:
+            uow.wallets.lock(org)
+            for hold in (settled_hold, released_hold, active_hold):
+                assert uow.holds.add(hold)
+            assert uow.holds.close(settled, now=NOW, charge=usage_tx(org, 150_000, "usage:evt-explained"))
+            assert uow.holds.close(closed(released_hold, HoldStatus.RELEASED, NOW), now=NOW)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.holds.settled_by_event(org, "evt-explained") == settled
+            assert uow.holds.settled_by_event(org, "evt-other") is None
+            assert uow.holds.settled_by_event(other, "evt-explained") is None, "scoped by organization"
+
     def test_due_lists_expired_active_holds_across_organizations(self, storage: StorageBackend) -> None:
         a, b = _funded(storage), _funded(storage)
         soon, later, fresh = _hold(a, 1_000, expires_in=timedelta(seconds=1)), \

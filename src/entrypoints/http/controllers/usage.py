@@ -43,6 +43,9 @@ EVENT_CONFLICTS = ResponseSpec(data_container=s.Problem, media_type=PROBLEM_JSON
     "The event_id was already reported for another product, project, quantity or occurred_at (code "
     "event_id_reused, nothing written), the product is not subscribed (product_not_subscribed), or the "
     "Idempotency-Key was used with another body"))
+EVENT_NOT_FOUND = ResponseSpec(data_container=s.Problem, media_type=PROBLEM_JSON, description=(
+    "No such usage event in this organization (code usage_event_not_found; denied events are not stored), "
+    "or the organization is not the token's (code not_found)"))
 
 
 class UsageReportController(Controller):
@@ -109,3 +112,17 @@ class PlatformUsageController(Controller):
         outcome = services.usage.refund_usage(ctx, actor, organization_id=organization_id, event_id=event_id,
                                               reason=reason)
         return presenters.usage_outcome(outcome)
+
+
+class UsageExplainController(Controller):
+    """Explaining one recorded usage event, for whoever reads usage (``billing:read``)."""
+
+    path = ORG + "/usage/events"
+    tags = ["usage"]
+
+    @get("/{event_id:str}", sync_to_thread=True, responses={**ERRORS, 404: EVENT_NOT_FOUND},
+         summary="Explain one usage event: price, debit, hold, invoice line and refunds")
+    def explain(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
+                event_id: FromPath[str]) -> s.UsageExplanationOut:
+        explanation = services.usage_explain.explain_usage_event(ctx, actor, organization_id, event_id)
+        return presenters.usage_explanation(explanation)

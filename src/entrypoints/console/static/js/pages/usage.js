@@ -3,6 +3,7 @@
 // them, a forecast to the end of the period, a CSV export; below it, the usage feed.
 import { api, listItems, orgPath } from "../api.js";
 import { barChart, PALETTE, swatch } from "../chart.js";
+import { explainPanel } from "../explain.js";
 import { currentSession } from "../session.js";
 import { $, busy, credits, dateTime, fillRows, h, money, shortId, showError, shown } from "../ui.js";
 
@@ -181,6 +182,8 @@ function exportCsv() {
 let rows = [];
 let cursor = null;
 
+const EXPLAINED_KINDS = new Set(["usage", "automatic_refund"]);
+
 const SR_TONE = { credit: "Refund ", deposit: "Added ", settlement: "Moved to invoice " };
 
 function row(entry) {
@@ -194,9 +197,11 @@ function row(entry) {
     ? h("details", { class: "feed-reason", title: entry.reason || entry.reverses },
       h("summary", {}, label), ...details.map((d) => h("p", {}, d)))
     : label;
+  // A usage charge, and a refund of one, name their event: its chain opens below the entry.
+  const explain = EXPLAINED_KINDS.has(entry.kind) && entry.reference ? explainPanel(entry.reference) : null;
   return h("tr", { class: tone, "data-kind": entry.kind },
     h("td", {}, h("time", { datetime: entry.created_at }, dateTime(entry.created_at))),
-    h("td", {}, what, purpose),
+    h("td", {}, what, purpose, explain),
     h("td", { class: `num amount ${tone}` }, SR_TONE[tone] ? h("span", { class: "visually-hidden" }, SR_TONE[tone]) : null,
       entry.amount_display),
     h("td", { class: "num" }, shown(entry.balance_after)));
