@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
-from adapters.sqlalchemy.tables import grant_cursors, grant_movements, grant_terms, ledger_transactions
+from adapters.sqlalchemy.tables import grant_cursors, grant_movements, grant_terms, ledger_transactions, organizations
 from adapters.sqlalchemy.tables import grants as grant_rows
 from billing_core.errors import InvalidInput
 from billing_core.grants import Grant, GrantMovement, GrantTerms
@@ -119,12 +119,11 @@ class SqlAlchemyGrantRepository(SqlAlchemyRepository):
         return [rows.grant_from_row(row) for row in self._execute(query)]
 
     def behind(self, limit: int = 100) -> builtins.list[uuid.UUID]:
-        # The newest ledger row per organization against its cursor (the (organization, seq) index
-        # answers the max per organization).
-        last = (select(_t.organization_id, func.max(_t.seq).label("last")).group_by(_t.organization_id)
-                .subquery())
-        query = (select(last.c.organization_id).select_from(
-            last.outerjoin(grant_cursors, _c.organization_id == last.c.organization_id))
-            .where(or_(_c.sequence.is_(None), last.c.last > _c.sequence))
-            .order_by(last.c.organization_id).limit(limit))
+        # Per organization, one probe of the ledger's (organization, seq) index past its cursor:
+        # no aggregate over the ledger.
+        past = (select(_t.seq).where(_t.organization_id == organizations.c.id,
+                                     _t.seq > func.coalesce(_c.sequence, 0)).exists())
+        query = (select(organizations.c.id).select_from(
+            organizations.outerjoin(grant_cursors, _c.organization_id == organizations.c.id))
+            .where(past).order_by(organizations.c.id).limit(limit))
         return [row[0] for row in self._execute(query)]

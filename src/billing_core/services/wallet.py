@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from billing_core.catalog import Catalog
+from billing_core.errors import InvalidInput
+from billing_core.grants import GrantSource
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
+from billing_core.services.grants import check_grant_amount, grant_terms
 from billing_core.spend_guard import gate_for, limits_for
+
+PROMOTIONAL_GRANT_SOURCES = frozenset({GrantSource.PROMOTION, GrantSource.TRIAL})
+"""The sources :func:`grant_credits` posts (plan credits and purchases come from their own use cases)."""
 
 
 def grant_credits(ctx: BillingContext, *, organization_id: uuid.UUID, amount_micros: int, description: str,
-                  idempotency_key: str, reason: str | None = None) -> None:
-    """Promotional credits ("Free Trial Credits"), once per key."""
+                  idempotency_key: str, reason: str | None = None, source: GrantSource = GrantSource.PROMOTION,
+                  expires_at: datetime | None = None, priority: int = 0) -> bool:
+    """Promotional credits ("Free Trial Credits"), once per key: a grant of ``source`` (promotion or
+    trial) that expires at ``expires_at`` (None: never) and is drawn by ``priority`` (lower first)
+    among grants of equal expiry (ADR 0016). The terms are stored with the entry, in one unit of
+    work. Whether this call posted it (False: the key was used before, nothing changed)."""
+    check_grant_amount(amount_micros)
+    if source not in PROMOTIONAL_GRANT_SOURCES:
+        raise InvalidInput("source", "source must be promotion or trial")
+    now = ctx.clock.now()
+    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
+        raise InvalidInput("expires_at", "expires_at must be a UTC datetime in the future")
     with ctx.uow() as uow:
         uow.wallets.lock(organization_id)
-        uow.wallets.post(transfer(
+        grant_terms(uow, organization_id=organization_id, idempotency_key=idempotency_key, source=source,
+                    expires_at=expires_at, priority=priority)
+        posted = uow.wallets.post(transfer(
             organization_id=organization_id, idempotency_key=idempotency_key, kind=EntryKind.GRANT,
             description=description, reason=reason, created_at=ctx.clock.now(),
             source=Account.PROMOTIONAL_GRANTS, target=Account.WALLET, amount_micros=amount_micros))
         uow.commit()
+    return not posted.replayed
 
 
 def sync_wallet(uow: UnitOfWork, catalog: Catalog, organization_id: uuid.UUID) -> None:
