@@ -1,8 +1,10 @@
-"""Credit grants (issue 21, groundwork): every credit comes from a grant with a source, an optional
-expiry and a priority, and a debit draws from the grants in one stated order.
+"""Credit grants (issue 21): every credit comes from a grant with a source, an optional expiry and
+a priority, and a debit draws from the grants in one stated order.
 
-Pure: which grants a debit draws, and how much from each. Not wired into storage yet — the wallet's
-balance is still one pool; this is the rule the storage step will apply under the wallet lock.
+Pure: which grants a debit draws, and how much from each (:func:`draw`), and the projection of the
+ledger onto grants (:func:`allocate`, ADR 0016): the wallet stays one pool on the hot path, and the
+grants are allocated afterwards, transaction by transaction in ledger order, under the wallet lock
+(``billing_core.services.grants.catch_up``).
 
 Draw order: grants that expire go before grants that never do, the soonest expiry first; at equal
 expiry, promotional credit (promotion, trial, pack bonus) before paid credit (purchase, pack,
@@ -12,13 +14,14 @@ auto-recharge, refund); then the lower ``priority`` number; then the oldest gran
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 
 import msgspec
 
 from billing_core.errors import InvalidInput
+from billing_core.ledger import EntryKind, LedgerTransaction
 
 
 class GrantSource(StrEnum):
@@ -28,9 +31,13 @@ class GrantSource(StrEnum):
     PROMOTION = "promotion"
     TRIAL = "trial"
     REFUND = "refund"
+    PLAN = "plan"
+    """A plan's included credits for a period."""
+    ADJUSTMENT = "adjustment"
+    """Credit that is no purchase nor grant: an invoice voided, debt moved to an invoice beyond the credit line."""
 
 
-PROMOTIONAL_SOURCES = frozenset({GrantSource.PROMOTION, GrantSource.TRIAL})
+PROMOTIONAL_SOURCES = frozenset({GrantSource.PROMOTION, GrantSource.TRIAL, GrantSource.PLAN})
 
 
 class Grant(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,6 +49,12 @@ class Grant(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     expires_at: datetime | None = None
     priority: int = 0
+    created_by: uuid.UUID | None = None
+    """The ledger transaction that created the grant."""
+    reference: str | None = None
+    """That transaction's reference (a payment id for purchases: a refund of the payment takes from it first)."""
+    expired_by: uuid.UUID | None = None
+    """The ``GRANT_EXPIRY`` transaction that took what was left when the grant expired."""
 
     @property
     def promotional(self) -> bool:
@@ -67,7 +80,8 @@ def draw(grants: Iterable[Grant], amount_micros: int, now: datetime) -> list[Dra
     and the sum of the draws says how much the grants paid."""
     if type(amount_micros) is not int or amount_micros < 0:
         raise InvalidInput("amount_micros", "amount_micros must be a non-negative integer")
-    usable = sorted((g for g in grants if g.remaining_micros > 0 and (g.expires_at is None or g.expires_at > now)),
+    usable = sorted((g for g in grants if g.remaining_micros > 0 and g.expired_by is None
+                     and (g.expires_at is None or g.expires_at > now)),
                     key=draw_key)
     draws: list[Draw] = []
     left = amount_micros
@@ -78,3 +92,210 @@ def draw(grants: Iterable[Grant], amount_micros: int, now: datetime) -> list[Dra
         draws.append(Draw(grant.id, take))
         left -= take
     return draws
+
+
+# --------------------------------------------------------------------------- the ledger projection
+#
+# Grants are a projection of the ledger (ADR 0016): :func:`allocate` reads the organization's ledger
+# transactions in append order and says which grants each one created, drew or gave back to. Nothing
+# on the usage hot path writes grants; the projection catches up under the wallet lock.
+
+GRANT_NAMESPACE = uuid.UUID("6f1c2a52-8d7e-4c55-9a43-3c1d0b0a7e16")
+"""Grant ids are derived from the transaction that created them: replaying a catch-up gives the same ids."""
+
+EXPIRY_KEY = "grant-expiry"
+"""Ledger key prefix of a grant's expiry entry: ``grant-expiry:<grant id>`` (its reference is the grant id)."""
+
+_SOURCE_OF_KIND = {
+    EntryKind.TOP_UP: GrantSource.PURCHASE,
+    EntryKind.CREDIT_PACK: GrantSource.PACK,
+    EntryKind.AUTO_RECHARGE: GrantSource.AUTO_RECHARGE,
+    EntryKind.GRANT: GrantSource.PROMOTION,
+    EntryKind.AUTOMATIC_REFUND: GrantSource.REFUND,
+    EntryKind.CREDIT_REFUND: GrantSource.REFUND,
+    EntryKind.PAYMENT_REVERSAL: GrantSource.REFUND,
+    EntryKind.ADJUSTMENT: GrantSource.ADJUSTMENT,
+}
+"""The credit kinds: a positive balance delta of one of these is new credit, a grant of this source
+(unless its terms say otherwise). Any other positive delta (an invoice close moving debt to the
+receivable, sub-cent rounding) pays the credit line first."""
+
+_TAKES_FROM_PAYMENT = frozenset({EntryKind.CREDIT_REFUND, EntryKind.PAYMENT_REVERSAL})
+_PAID_SOURCES = frozenset({GrantSource.PURCHASE, GrantSource.PACK, GrantSource.AUTO_RECHARGE})
+
+
+class GrantTerms(msgspec.Struct, frozen=True, kw_only=True):
+    """What a crediting transaction's grant is, when it is not its kind's default: written by the
+    service that posts the credit, in the same unit of work, keyed by the transaction's idempotency key."""
+
+    organization_id: uuid.UUID
+    idempotency_key: str
+    source: GrantSource
+    expires_at: datetime | None = None
+    priority: int = 0
+
+
+class GrantMovement(msgspec.Struct, frozen=True, kw_only=True):
+    """What one ledger transaction did to one grant, signed from the grant's side: negative draws,
+    positive credits (a new grant, a give-back). ``grant_id`` None is the credit line: negative is
+    usage no grant could pay (``uncovered_micros`` grows), positive is credit that paid it back.
+    The movements of a transaction add up to its balance delta."""
+
+    organization_id: uuid.UUID
+    transaction_id: uuid.UUID
+    grant_id: uuid.UUID | None
+    amount_micros: int
+
+
+class GrantState(msgspec.Struct, kw_only=True):
+    """An organization's grants as allocated up to ledger append sequence ``sequence``.
+
+    ``grants``: the grants the next transactions may touch (those with something left, and any a
+    refund may give back to); ``uncovered_micros``: usage the grants could not pay (credit-line
+    debt, >= 0)."""
+
+    organization_id: uuid.UUID
+    sequence: int = 0
+    uncovered_micros: int = 0
+    grants: dict[uuid.UUID, Grant] = msgspec.field(default_factory=dict)
+
+
+class Allocation(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`allocate` produced: the state after, the grants it created or changed, the movements."""
+
+    state: GrantState
+    changed: list[Grant]
+    movements: list[GrantMovement]
+
+
+def grant_id_for(transaction_id: uuid.UUID) -> uuid.UUID:
+    """The id of the grant a crediting transaction creates."""
+    return uuid.uuid5(GRANT_NAMESPACE, str(transaction_id))
+
+
+def expiry_key(grant_id: uuid.UUID) -> str:
+    return f"{EXPIRY_KEY}:{grant_id}"
+
+
+def live(grant: Grant, now: datetime) -> bool:
+    """Whether ``grant`` may be drawn or given back to at ``now``."""
+    return grant.expired_by is None and (grant.expires_at is None or grant.expires_at > now)
+
+
+def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransaction]], *,
+             terms: Mapping[str, GrantTerms] | None = None,
+             refunded_draws: Mapping[str, Sequence[GrantMovement]] | None = None) -> Allocation:
+    """Allocate ``transactions`` (``(append sequence, transaction)``, in append order, all after
+    ``state.sequence``) to grants, by the sign of each one's balance delta (ADR 0016).
+
+    ``terms``: the grant terms by crediting transaction's idempotency key. ``refunded_draws``: for a
+    usage refund (``AUTOMATIC_REFUND``, whose reference is the usage event id), the movements of the
+    usage debit it reverses, by that reference, when the debit was allocated before ``state``
+    (debits inside ``transactions`` are found there). ``state`` is not changed.
+
+    By construction: the remaining of the grants not expired by an entry, less ``uncovered_micros``,
+    moves by each transaction's balance delta; no remaining goes negative; a debit's draws plus its
+    uncovered part equal its amount."""
+    terms = terms or {}
+    grants = dict(state.grants)
+    debits: dict[str, list[GrantMovement]] = {k: list(v) for k, v in (refunded_draws or {}).items()}
+    changed: dict[uuid.UUID, Grant] = {}
+    movements: list[GrantMovement] = []
+    uncovered = state.uncovered_micros
+    sequence = state.sequence
+    org = state.organization_id
+
+    def put(grant: Grant) -> None:
+        grants[grant.id] = changed[grant.id] = grant
+
+    def move(tx: LedgerTransaction, grant_id: uuid.UUID | None, amount: int) -> None:
+        movements.append(GrantMovement(organization_id=org, transaction_id=tx.id, grant_id=grant_id,
+                                       amount_micros=amount))
+
+    def take(tx: LedgerTransaction, grant: Grant, amount: int) -> int:
+        amount = min(amount, grant.remaining_micros)
+        if amount > 0:
+            put(msgspec.structs.replace(grant, remaining_micros=grant.remaining_micros - amount))
+            move(tx, grant.id, -amount)
+        return amount
+
+    def draw_rest(tx: LedgerTransaction, amount: int) -> None:
+        nonlocal uncovered
+        for d in draw(grants.values(), amount, tx.created_at):
+            amount -= take(tx, grants[d.grant_id], d.amount_micros)
+        if amount > 0:
+            uncovered += amount
+            move(tx, None, -amount)
+
+    def credit(tx: LedgerTransaction, amount: int, source: GrantSource) -> None:
+        nonlocal uncovered
+        paid = min(amount, uncovered)
+        if paid > 0:
+            uncovered -= paid
+            move(tx, None, paid)
+        rest = amount - paid
+        if rest > 0:
+            term = terms.get(tx.idempotency_key)
+            if term is not None and source != GrantSource.REFUND:
+                source = term.source
+            grant = Grant(id=grant_id_for(tx.id), organization_id=org, source=source, amount_micros=rest,
+                          remaining_micros=rest, created_at=tx.created_at,
+                          expires_at=term.expires_at if term is not None else None,
+                          priority=term.priority if term is not None else 0,
+                          created_by=tx.id, reference=tx.reference)
+            put(grant)
+            move(tx, grant.id, rest)
+
+    for seq, tx in transactions:
+        if seq <= sequence:
+            raise InvalidInput("transactions", "transactions must come after the state's sequence, in order")
+        sequence = seq
+        delta = tx.balance_delta
+        if delta < 0:
+            amount = -delta
+            if tx.kind == EntryKind.GRANT_EXPIRY:
+                target = _expired_grant(grants, tx)
+                if target is not None:
+                    amount -= take(tx, target, amount)
+                    put(msgspec.structs.replace(grants[target.id], expired_by=tx.id))
+            elif tx.kind in _TAKES_FROM_PAYMENT and tx.reference is not None:
+                for g in sorted((g for g in grants.values() if g.reference == tx.reference
+                                 and g.source in _PAID_SOURCES and live(g, tx.created_at)), key=draw_key):
+                    amount -= take(tx, g, amount)
+            if amount > 0:
+                draw_rest(tx, amount)
+            if tx.kind == EntryKind.USAGE and tx.reference is not None:
+                debits[tx.reference] = [m for m in movements if m.transaction_id == tx.id]
+        elif delta > 0:
+            if tx.kind == EntryKind.AUTOMATIC_REFUND and tx.reference is not None:
+                # Give back what the debit drew, to the grants still live; the rest pays the line.
+                for m in debits.get(tx.reference, ()):
+                    given = grants.get(m.grant_id) if m.grant_id is not None else None
+                    if given is None or m.amount_micros >= 0 or not live(given, tx.created_at):
+                        continue
+                    back = min(-m.amount_micros, delta, given.amount_micros - given.remaining_micros)
+                    if back > 0:
+                        put(msgspec.structs.replace(given, remaining_micros=given.remaining_micros + back))
+                        move(tx, given.id, back)
+                        delta -= back
+            if delta > 0:
+                credit(tx, delta, _SOURCE_OF_KIND.get(tx.kind, GrantSource.ADJUSTMENT))
+    after = GrantState(organization_id=org, sequence=sequence, uncovered_micros=uncovered, grants=grants)
+    return Allocation(state=after, changed=list(changed.values()), movements=movements)
+
+
+def _expired_grant(grants: Mapping[uuid.UUID, Grant], tx: LedgerTransaction) -> Grant | None:
+    """The grant an expiry entry takes: the one its reference names, else (a trial expiry of before
+    grants were stored, referencing the subscription) the trial grant created with that reference."""
+    for g in grants.values():
+        if str(g.id) == tx.reference and g.expired_by is None:
+            return g
+    found = [g for g in grants.values() if g.reference == tx.reference and g.expired_by is None
+             and g.source == GrantSource.TRIAL]
+    return found[0] if found else None
+
+
+def grant_balance(state: GrantState) -> int:
+    """What the grants say the real-time balance is: the remaining of the grants not expired by an
+    entry, less the credit-line debt. Equals the wallet's ``balance_micros`` once caught up."""
+    return sum(g.remaining_micros for g in state.grants.values() if g.expired_by is None) - state.uncovered_micros

@@ -35,6 +35,8 @@ class Permission(StrEnum):
     REFUNDS_REQUEST = "refunds:request"
     SPEND_MANAGEMENT_MANAGE = "spend_management:manage"
     """The daily budget, the daily email threshold, the alert webhook URL and its signing secret."""
+    CREDITS_GRANT = "credits:grant"
+    """Grant promotional credits (ADR 0016): the platform's back office, never a role (no preset has it)."""
 
 
 class Action(StrEnum):
@@ -51,6 +53,7 @@ class Action(StrEnum):
     REPORT_USAGE = "report usage"
     MANAGE_AUTO_RECHARGE = "manage auto-recharge"
     MANAGE_SPEND_MANAGEMENT = "manage spend management"
+    GRANT_CREDITS = "grant promotional credits"
 
     @property
     def key(self) -> str:
@@ -70,6 +73,7 @@ ACTION_PERMISSION: dict[Action, Permission] = {
     Action.REQUEST_REFUND: Permission.REFUNDS_REQUEST,
     Action.MANAGE_SPEND_MANAGEMENT: Permission.SPEND_MANAGEMENT_MANAGE,
     Action.REPORT_USAGE: Permission.USAGE_WRITE,
+    Action.GRANT_CREDITS: Permission.CREDITS_GRANT,
 }
 
 # The seed's matrix (permissions-plans-statuses-credit-packs.txt): every role views billing;
@@ -83,7 +87,10 @@ ACTION_PERMISSION: dict[Action, Permission] = {
 #   alert management, like low-balance alerts.
 # Owners keep what the HTTP seed gives billing:update ("setting default, removing a payment
 # method") and the invoice details (address, billing email, tax registrations); members only read.
-# Usage reporting belongs to platform service tokens, never to people.
+# Usage reporting belongs to platform service tokens, never to people. So does granting promotional
+# credits (credits:grant, ADR 0016): credits given for nothing are the platform's decision (a
+# campaign, goodwill from support), and a primary owner granting credits to its own organization
+# would make them free; only a token issued with that scope (or the operator's CLI) grants.
 ROLE_PRESETS: dict[Role, frozenset[Permission]] = {
     Role.PRIMARY_OWNER: frozenset({
         Permission.BILLING_READ, Permission.BILLING_UPDATE, Permission.PLAN_SUBSCRIBE,
@@ -105,6 +112,7 @@ DENIAL_MESSAGES: dict[Action, str] = {
     Action.REQUEST_REFUND: "Only the primary owner can request refunds",
     Action.MANAGE_AUTO_RECHARGE: "Only the primary owner can manage auto-recharge",
     Action.MANAGE_SPEND_MANAGEMENT: "Only the primary owner can manage spend management",
+    Action.GRANT_CREDITS: "Promotional credits are granted by the platform, not by members",
 }
 
 

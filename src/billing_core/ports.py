@@ -27,6 +27,7 @@ from billing_core.billing_settings import BillingSettings, InvoiceAddress, TaxRe
 from billing_core.catalog import Plan
 from billing_core.checkout import CheckoutSession
 from billing_core.einvoice import EInvoice
+from billing_core.grants import Grant, GrantMovement, GrantTerms
 from billing_core.holds import Hold
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
@@ -255,7 +256,90 @@ class HoldRepository(Protocol):
         ...
 
 
+class Sequenced(msgspec.Struct, frozen=True):
+    """A stored transaction with its place in the ledger's append order (``sequence``, increasing
+    with every append; an organization's transactions are appended under its wallet lock, so their
+    sequence order is their commit order)."""
+
+    sequence: int
+    transaction: LedgerTransaction
+
+
+class GrantCursor(msgspec.Struct, frozen=True, kw_only=True):
+    """How far an organization's grants are allocated (ADR 0016): every ledger transaction up to
+    append ``sequence``; ``uncovered_micros`` is the usage the grants could not pay (>= 0)."""
+
+    organization_id: uuid.UUID
+    sequence: int = 0
+    uncovered_micros: int = 0
+
+
+class GrantRepository(Protocol):
+    """Credit grants, the projection of the ledger (ADR 0016): grants, their movements per ledger
+    transaction, the per-organization cursor, and the terms of credits posted with non-default ones.
+
+    Written only by ``billing_core.services.grants`` under the organization's wallet lock; amounts
+    are micro-dollars."""
+
+    def cursor(self, organization_id: uuid.UUID) -> GrantCursor:
+        """The organization's cursor; sequence 0 and nothing uncovered when nothing was allocated yet."""
+        ...
+
+    def open(self, organization_id: uuid.UUID) -> builtins.list[Grant]:
+        """The organization's grants not expired by an entry that have something left, oldest first
+        (then by id)."""
+        ...
+
+    def get_many(self, organization_id: uuid.UUID, grant_ids: Sequence[uuid.UUID]) -> builtins.list[Grant]:
+        """The organization's grants among ``grant_ids`` (unknown ids and other organizations' are left out)."""
+        ...
+
+    def list(self, organization_id: uuid.UUID) -> builtins.list[Grant]:
+        """Every grant of the organization, newest first (then by id)."""
+        ...
+
+    def apply(self, cursor: GrantCursor, grants: Sequence[Grant], movements: Sequence[GrantMovement], *,
+              expected_sequence: int) -> bool:
+        """Store one allocation, atomically within the unit of work: insert or replace ``grants`` (by
+        id), append ``movements`` and move the organization's cursor to ``cursor``. Conditional on the
+        stored cursor being at ``expected_sequence``: False, nothing written, when it is not (another
+        catch-up got there first). ``InvalidInput`` for a row of another organization than the cursor's."""
+        ...
+
+    def movements(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> builtins.list[GrantMovement]:
+        """What one ledger transaction did to grants, in the order it was allocated (empty before
+        catch-up, or for a transaction that moved no balance)."""
+        ...
+
+    def movement_sums(self, organization_id: uuid.UUID) -> Mapping[uuid.UUID, int]:
+        """The sum of the organization's movements per ledger transaction id (reconcile)."""
+        ...
+
+    def put_terms(self, terms: GrantTerms) -> None:
+        """Record the terms of the credit posted with ``terms.idempotency_key``. Idempotent: the
+        first terms for an (organization, key) stay."""
+        ...
+
+    def terms(self, organization_id: uuid.UUID, keys: Sequence[str]) -> dict[str, GrantTerms]:
+        """The stored terms among ``keys``, by key."""
+        ...
+
+    def due(self, now: datetime, limit: int = 100) -> builtins.list[Grant]:
+        """Grants not expired by an entry, with something left (as last allocated), whose
+        ``expires_at <= now``, soonest expiry first (then id), across organizations. Not scoped."""
+        ...
+
+    def behind(self, limit: int = 100) -> builtins.list[uuid.UUID]:
+        """Organizations whose ledger has transactions after their cursor, in a stable order. Not scoped."""
+        ...
+
+
 class LedgerRepository(Protocol):
+    def after(self, organization_id: uuid.UUID, sequence: int, limit: int = 500) -> builtins.list[Sequenced]:
+        """The organization's transactions appended after ``sequence``, oldest first, at most
+        ``limit`` (the grant projection reads the ledger forward from its cursor)."""
+        ...
+
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
         """The organization's transaction with this idempotency key, or None: how a retry finds what it
         posted."""
@@ -807,6 +891,10 @@ class UnitOfWork(Protocol):
 
     @property
     def holds(self) -> HoldRepository:
+        ...
+
+    @property
+    def grants(self) -> GrantRepository:
         ...
 
     @property

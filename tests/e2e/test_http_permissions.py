@@ -113,6 +113,10 @@ ROUTES = [
     Route("POST", ORG + "/credits", PRIMARY, body=lambda w, a: {"amount": "25.00"}),
     Route("POST", ORG + "/credits", PRIMARY, body=lambda w, a: {"amount": "25.00", "method": "crypto"},
           label="crypto top-up"),
+    Route("GET", ORG + "/credits/grants", READ),
+    # Granting promotional credits is the platform's (tokens with credits:grant), never a role's.
+    Route("POST", ORG + "/credits/grants", frozenset(),
+          body=lambda w, a: {"amount_micros": 1_000_000, "description": "Launch promo"}),
     Route("GET", ORG + "/payments", READ),
     Route("GET", ORG + "/refunds", READ),
     Route("POST", ORG + "/refunds", PRIMARY, body=lambda w, a: {"payment_id": str(w.payment_id), "reason": "unused"}),
@@ -212,6 +216,7 @@ def test_me_tells_the_console_what_the_role_may_do(shared_api: Api, caller: str)
         assert (actions[key]["message"] is None) is (caller == "primary-owner"), key
     assert actions["update_billing"]["allowed"] is (caller != "member")
     assert actions["report_usage"]["allowed"] is False
+    assert actions["grant_credits"]["allowed"] is False
     if caller != "primary-owner":
         assert actions["purchase_credit_packs"]["message"] == "Only the team creator can purchase credit packs"
         assert actions["add_credits"]["message"] == "Only the primary owner can add usage credits"

@@ -452,6 +452,34 @@ def _credits() -> Scenario:
                     check=check, unkeyed="each")
 
 
+@scenario("POST", ORG + "/credits/grants")
+def _grants() -> Scenario:
+    def setup(h: Harness) -> Setup:
+        org = h.org(card=False)
+        _, granter = services.organizations.issue_token(h.ctx, organization_id=org.id, name="back office",
+                                                        scopes=frozenset({Permission.CREDITS_GRANT}))
+        return Setup(org, ids={"granter": granter, "expires_at": _now_iso(timedelta(days=7))})
+
+    def body(s: Setup, n: int) -> dict[str, Any]:
+        return {"amount_micros": (5 + n) * DOLLAR, "description": "Launch promo", "expires_at": s.ids["expires_at"]}
+
+    def check(h: Harness, s: Setup, answers: list[Answer]) -> None:
+        _same_key_other_bodies(answers)
+        assert len(h.ledger(s.org, EntryKind.GRANT)) == 1
+
+    def each(h: Harness, s: Setup, answers: list[Answer]) -> None:
+        # Sixteen grants, each its own entry and grant; the organization keeps one cursor.
+        assert len(_ok(answers)) == N, _codes(answers)
+        assert len(h.ledger(s.org, EntryKind.GRANT)) == N
+        assert len({a.body["grant"]["id"] for a in answers}) == N
+
+    return Scenario(setup=setup,
+                    call=lambda s: Call("POST", s.org.base + "/credits/grants", s.ids["granter"], body(s, 0)),
+                    conflicting=lambda h, s: [Call("POST", s.org.base + "/credits/grants", s.ids["granter"], body(s, n),
+                                                   key="one-grant") for n in range(N)],
+                    check=check, unkeyed="custom", unkeyed_check=each)
+
+
 @scenario("POST", ORG + "/credit_packs/purchase")
 def _packs() -> Scenario:
     packs = [10, 25, 50, 100]

@@ -1,5 +1,6 @@
-"""Credit grants' draw order (issue 21): soonest expiry first, promotional before paid, then
-priority, age and id; draws never exceed a grant's remainder or the amount."""
+"""Credit grants (issue 21): the draw order (soonest expiry first, promotional before paid, then
+priority, age and id; draws never exceed a grant's remainder or the amount) and the projection of
+the ledger onto grants (ADR 0016), whose invariants hypothesis checks on random ledgers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing_core.errors import InvalidInput
-from billing_core.grants import Draw, Grant, GrantSource, draw, draw_key
+from billing_core.grants import (
+    Allocation,
+    Draw,
+    Grant,
+    GrantMovement,
+    GrantSource,
+    GrantState,
+    GrantTerms,
+    allocate,
+    draw,
+    draw_key,
+    expiry_key,
+    grant_balance,
+    grant_id_for,
+)
+from billing_core.ledger import Account, EntryKind, LedgerTransaction, balances, credit_balance, transaction
 
 NOW = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
 ORG = uuid.UUID(int=1)
@@ -62,3 +78,194 @@ def test_draws_are_bounded_ordered_and_exhaust_grants_in_order(grants: list[Gran
     assert keys == sorted(keys)
     # Every grant drawn before the last is drawn in full.
     assert all(d.amount_micros == by_id[d.grant_id].remaining_micros for d in draws[:-1])
+
+
+# --------------------------------------------------------------------------- the ledger projection
+
+
+def tx(kind: EntryKind, amount: int, key: str, at: datetime, *, reference: str | None = None) -> LedgerTransaction:
+    """A transaction moving the real-time balance by ``amount`` (signed), with a plausible counter-account."""
+    balance_account = Account.UNBILLED_USAGE if kind in (EntryKind.USAGE, EntryKind.AUTOMATIC_REFUND) else (
+        Account.WALLET)
+    other = {EntryKind.INVOICE_CREDIT_APPLIED: Account.RECEIVABLE, EntryKind.GRANT: Account.PROMOTIONAL_GRANTS,
+             EntryKind.GRANT_EXPIRY: Account.PROMOTIONAL_GRANTS, EntryKind.CREDIT_REFUND: Account.REFUNDS}.get(
+        kind, Account.REVENUE if kind in (EntryKind.USAGE, EntryKind.AUTOMATIC_REFUND) else Account.PAYMENT_CLEARING)
+    if kind == EntryKind.INVOICE_CREDIT_APPLIED:
+        balance_account = Account.UNBILLED_USAGE
+    return transaction(organization_id=ORG, idempotency_key=key, kind=kind, description=str(kind), created_at=at,
+                       postings=[(balance_account, amount), (other, -amount)], reference=reference,
+                       transaction_id=uuid.uuid5(ORG, key))
+
+
+class Book:
+    """A ledger appended to in order, allocated in chunks."""
+
+    def __init__(self) -> None:
+        self.txs: list[tuple[int, LedgerTransaction]] = []
+        self.terms: dict[str, GrantTerms] = {}
+        self.movements: dict[uuid.UUID, list[GrantMovement]] = {}
+
+    def add(self, t: LedgerTransaction) -> LedgerTransaction:
+        self.txs.append((len(self.txs) + 1, t))
+        return t
+
+    def allocate(self, state: GrantState | None = None) -> Allocation:
+        """Allocate what follows ``state``, handing over the stored draws of the usage debits that a
+        refund in it reverses (as the service reads them from storage)."""
+        state = state or GrantState(organization_id=ORG)
+        done = [t for seq, t in self.txs if seq <= state.sequence]
+        debits = {t.reference: self.movements.get(t.id, []) for t in done
+                  if t.kind == EntryKind.USAGE and t.reference is not None}
+        result = allocate(state, [p for p in self.txs if p[0] > state.sequence], terms=self.terms,
+                          refunded_draws=debits)
+        for m in result.movements:
+            self.movements.setdefault(m.transaction_id, []).append(m)
+        return result
+
+
+def moved(allocation: Allocation, t: LedgerTransaction) -> dict[uuid.UUID | None, int]:
+    return {m.grant_id: m.amount_micros for m in allocation.movements if m.transaction_id == t.id}
+
+
+def test_usage_draws_the_expiring_promotion_first_and_its_refund_gives_it_back() -> None:
+    book = Book()
+    paid = book.add(tx(EntryKind.TOP_UP, 1_000, "top-up", NOW, reference="payment-1"))
+    book.terms["promo"] = GrantTerms(organization_id=ORG, idempotency_key="promo", source=GrantSource.PROMOTION,
+                                     expires_at=NOW + timedelta(days=7), priority=0)
+    promo = book.add(tx(EntryKind.GRANT, 300, "promo", NOW))
+    use = book.add(tx(EntryKind.USAGE, -500, "usage:e1", NOW + timedelta(hours=1), reference="e1"))
+    result = book.allocate()
+    promo_id, paid_id = grant_id_for(promo.id), grant_id_for(paid.id)
+    assert moved(result, use) == {promo_id: -300, paid_id: -200}
+    refund = book.add(tx(EntryKind.AUTOMATIC_REFUND, 500, "usage-refund:e1", NOW + timedelta(hours=2),
+                         reference="e1"))
+    after = book.allocate(result.state)
+    assert moved(after, refund) == {promo_id: 300, paid_id: 200}
+    assert after.state.grants[promo_id].remaining_micros == 300
+    assert after.state.grants[promo_id].expires_at == NOW + timedelta(days=7)
+    assert grant_balance(after.state) == 1_300
+
+
+def test_a_refund_to_an_expired_grant_becomes_a_refund_grant_and_expiry_takes_exactly_the_grant() -> None:
+    book = Book()
+    book.terms["trial"] = GrantTerms(organization_id=ORG, idempotency_key="trial", source=GrantSource.TRIAL,
+                                     expires_at=NOW + timedelta(days=1))
+    trial = book.add(tx(EntryKind.GRANT, 100, "trial", NOW))
+    book.add(tx(EntryKind.TOP_UP, 1_000, "top-up", NOW, reference="payment-1"))
+    use = book.add(tx(EntryKind.USAGE, -60, "usage:e1", NOW, reference="e1"))
+    trial_id = grant_id_for(trial.id)
+    state = book.allocate().state
+    assert state.grants[trial_id].remaining_micros == 40
+    later = NOW + timedelta(days=2)
+    # Past its expiry the trial grant is not drawn; its remaining waits for the expiry entry.
+    book.add(tx(EntryKind.USAGE, -10, "usage:e2", later, reference="e2"))
+    expiry = book.add(tx(EntryKind.GRANT_EXPIRY, -40, expiry_key(trial_id), later, reference=str(trial_id)))
+    refund = book.add(tx(EntryKind.AUTOMATIC_REFUND, 60, "usage-refund:e1", later, reference="e1"))
+    result = book.allocate(state)
+    assert moved(result, expiry) == {trial_id: -40}
+    assert result.state.grants[trial_id].expired_by == expiry.id
+    assert moved(result, refund) == {grant_id_for(refund.id): 60}
+    assert result.state.grants[grant_id_for(refund.id)].source == GrantSource.REFUND
+    assert use.id not in {m.transaction_id for m in result.movements}
+    assert grant_balance(result.state) == 1_000 + 100 - 60 - 10 - 40 + 60
+
+
+def test_credit_line_debt_is_paid_first_and_a_payment_refund_takes_from_its_payment_first() -> None:
+    book = Book()
+    use = book.add(tx(EntryKind.USAGE, -250, "usage:e1", NOW, reference="e1"))
+    close = book.add(tx(EntryKind.INVOICE_CREDIT_APPLIED, 100, "close", NOW))
+    first = book.add(tx(EntryKind.TOP_UP, 500, "p1", NOW, reference="payment-1"))
+    second = book.add(tx(EntryKind.TOP_UP, 500, "p2", NOW + timedelta(seconds=1), reference="payment-2"))
+    refund = book.add(tx(EntryKind.CREDIT_REFUND, -400, "refund", NOW, reference="payment-2"))
+    result = book.allocate()
+    assert moved(result, use) == {None: -250}
+    assert moved(result, close) == {None: 100}
+    assert moved(result, first) == {None: 150, grant_id_for(first.id): 350}
+    assert moved(result, refund) == {grant_id_for(second.id): -400}
+    assert result.state.uncovered_micros == 0
+    assert grant_balance(result.state) == -250 + 100 + 500 + 500 - 400
+
+
+def test_transactions_must_follow_the_state() -> None:
+    book = Book()
+    book.add(tx(EntryKind.TOP_UP, 5, "a", NOW))
+    state = book.allocate().state
+    with pytest.raises(InvalidInput):
+        allocate(state, book.txs)
+
+
+_OPS = st.lists(st.tuples(
+    st.sampled_from(["top_up", "promo", "trial", "usage", "refund_usage", "refund_payment", "expire",
+                     "close", "zero"]),
+    st.integers(1, 5_000), st.integers(0, 30), st.integers(0, 3)), max_size=40)
+
+
+@given(ops=_OPS, chunks=st.lists(st.integers(1, 8), min_size=1, max_size=10))
+def test_the_projection_explains_every_micro_dollar(ops: list[tuple[str, int, int, int]], chunks: list[int]) -> None:
+    """Random ledgers, allocated in random chunks: the grants (less the credit-line debt) always equal
+    the real-time balance; no remaining is negative or above its amount; each transaction's movements
+    add up to its balance delta; chunking changes nothing."""
+    book = Book()
+    at = NOW
+    debits: list[tuple[LedgerTransaction, bool]] = []
+    payments: list[str] = []
+    state = GrantState(organization_id=ORG)
+    chunk_at = 0
+    for n, (op, amount, hours, priority) in enumerate(ops):
+        at += timedelta(hours=hours)
+        key = f"k{n}"
+        if op == "top_up":
+            payments.append(f"payment-{n}")
+            book.add(tx(EntryKind.TOP_UP, amount, key, at, reference=payments[-1]))
+        elif op in ("promo", "trial"):
+            book.terms[key] = GrantTerms(organization_id=ORG, idempotency_key=key,
+                                         source=GrantSource.PROMOTION if op == "promo" else GrantSource.TRIAL,
+                                         expires_at=at + timedelta(hours=10 * priority + 1) if priority else None,
+                                         priority=priority)
+            book.add(tx(EntryKind.GRANT, amount, key, at))
+        elif op == "usage":
+            debits.append((book.add(tx(EntryKind.USAGE, -amount, key, at, reference=f"e{n}")), False))
+        elif op == "refund_usage" and any(not done for _, done in debits):
+            i = next(i for i, (_, done) in enumerate(debits) if not done)
+            debit = debits[i][0]
+            debits[i] = (debit, True)
+            book.add(tx(EntryKind.AUTOMATIC_REFUND, -debit.balance_delta, key, at, reference=debit.reference))
+        elif op == "refund_payment" and payments:
+            book.add(tx(EntryKind.CREDIT_REFUND, -amount, key, at, reference=payments[priority % len(payments)]))
+        elif op == "expire":
+            state = book.allocate(state).state
+            due = sorted((g for g in state.grants.values() if g.expired_by is None and g.remaining_micros > 0
+                          and g.expires_at is not None and g.expires_at <= at), key=lambda g: g.id.int)
+            if due:
+                book.add(tx(EntryKind.GRANT_EXPIRY, -due[0].remaining_micros, expiry_key(due[0].id), at,
+                            reference=str(due[0].id)))
+        elif op == "close":
+            book.add(tx(EntryKind.INVOICE_CREDIT_APPLIED, amount, key, at))
+        # Allocate now and then, as catch-ups do.
+        chunk_at += 1
+        if chunk_at >= chunks[n % len(chunks)]:
+            chunk_at = 0
+            result = book.allocate(state)
+            _check(result, book, state)
+            state = result.state
+    final = book.allocate(state)
+    _check(final, book, state)
+    book.movements.clear()
+    once = book.allocate()
+    _check(once, book, GrantState(organization_id=ORG))
+    assert {g.id: g for g in final.state.grants.values()} == once.state.grants
+    assert final.state.uncovered_micros == once.state.uncovered_micros
+
+
+def _check(result: Allocation, book: Book, before: GrantState) -> None:
+    state = result.state
+    assert state.sequence == len(book.txs)
+    assert grant_balance(state) == credit_balance(balances(t for _, t in book.txs))
+    assert state.uncovered_micros >= 0
+    assert all(0 <= g.remaining_micros <= g.amount_micros for g in state.grants.values())
+    for seq, t in book.txs:
+        if seq <= before.sequence:
+            continue
+        assert sum(m.amount_micros for m in result.movements if m.transaction_id == t.id) == t.balance_delta
+        if t.kind == EntryKind.USAGE:
+            assert all(m.amount_micros < 0 for m in result.movements if m.transaction_id == t.id)

@@ -18,6 +18,7 @@ from billing_core.billing_settings import BillingSettings, TaxRegistration, TaxR
 from billing_core.catalog import PlanCode, load_catalog
 from billing_core.checkout import CheckoutSession, CheckoutStatus
 from billing_core.errors import Conflict, InvalidInput, LedgerImbalance, NotFound
+from billing_core.grants import Grant, GrantMovement, GrantSource, GrantTerms
 from billing_core.holds import Hold
 from billing_core.invoices import NO_TAX, Invoice, InvoiceStatus
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, Posting
@@ -27,7 +28,7 @@ from billing_core.payments import Payment, PaymentMethod, PaymentPurpose, Paymen
 from billing_core.permissions import Role
 from billing_core.plan_change import preview_change, record_change
 from billing_core.plan_subscription import PlanSubscription, SubscriptionStatus
-from billing_core.ports import Clock, StoredResponse, UnitOfWork
+from billing_core.ports import Clock, GrantCursor, StoredResponse, UnitOfWork
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundDecision, RefundDecisionStatus, RefundRequest
 from billing_core.spend_guard import DenialReason
@@ -127,6 +128,12 @@ def write_everything(uow: InMemoryUnitOfWork) -> None:
     uow.idempotency.put(StoredResponse(scope="s", key="k", request_hash="h", status_code=201, body=b"{}",
                                        content_type="application/json", created_at=NOW))
     uow.scheduled_jobs.claim("close-period", "2026-02", "worker-1", NOW, NOW)
+    uow.grants.put_terms(GrantTerms(organization_id=ORG, idempotency_key="top-up", source=GrantSource.PACK))
+    uow.grants.apply(GrantCursor(organization_id=ORG, sequence=1), [
+        Grant(id=uuid.uuid4(), organization_id=ORG, source=GrantSource.PACK, amount_micros=DOLLAR,
+              remaining_micros=DOLLAR, created_at=NOW)],
+        [GrantMovement(organization_id=ORG, transaction_id=uuid.uuid4(), grant_id=None, amount_micros=1)],
+        expected_sequence=0)
 
 
 def test_leaving_without_commit_undoes_every_write(seeded: InMemoryStore) -> None:

@@ -94,14 +94,15 @@ def test_full_life_cycle(billing: InMemoryBilling) -> None:
     with pytest.raises(PermissionDenied):
         services.payments.add_credits(ctx, cy, organization_id=org_id, amount_micros=20 * DOLLAR)
 
-    # The trial ends: unused trial credits expire, the plan's credits arrive.
+    # The trial ends: what is left of the trial's grant expires (the $0.40 of usage drew it first,
+    # ADR 0016), the plan's credits arrive.
     billing.clock.advance(timedelta(days=14))
     now = billing.clock.now()
     services.plan_subscriptions.apply_provider_status(ctx, provider_subscription_id="sub_1",
                                                       status=SubscriptionStatus.ACTIVE, current_period_start=now,
                                                       current_period_end=now + timedelta(days=30))
     overview = services.overview.overview(ctx, ada, organization_id=org_id)
-    assert overview.wallet.total_credits == (25 - 5 + 100) * DOLLAR
+    assert overview.wallet.total_credits == (25 + 100) * DOLLAR - 4_600_000
     assert overview.wallet.usage_this_period == 400_000
     assert overview.wallet.overage_protection == 50 * DOLLAR
     _assert_reconciles(billing, org_id)
@@ -112,7 +113,7 @@ def test_full_life_cycle(billing: InMemoryBilling) -> None:
     services.payments.purchase_pack(ctx, ada, organization_id=org_id, pack_dollars=10)
     with pytest.raises(PermissionDenied):
         services.payments.purchase_pack(ctx, bob, organization_id=org_id, pack_dollars=10)
-    assert services.overview.overview(ctx, ada, organization_id=org_id).wallet.total_credits == 130 * DOLLAR
+    assert services.overview.overview(ctx, ada, organization_id=org_id).wallet.total_credits == 135 * DOLLAR - 4_600_000
 
     # Spend management: a $1 daily budget stops usage for the rest of the UTC day once reached (the
     # call that crosses it still runs, in full), one notice.

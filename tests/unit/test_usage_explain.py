@@ -206,3 +206,26 @@ def test_the_explained_figures_add_back_to_what_moved(held: int, used: int, rule
         == chain.hold.uncharged_micros
     assert chain.debit.balance_after_micros == settled.balance_micros == before - chain.debit.amount_micros
     assert sum(r.amount_micros for r in chain.refunds) == (chain.debit.amount_micros if refunded else 0)
+
+
+def test_the_chain_names_the_grants_the_debit_drew_and_the_refund_gave_back_to(org: Org) -> None:
+    ctx = org.billing.ctx
+    soon = NOW + timedelta(days=10)
+    assert services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=1_000_000, description="Promo",
+                                         idempotency_key="promo-soon", expires_at=soon)
+    org.report("e-grants", 50)  # $2.000: the expiring promotion first, the rest from other grants
+
+    chain = org.explain("e-grants")
+    assert chain.debit is not None and chain.debit.amount_micros == 2_000_000
+    first = chain.grants[0]
+    with ctx.uow() as uow:
+        soonest = next(g for g in uow.grants.list(org.id) if g.expires_at == soon)
+    assert (first.grant_id, first.amount_micros) == (soonest.id, 1_000_000)
+    assert sum(d.amount_micros for d in chain.grants) + chain.credit_line_micros == 2_000_000
+    assert chain.credit_line_micros == 0
+
+    services.usage.refund_usage(ctx, org.platform, organization_id=org.id, event_id="e-grants")
+    [refund] = org.explain("e-grants").refunds
+    # Given back to the grants it came from, the expiring promotion included.
+    assert sorted((d.grant_id, d.amount_micros) for d in refund.grants) == \
+        sorted((d.grant_id, d.amount_micros) for d in chain.grants)

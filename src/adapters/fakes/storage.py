@@ -32,6 +32,7 @@ from billing_core.errors import (
     NotFound,
     PlanChangeExists,
 )
+from billing_core.grants import Grant, GrantMovement, GrantTerms
 from billing_core.holds import Hold, HoldStatus
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
@@ -40,7 +41,16 @@ from billing_core.outbox import OutboxDepth, OutboxMessage, OutboxStatus
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.plan_change import PlanChange, PlanChangeStatus
 from billing_core.plan_subscription import PlanSubscription
-from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, StoredResponse, UsageSnapshot
+from billing_core.ports import (
+    DebitOutcome,
+    DebitRequest,
+    GrantCursor,
+    Page,
+    Posted,
+    Sequenced,
+    StoredResponse,
+    UsageSnapshot,
+)
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest, RefundStatus
 from billing_core.spend_guard import Decision, decide_and_apply
@@ -93,6 +103,11 @@ class InMemoryStore:
         self.tokens: dict[str, ApiToken] = {}
         self.wallets: dict[uuid.UUID, WalletAccount] = {}
         self.holds: dict[uuid.UUID, Hold] = {}
+        self.grants: dict[uuid.UUID, Grant] = {}
+        # Movements in append order (key: position), cursors and terms per organization.
+        self.grant_movements: dict[int, GrantMovement] = {}
+        self.grant_cursors: dict[uuid.UUID, GrantCursor] = {}
+        self.grant_terms: dict[tuple[uuid.UUID, str], GrantTerms] = {}
         self.ledger: dict[uuid.UUID, LedgerTransaction] = {}
         self.ledger_keys: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
         self.plan_subscriptions: dict[uuid.UUID, PlanSubscription] = {}
@@ -353,7 +368,93 @@ def _check_debit_request(organization_id: uuid.UUID, amount_micros: int, tx: Led
     check_debit(amount_micros, tx)
 
 
+class InMemoryGrantRepository(_Repo):
+    def cursor(self, organization_id: uuid.UUID) -> GrantCursor:
+        return self.s.grant_cursors.get(organization_id) or GrantCursor(organization_id=organization_id)
+
+    def _of(self, organization_id: uuid.UUID) -> list[Grant]:
+        return [g for g in self.s.grants.values() if g.organization_id == organization_id]
+
+    def open(self, organization_id: uuid.UUID) -> list[Grant]:
+        return sorted((g for g in self._of(organization_id) if g.expired_by is None and g.remaining_micros > 0),
+                      key=lambda g: (g.created_at, str(g.id)))
+
+    def get_many(self, organization_id: uuid.UUID, grant_ids: Sequence[uuid.UUID]) -> list[Grant]:
+        wanted = set(grant_ids)
+        return [g for g in self._of(organization_id) if g.id in wanted]
+
+    def list(self, organization_id: uuid.UUID) -> list[Grant]:
+        # Newest first, then by id (the SQL adapter's order).
+        by_id = sorted(self._of(organization_id), key=lambda g: str(g.id))
+        return sorted(by_id, key=lambda g: g.created_at, reverse=True)
+
+    def apply(self, cursor: GrantCursor, grants: Sequence[Grant], movements: Sequence[GrantMovement], *,
+              expected_sequence: int) -> bool:
+        org = cursor.organization_id
+        if any(g.organization_id != org for g in grants) or any(m.organization_id != org for m in movements):
+            raise InvalidInput("organization_id", "a grant row belongs to another organization")
+        if cursor.uncovered_micros < 0 or any(not 0 <= g.remaining_micros <= g.amount_micros for g in grants):
+            # The SQL schema's check constraints (translated as InvalidInput there too).
+            raise InvalidInput("remaining_micros", "a grant's remaining must stay within its amount")
+        if self.cursor(org).sequence != expected_sequence:
+            return False
+        for grant in grants:
+            stored = self.s.grants.get(grant.id)
+            if stored is not None and stored.organization_id != org:
+                raise Conflict("grant id exists", code="constraint_violation")
+            self.j.set(self.s.grants, grant.id, grant)
+        for movement in movements:
+            self.j.set(self.s.grant_movements, len(self.s.grant_movements) + 1, movement)
+        self.j.set(self.s.grant_cursors, org, cursor)
+        return True
+
+    def movements(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> builtins.list[GrantMovement]:
+        return [m for m in self.s.grant_movements.values()
+                if m.organization_id == organization_id and m.transaction_id == transaction_id]
+
+    def movement_sums(self, organization_id: uuid.UUID) -> Mapping[uuid.UUID, int]:
+        sums: dict[uuid.UUID, int] = {}
+        for m in self.s.grant_movements.values():
+            if m.organization_id == organization_id:
+                sums[m.transaction_id] = sums.get(m.transaction_id, 0) + m.amount_micros
+        return sums
+
+    def put_terms(self, terms: GrantTerms) -> None:
+        key = (terms.organization_id, terms.idempotency_key)
+        if key not in self.s.grant_terms:
+            self.j.set(self.s.grant_terms, key, terms)
+
+    def terms(self, organization_id: uuid.UUID, keys: Sequence[str]) -> dict[str, GrantTerms]:
+        return {k: self.s.grant_terms[(organization_id, k)] for k in keys if (organization_id, k) in self.s.grant_terms}
+
+    def due(self, now: datetime, limit: int = 100) -> builtins.list[Grant]:
+        rows = sorted((g for g in self.s.grants.values() if g.expired_by is None and g.remaining_micros > 0
+                       and g.expires_at is not None and g.expires_at <= now),
+                      key=lambda g: (g.expires_at or now, str(g.id)))
+        return rows[:limit]
+
+    def behind(self, limit: int = 100) -> builtins.list[uuid.UUID]:
+        last: dict[uuid.UUID, int] = {}
+        for position, tx in enumerate(self.s.ledger.values(), start=1):
+            last[tx.organization_id] = position
+        late = [org for org, seq in last.items() if seq > self.cursor(org).sequence]
+        return sorted(late, key=str)[:limit]
+
+
 class InMemoryLedgerRepository(_Repo):
+    def after(self, organization_id: uuid.UUID, sequence: int, limit: int = 500) -> list[Sequenced]:
+        # The store's ledger is in append order: a transaction's position in it is its sequence
+        # (units of work run one at a time, and a rollback only drops the newest rows).
+        if type(limit) is not int or limit < 1:
+            raise InvalidInput("limit", "limit must be at least 1")
+        found: list[Sequenced] = []
+        for position, tx in enumerate(self.s.ledger.values(), start=1):
+            if position > sequence and tx.organization_id == organization_id:
+                found.append(Sequenced(position, tx))
+                if len(found) == limit:
+                    break
+        return found
+
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
         tx_id = self.s.ledger_keys.get((organization_id, idempotency_key))
         return None if tx_id is None else self.s.ledger[tx_id]
@@ -970,6 +1071,7 @@ class InMemoryUnitOfWork:
         self.organizations = InMemoryOrganizationRepository(s, j)
         self.wallets = InMemoryWalletRepository(s, j)
         self.holds = InMemoryHoldRepository(s, j)
+        self.grants = InMemoryGrantRepository(s, j)
         self.ledger = InMemoryLedgerRepository(s, j)
         self.plan_subscriptions = InMemoryPlanSubscriptionRepository(s, j)
         self.product_subscriptions = InMemoryProductSubscriptionRepository(s, j)

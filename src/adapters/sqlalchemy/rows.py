@@ -26,6 +26,7 @@ from billing_core.billing_settings import (
 )
 from billing_core.catalog import PlanCode
 from billing_core.checkout import CheckoutSession, CheckoutStatus
+from billing_core.grants import Grant, GrantSource, GrantTerms
 from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.invoices import Invoice, InvoiceItem, InvoiceStatus
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, Posting
@@ -430,3 +431,22 @@ def hold_from_row(row: AnyRow) -> Hold:
                 charged_micros=row.charged_micros, uncharged_micros=row.uncharged_micros,
                 overrun=HoldOverrun(row.overrun) if row.overrun is not None else None,
                 overrun_denial=DenialReason(row.overrun_denial) if row.overrun_denial is not None else None)
+
+
+def grant_values(g: Grant) -> Values:
+    return {"id": g.id, "organization_id": g.organization_id, "source": g.source.value,
+            "amount_micros": g.amount_micros, "remaining_micros": g.remaining_micros, "created_at": g.created_at,
+            "expires_at": g.expires_at, "priority": g.priority, "created_by": g.created_by,
+            "reference": g.reference, "expired_by": g.expired_by}
+
+
+def grant_from_row(row: AnyRow) -> Grant:
+    return Grant(id=row.id, organization_id=row.organization_id, source=GrantSource(row.source),
+                 amount_micros=int(row.amount_micros), remaining_micros=int(row.remaining_micros),
+                 created_at=row.created_at, expires_at=row.expires_at, priority=int(row.priority),
+                 created_by=row.created_by, reference=row.reference, expired_by=row.expired_by)
+
+
+def grant_terms_from_row(row: AnyRow) -> GrantTerms:
+    return GrantTerms(organization_id=row.organization_id, idempotency_key=row.idempotency_key,
+                      source=GrantSource(row.source), expires_at=row.expires_at, priority=int(row.priority))

@@ -138,6 +138,55 @@ holds = Table(
           postgresql_where=text("status = 'active'")),
 )
 
+grants = Table(
+    "grants", metadata,
+    Column("id", Uuid, primary_key=True),
+    _org_fk(),
+    Column("source", Text, nullable=False),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("remaining_micros", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("priority", Integer, nullable=False),
+    Column("created_by", Uuid, nullable=True, comment="the ledger transaction that created the grant"),
+    Column("reference", Text, nullable=True),
+    Column("expired_by", Uuid, nullable=True, comment="the grant_expiry transaction that took its remaining"),
+    CheckConstraint("amount_micros > 0", name="grant_amount_positive"),
+    CheckConstraint("remaining_micros >= 0 AND remaining_micros <= amount_micros", name="grant_remaining_in_range"),
+    Index("ix_grants_organization_id_created_at", "organization_id", "created_at"),
+    Index("ix_grants_open_expiry", "expires_at",
+          sqlite_where=text("expired_by IS NULL AND remaining_micros > 0 AND expires_at IS NOT NULL"),
+          postgresql_where=text("expired_by IS NULL AND remaining_micros > 0 AND expires_at IS NOT NULL")),
+)
+"""Credit grants, the projection of the ledger (ADR 0016)."""
+
+grant_movements = Table(
+    "grant_movements", metadata,
+    Column("seq", Sequence64, primary_key=True, autoincrement=True, comment="allocation order"),
+    _org_fk(),
+    Column("transaction_id", Uuid, nullable=False),
+    Column("grant_id", Uuid, nullable=True, comment="NULL: the credit line (usage no grant paid)"),
+    Column("amount_micros", BigInteger, nullable=False),
+    Index("ix_grant_movements_organization_id_transaction_id", "organization_id", "transaction_id"),
+)
+
+grant_cursors = Table(
+    "grant_cursors", metadata,
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    Column("sequence", BigInteger, nullable=False, comment="last allocated ledger_transactions.seq"),
+    Column("uncovered_micros", BigInteger, nullable=False),
+    CheckConstraint("uncovered_micros >= 0", name="grant_uncovered_not_negative"),
+)
+
+grant_terms = Table(
+    "grant_terms", metadata,
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    Column("idempotency_key", Text, primary_key=True, comment="the crediting ledger transaction's key"),
+    Column("source", Text, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("priority", Integer, nullable=False),
+)
+
 ledger_transactions = Table(
     "ledger_transactions", metadata,
     Column("seq", Sequence64, primary_key=True, autoincrement=True, comment="append order"),

@@ -24,6 +24,7 @@ from adapters.sqlalchemy.checkouts import SqlAlchemyCheckoutRepository
 from adapters.sqlalchemy.driver import SUPPORTED_DRIVERS, DriverStatements
 from adapters.sqlalchemy.engine import write_lock
 from adapters.sqlalchemy.errors import translate
+from adapters.sqlalchemy.grants import SqlAlchemyGrantRepository
 from adapters.sqlalchemy.holds import SqlAlchemyHoldRepository
 from adapters.sqlalchemy.invoices import SqlAlchemyInvoiceRepository
 from adapters.sqlalchemy.messaging import (
@@ -139,6 +140,10 @@ class SqlAlchemyUnitOfWork:
     @cached_property
     def holds(self) -> SqlAlchemyHoldRepository:
         return SqlAlchemyHoldRepository(self)
+
+    @cached_property
+    def grants(self) -> SqlAlchemyGrantRepository:
+        return SqlAlchemyGrantRepository(self)
 
     # ------------------------------------------------------------------ context
 

@@ -35,7 +35,7 @@ from adapters.sqlalchemy.base import AnyRow, AnySelect, SqlAlchemyRepository
 from adapters.sqlalchemy.tables import ledger_postings, ledger_transactions, wallets
 from billing_core.errors import ConcurrentUpdate, InvalidInput, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
-from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted
+from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, Sequenced
 from billing_core.spend_guard import Decision, decide_and_apply
 from billing_core.wallet import (
     SpendLimits,
@@ -201,6 +201,16 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
 
 
 class SqlAlchemyLedgerRepository(SqlAlchemyRepository):
+    def after(self, organization_id: uuid.UUID, sequence: int, limit: int = 500) -> list[Sequenced]:
+        """Oldest first from the (organization, seq) index."""
+        if type(limit) is not int or limit < 1:
+            raise InvalidInput("limit", "limit must be at least 1")
+        query = (select(ledger_transactions).where(_t.organization_id == organization_id, _t.seq > sequence)
+                 .order_by(_t.seq).limit(limit))
+        found = self._execute(query).all()
+        postings = self._postings([row.seq for row in found])
+        return [Sequenced(int(row.seq), rows.transaction_from_row(row, postings.get(row.seq, ()))) for row in found]
+
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
         found = self._execute(_TX_WITH_POSTINGS, {"org": organization_id, "key": idempotency_key}).all()
         return rows.transaction_from_row(found[0], found) if found else None

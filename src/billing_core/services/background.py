@@ -18,6 +18,7 @@ import msgspec
 from billing_core.outbox import OutboxDepth
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers, DispatchReport, dispatch
+from billing_core.services.grants import catch_up_behind, expire_grants
 from billing_core.services.holds import expire_holds
 from billing_core.services.invoicing import CloseReport, close_period, previous_period
 from billing_core.services.plan_changes import finish_pending_plan_changes
@@ -42,6 +43,10 @@ class CycleReport(msgspec.Struct, kw_only=True):
     finished (ADR 0009: nothing waits for a client to retry)."""
     holds_expired: int = 0
     """Holds past their expiry that this cycle released (ADR 0011)."""
+    grants_expired: int = 0
+    """Grant expiry entries this cycle posted (ADR 0016)."""
+    grants_caught_up: int = 0
+    """Organizations whose grants this cycle allocated the new ledger transactions of (ADR 0016)."""
 
 
 def last_closed_period(ctx: BillingContext) -> str | None:
@@ -58,7 +63,8 @@ def outbox_depth(ctx: BillingContext) -> OutboxDepth:
 
 def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_batches: int = 10) -> CycleReport:
     """Deliver what is due (batch after batch while batches come back full, at most
-    ``max_batches``), release the holds past their expiry (the same way), finish the money intents
+    ``max_batches``), release the holds past their expiry (the same way), expire the credit grants
+    past theirs and catch up the grants of organizations whose ledger moved (ADR 0016), finish the money intents
     an outage left pending, then run the scheduled
     jobs that are due. ``holder`` names this worker in
     job leases (unique per process)."""
@@ -76,12 +82,24 @@ def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_b
         expired += batch_expired
         if batch_expired < DISPATCH_BATCH:
             break
+    caught_up = grants_expired = 0
+    for _ in range(max_batches):
+        batch_expired = expire_grants(ctx, limit=DISPATCH_BATCH)
+        grants_expired += batch_expired
+        if batch_expired < DISPATCH_BATCH:
+            break
+    for _ in range(max_batches):
+        batch_caught_up = catch_up_behind(ctx, limit=DISPATCH_BATCH)
+        caught_up += batch_caught_up
+        if batch_caught_up < DISPATCH_BATCH:
+            break
     finished = finish_pending_intents(ctx)
     started = time.monotonic_ns()
     closed = close_last_period(ctx, holder=holder)
     took = (time.monotonic_ns() - started) // 1_000_000
     return CycleReport(dispatched=total, closed=closed, close_milliseconds=None if closed is None else took,
-                       holds_expired=expired, intents_finished=finished)
+                       holds_expired=expired, intents_finished=finished, grants_expired=grants_expired,
+                       grants_caught_up=caught_up)
 
 
 def finish_pending_intents(ctx: BillingContext) -> int:

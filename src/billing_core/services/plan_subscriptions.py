@@ -15,6 +15,7 @@ from billing_core.checkout import (
     plan_choices,
 )
 from billing_core.errors import IllegalTransition, NoBillingRecord, NotFound
+from billing_core.grants import GrantSource, grant_id_for
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import Money
 from billing_core.permissions import Action, Actor, require
@@ -26,6 +27,7 @@ from billing_core.plan_subscription import (
 )
 from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
+from billing_core.services.grants import expire_due, grant_terms
 from billing_core.services.wallet import sync_wallet
 
 
@@ -180,17 +182,21 @@ once per subscription period."""
 
 
 def grant_period_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscription) -> None:
-    """Trial credits for a trial ("Free Trial Credits"), the plan's included credits each paid period."""
+    """Trial credits for a trial ("Free Trial Credits", a grant of source trial that expires at the
+    trial's end), the plan's included credits each paid period (source plan, no expiry) (ADR 0016)."""
     plan = ctx.catalog.plan(sub.plan)
     if sub.status == SubscriptionStatus.TRIALING:
         amount, description = ctx.catalog.wallet.trial_grant_micros, "Free Trial Credits"
-        key = f"{TRIAL_GRANT}:{sub.id}"
+        key, source, expires_at = f"{TRIAL_GRANT}:{sub.id}", GrantSource.TRIAL, sub.trial_end
     elif sub.status == SubscriptionStatus.ACTIVE:
         amount, description = plan.included_credits_micros, f"{plan.name} plan credits"
         key = f"{PLAN_GRANT}:{sub.id}:{sub.current_period_start.isoformat()}"
+        source, expires_at = GrantSource.PLAN, None
     else:
         return
     if amount > 0:
+        grant_terms(uow, organization_id=sub.organization_id, idempotency_key=key, source=source,
+                    expires_at=expires_at)
         uow.wallets.post(transfer(organization_id=sub.organization_id, idempotency_key=key, kind=EntryKind.GRANT,
                                   description=description, created_at=ctx.clock.now(),
                                   source=Account.PROMOTIONAL_GRANTS, target=Account.WALLET, amount_micros=amount,
@@ -198,18 +204,14 @@ def grant_period_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscrip
 
 
 def _expire_trial_credits(ctx: BillingContext, uow: UnitOfWork, sub: PlanSubscription) -> None:
-    """Unused trial credits expire when the trial ends: never more than the real-time balance, so
-    credits already spent on usage (billed or not) are not taken back twice."""
+    """Unused trial credits expire when the trial ends: exactly what is left of the trial's grant
+    (ADR 0016), so credits already spent on usage (billed or not) are not taken back twice, and
+    paid credits never are. Under the wallet lock; the worker's expiry job uses the same key."""
     granted = uow.ledger.get_by_key(sub.organization_id, f"{TRIAL_GRANT}:{sub.id}")
     if granted is None:
         return
-    wallet = uow.wallets.get(sub.organization_id)
-    amount = min(granted.delta(Account.WALLET), max(wallet.balance_micros, 0))
-    if amount > 0:
-        uow.wallets.post(transfer(organization_id=sub.organization_id, idempotency_key=f"trial-expiry:{sub.id}",
-                                  kind=EntryKind.GRANT_EXPIRY, description="Free Trial Credits expired",
-                                  created_at=ctx.clock.now(), source=Account.WALLET,
-                                  target=Account.PROMOTIONAL_GRANTS, amount_micros=amount, reference=str(sub.id)))
+    uow.wallets.lock(sub.organization_id)
+    expire_due(ctx, uow, sub.organization_id, ctx.clock.now(), only=grant_id_for(granted.id))
 
 
 def portal_session(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, return_url: str) -> str:

@@ -21,6 +21,7 @@ from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.payments import PaymentStatus
 from billing_core.ports import UnitOfWork, iterate_pages
 from billing_core.services.context import BillingContext
+from billing_core.services.grants import catch_up
 from billing_core.services.plan_subscriptions import PLAN_GRANT, TRIAL_GRANT
 
 Check = Callable[[BillingContext, UnitOfWork, uuid.UUID], list[str]]
@@ -217,8 +218,49 @@ def held_matches_active_holds(ctx: BillingContext, uow: UnitOfWork, organization
     return problems
 
 
+def grants_explain_wallet(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """Every micro-dollar of the wallet is explained by grants (ADR 0016): after a catch-up (under
+    the wallet lock, in the reconcile's unit of work, which is not committed), the grants not
+    expired by an entry less the usage no grant paid equal the real-time balance; each ledger
+    transaction's movements add up to its balance delta (a debit's draws plus its uncovered part
+    are its amount); no grant's remaining is negative or above its amount; each expired grant
+    has its expiry entry."""
+    problems: list[str] = []
+    uow.wallets.lock(organization_id)
+    state = catch_up(uow, organization_id)
+    balance = uow.wallets.get(organization_id).balance_micros
+    every = uow.grants.list(organization_id)
+    explained = sum(g.remaining_micros for g in every if g.expired_by is None) - state.uncovered_micros
+    if explained != balance:
+        problems.append(f"the grants explain {explained} µ$ (uncovered {state.uncovered_micros} µ$) "
+                        f"but the balance is {balance} µ$")
+    for grant in every:
+        if not 0 <= grant.remaining_micros <= grant.amount_micros:
+            problems.append(f"grant {grant.id} has {grant.remaining_micros} µ$ left of {grant.amount_micros} µ$")
+    sums = dict(uow.grants.movement_sums(organization_id))
+    expiries: dict[uuid.UUID, str | None] = {}
+    sequence = 0
+    while batch := uow.ledger.after(organization_id, sequence):
+        for item in batch:
+            tx = item.transaction
+            moved = sums.pop(tx.id, 0)
+            if moved != tx.balance_delta:
+                problems.append(f"transaction {tx.idempotency_key} moves the balance by {tx.balance_delta} µ$ "
+                                f"but its grant movements by {moved} µ$")
+            if tx.kind == EntryKind.GRANT_EXPIRY:
+                expiries[tx.id] = tx.reference
+        sequence = batch[-1].sequence
+    for tx_id in sums:
+        problems.append(f"grant movements of transaction {tx_id}, which is not in the ledger")
+    for grant in every:
+        if grant.expired_by is not None and grant.expired_by not in expiries:
+            problems.append(f"grant {grant.id} is expired by {grant.expired_by}, which is no expiry entry")
+    return problems
+
+
 CHECKS: tuple[Check, ...] = (
     held_matches_active_holds,
+    grants_explain_wallet,
     refunds_match_payments,
     failed_payments_not_credited,
     invoices_count_their_buckets,

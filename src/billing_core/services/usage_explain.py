@@ -1,13 +1,15 @@
 """Explain one stored usage event (issue 21, "Explain"): the chain from the event to the money.
 
 event (what was reported) → price (the unit price it was priced at, what it was charged) → debit
-(the ledger transaction ``usage:<event_id>``) → grants drawn (not yet: see
-:class:`UsageExplanation`) → hold (the hold whose settle recorded it, if any) → invoice line (the
+(the ledger transaction ``usage:<event_id>``) → grants drawn (the credit grants that paid the debit,
+ADR 0016, and what the credit line covered) → hold (the hold whose settle recorded it, if any) → invoice line (the
 line of the invoice its hourly bucket went on, if a period close invoiced it) → refunds (the
 automatic refund ``usage-refund:<event_id>`` that gave the charge back, if any).
 
-Reads only, in one unit of work. Only recorded events are stored (an allowed debit, a hold's
-settle); a denied event or an unknown id is :class:`~billing_core.errors.UsageEventNotFound`.
+Reads in one unit of work, after catching the organization's grants up with its ledger if they
+lag (``services.grants.catch_up_organization``, under the wallet lock). Only recorded events are
+stored (an allowed debit, a hold's settle); a denied event or an unknown id is
+:class:`~billing_core.errors.UsageEventNotFound`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from billing_core.errors import NotFound, UsageEventNotFound
+from billing_core.grants import GrantSource
 from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.invoices import Invoice, InvoiceStatus
 from billing_core.ledger import LedgerTransaction
@@ -25,6 +28,7 @@ from billing_core.money import Money
 from billing_core.permissions import Action, Actor, require
 from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
+from billing_core.services.grants import catch_up_organization, draws_for
 from billing_core.spend_guard import DenialReason
 from billing_core.usage import UsageEvent, check_event_id, truncate_to_hour
 
@@ -116,6 +120,15 @@ class ExplainedInvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
     amount: Money
 
 
+class ExplainedGrantDraw(msgspec.Struct, frozen=True, kw_only=True):
+    """What the debit took from one credit grant (ADR 0016), or a refund gave back to it."""
+
+    grant_id: uuid.UUID
+    source: GrantSource
+    amount_micros: int
+    """Positive: the micro-dollars drawn from the grant (given back, for a refund)."""
+
+
 class ExplainedRefund(msgspec.Struct, frozen=True, kw_only=True):
     """An automatic refund of the event's charge (idempotency key ``usage-refund:<event_id>``)."""
 
@@ -126,6 +139,8 @@ class ExplainedRefund(msgspec.Struct, frozen=True, kw_only=True):
     """Given back to the credit balance (positive)."""
     balance_after_micros: int | None
     created_at: datetime
+    grants: list[ExplainedGrantDraw] = msgspec.field(default_factory=list)
+    """The grants the refund gave back to (those the debit drew, or a new refund grant when one expired)."""
 
 
 class UsageExplanation(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,8 +151,10 @@ class UsageExplanation(msgspec.Struct, frozen=True, kw_only=True):
     price: ExplainedPrice
     debit: ExplainedDebit | None
     """None when the event has no charge of its own (a refund's row)."""
-    # Grants drawn: the credit-grants work (issue 21) adds the grants this debit drew here, as
-    # ``grants: list[GrantDrawn] = msgspec.field(default_factory=list)`` (grant id, source, amount).
+    grants: list[ExplainedGrantDraw]
+    """The grants the debit drew, in draw order (soonest expiry, promotional before paid, ...)."""
+    credit_line_micros: int
+    """What of the debit no grant paid: usage on the credit line (0 when grants covered it all)."""
     hold: ExplainedHold | None
     """The hold whose settle recorded the event; None for a plain usage report."""
     invoice_line: ExplainedInvoiceLine | None
@@ -152,6 +169,7 @@ def explain_usage_event(ctx: BillingContext, actor: Actor, organization_id: uuid
     recorded (denied events are not stored); another organization is ``NotFound``."""
     require(actor, Action.VIEW_BILLING, organization_id)
     check_event_id(event_id)
+    catch_up_organization(ctx, organization_id)
     with ctx.uow() as uow:
         event = uow.usage.get_event(organization_id, event_id)
         if event is None:
@@ -165,6 +183,8 @@ def explain_usage_event(ctx: BillingContext, actor: Actor, organization_id: uuid
         recorded = debit if debit is not None else refund if refund_of is not None else None
         recorded_at = recorded.created_at if recorded is not None else None
         invoice_line = _invoice_line(uow, event, recorded_at)
+        drawn = _draws(uow, organization_id, debit)
+        given_back = _draws(uow, organization_id, refund)
     product_code = product_name = unit = None
     try:
         product = ctx.catalog.product(event.product_id)
@@ -180,9 +200,11 @@ def explain_usage_event(ctx: BillingContext, actor: Actor, organization_id: uuid
         price=ExplainedPrice(unit_price_micros=event.unit_price_micros, unit=unit, priced_micros=priced,
                              amount_micros=event.amount_micros, uncharged_micros=priced - event.amount_micros),
         debit=_debit(debit) if debit is not None else None,
+        grants=drawn,
+        credit_line_micros=(-debit.balance_delta - sum(d.amount_micros for d in drawn)) if debit is not None else 0,
         hold=_hold(hold) if hold is not None else None,
         invoice_line=invoice_line,
-        refunds=[_refund(refund)] if refund is not None else [],
+        refunds=[_refund(refund, given_back)] if refund is not None else [],
     )
 
 
@@ -243,7 +265,15 @@ def _hold(hold: Hold) -> ExplainedHold:
                          created_at=hold.created_at, expires_at=hold.expires_at, closed_at=hold.closed_at)
 
 
-def _refund(tx: LedgerTransaction) -> ExplainedRefund:
+def _refund(tx: LedgerTransaction, grants: list[ExplainedGrantDraw]) -> ExplainedRefund:
     return ExplainedRefund(transaction_id=tx.id, idempotency_key=tx.idempotency_key, reason=tx.reason,
                            amount_micros=tx.balance_delta, balance_after_micros=tx.wallet_balance_after,
-                           created_at=tx.created_at)
+                           created_at=tx.created_at, grants=grants)
+
+
+def _draws(uow: UnitOfWork, organization_id: uuid.UUID, tx: LedgerTransaction | None) -> list[ExplainedGrantDraw]:
+    """The grant movements of ``tx`` as positive amounts (a debit draws, a refund gives back)."""
+    if tx is None:
+        return []
+    return [ExplainedGrantDraw(grant_id=d.grant_id, source=d.source, amount_micros=abs(d.amount_micros))
+            for d in draws_for(uow, organization_id, tx.id)]

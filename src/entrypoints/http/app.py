@@ -22,6 +22,7 @@ from entrypoints.http.bodies import BodyRequest
 from entrypoints.http.controllers.account import AccountController, guest_checkout
 from entrypoints.http.controllers.billing import BillingController
 from entrypoints.http.controllers.credits import CreditsController
+from entrypoints.http.controllers.grants import GrantsController
 from entrypoints.http.controllers.health import healthz, metrics, openapi_json, readyz
 from entrypoints.http.controllers.holds import HoldsController, HoldSettingsController
 from entrypoints.http.controllers.invoices import InvoiceController, LegalInvoiceController, PaymentsDueController
@@ -69,6 +70,7 @@ def api_router(*, offline_payments: bool) -> Router:
         UsageReportController, ProductSubscriptionController, InvoiceController, LegalInvoiceController,
         PaymentsDueController, PaymentMethodController, BillingController, PlansController, CreditsController,
         RefundsController, PlatformUsageController, UsageExplainController, HoldsController, HoldSettingsController,
+        GrantsController,
         AccountController,
     ]
     if offline_payments:

@@ -28,7 +28,7 @@ from billing_core.services.overview import BillingOverview
 from billing_core.services.plan_changes import PlanChangeResult
 from billing_core.services.plan_subscriptions import SubscriptionSummary
 from billing_core.services.usage import UsageOutcome
-from billing_core.services.usage_explain import UsageExplanation
+from billing_core.services.usage_explain import ExplainedGrantDraw, UsageExplanation
 from billing_core.spend_guard import Decision
 from billing_core.usage_report import UsageReport
 from billing_core.wallet import SpendCounters
@@ -332,6 +332,7 @@ def usage_explanation(value: UsageExplanation) -> s.UsageExplanationOut:
             transaction_id=debit.transaction_id, idempotency_key=debit.idempotency_key,
             description=debit.description, amount=credits(debit.amount_micros),
             balance_after=optional_credits(debit.balance_after_micros), created_at=debit.created_at),
+        grants=[_grant_draw(d) for d in value.grants], credit_line=credits(value.credit_line_micros),
         hold=None if hold is None else s.ExplainedHoldOut(
             hold_id=hold.hold_id, status=hold.status, held=credits(hold.held_micros), max_quantity=hold.max_quantity,
             settled_quantity=hold.settled_quantity, charged=credits(hold.charged_micros),
@@ -346,5 +347,10 @@ def usage_explanation(value: UsageExplanation) -> s.UsageExplanationOut:
         refunds=[s.ExplainedRefundOut(transaction_id=r.transaction_id, idempotency_key=r.idempotency_key,
                                       reason=r.reason, amount=credits(r.amount_micros),
                                       balance_after=optional_credits(r.balance_after_micros),
-                                      created_at=r.created_at) for r in value.refunds],
+                                      created_at=r.created_at, grants=[_grant_draw(d) for d in r.grants])
+                 for r in value.refunds],
     )
+
+
+def _grant_draw(draw: ExplainedGrantDraw) -> s.ExplainedGrantDrawOut:
+    return s.ExplainedGrantDrawOut(grant_id=draw.grant_id, source=draw.source.value, amount=credits(draw.amount_micros))

@@ -791,6 +791,15 @@ class ExplainedInvoiceLineOut(msgspec.Struct):
     amount: Money
 
 
+class ExplainedGrantDrawOut(msgspec.Struct):
+    """What the debit drew from one credit grant (or a refund gave back to it)."""
+
+    grant_id: uuid.UUID
+    source: str
+    """purchase, pack, auto_recharge, promotion, trial or refund."""
+    amount: Credits
+
+
 class ExplainedRefundOut(msgspec.Struct):
     """An automatic refund of the event's charge (idempotency key ``usage-refund:<event_id>``)."""
 
@@ -801,6 +810,8 @@ class ExplainedRefundOut(msgspec.Struct):
     """Given back to the credit balance."""
     balance_after: Credits | None
     created_at: datetime
+    grants: list[ExplainedGrantDrawOut]
+    """The grants it gave back to."""
 
 
 class UsageExplanationOut(msgspec.Struct):
@@ -810,7 +821,10 @@ class UsageExplanationOut(msgspec.Struct):
     price: ExplainedPriceOut
     debit: ExplainedDebitOut | None
     """Null for a refund's row, which charges nothing."""
-    # Grants drawn (issue 21): the credit-grants work adds ``grants`` here, as in the core's UsageExplanation.
+    grants: list[ExplainedGrantDrawOut]
+    """The credit grants that paid the debit, in draw order."""
+    credit_line: Credits
+    """What of the debit no grant paid (usage on the credit line)."""
     hold: ExplainedHoldOut | None
     """Null for a plain usage report."""
     invoice_line: ExplainedInvoiceLineOut | None

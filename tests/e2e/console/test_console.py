@@ -253,6 +253,12 @@ def test_a_usage_charge_explains_its_hold_price_and_debit(page: Page, console_se
         ctx, services.organizations.authenticate(ctx, console_server.tokens["member"]), org, event_id)
     assert explained.debit is not None
     expect(chain.locator("[data-link='debit']")).to_contain_text(dollars_text(explained.debit.amount_micros))
+    # Paid from the grants the debit drew (the demo's credits cover it: nothing on the credit line).
+    assert explained.grants and explained.credit_line_micros == 0
+    paid_from = chain.locator("[data-link='grants']")
+    for draw in explained.grants:
+        expect(paid_from).to_contain_text(f"{dollars_text(draw.amount_micros)} from ")
+        expect(paid_from).to_contain_text(f"(grant {str(draw.grant_id)[:8]})")
 
 
 def dollars_text(micros: int) -> str:

@@ -23,6 +23,7 @@ from adapters.testing.contracts.checkout import (
     OnePlanSubscriptionPerProviderIdContract,
     OrganizationListingsContract,
 )
+from adapters.testing.contracts.grants import GrantRepositoryContract
 from adapters.testing.contracts.holds import HoldRepositoryContract
 from adapters.testing.contracts.isolation import IsolationContract
 from adapters.testing.contracts.money_intents import (
@@ -60,6 +61,7 @@ from adapters.testing.contracts.wallet_ledger import (
 
 STORAGE_CONTRACTS: tuple[type, ...] = (
     HoldRepositoryContract,
+    GrantRepositoryContract,
     OrganizationRepositoryContract,
     PlanSubscriptionRepositoryContract,
     ProductSubscriptionRepositoryContract,
@@ -106,6 +108,7 @@ __all__ = [
     "DebitEqualsTheReferenceModelContract",
     "DebitManyContract",
     "DebitManyEqualsDebitsOneByOneContract",
+    "GrantRepositoryContract",
     "HoldRepositoryContract",
     "IdempotencyRepositoryContract",
     "InboxInTheUnitOfWorkContract",

@@ -1,5 +1,5 @@
 // "Explain this charge": the chain of one usage event (GET …/usage/events/{event_id}) as an expandable
-// panel under a usage feed entry: event → price → debit → hold → invoice line → refunds. Fetched when the
+// panel under a usage feed entry: event → price → debit → grants drawn → hold → invoice line → refunds. Fetched when the
 // panel is first opened (a <details>, so it opens with the keyboard), never before.
 import { api, orgPath } from "./api.js";
 import { dateTime, h, money, shortId, shown } from "./ui.js";
@@ -27,6 +27,15 @@ function debitText(debit) {
   if (!debit) return "No charge of its own.";
   return `${shown(debit.amount)} taken off the credit balance ${dateTime(debit.created_at)} `
     + `(ledger key ${debit.idempotency_key}); balance after: ${shown(debit.balance_after)}`;
+}
+
+const SOURCES = { purchase: "purchased credits", pack: "credit pack", auto_recharge: "auto-recharge",
+  promotion: "promotional credits", trial: "trial credits", refund: "refunded credits" };
+
+function grantsText(grants, creditLine) {
+  const drawn = (grants || []).map((g) => `${shown(g.amount)} from ${SOURCES[g.source] || g.source} (grant ${shortId(g.grant_id)})`);
+  if (creditLine && Number(creditLine.micros) > 0) drawn.push(`${shown(creditLine)} on the credit line`);
+  return drawn.length ? drawn.join(" · ") : "Nothing drawn.";
 }
 
 const RULES = { reject: "reject", cap_at_hold: "cap at the hold", allow_within_credit_line: "allow within the credit line" };
@@ -59,6 +68,7 @@ export function chainList(chain) {
     ["event", "Event", eventText(chain.event, chain.price)],
     ["price", "Price", priceText(chain.event, chain.price)],
     ["debit", "Debit", debitText(chain.debit)],
+    ["grants", "Paid from", grantsText(chain.grants, chain.credit_line)],
     ["hold", "Hold", holdText(chain.hold)],
     ["invoice", "Invoice line", invoiceText(chain.invoice_line)],
     ["refunds", "Refunds", refundsText(chain.refunds || [])],

@@ -1,0 +1,129 @@
+"""Credit grants, the projection of the ledger (ADR 0016): grants, movements, cursors and terms.
+
+Written only by ``billing_core.services.grants`` under the organization's wallet lock (ADR 0009);
+the cursor moves with a conditional ``UPDATE … WHERE sequence = :expected`` (or an insert that
+does nothing on conflict), whose row count decides, so a second catch-up never allocates twice.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+
+from adapters.sqlalchemy import rows
+from adapters.sqlalchemy.base import SqlAlchemyRepository
+from adapters.sqlalchemy.tables import grant_cursors, grant_movements, grant_terms, ledger_transactions, organizations
+from adapters.sqlalchemy.tables import grants as grant_rows
+from billing_core.errors import InvalidInput
+from billing_core.grants import Grant, GrantMovement, GrantTerms
+from billing_core.ports import GrantCursor
+
+_g, _m, _c, _k, _t = grant_rows.c, grant_movements.c, grant_cursors.c, grant_terms.c, ledger_transactions.c
+# Under SQLite's smallest compiled-in limit of bound parameters (999).
+_PER_QUERY = 500
+
+
+class SqlAlchemyGrantRepository(SqlAlchemyRepository):
+    def cursor(self, organization_id: uuid.UUID) -> GrantCursor:
+        row = self._execute(select(grant_cursors).where(_c.organization_id == organization_id)).first()
+        if row is None:
+            return GrantCursor(organization_id=organization_id)
+        return GrantCursor(organization_id=organization_id, sequence=int(row.sequence),
+                           uncovered_micros=int(row.uncovered_micros))
+
+    def open(self, organization_id: uuid.UUID) -> list[Grant]:
+        query = (select(grant_rows).where(_g.organization_id == organization_id, _g.expired_by.is_(None),
+                                      _g.remaining_micros > 0).order_by(_g.created_at, _g.id))
+        return [rows.grant_from_row(row) for row in self._execute(query)]
+
+    def get_many(self, organization_id: uuid.UUID, grant_ids: Sequence[uuid.UUID]) -> list[Grant]:
+        found: list[Grant] = []
+        ids = list(dict.fromkeys(grant_ids))
+        for start in range(0, len(ids), _PER_QUERY):
+            query = select(grant_rows).where(_g.organization_id == organization_id,
+                                         _g.id.in_(ids[start:start + _PER_QUERY]))
+            found.extend(rows.grant_from_row(row) for row in self._execute(query))
+        return found
+
+    def list(self, organization_id: uuid.UUID) -> list[Grant]:
+        query = select(grant_rows).where(_g.organization_id == organization_id).order_by(_g.created_at.desc(), _g.id)
+        return [rows.grant_from_row(row) for row in self._execute(query)]
+
+    def apply(self, cursor: GrantCursor, grants: Sequence[Grant], movements: Sequence[GrantMovement], *,
+              expected_sequence: int) -> bool:
+        org = cursor.organization_id
+        if any(g.organization_id != org for g in grants) or any(m.organization_id != org for m in movements):
+            raise InvalidInput("organization_id", "a grant row belongs to another organization")
+        values = {"sequence": cursor.sequence, "uncovered_micros": cursor.uncovered_micros}
+        with self._guarded():
+            if expected_sequence == 0:
+                moved = self._execute(self._insert(grant_cursors).on_conflict_do_nothing(
+                    index_elements=["organization_id"]), {"organization_id": org, **values}).rowcount
+                if not moved:
+                    moved = self._execute(update(grant_cursors).where(
+                        _c.organization_id == org, _c.sequence == 0).values(values)).rowcount
+            else:
+                moved = self._execute(update(grant_cursors).where(
+                    _c.organization_id == org, _c.sequence == expected_sequence).values(values)).rowcount
+            if moved != 1:
+                return False
+            if grants:
+                ids = [g.id for g in grants]
+                # Replace: the changed grants are few per catch-up (the ones it created, drew or gave back to).
+                for start in range(0, len(ids), _PER_QUERY):
+                    self._execute(delete(grant_rows).where(_g.organization_id == org,
+                                                       _g.id.in_(ids[start:start + _PER_QUERY])))
+                self._execute(grant_rows.insert(), [rows.grant_values(g) for g in grants])
+            if movements:
+                self._execute(grant_movements.insert(), [
+                    {"organization_id": m.organization_id, "transaction_id": m.transaction_id,
+                     "grant_id": m.grant_id, "amount_micros": m.amount_micros} for m in movements])
+        return True
+
+    def movements(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> builtins.list[GrantMovement]:
+        query = (select(grant_movements).where(_m.organization_id == organization_id,
+                                               _m.transaction_id == transaction_id).order_by(_m.seq))
+        return [GrantMovement(organization_id=row.organization_id, transaction_id=row.transaction_id,
+                              grant_id=row.grant_id, amount_micros=int(row.amount_micros))
+                for row in self._execute(query)]
+
+    def movement_sums(self, organization_id: uuid.UUID) -> Mapping[uuid.UUID, int]:
+        query = (select(_m.transaction_id, func.sum(_m.amount_micros)).where(_m.organization_id == organization_id)
+                 .group_by(_m.transaction_id))
+        return {row[0]: int(row[1]) for row in self._execute(query)}
+
+    def put_terms(self, terms: GrantTerms) -> None:
+        with self._guarded():
+            self._execute(self._insert(grant_terms).on_conflict_do_nothing(
+                index_elements=["organization_id", "idempotency_key"]), {
+                "organization_id": terms.organization_id, "idempotency_key": terms.idempotency_key,
+                "source": terms.source.value, "expires_at": terms.expires_at, "priority": terms.priority})
+
+    def terms(self, organization_id: uuid.UUID, keys: Sequence[str]) -> dict[str, GrantTerms]:
+        found: dict[str, GrantTerms] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _PER_QUERY):
+            query = select(grant_terms).where(_k.organization_id == organization_id,
+                                              _k.idempotency_key.in_(unique[start:start + _PER_QUERY]))
+            for row in self._execute(query):
+                found[row.idempotency_key] = rows.grant_terms_from_row(row)
+        return found
+
+    def due(self, now: datetime, limit: int = 100) -> builtins.list[Grant]:
+        query = (select(grant_rows).where(_g.expired_by.is_(None), _g.remaining_micros > 0, _g.expires_at.is_not(None),
+                                      _g.expires_at <= now).order_by(_g.expires_at, _g.id).limit(limit))
+        return [rows.grant_from_row(row) for row in self._execute(query)]
+
+    def behind(self, limit: int = 100) -> builtins.list[uuid.UUID]:
+        # Per organization, one probe of the ledger's (organization, seq) index past its cursor:
+        # no aggregate over the ledger.
+        past = (select(_t.seq).where(_t.organization_id == organizations.c.id,
+                                     _t.seq > func.coalesce(_c.sequence, 0)).exists())
+        query = (select(organizations.c.id).select_from(
+            organizations.outerjoin(grant_cursors, _c.organization_id == organizations.c.id))
+            .where(past).order_by(organizations.c.id).limit(limit))
+        return [row[0] for row in self._execute(query)]

@@ -1,0 +1,144 @@
+"""Contract of :class:`~billing_core.ports.GrantRepository` (ADR 0016) and of
+:meth:`~billing_core.ports.LedgerRepository.after`: the ledger read forward from a cursor, grants
+and movements stored with the cursor in one conditional step, terms kept first-wins, and the
+worker's cross-organization reads (due expiries, organizations behind), on every backend."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import msgspec
+import pytest
+
+from adapters.testing.builders import NOW, grant, new_org, top_up, usage_tx
+from adapters.testing.storage import StorageBackend
+from billing_core.errors import InvalidInput
+from billing_core.grants import Grant, GrantMovement, GrantSource, GrantTerms
+from billing_core.ports import GrantCursor
+
+
+def _grant(org: uuid.UUID, amount: int, *, remaining: int | None = None, expires_in: timedelta | None = None,
+           source: GrantSource = GrantSource.PROMOTION, age: timedelta = timedelta(0)) -> Grant:
+    return Grant(id=uuid.uuid4(), organization_id=org, source=source, amount_micros=amount,
+                 remaining_micros=amount if remaining is None else remaining, created_at=NOW + age,
+                 expires_at=None if expires_in is None else NOW + expires_in, priority=1,
+                 created_by=uuid.uuid4(), reference="payment-1")
+
+
+def _move(org: uuid.UUID, tx: uuid.UUID, grant_id: uuid.UUID | None, amount: int) -> GrantMovement:
+    return GrantMovement(organization_id=org, transaction_id=tx, grant_id=grant_id, amount_micros=amount)
+
+
+class GrantRepositoryContract:
+    def test_the_ledger_reads_forward_from_a_sequence_in_append_order(self, storage: StorageBackend) -> None:
+        org, other = new_org(storage).id, new_org(storage).id
+        with storage.uow() as uow:
+            uow.wallets.post(grant(org, 500, "a"))
+            uow.wallets.post(grant(other, 100, "x"))
+            uow.wallets.debit(org, 200, NOW, usage_tx(org, 200, "b"))
+            uow.wallets.post(top_up(org, 300, "c"))
+            uow.commit()
+        with storage.uow() as uow:
+            every = uow.ledger.after(org, 0)
+            assert [s.transaction.idempotency_key for s in every] == ["a", "b", "c"]
+            sequences = [s.sequence for s in every]
+            assert sequences == sorted(set(sequences))
+            assert every[1].transaction.balance_delta == -200, "postings come with the transaction"
+            assert [s.transaction.idempotency_key for s in uow.ledger.after(org, sequences[0])] == ["b", "c"]
+            assert [s.transaction.idempotency_key for s in uow.ledger.after(org, sequences[0], limit=1)] == ["b"]
+            assert uow.ledger.after(org, sequences[-1]) == []
+            assert [s.transaction.idempotency_key for s in uow.ledger.after(other, 0)] == ["x"]
+            with pytest.raises(InvalidInput):
+                uow.ledger.after(org, 0, limit=0)
+
+    def test_apply_stores_grants_movements_and_cursor_once(self, storage: StorageBackend) -> None:
+        org = new_org(storage).id
+        promo = _grant(org, 1_000, expires_in=timedelta(days=1))
+        paid = _grant(org, 500, source=GrantSource.PURCHASE, age=timedelta(seconds=1))
+        tx = uuid.uuid4()
+        moves = [_move(org, tx, promo.id, -300), _move(org, tx, None, -50)]
+        with storage.uow() as uow:
+            assert uow.grants.cursor(org) == GrantCursor(organization_id=org)
+            assert uow.grants.apply(GrantCursor(organization_id=org, sequence=7, uncovered_micros=50),
+                                    [promo, paid], moves, expected_sequence=0)
+            # A second catch-up that read the old cursor writes nothing.
+            assert not uow.grants.apply(GrantCursor(organization_id=org, sequence=9), [paid], moves,
+                                        expected_sequence=0)
+            uow.commit()
+        used = msgspec.structs.replace(promo, remaining_micros=700)
+        tx2 = uuid.uuid4()
+        with storage.uow() as uow:
+            assert uow.grants.cursor(org) == GrantCursor(organization_id=org, sequence=7, uncovered_micros=50)
+            assert uow.grants.movements(org, tx) == moves
+            assert uow.grants.apply(GrantCursor(organization_id=org, sequence=8), [used],
+                                    [_move(org, tx2, promo.id, -300)], expected_sequence=7)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.grants.cursor(org).sequence == 8
+            assert uow.grants.open(org) == [used, paid]
+            assert uow.grants.list(org) == [paid, used]
+            assert uow.grants.get_many(org, [used.id, uuid.uuid4()]) == [used]
+            assert dict(uow.grants.movement_sums(org)) == {tx: -350, tx2: -300}
+            assert uow.grants.movements(org, uuid.uuid4()) == []
+
+    def test_a_rolled_back_allocation_leaves_nothing(self, storage: StorageBackend) -> None:
+        org = new_org(storage).id
+        with storage.uow() as uow:
+            uow.grants.apply(GrantCursor(organization_id=org, sequence=3), [_grant(org, 10)], [], expected_sequence=0)
+        with storage.uow() as uow:
+            assert uow.grants.cursor(org).sequence == 0
+            assert uow.grants.list(org) == []
+
+    def test_rows_are_scoped_and_remaining_stays_within_the_amount(self, storage: StorageBackend) -> None:
+        org, other = new_org(storage).id, new_org(storage).id
+        mine = _grant(org, 10)
+        with storage.uow() as uow:
+            uow.grants.apply(GrantCursor(organization_id=org, sequence=1), [mine], [], expected_sequence=0)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.grants.open(other) == [] and uow.grants.get_many(other, [mine.id]) == []
+            with pytest.raises(InvalidInput):
+                uow.grants.apply(GrantCursor(organization_id=other, sequence=1), [mine], [], expected_sequence=0)
+        with storage.uow() as uow, pytest.raises(InvalidInput):
+            uow.grants.apply(GrantCursor(organization_id=org, sequence=2),
+                             [msgspec.structs.replace(mine, remaining_micros=11)], [], expected_sequence=1)
+
+    def test_terms_are_first_wins_and_scoped(self, storage: StorageBackend) -> None:
+        org, other = new_org(storage).id, new_org(storage).id
+        first = GrantTerms(organization_id=org, idempotency_key="promo:1", source=GrantSource.PROMOTION,
+                           expires_at=NOW + timedelta(days=3), priority=2)
+        with storage.uow() as uow:
+            uow.grants.put_terms(first)
+            uow.grants.put_terms(msgspec.structs.replace(first, source=GrantSource.TRIAL, priority=9))
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.grants.terms(org, ["promo:1", "nope"]) == {"promo:1": first}
+            assert uow.grants.terms(other, ["promo:1"]) == {}
+
+    def test_due_and_behind_find_work_across_organizations(self, storage: StorageBackend) -> None:
+        first, second = new_org(storage).id, new_org(storage).id
+        soon = _grant(first, 10, expires_in=timedelta(hours=1))
+        sooner = _grant(second, 10, expires_in=timedelta(minutes=1))
+        later = _grant(second, 10, expires_in=timedelta(days=1))
+        spent = _grant(first, 10, remaining=0, expires_in=timedelta(minutes=1))
+        expired = msgspec.structs.replace(_grant(first, 10, expires_in=timedelta(minutes=1)), expired_by=uuid.uuid4())
+        with storage.uow() as uow:
+            uow.wallets.post(grant(first, 500, "a"))
+            uow.wallets.post(grant(second, 500, "b"))
+            uow.commit()
+        with storage.uow() as uow:
+            assert sorted(uow.grants.behind(), key=str) == sorted([first, second], key=str)
+            last = uow.ledger.after(first, 0)[-1].sequence
+            uow.grants.apply(GrantCursor(organization_id=first, sequence=last), [soon, spent, expired], [],
+                             expected_sequence=0)
+            uow.grants.apply(GrantCursor(organization_id=second, sequence=1), [sooner, later], [],
+                             expected_sequence=0)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.grants.due(NOW + timedelta(hours=2)) == [sooner, soon]
+            assert uow.grants.due(NOW + timedelta(hours=2), limit=1) == [sooner]
+            assert uow.grants.due(NOW) == []
+            behind = uow.grants.behind()
+            assert first not in behind
+            assert (second in behind) == (uow.ledger.after(second, 1) != [])

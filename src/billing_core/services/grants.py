@@ -1,0 +1,204 @@
+"""Credit grants, the projection of the ledger (ADR 0016): catch up, expire, list, explain.
+
+Nothing on the usage hot path writes grants. :func:`catch_up` allocates, under the organization's
+wallet lock, every ledger transaction appended after the organization's cursor
+(:func:`billing_core.grants.allocate`) and stores the grants, their movements and the cursor in
+the caller's unit of work. The background worker catches up the organizations that are behind and
+expires grants (:func:`expire_grants`); readers catch up on demand (:func:`list_grants`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from billing_core.errors import ConcurrentUpdate, InvalidInput
+from billing_core.grants import (
+    PROMOTIONAL_SOURCES,
+    Grant,
+    GrantMovement,
+    GrantSource,
+    GrantState,
+    GrantTerms,
+    allocate,
+    expiry_key,
+)
+from billing_core.ledger import Account, EntryKind, transfer
+from billing_core.money import MAX_MICROS
+from billing_core.permissions import Action, Actor, require
+from billing_core.ports import UnitOfWork
+from billing_core.services.context import BillingContext
+
+BATCH = 500
+"""Ledger transactions read per step of a catch-up."""
+
+USAGE_KEY = "usage"
+"""Ledger key prefix of a usage debit (``usage:<event id>``, :mod:`billing_core.services.usage`)."""
+
+
+class GrantDraw(msgspec.Struct, frozen=True, kw_only=True):
+    """What one ledger transaction took from (negative) or gave to (positive) one grant."""
+
+    grant_id: uuid.UUID
+    source: GrantSource
+    amount_micros: int
+
+
+class GrantView(msgspec.Struct, frozen=True, kw_only=True):
+    """A grant as the API and console show it."""
+
+    grant: Grant
+    status: str
+    """``active`` (something left, usable), ``used`` (nothing left), ``expired`` (past its expiry,
+    or expired by its entry)."""
+
+
+def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
+    """Allocate every ledger transaction after the organization's cursor and store the result in
+    ``uow`` (the caller commits). The caller holds the wallet lock (``uow.wallets.lock``), which
+    every ledger writer takes first: no transaction of the organization can then be appended, or
+    still be uncommitted, below the sequence read here. Returns the state after."""
+    cursor = uow.grants.cursor(organization_id)
+    state = GrantState(organization_id=organization_id, sequence=cursor.sequence,
+                       uncovered_micros=cursor.uncovered_micros,
+                       grants={g.id: g for g in uow.grants.open(organization_id)})
+    while True:
+        batch = uow.ledger.after(organization_id, state.sequence, limit=BATCH)
+        if not batch:
+            return state
+        txs = [s.transaction for s in batch]
+        terms = uow.grants.terms(organization_id, [t.idempotency_key for t in txs if t.balance_delta > 0])
+        refunded: dict[str, list[GrantMovement]] = {}
+        for t in txs:
+            if t.kind == EntryKind.AUTOMATIC_REFUND and t.reference is not None and t.reference not in refunded:
+                debit = uow.ledger.get_by_key(organization_id, f"{USAGE_KEY}:{t.reference}")
+                refunded[t.reference] = [] if debit is None else uow.grants.movements(organization_id, debit.id)
+        wanted = {m.grant_id for ms in refunded.values() for m in ms
+                  if m.grant_id is not None and m.grant_id not in state.grants}
+        for grant in uow.grants.get_many(organization_id, sorted(wanted, key=str)):
+            state.grants[grant.id] = grant
+        result = allocate(state, [(s.sequence, s.transaction) for s in batch], terms=terms,
+                          refunded_draws=refunded)
+        after = result.state
+        stored = uow.grants.apply(
+            msgspec.structs.replace(cursor, sequence=after.sequence, uncovered_micros=after.uncovered_micros),
+            result.changed, result.movements, expected_sequence=state.sequence)
+        if not stored:  # pragma: no cover - the wallet lock serializes catch-ups
+            raise ConcurrentUpdate("the organization's grants were allocated meanwhile; retry")
+        # Keep what later transactions may touch: grants with something left (and not expired by
+        # an entry); the rest is reloaded from storage when a refund names it.
+        after.grants = {g.id: g for g in after.grants.values() if g.expired_by is None and g.remaining_micros > 0}
+        state = after
+
+
+def behind(uow: UnitOfWork, organization_id: uuid.UUID) -> bool:
+    """Whether the organization's ledger has transactions its grants do not reflect yet (no lock)."""
+    return bool(uow.ledger.after(organization_id, uow.grants.cursor(organization_id).sequence, limit=1))
+
+
+def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID) -> bool:
+    """Catch up one organization in its own unit of work, if it is behind; whether it was."""
+    with ctx.uow() as uow:
+        if not behind(uow, organization_id):
+            return False
+        uow.wallets.lock(organization_id)
+        catch_up(uow, organization_id)
+        uow.commit()
+        return True
+
+
+def catch_up_behind(ctx: BillingContext, *, limit: int = 100) -> int:
+    """The worker's sweep: catch up the organizations whose cursor is behind their ledger. How many."""
+    with ctx.uow() as uow:
+        late = uow.grants.behind(limit)
+    return sum(catch_up_organization(ctx, org) for org in late)
+
+
+def expiry_account(grant: Grant) -> Account:
+    """Where an expired grant's credit goes: back to the promotional grants it came from, else
+    (paid credit with an expiry) to revenue as breakage."""
+    return Account.PROMOTIONAL_GRANTS if grant.source in PROMOTIONAL_SOURCES else Account.REVENUE
+
+
+def expire_due(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID, now: datetime, *,
+               only: uuid.UUID | None = None) -> int:
+    """Under the wallet lock the caller took: catch up, post a ``GRANT_EXPIRY`` of exactly the
+    remaining of each grant whose expiry passed at ``now`` (or of grant ``only``, whatever its
+    expiry: a trial that ends early), keyed ``grant-expiry:<grant id>``, then catch up again so
+    the grant shows as expired. How many entries it posted."""
+    catch_up(uow, organization_id)
+    due = [g for g in uow.grants.open(organization_id)
+           if (g.id == only if only is not None else g.expires_at is not None and g.expires_at <= now)]
+    posted = 0
+    for grant in due:
+        described = "Free Trial Credits expired" if grant.source == GrantSource.TRIAL else "Granted credits expired"
+        done = uow.wallets.post(transfer(
+            organization_id=organization_id, idempotency_key=expiry_key(grant.id), kind=EntryKind.GRANT_EXPIRY,
+            description=described, created_at=now, source=Account.WALLET, target=expiry_account(grant),
+            amount_micros=grant.remaining_micros, reference=str(grant.id)))
+        posted += not done.replayed
+    if due:
+        catch_up(uow, organization_id)
+    return posted
+
+
+def expire_grants(ctx: BillingContext, *, limit: int = 100) -> int:
+    """The worker's expiry job: for each organization with a grant past its expiry and something
+    left (as last allocated), take its wallet lock, catch up, and post the expiry entries. Two
+    workers at once post one entry per grant: the second finds it expired after its catch-up
+    (and the key is unique). How many entries this call posted."""
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        orgs = list(dict.fromkeys(g.organization_id for g in uow.grants.due(now, limit)))
+    posted = 0
+    for org in orgs:
+        with ctx.uow() as uow:
+            uow.wallets.lock(org)
+            posted += expire_due(ctx, uow, org, now)
+            uow.commit()
+    return posted
+
+
+def grant_status(grant: Grant, now: datetime) -> str:
+    if grant.expired_by is not None or (grant.expires_at is not None and grant.expires_at <= now):
+        return "expired"
+    return "active" if grant.remaining_micros > 0 else "used"
+
+
+def list_grants(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> list[GrantView]:
+    """The organization's grants, newest first, caught up first when its ledger moved since."""
+    require(actor, Action.VIEW_BILLING, organization_id)
+    catch_up_organization(ctx, organization_id)
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        return [GrantView(grant=g, status=grant_status(g, now)) for g in uow.grants.list(organization_id)]
+
+
+def draws_for(uow: UnitOfWork, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> list[GrantDraw]:
+    """The grants one ledger transaction drew (negative) or gave back to / created (positive), as
+    allocated so far (catch up first, under the lock, to include the newest transactions). The
+    credit-line part (usage no grant paid) is left out: the transaction's amount less these."""
+    moved = [m for m in uow.grants.movements(organization_id, transaction_id) if m.grant_id is not None]
+    sources = {g.id: g.source for g in uow.grants.get_many(organization_id, [m.grant_id for m in moved
+                                                                            if m.grant_id is not None])}
+    return [GrantDraw(grant_id=m.grant_id, source=sources[m.grant_id], amount_micros=m.amount_micros)
+            for m in moved if m.grant_id is not None]
+
+
+def grant_terms(uow: UnitOfWork, *, organization_id: uuid.UUID, idempotency_key: str, source: GrantSource,
+                expires_at: datetime | None = None, priority: int = 0) -> None:
+    """Record the terms of a credit posted (in the same unit of work) with ``idempotency_key``."""
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidInput("expires_at", "expires_at must be a UTC datetime")
+    if type(priority) is not int or not 0 <= priority <= 1_000:
+        raise InvalidInput("priority", "priority must be an integer from 0 to 1000")
+    uow.grants.put_terms(GrantTerms(organization_id=organization_id, idempotency_key=idempotency_key,
+                                    source=source, expires_at=expires_at, priority=priority))
+
+
+def check_grant_amount(amount_micros: int) -> int:
+    if type(amount_micros) is not int or not 0 < amount_micros <= MAX_MICROS:
+        raise InvalidInput("amount_micros", "amount_micros must be a positive integer")
+    return amount_micros

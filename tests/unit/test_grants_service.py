@@ -1,0 +1,170 @@
+"""Credit grants through the use cases on the in-memory adapter (ADR 0016): usage draws the
+expiring promotion before paid credit, its refund gives back to that grant, the expiry job posts
+exactly what is left (once), usage beyond every grant is paid back by the next credit, and the
+background worker catches up and expires; reconcile stays clean throughout."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.fakes import in_memory_billing
+from adapters.fakes.bundle import InMemoryBilling
+from adapters.testing.builders import top_up
+from billing_core import Permission, services
+from billing_core.errors import InvalidInput
+from billing_core.grants import GrantSource, expiry_key, grant_id_for
+from billing_core.ledger import Account, EntryKind
+from billing_core.permissions import Actor
+from billing_core.services.background import run_cycle
+from billing_core.services.grants import GrantDraw, GrantView, draws_for, expire_grants
+
+NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+PRICE = 40_000  # compute, per vCPU-hour
+DOLLAR = 1_000_000
+
+
+class Org:
+    def __init__(self, billing: InMemoryBilling) -> None:
+        ctx = billing.ctx
+        org = services.organizations.create_organization(ctx, name="Acme", owner_user_id="ada",
+                                                         owner_email="ada@acme.test")
+        _, owner_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
+        self.owner = services.organizations.authenticate(ctx, owner_secret)
+        session = services.checkout.start_checkout(ctx, self.owner, organization_id=org.id, plan="pro",
+                                                   return_url="https://app.test/billing")
+        assert session.provider_session_id is not None
+        services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                            provider_subscription_id=f"sub_{org.id.hex}")
+        services.product_subscriptions.subscribe_product(ctx, self.owner, organization_id=org.id, product="compute",
+                                                         project_id=None)
+        _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
+                                                       scopes=frozenset({Permission.USAGE_WRITE}))
+        self.platform: Actor = services.organizations.authenticate(ctx, secret)
+        self.id = org.id
+        self.billing = billing
+        # The checkout's trial credits (source trial, expiring at the trial's end) are spent first
+        # here, so the tests start from the paid and promotional credit they add.
+        self.start_credits = sum(v.grant.remaining_micros for v in self.grants().values())
+        assert self.start_credits > 0 and self.start_credits % PRICE == 0
+        self.use("spend-start-credits", self.start_credits // PRICE)
+
+    def pay(self, amount: int, key: str) -> uuid.UUID:
+        with self.billing.ctx.uow() as uow:
+            uow.wallets.lock(self.id)
+            posted = uow.wallets.post(top_up(self.id, amount, key, self.billing.clock.now()))
+            uow.commit()
+        return posted.transaction.id
+
+    def use(self, event_id: str, quantity: int) -> None:
+        outcome = services.usage.report_usage(self.billing.ctx, self.platform, organization_id=self.id,
+                                              event_id=event_id, product="compute", quantity=quantity)
+        assert outcome.allowed
+
+    def grants(self) -> dict[uuid.UUID, GrantView]:
+        views = services.grants.list_grants(self.billing.ctx, self.owner, organization_id=self.id)
+        return {v.grant.id: v for v in views}
+
+    def draws(self, key: str) -> list[GrantDraw]:
+        services.grants.catch_up_organization(self.billing.ctx, self.id)
+        with self.billing.ctx.uow() as uow:
+            tx = uow.ledger.get_by_key(self.id, key)
+            assert tx is not None
+            return draws_for(uow, self.id, tx.id)
+
+    def clean(self) -> None:
+        report = services.reconcile.reconcile(self.billing.ctx, organization_id=self.id)
+        assert report.clean, report
+
+
+@pytest.fixture
+def org() -> Org:
+    return Org(in_memory_billing(NOW))
+
+
+def _promo(org: Org, amount: int, key: str, *, expires_in: timedelta | None) -> uuid.UUID:
+    ctx = org.billing.ctx
+    assert services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=amount, description="Launch promo",
+                                         idempotency_key=key, source=GrantSource.PROMOTION,
+                                         expires_at=None if expires_in is None else NOW + expires_in, priority=0)
+    with ctx.uow() as uow:
+        tx = uow.ledger.get_by_key(org.id, key)
+        assert tx is not None
+    return grant_id_for(tx.id)
+
+
+def test_usage_draws_the_promotion_first_its_refund_gives_it_back_and_expiry_takes_exactly_the_rest(org: Org) -> None:
+    ctx = org.billing.ctx
+    paid = grant_id_for(org.pay(10 * DOLLAR, "top-up:1"))
+    promo = _promo(org, 2 * DOLLAR, "promo:launch", expires_in=timedelta(days=7))
+    org.use("e1", 10)  # 400_000 µ$
+    grants = org.grants()
+    assert grants[promo].grant.remaining_micros == 2 * DOLLAR - 10 * PRICE
+    assert grants[promo].grant.expires_at == NOW + timedelta(days=7) and grants[promo].status == "active"
+    assert grants[paid].grant.remaining_micros == 10 * DOLLAR and grants[paid].grant.source == GrantSource.PURCHASE
+    assert org.draws("usage:e1") == [GrantDraw(grant_id=promo, source=GrantSource.PROMOTION, amount_micros=-10 * PRICE)]
+    org.use("e2", 60)  # 2_400_000 µ$: the promotion's 1_600_000, then 800_000 paid
+    assert org.draws("usage:e2") == [
+        GrantDraw(grant_id=promo, source=GrantSource.PROMOTION, amount_micros=-(2 * DOLLAR - 10 * PRICE)),
+        GrantDraw(grant_id=paid, source=GrantSource.PURCHASE, amount_micros=-(60 * PRICE - 2 * DOLLAR + 10 * PRICE))]
+    services.usage.refund_usage(ctx, org.platform, organization_id=org.id, event_id="e1")
+    grants = org.grants()
+    assert grants[promo].grant.remaining_micros == 10 * PRICE, "the refund went back to the grant e1 drew"
+    org.clean()
+
+    org.billing.clock.advance(timedelta(days=8))
+    assert expire_grants(ctx) == 1
+    assert expire_grants(ctx) == 0, "an expired grant expires once"
+    with ctx.uow() as uow:
+        entry = uow.ledger.get_by_key(org.id, expiry_key(promo))
+    assert entry is not None and entry.kind == EntryKind.GRANT_EXPIRY
+    assert entry.delta(Account.WALLET) == -10 * PRICE and entry.delta(Account.PROMOTIONAL_GRANTS) == 10 * PRICE
+    grants = org.grants()
+    assert grants[promo].status == "expired" and grants[promo].grant.remaining_micros == 0
+    assert grants[promo].grant.expired_by == entry.id
+    assert org.draws(expiry_key(promo)) == [GrantDraw(grant_id=promo, source=GrantSource.PROMOTION,
+                                                      amount_micros=-10 * PRICE)]
+    org.clean()
+
+
+def test_usage_beyond_every_grant_is_paid_back_first_by_the_next_credit(org: Org) -> None:
+    org.pay(DOLLAR, "top-up:1")
+    org.use("e1", 50)  # 2_000_000 µ$: $1 from the top-up, $1 on the credit line
+    org.clean()
+    second = grant_id_for(org.pay(3 * DOLLAR, "top-up:2"))
+    assert org.grants()[second].grant.remaining_micros == 2 * DOLLAR
+    assert org.draws("top-up:2") == [GrantDraw(grant_id=second, source=GrantSource.PURCHASE, amount_micros=2 * DOLLAR)]
+    org.clean()
+
+
+def test_a_grant_refuses_bad_terms(org: Org) -> None:
+    ctx = org.billing.ctx
+    with pytest.raises(InvalidInput):
+        services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=DOLLAR, description="x",
+                                      idempotency_key="k", expires_at=NOW - timedelta(seconds=1))
+    with pytest.raises(InvalidInput):
+        services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=DOLLAR, description="x",
+                                      idempotency_key="k", source=GrantSource.PURCHASE)
+    with pytest.raises(InvalidInput):
+        services.wallet.grant_credits(ctx, organization_id=org.id, amount_micros=0, description="x",
+                                      idempotency_key="k")
+
+
+def test_the_worker_catches_up_and_expires(org: Org) -> None:
+    billing = org.billing
+    promo = _promo(org, DOLLAR, "promo:1", expires_in=timedelta(hours=1))
+    org.pay(5 * DOLLAR, "top-up:1")
+    org.use("e1", 5)
+    report = run_cycle(billing.ctx, billing.deliverers, holder="worker-1")
+    assert report.grants_caught_up == 1 and report.grants_expired == 0
+    with billing.ctx.uow() as uow:
+        assert not services.grants.behind(uow, org.id)
+        assert uow.grants.get_many(org.id, [promo])[0].remaining_micros == DOLLAR - 5 * PRICE
+    billing.clock.advance(timedelta(hours=2))
+    report = run_cycle(billing.ctx, billing.deliverers, holder="worker-1")
+    assert report.grants_expired == 1
+    assert run_cycle(billing.ctx, billing.deliverers, holder="worker-2").grants_expired == 0
+    assert org.grants()[promo].status == "expired"
+    org.clean()
