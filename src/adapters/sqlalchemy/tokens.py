@@ -54,7 +54,8 @@ class SqlAlchemyTokenReader:
     def credential(self, token_hash: str) -> Credential | None:
         try:
             pooled = self._engine.raw_connection()
-        except sa_exc.DBAPIError as error:
+        except (sa_exc.DBAPIError, self._engine.dialect.loaded_dbapi.Error) as error:
+            # The pool raises the driver's own error when it cannot connect at all.
             raise StorageUnavailable("the database cannot be reached; try again later") from error
         try:
             row = self._fetch(pooled, token_hash)
