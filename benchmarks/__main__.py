@@ -8,7 +8,7 @@ import sys
 from benchmarks.harness import CaseResult, print_table, write_results
 
 CASES = ["bench_core", "bench_storage_debit", "bench_period_close", "bench_http", "bench_pg_concurrency",
-         "bench_ingestion", "bench_usage_path"]
+         "bench_ingestion", "bench_usage_path", "bench_usage_http"]
 
 
 def main(argv: list[str]) -> None:

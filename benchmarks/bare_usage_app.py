@@ -1,7 +1,6 @@
 """The HTTP baseline of ``bench_usage_http``: a bare Litestar app on the same uvicorn, whose
-``POST /organizations/{id}/usage/events`` handler does the debit in raw SQL (the same conditional
-wallet ``UPDATE``, ledger ``INSERT`` and postings as ``bench_usage_path``'s baseline, then
-``COMMIT``) on a per-thread bare driver connection, and answers 201 with a small JSON body. No
+``POST /organizations/{id}/usage/events`` handler does the debit in raw SQL (:func:`benchmarks.raw_debit.raw_debit`,
+as ``bench_usage_path``'s baseline) on a per-thread bare driver connection, and answers 201 with a small JSON body. No
 authentication, no spend guard in Python, no usage event or bucket, no notices.
 
 Served as ``uvicorn benchmarks.bare_usage_app:create --factory``; configured by
@@ -21,7 +20,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, post
 
-from benchmarks.bench_usage_path import _CONDITIONAL_UPDATE, _INSERT_POSTING, _INSERT_TX
+from benchmarks.raw_debit import raw_debit
 
 _local = threading.local()
 
@@ -48,38 +47,11 @@ def _connection() -> tuple[Any, bool]:
 
 def _debit(organization_id: str, event_id: str, amount: int) -> int:
     raw, postgres = _connection()
-    p = "%s" if postgres else "?"
-    named = "%({})s" if postgres else ":{}"
-    update_sql = _CONDITIONAL_UPDATE.format(**{n: named.format(n) for n in ("a", "day", "month", "org")})
-    now = datetime.now(UTC)
-    org = uuid.UUID(organization_id)
-    if postgres:
-        cursor = raw.cursor()
-        org_value: Any = org
-        day: Any = now.date()
-        created: Any = now
-        tx_id: Any = uuid.uuid4()
-    else:
-        cursor = raw
-        cursor.execute("BEGIN IMMEDIATE")
-        org_value, day = org.hex, now.date().isoformat()
-        created = now.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        tx_id = uuid.uuid4().hex
-    try:
-        balance = cursor.execute(update_sql, {"a": amount, "day": day, "month": now.strftime("%Y-%m"),
-                                              "org": org_value}).fetchone()
-        if balance is None:
-            raise LookupError("denied")
-        seq = cursor.execute(_INSERT_TX.format(p=p), (tx_id, org_value, f"usage:{event_id}", event_id, created,
-                                                      balance[0])).fetchone()
-        assert seq is not None
-        cursor.executemany(_INSERT_POSTING.format(p=p), [(seq[0], 0, org_value, "unbilled_usage", -amount),
-                                                         (seq[0], 1, org_value, "revenue", amount)])
-    except BaseException:
-        raw.rollback() if postgres else raw.execute("ROLLBACK")
-        raise
-    raw.commit() if postgres else raw.execute("COMMIT")
-    return int(balance[0])
+    balance = raw_debit(raw, postgres=postgres, organization_id=uuid.UUID(organization_id), amount_micros=amount,
+                        key=f"usage:{event_id}", now=datetime.now(UTC))
+    if balance is None:
+        raise LookupError("denied")
+    return balance
 
 
 @post("/organizations/{organization_id:str}/usage/events", sync_to_thread=True)

@@ -12,10 +12,15 @@ event counts and bucket totals are checked by SQL and reported in ``notes``.
 
     BILLING_BENCH_INGEST_EVENTS=100000 (default; smaller is fine)
     BILLING_BENCH_DATABASE_URL (or BILLING_TEST_DATABASE_URL)=postgresql+psycopg://...  adds PostgreSQL
+
+On PostgreSQL the batch route is measured too (case I3): ``POST /organizations/{id}/usage/events/batch``
+of ``billing serve`` (a subprocess) with the same events, 1,000 per request on one keep-alive
+connection, against a ``COPY`` of the same rows timed right after it.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import secrets
 import sqlite3
@@ -28,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 from sqlalchemy import Engine, func, select
 
@@ -68,6 +74,11 @@ def _context(engine: Engine) -> BillingContext:
 
 
 def _organization(ctx: BillingContext, name: str) -> tuple[Organization, Actor]:
+    org, actor, _ = _organization_with_token(ctx, name)
+    return org, actor
+
+
+def _organization_with_token(ctx: BillingContext, name: str) -> tuple[Organization, Actor, str]:
     """An organization subscribed (org-wide) to the 3 products, with credits and a usage token."""
     org = create_organization(ctx, name=name, owner_user_id="owner", owner_email="owner@example.com")
     _, owner_secret = issue_token(ctx, organization_id=org.id, name="owner", user_id="owner")
@@ -79,7 +90,7 @@ def _organization(ctx: BillingContext, name: str) -> tuple[Organization, Actor]:
                   idempotency_key="bench-grant")
     _, service_secret = issue_token(ctx, organization_id=org.id, name="ingest",
                                     scopes=frozenset({Permission.USAGE_WRITE}))
-    return org, authenticate(ctx, service_secret)
+    return org, authenticate(ctx, service_secret), service_secret
 
 
 def _rows(ctx: BillingContext, events: list[UsageEventInput]) -> list[Row]:
@@ -156,6 +167,32 @@ def _postgres_baseline(url: str, schema: str, org_id: uuid.UUID, rows: list[Row]
             db.commit()
 
 
+def _route(port: int, org_id: uuid.UUID, secret: str, events: list[UsageEventInput]) -> float:
+    """``POST /organizations/{id}/usage/events/batch`` with every batch, one after another on one
+    keep-alive connection; the seconds it took. Bodies are encoded, and answers checked, untimed."""
+    bodies = [msgspec.json.encode({"events": [{"event_id": e.event_id, "product": e.product, "quantity": e.quantity,
+                                               "occurred_at": e.occurred_at} for e in batch]})
+              for batch in _batches(events)]
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    path = f"/organizations/{org_id}/usage/events/batch"
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    answers: list[tuple[int, bytes]] = []
+    try:
+        started = time.perf_counter()
+        for body in bodies:
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            answers.append((response.status, response.read()))
+        seconds = time.perf_counter() - started
+    finally:
+        connection.close()
+    for status, answer in answers:
+        assert status == 200, answer[:500]
+        results = msgspec.json.decode(answer)["results"]
+        assert all(r["allowed"] and not r["replayed"] for r in results), answer[:500]
+    return seconds
+
+
 def _check(engine: Engine, org_id: uuid.UUID) -> tuple[int, int, int]:
     """(events, bucket quantity, bucket amount) stored for ``org_id``."""
     e, b = usage_events.c, usage_buckets.c
@@ -210,7 +247,7 @@ def _sqlite_case(count: int) -> CaseResult:
             engine.dispose()
 
 
-def _postgres_case(url: str, count: int) -> CaseResult:
+def _postgres_case(url: str, count: int) -> list[CaseResult]:
     admin = make_engine(url, pool_size=1)
     schema = f"billing_bench_{secrets.token_hex(4)}"
     with admin.begin() as connection:
@@ -218,9 +255,10 @@ def _postgres_case(url: str, count: int) -> CaseResult:
     engine = make_engine(url, schema=schema)
     try:
         migrate(engine)
-        return _case("I2. ingest batch, SQLAlchemy/PG vs psycopg COPY", engine, count,
-                     lambda org, rows: _postgres_baseline(url, schema, org, rows),
-                     {"baseline": "COPY + executemany upsert"})
+        library = _case("I2. ingest batch, SQLAlchemy/PG vs psycopg COPY", engine, count,
+                        lambda org, rows: _postgres_baseline(url, schema, org, rows),
+                        {"baseline": "COPY + executemany upsert"})
+        return [library, _route_case(url, schema, engine, count, library)]
     finally:
         engine.dispose()
         with admin.begin() as connection:
@@ -228,12 +266,44 @@ def _postgres_case(url: str, count: int) -> CaseResult:
         admin.dispose()
 
 
+def _route_case(url: str, schema: str, engine: Engine, count: int, library: CaseResult) -> CaseResult:
+    """The batch route of ``billing serve`` (a subprocess, one server process, as the CLI ships it),
+    against a COPY of the same rows timed again right after it, on the same database."""
+    from benchmarks.bench_usage_http import _free_port, _server
+
+    ctx = _context(engine)
+    events = _events(count)
+    rows = _rows(ctx, events)
+    org, _, secret = _organization_with_token(ctx, "Bench route")
+    warm_org, _, warm_secret = _organization_with_token(ctx, "Bench route warm")
+    baseline_org, _ = _organization(ctx, "Bench route baseline")
+    port = _free_port()
+    env = {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_DATABASE_SCHEMA": schema, "BILLING_ENV": "development",
+           "BILLING_DEMO": "0", "BILLING_DATA_DIR": tempfile.mkdtemp(prefix="billing-bench-")}
+    serve = [sys.executable, "-c", "from entrypoints.cli.main import app; app()", "serve", "--port", str(port)]
+    with _server(serve, env, port, "/healthz"):
+        _route(port, warm_org.id, warm_secret, _events(MAX_BATCH))
+        route_seconds = _route(port, org.id, secret, events)
+    started = time.perf_counter()
+    _postgres_baseline(url, schema, baseline_org.id, rows)
+    baseline_seconds = time.perf_counter() - started
+    expected = (count, sum(r[2] for r in rows), sum(r[4] for r in rows))
+    notes: dict[str, object] = {
+        "events": count, "batch": MAX_BATCH, "baseline": "COPY + executemany upsert",
+        "route_stored_ok": _check(engine, org.id) == expected, "route_events_per_s": round(count / route_seconds),
+        "baseline_events_per_s": round(count / baseline_seconds),
+        "route_vs_library": round(count / route_seconds / library.project.median_ops_per_s, 3)}
+    return CaseResult("I3. ingest batch, POST usage/events/batch (PG) vs psycopg COPY",
+                      Measurement("project", count, [route_seconds]),
+                      Measurement("baseline", count, [baseline_seconds]), notes)
+
+
 def run() -> list[CaseResult]:
     count = int(os.environ.get("BILLING_BENCH_INGEST_EVENTS", "100000"))
     results = [_sqlite_case(count)]
     url = os.environ.get("BILLING_BENCH_DATABASE_URL") or os.environ.get("BILLING_TEST_DATABASE_URL")
     if url:
-        results.append(_postgres_case(url, count))
+        results += _postgres_case(url, count)
     else:
         print("PostgreSQL ingestion case skipped: set BILLING_BENCH_DATABASE_URL=postgresql+psycopg://...",
               file=sys.stderr)

@@ -33,8 +33,9 @@ from sqlalchemy import Engine, insert, text
 from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
 from adapters.sqlalchemy import rows as row_values
 from adapters.sqlalchemy.tables import organizations, wallets
-from benchmarks.bench_storage_debit import _CONDITIONAL_UPDATE, _INSERT_POSTING, _INSERT_TX, AMOUNT, NOW
+from benchmarks.bench_storage_debit import AMOUNT, NOW
 from benchmarks.harness import CaseResult, Measurement, print_table
+from benchmarks.raw_debit import raw_debit
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.wallet import SpendLimits, WalletAccount
 
@@ -74,24 +75,9 @@ def _project_debit(uow: Callable[[], Any]) -> Debit:
 
 
 def _baseline_debit(connections: list[psycopg.Connection[Any]]) -> Debit:
-    update_sql = _CONDITIONAL_UPDATE.format(a="%(a)s", day="%(day)s", month="%(month)s", org="%(org)s")
-    insert_tx = _INSERT_TX.format(p="%s")
-    insert_posting = _INSERT_POSTING.format(p="%s")
-    day, month = NOW.date(), NOW.strftime("%Y-%m")
-
     def debit(thread: int, org_id: uuid.UUID, key: str) -> bool:
-        db = connections[thread]
-        with db.cursor() as cursor:
-            balance = cursor.execute(update_sql, {"a": AMOUNT, "day": day, "month": month, "org": org_id}).fetchone()
-            if balance is None:
-                db.rollback()
-                return False
-            seq = cursor.execute(insert_tx, (uuid.uuid4(), org_id, key, key, NOW, balance[0])).fetchone()
-            assert seq is not None
-            cursor.executemany(insert_posting, [(seq[0], 0, org_id, "revenue", AMOUNT),
-                                                (seq[0], 1, org_id, "unbilled_usage", -AMOUNT)])
-        db.commit()
-        return True
+        return raw_debit(connections[thread], postgres=True, organization_id=org_id, amount_micros=AMOUNT, key=key,
+                         now=NOW) is not None
 
     return debit
 

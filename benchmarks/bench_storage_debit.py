@@ -1,8 +1,8 @@
 """Storage case: authorize + debit through ``SqlAlchemyWalletRepository.debit``, one unit of work
 (one database transaction) per debit, next to a raw-SQL baseline doing the same write with the
-bare driver (``sqlite3`` / ``psycopg``): one conditional ``UPDATE`` of the wallet row that checks
-balance, daily budget and monthly cap, an ``INSERT ... ON CONFLICT DO NOTHING`` of the ledger
-transaction and an ``INSERT`` of its two postings, then ``COMMIT``.
+bare driver (``sqlite3`` / ``psycopg``): :func:`benchmarks.raw_debit.raw_debit`, one conditional
+``UPDATE`` of the wallet row deciding budgets and balance by the spend guard's rules, an ``INSERT
+... ON CONFLICT DO NOTHING`` of the ledger transaction and of its two postings, then ``COMMIT``.
 
 The project path does more on purpose: it locks the row, runs the full spend guard in Python
 (``spend_guard.decide``: subscription gate, grace window, day/month rollover), maps rows to
@@ -40,6 +40,7 @@ import psycopg
 from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
 from adapters.sqlalchemy.engine import PING_AFTER_IDLE_S
 from benchmarks.harness import CaseResult, Measurement, print_table
+from benchmarks.raw_debit import raw_debit
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.organization import Organization
 from billing_core.wallet import SpendLimits, WalletAccount
@@ -48,32 +49,6 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 AMOUNT = 150
 FUNDS = 10**13
 REPEAT = 5
-
-_CONDITIONAL_UPDATE = """
-UPDATE wallets SET
-    unbilled_micros = unbilled_micros - {a},
-    spent_today_micros = CASE WHEN spend_day = {day} THEN spent_today_micros + {a} ELSE {a} END,
-    spent_month_micros = CASE WHEN spend_month = {month} THEN spent_month_micros + {a} ELSE {a} END,
-    spend_day = {day}, spend_month = {month}, version = version + 1
-WHERE organization_id = {org}
-  AND wallet_micros + unbilled_micros - {a} + credit_line_micros >= minimum_production_credit_micros
-  AND (daily_budget_micros IS NULL
-       OR (CASE WHEN spend_day = {day} THEN spent_today_micros ELSE 0 END) + {a} <= daily_budget_micros)
-  AND (monthly_cap_micros IS NULL
-       OR (CASE WHEN spend_month = {month} THEN spent_month_micros ELSE 0 END) + {a} <= monthly_cap_micros)
-RETURNING wallet_micros + unbilled_micros
-"""
-_INSERT_TX = """
-INSERT INTO ledger_transactions (id, organization_id, idempotency_key, kind, description, reason, reference,
-                                 created_at, wallet_balance_after)
-VALUES ({p}, {p}, {p}, 'usage', 'usage', NULL, {p}, {p}, {p})
-ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING seq
-"""
-_INSERT_POSTING = """
-INSERT INTO ledger_postings (transaction_seq, line_no, organization_id, account, amount_micros)
-VALUES ({p}, {p}, {p}, {p}, {p})
-"""
-
 
 def _setup_organization(uow: Callable[[], Any]) -> uuid.UUID:
     org = Organization(id=uuid.uuid4(), name="Bench", created_at=NOW)
@@ -101,51 +76,22 @@ def _project_round(uow: Callable[[], Any], org_id: uuid.UUID, ops: int, tag: str
 
 def _sqlite_baseline(path: Path, org_id: uuid.UUID) -> Callable[[int, str], None]:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA foreign_keys=ON")
-    db.execute("PRAGMA busy_timeout=30000")
-    org, day, month = org_id.hex, NOW.date().isoformat(), NOW.strftime("%Y-%m")
-    created = NOW.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    update_sql = _CONDITIONAL_UPDATE.format(a=":a", day=":day", month=":month", org=":org")
-    update_args = {"a": AMOUNT, "day": day, "month": month, "org": org}
-    insert_tx = _INSERT_TX.format(p="?")
-    insert_posting = _INSERT_POSTING.format(p="?")
-
-    def run(ops: int, tag: str) -> None:
-        for i in range(ops):
-            key = f"{tag}-{i}"
-            db.execute("BEGIN IMMEDIATE")
-            balance = db.execute(update_sql, update_args).fetchone()
-            assert balance is not None
-            seq = db.execute(insert_tx, (uuid.uuid4().hex, org, key, key, created, balance[0])).fetchone()
-            assert seq is not None
-            db.executemany(insert_posting, [(seq[0], 0, org, "revenue", AMOUNT),
-                                            (seq[0], 1, org, "unbilled_usage", -AMOUNT)])
-            db.execute("COMMIT")
-
-    return run
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        db.execute(f"PRAGMA {pragma}")
+    return _baseline(db, postgres=False, org_id=org_id)
 
 
 def _postgres_baseline(url: str, schema: str, org_id: uuid.UUID) -> Callable[[int, str], None]:
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    db = psycopg.connect(dsn, options=f"-csearch_path={schema}")
-    update_sql = _CONDITIONAL_UPDATE.format(a="%(a)s", day="%(day)s", month="%(month)s", org="%(org)s")
-    params = {"a": AMOUNT, "day": NOW.date(), "month": NOW.strftime("%Y-%m"), "org": org_id}
-    insert_tx = _INSERT_TX.format(p="%s")
-    insert_posting = _INSERT_POSTING.format(p="%s")
+    return _baseline(psycopg.connect(dsn, options=f"-csearch_path={schema}"), postgres=True, org_id=org_id)
 
+
+def _baseline(db: Any, *, postgres: bool, org_id: uuid.UUID) -> Callable[[int, str], None]:
     def run(ops: int, tag: str) -> None:
         for i in range(ops):
-            key = f"{tag}-{i}"
-            with db.cursor() as cursor:
-                balance = cursor.execute(update_sql, params).fetchone()
-                assert balance is not None
-                seq = cursor.execute(insert_tx, (uuid.uuid4(), org_id, key, key, NOW, balance[0])).fetchone()
-                assert seq is not None
-                cursor.executemany(insert_posting, [(seq[0], 0, org_id, "revenue", AMOUNT),
-                                                    (seq[0], 1, org_id, "unbilled_usage", -AMOUNT)])
-            db.commit()
+            balance = raw_debit(db, postgres=postgres, organization_id=org_id, amount_micros=AMOUNT, key=f"{tag}-{i}",
+                                now=NOW)
+            assert balance is not None
 
     return run
 

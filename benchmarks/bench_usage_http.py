@@ -10,7 +10,10 @@ SQLite (one server process, as ``billing serve`` allows there) always; PostgreSQ
 ``BILLING_BENCH_HTTP_CLIENTS`` connections (default ``1,16``, spread over up to 4 client
 processes), ``BILLING_BENCH_USAGE_HTTP_REQUESTS`` per round (1,000), 2 rounds each. Notes carry
 p50 / p99 latencies. ``BILLING_BENCH_SRC`` puts another checkout's ``src`` first on the server's
-``PYTHONPATH`` (to measure a "before" with the same harness).
+``PYTHONPATH`` (to measure a "before" with the same harness); ``BILLING_BENCH_BEFORE_SRC`` instead
+runs a third server from that ``src`` in the same rounds (interleaved with the other two) and adds
+its throughput and latencies to the notes (``before_ops_s``, ``before_p50_ms``, ...): a before/after
+on one machine state, which a shared machine needs.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks bench_usage_http
 """
@@ -28,7 +31,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +115,14 @@ def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str
     source = os.environ.get("BILLING_BENCH_SRC")
     if source:
         env["PYTHONPATH"] = os.pathsep.join([source, str(ROOT)])
-    app_port, bare_port = _free_port(), _free_port()
+    app_port, bare_port, before_port = _free_port(), _free_port(), _free_port()
     serve = [sys.executable, "-c", "from entrypoints.cli.main import app; app()", "serve", "--port", str(app_port),
              "--workers", str(workers)]
+    before_source = os.environ.get("BILLING_BENCH_BEFORE_SRC")
+    before_org, before_token = _organization(ctx, f"HTTP before {backend} {workers}") if before_source else (org, token)
+    before_env = {**env, "PYTHONPATH": os.pathsep.join([before_source or "", str(ROOT)]),
+                  "BILLING_DATA_DIR": tempfile.mkdtemp(prefix="billing-bench-")}
+    before_serve = [*serve[:5], str(before_port), *serve[6:]]
     # The same uvicorn settings as billing serve (its h11 protocol with TCP_NODELAY, no access log).
     bare = [sys.executable, "-c", "import sys, uvicorn; from entrypoints.http.tcp import NoDelayH11Protocol; "
             "uvicorn.run('benchmarks.bare_usage_app:create', factory=True, host='127.0.0.1', port=int(sys.argv[1]), "
@@ -123,18 +131,23 @@ def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str
     bare_full_env = {**os.environ, **bare_env, "BENCH_BARE_UNIT_PRICE": str(unit),
                      "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     results: list[CaseResult] = []
-    with _server(serve, env, app_port, "/healthz"), _server(bare, bare_full_env, bare_port, "/"):
+    with ExitStack() as stack:
+        stack.enter_context(_server(serve, env, app_port, "/healthz"))
+        stack.enter_context(_server(bare, bare_full_env, bare_port, "/"))
         path, base_path = f"/organizations/{org}/usage/events", f"/organizations/{base_org}/usage/events"
+        servers = [("project", app_port, path, token), ("baseline", bare_port, base_path, None)]
+        if before_source:
+            stack.enter_context(_server(before_serve, before_env, before_port, "/healthz"))
+            servers.append(("before", before_port, f"/organizations/{before_org}/usage/events", before_token))
         for connections in CLIENTS:
             warm = secrets.token_hex(3)
-            _load(app_port, path, token, connections, max(50, connections * 5), f"w{warm}")
-            _load(bare_port, base_path, None, connections, max(50, connections * 5), f"w{warm}")
-            times: dict[str, list[float]] = {"project": [], "baseline": []}
-            latencies: dict[str, list[float]] = {"project": [], "baseline": []}
+            for _name, port, target, auth in servers:
+                _load(port, target, auth, connections, max(50, connections * 5), f"w{warm}")
+            times: dict[str, list[float]] = {name: [] for name, *_ in servers}
+            latencies: dict[str, list[float]] = {name: [] for name, *_ in servers}
             for _round in range(REPEAT):
                 tag = secrets.token_hex(4)
-                for name, port, target, auth in (("project", app_port, path, token),
-                                                 ("baseline", bare_port, base_path, None)):
+                for name, port, target, auth in servers:
                     answer = _load(port, target, auth, connections, REQUESTS, tag)
                     times[name].append(float(answer["seconds"]))
                     latencies[name] += answer["latencies_ms"]
@@ -144,6 +157,10 @@ def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str
             for name, values in latencies.items():
                 notes[f"{name}_p50_ms"] = round(statistics.median(values), 2)
                 notes[f"{name}_p99_ms"] = round(_percentile(values, 0.99), 2)
+            if before_source:
+                notes["before_ops_s"] = round(REQUESTS / statistics.median(times["before"]), 1)
+                before_seconds = statistics.median(times["before"])
+                notes["before_ratio"] = round(statistics.median(times["baseline"]) / before_seconds, 3)
             results.append(CaseResult(f"UH. POST usage/events {backend}, {workers} srv, {connections:>2} conn vs bare",
                                       Measurement("project", REQUESTS, times["project"]),
                                       Measurement("baseline", REQUESTS, times["baseline"]), notes))

@@ -5,10 +5,10 @@ same debit SQL from the same number of processes, in the same run and database:
 * PostgreSQL (when ``BILLING_BENCH_DATABASE_URL`` or ``BILLING_TEST_DATABASE_URL`` is set): raw
   ``psycopg``; SQLite (always): raw ``sqlite3`` on the same WAL file (``synchronous=NORMAL``,
   ``BEGIN IMMEDIATE``).
-* The baseline per event: one conditional ``UPDATE`` of the wallet row (balance, daily budget and
-  monthly cap checked in SQL), the ledger transaction ``INSERT ... ON CONFLICT DO NOTHING
-  RETURNING seq``, its two postings, ``COMMIT``. It writes neither the usage event nor its hourly
-  bucket, checks no product subscription and queues no notice: ``report_usage`` does all of that.
+* The baseline per event: :func:`benchmarks.raw_debit.raw_debit` (one conditional ``UPDATE`` of
+  the wallet row deciding budgets and balance by the spend guard's rules, the ledger transaction,
+  its two postings, ``COMMIT``). It writes neither the usage event nor its hourly bucket, checks
+  no product subscription and queues no notice: ``report_usage`` does all of that.
 * The project per event: ``report_usage(ctx, platform_actor, ...)`` on an organization set up as a
   new user would (the use cases: an organization, its platform token, the ``inference`` product
   subscribed for the whole organization, a large grant, no caps).
@@ -36,6 +36,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from sqlalchemy import Engine, Uuid, bindparam, text
 from adapters.fakes import InMemoryPaymentProvider, SystemClock
 from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
 from benchmarks.harness import CaseResult, Measurement, print_table
+from benchmarks.raw_debit import raw_debit
 from billing_core import Permission, services
 from billing_core.catalog import load_catalog
 from billing_core.services.context import BillingContext
@@ -56,32 +58,7 @@ LAYOUTS = tuple(os.environ.get("BILLING_BENCH_USAGE_LAYOUTS", "spread,hot").spli
 PRODUCT = "inference"
 QUANTITY = 3
 FUNDS = 10**12
-
-_CONDITIONAL_UPDATE = """
-UPDATE wallets SET
-    unbilled_micros = unbilled_micros - {a},
-    spent_today_micros = CASE WHEN spend_day = {day} THEN spent_today_micros + {a} ELSE {a} END,
-    spent_month_micros = CASE WHEN spend_month = {month} THEN spent_month_micros + {a} ELSE {a} END,
-    spend_day = {day}, spend_month = {month}, version = version + 1
-WHERE organization_id = {org}
-  AND wallet_micros + unbilled_micros - {a} + credit_line_micros >= minimum_production_credit_micros
-  AND (daily_budget_micros IS NULL
-       OR (CASE WHEN spend_day = {day} THEN spent_today_micros ELSE 0 END) + {a} <= daily_budget_micros)
-  AND (monthly_cap_micros IS NULL
-       OR (CASE WHEN spend_month = {month} THEN spent_month_micros ELSE 0 END) + {a} <= monthly_cap_micros)
-RETURNING wallet_micros + unbilled_micros
-"""
-_INSERT_TX = """
-INSERT INTO ledger_transactions (id, organization_id, idempotency_key, kind, description, reason, reference,
-                                 created_at, wallet_balance_after)
-VALUES ({p}, {p}, {p}, 'usage', 'Inference: 3 1K tokens', NULL, {p}, {p}, {p})
-ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING seq
-"""
-_INSERT_POSTING = """
-INSERT INTO ledger_postings (transaction_seq, line_no, organization_id, account, amount_micros)
-VALUES ({p}, {p}, {p}, {p}, {p})
-"""
-
+DESCRIPTION = "Inference: 3 1K tokens"
 
 # ---------------------------------------------------------------------------------------- the clients
 
@@ -119,41 +96,11 @@ class _Client:
             assert outcome.allowed and not outcome.replayed, outcome
 
     def baseline(self, org: str, amount: int, ops: int, tag: str) -> None:
-        from datetime import UTC, datetime
-
         org_id = uuid.UUID(org)
-        p = self.p
-        named = "%({})s" if self.postgres else ":{}"
-        update_sql = _CONDITIONAL_UPDATE.format(**{n: named.format(n) for n in ("a", "day", "month", "org")})
-        insert_tx, insert_posting = _INSERT_TX.format(p=p), _INSERT_POSTING.format(p=p)
         for i in range(ops):
-            now = datetime.now(UTC)
-            day, month = now.date(), now.strftime("%Y-%m")
-            key = f"usage:{tag}-{i}"
-            if self.postgres:
-                org_value: Any = org_id
-                created: Any = now
-                day_value: Any = day
-                cursor = self.raw.cursor()
-            else:
-                org_value, day_value = org_id.hex, day.isoformat()
-                created = now.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-                cursor = self.raw
-                cursor.execute("BEGIN IMMEDIATE")
-            balance = cursor.execute(update_sql, {"a": amount, "day": day_value, "month": month,
-                                                  "org": org_value}).fetchone()
+            balance = raw_debit(self.raw, postgres=self.postgres, organization_id=org_id, amount_micros=amount,
+                                key=f"usage:{tag}-{i}", now=datetime.now(UTC), description=DESCRIPTION)
             assert balance is not None
-            tx_id = uuid.uuid4()
-            seq = cursor.execute(insert_tx, (tx_id if self.postgres else tx_id.hex, org_value, key, f"{tag}-{i}",
-                                             created, balance[0])).fetchone()
-            assert seq is not None
-            postings = [(seq[0], 0, org_value, "unbilled_usage", -amount), (seq[0], 1, org_value, "revenue", amount)]
-            if self.postgres:
-                cursor.executemany(insert_posting, postings)
-                self.raw.commit()
-            else:
-                cursor.executemany(insert_posting, postings)
-                cursor.execute("COMMIT")
 
 
 def _client_main(pipe: Connection, url: str, schema: str | None, sqlite_path: str | None) -> None:

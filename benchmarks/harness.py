@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -65,13 +66,22 @@ def print_table(results: list[CaseResult]) -> None:
 
 
 def write_results(results: list[CaseResult], path: Path = RESULTS) -> None:
+    """Write ``results`` into the results file: a case run again replaces its old entry, the cases
+    not run this time stay as they were (each entry carries the date it was measured)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    today = datetime.now(UTC).date().isoformat()
+    fresh = [{"case": r.case, "measured_on": today, "ratio": round(r.ratio, 3),
+              "project": {**asdict(r.project), "median_ops_per_s": round(r.project.median_ops_per_s, 1)},
+              "baseline": {**asdict(r.baseline), "median_ops_per_s": round(r.baseline.median_ops_per_s, 1)},
+              "notes": r.notes} for r in results]
+    kept: list[dict[str, object]] = []
+    if path.exists():
+        rerun = {entry["case"] for entry in fresh}
+        kept = [entry for entry in json.loads(path.read_text(encoding="utf-8")).get("cases", [])
+                if entry.get("case") not in rerun]
     payload = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine()},
-        "cases": [{"case": r.case, "ratio": round(r.ratio, 3),
-                   "project": {**asdict(r.project), "median_ops_per_s": round(r.project.median_ops_per_s, 1)},
-                   "baseline": {**asdict(r.baseline), "median_ops_per_s": round(r.baseline.median_ops_per_s, 1)},
-                   "notes": r.notes} for r in results],
+        "cases": kept + fresh,
     }
     path.write_text(json.dumps(payload, indent=2), encoding="utf-8")

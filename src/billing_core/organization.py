@@ -54,6 +54,14 @@ class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
         return self.expires_at is None or now < self.expires_at
 
 
+class Credential(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored token with the membership of its user (None for a service token, or when the user
+    is no longer a member of the token's organization): what authentication needs, read at once."""
+
+    token: ApiToken
+    membership: Membership | None = None
+
+
 def hash_token(secret: str) -> str:
     """Tokens are stored hashed; the same function finds them again on each request."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()

@@ -31,7 +31,7 @@ from billing_core.grants import Grant, GrantMovement, GrantTerms
 from billing_core.holds import Hold
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
-from billing_core.organization import ApiToken, Membership, Organization
+from billing_core.organization import ApiToken, Credential, Membership, Organization
 from billing_core.outbox import OutboxDepth, OutboxMessage
 from billing_core.payment_events import PaymentEvent
 from billing_core.payments import Payment, PaymentMethod, ProviderPaymentMethod
@@ -118,6 +118,21 @@ class OrganizationRepository(Protocol):
 
     def save_token(self, token: ApiToken) -> None:
         """Persist revocation."""
+        ...
+
+
+class TokenReader(Protocol):
+    """Authentication's read of a token, outside any unit of work (one statement, no transaction).
+
+    Implementations never cache: every call reads what units of work have committed, so a token
+    revoked (or a membership removed) by a committed unit of work is refused by the very next call.
+    """
+
+    def credential(self, token_hash: str) -> Credential | None:
+        """The token stored under ``token_hash`` with its user's membership of the token's
+        organization (None when it has no user, or the user is no longer a member); None when no
+        token has this hash. Reads committed state only; not scoped (the hash identifies the caller).
+        Raises ``StorageUnavailable`` when storage cannot be reached."""
         ...
 
 

@@ -22,7 +22,7 @@ import msgspec
 from dependency_injector import containers, providers
 
 from adapters.fakes import InMemoryPaymentProvider, InMemoryStore, OffsetFileClock, SystemClock
-from adapters.fakes.storage import in_memory_uow_factory
+from adapters.fakes.storage import InMemoryTokenReader, in_memory_uow_factory
 from billing_core.catalog import Catalog, load_catalog
 from billing_core.einvoice import DEMO_SELLER, SellerConfig
 from billing_core.ports import (
@@ -32,6 +32,7 @@ from billing_core.ports import (
     Mailer,
     PaymentProvider,
     TaxIdVerifier,
+    TokenReader,
     UnitOfWorkFactory,
 )
 from billing_core.services.context import BillingContext, BillingPolicy
@@ -337,6 +338,12 @@ def build_memory_uow_factory(store: InMemoryStore) -> UnitOfWorkFactory:
     return in_memory_uow_factory(store)
 
 
+def build_sqlalchemy_token_reader(engine: Engine) -> TokenReader:
+    from adapters.sqlalchemy.tokens import SqlAlchemyTokenReader
+
+    return SqlAlchemyTokenReader(engine)
+
+
 def build_payment_provider(settings: Settings, catalog: Catalog) -> PaymentProvider:
     """Stripe with an API key; the offline in-memory provider without one."""
     if settings.offline_payments:
@@ -425,6 +432,12 @@ class Container(containers.DeclarativeContainer):
         sqlalchemy=providers.Singleton(build_sqlalchemy_uow_factory, engine),
         memory=providers.Singleton(build_memory_uow_factory, memory_store),
     )
+    # Authentication reads tokens outside a unit of work, from the same storage (one round trip).
+    token_reader: providers.Provider[TokenReader] = providers.Selector(
+        providers.Callable(storage_backend, settings),
+        sqlalchemy=providers.Singleton(build_sqlalchemy_token_reader, engine),
+        memory=providers.Singleton(InMemoryTokenReader, memory_store),
+    )
 
     payments: providers.Provider[PaymentProvider] = providers.Singleton(build_payment_provider, settings, catalog)
     tax_ids: providers.Provider[TaxIdVerifier] = providers.Singleton(build_tax_id_verifier)
@@ -436,7 +449,7 @@ class Container(containers.DeclarativeContainer):
 
     billing_context: providers.Provider[BillingContext] = providers.Singleton(
         BillingContext, uow=uow_factory, clock=clock, catalog=catalog, payments=payments, tax_ids=tax_ids,
-        policy=policy, seller=seller)
+        policy=policy, seller=seller, tokens=token_reader)
     deliverers: providers.Provider[Deliverers] = providers.Singleton(
         Deliverers, mailer=mailer, webhooks=webhooks, legal=legal, einvoice=einvoice)
     offline_payments: providers.Provider[bool] = providers.Callable(is_offline, payments)

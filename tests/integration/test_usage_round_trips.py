@@ -27,8 +27,9 @@ from sqlalchemy import Engine, event
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.sqlalchemy.tokens import SqlAlchemyTokenReader
 from adapters.testing.storage import SqlKind, migrated_engine
-from billing_core import services
+from billing_core import Permission, services
 from billing_core.catalog import load_catalog
 from billing_core.services.context import BillingContext
 from billing_core.services.usage import UsageEventInput
@@ -40,6 +41,9 @@ SINGLE_LIMIT = {"sqlite": 8, "postgresql": 4}
 # Round trips for a whole batch of BATCH events (they do not grow with the batch).
 BATCH = 50
 BATCH_LIMIT = {"sqlite": 110, "postgresql": 11}
+# Authenticating a request (its token and the member's role): one statement outside any transaction.
+# In a unit of work it was BEGIN, the token, the membership, ROLLBACK (3-4 round trips on PostgreSQL).
+AUTH_LIMIT = {"sqlite": 1, "postgresql": 1}
 
 
 class Tracer:
@@ -100,7 +104,7 @@ def traced(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Bil
     kind: SqlKind = request.param
     for engine in migrated_engine(kind, tmp_path, pool_size=1, max_overflow=0, ping_after_idle_s=3600.0):
         ctx = BillingContext(uow=sqlalchemy_uow_factory(engine), clock=FixedClock(START), catalog=load_catalog(),
-                             payments=InMemoryPaymentProvider())
+                             payments=InMemoryPaymentProvider(), tokens=SqlAlchemyTokenReader(engine))
         customer = sign_up(ctx, name="Trips", products=("inference",))
         services.wallet.grant_credits(ctx, organization_id=customer.organization_id, amount_micros=10**12,
                                       description="grant", idempotency_key="grant")
@@ -137,3 +141,18 @@ def test_a_batch_costs_the_same_round_trips_whatever_its_size(
     assert all(o.allowed and not o.replayed for o in outcomes)
     trips = tracer.mark() - before
     assert trips <= BATCH_LIMIT[tracer.kind], (trips, tracer.statements[-20:])
+
+
+def test_authentication_costs_one_round_trip(traced: tuple[BillingContext, Customer, Tracer]) -> None:
+    ctx, customer, tracer = traced
+    _, service = services.organizations.issue_token(ctx, organization_id=customer.organization_id, name="svc",
+                                                    scopes=frozenset({Permission.USAGE_WRITE}))
+    _, member = services.organizations.issue_token(ctx, organization_id=customer.organization_id, name="ada",
+                                                   user_id="ada")
+    services.organizations.authenticate(ctx, service)  # warm
+    for secret in (service, member, service, member):
+        before = tracer.mark()
+        actor = services.organizations.authenticate(ctx, secret)
+        trips = tracer.mark() - before
+        assert actor.organization_id == customer.organization_id
+        assert trips <= AUTH_LIMIT[tracer.kind], (trips, tracer.statements[-4:])

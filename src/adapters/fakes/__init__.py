@@ -9,7 +9,7 @@ from adapters.fakes.delivery import (
     InMemoryWebhookSender,
 )
 from adapters.fakes.payment_provider import InMemoryPaymentProvider
-from adapters.fakes.storage import InMemoryStore, InMemoryUnitOfWork
+from adapters.fakes.storage import InMemoryStore, InMemoryTokenReader, InMemoryUnitOfWork
 
 __all__ = [
     "FixedClock",
@@ -19,6 +19,7 @@ __all__ = [
     "InMemoryPaymentProvider",
     "InMemoryStore",
     "InMemoryTaxIdVerifier",
+    "InMemoryTokenReader",
     "InMemoryUnitOfWork",
     "InMemoryWebhookSender",
     "OffsetFileClock",

@@ -9,7 +9,7 @@ from adapters.einvoice import XmlEInvoiceRenderer
 from adapters.fakes.clock import FixedClock
 from adapters.fakes.delivery import InMemoryLegalInvoicing, InMemoryMailer, InMemoryTaxIdVerifier, InMemoryWebhookSender
 from adapters.fakes.payment_provider import InMemoryPaymentProvider
-from adapters.fakes.storage import InMemoryStore, in_memory_uow_factory
+from adapters.fakes.storage import InMemoryStore, InMemoryTokenReader, in_memory_uow_factory
 from billing_core.catalog import Catalog, load_catalog
 from billing_core.services.context import BillingContext, BillingPolicy
 from billing_core.services.dispatch import Deliverers
@@ -32,7 +32,8 @@ class InMemoryBilling:
     @property
     def ctx(self) -> BillingContext:
         return BillingContext(uow=in_memory_uow_factory(self.store), clock=self.clock, catalog=self.catalog,
-                              payments=self.payments, tax_ids=self.tax_ids, policy=self.policy)
+                              payments=self.payments, tax_ids=self.tax_ids, policy=self.policy,
+                              tokens=InMemoryTokenReader(self.store))
 
     @property
     def deliverers(self) -> Deliverers:

@@ -36,7 +36,7 @@ from billing_core.grants import Grant, GrantMovement, GrantTerms
 from billing_core.holds import Hold, HoldStatus
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
-from billing_core.organization import ApiToken, Membership, Organization
+from billing_core.organization import ApiToken, Credential, Membership, Organization
 from billing_core.outbox import OutboxDepth, OutboxMessage, OutboxStatus
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.plan_change import PlanChange, PlanChangeStatus
@@ -1116,6 +1116,23 @@ class InMemoryUnitOfWork:
 def in_memory_uow_factory(store: InMemoryStore) -> Callable[[], InMemoryUnitOfWork]:
     """A factory of units of work sharing one store: what services take as ``uow``."""
     return lambda: InMemoryUnitOfWork(store)
+
+
+class InMemoryTokenReader:
+    """A :class:`~billing_core.ports.TokenReader` on a store. It takes the store's lock, so it waits
+    for a running unit of work and sees only what was committed (or never written)."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def credential(self, token_hash: str) -> Credential | None:
+        with self._store.lock:
+            token = self._store.tokens.get(token_hash)
+            if token is None:
+                return None
+            membership = None if token.user_id is None else self._store.memberships.get(
+                (token.organization_id, token.user_id))
+            return Credential(token=token, membership=membership)
 
 
 def all_transactions(store: InMemoryStore, organization_id: uuid.UUID) -> Iterable[LedgerTransaction]:

@@ -31,10 +31,11 @@ from typing import Any, Literal
 import pytest
 from sqlalchemy import Engine, delete
 
-from adapters.fakes import InMemoryStore, InMemoryUnitOfWork
+from adapters.fakes import InMemoryStore, InMemoryTokenReader, InMemoryUnitOfWork
 from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
 from adapters.sqlalchemy.tables import metadata
-from billing_core.ports import UnitOfWork
+from adapters.sqlalchemy.tokens import SqlAlchemyTokenReader
+from billing_core.ports import TokenReader, UnitOfWork
 
 DATABASE_URL_ENV = "BILLING_TEST_DATABASE_URL"
 POSTGRES_SKIP_REASON = (
@@ -148,6 +149,8 @@ class StorageBackend:
     kind: str
     uow: UowFactory
     engine: Engine | None = None
+    tokens: TokenReader | None = None
+    """Authentication's token read over the same database (None: the host gives none)."""
 
     @property
     def is_sql(self) -> bool:
@@ -157,9 +160,9 @@ class StorageBackend:
 def memory_backend() -> StorageBackend:
     store = InMemoryStore()
     factory: UowFactory = lambda: InMemoryUnitOfWork(store)  # noqa: E731
-    return StorageBackend("memory", factory)
+    return StorageBackend("memory", factory, tokens=InMemoryTokenReader(store))
 
 
 def sql_backend(kind: SqlKind, engine: Engine) -> StorageBackend:
     factory: UowFactory = sqlalchemy_uow_factory(engine)
-    return StorageBackend(kind, factory, engine)
+    return StorageBackend(kind, factory, engine, SqlAlchemyTokenReader(engine))

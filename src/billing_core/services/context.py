@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from billing_core.catalog import Catalog
 from billing_core.einvoice import DEMO_SELLER, SellerConfig
-from billing_core.ports import Clock, PaymentProvider, TaxIdVerifier, UnitOfWorkFactory
+from billing_core.ports import Clock, PaymentProvider, TaxIdVerifier, TokenReader, UnitOfWorkFactory
 from billing_core.tax import TaxConfig
 
 
@@ -38,3 +38,6 @@ class BillingContext:
     policy: BillingPolicy = field(default_factory=BillingPolicy)
     seller: SellerConfig = DEMO_SELLER
     """Who issues the legal invoices: the seller terms of every e-invoice (EN 16931)."""
+    tokens: TokenReader | None = None
+    """How :func:`~billing_core.services.organizations.authenticate` reads a token: in one statement
+    outside any transaction (the HTTP app's hot path); None: inside a unit of work of ``uow``."""

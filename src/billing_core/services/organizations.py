@@ -81,20 +81,31 @@ def revoke_token(ctx: BillingContext, *, secret: str) -> None:
 
 def authenticate(ctx: BillingContext, secret: str | None) -> Actor:
     """The actor behind a bearer secret. Unknown, expired or revoked tokens are Unauthenticated;
-    a member token whose membership was removed is too."""
+    a member token whose membership was removed is too.
+
+    Nothing is cached: each call reads the token as last committed (through ``ctx.tokens`` in one
+    statement when the host gives a reader, else in a unit of work), so a revocation takes effect
+    on the next request."""
     if not secret or len(secret) > 512:
         raise Unauthenticated()
-    with ctx.uow() as uow:
-        token = uow.organizations.token_by_hash(hash_token(secret))
-        if token is None or not token.usable_at(ctx.clock.now()):
-            raise Unauthenticated("the token is unknown, expired or revoked")
-        if token.user_id is None:
-            return Actor(organization_id=token.organization_id, subject=f"token:{token.id}", scopes=token.scopes)
-        membership = uow.organizations.membership(token.organization_id, token.user_id)
-        if membership is None:
-            raise Unauthenticated("the token's user is no longer a member")
-        return Actor(organization_id=token.organization_id, subject=f"user:{membership.user_id}",
-                     role=membership.role, email=membership.email, email_verified=membership.email_verified)
+    token_hash = hash_token(secret)
+    if ctx.tokens is not None:
+        credential = ctx.tokens.credential(token_hash)
+        token = None if credential is None else credential.token
+        membership = None if credential is None else credential.membership
+    else:
+        with ctx.uow() as uow:
+            token = uow.organizations.token_by_hash(token_hash)
+            membership = None if token is None or token.user_id is None else uow.organizations.membership(
+                token.organization_id, token.user_id)
+    if token is None or not token.usable_at(ctx.clock.now()):
+        raise Unauthenticated("the token is unknown, expired or revoked")
+    if token.user_id is None:
+        return Actor(organization_id=token.organization_id, subject=f"token:{token.id}", scopes=token.scopes)
+    if membership is None:
+        raise Unauthenticated("the token's user is no longer a member")
+    return Actor(organization_id=token.organization_id, subject=f"user:{membership.user_id}",
+                 role=membership.role, email=membership.email, email_verified=membership.email_verified)
 
 
 def webhook_secret(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> str:

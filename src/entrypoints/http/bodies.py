@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 
 from billing_core.errors import MalformedBody
 from billing_core.payloads import check_json_depth
+from entrypoints.http.runtime import PendingAuthentication, Runtime, authenticated
 
 _decoders: dict[int, tuple[object, msgspec.json.Decoder[Any]]] = {}
 
@@ -42,7 +44,33 @@ class BodyRequest(Request[Any, Any, Any]):
     """The app's request class: ``json()`` refuses deep nesting (400 ``malformed_body``) and decodes
     strictly into the route's body type (a value of the wrong JSON type is a 422 naming its field)."""
 
+    async def body(self) -> bytes:
+        try:
+            body = await super().body()
+        except Exception:  # too large, or the client hung up
+            await self._authenticate_first()
+            raise
+        if not body:  # refused later as a missing body
+            await self._authenticate_first()
+        return body
+
     async def json(self) -> Any:
+        try:
+            return await self._decode()
+        except Exception:
+            await self._authenticate_first()
+            raise
+
+    async def _authenticate_first(self) -> None:
+        """On a route that checks its token in the handler (``AUTHENTICATE_IN_HANDLER``), check it
+        now, before the body's problem is answered: a bad token is a 401 whatever the body. Only on
+        these error paths does such a route take a second thread-pool hop."""
+        if isinstance(self.scope.get("user"), PendingAuthentication):
+            runtime = self.app.state["runtime"]
+            assert isinstance(runtime, Runtime)
+            await anyio.to_thread.run_sync(authenticated, self.scope, runtime.ctx)
+
+    async def _decode(self) -> Any:
         body = await self.body()
         check_json_depth(body)
         decoder = _decoder(self)

@@ -25,7 +25,7 @@ from billing_core.errors import IdempotencyKeyReused, IdempotencyRequestInProgre
 from billing_core.permissions import Actor
 from billing_core.ports import IDEMPOTENCY_IN_PROGRESS, StoredResponse
 from billing_core.services import organizations
-from entrypoints.http.runtime import MAX_BODY_BYTES, Runtime
+from entrypoints.http.runtime import AUTHENTICATE_IN_HANDLER, MAX_BODY_BYTES, PendingAuthentication, Runtime
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -55,13 +55,25 @@ def bearer_secret(headers: Headers) -> str | None:
 
 
 def authentication(app: ASGIApp) -> ASGIApp:
-    """Authenticate the bearer token (401 problem otherwise) and put the Actor in ``scope["user"]``."""
+    """Authenticate the bearer token (401 problem otherwise) and put the Actor in ``scope["user"]``.
+
+    On a route marked ``AUTHENTICATE_IN_HANDLER`` (and a request without ``Idempotency-Key``) the
+    check moves into the handler's worker thread: ``scope["user"]`` is a
+    :class:`~entrypoints.http.runtime.PendingAuthentication` that the handler resolves before
+    anything else, and a body the route cannot read is answered only after the token was checked
+    (:class:`~entrypoints.http.bodies.BodyRequest`), so a bad token is still a 401 whatever the body."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            secret = bearer_secret(Headers.from_scope(scope))
-            ctx = _runtime(scope).ctx
-            scope["user"] = await anyio.to_thread.run_sync(organizations.authenticate, ctx, secret)
+            headers = Headers.from_scope(scope)
+            secret = bearer_secret(headers)
+            handler = scope.get("route_handler")
+            if (handler is not None and handler.opt.get(AUTHENTICATE_IN_HANDLER)
+                    and IDEMPOTENCY_HEADER.lower() not in headers):
+                scope["user"] = PendingAuthentication(secret)
+            else:
+                ctx = _runtime(scope).ctx
+                scope["user"] = await anyio.to_thread.run_sync(organizations.authenticate, ctx, secret)
         await app(scope, receive, send)
 
     return middleware

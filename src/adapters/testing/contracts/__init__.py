@@ -51,6 +51,7 @@ from adapters.testing.contracts.repositories import (
 from adapters.testing.contracts.scheduled_jobs import ScheduledJobRepositoryContract
 from adapters.testing.contracts.sql_driver import SqlDriverStatementsContract
 from adapters.testing.contracts.sql_storage import SqlStorageContract
+from adapters.testing.contracts.tokens import TokenReaderContract
 from adapters.testing.contracts.unit_of_work import UnitOfWorkContract
 from adapters.testing.contracts.usage_debit import UsageDebitContract
 from adapters.testing.contracts.wallet_ledger import (
@@ -94,6 +95,7 @@ STORAGE_CONTRACTS: tuple[type, ...] = (
     RefundRequestsCompleteOnceContract,
     PlanChangeRepositoryContract,
     UsageDebitContract,
+    TokenReaderContract,
 )
 """Every contract that runs on the ``storage`` fixture, i.e. on any implementation of the ports."""
 
@@ -134,6 +136,7 @@ __all__ = [
     "SettingsRepositoryContract",
     "SqlDriverStatementsContract",
     "SqlStorageContract",
+    "TokenReaderContract",
     "UnitOfWorkContract",
     "UsageDebitContract",
     "UsageRepositoryContract",

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
@@ -17,7 +17,16 @@ from billing_core.errors import InvalidInput, SpendDenied
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
 from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, PROBLEM_JSON, QUERY_POST_ERRORS
-from entrypoints.http.runtime import ORG, Ctx, CurrentActor, OrganizationId, RuntimeDep, utc
+from entrypoints.http.runtime import (
+    AUTHENTICATE_IN_HANDLER,
+    ORG,
+    Ctx,
+    CurrentActor,
+    OrganizationId,
+    RuntimeDep,
+    authenticated,
+    utc,
+)
 
 FromParam = Annotated[str | None, QueryParameter(name="from", max_length=64,
                                             description="Window start, ISO 8601 with offset (default: month start).")]
@@ -78,10 +87,13 @@ class PlatformUsageController(Controller):
                                             amount_micros=data.amount_micros)
         return presenters.decision(decision)
 
-    @post("/events", sync_to_thread=True, responses={**MUTATION_ERRORS, 200: REPLAYED_EVENT, 409: EVENT_CONFLICTS},
+    # The hot path: the token is checked in this handler's worker thread (one thread-pool hop).
+    @post("/events", sync_to_thread=True, opt={AUTHENTICATE_IN_HANDLER: True},
+          responses={**MUTATION_ERRORS, 200: REPLAYED_EVENT, 409: EVENT_CONFLICTS},
           summary="Report one billable usage event; a denied debit answers 402 with the reason")
-    def report(self, runtime: RuntimeDep, actor: CurrentActor, organization_id: OrganizationId,
+    def report(self, request: Request[Any, Any, Any], runtime: RuntimeDep, organization_id: OrganizationId,
                data: JSONBody[s.UsageEventBody]) -> Response[s.UsageOutcomeOut]:
+        actor = authenticated(request.scope, runtime.ctx)
         # Concurrent reports of one organization share a unit of work (group commit), answering
         # exactly what report_usage answers for each.
         report = runtime.usage_group.report if runtime.usage_group is not None else partial(
@@ -94,10 +106,12 @@ class PlatformUsageController(Controller):
             raise SpendDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)
         return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
 
-    @post("/events/batch", status_code=200, sync_to_thread=True, responses={**MUTATION_ERRORS, 409: EVENT_CONFLICTS},
+    @post("/events/batch", status_code=200, sync_to_thread=True, opt={AUTHENTICATE_IN_HANDLER: True},
+          responses={**MUTATION_ERRORS, 409: EVENT_CONFLICTS},
           summary="Report up to 1,000 events in one transaction; each is allowed or denied on its own")
-    def report_batch(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
+    def report_batch(self, request: Request[Any, Any, Any], ctx: Ctx, organization_id: OrganizationId,
                      data: JSONBody[s.UsageBatchBody]) -> s.UsageBatchOut:
+        actor = authenticated(request.scope, ctx)
         events = [services.usage.UsageEventInput(
          event_id=e.event_id, product=e.product, quantity=e.quantity, project_id=e.project_id,
          occurred_at=utc(e.occurred_at, f"events[{i}].occurred_at")) for i, e in enumerate(data.events)]
