@@ -17,6 +17,7 @@ from adapters.testing.builders import top_up, usage_tx
 from billing_core.billing_settings import BillingSettings, TaxRegistration, TaxRegistrationStatus
 from billing_core.catalog import PlanCode, load_catalog
 from billing_core.checkout import CheckoutSession, CheckoutStatus
+from billing_core.einvoice import DEMO_SELLER, from_invoice
 from billing_core.errors import Conflict, InvalidInput, LedgerImbalance, NotFound
 from billing_core.grants import Grant, GrantMovement, GrantSource, GrantTerms
 from billing_core.holds import Hold
@@ -106,8 +107,12 @@ def write_everything(uow: InMemoryUnitOfWork) -> None:
     uow.usage.record(UsageEvent(event_id="evt", organization_id=ORG, project_id=None, product_id=PRODUCT, quantity=1,
                                 occurred_at=NOW, amount_micros=150, unit_price_micros=150))
     uow.usage.mark_invoiced(ORG, NOW + timedelta(hours=1), uuid.uuid4())
-    uow.invoices.add(invoice())
+    issued = invoice()
+    uow.invoices.add(issued)
     uow.invoices.next_number("INV-")
+    uow.invoices.record_einvoice(ORG, issued.id, from_invoice(
+        issued, organization=uow.organizations.get(ORG), address=None, billing_email=None, buyer_tax_id=None,
+        seller=DEMO_SELLER))
     uow.payment_methods.add(PaymentMethod(id=uuid.uuid4(), organization_id=ORG, provider_payment_method_id="pm_1",
                                           payment_type=PaymentType.CARD))
     uow.settings.save(BillingSettings(organization_id=ORG, billing_email="billing@acme.test"))

@@ -80,8 +80,9 @@ def test_billing_read_and_update_presets() -> None:
     assert ROLE_PRESETS[ME] == frozenset({Permission.BILLING_READ})
     # Nobody gets usage reporting through a role: it belongs to service tokens.
     assert all(Permission.USAGE_WRITE not in ROLE_PRESETS[role] for role in Role)
-    # The primary owner holds everything but usage:write.
-    assert ROLE_PRESETS[PO] == frozenset(Permission) - {Permission.USAGE_WRITE}
+    # The primary owner holds everything but usage:write and credits:grant (the platform's back office
+    # grants credits: an organization granting itself credits would make credit free).
+    assert ROLE_PRESETS[PO] == frozenset(Permission) - {Permission.USAGE_WRITE, Permission.CREDITS_GRANT}
 
 
 def test_billing_update_actions() -> None:
