@@ -1,5 +1,5 @@
 """The `billing` command line over a real SQLite file: help, migrate, demo, close-period, dispatch,
-reconcile."""
+reconcile, grant, grants."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from entrypoints.cli.main import app
 
-COMMANDS = ["run", "serve", "migrate", "demo", "close-period", "dispatch", "reconcile"]
+COMMANDS = ["run", "serve", "migrate", "demo", "close-period", "dispatch", "reconcile", "grant", "grants"]
 
 
 @pytest.fixture
@@ -63,3 +63,51 @@ def test_migrate_demo_close_dispatch_reconcile(env: Path) -> None:
     reconciled = runner.invoke(app, ["reconcile"])
     assert reconciled.exit_code == 0, reconciled.output
     assert "1/1 organizations reconcile" in reconciled.output
+
+
+def test_operator_grants_credits_once_and_lists_them(env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    demo = runner.invoke(app, ["demo"])
+    org = next(line.split(": ")[1] for line in demo.output.splitlines() if line.startswith("organization: "))
+    request = "7f1d3a52-93a8-4c4e-9d0b-0d6f3c1e2a11"
+
+    made = runner.invoke(app, ["grant", org, "12.50", "--description", "Launch week", "--expires-at",
+                               "2099-01-31", "--priority", "3", "--request-id", request, "--reason", "promo"])
+    assert made.exit_code == 0, made.output
+    assert "$12.500 promotion expires 2099-01-31T00:00:00+00:00 (active)" in made.output
+    grant_id = made.output.split("grant ")[1].split(":")[0]
+
+    again = runner.invoke(app, ["grant", org, "12.50", "--request-id", request])
+    assert again.exit_code == 0, again.output
+    assert "already granted" in again.output
+    assert grant_id in again.output
+
+    listed = runner.invoke(app, ["grants", org])
+    assert listed.exit_code == 0, listed.output
+    ours = [line for line in listed.output.splitlines() if line.startswith(grant_id)]
+    assert len(ours) == 1 and "$12.500 of $12.500" in ours[0] and ours[0].endswith("active")
+    reconciled = runner.invoke(app, ["reconcile", "--organization", org])
+    assert reconciled.exit_code == 0, reconciled.output
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["grant", "not-a-uuid", "5"], "invalid_input"),
+    (["grant", "00000000-0000-4000-8000-000000000000", "5"], "not_found"),
+    (["grants", "00000000-0000-4000-8000-000000000000"], "not_found"),
+    (["grant", "{org}", "5.1234567"], "invalid_amount"),
+    (["grant", "{org}", "5,00"], "invalid_amount"),
+    (["grant", "{org}", "5", "--expires-at", "2001-01-01"], "invalid_input"),
+    (["grant", "{org}", "5", "--source", "purchase"], "invalid_input"),
+    (["grant", "{org}", "5", "--request-id", "nope"], "invalid_input"),
+])
+def test_grant_refuses_bad_input_and_changes_nothing(env: Path, args: list[str], code: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    demo = runner.invoke(app, ["demo"])
+    org = next(line.split(": ")[1] for line in demo.output.splitlines() if line.startswith("organization: "))
+    before = runner.invoke(app, ["grants", org]).output
+    refused = runner.invoke(app, [a.format(org=org) for a in args])
+    assert refused.exit_code == 2, refused.output
+    assert f"[{code}]" in refused.output
+    assert runner.invoke(app, ["grants", org]).output == before

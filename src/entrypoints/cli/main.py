@@ -1,4 +1,4 @@
-"""``billing``: run, serve, worker, migrate, demo, close-period, dispatch, reconcile.
+"""``billing``: run, serve, worker, migrate, demo, close-period, dispatch, reconcile, grant, grants.
 
 Every command builds the one container (``entrypoints.container``) from ``BILLING_*`` environment
 variables, so the CLI and the HTTP service always use the same adapters.
@@ -12,11 +12,15 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from billing_core import BillingError, services
+from billing_core.grants import GrantSource
+from billing_core.money import format_credits, parse_dollars
+from billing_core.permissions import Actor, Permission
 
 if TYPE_CHECKING:
     from entrypoints.container import Container
@@ -219,6 +223,78 @@ def reconcile(organization: Annotated[str | None, typer.Option(help="Only this o
     typer.echo(f"{len(org_ids) - bad}/{len(org_ids)} organizations reconcile")
     if bad:
         raise typer.Exit(code=1)
+
+
+OPERATOR_SCOPES = frozenset({Permission.CREDITS_GRANT, Permission.BILLING_READ})
+"""What the operator at the command line may do to an organization: grant credits and read."""
+
+
+def _operator(container: Container, organization: str) -> Actor:
+    """The platform's operator acting on ``organization``, which must exist (exit 2 otherwise)."""
+    try:
+        org_id = uuid.UUID(organization)
+    except ValueError:
+        typer.secho("error [invalid_input]: ORGANIZATION must be a UUID", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        with container.billing_context().uow() as uow:
+            uow.organizations.get(org_id)
+    except BillingError as exc:
+        _fail(exc)
+    return Actor(organization_id=org_id, subject="cli:operator", scopes=OPERATOR_SCOPES)
+
+
+@app.command()
+def grant(
+    organization: Annotated[str, typer.Argument(help="The organization id.")],
+    amount: Annotated[str, typer.Argument(help="Dollars, e.g. 25 or 12.50.")],
+    description: Annotated[str, typer.Option(help="Shown on the balance history.")] = "Promotional credits",
+    expires_at: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"], help="UTC expiry; default: never.")] = None,
+    priority: Annotated[int, typer.Option(help="Among grants of equal expiry, lower is drawn first.")] = 0,
+    source: Annotated[GrantSource, typer.Option(help="promotion or trial.")] = GrantSource.PROMOTION,
+    request_id: Annotated[str | None, typer.Option(
+        help="A UUID naming this grant: running the command again with it grants nothing more.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+) -> None:
+    """Grant promotional or trial credits to an organization (the operator's credits:grant)."""
+    container = _container()
+    actor = _operator(container, organization)
+    try:
+        request = uuid.UUID(request_id) if request_id else None
+    except ValueError:
+        typer.secho("error [invalid_input]: --request-id must be a UUID", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        made = services.wallet.create_grant(
+            container.billing_context(), actor, organization_id=actor.organization_id,
+            amount_micros=parse_dollars(amount, field="amount"), description=description, request_id=request,
+            source=source, expires_at=expires_at.replace(tzinfo=UTC) if expires_at else None, priority=priority,
+            reason=reason)
+    except BillingError as exc:
+        _fail(exc)
+        return
+    if made.replayed:
+        typer.echo("already granted with this --request-id; nothing changed")
+    if made.paid_uncovered_micros:
+        typer.echo(f"{format_credits(made.paid_uncovered_micros)} paid usage no grant covered")
+    if made.grant is not None:
+        g = made.grant.grant
+        typer.echo(f"grant {g.id}: {format_credits(g.remaining_micros)} {g.source} "
+                   f"expires {g.expires_at.isoformat() if g.expires_at else 'never'} ({made.grant.status})")
+
+
+@app.command()
+def grants(organization: Annotated[str, typer.Argument(help="The organization id.")]) -> None:
+    """List an organization's credit grants, newest first: source, remaining of granted, expiry, status."""
+    container = _container()
+    actor = _operator(container, organization)
+    views = services.grants.list_grants(container.billing_context(), actor, organization_id=actor.organization_id)
+    for view in views:
+        g = view.grant
+        typer.echo(f"{g.id} {g.source:<13} {format_credits(g.remaining_micros)} of {format_credits(g.amount_micros)} "
+                   f"expires {g.expires_at.isoformat() if g.expires_at else 'never':<25} {view.status}")
+    typer.echo(f"{len(views)} grant(s)")
 
 
 def main() -> None:  # pragma: no cover - console script entry

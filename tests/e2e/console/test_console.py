@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,8 @@ from playwright.sync_api import Page, expect
 
 from billing_core import Permission, services
 from billing_core.errors import DuplicateTaxRegistration
+from billing_core.grants import GrantSource
+from billing_core.permissions import Actor
 from billing_core.plan_subscription import SubscriptionStatus
 from entrypoints.console.pages import PAGES
 from entrypoints.demo import DEMO_PROJECTS
@@ -444,3 +447,23 @@ def test_invoice_history_links_each_hosted_invoice_and_every_pdf(page: Page, con
             expect(link).to_have_count(0)
         if invoice["pdf_available"]:
             expect(row.get_by_role("button", name=re.compile("Download PDF"))).to_be_visible()
+
+
+def test_balance_history_lists_the_credit_grants_with_their_status(page: Page, console_server: ConsoleServer) -> None:
+    ctx = console_server.container.billing_context()
+    org = uuid.UUID(console_server.organization_id)
+    platform = Actor(organization_id=org, subject="platform", scopes=frozenset({Permission.CREDITS_GRANT}))
+    made = services.wallet.create_grant(ctx, platform, organization_id=org, amount_micros=7_250_000,
+                                        description="Console grant test", source=GrantSource.TRIAL,
+                                        expires_at=datetime(2099, 3, 1, tzinfo=UTC), priority=5)
+    assert made.grant is not None
+    grant_id = str(made.grant.grant.id)
+
+    sign_in(page, console_server, "member", then="/billing/balance-history")
+    row = page.locator(f'#grants tbody tr:has(td[title="{grant_id}"])')
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Free trial")
+    expect(row).to_contain_text("$7.250")
+    expect(row.locator(".badge")).to_have_text("active")
+    expect(row).to_have_attribute("data-status", "active")
+    expect(page.locator("#grants tbody tr")).not_to_have_count(0)

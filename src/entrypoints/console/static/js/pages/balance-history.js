@@ -1,5 +1,5 @@
 import { api, listItems, orgPath } from "../api.js";
-import { $, busy, dateTime, fillRows, h, shortId } from "../ui.js";
+import { $, busy, dateTime, fillRows, h, shortId, shown } from "../ui.js";
 
 let rows = [];
 let cursor = null;
@@ -21,8 +21,30 @@ async function more() {
   $("#more").hidden = !cursor;
 }
 
+const SOURCES = {
+  purchase: "Purchase", pack: "Credit pack", auto_recharge: "Auto-recharge", promotion: "Promotion",
+  trial: "Free trial", refund: "Refund", plan: "Plan credits", adjustment: "Adjustment",
+};
+const STATUS_BADGE = { active: "green", used: "off", expired: "yellow" };
+
+function grantRow(grant) {
+  return h("tr", { "data-status": grant.status },
+    h("td", { class: "mono", title: grant.id }, shortId(grant.id)),
+    h("td", {}, SOURCES[grant.source] || grant.source),
+    h("td", {}, h("time", { datetime: grant.created_at }, dateTime(grant.created_at))),
+    h("td", {}, grant.expires_at ? h("time", { datetime: grant.expires_at }, dateTime(grant.expires_at)) : "Never"),
+    h("td", { class: "num" }, shown(grant.amount)),
+    h("td", { class: "num" }, shown(grant.remaining)),
+    h("td", {}, h("span", { class: `badge ${STATUS_BADGE[grant.status] || "off"}` }, grant.status)));
+}
+
+async function grants() {
+  const listed = await api(orgPath("/credits/grants"));
+  fillRows($("#grants"), listItems(listed).map(grantRow), "No credit grants yet.");
+}
+
 export async function render() {
   rows = [];
-  await more();
+  await Promise.all([more(), grants()]);
   $("#more").addEventListener("click", (event) => busy(event.currentTarget, more));
 }
