@@ -103,7 +103,8 @@ class PlatformUsageController(Controller):
                          occurred_at=utc(data.occurred_at, "occurred_at"))
         if not outcome.allowed:
             reason = outcome.reason.value if outcome.reason else "payment_required"
-            raise SpendDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)
+            raise SpendDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at,
+                              outcome.budget)
         return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
 
     @post("/events/batch", status_code=200, sync_to_thread=True, opt={AUTHENTICATE_IN_HANDLER: True},
