@@ -103,3 +103,20 @@ def test_a_project_budget_caps_holds_and_settle_moves_held_to_spent(org: Org) ->
     assert (usage.held_micros, usage.spent_today_micros) == (0, 5 * PRICE)
     assert _report(org, "more", 5, project).allowed
     assert _report(org, "over", 1, project).reason == DenialReason.PROJECT_DAILY_BUDGET_REACHED
+
+
+def test_reconcile_finds_scope_counters_that_usage_does_not_explain(org: Org) -> None:
+    ctx = org.billing.ctx
+    services.budgets.put_budget(ctx, org.owner, organization_id=org.id, scope="token", scope_id=_token_id(org),
+                                daily_micros=100 * PRICE)
+    assert _report(org, "a", 2).allowed
+    assert services.reconcile.reconcile(ctx, organization_id=org.id).clean
+    with ctx.uow() as uow:
+        budget = uow.budgets.list(org.id)[0]
+        budget.spent_today_micros += 1
+        budget.spent_month_micros += 1
+        budget.held_micros = 5
+        uow.budgets.save([budget])
+        uow.commit()
+    problems = services.reconcile.reconcile(ctx, organization_id=org.id).problems
+    assert any("events record" in p for p in problems) and any("active holds" in p for p in problems)
