@@ -54,3 +54,19 @@ def test_budget_routes_permissions_and_the_402_body(api: Api, world: World) -> N
     assert api.client.delete(f"{base}/token/{token_id}", headers=owner).status_code == 404
     assert api.client.post(events, headers=service, json={"event_id": "b-3", "product": "compute",
                                                           "quantity": 1}).status_code == 201
+
+
+def test_authorize_asks_the_project_budget(api: Api, world: World) -> None:
+    org, service, owner = world.org, world.headers("service"), world.headers("primary-owner")
+    project = uuid.uuid4()
+    assert api.client.put(f"/organizations/{org}/spend/budgets/project/{project}", headers=owner,
+                          json={"daily_micros": PRICE}).status_code == 201
+    asked = f"/organizations/{org}/usage/authorize"
+    assert api.client.post(asked, headers=service, json={"amount_micros": PRICE, "project_id": str(project)}
+                           ).json()["allowed"]
+    assert api.client.post(f"/organizations/{org}/usage/events", headers=service,
+                           json={"event_id": "p-1", "product": "compute", "quantity": 1,
+                                 "project_id": str(project)}).status_code == 201
+    denied = api.client.post(asked, headers=service, json={"amount_micros": 0, "project_id": str(project)}).json()
+    assert not denied["allowed"] and denied["reason"] == "project_daily_budget_reached"
+    assert api.client.post(asked, headers=service, json={"amount_micros": 0}).json()["allowed"]

@@ -205,6 +205,8 @@ class RefundBody(Body):
 class AuthorizeBody(Body):
     amount_micros: int = 0
     """The expected cost of the call; 0 asks "may a call start now?"."""
+    project_id: uuid.UUID | None = None
+    """The call's project: its budget (and the calling token's) is asked too (ADR 0017)."""
 
 
 class UsageEventBody(Body):

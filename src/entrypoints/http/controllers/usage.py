@@ -84,7 +84,7 @@ class PlatformUsageController(Controller):
     def authorize(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                   data: JSONBody[s.AuthorizeBody]) -> s.DecisionOut:
         decision = services.usage.authorize(ctx, actor, organization_id=organization_id,
-                                            amount_micros=data.amount_micros)
+                                            amount_micros=data.amount_micros, project_id=data.project_id)
         return presenters.decision(decision)
 
     # The hot path: the token is checked in this handler's worker thread (one thread-pool hop).
