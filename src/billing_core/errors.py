@@ -420,9 +420,11 @@ class SpendDenied(WalletError, PaymentRequired):
     """The spend guard denies a debit the wallet, a cap or a delinquent subscription cannot cover;
     ``retry_at`` says when the denial lifts by itself."""
 
-    def __init__(self, reason: str, message: str, retry_at: datetime | None) -> None:
+    def __init__(self, reason: str, message: str, retry_at: datetime | None, budget: object = None) -> None:
         super().__init__(reason, message)
         self.retry_at = retry_at
+        self.budget = budget
+        """For a budget denial: the :class:`billing_core.budgets.BudgetBreach` reached (ADR 0017)."""
 
 
 class PaymentError(BillingError):

@@ -12,11 +12,13 @@ Pure: the decisions here run inside the storage critical section on the locked w
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 import msgspec
 
+from billing_core.budgets import ScopedBudget
 from billing_core.catalog import Product
 from billing_core.errors import InvalidInput
 from billing_core.money import MAX_MICROS
@@ -58,6 +60,8 @@ class Hold(msgspec.Struct, kw_only=True):
     organization_id: uuid.UUID
     product_id: uuid.UUID
     project_id: uuid.UUID | None = None
+    token_id: uuid.UUID | None = None
+    """The API token that placed the hold: its budget (and the project's) counts the hold as held."""
     max_quantity: int | None = None
     amount_micros: int
     created_at: datetime
@@ -89,7 +93,8 @@ def check_ttl(ttl_seconds: object) -> timedelta:
 
 
 def new_hold(*, hold_id: uuid.UUID, organization_id: uuid.UUID, product: Product, project_id: uuid.UUID | None,
-             max_quantity: int | None, amount_micros: int | None, ttl: timedelta, now: datetime) -> Hold:
+             max_quantity: int | None, amount_micros: int | None, ttl: timedelta, now: datetime,
+             token_id: uuid.UUID | None = None) -> Hold:
     """A hold of ``amount_micros``, or of the price of ``max_quantity`` units (exactly one of them)."""
     if (max_quantity is None) == (amount_micros is None):
         raise InvalidInput("amount_micros", "give either amount_micros or max_quantity", code="invalid_hold")
@@ -105,7 +110,8 @@ def new_hold(*, hold_id: uuid.UUID, organization_id: uuid.UUID, product: Product
                            "the hold must be a positive whole number of micro-dollars within range",
                            code="amount_out_of_range")
     return Hold(id=hold_id, organization_id=organization_id, product_id=product.id, project_id=project_id,
-                max_quantity=max_quantity, amount_micros=amount, created_at=now, expires_at=now + ttl)
+                token_id=token_id, max_quantity=max_quantity, amount_micros=amount, created_at=now,
+                expires_at=now + ttl)
 
 
 def same_request(stored: Hold, requested: Hold) -> bool:
@@ -125,14 +131,16 @@ class Settlement(msgspec.Struct, frozen=True, kw_only=True):
     """Why ``allow_within_credit_line`` charged only the hold (the spend guard's reason)."""
 
 
-def settle(wallet: WalletAccount, hold: Hold, actual_micros: int, rule: HoldOverrun, now: datetime) -> Settlement:
+def settle(wallet: WalletAccount, hold: Hold, actual_micros: int, rule: HoldOverrun, now: datetime,
+           budgets: Sequence[ScopedBudget] = ()) -> Settlement:
     """Decide what settling ``hold`` at ``actual_micros`` charges, on the locked ``wallet`` that still
     counts the hold as held.
 
     Up to the held amount, the actual amount is charged whatever the caps say now: the hold was the
     decision, and every debit and hold since was decided with it counted as spent. Above it, ``rule``
     decides; ``allow_within_credit_line`` asks the spend guard about the whole actual amount with this
-    hold released, so spent + held <= cap still holds for every cap.
+    hold released, so spent + held <= cap still holds for every cap, the hold's project and token
+    budgets (``budgets``, which still count the hold as held) included.
     """
     if actual_micros <= hold.amount_micros:
         return Settlement(charge_micros=actual_micros)
@@ -141,7 +149,8 @@ def settle(wallet: WalletAccount, hold: Hold, actual_micros: int, rule: HoldOver
         return Settlement(charge_micros=0, uncharged_micros=excess, overrun=rule, rejected=True)
     if rule == HoldOverrun.ALLOW_WITHIN_CREDIT_LINE:
         released = msgspec.structs.replace(wallet, held_micros=wallet.held_micros - hold.amount_micros)
-        decision = decide(released, actual_micros, now, reserve=True)
+        scoped = [msgspec.structs.replace(b, held_micros=max(b.held_micros - hold.amount_micros, 0)) for b in budgets]
+        decision = decide(released, actual_micros, now, reserve=True, budgets=scoped)
         if decision.allowed:
             return Settlement(charge_micros=actual_micros, overrun=rule)
         return Settlement(charge_micros=hold.amount_micros, uncharged_micros=excess, overrun=rule,

@@ -129,6 +129,9 @@ class Actor(msgspec.Struct, frozen=True):
     scopes: frozenset[Permission] = frozenset()
     email: str | None = None
     email_verified: bool = False
+    token_id: uuid.UUID | None = None
+    """The API token the actor authenticated with (a service token or a member's): the token
+    budget (ADR 0017) that usage it reports counts against. None for the library and the console."""
 
     @property
     def is_token(self) -> bool:

@@ -24,6 +24,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 import msgspec
 
 from billing_core.billing_settings import BillingSettings, InvoiceAddress, TaxRegistration
+from billing_core.budgets import BudgetScope, ScopedBudget
 from billing_core.catalog import Plan
 from billing_core.checkout import CheckoutSession
 from billing_core.einvoice import EInvoice
@@ -116,6 +117,11 @@ class OrganizationRepository(Protocol):
         """The token with this hash, or None. Not scoped: the hash is what identifies the caller."""
         ...
 
+    def find_token(self, organization_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken | None:
+        """The organization's API token with this id (revoked or expired ones too), or None
+        (also for another organization's token)."""
+        ...
+
     def save_token(self, token: ApiToken) -> None:
         """Persist revocation."""
         ...
@@ -155,6 +161,9 @@ class DebitRequest(msgspec.Struct, frozen=True):
 
     amount_micros: int
     transaction: LedgerTransaction
+    project_id: uuid.UUID | None = None
+    token_id: uuid.UUID | None = None
+    """The call's project and API token: their budgets (ADR 0017) are decided with the organization's."""
 
 
 class WalletRepository(Protocol):
@@ -191,13 +200,18 @@ class WalletRepository(Protocol):
         ...
 
     def debit(self, organization_id: uuid.UUID, amount_micros: int, now: datetime,
-              tx: LedgerTransaction) -> DebitOutcome:
-        """The hot path: decide with :func:`billing_core.spend_guard.decide` and, if allowed, apply.
+              tx: LedgerTransaction, *, project_id: uuid.UUID | None = None,
+              token_id: uuid.UUID | None = None) -> DebitOutcome:
+        """The hot path: decide with :func:`billing_core.spend_guard.decide_and_apply` and, if
+        allowed, apply.
 
         One atomic step per call: the decision, the balance change, today's and this month's spend
         counters and the ledger rows move together or not at all; concurrent calls serialize on the
-        wallet so no limit can be exceeded. A replayed ``tx.idempotency_key`` returns the first
-        outcome as allowed with ``replayed=True`` and changes nothing.
+        wallet so no limit can be exceeded. When the wallet counts scoped budgets, the budgets of
+        ``project_id`` and ``token_id`` are loaded under the same lock, decided with the
+        organization's and their counters stored in the same step. A replayed
+        ``tx.idempotency_key`` returns the first outcome as allowed with ``replayed=True`` and
+        changes nothing.
         """
         ...
 
@@ -222,6 +236,42 @@ class WalletRepository(Protocol):
     def set_gate(self, organization_id: uuid.UUID, gate: SubscriptionGate) -> None:
         """Replace the wallet's subscription gate (status, past_due_since, grace days) that the debit
         decides on. An unknown wallet is ``NotFound``."""
+        ...
+
+
+class BudgetRepository(Protocol):
+    """Project and token budgets (ADR 0017), and the wallet's ``scoped_budgets`` count of them,
+    moved together. Storage only loads and stores them: the spend guard decides
+    (:func:`billing_core.spend_guard.decide`). Callers hold the organization's wallet lock
+    (:meth:`WalletRepository.lock`, :meth:`UsageRepository.lock_for_event`) for every write and
+    for every read a decision is made on. Amounts are micro-dollars."""
+
+    def list(self, organization_id: uuid.UUID) -> builtins.list[ScopedBudget]:
+        """The organization's budgets, projects first then tokens, each by id (as text)."""
+        ...
+
+    def find(self, organization_id: uuid.UUID, scope: BudgetScope, scope_id: uuid.UUID) -> ScopedBudget | None:
+        """The budget of this scope, or None (also for another organization's)."""
+        ...
+
+    def for_call(self, organization_id: uuid.UUID, project_id: uuid.UUID | None,
+                 token_id: uuid.UUID | None) -> builtins.list[ScopedBudget]:
+        """The budgets that apply to a call of this project and token, the project's first; only
+        those that exist (none for a None id). One read."""
+        ...
+
+    def add(self, budget: ScopedBudget) -> bool:
+        """Store a new budget and count it on the wallet (``scoped_budgets`` + 1), in one step.
+        False (nothing written) when the scope has a budget. NotFound if the wallet is missing."""
+        ...
+
+    def save(self, budgets: Sequence[ScopedBudget]) -> None:
+        """Store each budget as given (caps, counters, ``held_micros``, version) over the stored
+        one of its scope. Budgets not stored are skipped (removed meanwhile: nothing to count)."""
+        ...
+
+    def remove(self, organization_id: uuid.UUID, scope: BudgetScope, scope_id: uuid.UUID) -> bool:
+        """Delete the scope's budget and uncount it on the wallet; False when there was none."""
         ...
 
 
@@ -522,6 +572,11 @@ class UsageRepository(Protocol):
     def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
         """Every organization with hourly buckets before ``before`` on no invoice yet, for the period
         close. Not scoped: it lists organizations."""
+        ...
+
+    def scope_totals(self, organization_id: uuid.UUID) -> Mapping[tuple[BudgetScope, uuid.UUID], int]:
+        """Net usage (micro-dollars, refunds included) of the organization's events per project and
+        per API token they name: what reconcile holds the scoped budgets' counters against."""
         ...
 
 
@@ -906,6 +961,10 @@ class UnitOfWork(Protocol):
 
     @property
     def holds(self) -> HoldRepository:
+        ...
+
+    @property
+    def budgets(self) -> BudgetRepository:
         ...
 
     @property

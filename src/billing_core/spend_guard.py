@@ -9,12 +9,24 @@ subscription or the spend settings change.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 
 import msgspec
 
 from billing_core.billing_settings import BillingSettings
+from billing_core.budgets import (
+    BudgetBreach,
+    BudgetPeriod,
+    BudgetScope,
+    ScopedBudget,
+    apply_to,
+    breach_of,
+    scoped_breach,
+)
+from billing_core.budgets import next_month_start as next_month_start  # re-exported: callers use spend_guard's
+from billing_core.budgets import next_utc_midnight as next_utc_midnight
 from billing_core.catalog import Catalog
 from billing_core.grace_window import GraceState, GraceWindow, grace_window
 from billing_core.ledger import LedgerTransaction
@@ -35,6 +47,10 @@ class DenialReason(StrEnum):
     INSUFFICIENT_CREDIT = "insufficient_credit"
     DAILY_BUDGET_REACHED = "daily_budget_reached"
     MONTHLY_BUDGET_REACHED = "monthly_budget_reached"
+    PROJECT_DAILY_BUDGET_REACHED = "project_daily_budget_reached"
+    PROJECT_MONTHLY_BUDGET_REACHED = "project_monthly_budget_reached"
+    TOKEN_DAILY_BUDGET_REACHED = "token_daily_budget_reached"  # noqa: S105 - a denial code, not a secret
+    TOKEN_MONTHLY_BUDGET_REACHED = "token_monthly_budget_reached"  # noqa: S105 - a denial code, not a secret
 
 
 DENIAL_MESSAGES: dict[DenialReason, str] = {
@@ -44,7 +60,25 @@ DENIAL_MESSAGES: dict[DenialReason, str] = {
     DenialReason.INSUFFICIENT_CREDIT: "Not enough credits. Add credits to resume.",
     DenialReason.DAILY_BUDGET_REACHED: "The daily credit budget is reached; usage resumes at the next UTC day.",
     DenialReason.MONTHLY_BUDGET_REACHED: "The monthly budget cap is reached; usage resumes next month.",
+    DenialReason.PROJECT_DAILY_BUDGET_REACHED:
+        "The project's daily budget is reached; its usage resumes at the next UTC day.",
+    DenialReason.PROJECT_MONTHLY_BUDGET_REACHED:
+        "The project's monthly budget is reached; its usage resumes next month.",
+    DenialReason.TOKEN_DAILY_BUDGET_REACHED:
+        "This API token's daily budget is reached; its usage resumes at the next UTC day.",
+    DenialReason.TOKEN_MONTHLY_BUDGET_REACHED:
+        "This API token's monthly budget is reached; its usage resumes next month.",
 }
+
+BUDGET_REASONS: dict[tuple[BudgetScope, BudgetPeriod], DenialReason] = {
+    (BudgetScope.ORGANIZATION, BudgetPeriod.DAY): DenialReason.DAILY_BUDGET_REACHED,
+    (BudgetScope.ORGANIZATION, BudgetPeriod.MONTH): DenialReason.MONTHLY_BUDGET_REACHED,
+    (BudgetScope.PROJECT, BudgetPeriod.DAY): DenialReason.PROJECT_DAILY_BUDGET_REACHED,
+    (BudgetScope.PROJECT, BudgetPeriod.MONTH): DenialReason.PROJECT_MONTHLY_BUDGET_REACHED,
+    (BudgetScope.TOKEN, BudgetPeriod.DAY): DenialReason.TOKEN_DAILY_BUDGET_REACHED,
+    (BudgetScope.TOKEN, BudgetPeriod.MONTH): DenialReason.TOKEN_MONTHLY_BUDGET_REACHED,
+}
+"""The denial a reached budget gives, by whose budget and which period."""
 
 
 class SpendWarning(StrEnum):
@@ -60,6 +94,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     retry_at: datetime | None = None
     warning: SpendWarning | None = None
     grace_ends_at: datetime | None = None
+    budget: BudgetBreach | None = None
+    """For a budget denial: which budget (the organization's, a project's, a token's), the
+    period, its limit and what counts against it."""
 
 
 class ProductionHealth(StrEnum):
@@ -101,17 +138,20 @@ def gate_for(catalog: Catalog, subscription: PlanSubscription | None) -> Subscri
                             grace_days=catalog.plan(subscription.plan).grace_days)
 
 
-def next_utc_midnight(now: datetime) -> datetime:
-    return datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=UTC)
-
-
-def next_month_start(now: datetime) -> datetime:
-    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
-    return datetime(year, month, 1, tzinfo=UTC)
-
-
 def _deny(reason: DenialReason, retry_at: datetime | None = None) -> Decision:
     return Decision(allowed=False, reason=reason, message=DENIAL_MESSAGES[reason], retry_at=retry_at)
+
+
+def organization_breach(wallet: WalletAccount, now: datetime, *, reserving_micros: int = 0) -> BudgetBreach | None:
+    """The organization's budgets (daily budget, monthly cap) under :func:`budget_reached`'s rule."""
+    limits = wallet.limits
+    if limits.daily_budget_micros is None and limits.monthly_cap_micros is None:
+        return None
+    counters = counters_at(wallet, now)
+    return breach_of(scope=BudgetScope.ORGANIZATION, scope_id=wallet.organization_id,
+                     daily=limits.daily_budget_micros, monthly=limits.monthly_cap_micros,
+                     spent_today=counters.today, spent_month=counters.month, held=wallet.held_micros,
+                     reserving_micros=reserving_micros, now=now)
 
 
 def budget_reached(wallet: WalletAccount, now: datetime, *, reserving_micros: int = 0) -> DenialReason | None:
@@ -124,28 +164,30 @@ def budget_reached(wallet: WalletAccount, now: datetime, *, reserving_micros: in
     usage is given back to the counters (:func:`billing_core.wallet.give_back_spend`), so a refund
     can lift the block the same day. A hold reserves ``reserving_micros`` up front, so it must fit:
     it is denied when used + reserving would pass the budget (ADR 0011), and so a hold never takes
-    a budget past its amount; only a plain call can cross it."""
-    limits = wallet.limits
-    counters = counters_at(wallet, now)
-    held = wallet.held_micros
-    daily, monthly = limits.daily_budget_micros, limits.monthly_cap_micros
-    if daily is not None and (counters.today + held >= daily or counters.today + held + reserving_micros > daily):
-        return DenialReason.DAILY_BUDGET_REACHED
-    if monthly is not None and (counters.month + held >= monthly
-                                or counters.month + held + reserving_micros > monthly):
-        return DenialReason.MONTHLY_BUDGET_REACHED
-    return None
+    a budget past its amount; only a plain call can cross it. Project and token budgets follow the
+    same rule (:func:`billing_core.budgets.breach_of`, ADR 0017)."""
+    breach = organization_breach(wallet, now, reserving_micros=reserving_micros)
+    return None if breach is None else BUDGET_REASONS[(breach.scope, breach.period)]
 
 
-def decide(wallet: WalletAccount, amount_micros: int, now: datetime, *, reserve: bool = False) -> Decision:
+def _deny_budget(breach: BudgetBreach) -> Decision:
+    reason = BUDGET_REASONS[(breach.scope, breach.period)]
+    return Decision(allowed=False, reason=reason, message=DENIAL_MESSAGES[reason], retry_at=breach.retry_at,
+                    budget=breach)
+
+
+def decide(wallet: WalletAccount, amount_micros: int, now: datetime, *, reserve: bool = False,
+           budgets: Sequence[ScopedBudget] = ()) -> Decision:
     """Allow or deny debiting ``amount_micros`` (>= 0) now, or reserving it (``reserve``: a hold).
-    What active holds reserve (``wallet.held_micros``) counts as spent against every cap and the
-    balance.
+    What active holds reserve (``wallet.held_micros``, each budget's ``held_micros``) counts as
+    spent against every cap and the balance. ``budgets``: the project's and the token's budgets
+    that apply to the call (:func:`billing_core.budgets.applying`), loaded under the wallet lock.
 
     Order matters for the reason shown: payment failure first, then the subscription, then the
     budgets (they lift by themselves; :func:`budget_reached`: for a debit only what was already
-    used counts, so the call that crosses a budget runs; a reservation must fit), then credit. A
-    zero amount asks "may I start a call?".
+    used counts, so the call that crosses a budget runs; a reservation must fit): the
+    organization's, then the project's, then the token's; then credit. A zero amount asks "may I
+    start a call?".
     """
     status = wallet.gate.status
     warning: SpendWarning | None = None
@@ -161,11 +203,15 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime, *, reserve:
         return _deny(DenialReason.SUBSCRIPTION_INACTIVE)
 
     limits = wallet.limits
+    reserving = amount_micros if reserve else 0
     if limits.daily_budget_micros is not None or limits.monthly_cap_micros is not None:
-        reached = budget_reached(wallet, now, reserving_micros=amount_micros if reserve else 0)
-        if reached is not None:
-            return _deny(reached, next_utc_midnight(now) if reached == DenialReason.DAILY_BUDGET_REACHED
-                         else next_month_start(now))
+        breach = organization_breach(wallet, now, reserving_micros=reserving)
+        if breach is not None:
+            return _deny_budget(breach)
+    for budget in budgets:
+        breach = scoped_breach(budget, now, reserving_micros=reserving)
+        if breach is not None:
+            return _deny_budget(breach)
     # Held credits (active holds) are spent as far as the balance is concerned.
     balance_after = wallet.balance_micros - wallet.held_micros - amount_micros
     if balance_after + limits.credit_line_micros < limits.minimum_production_credit_micros:
@@ -173,16 +219,19 @@ def decide(wallet: WalletAccount, amount_micros: int, now: datetime, *, reserve:
     return Decision(allowed=True, warning=warning, grace_ends_at=grace_ends)
 
 
-def decide_and_apply(wallet: WalletAccount, amount_micros: int, now: datetime,
-                     tx: LedgerTransaction) -> tuple[Decision, LedgerTransaction | None]:
+def decide_and_apply(wallet: WalletAccount, amount_micros: int, now: datetime, tx: LedgerTransaction,
+                     budgets: Sequence[ScopedBudget] = ()) -> tuple[Decision, LedgerTransaction | None]:
     """The debit step every storage adapter runs inside its critical section on the wallet (the
     row lock, the store's lock): :func:`decide`, and if allowed, the spend counters and balances
-    moved on ``wallet`` (its version advanced) and ``tx`` stamped with the balance after it.
-    A denial leaves ``wallet`` untouched and returns no transaction: nothing is to be written."""
-    decision = decide(wallet, amount_micros, now)
+    moved on ``wallet`` (its version advanced), the same spend counted on each of ``budgets``
+    (the call's project and token budgets, versions advanced) and ``tx`` stamped with the balance
+    after it. A denial leaves ``wallet`` and ``budgets`` untouched and returns no transaction:
+    nothing is to be written."""
+    decision = decide(wallet, amount_micros, now, budgets=budgets)
     if not decision.allowed:
         return decision, None
     apply_spend(wallet, amount_micros, now)
+    apply_to(budgets, amount_micros, now)
     return decision, apply_transaction(wallet, tx)
 
 
@@ -213,7 +262,7 @@ def production_health(wallet: WalletAccount, now: datetime) -> tuple[ProductionH
         assert probe.reason is not None
         if probe.reason == DenialReason.INSUFFICIENT_CREDIT:
             return ProductionHealth.BLOCKED_BY_LOW_CREDIT, window
-        if probe.reason in (DenialReason.DAILY_BUDGET_REACHED, DenialReason.MONTHLY_BUDGET_REACHED):
+        if probe.budget is not None:
             return ProductionHealth.BLOCKED_BY_BUDGET, window
         if probe.reason == DenialReason.SUBSCRIPTION_INACTIVE:
             return ProductionHealth.BLOCKED_BY_INACTIVE_SUBSCRIPTION, window

@@ -31,6 +31,8 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     occurred_at: datetime
     amount_micros: int
     unit_price_micros: int
+    token_id: uuid.UUID | None = None
+    """The API token that reported the event (None for the library or a person): whose budget counted it."""
 
 
 class HourlyUsage(msgspec.Struct, kw_only=True, gc=False):
@@ -61,7 +63,8 @@ def check_event_id(event_id: object) -> str:
 
 
 def price_event(*, event_id: str, organization_id: uuid.UUID, project_id: uuid.UUID | None,
-                product: Product, quantity: int, occurred_at: datetime, now: datetime) -> UsageEvent:
+                product: Product, quantity: int, occurred_at: datetime, now: datetime,
+                token_id: uuid.UUID | None = None) -> UsageEvent:
     """Validate and price one usage event at the product's current unit price."""
     check_event_id(event_id)
     if type(quantity) is not int or quantity <= 0 or quantity > MAX_QUANTITY:
@@ -77,7 +80,7 @@ def price_event(*, event_id: str, organization_id: uuid.UUID, project_id: uuid.U
         raise InvalidInput("quantity", "quantity prices beyond the allowed amount", code="amount_out_of_range")
     return UsageEvent(event_id=event_id, organization_id=organization_id, project_id=project_id,
                       product_id=product.id, quantity=quantity, occurred_at=occurred_at,
-                      amount_micros=amount, unit_price_micros=product.unit_price_micros)
+                      amount_micros=amount, unit_price_micros=product.unit_price_micros, token_id=token_id)
 
 
 class UsageLine(msgspec.Struct, frozen=True, gc=False):

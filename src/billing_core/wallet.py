@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import date, datetime
+from typing import Protocol
 
 import msgspec
 
@@ -55,11 +56,28 @@ class WalletAccount(msgspec.Struct, kw_only=True, gc=False):
     """Credits reserved by active holds (:mod:`billing_core.holds`): the spend guard counts them as
     spent against every cap (balance and credit line, daily budget, monthly cap) until the hold is
     settled, released or expired. Only the hold repository moves it."""
+    scoped_budgets: int = 0
+    """How many project and token budgets (:mod:`billing_core.budgets`) the organization has: the
+    usage path reads budgets only when there are some, so an organization without any pays nothing
+    for them. Only the budget repository moves it."""
 
     @property
     def balance_micros(self) -> int:
         """The real-time credit balance shown to people (``$12.480``)."""
         return self.wallet_micros + self.unbilled_micros
+
+
+class SpendCounted(Protocol):
+    """Anything that keeps UTC day/month spend counters: the wallet (the organization's budgets)
+    and a scoped budget (a project's or a token's, :class:`billing_core.budgets.ScopedBudget`).
+    The counter functions below serve both, so the two roll days and months the same way."""
+
+    spend_day: date | None
+    spent_today_micros: int
+    spent_yesterday_micros: int
+    spend_month: str | None
+    spent_month_micros: int
+    spent_previous_month_micros: int
 
 
 def month_key(day: date) -> str:
@@ -84,7 +102,7 @@ class SpendCounters(msgspec.Struct, frozen=True):
     month: int
 
 
-def counters_at(wallet: WalletAccount, now: datetime) -> SpendCounters:
+def counters_at(wallet: SpendCounted, now: datetime) -> SpendCounters:
     """The spend counters as seen at ``now`` (UTC), rolling over days and months that have passed.
 
     A request that started before midnight may commit after one of the new day; seen from its own
@@ -110,7 +128,7 @@ def counters_at(wallet: WalletAccount, now: datetime) -> SpendCounters:
     return SpendCounters(spent_today, spent_yesterday, spent_month)
 
 
-def apply_spend(wallet: WalletAccount, amount_micros: int, now: datetime) -> None:
+def apply_spend(wallet: SpendCounted, amount_micros: int, now: datetime) -> None:
     """Add usage spend to the counters at ``now``, never moving them back in time: a late debit
     from before midnight is booked on yesterday's counter, and one from before the month turned on
     the previous month's, so each day's budget and each month's cap hold whatever the commit order."""
@@ -133,7 +151,7 @@ def apply_spend(wallet: WalletAccount, amount_micros: int, now: datetime) -> Non
         wallet.spent_previous_month_micros += amount_micros
 
 
-def give_back_spend(wallet: WalletAccount, amount_micros: int, spent_at: datetime, now: datetime) -> None:
+def give_back_spend(wallet: SpendCounted, amount_micros: int, spent_at: datetime, now: datetime) -> None:
     """Take refunded usage back off the spend counters: ``amount_micros`` (>= 0) of usage debited at
     ``spent_at`` leaves the day's counter if that UTC day is still the current one at ``now``, and
     the month's counter if that month still is. Usage of an earlier day (month) stays counted there:

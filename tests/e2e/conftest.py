@@ -170,6 +170,9 @@ def build_world(api: Api, *, subscribed: bool = True) -> World:
                                 quantity=10, project_id=project)
     held = services.holds.place_hold(ctx, platform, organization_id=org, product="compute", max_quantity=5)
     assert held.hold is not None
+    # A generous project budget (ADR 0017): the budget routes have one to read and remove.
+    services.budgets.put_budget(ctx, ada, organization_id=org, scope="project", scope_id=project,
+                                monthly_micros=1_000 * DOLLAR)
     report = services.invoicing.close_period(ctx, period="2026-02", organization_id=org)
     services.dispatch.dispatch(ctx, api.deliverers)
     registration = services.settings.add_tax_registration(ctx, bob, organization_id=org, country="DE",
@@ -178,7 +181,7 @@ def build_world(api: Api, *, subscribed: bool = True) -> World:
                  second_payment_method_id=sepa.id, payment_id=payment.id, invoice_id=report.invoice_ids[0],
                  product_subscription_id=product_sub.id, tax_registration_id=registration.id,
                  checkout_session_id=session_id, provider_session_id=provider_session_id,
-                 extra={"hold": str(held.hold.id)})
+                 extra={"hold": str(held.hold.id), "project": str(project)})
 
 
 @pytest.fixture

@@ -134,6 +134,11 @@ ROUTES = [
     Route("DELETE", ORG + "/usage/holds/{hold}", USAGE),
     Route("GET", ORG + "/hold_overrun", READ),
     Route("PUT", ORG + "/hold_overrun", PRIMARY, body=lambda w, a: {"hold_overrun": "reject"}),
+    # project and token budgets (ADR 0017): managing spend is the primary owner's, reading is billing's
+    Route("GET", ORG + "/spend/budgets", READ),
+    Route("GET", ORG + "/spend/budgets/project/{project}", READ),
+    Route("PUT", ORG + "/spend/budgets/project/{project}", PRIMARY, body=lambda w, a: {"daily_micros": 5_000_000}),
+    Route("DELETE", ORG + "/spend/budgets/project/{project}", PRIMARY),
     # who am I, guest-checkout claims, the webhook signing secret
     Route("GET", "/me", ANY_TOKEN, own_org_route=True),
     Route("POST", "/me/claim_guest_checkouts", ANY_TOKEN, own_org_route=True),
@@ -147,7 +152,7 @@ def _path(route: Route, world: World) -> str:
                              invoice=world.invoice_id, sub=world.product_subscription_id,
                              tax=world.tax_registration_id, session=world.checkout_session_id, event=world.event_id,
                              payment=world.payment_id, provider_session=world.provider_session_id,
-                             hold=world.extra.get("hold"))
+                             hold=world.extra.get("hold"), project=world.extra.get("project"))
 
 
 def expected_status_class(route: Route, caller: str | None) -> int:
@@ -192,7 +197,8 @@ def test_matrix_covers_every_authenticated_route(shared_api: Api) -> None:
         for name, param in (("{org}", "{organization_id}"), ("{pm2}", "{payment_method_id}"),
                             ("{invoice}", "{invoice_id}"), ("{sub}", "{subscription_id}"),
                             ("{tax}", "{registration_id}"), ("{session}", "{session_id}"), ("{event}", "{event_id}"),
-                            ("{provider_session}", "{provider_session_id}"), ("{hold}", "{hold_id}")):
+                            ("{provider_session}", "{provider_session_id}"), ("{hold}", "{hold_id}"),
+                            ("/spend/budgets/project/{project}", "/spend/budgets/{budget_scope}/{scope_id}")):
             path = path.replace(name, param)
         covered.add((route.method, path))
     assert documented - public == covered

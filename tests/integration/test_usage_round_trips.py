@@ -156,3 +156,26 @@ def test_authentication_costs_one_round_trip(traced: tuple[BillingContext, Custo
         trips = tracer.mark() - before
         assert actor.organization_id == customer.organization_id
         assert trips <= AUTH_LIMIT[tracer.kind], (trips, tracer.statements[-4:])
+
+
+# With a token budget (ADR 0017): the budgets of the call are read and stored under the wallet lock,
+# one more round trip each (only for an organization that has scoped budgets: the count on the
+# wallet row keeps the cases above unchanged).
+SINGLE_WITH_TOKEN_BUDGET_LIMIT = {"sqlite": 10, "postgresql": 6}
+
+
+def test_one_usage_event_with_a_token_budget_costs_two_round_trips_more(
+        traced: tuple[BillingContext, Customer, Tracer]) -> None:
+    ctx, customer, tracer = traced
+    assert customer.platform.token_id is not None
+    services.budgets.put_budget(ctx, customer.owner, organization_id=customer.organization_id, scope="token",
+                                scope_id=customer.platform.token_id, daily_micros=10**11)
+    _report(ctx, customer, "warm")
+    counts = []
+    for n in range(8):
+        before = tracer.mark()
+        _report(ctx, customer, f"b-{n}")
+        counts.append(tracer.mark() - before)
+    assert max(counts) <= SINGLE_WITH_TOKEN_BUDGET_LIMIT[tracer.kind], (counts, tracer.statements[-12:])
+    with ctx.uow() as uow:
+        assert uow.budgets.list(customer.organization_id)[0].spent_today_micros > 0

@@ -45,6 +45,7 @@ from adapters.sqlalchemy.engine import make_engine
 from adapters.stripe.events import HANDLED_EVENT_TYPES
 from adapters.testing.storage import migrated_database
 from billing_core import Permission, services
+from billing_core.budgets import BudgetScope, ScopedBudget
 from billing_core.catalog import load_catalog
 from billing_core.ledger import Account, EntryKind
 from billing_core.permissions import Actor
@@ -1032,6 +1033,44 @@ def _run_identical(h: Harness, sc: Scenario, label: str) -> None:
     h.reconciles(*setup.orgs)
 
 
+_BUDGET_PROJECT = uuid.UUID("5e0a3f1c-2b4d-4c6e-8f7a-9b0c1d2e3f4a")
+SCENARIOS[("PUT", ORG + "/spend/budgets/{budget_scope:str}/{scope_id:uuid}")] = _settings_scenario(
+    f"/spend/budgets/project/{_BUDGET_PROJECT}",
+    lambda n: {"daily_micros": (n + 1) * DOLLAR},
+    lambda h, org: _budget_daily(h, org),
+    lambda body: body["daily_micros"])
+
+
+def _budget_daily(h: Harness, org: Org) -> Any:
+    with h.ctx.uow() as uow:
+        found = uow.budgets.list(org.id)
+        assert len(found) == 1 and uow.wallets.get(org.id).scoped_budgets == 1, "one budget, counted once"
+        return found[0].daily_micros
+
+
+@scenario("DELETE", ORG + "/spend/budgets/{budget_scope:str}/{scope_id:uuid}")
+def _remove_budget() -> Scenario:
+    def setup(h: Harness) -> Setup:
+        org = h.org(subscribed=True)
+        with h.ctx.uow() as uow:
+            uow.wallets.lock(org.id)
+            uow.budgets.add(ScopedBudget(organization_id=org.id, scope=BudgetScope.PROJECT,
+                                         scope_id=_BUDGET_PROJECT, daily_micros=DOLLAR))
+            uow.commit()
+        return Setup(org)
+
+    def call(s: Setup) -> Call:
+        return Call("DELETE", f"{s.org.base}/spend/budgets/project/{_BUDGET_PROJECT}", s.org.token)
+
+    def check(h: Harness, s: Setup, answers: list[Answer]) -> None:
+        _only(answers, "404 not_found")
+        with h.ctx.uow() as uow:
+            assert uow.budgets.list(s.org.id) == [] and uow.wallets.get(s.org.id).scoped_budgets == 0
+
+    return Scenario(setup=setup, call=call, conflicting=lambda h, s: [call(s) for _ in range(N)], check=check,
+                    unkeyed="custom", unkeyed_check=check)
+
+
 @pytest.mark.parametrize("route", sorted(SCENARIOS), ids=lambda r: f"{r[0]} {r[1]}")
 def test_identical_requests_have_the_effects_of_one(h: Harness, route: tuple[str, str]) -> None:
     _run_identical(h, SCENARIOS[route], f"{route[0]} {route[1]}")
@@ -1316,4 +1355,5 @@ def test_conflicting_events_at_once_leave_one_consistent_outcome(h: Harness, eve
     answers = h.fire([_webhook(event) for event in sc.conflicting(h, setup)], f"event {event_type}")
     sc.check(h, setup, answers)
     h.reconciles(*setup.orgs)
+
 

@@ -15,6 +15,7 @@ from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
 from adapters.fakes.storage import in_memory_uow_factory
 from adapters.testing.builders import top_up, usage_tx
 from billing_core.billing_settings import BillingSettings, TaxRegistration, TaxRegistrationStatus
+from billing_core.budgets import BudgetScope, ScopedBudget
 from billing_core.catalog import PlanCode, load_catalog
 from billing_core.checkout import CheckoutSession, CheckoutStatus
 from billing_core.einvoice import DEMO_SELLER, from_invoice
@@ -139,6 +140,8 @@ def write_everything(uow: InMemoryUnitOfWork) -> None:
               remaining_micros=DOLLAR, created_at=NOW)],
         [GrantMovement(organization_id=ORG, transaction_id=uuid.uuid4(), grant_id=None, amount_micros=1)],
         expected_sequence=0)
+    uow.budgets.add(ScopedBudget(organization_id=ORG, scope=BudgetScope.PROJECT, scope_id=uuid.uuid4(),
+                                 daily_micros=DOLLAR))
 
 
 def test_leaving_without_commit_undoes_every_write(seeded: InMemoryStore) -> None:

@@ -45,12 +45,22 @@ def test_allowed_carries_no_reason_message_retry_or_warning() -> None:
     (DenialReason.INSUFFICIENT_CREDIT, "Not enough credits. Add credits to resume."),
     (DenialReason.DAILY_BUDGET_REACHED, "The daily credit budget is reached; usage resumes at the next UTC day."),
     (DenialReason.MONTHLY_BUDGET_REACHED, "The monthly budget cap is reached; usage resumes next month."),
+    (DenialReason.PROJECT_DAILY_BUDGET_REACHED,
+     "The project's daily budget is reached; its usage resumes at the next UTC day."),
+    (DenialReason.PROJECT_MONTHLY_BUDGET_REACHED,
+     "The project's monthly budget is reached; its usage resumes next month."),
+    (DenialReason.TOKEN_DAILY_BUDGET_REACHED,
+     "This API token's daily budget is reached; its usage resumes at the next UTC day."),
+    (DenialReason.TOKEN_MONTHLY_BUDGET_REACHED,
+     "This API token's monthly budget is reached; its usage resumes next month."),
 ])
 def test_reason_codes_and_messages(reason: DenialReason, message: str) -> None:
     assert DENIAL_MESSAGES[reason] == message
     assert {r.value for r in DenialReason} == {"payment_failure_grace_expired", "subscription_inactive",
                                                "insufficient_credit", "daily_budget_reached",
-                                               "monthly_budget_reached"}
+                                               "monthly_budget_reached", "project_daily_budget_reached",
+                                               "project_monthly_budget_reached", "token_daily_budget_reached",
+                                               "token_monthly_budget_reached"}
 
 
 # --------------------------------------------------------------------------- order of reasons

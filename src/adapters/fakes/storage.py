@@ -20,6 +20,7 @@ from typing import Any, Self, TypeVar
 import msgspec
 
 from billing_core.billing_settings import BillingSettings, TaxRegistration
+from billing_core.budgets import SCOPED, BudgetScope, ScopedBudget
 from billing_core.checkout import CheckoutSession, CheckoutStatus
 from billing_core.einvoice import EInvoice
 from billing_core.errors import (
@@ -103,6 +104,7 @@ class InMemoryStore:
         self.tokens: dict[str, ApiToken] = {}
         self.wallets: dict[uuid.UUID, WalletAccount] = {}
         self.holds: dict[uuid.UUID, Hold] = {}
+        self.budgets: dict[tuple[uuid.UUID, BudgetScope, uuid.UUID], ScopedBudget] = {}
         self.grants: dict[uuid.UUID, Grant] = {}
         # Movements in append order (key: position), cursors and terms per organization.
         self.grant_movements: dict[int, GrantMovement] = {}
@@ -216,6 +218,12 @@ class InMemoryOrganizationRepository(_Repo):
     def token_by_hash(self, token_hash: str) -> ApiToken | None:
         return self.s.tokens.get(token_hash)
 
+    def find_token(self, organization_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken | None:
+        for token in self.s.tokens.values():
+            if token.id == token_id and token.organization_id == organization_id:
+                return token
+        return None
+
     def save_token(self, token: ApiToken) -> None:
         stored = self.s.tokens.get(token.token_hash)
         if stored is None or stored.organization_id != token.organization_id:
@@ -263,18 +271,22 @@ class InMemoryWalletRepository(_Repo):
         return Posted(stored, replayed=False)
 
     def debit(self, organization_id: uuid.UUID, amount_micros: int, now: datetime,
-              tx: LedgerTransaction) -> DebitOutcome:
+              tx: LedgerTransaction, *, project_id: uuid.UUID | None = None,
+              token_id: uuid.UUID | None = None) -> DebitOutcome:
         _check_debit_request(organization_id, amount_micros, tx)
         first = self.s.ledger_keys.get((organization_id, tx.idempotency_key))
         if first is not None:
             return DebitOutcome(decision=Decision(allowed=True), transaction=self.s.ledger[first],
                                 replayed=True, wallet=self.get(organization_id))
         wallet = _copy(self._wallet(organization_id))
-        decision, stored = decide_and_apply(wallet, amount_micros, now, tx)
+        budgets = InMemoryBudgetRepository(self.s, self.j).for_call(organization_id, project_id, token_id) \
+            if wallet.scoped_budgets else []
+        decision, stored = decide_and_apply(wallet, amount_micros, now, tx, budgets)
         if stored is None:
             return DebitOutcome(decision=decision, transaction=None, replayed=False, wallet=wallet)
         self._store(stored)
         self.j.set(self.s.wallets, organization_id, wallet)
+        InMemoryBudgetRepository(self.s, self.j).save(budgets)
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=_copy(wallet))
 
     def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
@@ -282,7 +294,8 @@ class InMemoryWalletRepository(_Repo):
         # The reference: the contract is "the same as debit() one by one", validated up front.
         for request in debits:
             _check_debit_request(organization_id, request.amount_micros, request.transaction)
-        return [self.debit(organization_id, r.amount_micros, now, r.transaction) for r in debits]
+        return [self.debit(organization_id, r.amount_micros, now, r.transaction, project_id=r.project_id,
+                           token_id=r.token_id) for r in debits]
 
     def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
         wallet = _copy(self._wallet(organization_id))
@@ -293,6 +306,52 @@ class InMemoryWalletRepository(_Repo):
         wallet = _copy(self._wallet(organization_id))
         wallet.gate = gate
         self.j.set(self.s.wallets, organization_id, wallet)
+
+
+class InMemoryBudgetRepository(_Repo):
+    def list(self, organization_id: uuid.UUID) -> builtins.list[ScopedBudget]:
+        found = [b for key, b in self.s.budgets.items() if key[0] == organization_id]
+        found.sort(key=lambda b: (SCOPED.index(b.scope), str(b.scope_id)))
+        return [_copy(b) for b in found]
+
+    def find(self, organization_id: uuid.UUID, scope: BudgetScope, scope_id: uuid.UUID) -> ScopedBudget | None:
+        budget = self.s.budgets.get((organization_id, scope, scope_id))
+        return None if budget is None else _copy(budget)
+
+    def for_call(self, organization_id: uuid.UUID, project_id: uuid.UUID | None,
+                 token_id: uuid.UUID | None) -> builtins.list[ScopedBudget]:
+        wanted = ((BudgetScope.PROJECT, project_id), (BudgetScope.TOKEN, token_id))
+        return [_copy(self.s.budgets[(organization_id, scope, scope_id)]) for scope, scope_id in wanted
+                if scope_id is not None and (organization_id, scope, scope_id) in self.s.budgets]
+
+    def add(self, budget: ScopedBudget) -> bool:
+        key = (budget.organization_id, budget.scope, budget.scope_id)
+        wallet = self.s.wallets.get(budget.organization_id)
+        if wallet is None:
+            raise NotFound("wallet", budget.organization_id)
+        if key in self.s.budgets:
+            return False
+        counted = _copy(wallet)
+        counted.scoped_budgets += 1
+        self.j.set(self.s.budgets, key, _copy(budget))
+        self.j.set(self.s.wallets, budget.organization_id, counted)
+        return True
+
+    def save(self, budgets: Sequence[ScopedBudget]) -> None:
+        for budget in budgets:
+            key = (budget.organization_id, budget.scope, budget.scope_id)
+            if key in self.s.budgets:
+                self.j.set(self.s.budgets, key, _copy(budget))
+
+    def remove(self, organization_id: uuid.UUID, scope: BudgetScope, scope_id: uuid.UUID) -> bool:
+        key = (organization_id, scope, scope_id)
+        if key not in self.s.budgets:
+            return False
+        wallet = _copy(self.s.wallets[organization_id])
+        wallet.scoped_budgets -= 1
+        self.j.delete(self.s.budgets, key)
+        self.j.set(self.s.wallets, organization_id, wallet)
+        return True
 
 
 class InMemoryHoldRepository(_Repo):
@@ -633,6 +692,16 @@ class InMemoryUsageRepository(_Repo):
         wanted = organization_id.int
         return _sum_per_line([_copy(b) for b in self.s.buckets.values()
                               if b.invoice_id is not None and b.organization_id.int == wanted])
+
+    def scope_totals(self, organization_id: uuid.UUID) -> Mapping[tuple[BudgetScope, uuid.UUID], int]:
+        totals: dict[tuple[BudgetScope, uuid.UUID], int] = {}
+        for (org, _), event in self.s.usage_events.items():
+            if org != organization_id:
+                continue
+            for scope, scope_id in ((BudgetScope.PROJECT, event.project_id), (BudgetScope.TOKEN, event.token_id)):
+                if scope_id is not None:
+                    totals[(scope, scope_id)] = totals.get((scope, scope_id), 0) + event.amount_micros
+        return totals
 
     def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:
         return sorted({b.organization_id for b in self.s.buckets.values()
@@ -1071,6 +1140,7 @@ class InMemoryUnitOfWork:
         self.organizations = InMemoryOrganizationRepository(s, j)
         self.wallets = InMemoryWalletRepository(s, j)
         self.holds = InMemoryHoldRepository(s, j)
+        self.budgets = InMemoryBudgetRepository(s, j)
         self.grants = InMemoryGrantRepository(s, j)
         self.ledger = InMemoryLedgerRepository(s, j)
         self.plan_subscriptions = InMemoryPlanSubscriptionRepository(s, j)

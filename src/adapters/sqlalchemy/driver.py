@@ -64,13 +64,13 @@ _WALLET_COLUMNS = (
     "organization_id", "wallet_micros", "unbilled_micros", "credit_line_micros",
     "minimum_production_credit_micros", "daily_budget_micros", "monthly_cap_micros", "gate_status",
     "gate_past_due_since", "gate_grace_days", "spend_day", "spent_today_micros", "spent_yesterday_micros",
-    "spend_month", "spent_month_micros", "version", "spent_previous_month_micros", "held_micros",
+    "spend_month", "spent_month_micros", "version", "spent_previous_month_micros", "held_micros", "scoped_budgets",
 )
 _TX_COLUMNS = ("id", "organization_id", "idempotency_key", "kind", "description", "reason", "reference",
                "created_at", "wallet_balance_after")
 _POSTING_COLUMNS = ("transaction_seq", "line_no", "organization_id", "account", "amount_micros")
 _EVENT_COLUMNS = ("organization_id", "event_id", "project_id", "product_id", "quantity", "occurred_at",
-                  "amount_micros", "unit_price_micros")
+                  "amount_micros", "unit_price_micros", "token_id")
 _SETTINGS_COLUMNS = (
     "address", "billing_email", "auto_recharge_enabled", "auto_recharge_threshold_micros",
     "auto_recharge_amount_micros", "auto_recharge_payment_method_id", "auto_recharge_consecutive_failures",
@@ -164,7 +164,8 @@ _PG_WRITE_USAGE = (
     "unnest(?::text[], ?::bigint[]) WITH ORDINALITY AS v(account, amount, n)), "
     f"u AS ({_UPDATE_WALLET} AND EXISTS (SELECT 1 FROM t) RETURNING 1), "
     f"e AS ({_INSERT_EVENT_HEAD.removesuffix(' VALUES ')} SELECT ?::uuid, ?::text, ?::uuid, ?::uuid, ?::bigint, "
-    "?::timestamptz, ?::bigint, ?::bigint FROM t ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING 1), "
+    "?::timestamptz, ?::bigint, ?::bigint, ?::uuid FROM t "
+    "ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING 1), "
     f"b AS (INSERT INTO usage_buckets {_BUCKET_VALUES} SELECT ?::uuid, ?::uuid, ?::uuid, ?::uuid, ?::timestamptz, "
     f"?::bigint, ?::bigint, NULL FROM e{_ON_BUCKET_CONFLICT}) "
     "SELECT (SELECT seq FROM t), (SELECT count(*) FROM u), (SELECT count(*) FROM e)")
@@ -217,7 +218,7 @@ _PG_INSERT_POSTINGS = _unnest_insert(
     "")
 _PG_INSERT_EVENTS = _unnest_insert(
     _INSERT_EVENT_HEAD.removesuffix(" VALUES "),
-    ("uuid", "text", "uuid", "uuid", "bigint", "timestamptz", "bigint", "bigint"), _ON_EVENT_CONFLICT)
+    ("uuid", "text", "uuid", "uuid", "bigint", "timestamptz", "bigint", "bigint", "uuid"), _ON_EVENT_CONFLICT)
 
 
 _STORED_KEYS_HEAD = "SELECT idempotency_key FROM ledger_transactions WHERE organization_id = ? AND idempotency_key IN ("
@@ -476,7 +477,8 @@ class DriverStatements:
     def _event_row(self, e: UsageEvent) -> tuple[Any, ...]:
         return (self._uuid(e.organization_id), e.event_id,
                 None if e.project_id is None else self._uuid(e.project_id), self._uuid(e.product_id),
-                e.quantity, self._time(e.occurred_at), e.amount_micros, e.unit_price_micros)
+                e.quantity, self._time(e.occurred_at), e.amount_micros, e.unit_price_micros,
+                None if e.token_id is None else self._uuid(e.token_id))
 
     def _wallet(self, r: Sequence[Any]) -> WalletAccount:
         past_due_since, spend_day = r[8], r[10]
@@ -496,7 +498,8 @@ class DriverStatements:
                                daily_budget_micros=r[5], monthly_cap_micros=r[6]),
             gate=SubscriptionGate(status=r[7], past_due_since=past_due_since, grace_days=r[9]),
             spend_day=spend_day, spent_today_micros=r[11], spent_yesterday_micros=r[12], spend_month=r[13],
-            spent_month_micros=r[14], version=r[15], spent_previous_month_micros=r[16], held_micros=r[17])
+            spent_month_micros=r[14], version=r[15], spent_previous_month_micros=r[16], held_micros=r[17],
+            scoped_budgets=r[18])
 
     # ------------------------------------------------------------------ running
 

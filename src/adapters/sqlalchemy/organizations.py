@@ -73,6 +73,11 @@ class SqlAlchemyOrganizationRepository(SqlAlchemyRepository):
         row = self._execute(select(api_tokens).where(api_tokens.c.token_hash == token_hash)).first()
         return None if row is None else rows.token_from_row(row)
 
+    def find_token(self, organization_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken | None:
+        row = self._execute(select(api_tokens).where(api_tokens.c.id == token_id,
+                                                     api_tokens.c.organization_id == organization_id)).first()
+        return None if row is None else rows.token_from_row(row)
+
     def save_token(self, token: ApiToken) -> None:
         values = rows.token_values(token)
         for key in ("id", "organization_id", "token_hash"):

@@ -24,6 +24,7 @@ from billing_core.billing_settings import (
     TaxRegistration,
     TaxRegistrationStatus,
 )
+from billing_core.budgets import BudgetScope, ScopedBudget
 from billing_core.catalog import PlanCode
 from billing_core.checkout import CheckoutSession, CheckoutStatus
 from billing_core.grants import Grant, GrantSource, GrantTerms
@@ -109,7 +110,7 @@ def wallet_values(w: WalletAccount) -> Values:
         "spend_day": w.spend_day, "spent_today_micros": w.spent_today_micros,
         "spent_yesterday_micros": w.spent_yesterday_micros, "spend_month": w.spend_month,
         "spent_month_micros": w.spent_month_micros, "spent_previous_month_micros": w.spent_previous_month_micros,
-        "version": w.version, "held_micros": w.held_micros,
+        "version": w.version, "held_micros": w.held_micros, "scoped_budgets": w.scoped_budgets,
     }
 
 
@@ -135,7 +136,7 @@ def wallet_from_row(row: AnyRow) -> WalletAccount:
         spend_day=row.spend_day, spent_today_micros=row.spent_today_micros,
         spent_yesterday_micros=row.spent_yesterday_micros, spend_month=row.spend_month,
         spent_month_micros=row.spent_month_micros, spent_previous_month_micros=row.spent_previous_month_micros,
-        version=row.version, held_micros=row.held_micros,
+        version=row.version, held_micros=row.held_micros, scoped_budgets=row.scoped_budgets,
     )
 
 
@@ -188,7 +189,8 @@ def product_subscription_from_row(row: AnyRow) -> ProductSubscription:
 def usage_event_from_row(row: AnyRow) -> UsageEvent:
     return UsageEvent(event_id=row.event_id, organization_id=row.organization_id, project_id=row.project_id,
                       product_id=row.product_id, quantity=row.quantity, occurred_at=row.occurred_at,
-                      amount_micros=row.amount_micros, unit_price_micros=row.unit_price_micros)
+                      amount_micros=row.amount_micros, unit_price_micros=row.unit_price_micros,
+                      token_id=row.token_id)
 
 
 def project_key(project_id: uuid.UUID | None) -> uuid.UUID:
@@ -415,7 +417,8 @@ def stored_response_from_row(row: AnyRow) -> StoredResponse:
 
 def hold_values(h: Hold) -> Values:
     return {"id": h.id, "organization_id": h.organization_id, "product_id": h.product_id,
-            "project_id": h.project_id, "max_quantity": h.max_quantity, "amount_micros": h.amount_micros,
+            "project_id": h.project_id, "token_id": h.token_id, "max_quantity": h.max_quantity,
+            "amount_micros": h.amount_micros,
             "created_at": h.created_at, "expires_at": h.expires_at, "status": h.status.value,
             "closed_at": h.closed_at, "event_id": h.event_id, "settled_quantity": h.settled_quantity,
             "charged_micros": h.charged_micros, "uncharged_micros": h.uncharged_micros,
@@ -425,7 +428,8 @@ def hold_values(h: Hold) -> Values:
 
 def hold_from_row(row: AnyRow) -> Hold:
     return Hold(id=row.id, organization_id=row.organization_id, product_id=row.product_id,
-                project_id=row.project_id, max_quantity=row.max_quantity, amount_micros=row.amount_micros,
+                project_id=row.project_id, token_id=row.token_id, max_quantity=row.max_quantity,
+                amount_micros=row.amount_micros,
                 created_at=row.created_at, expires_at=row.expires_at, status=HoldStatus(row.status),
                 closed_at=row.closed_at, event_id=row.event_id, settled_quantity=row.settled_quantity,
                 charged_micros=row.charged_micros, uncharged_micros=row.uncharged_micros,
@@ -450,3 +454,24 @@ def grant_from_row(row: AnyRow) -> Grant:
 def grant_terms_from_row(row: AnyRow) -> GrantTerms:
     return GrantTerms(organization_id=row.organization_id, idempotency_key=row.idempotency_key,
                       source=GrantSource(row.source), expires_at=row.expires_at, priority=int(row.priority))
+
+
+# --------------------------------------------------------------------------- scoped budgets (ADR 0017)
+
+
+def budget_values(b: ScopedBudget) -> Values:
+    return {"organization_id": b.organization_id, "scope": b.scope.value, "scope_id": b.scope_id,
+            "daily_micros": b.daily_micros, "monthly_micros": b.monthly_micros, "spend_day": b.spend_day,
+            "spent_today_micros": b.spent_today_micros, "spent_yesterday_micros": b.spent_yesterday_micros,
+            "spend_month": b.spend_month, "spent_month_micros": b.spent_month_micros,
+            "spent_previous_month_micros": b.spent_previous_month_micros, "held_micros": b.held_micros,
+            "version": b.version}
+
+
+def budget_from_row(row: AnyRow) -> ScopedBudget:
+    return ScopedBudget(organization_id=row.organization_id, scope=BudgetScope(row.scope), scope_id=row.scope_id,
+                        daily_micros=row.daily_micros, monthly_micros=row.monthly_micros, spend_day=row.spend_day,
+                        spent_today_micros=row.spent_today_micros, spent_yesterday_micros=row.spent_yesterday_micros,
+                        spend_month=row.spend_month, spent_month_micros=row.spent_month_micros,
+                        spent_previous_month_micros=row.spent_previous_month_micros, held_micros=row.held_micros,
+                        version=row.version)

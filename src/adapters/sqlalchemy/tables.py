@@ -110,7 +110,29 @@ wallets = Table(
     Column("spent_previous_month_micros", BigInteger, nullable=False),
     Column("held_micros", BigInteger, nullable=False, server_default="0",
            comment="sum of the active holds' amounts (ADR 0011)"),
+    Column("scoped_budgets", Integer, nullable=False, server_default="0",
+           comment="how many spend_budgets rows the organization has (ADR 0017)"),
     CheckConstraint("held_micros >= 0", name="held_micros_not_negative"),
+    CheckConstraint("scoped_budgets >= 0", name="scoped_budgets_not_negative"),
+)
+
+spend_budgets = Table(
+    "spend_budgets", metadata,
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    Column("scope", Text, primary_key=True, comment="project or token (ADR 0017)"),
+    Column("scope_id", Uuid, primary_key=True),
+    Column("daily_micros", BigInteger, nullable=True),
+    Column("monthly_micros", BigInteger, nullable=True),
+    Column("spend_day", Date, nullable=True),
+    Column("spent_today_micros", BigInteger, nullable=False),
+    Column("spent_yesterday_micros", BigInteger, nullable=False),
+    Column("spend_month", String(7), nullable=True),
+    Column("spent_month_micros", BigInteger, nullable=False),
+    Column("spent_previous_month_micros", BigInteger, nullable=False),
+    Column("held_micros", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    CheckConstraint("scope IN ('project', 'token')", name="budget_scope_known"),
+    CheckConstraint("held_micros >= 0", name="budget_held_not_negative"),
 )
 
 holds = Table(
@@ -119,6 +141,7 @@ holds = Table(
     _org_fk(),
     Column("product_id", Uuid, nullable=False),
     Column("project_id", Uuid, nullable=True),
+    Column("token_id", Uuid, nullable=True),
     Column("max_quantity", BigInteger, nullable=True),
     Column("amount_micros", BigInteger, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
@@ -256,6 +279,7 @@ usage_events = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("amount_micros", BigInteger, nullable=False),
     Column("unit_price_micros", BigInteger, nullable=False),
+    Column("token_id", Uuid, nullable=True, comment="the API token that reported it (ADR 0017)"),
 )
 
 usage_buckets = Table(

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Executable
 from sqlalchemy import exc as sa_exc
 
 from adapters.sqlalchemy.base import AnyResult, Params
+from adapters.sqlalchemy.budgets import SqlAlchemyBudgetRepository
 from adapters.sqlalchemy.checkouts import SqlAlchemyCheckoutRepository
 from adapters.sqlalchemy.driver import SUPPORTED_DRIVERS, DriverStatements
 from adapters.sqlalchemy.engine import write_lock
@@ -144,6 +145,10 @@ class SqlAlchemyUnitOfWork:
     @cached_property
     def holds(self) -> SqlAlchemyHoldRepository:
         return SqlAlchemyHoldRepository(self)
+
+    @cached_property
+    def budgets(self) -> SqlAlchemyBudgetRepository:
+        return SqlAlchemyBudgetRepository(self)
 
     @cached_property
     def grants(self) -> SqlAlchemyGrantRepository:

@@ -9,7 +9,7 @@ matched, so late usage for an invoiced hour opens a new bucket instead of changi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import usage_buckets, usage_events
+from billing_core.budgets import BudgetScope
 from billing_core.errors import NotFound
 from billing_core.ledger import LedgerTransaction
 from billing_core.ports import UsageSnapshot
@@ -114,6 +115,14 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
                               hour=_aware(row[5]))
                   for row in self._execute(query)]
         totals.sort(key=lambda b: (str(b.invoice_id), str(b.project_id), str(b.product_id)))
+        return totals
+
+    def scope_totals(self, organization_id: uuid.UUID) -> Mapping[tuple[BudgetScope, uuid.UUID], int]:
+        totals: dict[tuple[BudgetScope, uuid.UUID], int] = {}
+        for scope, column in ((BudgetScope.PROJECT, _e.project_id), (BudgetScope.TOKEN, _e.token_id)):
+            query = (select(column, func.sum(_e.amount_micros))
+                     .where(_e.organization_id == organization_id, column.is_not(None)).group_by(column))
+            totals.update(((scope, row[0]), int(row[1])) for row in self._execute(query))
         return totals
 
     def organizations_with_uninvoiced(self, before: datetime) -> list[uuid.UUID]:

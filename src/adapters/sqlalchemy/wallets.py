@@ -32,7 +32,9 @@ from sqlalchemy import bindparam, func, select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import AnyRow, AnySelect, SqlAlchemyRepository
+from adapters.sqlalchemy.budgets import SqlAlchemyBudgetRepository
 from adapters.sqlalchemy.tables import ledger_postings, ledger_transactions, wallets
+from billing_core.budgets import BudgetScope, ScopedBudget, applying
 from billing_core.errors import ConcurrentUpdate, InvalidInput, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
 from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, Sequenced
@@ -101,13 +103,15 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         return Posted(stored, replayed=False)
 
     def debit(self, organization_id: uuid.UUID, amount_micros: int, now: datetime,
-              tx: LedgerTransaction) -> DebitOutcome:
+              tx: LedgerTransaction, *, project_id: uuid.UUID | None = None,
+              token_id: uuid.UUID | None = None) -> DebitOutcome:
         _check_same_organization(organization_id, tx)
         check_balanced(tx)
         check_debit(amount_micros, tx)
         wallet = self._lock(organization_id)
         before = copy.copy(wallet)
-        decision, stored = decide_and_apply(wallet, amount_micros, now, tx)
+        budgets = self._budgets.for_call(organization_id, project_id, token_id) if wallet.scoped_budgets else []
+        decision, stored = decide_and_apply(wallet, amount_micros, now, tx, budgets)
         if stored is None:
             first = self._find_by_key(organization_id, tx.idempotency_key)
             if first is not None:
@@ -116,6 +120,7 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         if self._uow.driver.write(stored, wallet, before.version) is None:
             return DebitOutcome(decision=Decision(allowed=True), replayed=True, wallet=before,
                                 transaction=self._by_key(organization_id, tx.idempotency_key))
+        self._budgets.save(budgets)
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=wallet)
 
     def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
@@ -133,6 +138,9 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         version = wallet.version
         replays = self._uow.driver.stored_keys(organization_id, [r.transaction.idempotency_key for r in debits])
         known = self._by_keys(organization_id, sorted(replays)) if replays else {}
+        # Every budget of the organization once, when it has some; each debit decides on those of its scopes.
+        loaded = self._budgets.list(organization_id) if wallet.scoped_budgets else []
+        touched: dict[tuple[BudgetScope, uuid.UUID], ScopedBudget] = {}
         outcomes: list[DebitOutcome] = []
         written: list[LedgerTransaction] = []
         for request in debits:
@@ -142,13 +150,15 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
                 outcomes.append(DebitOutcome(decision=Decision(allowed=True), transaction=first, replayed=True,
                                              wallet=copy.copy(wallet)))
                 continue
-            decision, stored = decide_and_apply(wallet, request.amount_micros, now, request.transaction)
+            budgets = applying(loaded, request.project_id, request.token_id) if loaded else []
+            decision, stored = decide_and_apply(wallet, request.amount_micros, now, request.transaction, budgets)
             if stored is None:
                 outcomes.append(DebitOutcome(decision=decision, transaction=None, replayed=False,
                                              wallet=copy.copy(wallet)))
                 continue
             known[key] = stored
             written.append(stored)
+            touched.update((budget.key, budget) for budget in budgets)
             outcomes.append(DebitOutcome(decision=decision, transaction=stored, replayed=False,
                                          wallet=copy.copy(wallet)))
         if written:
@@ -156,6 +166,7 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
                 # A key appeared although we hold the lock every ledger writer takes: refuse the batch.
                 raise ConcurrentUpdate("the idempotency key is being used concurrently; retry")
             self._uow.driver.update_wallet(wallet, version)
+            self._budgets.save(list(touched.values()))
         return outcomes
 
     def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
@@ -165,6 +176,10 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         self._set(organization_id, rows.gate_values(gate))
 
     # ------------------------------------------------------------------ internals
+
+    @property
+    def _budgets(self) -> SqlAlchemyBudgetRepository:
+        return self._uow.budgets
 
     def _set(self, organization_id: uuid.UUID, values: Mapping[str, Any]) -> None:
         with self._guarded():

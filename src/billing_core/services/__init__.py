@@ -7,6 +7,7 @@ of work. Calls to the payment provider happen outside database transactions.
 
 from billing_core.services import (
     background,
+    budgets,
     checkout,
     dispatch,
     einvoicing,
@@ -35,6 +36,7 @@ __all__ = [
     "BillingContext",
     "BillingPolicy",
     "background",
+    "budgets",
     "checkout",
     "dispatch",
     "einvoicing",

@@ -10,10 +10,13 @@ organization's wallet lock first (ADR 0009) and decides on the locked wallet; a 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import msgspec
 
+from billing_core import budgets as scoped
 from billing_core import holds as core
+from billing_core.budgets import ScopedBudget
 from billing_core.catalog import Product
 from billing_core.errors import (
     ConcurrentUpdate,
@@ -29,10 +32,12 @@ from billing_core.errors import (
 from billing_core.holds import Hold, HoldOverrun, HoldStatus
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.permissions import Action, Actor, require
+from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
 from billing_core.services.usage import _after_debit as after_debit
 from billing_core.spend_guard import Decision, decide
 from billing_core.usage import check_event_id, price_event
+from billing_core.wallet import WalletAccount
 
 
 class HoldOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,19 +59,41 @@ def _product(ctx: BillingContext, product: str | uuid.UUID) -> Product:
         return ctx.catalog.product_by_code(product)
 
 
+def _budgets_of(uow: UnitOfWork, wallet: WalletAccount, project_id: uuid.UUID | None,
+                token_id: uuid.UUID | None) -> list[ScopedBudget]:
+    """The project and token budgets a hold counts in, read under the wallet lock; none (and no
+    read) when the organization has no scoped budgets."""
+    if not wallet.scoped_budgets or (project_id is None and token_id is None):
+        return []
+    return uow.budgets.for_call(wallet.organization_id, project_id, token_id)
+
+
+def _close_in_budgets(uow: UnitOfWork, budgets: list[ScopedBudget], hold: Hold, charged_micros: int,
+                      now: datetime) -> None:
+    """A hold closed: its amount leaves each scope's held; a settle's charge counts as spend there."""
+    if not budgets:
+        return
+    scoped.release(budgets, hold.amount_micros)
+    if charged_micros:
+        scoped.apply_to(budgets, charged_micros, now)
+    uow.budgets.save(budgets)
+
+
 def place_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, product: str | uuid.UUID,
                max_quantity: int | None = None, amount_micros: int | None = None,
                project_id: uuid.UUID | None = None, ttl_seconds: int | None = None,
                hold_id: uuid.UUID | None = None) -> HoldOutcome:
     """Reserve ``amount_micros`` (or the price of ``max_quantity``) if the spend guard allows it with
     every active hold counted as spent. ``hold_id`` (derived from the HTTP Idempotency-Key) makes a
-    retry answer the first hold; the same id for another request is ``IdempotencyKeyReused``."""
+    retry answer the first hold; the same id for another request is ``IdempotencyKeyReused``.
+    The hold names the actor's API token; the project's and the token's budgets (ADR 0017) must
+    fit it too, and count it as held until it closes."""
     require(actor, Action.REPORT_USAGE, organization_id)
     now = ctx.clock.now()
     metered = _product(ctx, product)
     requested = core.new_hold(hold_id=hold_id or uuid.uuid4(), organization_id=organization_id, product=metered,
                               project_id=project_id, max_quantity=max_quantity, amount_micros=amount_micros,
-                              ttl=core.check_ttl(ttl_seconds), now=now)
+                              ttl=core.check_ttl(ttl_seconds), now=now, token_id=actor.token_id)
     with ctx.uow() as uow:
         wallet = uow.wallets.lock(organization_id)
         stored = uow.holds.find(organization_id, requested.id)
@@ -77,12 +104,16 @@ def place_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
                                balance_micros=wallet.balance_micros, held_micros=wallet.held_micros)
         if not uow.product_subscriptions.active_for(organization_id, project_id, metered.id, now):
             raise ProductNotSubscribed("the project has no active subscription to this product", field="product")
-        decision = decide(wallet, requested.amount_micros, now, reserve=True)
+        budgets = _budgets_of(uow, wallet, project_id, requested.token_id)
+        decision = decide(wallet, requested.amount_micros, now, reserve=True, budgets=budgets)
         if not decision.allowed:
             return HoldOutcome(hold=None, decision=decision, balance_micros=wallet.balance_micros,
                                held_micros=wallet.held_micros)
         if not uow.holds.add(requested):
             raise ConcurrentUpdate("the hold id is in use; retry")
+        if budgets:
+            scoped.reserve(budgets, requested.amount_micros)
+            uow.budgets.save(budgets)
         uow.commit()
     return HoldOutcome(hold=requested, decision=decision, balance_micros=wallet.balance_micros,
                        held_micros=wallet.held_micros + requested.amount_micros)
@@ -129,17 +160,19 @@ def settle_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
                                balance_micros=balance, held_micros=wallet.held_micros)
         if not hold.active:
             raise _expired_conflict(hold)
+        budgets = _budgets_of(uow, wallet, hold.project_id, hold.token_id)
         if hold.expires_at <= now:
             uow.holds.close(core.closed(hold, HoldStatus.EXPIRED, now), now=now)
+            _close_in_budgets(uow, budgets, hold, 0, now)
             uow.commit()
             raise _expired_conflict(msgspec.structs.replace(hold, status=HoldStatus.EXPIRED))
         metered = ctx.catalog.product(hold.product_id)
         event = price_event(event_id=event_id, organization_id=organization_id, project_id=hold.project_id,
-                            product=metered, quantity=quantity, occurred_at=now, now=now)
+                            product=metered, quantity=quantity, occurred_at=now, now=now, token_id=hold.token_id)
         if uow.usage.get_event(organization_id, event_id) is not None:
             raise EventIdReused(event_id)
         rule = HoldOverrun(uow.settings.get(organization_id).hold_overrun)
-        settlement = core.settle(wallet, hold, event.amount_micros, rule, now)
+        settlement = core.settle(wallet, hold, event.amount_micros, rule, now, budgets)
         if settlement.rejected:
             raise SettleExceedsHold(
                 f"the actual amount exceeds the hold by {settlement.uncharged_micros} micro-dollars "
@@ -155,11 +188,12 @@ def settle_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
                               settlement=settlement)
         if not uow.holds.close(settled, now=now, charge=charge):  # pragma: no cover - under the wallet lock
             raise ConcurrentUpdate("the hold changed meanwhile; retry")
+        _close_in_budgets(uow, budgets, hold, settlement.charge_micros, now)
         after = uow.wallets.get(organization_id)
         if charge is not None:
             uow.usage.record(charged)
             # The thresholds the debit path queues (daily email, budget reached, auto-recharge, low balance).
-            after_debit(ctx, uow, after, Decision(allowed=True), now)
+            after_debit(ctx, uow, after, Decision(allowed=True), now, budgets=budgets)
         uow.commit()
     return HoldOutcome(hold=settled, decision=Decision(allowed=True, reason=settlement.denial),
                        balance_micros=after.balance_micros, held_micros=after.held_micros)
@@ -180,6 +214,7 @@ def release_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
                                balance_micros=wallet.balance_micros, held_micros=wallet.held_micros)
         released = core.closed(hold, HoldStatus.EXPIRED if hold.expires_at <= now else HoldStatus.RELEASED, now)
         uow.holds.close(released, now=now)
+        _close_in_budgets(uow, _budgets_of(uow, wallet, hold.project_id, hold.token_id), hold, 0, now)
         uow.commit()
     return HoldOutcome(hold=released, decision=Decision(allowed=True), balance_micros=wallet.balance_micros,
                        held_micros=wallet.held_micros - hold.amount_micros)
@@ -195,11 +230,13 @@ def expire_holds(ctx: BillingContext, *, limit: int = 100) -> int:
     expired = 0
     for hold in due:
         with ctx.uow() as uow:
-            uow.wallets.lock(hold.organization_id)
+            wallet = uow.wallets.lock(hold.organization_id)
             current = uow.holds.find(hold.organization_id, hold.id)
             if current is None or not current.active or current.expires_at > now:
                 continue
             if uow.holds.close(core.closed(current, HoldStatus.EXPIRED, now), now=now):
+                _close_in_budgets(uow, _budgets_of(uow, wallet, current.project_id, current.token_id), current, 0,
+                                  now)
                 uow.commit()
                 expired += 1
     return expired

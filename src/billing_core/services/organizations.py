@@ -101,11 +101,13 @@ def authenticate(ctx: BillingContext, secret: str | None) -> Actor:
     if token is None or not token.usable_at(ctx.clock.now()):
         raise Unauthenticated("the token is unknown, expired or revoked")
     if token.user_id is None:
-        return Actor(organization_id=token.organization_id, subject=f"token:{token.id}", scopes=token.scopes)
+        return Actor(organization_id=token.organization_id, subject=f"token:{token.id}", scopes=token.scopes,
+                     token_id=token.id)
     if membership is None:
         raise Unauthenticated("the token's user is no longer a member")
     return Actor(organization_id=token.organization_id, subject=f"user:{membership.user_id}",
-                 role=membership.role, email=membership.email, email_verified=membership.email_verified)
+                 role=membership.role, email=membership.email, email_verified=membership.email_verified,
+                 token_id=token.id)
 
 
 def webhook_secret(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import msgspec
 
+from billing_core.budgets import BudgetScope
 from billing_core.checkout import CheckoutStatus
 from billing_core.errors import ReconciliationFailed
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
@@ -23,6 +24,7 @@ from billing_core.ports import UnitOfWork, iterate_pages
 from billing_core.services.context import BillingContext
 from billing_core.services.grants import catch_up
 from billing_core.services.plan_subscriptions import PLAN_GRANT, TRIAL_GRANT
+from billing_core.wallet import counters_at
 
 Check = Callable[[BillingContext, UnitOfWork, uuid.UUID], list[str]]
 """An invariant check: reads through the unit of work and returns one line per problem found."""
@@ -218,6 +220,35 @@ def held_matches_active_holds(ctx: BillingContext, uow: UnitOfWork, organization
     return problems
 
 
+def scope_counters_explained(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """Every project and token budget's counters are explained by usage (ADR 0017): the wallet
+    counts its budgets; what a scope holds is covered by its active holds, and what it counts as
+    spent this day and month by the net usage its events recorded (a budget counts from its
+    creation, so it may count less, never more)."""
+    problems: list[str] = []
+    budgets = uow.budgets.list(organization_id)
+    if uow.wallets.get(organization_id).scoped_budgets != len(budgets):
+        problems.append(f"the wallet counts {uow.wallets.get(organization_id).scoped_budgets} scoped budgets "
+                        f"but {len(budgets)} are stored")
+    if not budgets:
+        return problems
+    now = ctx.clock.now()
+    totals = uow.usage.scope_totals(organization_id)
+    active = uow.holds.active(organization_id)
+    for budget in budgets:
+        name = f"{budget.scope.value} budget {budget.scope_id}"
+        in_scope = sum(h.amount_micros for h in active if budget.scope_id == (
+            h.project_id if budget.scope == BudgetScope.PROJECT else h.token_id))
+        if not 0 <= budget.held_micros <= in_scope:
+            problems.append(f"{name} holds {budget.held_micros} µ$ but its active holds add up to {in_scope} µ$")
+        counters = counters_at(budget, now)
+        used = totals.get((budget.scope, budget.scope_id), 0)
+        if max(counters.today, counters.month) > max(used, 0):
+            problems.append(f"{name} counts {counters.month} µ$ this month ({counters.today} µ$ today) but its "
+                            f"events record {used} µ$ of usage")
+    return problems
+
+
 def grants_explain_wallet(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
     """Every micro-dollar of the wallet is explained by grants (ADR 0016): after a catch-up (under
     the wallet lock, in the reconcile's unit of work, which is not committed), the grants not
@@ -260,6 +291,7 @@ def grants_explain_wallet(ctx: BillingContext, uow: UnitOfWork, organization_id:
 
 CHECKS: tuple[Check, ...] = (
     held_matches_active_holds,
+    scope_counters_explained,
     grants_explain_wallet,
     refunds_match_payments,
     failed_payments_not_credited,

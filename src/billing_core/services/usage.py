@@ -14,6 +14,7 @@ from datetime import datetime
 import msgspec
 
 from billing_core.billing_settings import BillingSettings
+from billing_core.budgets import BudgetBreach, BudgetPeriod, BudgetScope, ScopedBudget, reached
 from billing_core.catalog import Product
 from billing_core.errors import DuplicateEventId, EventIdReused, InvalidInput, NotFound, ProductNotSubscribed
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
@@ -27,7 +28,7 @@ from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decid
 from billing_core.usage import UsageEvent, check_event_id, price_event
 from billing_core.usage_report import UsageReport
 from billing_core.usage_report import usage_report as build_report
-from billing_core.wallet import WalletAccount, counters_at
+from billing_core.wallet import WalletAccount, counters_at, give_back_spend
 
 
 class UsageOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +44,8 @@ class UsageOutcome(msgspec.Struct, frozen=True, kw_only=True):
     retry_at: datetime | None = None
     warning: SpendWarning | None = None
     grace_ends_at: datetime | None = None
+    budget: BudgetBreach | None = None
+    """For a budget denial: the budget reached (scope, id, period, limit, spent, held)."""
 
 
 def _product(ctx: BillingContext, product: str | uuid.UUID) -> Product:
@@ -65,12 +68,18 @@ def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
     A replayed ``event_id`` changes nothing and answers what the first call did: the stored event's
     amount and the balance right after its debit, ``replayed=True``. The same ``event_id`` with a
     different product, project, quantity or (when given) ``occurred_at`` raises
-    :class:`~billing_core.errors.EventIdReused`: the id is the event's idempotency key."""
+    :class:`~billing_core.errors.EventIdReused`: the id is the event's idempotency key.
+
+    The event names the actor's API token (``actor.token_id``); when the organization has project
+    or token budgets (ADR 0017), those of the event's project and token are read under the wallet
+    lock and decided in the same step as the organization's."""
     require(actor, Action.REPORT_USAGE, organization_id)
     now = ctx.clock.now()
     metered = _product(ctx, product)
+    token_id = actor.token_id
     priced = price_event(event_id=event_id, organization_id=organization_id, project_id=project_id,
-                         product=metered, quantity=quantity, occurred_at=occurred_at or now, now=now)
+                         product=metered, quantity=quantity, occurred_at=occurred_at or now, now=now,
+                         token_id=token_id)
     tx = _usage_transaction(priced, metered, now)
     with ctx.uow() as uow:
         # One read under the wallet lock: the wallet, the settings, the subscription, a stored event id.
@@ -84,14 +93,19 @@ def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
             raise ProductNotSubscribed("the project has no active subscription to this product at occurred_at",
                                        field="product")
         wallet = seen.wallet
+        # Only an organization with scoped budgets pays the read (the count is on the wallet row).
+        budgets = uow.budgets.for_call(organization_id, project_id, token_id) \
+            if wallet.scoped_budgets and (project_id is not None or token_id is not None) else []
         before = msgspec.structs.replace(wallet)
-        decision, stored = decide_and_apply(wallet, priced.amount_micros, now, tx)
+        decision, stored = decide_and_apply(wallet, priced.amount_micros, now, tx, budgets)
         if stored is not None and not uow.usage.record_debit(priced, stored, wallet, before.version):
             # The ledger key was used without the event being stored: answer as the first call did.
             replay = _replay(uow, priced, before, time_given=occurred_at is not None, field="event_id")
             uow.rollback()
             return replay
-        _after_debit(ctx, uow, wallet, decision, now, seen.settings)
+        if stored is not None and budgets:
+            uow.budgets.save(budgets)
+        _after_debit(ctx, uow, wallet, decision, now, seen.settings, budgets)
         uow.commit()
     return _outcome(priced, decision, wallet, replayed=False)
 
@@ -104,6 +118,9 @@ class UsageEventInput(msgspec.Struct, frozen=True, kw_only=True):
     quantity: int
     project_id: uuid.UUID | None = None
     occurred_at: datetime | None = None
+    token_id: uuid.UUID | None = None
+    """The API token that reported it, when it is not the batch actor's (group commit queues the
+    calls of several tokens into one batch); None: the actor's token."""
 
 
 MAX_BATCH = 1000
@@ -132,7 +149,8 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
             metered = _product(ctx, item.product)
             event = price_event(event_id=item.event_id, organization_id=organization_id,
                                 project_id=item.project_id, product=metered, quantity=item.quantity,
-                                occurred_at=item.occurred_at or now, now=now)
+                                occurred_at=item.occurred_at or now, now=now,
+                                token_id=item.token_id if item.token_id is not None else actor.token_id)
         except InvalidInput as exc:
             raise InvalidInput(f"events[{index}].{exc.field or 'event'}", exc.message, code=exc.code) from None
         if event.event_id in seen:
@@ -150,8 +168,8 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
             if not subscribed[key] and uow.usage.get_event(organization_id, event.event_id) is None:
                 raise ProductNotSubscribed("the project has no active subscription to this product at occurred_at",
                                            field=f"events[{index}].product")
-        debited = uow.wallets.debit_many(organization_id, [DebitRequest(event.amount_micros, tx)
-                                                           for event, tx in priced], now)
+        debited = uow.wallets.debit_many(organization_id, [
+            DebitRequest(event.amount_micros, tx, event.project_id, event.token_id) for event, tx in priced], now)
         uow.usage.record_many([event for (event, _), outcome in zip(priced, debited, strict=True)
                                if outcome.decision.allowed and not outcome.replayed])
         denial: Decision | None = None
@@ -160,7 +178,7 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
                 outcomes.append(_replay(uow, event, outcome.wallet, time_given=events[index].occurred_at is not None,
                                         field=f"events[{index}].event_id"))
                 continue
-            if not outcome.decision.allowed and denial is None:
+            if not outcome.decision.allowed and (denial is None or denial.budget is None):
                 denial = outcome.decision
             outcomes.append(_outcome(event, outcome.decision, outcome.wallet, replayed=False))
         _after_debit(ctx, uow, debited[-1].wallet, denial or Decision(allowed=True), now)
@@ -202,13 +220,15 @@ def _outcome(event: UsageEvent, decision: Decision, wallet: WalletAccount, *, re
     return UsageOutcome(event_id=event.event_id, allowed=decision.allowed, replayed=replayed,
                         amount_micros=event.amount_micros, balance_micros=wallet.balance_micros,
                         reason=decision.reason, message=decision.message, retry_at=decision.retry_at,
-                        warning=decision.warning, grace_ends_at=decision.grace_ends_at)
+                        warning=decision.warning, grace_ends_at=decision.grace_ends_at, budget=decision.budget)
 
 
 def _after_debit(ctx: BillingContext, uow: UnitOfWork, wallet: WalletAccount, decision: Decision,
-                 now: datetime, settings: BillingSettings | None = None) -> None:
+                 now: datetime, settings: BillingSettings | None = None,
+                 budgets: Sequence[ScopedBudget] = ()) -> None:
     """Queue what this debit (or denial) crossed. Dedupe keys make each notice once per crossing.
-    ``settings`` as read under the wallet lock, if the caller has them."""
+    ``settings`` as read under the wallet lock, if the caller has them; ``budgets``: the call's
+    project and token budgets as the debit left them (a reached one is noticed, naming it)."""
     if settings is None:
         settings = uow.settings.get(wallet.organization_id)
     org_id = wallet.organization_id
@@ -233,7 +253,9 @@ def _after_debit(ctx: BillingContext, uow: UnitOfWork, wallet: WalletAccount, de
                    text=(f"Your daily budget of {format_credits(budget)} is reached; new calls are rejected "
                          "until the end of the UTC day."),
                    data={"organization_id": str(org_id), "day": day, "budget_micros": budget,
-                         "resets_at": decision.retry_at.isoformat() if decision.retry_at else None},
+                         "resets_at": decision.retry_at.isoformat() if decision.retry_at else None,
+                         "budget": {"scope": BudgetScope.ORGANIZATION.value, "scope_id": str(org_id),
+                                    "period": "day", "limit_micros": budget}},
                    now=now, dedupe_key=f"{org_id}:daily-budget:{day}")
         cap = spend.monthly_cap_micros
         if cap is not None and decision.reason == DenialReason.MONTHLY_BUDGET_REACHED:
@@ -241,10 +263,40 @@ def _after_debit(ctx: BillingContext, uow: UnitOfWork, wallet: WalletAccount, de
             notify(uow, organization_id=org_id, email=settings.billing_email, webhook_url=spend.webhook_url,
                    event_type="spend.monthly_budget_reached", subject="Monthly budget cap reached",
                    text=f"Your monthly cap of {format_credits(cap)} is reached; usage resumes next month.",
-                   data={"organization_id": str(org_id), "month": month, "cap_micros": cap},
+                   data={"organization_id": str(org_id), "month": month, "cap_micros": cap,
+                         "budget": {"scope": BudgetScope.ORGANIZATION.value, "scope_id": str(org_id),
+                                    "period": "month", "limit_micros": cap}},
                    now=now, dedupe_key=f"{org_id}:monthly-cap:{month}")
+    breaches = [b for b in (reached(budget, now) for budget in budgets) if b is not None]
+    if decision.budget is not None and decision.budget.scope != BudgetScope.ORGANIZATION:
+        breaches.append(decision.budget)
+    for breach in breaches:
+        _budget_notice(uow, settings, org_id, breach, now)
     _maybe_auto_recharge(uow, settings, wallet, now)
     _maybe_low_balance(uow, settings, wallet, now)
+
+
+def _budget_notice(uow: UnitOfWork, settings: BillingSettings, org_id: uuid.UUID, breach: BudgetBreach,
+                   now: datetime) -> None:
+    """A project's or a token's budget reached: the email and the webhook name it (scope, id,
+    period), once per budget and period. Sent whether or not the organization's own spend
+    management is on: the budget was set on purpose."""
+    daily = breach.period == BudgetPeriod.DAY
+    period_key = now.date().isoformat() if daily else now.date().isoformat()[:7]
+    whose = "project" if breach.scope == BudgetScope.PROJECT else "API token"
+    which = "daily" if daily else "monthly"
+    notify(uow, organization_id=org_id, email=settings.billing_email,
+           webhook_url=settings.spend_management.webhook_url, event_type="spend.budget_reached",
+           subject=f"The {which} budget of {whose} {breach.scope_id} is reached",
+           text=(f"The {whose} {breach.scope_id} has reached its {which} "
+                 f"budget of {format_credits(breach.limit_micros)}; its calls are rejected until "
+                 f"{breach.retry_at.isoformat()}."),
+           data={"organization_id": str(org_id),
+                 "budget": {"scope": breach.scope.value, "scope_id": str(breach.scope_id),
+                            "period": breach.period.value, "limit_micros": breach.limit_micros,
+                            "spent_micros": breach.spent_micros, "held_micros": breach.held_micros},
+                 "resets_at": breach.retry_at.isoformat()},
+           now=now, dedupe_key=f"{org_id}:budget:{breach.scope.value}:{breach.scope_id}:{period_key}")
 
 
 def crossing_key(wallet: WalletAccount) -> str:
@@ -275,14 +327,18 @@ def _maybe_low_balance(uow: UnitOfWork, settings: BillingSettings, wallet: Walle
                   now=now, dedupe_key=f"{wallet.organization_id}:low-balance:{crossing_key(wallet)}")
 
 
-def authorize(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, amount_micros: int = 0) -> Decision:
-    """May a call costing about ``amount_micros`` start now? Reads only; the debit decides again."""
+def authorize(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, amount_micros: int = 0,
+              project_id: uuid.UUID | None = None) -> Decision:
+    """May a call costing about ``amount_micros`` start now? Reads only (reserves nothing); the
+    debit decides again. The budgets of ``project_id`` and of the actor's token are asked too."""
     require(actor, Action.REPORT_USAGE, organization_id)
     if type(amount_micros) is not int or amount_micros < 0:
         raise InvalidInput("amount_micros", "amount_micros must be a non-negative integer")
     with ctx.uow() as uow:
         wallet = uow.wallets.get(organization_id)
-    return decide(wallet, amount_micros, ctx.clock.now())
+        budgets = uow.budgets.for_call(organization_id, project_id, actor.token_id) \
+            if wallet.scoped_budgets and (project_id is not None or actor.token_id is not None) else []
+    return decide(wallet, amount_micros, ctx.clock.now(), budgets=budgets)
 
 
 REFUND_REASON = "failed generation reimbursed"
@@ -315,6 +371,13 @@ def refund_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
             uow.usage.record(msgspec.structs.replace(
                 event, event_id=f"{event_id}:refund", quantity=-event.quantity, amount_micros=-event.amount_micros))
         wallet = uow.wallets.get(organization_id)
+        if not posted.replayed and charge is not None and wallet.scoped_budgets:
+            # The event's project and token budgets give the refund back as the wallet's counters do.
+            budgets = uow.budgets.for_call(organization_id, event.project_id, event.token_id)
+            for budget in budgets:
+                give_back_spend(budget, event.amount_micros, charge.created_at, now)
+                budget.version += 1
+            uow.budgets.save(budgets)
         uow.commit()
     return UsageOutcome(event_id=event_id, allowed=True, replayed=posted.replayed,
                         amount_micros=-event.amount_micros, balance_micros=wallet.balance_micros)

@@ -58,8 +58,10 @@ class UsageGroupCommit:
                quantity: int, project_id: uuid.UUID | None = None,
                occurred_at: datetime | None = None) -> UsageOutcome:
         require(actor, Action.REPORT_USAGE, organization_id)
+        # The batch runs as its first caller: each event keeps its own caller's token (its budget).
         call = _Call(actor, UsageEventInput(event_id=event_id, product=product, quantity=quantity,
-                                            project_id=project_id, occurred_at=occurred_at))
+                                            project_id=project_id, occurred_at=occurred_at,
+                                            token_id=actor.token_id))
         with self._lock:
             state = self._organizations.get(organization_id)
             if state is None:

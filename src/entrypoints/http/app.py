@@ -21,6 +21,7 @@ from entrypoints.container import Container, Settings
 from entrypoints.http.bodies import BodyRequest
 from entrypoints.http.controllers.account import AccountController, guest_checkout
 from entrypoints.http.controllers.billing import BillingController
+from entrypoints.http.controllers.budgets import BudgetsController
 from entrypoints.http.controllers.credits import CreditsController
 from entrypoints.http.controllers.grants import GrantsController
 from entrypoints.http.controllers.health import healthz, metrics, openapi_json, readyz
@@ -70,7 +71,7 @@ def api_router(*, offline_payments: bool) -> Router:
         UsageReportController, ProductSubscriptionController, InvoiceController, LegalInvoiceController,
         PaymentsDueController, PaymentMethodController, BillingController, PlansController, CreditsController,
         RefundsController, PlatformUsageController, UsageExplainController, HoldsController, HoldSettingsController,
-        GrantsController,
+        GrantsController, BudgetsController,
         AccountController,
     ]
     if offline_payments:

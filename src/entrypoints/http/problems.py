@@ -18,6 +18,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
+from billing_core.budgets import BudgetBreach
 from billing_core.errors import (
     BadRequest,
     BillingError,
@@ -32,7 +33,7 @@ from billing_core.errors import (
     Unauthenticated,
     Unavailable,
 )
-from entrypoints.http.schemas import FieldError, Problem
+from entrypoints.http.schemas import BudgetProblem, FieldError, Problem
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:billing-core:problem:"
@@ -71,9 +72,9 @@ def status_for(exc: BillingError) -> int:
 
 def problem(status: int, code: str, detail: str, *, field: str | None = None, reason: str | None = None,
             retry_at: datetime | None = None, errors: list[FieldError] | None = None,
-            headers: dict[str, str] | None = None) -> Response[bytes]:
+            headers: dict[str, str] | None = None, budget: BudgetProblem | None = None) -> Response[bytes]:
     body = Problem(type=TYPE_PREFIX + code, title=HTTPStatus(status).phrase, status=status, detail=detail, code=code,
-                   field=field, reason=reason, retry_at=retry_at, errors=errors)
+                   field=field, reason=reason, retry_at=retry_at, errors=errors, budget=budget)
     return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -91,8 +92,14 @@ def billing_error_handler(_request: Request[Any, Any, Any], exc: Exception) -> R
     retry_at = exc.retry_at if isinstance(exc, SpendDenied) else None
     if retry_at is not None:
         headers["Retry-After"] = retry_at.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    breach = exc.budget if isinstance(exc, SpendDenied) else None
+    budget = None
+    if isinstance(breach, BudgetBreach):
+        budget = BudgetProblem(scope=breach.scope.value, scope_id=breach.scope_id, period=breach.period.value,
+                               limit_micros=breach.limit_micros, spent_micros=breach.spent_micros,
+                               held_micros=breach.held_micros, retry_at=breach.retry_at)
     return problem(status, exc.code, exc.message, field=exc.field, reason=reason, retry_at=retry_at,
-                   headers=headers or None)
+                   headers=headers or None, budget=budget)
 
 
 def _field_of(item: dict[str, Any]) -> str:

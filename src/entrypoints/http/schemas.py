@@ -69,6 +69,20 @@ class Problem(msgspec.Struct, omit_defaults=True):
     reason: str | None = None
     retry_at: datetime | None = None
     errors: list[FieldError] | None = None
+    budget: BudgetProblem | None = None
+    """A budget denial (402): which budget was reached (ADR 0017)."""
+
+
+class BudgetProblem(msgspec.Struct):
+    """The budget a 402 names: whose (organization, project, token), which period, and what counts."""
+
+    scope: str
+    scope_id: uuid.UUID
+    period: str
+    limit_micros: int
+    spent_micros: int
+    held_micros: int
+    retry_at: datetime
 
 
 class FieldError(msgspec.Struct, omit_defaults=True):
@@ -191,6 +205,8 @@ class RefundBody(Body):
 class AuthorizeBody(Body):
     amount_micros: int = 0
     """The expected cost of the call; 0 asks "may a call start now?"."""
+    project_id: uuid.UUID | None = None
+    """The call's project: its budget (and the calling token's) is asked too (ADR 0017)."""
 
 
 class UsageEventBody(Body):

@@ -17,6 +17,7 @@ from adapters.testing.contracts.batch import (
     DebitManyEqualsDebitsOneByOneContract,
     RecordManyContract,
 )
+from adapters.testing.contracts.budgets import BudgetRepositoryContract
 from adapters.testing.contracts.checkout import (
     ConditionalCheckoutWritesContract,
     InboxInTheUnitOfWorkContract,
@@ -61,6 +62,7 @@ from adapters.testing.contracts.wallet_ledger import (
 )
 
 STORAGE_CONTRACTS: tuple[type, ...] = (
+    BudgetRepositoryContract,
     HoldRepositoryContract,
     GrantRepositoryContract,
     OrganizationRepositoryContract,
@@ -105,6 +107,7 @@ SQL_CONTRACTS: tuple[type, ...] = (SqlStorageContract, SqlDriverStatementsContra
 __all__ = [
     "SQL_CONTRACTS",
     "STORAGE_CONTRACTS",
+    "BudgetRepositoryContract",
     "CheckoutRepositoryContract",
     "ConditionalCheckoutWritesContract",
     "DebitEqualsTheReferenceModelContract",

@@ -101,7 +101,8 @@ class HoldsController(Controller):
         if outcome.hold is None:
             decision = outcome.decision
             raise SpendDenied(decision.reason.value if decision.reason else "payment_required",
-                              decision.message or "the spend guard denied the hold", decision.retry_at)
+                              decision.message or "the spend guard denied the hold", decision.retry_at,
+                              decision.budget)
         return Response(_out(outcome, outcome.hold), status_code=200 if outcome.replayed else 201)
 
     @get("/{hold_id:uuid}", sync_to_thread=True, responses=ERRORS, summary="One hold and its status")

@@ -84,7 +84,7 @@ class PlatformUsageController(Controller):
     def authorize(self, ctx: Ctx, actor: CurrentActor, organization_id: OrganizationId,
                   data: JSONBody[s.AuthorizeBody]) -> s.DecisionOut:
         decision = services.usage.authorize(ctx, actor, organization_id=organization_id,
-                                            amount_micros=data.amount_micros)
+                                            amount_micros=data.amount_micros, project_id=data.project_id)
         return presenters.decision(decision)
 
     # The hot path: the token is checked in this handler's worker thread (one thread-pool hop).
@@ -103,7 +103,8 @@ class PlatformUsageController(Controller):
                          occurred_at=utc(data.occurred_at, "occurred_at"))
         if not outcome.allowed:
             reason = outcome.reason.value if outcome.reason else "payment_required"
-            raise SpendDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at)
+            raise SpendDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at,
+                              outcome.budget)
         return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
 
     @post("/events/batch", status_code=200, sync_to_thread=True, opt={AUTHENTICATE_IN_HANDLER: True},
