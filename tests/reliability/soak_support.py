@@ -243,7 +243,7 @@ class Soak:
             mode = "timer"
         kill = [mode, self.rng.randint(1, 2)] if mode in ("before", "after") else None
         child.send({"step": msgspec.to_builtins(step), "kill": kill})
-        timeout = self.rng.uniform(0.0, 0.02) if mode == "timer" else 300.0
+        timeout = self.rng.uniform(0.0, 0.005) if mode == "timer" else 300.0
         line = child.next_line(timeout)
         if line and line.startswith("done "):
             self._record(step, line)
