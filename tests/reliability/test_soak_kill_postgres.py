@@ -25,7 +25,7 @@ ORGS = int(os.environ.get("BILLING_SOAK_ORGS", "100" if LONG else "8"))
 SEED = int(os.environ.get("BILLING_SOAK_SEED", "2026"))
 KILL_RATE = float(os.environ.get("BILLING_SOAK_KILL_RATE", "0.007" if LONG else "0.04"))
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(None if LONG else 300)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(0 if LONG else 300)]
 
 
 @pytest.fixture
