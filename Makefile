@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 # Every dependency, dev extras included, pinned to the versions the tests last passed with.
 LOCK := requirements.lock
 
-.PHONY: run test lint typecheck layering pytest bench audit lock clean
+.PHONY: run test soak lint typecheck layering pytest bench audit lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: $(STAMP_DEV)
 	if [ -n "$$BILLING_TEST_DATABASE_URL" ]; then echo "storage under test: memory, sqlite, postgresql"; \
 	else echo "storage under test: memory, sqlite (PostgreSQL does not answer: its tests are SKIPPED)"; fi; \
 	$(BIN)/pytest
+
+# The long SIGKILL soak of the spend-control registry on PostgreSQL (docs/reliability.md).
+BILLING_SOAK_STEPS ?= 100000
+soak: $(STAMP_DEV)
+	BILLING_TEST_DATABASE_URL="$${BILLING_TEST_DATABASE_URL:-$(PG_TEST_URL)}" BILLING_SOAK_STEPS=$(BILLING_SOAK_STEPS) \
+	  $(BIN)/pytest -q -s -p no:randomly tests/reliability/test_soak_kill_postgres.py
 
 bench: $(STAMP_DEV)
 	$(BIN)/python -m benchmarks

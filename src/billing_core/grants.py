@@ -182,6 +182,14 @@ def live(grant: Grant, now: datetime) -> bool:
     return grant.expired_by is None and (grant.expires_at is None or grant.expires_at > now)
 
 
+def pending_expiry(grant: Grant, now: datetime) -> bool:
+    """Whether ``grant`` is past its expiry at ``now`` with credit left that no expiry entry took
+    yet (shown as ``expired_pending``): the worker has not run since, or active holds reserve
+    that credit and the expiry waits for them (ADR 0016)."""
+    return (grant.expired_by is None and grant.remaining_micros > 0 and grant.expires_at is not None
+            and grant.expires_at <= now)
+
+
 def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransaction]], *,
              terms: Mapping[str, GrantTerms] | None = None,
              refunded_draws: Mapping[str, Sequence[GrantMovement]] | None = None) -> Allocation:
@@ -223,6 +231,13 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransact
         nonlocal uncovered
         for d in draw(grants.values(), amount, tx.created_at):
             amount -= take(tx, grants[d.grant_id], d.amount_micros)
+        # Credit of a grant past its expiry that is still in the wallet (its expiry entry waits for
+        # the worker, or for a hold that reserves it: ADR 0016) pays only what no live grant can,
+        # before the credit line: the guard allowed the debit on a balance that counted it.
+        for g in sorted((g for g in grants.values() if pending_expiry(g, tx.created_at)), key=draw_key):
+            if amount == 0:
+                break
+            amount -= take(tx, g, amount)
         if amount > 0:
             uncovered += amount
             move(tx, None, -amount)
@@ -257,7 +272,10 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransact
                 target = _expired_grant(grants, tx)
                 if target is not None:
                     amount -= take(tx, target, amount)
-                    put(msgspec.structs.replace(grants[target.id], expired_by=tx.id))
+                    # An expiry that took part of the grant (the rest was reserved by holds) leaves
+                    # it pending: a later entry takes the rest and marks it expired.
+                    if grants[target.id].remaining_micros == 0:
+                        put(msgspec.structs.replace(grants[target.id], expired_by=tx.id))
             elif tx.kind in _TAKES_FROM_PAYMENT and tx.reference is not None:
                 for g in sorted((g for g in grants.values() if g.reference == tx.reference
                                  and g.source in _PAID_SOURCES and live(g, tx.created_at)), key=draw_key):

@@ -63,11 +63,13 @@ def outbox_depth(ctx: BillingContext) -> OutboxDepth:
 
 def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_batches: int = 10) -> CycleReport:
     """Deliver what is due (batch after batch while batches come back full, at most
-    ``max_batches``), release the holds past their expiry (the same way), expire the credit grants
-    past theirs and catch up the grants of organizations whose ledger moved (ADR 0016), finish the money intents
-    an outage left pending, then run the scheduled
-    jobs that are due. ``holder`` names this worker in
-    job leases (unique per process)."""
+    ``max_batches``), release the holds past their expiry (the same way), catch up the grants of
+    organizations whose ledger moved and then expire the credit grants past their expiry (ADR 0016,
+    :func:`expire_and_catch_up`), finish the money intents an outage left pending, then run the
+    scheduled jobs that are due. ``holder`` names this worker in job leases (unique per process).
+
+    The order matters: holds first, so an expiry sees the credit they no longer reserve; catch-up
+    before expiry, so a grant made since the last cycle expires in this one."""
     total = DispatchReport()
     for _ in range(max_batches):
         batch = dispatch(ctx, deliverers, limit=DISPATCH_BATCH)
@@ -82,17 +84,7 @@ def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_b
         expired += batch_expired
         if batch_expired < DISPATCH_BATCH:
             break
-    caught_up = grants_expired = 0
-    for _ in range(max_batches):
-        batch_expired = expire_grants(ctx, limit=DISPATCH_BATCH)
-        grants_expired += batch_expired
-        if batch_expired < DISPATCH_BATCH:
-            break
-    for _ in range(max_batches):
-        batch_caught_up = catch_up_behind(ctx, limit=DISPATCH_BATCH)
-        caught_up += batch_caught_up
-        if batch_caught_up < DISPATCH_BATCH:
-            break
+    caught_up, grants_expired = expire_and_catch_up(ctx, max_batches=max_batches)
     finished = finish_pending_intents(ctx)
     started = time.monotonic_ns()
     closed = close_last_period(ctx, holder=holder)
@@ -100,6 +92,25 @@ def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_b
     return CycleReport(dispatched=total, closed=closed, close_milliseconds=None if closed is None else took,
                        holds_expired=expired, intents_finished=finished, grants_expired=grants_expired,
                        grants_caught_up=caught_up)
+
+
+def expire_and_catch_up(ctx: BillingContext, *, max_batches: int = 10) -> tuple[int, int]:
+    """The grant part of a cycle (ADR 0016), after the holds past their expiry were released:
+    first catch up the organizations whose ledger moved, so that a grant created since the last
+    cycle is stored before the expiry job looks for due grants (it reads only stored grants), then
+    expire the grants past their expiry. ``(organizations caught up, expiry entries posted)``."""
+    caught_up = grants_expired = 0
+    for _ in range(max_batches):
+        batch_caught_up = catch_up_behind(ctx, limit=DISPATCH_BATCH)
+        caught_up += batch_caught_up
+        if batch_caught_up < DISPATCH_BATCH:
+            break
+    for _ in range(max_batches):
+        batch_expired = expire_grants(ctx, limit=DISPATCH_BATCH)
+        grants_expired += batch_expired
+        if batch_expired < DISPATCH_BATCH:
+            break
+    return caught_up, grants_expired
 
 
 def finish_pending_intents(ctx: BillingContext) -> int:

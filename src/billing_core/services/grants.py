@@ -24,6 +24,7 @@ from billing_core.grants import (
     GrantTerms,
     allocate,
     expiry_key,
+    pending_expiry,
 )
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import MAX_MICROS
@@ -52,7 +53,8 @@ class GrantView(msgspec.Struct, frozen=True, kw_only=True):
     grant: Grant
     status: str
     """``active`` (something left, usable), ``used`` (nothing left), ``expired`` (past its expiry,
-    or expired by its entry)."""
+    or expired by its entry), ``expired_pending`` (past its expiry with credit left that its expiry
+    entries have not taken yet: the worker has not run since, or active holds reserve it)."""
 
 
 def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
@@ -124,24 +126,49 @@ def expiry_account(grant: Grant) -> Account:
 
 def expire_due(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID, now: datetime, *,
                only: uuid.UUID | None = None) -> int:
-    """Under the wallet lock the caller took: catch up, post a ``GRANT_EXPIRY`` of exactly the
-    remaining of each grant whose expiry passed at ``now`` (or of grant ``only``, whatever its
-    expiry: a trial that ends early), keyed ``grant-expiry:<grant id>``, then catch up again so
-    the grant shows as expired. How many entries it posted."""
+    """Under the wallet lock the caller took: catch up, post a ``GRANT_EXPIRY`` of the remaining
+    of each grant whose expiry passed at ``now`` (or of grant ``only``, whatever its expiry: a
+    trial that ends early), then catch up again so the grant shows as expired. How many entries
+    it posted.
+
+    An expiry never takes credit that active holds reserve (ADR 0016): it takes at most what the
+    balance holds beyond them, ``balance - held``. What it cannot take yet stays on the grant
+    (``expired_pending``) and a later worker cycle, once the hold is settled, released or expired,
+    posts the rest. The first entry of a grant is keyed ``grant-expiry:<grant id>``, a later one
+    ``grant-expiry:<grant id>:<n>``; each references the grant."""
     catch_up(uow, organization_id)
     due = [g for g in uow.grants.open(organization_id)
            if (g.id == only if only is not None else g.expires_at is not None and g.expires_at <= now)]
+    if not due:
+        return 0
+    wallet = uow.wallets.get(organization_id)
+    free = max(wallet.balance_micros - wallet.held_micros, 0)
     posted = 0
     for grant in due:
+        amount = min(grant.remaining_micros, free)
+        if amount <= 0:
+            continue
         described = "Free Trial Credits expired" if grant.source == GrantSource.TRIAL else "Granted credits expired"
         done = uow.wallets.post(transfer(
-            organization_id=organization_id, idempotency_key=expiry_key(grant.id), kind=EntryKind.GRANT_EXPIRY,
-            description=described, created_at=now, source=Account.WALLET, target=expiry_account(grant),
-            amount_micros=grant.remaining_micros, reference=str(grant.id)))
-        posted += not done.replayed
-    if due:
+            organization_id=organization_id, idempotency_key=_next_expiry_key(uow, organization_id, grant.id),
+            kind=EntryKind.GRANT_EXPIRY, description=described, created_at=now, source=Account.WALLET,
+            target=expiry_account(grant), amount_micros=amount, reference=str(grant.id)))
+        if not done.replayed:
+            posted += 1
+            free -= amount
+    if posted:
         catch_up(uow, organization_id)
     return posted
+
+
+def _next_expiry_key(uow: UnitOfWork, organization_id: uuid.UUID, grant_id: uuid.UUID) -> str:
+    """The key of the grant's next expiry entry: ``grant-expiry:<id>``, then ``…:2``, ``…:3``
+    for the parts a hold kept back (under the wallet lock, so no other writer picks the same)."""
+    key, n = expiry_key(grant_id), 1
+    while uow.ledger.get_by_key(organization_id, key) is not None:
+        n += 1
+        key = f"{expiry_key(grant_id)}:{n}"
+    return key
 
 
 def expire_grants(ctx: BillingContext, *, limit: int = 100) -> int:
@@ -162,6 +189,8 @@ def expire_grants(ctx: BillingContext, *, limit: int = 100) -> int:
 
 
 def grant_status(grant: Grant, now: datetime) -> str:
+    if pending_expiry(grant, now):
+        return "expired_pending"
     if grant.expired_by is not None or (grant.expires_at is not None and grant.expires_at <= now):
         return "expired"
     return "active" if grant.remaining_micros > 0 else "used"

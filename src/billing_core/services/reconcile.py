@@ -289,9 +289,33 @@ def grants_explain_wallet(ctx: BillingContext, uow: UnitOfWork, organization_id:
     return problems
 
 
+UNGUARDED_KINDS = frozenset({EntryKind.PAYMENT_REVERSAL, EntryKind.CREDIT_REFUND})
+"""Entries that take credit out of the wallet without the spend guard's decision: a chargeback or a
+refund of a payment takes its credits back even when they were spent."""
+
+
+def balance_within_credit_line(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
+    """The real-time balance is not below the credit line (``-credit_line_micros``) but by what
+    entries outside the spend guard took (:data:`UNGUARDED_KINDS`). Every debit is decided with
+    active holds counted as spent, and a grant's expiry never takes credit a hold reserves (ADR
+    0016), so a settle cannot overdraw the wallet; an expiry that took reserved credit would leave
+    the balance below the line here, with every other check clean."""
+    wallet = uow.wallets.get(organization_id)
+    floor = -wallet.limits.credit_line_micros
+    if wallet.balance_micros >= floor:
+        return []
+    taken = -sum(tx.delta(Account.WALLET) for tx in iterate_pages(
+        lambda cursor: uow.ledger.list(organization_id, kinds=UNGUARDED_KINDS, limit=200, cursor=cursor)))
+    if wallet.balance_micros + max(taken, 0) >= floor:
+        return []
+    return [f"the balance {wallet.balance_micros} µ$ is below the credit line {floor} µ$ "
+            f"(payment reversals and refunds took {max(taken, 0)} µ$): an overdraft"]
+
+
 CHECKS: tuple[Check, ...] = (
     held_matches_active_holds,
     scope_counters_explained,
+    balance_within_credit_line,
     grants_explain_wallet,
     refunds_match_payments,
     failed_payments_not_credited,

@@ -43,7 +43,8 @@ class GrantOut(msgspec.Struct):
     priority: int
     created_at: datetime
     status: str
-    """``active`` (something left), ``used`` (nothing left) or ``expired``."""
+    """``active`` (something left), ``used`` (nothing left), ``expired``, or ``expired_pending`` (past its
+    expiry with credit its expiry entries have not taken yet: active holds reserve it, ADR 0016)."""
 
 
 class GrantListOut(msgspec.Struct):
