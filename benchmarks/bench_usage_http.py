@@ -123,10 +123,10 @@ def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str
     before_env = {**env, "PYTHONPATH": os.pathsep.join([before_source or "", str(ROOT)]),
                   "BILLING_DATA_DIR": tempfile.mkdtemp(prefix="billing-bench-")}
     before_serve = [*serve[:5], str(before_port), *serve[6:]]
-    # The same uvicorn settings as billing serve (its h11 protocol with TCP_NODELAY, no access log).
-    bare = [sys.executable, "-c", "import sys, uvicorn; from entrypoints.http.tcp import NoDelayH11Protocol; "
+    # The same uvicorn settings as billing serve (its httptools protocol with TCP_NODELAY, no access log).
+    bare = [sys.executable, "-c", "import sys, uvicorn; from entrypoints.http.tcp import NoDelayHttpToolsProtocol; "
             "uvicorn.run('benchmarks.bare_usage_app:create', factory=True, host='127.0.0.1', port=int(sys.argv[1]), "
-            "workers=int(sys.argv[2]), access_log=False, log_level='warning', http=NoDelayH11Protocol)",
+            "workers=int(sys.argv[2]), access_log=False, log_level='warning', http=NoDelayHttpToolsProtocol)",
             str(bare_port), str(workers)]
     bare_full_env = {**os.environ, **bare_env, "BENCH_BARE_UNIT_PRICE": str(unit),
                      "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}

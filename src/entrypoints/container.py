@@ -91,6 +91,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """``billing serve`` / ``billing run`` deliver the outbox and run scheduled jobs in the same process."""
     worker_interval_seconds: float = 1.0
     """How often the background worker looks for due work: outbox messages wait at most about this long."""
+    http_fast_path: bool = True
+    """``POST …/usage/events`` answered by the fast path in front of Litestar
+    (``entrypoints.http.hot_route``, ADR 0018); false sends it through Litestar like every route."""
     log_format: str = "text"
     """``text`` or ``json`` (one JSON object per line, for log shippers)."""
     outbox_lease_seconds: float = 600.0
@@ -288,6 +291,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         allow_private_webhook_urls=_flag(env, "BILLING_ALLOW_PRIVATE_WEBHOOK_URLS", False),
         demo=demo,
         worker=_flag(env, "BILLING_WORKER", True),
+        http_fast_path=_flag(env, "BILLING_HTTP_FAST_PATH", True),
         worker_interval_seconds=interval,
         log_format=log_format,
         outbox_lease_seconds=lease,

@@ -11,16 +11,19 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from uvicorn import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from entrypoints.http.tcp import NoDelayH11Protocol
+from entrypoints.http.tcp import NoDelayH11Protocol, NoDelayHttpToolsProtocol
+
+Protocol = type[H11Protocol] | type[HttpToolsProtocol]
 
 
 async def _app(scope: object, receive: object, send: object) -> None:  # pragma: no cover - never called
     raise AssertionError("no request is sent")
 
 
-async def _nodelay_of_accepted_connection(protocol: type[H11Protocol]) -> int:
+async def _nodelay_of_accepted_connection(protocol: Protocol) -> int:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # proto 0, as uvicorn's bind_socket
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -40,9 +43,10 @@ async def _nodelay_of_accepted_connection(protocol: type[H11Protocol]) -> int:
         listener.close()
 
 
-@pytest.mark.parametrize(("protocol", "nodelay"), [(NoDelayH11Protocol, True), (H11Protocol, False)],
-                         ids=["billing-serve", "uvicorn-default"])
-def test_accepted_connections_have_nagle_off(protocol: type[H11Protocol], nodelay: bool) -> None:
+@pytest.mark.parametrize(("protocol", "nodelay"), [(NoDelayHttpToolsProtocol, True), (NoDelayH11Protocol, True),
+                                                  (HttpToolsProtocol, False), (H11Protocol, False)],
+                         ids=["billing-serve", "h11-nodelay", "uvicorn-httptools", "uvicorn-h11"])
+def test_accepted_connections_have_nagle_off(protocol: Protocol, nodelay: bool) -> None:
     # In a thread of its own: other e2e tests may leave an event loop running in this one.
     with ThreadPoolExecutor(max_workers=1) as pool:
         value = pool.submit(asyncio.run, _nodelay_of_accepted_connection(protocol)).result()

@@ -74,7 +74,7 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: Work
     unless BILLING_WORKER=false. Ctrl-C stops it cleanly."""
     import uvicorn
 
-    from entrypoints.http.tcp import NoDelayH11Protocol
+    from entrypoints.http.tcp import NoDelayHttpToolsProtocol
     from entrypoints.logs import uvicorn_log_config
     from entrypoints.metrics import MULTIPROCESS_ENV
 
@@ -88,7 +88,7 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: Work
         # Every server process writes its metrics here; a scrape of any one adds them all up.
         os.environ.setdefault(MULTIPROCESS_ENV, tempfile.mkdtemp(prefix="billing-metrics-"))
     uvicorn.run("entrypoints.http.app:served_app", factory=True, host=host, port=port, workers=workers,
-                log_config=uvicorn_log_config(settings.log_format), access_log=False, http=NoDelayH11Protocol)
+                log_config=uvicorn_log_config(settings.log_format), access_log=False, http=NoDelayHttpToolsProtocol)
 
 
 @app.command()

@@ -33,6 +33,7 @@ from entrypoints.http.controllers.refunds import RefundsController
 from entrypoints.http.controllers.subscriptions import ProductSubscriptionController
 from entrypoints.http.controllers.usage import PlatformUsageController, UsageExplainController, UsageReportController
 from entrypoints.http.controllers.webhooks import stripe_webhook
+from entrypoints.http.hot_route import UsageEventsFastPath
 from entrypoints.http.middleware import authentication, idempotency
 from entrypoints.http.openapi import ClosedStructSchemaPlugin, declare_middleware
 from entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -79,12 +80,15 @@ def api_router(*, offline_payments: bool) -> Router:
     return Router("/", route_handlers=handlers, middleware=[authentication, idempotency])
 
 
-def create_app(container: Container | None = None, *, background: bool = False) -> Litestar:
+def create_app(container: Container | None = None, *, background: bool = False,
+               fast_path: bool | None = None) -> Litestar:
     """The HTTP service over ``container`` (one is built from ``BILLING_*`` variables if omitted).
 
     ``background`` runs the background worker (outbox delivery, scheduled period close) in a thread
     of this process from startup to shutdown: what ``billing serve`` does unless
-    ``BILLING_WORKER=false``. Embedded or test apps leave it off and dispatch themselves."""
+    ``BILLING_WORKER=false``. Embedded or test apps leave it off and dispatch themselves.
+    ``fast_path`` puts :class:`~entrypoints.http.hot_route.UsageEventsFastPath` in front of the
+    routing (default: the ``BILLING_HTTP_FAST_PATH`` setting, on)."""
     box = container if container is not None else Container()
     settings = box.settings()
     ctx = box.billing_context()
@@ -129,6 +133,9 @@ def create_app(container: Container | None = None, *, background: bool = False) 
         middleware=[request_metrics],
     )
     declare_middleware(app)
+    if settings.http_fast_path if fast_path is None else fast_path:
+        # Behind Litestar's own entry (which puts the app in the scope), in front of its routing.
+        app.asgi_handler = UsageEventsFastPath(app.asgi_handler, runtime)
     return app
 
 

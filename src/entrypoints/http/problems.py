@@ -80,6 +80,13 @@ def problem(status: int, code: str, detail: str, *, field: str | None = None, re
 
 def billing_error_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, BillingError)
+    return billing_error_response(exc)
+
+
+def billing_error_response(exc: BillingError) -> Response[bytes]:
+    """The problem answer of a core error (status by category, ``WWW-Authenticate`` on a 401,
+    ``Retry-After`` where a retry may succeed): the exception handler's answer, and the usage fast
+    path's (``entrypoints.http.hot_route``)."""
     status = status_for(exc)
     headers: dict[str, str] = {}
     if status == 401:

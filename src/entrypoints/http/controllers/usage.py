@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from billing_core import services
 from billing_core.errors import InvalidInput, SpendDenied
+from billing_core.permissions import Actor
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
 from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, PROBLEM_JSON, QUERY_POST_ERRORS
@@ -23,6 +24,7 @@ from entrypoints.http.runtime import (
     Ctx,
     CurrentActor,
     OrganizationId,
+    Runtime,
     RuntimeDep,
     authenticated,
     utc,
@@ -55,6 +57,26 @@ EVENT_CONFLICTS = ResponseSpec(data_container=s.Problem, media_type=PROBLEM_JSON
 EVENT_NOT_FOUND = ResponseSpec(data_container=s.Problem, media_type=PROBLEM_JSON, description=(
     "No such usage event in this organization (code usage_event_not_found; denied events are not stored), "
     "or the organization is not the token's (code not_found)"))
+
+
+def report_usage_event(runtime: Runtime, actor: Actor, organization_id: uuid.UUID,
+                       data: s.UsageEventBody) -> Response[s.UsageOutcomeOut]:
+    """``POST …/usage/events`` once the token and the body are read: the use case and its answer
+    (201, 200 for a replay; a denial raises :class:`SpendDenied`, a 402). Blocking: call it from a
+    worker thread. The Litestar route and the fast path in front of it
+    (:mod:`entrypoints.http.hot_route`) both answer through this one function."""
+    # Concurrent reports of one organization share a unit of work (group commit), answering
+    # exactly what report_usage answers for each.
+    report = runtime.usage_group.report if runtime.usage_group is not None else partial(
+        services.usage.report_usage, runtime.ctx)
+    outcome = report(actor, organization_id=organization_id, event_id=data.event_id, product=data.product,
+                     quantity=data.quantity, project_id=data.project_id,
+                     occurred_at=utc(data.occurred_at, "occurred_at"))
+    if not outcome.allowed:
+        reason = outcome.reason.value if outcome.reason else "payment_required"
+        raise SpendDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at,
+                          outcome.budget)
+    return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
 
 
 class UsageReportController(Controller):
@@ -93,19 +115,7 @@ class PlatformUsageController(Controller):
           summary="Report one billable usage event; a denied debit answers 402 with the reason")
     def report(self, request: Request[Any, Any, Any], runtime: RuntimeDep, organization_id: OrganizationId,
                data: JSONBody[s.UsageEventBody]) -> Response[s.UsageOutcomeOut]:
-        actor = authenticated(request.scope, runtime.ctx)
-        # Concurrent reports of one organization share a unit of work (group commit), answering
-        # exactly what report_usage answers for each.
-        report = runtime.usage_group.report if runtime.usage_group is not None else partial(
-            services.usage.report_usage, runtime.ctx)
-        outcome = report(actor, organization_id=organization_id, event_id=data.event_id, product=data.product,
-                         quantity=data.quantity, project_id=data.project_id,
-                         occurred_at=utc(data.occurred_at, "occurred_at"))
-        if not outcome.allowed:
-            reason = outcome.reason.value if outcome.reason else "payment_required"
-            raise SpendDenied(reason, outcome.message or "the spend guard denied the debit", outcome.retry_at,
-                              outcome.budget)
-        return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
+        return report_usage_event(runtime, authenticated(request.scope, runtime.ctx), organization_id, data)
 
     @post("/events/batch", status_code=200, sync_to_thread=True, opt={AUTHENTICATE_IN_HANDLER: True},
           responses={**MUTATION_ERRORS, 409: EVENT_CONFLICTS},

@@ -1,0 +1,191 @@
+"""A fast path for ``POST /organizations/{id}/usage/events`` in front of Litestar (issue 16, ADR 0018).
+
+The live usage route is the one platforms put in front of every billable call. Litestar's pipeline
+around it (routing, the middleware stack, dependency injection, parameter parsing, the response
+machinery) cost more server CPU than the use case itself. :class:`UsageEventsFastPath` is an ASGI
+wrapper around the Litestar app that recognises exactly that method and path, with a plain request
+(``Content-Type: application/json``, a ``Bearer`` token, no ``Idempotency-Key``, no query string),
+reads and strictly decodes the body, and then, in one worker-thread hop, checks the token and runs
+:func:`~entrypoints.http.controllers.usage.report_usage_event` — the function the Litestar route
+runs (the same token reader and permission check, the same use case with its group commit, the same
+presenter), mapping core errors with the same :func:`~entrypoints.http.problems.billing_error_response`.
+Only HTTP framing, parsing and authentication plumbing are specialised here; no business rule.
+
+Anything else goes to Litestar untouched, and so does anything unusual after the body was read: a
+body that does not decode (Litestar answers the 400/413/422, after checking the token, as it always
+does) or an error that is not a core error. The body read so far is replayed to Litestar message by
+message. An unexpected error is only possible before anything was committed (the use case is one
+unit of work, and an event id is applied once), so letting Litestar run the request again is safe.
+
+``BILLING_HTTP_FAST_PATH=false`` turns it off (``tests/e2e/test_http_usage_lean_route.py`` compares
+both byte for byte).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Response
+from litestar._asgi.utils import is_valid_host  # Litestar's own Host check: the same 400 for a bad Host
+from litestar.serialization import encode_json
+from litestar.types import ASGIApp, Receive, Send
+
+from billing_core.errors import BillingError
+from billing_core.payloads import check_json_depth
+from entrypoints.http import schemas as s
+from entrypoints.http.controllers.usage import report_usage_event
+from entrypoints.http.problems import billing_error_response
+from entrypoints.http.runtime import MAX_BODY_BYTES, PendingAuthentication, Runtime, authenticated
+from entrypoints.metrics import REQUEST_SECONDS
+
+logger = logging.getLogger("entrypoints.http")
+
+ROUTE_TEMPLATE = "/organizations/{organization_id}/usage/events"
+"""The route's label in ``billing_http_request_duration_seconds``, as Litestar's routing names it."""
+_PATH = re.compile(r"/organizations/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/usage/events")
+# Only the canonical spelling of the organization's UUID; any other (upper case, braces) goes to Litestar.
+_DECODER = msgspec.json.Decoder(s.UsageEventBody, strict=True)
+"""The route's body type, decoded as strictly as :class:`~entrypoints.http.bodies.BodyRequest` does."""
+_JSON = b"application/json"
+
+
+class _PassOn(Exception):
+    """Inside the fast path: let Litestar answer this request instead."""
+
+
+class UsageEventsFastPath:
+    """The ASGI app that answers plain ``POST …/usage/events`` requests itself and passes every other
+    request to ``app`` (Litestar's own handler, behind the scope Litestar set up). ``served`` and
+    ``passed_on`` count what it did with the requests of its route (for tests and debugging)."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.served = 0
+        self.passed_on = 0
+
+    async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:  # Any: an HTTP scope, read as such
+        if (scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string")
+                or scope.get("root_path") or (match := _PATH.fullmatch(scope["path"])) is None):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        secret = _plain_request(scope["headers"])
+        if secret is None:
+            self.passed_on += 1
+            await self.app(scope, receive, send)
+            return
+        received: list[Any] = []
+        body = await _read_body(receive, received)
+        data = _decoded(body)
+        if data is None:
+            await self._pass_on(scope, receive, send, received)
+            return
+        try:
+            status, headers, content = await anyio.to_thread.run_sync(
+                self._answer, scope, secret, uuid.UUID(match.group(1)), data)
+        except _PassOn:
+            await self._pass_on(scope, receive, send, received)
+            return
+        self.served += 1
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content, "more_body": False})
+        REQUEST_SECONDS.labels("POST", ROUTE_TEMPLATE, str(status)).observe(time.perf_counter() - started)
+
+    def _answer(self, scope: Any, secret: str, organization_id: uuid.UUID,
+                data: s.UsageEventBody) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The route's answer, framed (blocking: runs in a worker thread)."""
+        scope["user"] = PendingAuthentication(secret)
+        try:
+            response: Response[Any] = report_usage_event(self.runtime, authenticated(scope, self.runtime.ctx),
+                                                         organization_id, data)
+        except BillingError as exc:
+            response = billing_error_response(exc)
+        except Exception as exc:
+            logger.debug("usage fast path: %r passed on to Litestar", exc)
+            raise _PassOn from exc
+        content = response.content if isinstance(response.content, bytes) else encode_json(response.content)
+        headers = [(name.lower().encode("latin-1"), str(value).encode("latin-1"))
+                   for name, value in response.headers.items()]
+        # The route's own answers carry no media type: Litestar then uses the route's, JSON.
+        media_type = str(response.media_type or "application/json")
+        headers += [(b"content-type", media_type.encode("latin-1")),
+                    (b"content-length", str(len(content)).encode("latin-1"))]
+        return int(response.status_code or 200), headers, content
+
+    async def _pass_on(self, scope: Any, receive: Receive, send: Send, received: list[Any]) -> None:
+        """Litestar answers, reading first the messages the fast path already received."""
+        self.passed_on += 1
+        scope.pop("user", None)
+        pending = list(received)
+
+        async def replay() -> Any:
+            if pending:
+                return pending.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _plain_request(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The bearer secret of a request the fast path takes; None for anything else (another content
+    type, no bearer token, an ``Idempotency-Key``, a body said to be too large, a repeated header)."""
+    content_type = authorization = host = None
+    for name, value in headers:
+        if name == b"content-type":
+            if content_type is not None:
+                return None
+            content_type = value
+        elif name == b"authorization":
+            if authorization is not None:
+                return None
+            authorization = value
+        elif name == b"host":
+            host = value
+        elif name == b"idempotency-key" or (name == b"content-length"
+                                            and (not value.isdigit() or int(value) > MAX_BODY_BYTES)):
+            return None
+    if content_type != _JSON or authorization is None or (host is not None and not is_valid_host(host)):
+        return None
+    scheme, _, secret = authorization.decode("latin-1").strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        return None
+    return secret
+
+
+async def _read_body(receive: Receive, received: list[Any]) -> bytes | None:
+    """The whole body, keeping every message in ``received``; None when the client hung up or the
+    body is larger than the route takes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        received.append(message)
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _decoded(body: bytes | None) -> s.UsageEventBody | None:
+    """The body as the route's type; None for anything Litestar must answer (empty, too deep,
+    malformed, of the wrong shape)."""
+    if not body:
+        return None
+    try:
+        check_json_depth(body)
+        return _DECODER.decode(body)
+    except (BillingError, msgspec.DecodeError, RecursionError):
+        return None

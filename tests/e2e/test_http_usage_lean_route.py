@@ -1,0 +1,173 @@
+"""The fast path in front of Litestar for ``POST …/usage/events`` (``entrypoints.http.hot_route``,
+ADR 0018) answers exactly what the Litestar route answers.
+
+Two apps over one container (the same storage and clock): one with the fast path, one without
+(``BILLING_HTTP_FAST_PATH=false``). Each gets its own organization, seeded alike, and every request
+is sent to both; status, headers and body must be byte for byte the same (the organization's own
+id swapped where it appears). Counters on the fast path tell which requests it answered itself and
+which it passed on to Litestar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from billing_core.services import organizations
+from entrypoints.http.app import create_app
+from entrypoints.http.hot_route import ROUTE_TEMPLATE, UsageEventsFastPath
+from tests.e2e.conftest import Api, World, build_world
+
+EVENT = {"event_id": "evt-lean", "product": "compute", "quantity": 2}
+
+
+@dataclass
+class Side:
+    client: TestClient[Litestar]
+    world: World
+
+    def post(self, body: Any = None, *, role: str | None = "service", content: bytes | None = None,
+             headers: dict[str, str] | None = None, org: str | None = None, suffix: str = "") -> Any:
+        url = f"/organizations/{org or self.world.org}/usage/events{suffix}"
+        sent = {**self.world.headers(role), **(headers or {})}
+        if content is not None:
+            return self.client.post(url, content=content, headers={"Content-Type": "application/json", **sent})
+        return self.client.post(url, json=body, headers=sent)
+
+
+@dataclass
+class Pair:
+    fast: Side
+    lean: UsageEventsFastPath
+    litestar: Side
+
+    def same(self, body: Any = None, **options: Any) -> Any:
+        """Send one request to both apps; assert identical answers; return the fast path's."""
+        fast, slow = self.fast.post(body, **options), self.litestar.post(body, **options)
+        assert fast.status_code == slow.status_code, (fast.text, slow.text)
+        assert _headers(fast) == _headers(slow)
+        own, other = str(self.fast.world.org).encode(), str(self.litestar.world.org).encode()
+        assert fast.content.replace(own, other) == slow.content
+        return fast
+
+
+def _headers(response: Any) -> list[tuple[str, str]]:
+    return sorted((name.lower(), value) for name, value in response.headers.multi_items())
+
+
+@pytest.fixture
+def pair(api: Api) -> Iterator[Pair]:
+    app = api.client.app
+    lean = app.asgi_handler
+    assert isinstance(lean, UsageEventsFastPath)  # on by default
+    with TestClient(create_app(api.container, fast_path=False)) as slow_client:
+        assert not isinstance(slow_client.app.asgi_handler, UsageEventsFastPath)
+        yield Pair(fast=Side(api.client, build_world(api)), lean=lean,
+                   litestar=Side(slow_client, build_world(api)))
+
+
+def _served(pair: Pair) -> tuple[int, int]:
+    return pair.lean.served, pair.lean.passed_on
+
+
+def test_success_and_replay_are_byte_identical(pair: Pair) -> None:
+    before = _served(pair)
+    first = pair.same(EVENT)
+    assert first.status_code == 201
+    assert first.headers["content-type"] == "application/json"
+    assert first.json()["replayed"] is False and first.json()["amount_micros"] > 0
+    replay = pair.same(EVENT)
+    assert replay.status_code == 200
+    assert replay.content == first.content.replace(b'"replayed":false', b'"replayed":true')
+    assert pair.same({**EVENT, "event_id": "evt-lean-2", "occurred_at": "2026-03-10T11:00:00+01:00"}).status_code == 201
+    assert _served(pair) == (before[0] + 3, before[1])  # the fast path answered all three itself
+
+
+def test_a_denied_debit_is_the_same_402(pair: Pair) -> None:
+    denied = pair.same({**EVENT, "event_id": "evt-huge", "quantity": 10**9})
+    assert denied.status_code == 402
+    assert denied.headers["content-type"] == "application/problem+json"
+    assert denied.json()["code"] == "insufficient_credit"
+    assert pair.lean.served >= 1
+    # A denial wrote nothing: the same id can be reported again at an affordable quantity.
+    assert pair.same({**EVENT, "event_id": "evt-huge"}).status_code == 201
+
+
+@pytest.mark.parametrize(("role", "status"), [("member", 403), ("outsider-service", 404), ("outsider", 404)])
+def test_permission_and_organization_errors(pair: Pair, role: str, status: int) -> None:
+    served = pair.lean.served
+    answer = pair.same(EVENT, role=role)
+    assert answer.status_code == status, answer.text
+    assert pair.lean.served == served + 1
+
+
+def test_an_unknown_or_revoked_token_is_the_same_401(pair: Pair) -> None:
+    assert pair.same(EVENT, role=None, headers={"Authorization": "Bearer nope"}).status_code == 401
+    for side in (pair.fast, pair.litestar):
+        organizations.revoke_token(side.client.app.state["runtime"].ctx, secret=side.world.tokens["service"])
+    revoked = pair.same(EVENT)
+    assert revoked.status_code == 401
+    assert revoked.headers["www-authenticate"].startswith("Bearer")
+    # Whatever the body: a broken one is passed on, and Litestar checks the token first.
+    assert pair.same(role=None, content=b"{", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+@pytest.mark.parametrize(("name", "body", "content", "status"), [
+    ("negative quantity", {**EVENT, "quantity": -1}, None, 422),
+    ("unknown product", {**EVENT, "product": "nope"}, None, 422),
+    ("datetime without offset", {**EVENT, "occurred_at": "2026-03-10T11:00:00"}, None, 422),
+    ("quantity as a string", {**EVENT, "quantity": "2"}, None, 422),
+    ("quantity as a float", None, b'{"event_id":"e","product":"compute","quantity":2.0}', 422),
+    ("missing field", {"event_id": "e", "product": "compute"}, None, 422),
+    ("unknown field", {**EVENT, "colour": "red"}, None, 422),
+    ("not an object", [EVENT], None, 422),
+    ("broken json", None, b'{"event_id":', 400),
+    ("too deep", None, b"[" * 100 + b"]" * 100, 400),
+    ("empty", None, b"", 422),
+    ("too large", None, b"{" + b" " * (1024 * 1024 + 10) + b"}", 413),
+])
+def test_bad_bodies_are_the_same_problem(pair: Pair, name: str, body: Any, content: bytes | None,
+                                         status: int) -> None:
+    answer = pair.same(body, content=content)
+    assert answer.status_code == status, (name, answer.text)
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("no token", {"role": None}),
+    ("basic auth", {"role": None, "headers": {"Authorization": "Basic eDp5"}}),
+    ("idempotency key", {"headers": {"Idempotency-Key": "k-lean"}}),
+    ("form content type", {"content": b"event_id=e", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+    ("json with charset", {"content": b'{"event_id":"evt-cs","product":"compute","quantity":1}',
+                           "headers": {"Content-Type": "application/json; charset=utf-8"}}),
+    ("query string", {"suffix": "?x=1"}),
+    ("trailing slash", {"suffix": "/"}),
+])
+def test_unusual_requests_go_to_litestar(pair: Pair, name: str, options: dict[str, Any]) -> None:
+    served, passed = _served(pair)
+    answer = pair.same(EVENT, **options)
+    assert answer.status_code in (201, 400, 401, 404, 405, 415, 422), (name, answer.text)
+    assert pair.lean.served == served
+    assert pair.lean.passed_on >= passed  # a path it does not recognise is not even counted
+
+
+def test_an_upper_case_organization_id_goes_to_litestar(pair: Pair) -> None:
+    served = pair.lean.served
+    upper = str(pair.fast.world.org).upper()
+    answer = pair.fast.post(EVENT, org=upper)
+    assert answer.status_code == 201, answer.text
+    assert pair.lean.served == served
+
+
+def test_the_fast_path_is_timed_under_the_routes_label(pair: Pair) -> None:
+    pair.same(EVENT)
+    pair.same({**EVENT, "event_id": "evt-huge", "quantity": 10**9})
+    scrape = pair.fast.client.get("/metrics").text
+    for status in ("201", "402"):
+        label = f'method="POST",route="{ROUTE_TEMPLATE}",status="{status}"'
+        assert f"billing_http_request_duration_seconds_count{{{label}}}" in scrape
