@@ -33,7 +33,7 @@ class BudgetScope(StrEnum):
 
     ORGANIZATION = "organization"
     PROJECT = "project"
-    TOKEN = "token"  # noqa: S105 - a scope name, not a secret
+    TOKEN = "token"  # noqa: S105  # nosec B105 - a scope name, not a secret
 
 
 SCOPED = (BudgetScope.PROJECT, BudgetScope.TOKEN)

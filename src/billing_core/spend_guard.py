@@ -49,8 +49,8 @@ class DenialReason(StrEnum):
     MONTHLY_BUDGET_REACHED = "monthly_budget_reached"
     PROJECT_DAILY_BUDGET_REACHED = "project_daily_budget_reached"
     PROJECT_MONTHLY_BUDGET_REACHED = "project_monthly_budget_reached"
-    TOKEN_DAILY_BUDGET_REACHED = "token_daily_budget_reached"  # noqa: S105 - a denial code, not a secret
-    TOKEN_MONTHLY_BUDGET_REACHED = "token_monthly_budget_reached"  # noqa: S105 - a denial code, not a secret
+    TOKEN_DAILY_BUDGET_REACHED = "token_daily_budget_reached"  # noqa: S105  # nosec B105 - a denial code, not a secret
+    TOKEN_MONTHLY_BUDGET_REACHED = "token_monthly_budget_reached"  # noqa: S105  # nosec B105 - a denial code, not a secret
 
 
 DENIAL_MESSAGES: dict[DenialReason, str] = {

@@ -25,7 +25,7 @@ const SOURCES = {
   purchase: "Purchase", pack: "Credit pack", auto_recharge: "Auto-recharge", promotion: "Promotion",
   trial: "Free trial", refund: "Refund", plan: "Plan credits", adjustment: "Adjustment",
 };
-const STATUS_BADGE = { active: "green", used: "off", expired: "yellow" };
+const STATUS_BADGE = { active: "green", used: "off", expired: "yellow", expired_pending: "yellow" };
 
 function grantRow(grant) {
   return h("tr", { "data-status": grant.status },
