@@ -59,6 +59,13 @@ def money_context(kind: str, tmp_path: Path) -> Iterator[Money]:
                                    payments=provider), provider, clock)
 
 
+def sql_context(kind: str, tmp_path: Path, *, now: datetime, pool_size: int) -> Iterator[BillingContext]:
+    """Yield a billing context over migrated ``kind`` storage (sqlite or postgresql) at ``now``."""
+    for engine in migrated_engine(kind, tmp_path, pool_size=pool_size):  # type: ignore[arg-type]
+        yield BillingContext(uow=sqlalchemy_uow_factory(engine), clock=FixedClock(now), catalog=load_catalog(),
+                             payments=InMemoryPaymentProvider())
+
+
 def organization(ctx: BillingContext, name: str = "Acme") -> tuple[uuid.UUID, Actor]:
     """A new organization and its primary owner's actor."""
     user = f"owner-{uuid.uuid4().hex[:8]}"

@@ -15,7 +15,7 @@ import pytest
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import make_engine, sqlalchemy_uow_factory
-from adapters.testing.storage import SqlKind, migrated_database, migrated_engine
+from adapters.testing.storage import SqlKind, migrated_database
 from billing_core import Permission, services
 from billing_core.catalog import load_catalog
 from billing_core.holds import HoldStatus
@@ -23,7 +23,7 @@ from billing_core.services.context import BillingContext
 from billing_core.services.holds import HoldOutcome
 from billing_core.spend_guard import DenialReason
 from tests.e2e.conftest import START
-from tests.reliability.money_support import at_once
+from tests.reliability.money_support import at_once, sql_context
 from tests.support.customers import Customer, sign_up
 
 HOLDS = 64
@@ -33,9 +33,7 @@ HOLD_QUANTITY = 25  # $1.00 a hold
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BillingContext]:
-    for engine in migrated_engine(request.param, tmp_path, pool_size=16):
-        yield BillingContext(uow=sqlalchemy_uow_factory(engine), clock=FixedClock(START), catalog=load_catalog(),
-                             payments=InMemoryPaymentProvider())
+    yield from sql_context(request.param, tmp_path, now=START, pool_size=16)
 
 
 @pytest.fixture

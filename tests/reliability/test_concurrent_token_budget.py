@@ -10,18 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fakes import FixedClock, InMemoryPaymentProvider
-from adapters.sqlalchemy import sqlalchemy_uow_factory
-from adapters.testing.storage import migrated_engine
 from billing_core import services
-from billing_core.catalog import load_catalog
 from billing_core.ledger import EntryKind
 from billing_core.services.context import BillingContext
 from billing_core.services.usage import UsageOutcome
 from billing_core.spend_guard import DenialReason
 from billing_core.wallet import counters_at
 from tests.e2e.conftest import START
-from tests.reliability.money_support import at_once
+from tests.reliability.money_support import at_once, sql_context
 from tests.support.customers import Customer, sign_up
 
 EVENTS = 64
@@ -31,9 +27,7 @@ QUANTITY = 25  # $1.00 an event
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BillingContext]:
-    for engine in migrated_engine(request.param, tmp_path, pool_size=16):
-        yield BillingContext(uow=sqlalchemy_uow_factory(engine), clock=FixedClock(START), catalog=load_catalog(),
-                             payments=InMemoryPaymentProvider())
+    yield from sql_context(request.param, tmp_path, now=START, pool_size=16)
 
 
 @pytest.fixture

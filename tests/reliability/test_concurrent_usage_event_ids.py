@@ -13,15 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fakes import FixedClock, InMemoryPaymentProvider
-from adapters.sqlalchemy import sqlalchemy_uow_factory
-from adapters.testing.storage import migrated_engine
 from billing_core import EventIdReused, services
-from billing_core.catalog import load_catalog
 from billing_core.ledger import EntryKind
 from billing_core.services.context import BillingContext
 from billing_core.services.usage import UsageEventInput, UsageOutcome
 from tests.e2e.conftest import START
+from tests.reliability.money_support import sql_context
 from tests.support.customers import Customer, sign_up
 
 THREADS = 16
@@ -30,9 +27,7 @@ DOLLAR = 1_000_000
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BillingContext]:
-    for engine in migrated_engine(request.param, tmp_path, pool_size=THREADS + 2):
-        yield BillingContext(uow=sqlalchemy_uow_factory(engine), clock=FixedClock(START), catalog=load_catalog(),
-                             payments=InMemoryPaymentProvider())
+    yield from sql_context(request.param, tmp_path, now=START, pool_size=THREADS + 2)
 
 
 @pytest.fixture
