@@ -97,6 +97,15 @@ def test_a_hold_reserves_and_a_settle_charges_the_actual_amount_once(org: Org) -
     assert services.reconcile.reconcile(ctx, organization_id=org.id).clean
 
 
+def test_an_id_another_organization_holds_is_a_reused_key_not_a_retry(org: Org) -> None:
+    other = Org(org.billing)
+    key = uuid.uuid4()
+    assert _hold(org, 10, hold_id=key).hold is not None
+    with pytest.raises(IdempotencyKeyReused):
+        _hold(other, 10, hold_id=key)
+    assert (org.held(), other.held()) == (10 * PRICE, 0), "the refused hold reserved nothing"
+
+
 def test_holds_are_refused_beyond_any_cap_and_plain_debits_see_them(org: Org) -> None:
     ctx = org.billing.ctx
     with ctx.uow() as uow:

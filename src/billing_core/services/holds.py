@@ -110,7 +110,9 @@ def place_hold(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
             return HoldOutcome(hold=None, decision=decision, balance_micros=wallet.balance_micros,
                                held_micros=wallet.held_micros)
         if not uow.holds.add(requested):
-            raise ConcurrentUpdate("the hold id is in use; retry")
+            # Only another organization's hold can hold this id here (ours was looked up under the
+            # wallet lock), and retrying would never free it: the caller reused an id.
+            raise IdempotencyKeyReused(str(requested.id))
         if budgets:
             scoped.reserve(budgets, requested.amount_micros)
             uow.budgets.save(budgets)
