@@ -19,12 +19,16 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from billing_core.errors import InvalidInput
 from billing_core.money import MAX_MICROS
 from billing_core.wallet import apply_spend, counters_at
+
+if TYPE_CHECKING:  # holds decide with budgets: a runtime import would be circular
+    from billing_core.holds import Hold
 
 
 class BudgetScope(StrEnum):
@@ -144,11 +148,17 @@ def reserve(budgets: Iterable[ScopedBudget], amount_micros: int) -> None:
 
 
 def release(budgets: Iterable[ScopedBudget], amount_micros: int) -> None:
-    """A hold of these scopes closed: its amount is no longer held. Never below zero: a budget
-    created while the hold was active never counted it."""
+    """A hold of these scopes closed: its amount is no longer held. A budget counts the holds
+    active when it was created (:func:`with_limits`), so this is exact; the floor at zero only keeps
+    a budget stored before that rule from going negative (reconcile reports the difference)."""
     for budget in budgets:
         budget.held_micros = max(budget.held_micros - amount_micros, 0)
         budget.version += 1
+
+
+def in_scope(budget: ScopedBudget, hold: Hold) -> bool:
+    """Whether ``hold`` counts in ``budget`` (it names the budget's project or token)."""
+    return budget.scope_id == (hold.project_id if budget.scope == BudgetScope.PROJECT else hold.token_id)
 
 
 def applying(budgets: Sequence[ScopedBudget], project_id: uuid.UUID | None,
@@ -181,12 +191,17 @@ def check_limits(daily_micros: object, monthly_micros: object) -> tuple[int | No
 
 
 def with_limits(existing: ScopedBudget | None, *, organization_id: uuid.UUID, scope: BudgetScope,
-                scope_id: uuid.UUID, daily_micros: int | None, monthly_micros: int | None) -> ScopedBudget:
+                scope_id: uuid.UUID, daily_micros: int | None, monthly_micros: int | None,
+                active_holds: Iterable[Hold] = ()) -> ScopedBudget:
     """A budget with new caps; an existing one keeps its counters (changing a cap never forgets
-    what was spent), a new one counts from now."""
+    what was spent), a new one counts spend from now and holds what the scope's ``active_holds``
+    reserve already (each of them releases its amount when it closes, so a new budget that did not
+    count them would later count too little for the holds placed after it)."""
     if existing is None:
-        return ScopedBudget(organization_id=organization_id, scope=scope, scope_id=scope_id,
-                            daily_micros=daily_micros, monthly_micros=monthly_micros)
+        budget = ScopedBudget(organization_id=organization_id, scope=scope, scope_id=scope_id,
+                              daily_micros=daily_micros, monthly_micros=monthly_micros)
+        budget.held_micros = sum(h.amount_micros for h in active_holds if in_scope(budget, h))
+        return budget
     return msgspec.structs.replace(existing, daily_micros=daily_micros, monthly_micros=monthly_micros,
                                    version=existing.version + 1)
 

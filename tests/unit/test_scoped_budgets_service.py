@@ -105,6 +105,49 @@ def test_a_project_budget_caps_holds_and_settle_moves_held_to_spent(org: Org) ->
     assert _report(org, "over", 1, project).reason == DenialReason.PROJECT_DAILY_BUDGET_REACHED
 
 
+def test_a_batch_that_crosses_a_budget_names_it_in_a_notice_even_when_nothing_is_denied(org: Org) -> None:
+    ctx = org.billing.ctx
+    project = uuid.uuid4()
+    services.budgets.put_budget(ctx, org.owner, organization_id=org.id, scope="project", scope_id=project,
+                                daily_micros=5 * PRICE)
+    outcomes = services.usage.report_usage_batch(ctx, org.platform, organization_id=org.id, events=[
+        services.usage.UsageEventInput(event_id=f"b{i}", product="compute", quantity=3, project_id=project)
+        for i in range(2)])
+    assert [o.allowed for o in outcomes] == [True, True], "the crossing event runs"
+    with ctx.uow() as uow:
+        notices = [m.payload for m in uow.outbox.list(organization_id=org.id) if m.topic == OutboxTopic.EMAIL]
+    assert [n["subject"] for n in notices] == [f"The daily budget of project {project} is reached"], \
+        "one email names the project budget"
+
+
+def test_a_new_budget_counts_the_holds_already_active_in_its_scope(org: Org) -> None:
+    ctx = org.billing.ctx
+    project = uuid.uuid4()
+
+    def hold(quantity: int) -> uuid.UUID:
+        placed = services.holds.place_hold(ctx, org.platform, organization_id=org.id, product="compute",
+                                           max_quantity=quantity, project_id=project)
+        assert placed.hold is not None, placed.decision
+        return placed.hold.id
+
+    def held() -> int:
+        return services.budgets.get_budget(ctx, org.owner, organization_id=org.id, scope="project",
+                                           scope_id=project).held_micros
+
+    before = hold(6)
+    services.budgets.put_budget(ctx, org.owner, organization_id=org.id, scope="project", scope_id=project,
+                                daily_micros=10 * PRICE)
+    assert held() == 6 * PRICE, "the hold placed before the budget reserves within it"
+    after = hold(4)
+    assert held() == 10 * PRICE
+    services.holds.release_hold(ctx, org.platform, organization_id=org.id, hold_id=before)
+    assert held() == 4 * PRICE, "releasing the older hold leaves the newer one counted"
+    assert services.reconcile.reconcile(ctx, organization_id=org.id).clean
+    services.holds.settle_hold(ctx, org.platform, organization_id=org.id, hold_id=after, event_id="g", quantity=4)
+    assert held() == 0
+    assert services.reconcile.reconcile(ctx, organization_id=org.id).clean
+
+
 def test_reconcile_finds_scope_counters_that_usage_does_not_explain(org: Org) -> None:
     ctx = org.billing.ctx
     services.budgets.put_budget(ctx, org.owner, organization_id=org.id, scope="token", scope_id=_token_id(org),

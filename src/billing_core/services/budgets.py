@@ -57,7 +57,8 @@ def put_budget(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
             _check_token(uow, organization_id, scope_id)
         existing = uow.budgets.find(organization_id, chosen, scope_id)
         budget = core.with_limits(existing, organization_id=organization_id, scope=chosen, scope_id=scope_id,
-                                  daily_micros=daily, monthly_micros=monthly)
+                                  daily_micros=daily, monthly_micros=monthly,
+                                  active_holds=uow.holds.active(organization_id) if existing is None else ())
         if existing is None:
             uow.budgets.add(budget)
         else:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import msgspec
 
-from billing_core.budgets import BudgetScope
+from billing_core import budgets as scoped
 from billing_core.checkout import CheckoutStatus
 from billing_core.errors import ReconciliationFailed
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
@@ -222,7 +222,7 @@ def held_matches_active_holds(ctx: BillingContext, uow: UnitOfWork, organization
 
 def scope_counters_explained(ctx: BillingContext, uow: UnitOfWork, organization_id: uuid.UUID) -> list[str]:
     """Every project and token budget's counters are explained by usage (ADR 0017): the wallet
-    counts its budgets; what a scope holds is covered by its active holds, and what it counts as
+    counts its budgets; what a scope holds is what its active holds reserve, and what it counts as
     spent this day and month by the net usage its events recorded (a budget counts from its
     creation, so it may count less, never more)."""
     problems: list[str] = []
@@ -237,9 +237,8 @@ def scope_counters_explained(ctx: BillingContext, uow: UnitOfWork, organization_
     active = uow.holds.active(organization_id)
     for budget in budgets:
         name = f"{budget.scope.value} budget {budget.scope_id}"
-        in_scope = sum(h.amount_micros for h in active if budget.scope_id == (
-            h.project_id if budget.scope == BudgetScope.PROJECT else h.token_id))
-        if not 0 <= budget.held_micros <= in_scope:
+        in_scope = sum(h.amount_micros for h in active if scoped.in_scope(budget, h))
+        if budget.held_micros != in_scope:
             problems.append(f"{name} holds {budget.held_micros} µ$ but its active holds add up to {in_scope} µ$")
         counters = counters_at(budget, now)
         used = totals.get((budget.scope, budget.scope_id), 0)

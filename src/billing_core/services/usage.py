@@ -181,9 +181,22 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
             if not outcome.decision.allowed and (denial is None or denial.budget is None):
                 denial = outcome.decision
             outcomes.append(_outcome(event, outcome.decision, outcome.wallet, replayed=False))
-        _after_debit(ctx, uow, debited[-1].wallet, denial or Decision(allowed=True), now)
+        _after_debit(ctx, uow, debited[-1].wallet, denial or Decision(allowed=True), now,
+                     budgets=_batch_budgets(uow, debited[-1].wallet, [event for event, _ in priced]))
         uow.commit()
     return outcomes
+
+
+def _batch_budgets(uow: UnitOfWork, wallet: WalletAccount, events: Sequence[UsageEvent]) -> list[ScopedBudget]:
+    """The project and token budgets the batch's events count in, as the batch left them: an
+    allowed event that crossed one is noticed as a single event's is. No read without budgets."""
+    if not wallet.scoped_budgets:
+        return []
+    found: dict[tuple[BudgetScope, uuid.UUID], ScopedBudget] = {}
+    for project_id, token_id in dict.fromkeys((e.project_id, e.token_id) for e in events):
+        if project_id is not None or token_id is not None:
+            found.update((b.key, b) for b in uow.budgets.for_call(wallet.organization_id, project_id, token_id))
+    return list(found.values())
 
 
 def _replay(uow: UnitOfWork, event: UsageEvent, wallet: WalletAccount, *, time_given: bool,
