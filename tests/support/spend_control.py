@@ -3,7 +3,9 @@
 A registry (:data:`REGISTRY`) of operations an organization's traffic and the background worker
 perform: top-ups, usage debits, usage refunds, grants (source, expiry, priority), holds placed,
 settled (under the organization's over-hold rule, which an operation changes), released, the
-worker's cycle (holds and grants expired, grants caught up, last month closed) and time passing.
+project's and the API token's budgets set and removed (usage and holds name the project half the
+time; every call names the platform's token), the worker's cycle (holds and grants expired, grants
+caught up, last month closed) and time passing.
 Every operation runs through the PUBLIC use cases (``billing_core.services``) on whatever storage
 the :class:`World`'s context is built on: memory, SQLite or PostgreSQL.
 
@@ -16,13 +18,14 @@ again (a duplicate delivery, or a redelivery after a crash) must answer the same
 
 :func:`check_books` checks what must hold after any step: reconcile clean (ledger balanced,
 stored balances the sums of postings, held credits the active holds, grants explaining the
-balance, no overdraft), the balance less what is held never below the credit line, today's and this
-month's spend plus held never past a budget or cap but by the one call that crossed it, no hold
+balance, no overdraft, each scoped budget holding exactly its active holds), the balance less what
+is held never below the credit line, today's and this month's spend plus held never past a budget
+or cap, the organization's or a project's or a token's, but by the one call that crossed it, no hold
 active past its expiry once a worker cycle ran after it, each settled hold charged once, grants
 never negative nor above their amount.
 
-A new operation (a project budget, say) is one more :class:`Operation` subclass added to
-:data:`REGISTRY`; the state machine and the soak pick it up from there.
+A new operation is one more :class:`Operation` subclass added to :data:`REGISTRY`; the state
+machine and the soak pick it up from there.
 """
 
 from __future__ import annotations
@@ -70,10 +73,16 @@ Result = dict[str, Any]
 
 
 class OrgHandle(msgspec.Struct, frozen=True, kw_only=True):
-    """One organization under test and who acts on it."""
+    """One organization under test and who acts on it: its owner, and the platform's API token
+    (whose calls a token budget caps) reporting usage for the organization or its one project."""
 
     index: int
     id: uuid.UUID
+    token_id: uuid.UUID
+
+    @property
+    def project_id(self) -> uuid.UUID:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"https://spend-control.test/{self.id}/project")
 
     @property
     def owner(self) -> Actor:
@@ -81,7 +90,8 @@ class OrgHandle(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def platform(self) -> Actor:
-        return Actor(organization_id=self.id, subject="token:platform", scopes=frozenset({Permission.USAGE_WRITE}))
+        return Actor(organization_id=self.id, subject=f"token:{self.token_id}",
+                     scopes=frozenset({Permission.USAGE_WRITE}), token_id=self.token_id)
 
 
 PROFILES = ("no plan", "budgets", "pro plan", "pro plan and budget")
@@ -94,7 +104,9 @@ def setup_org(ctx: BillingContext, index: int) -> OrgHandle:
     """Create organization ``index`` through the use cases, in its profile, with $20 of credit."""
     org = services.organizations.create_organization(ctx, name=f"Org {index}", owner_user_id=f"owner-{index}",
                                                      owner_email=f"owner-{index}@example.com")
-    handle = OrgHandle(index=index, id=org.id)
+    token, _ = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
+                                                  scopes=frozenset({Permission.USAGE_WRITE}))
+    handle = OrgHandle(index=index, id=org.id, token_id=token.id)
     owner = handle.owner
     services.payment_methods.attach(ctx, owner, organization_id=org.id, provider_payment_method_id="pm_card_visa")
     services.product_subscriptions.subscribe_product(ctx, owner, organization_id=org.id, product=PRODUCT,
@@ -213,7 +225,7 @@ class TopUp(Operation):
     name, weight = "top_up", 0.035
 
     def make(self, model: Model, rng: random.Random, org: int) -> dict[str, Any] | None:
-        return {"amount": rng.choice([5, 5, 10, 25]) * DOLLAR, "payment_id": str(uuid.UUID(int=rng.getrandbits(128)))}
+        return {"amount": rng.choice([5, 5, 10, 25]) * DOLLAR, "payment_id": _fresh_id(model, rng)}
 
     def run(self, world: World, step: Step) -> Result:
         org = world.org(step)
@@ -228,13 +240,13 @@ class Usage(Operation):
 
     def make(self, model: Model, rng: random.Random, org: int) -> dict[str, Any] | None:
         quantity = rng.randint(1, 10) if rng.random() < 0.5 else rng.randint(1, MAX_QUANTITY)
-        return {"event_id": f"u{model.n}", "quantity": quantity}
+        return {"event_id": f"u{model.n}", "quantity": quantity, "in_project": rng.random() < 0.5}
 
     def run(self, world: World, step: Step) -> Result:
         org = world.org(step)
         outcome = services.usage.report_usage(world.ctx, org.platform, organization_id=org.id,
                                               event_id=step.args["event_id"], product=PRODUCT,
-                                              quantity=step.args["quantity"])
+                                              quantity=step.args["quantity"], project_id=_project(org, step))
         result: Result = _builtins(outcome)
         return result
 
@@ -281,17 +293,29 @@ class Grant(Operation):
         return second == {"posted": False}
 
 
+def _project(org: OrgHandle, step: Step) -> uuid.UUID | None:
+    return org.project_id if step.args.get("in_project") else None
+
+
+def _fresh_id(model: Model, rng: random.Random) -> str:
+    """A random id no earlier step used: the step number fills the high bits, because a shrunk run
+    draws all-zero bits and two steps would then reuse one id (reuse is the unit tests' subject)."""
+    return str(uuid.UUID(int=(model.n + 1) << 64 | rng.getrandbits(64)))
+
+
 class PlaceHold(Operation):
     name, weight = "place_hold", 0.14
 
     def make(self, model: Model, rng: random.Random, org: int) -> dict[str, Any] | None:
-        return {"hold_id": str(uuid.UUID(int=rng.getrandbits(128))), "max_quantity": rng.randint(1, MAX_QUANTITY),
+        return {"hold_id": _fresh_id(model, rng), "max_quantity": rng.randint(1, MAX_QUANTITY),
+                "in_project": rng.random() < 0.5,
                 "ttl": rng.choice([60, 30 * 60, 2 * 3600])}
 
     def run(self, world: World, step: Step) -> Result:
         org = world.org(step)
         outcome = services.holds.place_hold(world.ctx, org.platform, organization_id=org.id, product=PRODUCT,
                                             max_quantity=step.args["max_quantity"], ttl_seconds=step.args["ttl"],
+                                            project_id=_project(org, step),
                                             hold_id=uuid.UUID(step.args["hold_id"]))
         result: Result = _builtins(outcome)
         return result
@@ -372,6 +396,58 @@ class SetOverrun(Operation):
         return {"rule": rule.value}
 
 
+BUDGET_CAPS = ((2, 30), (5, None), (12, 80), (None, 40))
+"""(daily, monthly) dollars of a scope's budget, by organization index and scope. Fixed per scope so
+that what it spent plus held can be checked against one cap (a lowered cap leaves earlier spend
+above it: the unit tests cover changing caps)."""
+
+
+class SetBudget(Operation):
+    """The primary owner sets the project's or the token's budget (again: the same caps)."""
+
+    name, weight = "set_budget", 0.01
+
+    def make(self, model: Model, rng: random.Random, org: int) -> dict[str, Any] | None:
+        scope = rng.choice(["project", "token"])
+        daily, monthly = BUDGET_CAPS[(org + (scope == "token")) % len(BUDGET_CAPS)]
+        return {"scope": scope, "daily": daily and daily * DOLLAR, "monthly": monthly and monthly * DOLLAR}
+
+    def run(self, world: World, step: Step) -> Result:
+        org, args = world.org(step), step.args
+        usage, created = services.budgets.put_budget(
+            world.ctx, org.owner, organization_id=org.id, scope=args["scope"], scope_id=_scope_id(org, args["scope"]),
+            daily_micros=args["daily"], monthly_micros=args["monthly"])
+        return {"daily": usage.budget.daily_micros, "monthly": usage.budget.monthly_micros, "created": created}
+
+    def same_replay(self, first: Result, second: Result) -> bool:
+        """Setting the same caps again changes nothing and creates nothing."""
+        return second == {**first, "created": False}
+
+
+class RemoveBudget(Operation):
+    """The primary owner removes the project's or the token's budget (404 when it has none)."""
+
+    name, weight = "remove_budget", 0.01
+    errors = frozenset({"not_found"})
+
+    def make(self, model: Model, rng: random.Random, org: int) -> dict[str, Any] | None:
+        return {"scope": rng.choice(["project", "token"])}
+
+    def run(self, world: World, step: Step) -> Result:
+        org = world.org(step)
+        services.budgets.remove_budget(world.ctx, org.owner, organization_id=org.id, scope=step.args["scope"],
+                                       scope_id=_scope_id(org, step.args["scope"]))
+        return {"removed": True}
+
+    def same_replay(self, first: Result, second: Result) -> bool:
+        """A repeated removal finds nothing to remove."""
+        return second == {"error": "not_found"}
+
+
+def _scope_id(org: OrgHandle, scope: str) -> uuid.UUID:
+    return org.project_id if scope == "project" else org.token_id
+
+
 class Advance(Operation):
     """Time passes: minutes, hours, or a day and more (grants and holds expire, days and months turn)."""
 
@@ -412,7 +488,8 @@ class Cycle(Operation):
 
 
 REGISTRY: dict[str, Operation] = {op.name: op for op in (
-    TopUp(), Usage(), Refund(), Grant(), PlaceHold(), SettleHold(), ReleaseHold(), SetOverrun(), Advance(), Cycle())}
+    TopUp(), Usage(), Refund(), Grant(), PlaceHold(), SettleHold(), ReleaseHold(), SetOverrun(), SetBudget(),
+    RemoveBudget(), Advance(), Cycle())}
 """Every operation by name: add an operation here and the state machine and the soak run it."""
 NO_DUPLICATE = frozenset({"advance"})
 
@@ -493,6 +570,14 @@ def check_books(ctx: BillingContext, orgs: Iterable[OrgHandle], model: Model, *,
                 assert spent.month + wallet.held_micros < limits.monthly_cap_micros + MAX_CALL_MICROS, wallet
             active = uow.holds.active(org.id)
             assert wallet.held_micros == sum(h.amount_micros for h in active)
+            for budget in uow.budgets.list(org.id):
+                # Nested caps: what the scope spent plus what its holds reserve stays under each cap
+                # but for the one call that crossed it (reconcile proves held is its holds' sum).
+                used = counters_at(budget, now)
+                if budget.daily_micros is not None:
+                    assert used.today + budget.held_micros < budget.daily_micros + MAX_CALL_MICROS, budget
+                if budget.monthly_micros is not None:
+                    assert used.month + budget.held_micros < budget.monthly_micros + MAX_CALL_MICROS, budget
             if model.last_cycle_at is not None:
                 late = [h for h in active if h.expires_at <= model.last_cycle_at]
                 assert not late, f"org {org.index}: holds active past their expiry after a worker cycle: {late}"
