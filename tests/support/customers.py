@@ -35,6 +35,16 @@ def sign_up(ctx: BillingContext, *, name: str = "Acme", owner: str = "ada", owne
     return customer
 
 
+def subscribe_plan(ctx: BillingContext, customer: Customer, plan: str = "pro") -> None:
+    """Subscribe ``customer`` to ``plan`` through a checkout the provider completes (its trial credits
+    and credit line come with it)."""
+    session = services.checkout.start_checkout(ctx, customer.owner, organization_id=customer.organization_id,
+                                               plan=plan, return_url="https://app.test/billing")
+    assert session.provider_session_id is not None
+    services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
+                                        provider_subscription_id=f"sub_{customer.organization_id.hex}")
+
+
 BERLIN = InvoiceAddress(company_name="Acme GmbH", address_1="Torstraße 1", city="Berlin", postal_code="10119",
                         country="DE")
 """A German buyer's invoice address: what a legal invoice (an EN 16931 e-invoice) needs of the buyer."""

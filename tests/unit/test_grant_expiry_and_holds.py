@@ -13,11 +13,12 @@ import pytest
 
 from adapters.fakes import in_memory_billing
 from adapters.fakes.bundle import InMemoryBilling
-from billing_core import Permission, services
+from billing_core import services
 from billing_core.grants import GrantSource, expiry_key, grant_id_for
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.services.background import run_cycle
 from billing_core.services.grants import GrantView
+from tests.support.customers import sign_up
 
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 PRICE = 40_000  # compute, per vCPU-hour
@@ -28,17 +29,8 @@ class Org:
     """An organization with no plan (so no credit line), subscribed to compute."""
 
     def __init__(self, billing: InMemoryBilling) -> None:
-        ctx = billing.ctx
-        org = services.organizations.create_organization(ctx, name="Acme", owner_user_id="ada",
-                                                         owner_email="ada@acme.test")
-        _, owner_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
-        self.owner = services.organizations.authenticate(ctx, owner_secret)
-        services.product_subscriptions.subscribe_product(ctx, self.owner, organization_id=org.id, product="compute",
-                                                         project_id=None)
-        _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
-                                                       scopes=frozenset({Permission.USAGE_WRITE}))
-        self.platform = services.organizations.authenticate(ctx, secret)
-        self.id = org.id
+        customer = sign_up(billing.ctx, owner_email="ada@acme.test")
+        self.owner, self.platform, self.id = customer.owner, customer.platform, customer.organization_id
         self.billing = billing
 
     def promo(self, amount: int, key: str, expires_in: timedelta) -> uuid.UUID:

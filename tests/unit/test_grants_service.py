@@ -13,13 +13,13 @@ import pytest
 from adapters.fakes import in_memory_billing
 from adapters.fakes.bundle import InMemoryBilling
 from adapters.testing.builders import top_up
-from billing_core import Permission, services
+from billing_core import services
 from billing_core.errors import InvalidInput
 from billing_core.grants import GrantSource, expiry_key, grant_id_for
 from billing_core.ledger import Account, EntryKind
-from billing_core.permissions import Actor
 from billing_core.services.background import run_cycle
 from billing_core.services.grants import GrantDraw, GrantView, draws_for, expire_grants
+from tests.support.customers import sign_up, subscribe_plan
 
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 PRICE = 40_000  # compute, per vCPU-hour
@@ -28,22 +28,9 @@ DOLLAR = 1_000_000
 
 class Org:
     def __init__(self, billing: InMemoryBilling) -> None:
-        ctx = billing.ctx
-        org = services.organizations.create_organization(ctx, name="Acme", owner_user_id="ada",
-                                                         owner_email="ada@acme.test")
-        _, owner_secret = services.organizations.issue_token(ctx, organization_id=org.id, name="ada", user_id="ada")
-        self.owner = services.organizations.authenticate(ctx, owner_secret)
-        session = services.checkout.start_checkout(ctx, self.owner, organization_id=org.id, plan="pro",
-                                                   return_url="https://app.test/billing")
-        assert session.provider_session_id is not None
-        services.checkout.complete_checkout(ctx, provider_session_id=session.provider_session_id,
-                                            provider_subscription_id=f"sub_{org.id.hex}")
-        services.product_subscriptions.subscribe_product(ctx, self.owner, organization_id=org.id, product="compute",
-                                                         project_id=None)
-        _, secret = services.organizations.issue_token(ctx, organization_id=org.id, name="platform",
-                                                       scopes=frozenset({Permission.USAGE_WRITE}))
-        self.platform: Actor = services.organizations.authenticate(ctx, secret)
-        self.id = org.id
+        customer = sign_up(billing.ctx, owner_email="ada@acme.test")
+        subscribe_plan(billing.ctx, customer)
+        self.owner, self.platform, self.id = customer.owner, customer.platform, customer.organization_id
         self.billing = billing
         # The checkout's trial credits (source trial, expiring at the trial's end) are spent first
         # here, so the tests start from the paid and promotional credit they add.
