@@ -169,6 +169,11 @@ class Model(msgspec.Struct, kw_only=True):
     def active_holds(self, org: int) -> list[str]:
         return sorted(k for k, h in self.holds.items() if h.org == org and h.status == HoldStatus.ACTIVE.value)
 
+    def orgs_holding(self) -> list[int]:
+        """The organizations with a hold active and not yet past its expiry."""
+        return sorted({h.org for h in self.holds.values()
+                       if h.status == HoldStatus.ACTIVE.value and h.expires_at > self.now})
+
 
 @dataclass
 class World:
@@ -205,6 +210,10 @@ class Operation:
     name: ClassVar[str]
     weight: ClassVar[float]
     errors: ClassVar[frozenset[str]] = frozenset()
+
+    def pick_org(self, model: Model, rng: random.Random) -> int:
+        """The organization the step acts on: any, unless the operation needs something of it."""
+        return rng.randrange(model.orgs)
 
     def make(self, model: Model, rng: random.Random, org: int) -> dict[str, Any] | None:
         """The step's arguments, or None when the operation does not apply now (nothing to settle)."""
@@ -330,9 +339,17 @@ class PlaceHold(Operation):
             model.count("holds_denied")
 
 
+def _org_holding(model: Model, rng: random.Random) -> int:
+    """Mostly an organization with a live hold: among many organizations a random one's holds have
+    usually expired, and settles and releases would be rare."""
+    holding = model.orgs_holding()
+    return rng.choice(holding) if holding and rng.random() < 0.8 else rng.randrange(model.orgs)
+
+
 class SettleHold(Operation):
     name, weight = "settle_hold", 0.12
     errors = frozenset({"hold_expired", "hold_released", "settle_exceeds_hold"})
+    pick_org = staticmethod(_org_holding)
 
     def make(self, model: Model, rng: random.Random, org: int) -> dict[str, Any] | None:
         active = model.active_holds(org)
@@ -366,6 +383,7 @@ class SettleHold(Operation):
 class ReleaseHold(Operation):
     name, weight = "release_hold", 0.05
     errors = frozenset({"hold_settled"})
+    pick_org = staticmethod(_org_holding)
 
     def make(self, model: Model, rng: random.Random, org: int) -> dict[str, Any] | None:
         active = model.active_holds(org)
@@ -500,7 +518,7 @@ def make_step(model: Model, rng: random.Random, *, op: str | None = None, dup_ra
     if op is None:
         ops = list(REGISTRY.values())
         op = rng.choices([o.name for o in ops], weights=[o.weight for o in ops])[0]
-    org = rng.randrange(model.orgs)
+    org = REGISTRY[op].pick_org(model, rng)
     args = REGISTRY[op].make(model, rng, org)
     model.n += 1
     if args is None:
