@@ -128,7 +128,7 @@ def test_member_sees_disabled_buttons_with_the_seed_messages_and_the_server_refu
 
     open_page(page, console_server, "/billing/spend-management")
     expect(page.get_by_role("button", name="Save Changes")).to_be_disabled()
-    expect(page.locator("#update-reason")).to_have_text("Your role can view billing but not change it")
+    expect(page.locator("#update-reason")).to_have_text("Only the primary owner can manage spend management")
 
     # The server refuses anyway: the member's own token, straight at the API.
     status = page.evaluate(

@@ -1,5 +1,5 @@
 import { api, orgPath } from "../api.js";
-import { UPDATE_BILLING, can, reason } from "../permissions.js";
+import { MANAGE_SPEND_MANAGEMENT, can, reason } from "../permissions.js";
 import { $, busy, dollarsToMicros, gate, microsToInput, notify, shown } from "../ui.js";
 
 function fill(spend) {
@@ -24,9 +24,9 @@ function amount(input, label) {
 export async function render() {
   let current = await api(orgPath("/spend_management"));
   fill(current);
-  const allowed = can(UPDATE_BILLING);
+  const allowed = can(MANAGE_SPEND_MANAGEMENT);
   const save = $("#spend-save");
-  gate(save, allowed, reason(UPDATE_BILLING));
+  gate(save, allowed, reason(MANAGE_SPEND_MANAGEMENT));
   for (const input of document.querySelectorAll("#spend-form input")) input.disabled = !allowed;
   const form = $("#spend-form");
   form.addEventListener("submit", async (event) => {
