@@ -93,6 +93,9 @@ class BudgetUsage(msgspec.Struct, frozen=True, kw_only=True):
     spent_today_micros: int
     spent_month_micros: int
     held_micros: int
+    reached: BudgetBreach | None = None
+    """The cap that spent + held already reaches now (the day's before the month's), by
+    :func:`breach_of`: calls in the scope are denied until ``retry_at``. None while both are open."""
 
 
 def next_utc_midnight(now: datetime) -> datetime:
@@ -209,4 +212,4 @@ def with_limits(existing: ScopedBudget | None, *, organization_id: uuid.UUID, sc
 def usage_of(budget: ScopedBudget, now: datetime) -> BudgetUsage:
     counters = counters_at(budget, now)
     return BudgetUsage(budget=budget, spent_today_micros=counters.today, spent_month_micros=counters.month,
-                       held_micros=budget.held_micros)
+                       held_micros=budget.held_micros, reached=reached(budget, now))

@@ -26,9 +26,14 @@ def test_budget_routes_permissions_and_the_402_body(api: Api, world: World) -> N
     assert bad_limit.status_code == 422 and bad_limit.json()["code"] == "invalid_budget_limit"
     assert bad_limit.headers["content-type"].startswith("application/problem+json")
 
+    # The world's hold was placed with this token: a new budget would count it as held (ADR 0017, 8).
+    # Release it, so that this budget counts only the events below.
+    assert api.client.delete(f"/organizations/{org}/usage/holds/{world.extra['hold']}",
+                             headers=service).status_code == 200
     made = api.client.put(f"{base}/token/{token_id}", headers=owner, json={"daily_micros": 2 * PRICE})
     assert made.status_code == 201, made.text
     assert made.json()["daily_micros"] == 2 * PRICE and made.json()["monthly_micros"] is None
+    assert made.json()["reached"] is None, "a new budget is open"
     assert api.client.put(f"{base}/token/{token_id}", headers=owner,
                           json={"daily_micros": 2 * PRICE}).status_code == 200
 
@@ -46,6 +51,8 @@ def test_budget_routes_permissions_and_the_402_body(api: Api, world: World) -> N
     assert problem["budget"]["retry_at"] == problem["retry_at"]
     listed = api.client.get(base, headers=owner).json()["items"]
     assert [(b["scope"], b["spent_today_micros"]) for b in listed if b["scope"] == "token"] == [("token", 3 * PRICE)]
+    reached = next(b["reached"] for b in listed if b["scope"] == "token")
+    assert reached == problem["budget"], "the list names the reached cap as the 402 did"
     one = api.client.get(f"{base}/token/{token_id}", headers=world.headers("member"))
     assert one.status_code == 200 and one.json()["spent_today_micros"] == 3 * PRICE
 

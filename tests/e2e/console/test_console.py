@@ -128,7 +128,7 @@ def test_member_sees_disabled_buttons_with_the_seed_messages_and_the_server_refu
 
     open_page(page, console_server, "/billing/spend-management")
     expect(page.get_by_role("button", name="Save Changes")).to_be_disabled()
-    expect(page.locator("#update-reason")).to_have_text("Your role can view billing but not change it")
+    expect(page.locator("#update-reason")).to_have_text("Only the primary owner can manage spend management")
 
     # The server refuses anyway: the member's own token, straight at the API.
     status = page.evaluate(
@@ -414,12 +414,26 @@ def test_screenshots_of_every_page(page: Page, console_server: ConsoleServer) ->
     with contextlib.suppress(DuplicateTaxRegistration):
         services.settings.add_tax_registration(ctx, owner, organization_id=uuid.UUID(console_server.organization_id),
                                                country="DE", value="DE123456789", description="European VAT number")
-    open_page(page, console_server, "/")
-    page.screenshot(path=SCREENSHOTS / "sign-in.png", full_page=True)
-    sign_in(page, console_server, "primary-owner")
-    for item in PAGES[1:]:
-        open_page(page, console_server, item.path)
-        page.screenshot(path=SCREENSHOTS / f"{item.slug}.png", full_page=True)
+    # A project budget and an API key budget (ADR 0017) for the spend-management page's table; removed
+    # afterwards, so that the session's other tests report usage under the organization's budgets only.
+    org = uuid.UUID(console_server.organization_id)
+    ada = services.organizations.authenticate(ctx, console_server.tokens["primary-owner"])
+    service = services.organizations.authenticate(ctx, console_server.tokens["service"])
+    assert service.token_id is not None
+    budgets = (("project", DEMO_PROJECTS[0], 25_000_000, 400_000_000), ("token", service.token_id, None, 150_000_000))
+    for scope, scope_id, daily, monthly in budgets:
+        services.budgets.put_budget(ctx, ada, organization_id=org, scope=scope, scope_id=scope_id,
+                                    daily_micros=daily, monthly_micros=monthly)
+    try:
+        open_page(page, console_server, "/")
+        page.screenshot(path=SCREENSHOTS / "sign-in.png", full_page=True)
+        sign_in(page, console_server, "primary-owner")
+        for item in PAGES[1:]:
+            open_page(page, console_server, item.path)
+            page.screenshot(path=SCREENSHOTS / f"{item.slug}.png", full_page=True)
+    finally:
+        for scope, scope_id, _, _ in budgets:
+            services.budgets.remove_budget(ctx, ada, organization_id=org, scope=scope, scope_id=scope_id)
 
 
 def test_invoice_history_links_each_hosted_invoice_and_every_pdf(page: Page, console_server: ConsoleServer) -> None:

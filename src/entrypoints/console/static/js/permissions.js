@@ -8,11 +8,13 @@ export const REQUEST_REFUND = "request_refund";
 export const MANAGE_LOW_BALANCE_ALERTS = "manage_low_balance_alerts";
 export const ACCESS_BILLING_PORTAL = "access_billing_portal";
 export const SUBSCRIBE_TO_PLAN = "subscribe_to_plan";
+export const MANAGE_SPEND_MANAGEMENT = "manage_spend_management";
 
 // The seed's matrix and the API's role presets (billing:update for owners).
 const ROLE_ACTIONS = {
   "primary-owner": [
     UPDATE_BILLING, ADD_CREDITS, REQUEST_REFUND, MANAGE_LOW_BALANCE_ALERTS, ACCESS_BILLING_PORTAL, SUBSCRIBE_TO_PLAN,
+    MANAGE_SPEND_MANAGEMENT,
   ],
   owner: [UPDATE_BILLING, ADD_CREDITS, REQUEST_REFUND],
   member: [],
@@ -25,6 +27,7 @@ const REASONS = {
   [MANAGE_LOW_BALANCE_ALERTS]: "Only the primary owner can manage low-balance alerts",
   [ACCESS_BILLING_PORTAL]: "Only the primary owner can access the billing portal",
   [SUBSCRIBE_TO_PLAN]: "Only the primary owner can subscribe to a plan",
+  [MANAGE_SPEND_MANAGEMENT]: "Only the primary owner can manage spend management",
 };
 
 export function can(action) {
