@@ -100,11 +100,7 @@ def billing_error_response(exc: BillingError) -> Response[bytes]:
     if retry_at is not None:
         headers["Retry-After"] = retry_at.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
     breach = exc.budget if isinstance(exc, SpendDenied) else None
-    budget = None
-    if isinstance(breach, BudgetBreach):
-        budget = BudgetProblem(scope=breach.scope.value, scope_id=breach.scope_id, period=breach.period.value,
-                               limit_micros=breach.limit_micros, spent_micros=breach.spent_micros,
-                               held_micros=breach.held_micros, retry_at=breach.retry_at)
+    budget = BudgetProblem.of(breach) if isinstance(breach, BudgetBreach) else None
     return problem(status, exc.code, exc.message, field=exc.field, reason=reason, retry_at=retry_at,
                    headers=headers or None, budget=budget)
 

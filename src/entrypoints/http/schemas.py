@@ -13,6 +13,7 @@ from typing import Annotated, Generic, TypeVar
 
 import msgspec
 
+from billing_core.budgets import BudgetBreach
 from billing_core.checkout import CheckoutStatus, PlanAction
 from billing_core.credit_packs import PackState
 from billing_core.feed import EntryTone
@@ -83,6 +84,12 @@ class BudgetProblem(msgspec.Struct):
     spent_micros: int
     held_micros: int
     retry_at: datetime
+
+    @classmethod
+    def of(cls, breach: BudgetBreach) -> BudgetProblem:
+        return cls(scope=breach.scope.value, scope_id=breach.scope_id, period=breach.period.value,
+                   limit_micros=breach.limit_micros, spent_micros=breach.spent_micros,
+                   held_micros=breach.held_micros, retry_at=breach.retry_at)
 
 
 class FieldError(msgspec.Struct, omit_defaults=True):

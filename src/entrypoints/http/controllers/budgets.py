@@ -40,10 +40,8 @@ class BudgetListOut(msgspec.Struct):
 
 
 def _out(usage: BudgetUsage) -> BudgetOut:
-    b, r = usage.budget, usage.reached
-    reached = None if r is None else s.BudgetProblem(
-        scope=r.scope.value, scope_id=r.scope_id, period=r.period.value, limit_micros=r.limit_micros,
-        spent_micros=r.spent_micros, held_micros=r.held_micros, retry_at=r.retry_at)
+    b = usage.budget
+    reached = None if usage.reached is None else s.BudgetProblem.of(usage.reached)
     return BudgetOut(scope=b.scope.value, scope_id=b.scope_id, daily_micros=b.daily_micros,
                      monthly_micros=b.monthly_micros, spent_today_micros=usage.spent_today_micros,
                      spent_month_micros=usage.spent_month_micros, held_micros=usage.held_micros, reached=reached)
