@@ -143,6 +143,34 @@ def test_member_sees_disabled_buttons_with_the_seed_messages_and_the_server_refu
     assert status == 403
 
 
+def test_an_owner_sees_enabled_exactly_what_the_api_accepts(page: Page, console_server: ConsoleServer) -> None:
+    # Owners keep billing:update (payment methods, invoice details) but adding credits and
+    # auto-recharge are purchases, the primary owner's: the console follows the API's own matrix.
+    sign_in(page, console_server, "owner", then="/billing/add-credits")
+    expect(page.locator("#add-submit")).to_be_disabled()
+    expect(page.locator("#update-reason")).to_have_text("Only the primary owner can add usage credits")
+    open_page(page, console_server, "/billing/auto-recharge")
+    expect(page.locator("#recharge-save")).to_be_disabled()
+    expect(page.locator("#update-reason")).to_have_text("Only the primary owner can manage auto-recharge")
+    open_page(page, console_server, "/billing/invoice-address")
+    expect(page.locator("#address-save")).to_be_enabled()
+
+    answers = page.evaluate(
+        """async (org) => {
+            const session = JSON.parse(sessionStorage.getItem("billing-console.session"));
+            const post = (path, body) => fetch(`/organizations/${org}${path}`, {
+                method: "POST", headers: {Authorization: `Bearer ${session.token}`,
+                                         "Content-Type": "application/json"},
+                body: JSON.stringify(body)}).then((r) => r.status);
+            return {credits: await post("/credits", {amount_micros: 10000000}),
+                    stored: session.actions};
+        }""", console_server.organization_id)
+    assert answers["credits"] == 403, "the API refuses what the console disabled"
+    assert answers["stored"]["add_credits"] == {"allowed": False,
+                                                "message": "Only the primary owner can add usage credits"}
+    assert answers["stored"]["update_billing"]["allowed"] is True
+
+
 def test_spend_management_is_saved_and_reloaded(page: Page, console_server: ConsoleServer) -> None:
     sign_in(page, console_server, "primary-owner", then="/billing/spend-management")
     toggle = page.get_by_role("switch", name="Spend Management")

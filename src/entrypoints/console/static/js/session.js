@@ -11,7 +11,8 @@ function read(key, fallback) {
   }
 }
 
-/** The current session: {token, organizationId, role} or null. */
+/** The current session: {token, organizationId, role, actions} or null (actions: what `GET /me`
+ * said this token may do, by action key). */
 export function currentSession() {
   const value = read(CURRENT, null);
   return value && typeof value.token === "string" && typeof value.organizationId === "string" ? value : null;

@@ -1,5 +1,5 @@
 import { api, orgPath } from "../api.js";
-import { UPDATE_BILLING, can, reason } from "../permissions.js";
+import { MANAGE_AUTO_RECHARGE, can, reason } from "../permissions.js";
 import { $, busy, gate, notify, shown } from "../ui.js";
 
 function show(recharge) {
@@ -14,9 +14,9 @@ function show(recharge) {
 export async function render() {
   let recharge = await api(orgPath("/auto_recharge"));
   show(recharge);
-  const allowed = can(UPDATE_BILLING);
+  const allowed = can(MANAGE_AUTO_RECHARGE);
   const save = $("#recharge-save");
-  gate(save, allowed, reason(UPDATE_BILLING));
+  gate(save, allowed, reason(MANAGE_AUTO_RECHARGE));
   $("#recharge-enabled").disabled = !allowed;
   const form = $("#auto-recharge-form");
   form.addEventListener("submit", async (event) => {

@@ -1,4 +1,5 @@
 import { api } from "../api.js";
+import { actionsOf } from "../permissions.js";
 import { currentSession, forgetSession, rememberedSessions, startSession } from "../session.js";
 import { $, busy, h, mount, showError } from "../ui.js";
 
@@ -18,6 +19,7 @@ async function check(candidate) {
   }
   candidate.organizationId = me.organization_id;
   candidate.role = me.role || "service";
+  candidate.actions = actionsOf(me);
   await api(`/organizations/${encodeURIComponent(candidate.organizationId)}/billing/overview`,
     { token: candidate.token });
   if (me.role) await api("/me/claim_guest_checkouts", { method: "POST", token: candidate.token });
