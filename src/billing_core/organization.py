@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 import msgspec
 
@@ -52,6 +53,42 @@ class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
         if self.revoked_at is not None and self.revoked_at <= now:
             return False
         return self.expires_at is None or now < self.expires_at
+
+
+class TokenStatus(StrEnum):
+    """Whether a token authenticates now: revoked wins over expired, as in :meth:`ApiToken.usable_at`."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+def token_status(token: ApiToken, now: datetime) -> TokenStatus:
+    if token.revoked_at is not None and token.revoked_at <= now:
+        return TokenStatus.REVOKED
+    if token.expires_at is not None and now >= token.expires_at:
+        return TokenStatus.EXPIRED
+    return TokenStatus.ACTIVE
+
+
+class TokenSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What may be shown of an API token: everything but its secret's hash, with its status at a time."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    created_at: datetime
+    user_id: str | None
+    scopes: frozenset[Permission]
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    status: TokenStatus
+
+    @classmethod
+    def of(cls, token: ApiToken, now: datetime) -> TokenSummary:
+        return cls(id=token.id, organization_id=token.organization_id, name=token.name, created_at=token.created_at,
+                   user_id=token.user_id, scopes=token.scopes, expires_at=token.expires_at,
+                   revoked_at=token.revoked_at, status=token_status(token, now))
 
 
 class Credential(msgspec.Struct, frozen=True, kw_only=True):

@@ -126,6 +126,13 @@ class OrganizationRepository(Protocol):
         """Persist revocation."""
         ...
 
+    def list_tokens(self, organization_id: uuid.UUID, *, limit: int = 50,
+                    cursor: str | None = None) -> Page[ApiToken]:
+        """The organization's API tokens (revoked and expired ones too; never another organization's),
+        ordered by created_at then id, ``limit`` (at least 1) at a time. A cursor that is not one this
+        method returned is ``InvalidInput``. Reads only."""
+        ...
+
 
 class TokenReader(Protocol):
     """Authentication's read of a token, outside any unit of work (one statement, no transaction).

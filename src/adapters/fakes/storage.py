@@ -230,6 +230,12 @@ class InMemoryOrganizationRepository(_Repo):
             raise NotFound("token", token.id)
         self.j.set(self.s.tokens, token.token_hash, token)
 
+    def list_tokens(self, organization_id: uuid.UUID, *, limit: int = 50,
+                    cursor: str | None = None) -> Page[ApiToken]:
+        rows = sorted((t for t in self.s.tokens.values() if t.organization_id == organization_id),
+                      key=lambda t: (t.created_at, str(t.id)))
+        return _page(rows, limit, cursor)
+
 
 class InMemoryWalletRepository(_Repo):
     def create(self, wallet: WalletAccount) -> None:

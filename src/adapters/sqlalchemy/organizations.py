@@ -11,6 +11,7 @@ from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import api_tokens, memberships, organizations
 from billing_core.errors import Duplicate, NotFound
 from billing_core.organization import ApiToken, Membership, Organization
+from billing_core.ports import Page
 
 
 class SqlAlchemyOrganizationRepository(SqlAlchemyRepository):
@@ -88,3 +89,9 @@ class SqlAlchemyOrganizationRepository(SqlAlchemyRepository):
                                    .values(values))
         if result.rowcount == 0:
             raise NotFound("token", token.id)
+
+    def list_tokens(self, organization_id: uuid.UUID, *, limit: int = 50,
+                    cursor: str | None = None) -> Page[ApiToken]:
+        query = (select(api_tokens).where(api_tokens.c.organization_id == organization_id)
+                 .order_by(api_tokens.c.created_at, api_tokens.c.id))
+        return self._page(query, rows.token_from_row, limit, cursor)

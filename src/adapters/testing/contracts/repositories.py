@@ -140,6 +140,38 @@ class OrganizationRepositoryContract:
             with pytest.raises(NotFound):
                 uow.organizations.save_token(msgspec.structs.replace(token, token_hash="unknown"))
 
+    def test_list_tokens_oldest_first_paged_and_scoped(self, storage: StorageBackend) -> None:
+        """created_at then id (two tokens share a created_at), revoked and expired ones included,
+        another organization's never, with the other lists' cursor rules."""
+        org, other = new_org(storage), new_org(storage)
+        stamps = (NOW + timedelta(hours=2), NOW, NOW + timedelta(hours=1), NOW, NOW + timedelta(days=1))
+        tokens = [ApiToken(id=uuid.uuid4(), organization_id=org.id, token_hash=f"{n:064x}", name=f"t{n}",
+                           created_at=at, user_id="u1" if n % 2 else None,
+                           scopes=frozenset() if n % 2 else frozenset({Permission.USAGE_WRITE}),
+                           expires_at=NOW if n == 2 else None, revoked_at=NOW if n == 3 else None)
+                  for n, at in enumerate(stamps)]
+        with storage.uow() as uow:
+            for token in tokens:
+                uow.organizations.add_token(token)
+            uow.organizations.add_token(ApiToken(id=uuid.uuid4(), organization_id=other.id, token_hash="o" * 64,
+                                                 name="theirs", created_at=NOW - timedelta(days=1),
+                                                 scopes=frozenset({Permission.USAGE_WRITE})))
+            uow.commit()
+        ordered = sorted(tokens, key=lambda t: (t.created_at, str(t.id)))
+        with storage.uow() as uow:
+            assert uow.organizations.list_tokens(org.id).items == ordered
+            page = uow.organizations.list_tokens(org.id, limit=3)
+            assert page.items == ordered[:3] and page.next_cursor is not None
+            rest = uow.organizations.list_tokens(org.id, limit=3, cursor=page.next_cursor)
+            assert rest.items == ordered[3:] and rest.next_cursor is None
+            exact = uow.organizations.list_tokens(org.id, limit=5)
+            assert exact.items == ordered and exact.next_cursor is None
+            assert uow.organizations.list_tokens(uuid.uuid4()).items == []
+            with pytest.raises(InvalidInput):
+                uow.organizations.list_tokens(org.id, cursor="x")
+            with pytest.raises(InvalidInput):
+                uow.organizations.list_tokens(org.id, limit=0)
+
 
 class PlanSubscriptionRepositoryContract:
     def test_add_get_current_by_provider(self, storage: StorageBackend) -> None:
