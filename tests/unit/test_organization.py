@@ -6,7 +6,15 @@ import hashlib
 import uuid
 from datetime import timedelta
 
-from billing_core.organization import ApiToken, Organization, hash_token, new_token_secret
+from billing_core.organization import (
+    ApiToken,
+    Organization,
+    TokenStatus,
+    TokenSummary,
+    hash_token,
+    new_token_secret,
+    token_status,
+)
 from billing_core.permissions import Permission
 from tests.unit.domain_builders import NOW, ORG
 
@@ -42,6 +50,17 @@ def test_revoked_from_the_revocation_on() -> None:
     assert token.usable_at(NOW - timedelta(seconds=1))
     assert not token.usable_at(NOW)
     assert not token.usable_at(NOW + timedelta(days=1))
+
+
+def test_status_agrees_with_usable_at_and_revoked_wins_over_expired() -> None:
+    token = api_token(expires_at=NOW + timedelta(hours=1), revoked_at=NOW + timedelta(hours=2))
+    for at, status in ((NOW, TokenStatus.ACTIVE), (NOW + timedelta(hours=1), TokenStatus.EXPIRED),
+                       (NOW + timedelta(hours=2), TokenStatus.REVOKED)):
+        assert token_status(token, at) == status
+        assert token.usable_at(at) == (status == TokenStatus.ACTIVE)
+    summary = TokenSummary.of(token, NOW)
+    assert (summary.id, summary.name, summary.scopes, summary.status) == (token.id, "ci", token.scopes,
+                                                                          TokenStatus.ACTIVE)
 
 
 def test_organization_defaults() -> None:

@@ -10,8 +10,16 @@ import msgspec
 
 from billing_core.billing_settings import BillingSettings, check_email, check_text
 from billing_core.errors import InvalidInput, Unauthenticated
-from billing_core.organization import ApiToken, Membership, Organization, hash_token, new_token_secret
+from billing_core.organization import (
+    ApiToken,
+    Membership,
+    Organization,
+    TokenSummary,
+    hash_token,
+    new_token_secret,
+)
 from billing_core.permissions import Action, Actor, Permission, Role, require
+from billing_core.ports import Page
 from billing_core.services.context import BillingContext
 from billing_core.spend_guard import limits_for
 from billing_core.wallet import WalletAccount
@@ -68,6 +76,20 @@ def issue_token(ctx: BillingContext, *, organization_id: uuid.UUID, name: str, u
         uow.organizations.add_token(token)
         uow.commit()
     return token, secret
+
+
+def list_tokens(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, limit: int = 50,
+                cursor: str | None = None) -> Page[TokenSummary]:
+    """The organization's API tokens, oldest first, revoked and expired ones too, each with its status
+    now and never its secret's hash: what the console names token budgets by. Reading them is
+    reading billing, as the budgets are."""
+    require(actor, Action.VIEW_BILLING, organization_id)
+    if type(limit) is not int or not 1 <= limit <= 200:
+        raise InvalidInput("limit", "limit must be between 1 and 200")
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        page = uow.organizations.list_tokens(organization_id, limit=limit, cursor=cursor)
+    return Page(items=[TokenSummary.of(token, now) for token in page.items], next_cursor=page.next_cursor)
 
 
 def revoke_token(ctx: BillingContext, *, secret: str) -> None:
