@@ -143,6 +143,8 @@ ROUTES = [
     Route("GET", "/me", ANY_TOKEN, own_org_route=True),
     Route("POST", "/me/claim_guest_checkouts", ANY_TOKEN, own_org_route=True),
     Route("GET", ORG + "/webhook_secret", PRIMARY),
+    # the organization's API tokens (what token budgets are named by): reading billing
+    Route("GET", ORG + "/api_tokens", READ),
     Route("POST", ORG + "/webhook_secret/rotate", PRIMARY),
 ]
 

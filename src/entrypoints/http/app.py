@@ -20,6 +20,7 @@ from billing_core.services.usage_group import UsageGroupCommit
 from entrypoints.container import Container, Settings
 from entrypoints.http.bodies import BodyRequest
 from entrypoints.http.controllers.account import AccountController, guest_checkout
+from entrypoints.http.controllers.api_tokens import ApiTokensController
 from entrypoints.http.controllers.billing import BillingController
 from entrypoints.http.controllers.budgets import BudgetsController
 from entrypoints.http.controllers.credits import CreditsController
@@ -72,7 +73,7 @@ def api_router(*, offline_payments: bool) -> Router:
         UsageReportController, ProductSubscriptionController, InvoiceController, LegalInvoiceController,
         PaymentsDueController, PaymentMethodController, BillingController, PlansController, CreditsController,
         RefundsController, PlatformUsageController, UsageExplainController, HoldsController, HoldSettingsController,
-        GrantsController, BudgetsController,
+        GrantsController, BudgetsController, ApiTokensController,
         AccountController,
     ]
     if offline_payments:

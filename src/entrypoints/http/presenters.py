@@ -19,6 +19,7 @@ from billing_core.errors import NotFound
 from billing_core.feed import FeedEntry
 from billing_core.invoices import Invoice
 from billing_core.money import MICROS_PER_DOLLAR, Money, format_credits, micros_to_cents
+from billing_core.organization import TokenSummary
 from billing_core.payments import Payment, PaymentMethod
 from billing_core.permissions import ACTION_PERMISSION, DENIAL_MESSAGES, Action, Actor, allows
 from billing_core.plan_change import PlanChangePreview
@@ -354,3 +355,13 @@ def usage_explanation(value: UsageExplanation) -> s.UsageExplanationOut:
 
 def _grant_draw(draw: ExplainedGrantDraw) -> s.ExplainedGrantDrawOut:
     return s.ExplainedGrantDrawOut(grant_id=draw.grant_id, source=draw.source.value, amount=credits(draw.amount_micros))
+
+
+# --------------------------------------------------------------------------- API tokens
+
+
+def api_token(token: TokenSummary) -> s.ApiTokenOut:
+    return s.ApiTokenOut(id=token.id, name=token.name, kind="service" if token.user_id is None else "member",
+                         user_id=token.user_id, scopes=sorted(p.value for p in token.scopes),
+                         created_at=token.created_at, expires_at=token.expires_at, revoked_at=token.revoked_at,
+                         status=token.status)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -22,6 +22,7 @@ from billing_core.holds import HoldOverrun, HoldStatus
 from billing_core.invoices import InvoiceStatus
 from billing_core.ledger import EntryKind
 from billing_core.money import Money
+from billing_core.organization import TokenStatus
 from billing_core.payments import PaymentPurpose, PaymentStatus, PaymentType
 from billing_core.plan_subscription import StatusColor, SubscriptionStatus
 from billing_core.refund_policy import RefundDecisionStatus, RefundDenial, RefundStatus
@@ -715,6 +716,24 @@ class MeOut(msgspec.Struct):
     permissions: list[str]
     email: str | None
     actions: list[ActionOut] = msgspec.field(default_factory=list)
+
+
+class ApiTokenOut(msgspec.Struct):
+    """One of the organization's API tokens as anyone who reads billing may see it: never its
+    secret, nor the secret's hash."""
+
+    id: uuid.UUID
+    name: str
+    kind: Literal["member", "service"]
+    """``member``: speaks for ``user_id`` with the member's role; ``service``: holds ``scopes``."""
+    user_id: str | None
+    scopes: list[str]
+    """A service token's permissions, sorted; empty for a member's token."""
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    status: TokenStatus
+    """``active``, ``expired`` (from ``expires_at`` on) or ``revoked`` (from ``revoked_at`` on; wins over expired)."""
 
 
 class ClaimsOut(msgspec.Struct):
