@@ -25,22 +25,19 @@ function amount(input, label) {
 
 // ---------------------------------------------------------------- project and API key budgets (ADR 0017)
 
-const SCOPES = {
-  project: {
-    name: "Project", idLabel: "Project ID",
-    hint: "Pick a project your product subscriptions name, or enter the ID of any project your usage reports.",
-  },
-  token: {
-    name: "API key", idLabel: "API key ID",
-    hint: "The ID of one of the organization's API keys, never its secret. Keys that already have a budget are suggested.",
-  },
-};
+const SCOPES = { project: { name: "Project" }, token: { name: "API key" } };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const budgetState = { items: [], projects: [], editing: null, allowed: false };
+const budgetState = { items: [], projects: [], tokens: new Map(), editing: null, allowed: false };
 
 function budgetLabel(budget) {
   return `${SCOPES[budget.scope] ? SCOPES[budget.scope].name : budget.scope} ${budget.scope_id}`;
+}
+
+/** How the token select names a key: its name and kind (the member it speaks for, or its scopes). */
+function tokenText(token) {
+  const kind = token.kind === "member" ? `member ${token.user_id}` : `service: ${token.scopes.join(", ") || "no scopes"}`;
+  return `${token.name} (${kind})${token.status === "active" ? "" : `, ${token.status}`}`;
 }
 
 function cap(micros) {
@@ -54,6 +51,13 @@ function budgetStatus(budget) {
   const period = reached.period === "day" ? "Daily" : "Monthly";
   return h("span", {}, h("span", { class: "badge red" }, `${period} budget reached`), " ",
     h("span", { class: "hint" }, "until ", timeElement(reached.retry_at)));
+}
+
+/** A project's id; a token's name (from GET …/api_tokens) next to its id. */
+function scopeCell(budget) {
+  const token = budget.scope === "token" ? budgetState.tokens.get(budget.scope_id) : null;
+  const id = h("code", {}, budget.scope_id);
+  return token ? h("td", {}, h("span", { class: "token-name" }, token.name), " ", id) : h("td", {}, id);
 }
 
 function budgetRow(budget) {
@@ -80,7 +84,7 @@ function budgetRow(budget) {
   }));
   return h("tr", { dataset: { scope: budget.scope, scopeId: budget.scope_id } },
     h("td", {}, SCOPES[budget.scope] ? SCOPES[budget.scope].name : budget.scope),
-    h("td", {}, h("code", {}, budget.scope_id)),
+    scopeCell(budget),
     h("td", { class: "num" }, cap(budget.daily_micros)),
     h("td", { class: "num" }, cap(budget.monthly_micros)),
     h("td", { class: "num" }, credits(budget.spent_today_micros)),
@@ -99,14 +103,21 @@ function chosenScope() {
   return checked ? checked.value : "project";
 }
 
-/** The scope's label, hint and suggestions: projects the API names, tokens already budgeted. */
+/** A project is typed or picked from the projects the API names; a token is chosen by name. */
 function showScope() {
-  const scope = chosenScope();
-  $("#budget-scope-id-label").textContent = SCOPES[scope].idLabel;
-  $("#budget-scope-id-hint").textContent = SCOPES[scope].hint;
-  const ids = scope === "project" ? budgetState.projects
-    : budgetState.items.filter((b) => b.scope === "token").map((b) => b.scope_id);
-  $("#budget-scope-options").replaceChildren(...[...new Set(ids)].map((id) => h("option", { value: id })));
+  const token = chosenScope() === "token";
+  $("#budget-project-field").hidden = token;
+  $("#budget-token-field").hidden = !token;
+  $("#budget-scope-options").replaceChildren(...budgetState.projects.map((id) => h("option", { value: id })));
+}
+
+/** The select's options: every key of the organization, oldest first; keep `selected` when set. */
+function fillTokenOptions(selected = "") {
+  const select = $("#budget-token");
+  const options = [...budgetState.tokens.values()].map((t) => h("option", { value: t.id }, tokenText(t)));
+  if (selected && !budgetState.tokens.has(selected)) options.push(h("option", { value: selected }, selected));
+  select.replaceChildren(h("option", { value: "" }, "Choose an API key"), ...options);
+  select.value = selected;
 }
 
 async function loadBudgets() {
@@ -122,9 +133,14 @@ function startEditing(budget) {
     radio.disabled = true;
   }
   showScope();
-  const id = $("#budget-scope-id");
-  id.value = budget.scope_id;
-  id.readOnly = true;
+  if (budget.scope === "token") {
+    fillTokenOptions(budget.scope_id);
+    $("#budget-token").disabled = true;
+  } else {
+    const id = $("#budget-scope-id");
+    id.value = budget.scope_id;
+    id.readOnly = true;
+  }
   $("#budget-daily").value = microsToInput(budget.daily_micros);
   $("#budget-monthly").value = microsToInput(budget.monthly_micros);
   $("#budget-form-title").textContent = `Change the budget of ${budgetLabel(budget)}`;
@@ -138,38 +154,51 @@ function resetBudgetForm() {
   $("#budget-form").reset();
   for (const radio of document.querySelectorAll("#budget-form input[name='scope']")) radio.disabled = !budgetState.allowed;
   $("#budget-scope-id").readOnly = false;
+  fillTokenOptions();
+  $("#budget-token").disabled = !budgetState.allowed;
   $("#budget-form-title").textContent = "Add a budget";
   $("#budget-save").textContent = "Add budget";
   $("#budget-cancel").hidden = true;
   showScope();
 }
 
-function scopeId(input, scope) {
-  const value = input.value.trim().toLowerCase();
-  if (!UUID.test(value)) {
-    input.setAttribute("aria-invalid", "true");
-    input.focus();
-    throw new Error(`${SCOPES[scope].idLabel}: enter an ID such as 00000000-0000-4000-8000-0000000000a1.`);
+function invalid(control, message) {
+  control.setAttribute("aria-invalid", "true");
+  control.focus();
+  throw new Error(message);
+}
+
+/** The id the form names: the one being edited, the chosen key, or a typed project id. */
+function chosenId(scope) {
+  if (budgetState.editing) return budgetState.editing.scope_id;
+  if (scope === "token") {
+    const select = $("#budget-token");
+    return select.value || invalid(select, "API key name: choose one of the organization's API keys.");
   }
-  return value;
+  const input = $("#budget-scope-id");
+  const value = input.value.trim().toLowerCase();
+  return UUID.test(value) ? value
+    : invalid(input, "Project ID: enter an ID such as 00000000-0000-4000-8000-0000000000a1.");
 }
 
 async function renderBudgets() {
   budgetState.allowed = can(MANAGE_SPEND_MANAGEMENT);
-  const subscriptions = await listAll("/subscriptions");
+  const [subscriptions, tokens] = await Promise.all([listAll("/subscriptions"), listAll(orgPath("/api_tokens"))]);
   budgetState.projects = [...new Set(subscriptions.map((s) => s.project_id).filter(Boolean))];
+  budgetState.tokens = new Map(tokens.map((t) => [t.id, t]));
+  fillTokenOptions();
   await loadBudgets();
   const form = $("#budget-form");
   const save = $("#budget-save");
   gate(save, budgetState.allowed, reason(MANAGE_SPEND_MANAGEMENT));
-  for (const input of form.querySelectorAll("input")) input.disabled = !budgetState.allowed;
+  for (const control of form.querySelectorAll("input, select")) control.disabled = !budgetState.allowed;
   for (const radio of form.querySelectorAll("input[name='scope']")) radio.addEventListener("change", showScope);
   $("#budget-cancel").addEventListener("click", resetBudgetForm);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     await busy(save, async () => {
-      const scope = chosenScope();
-      const id = scopeId($("#budget-scope-id"), scope);
+      const scope = budgetState.editing ? budgetState.editing.scope : chosenScope();
+      const id = chosenId(scope);
       const body = {
         daily_micros: amount($("#budget-daily"), "Daily budget"),
         monthly_micros: amount($("#budget-monthly"), "Monthly budget"),
