@@ -50,9 +50,7 @@ class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
     revoked_at: datetime | None = None
 
     def usable_at(self, now: datetime) -> bool:
-        if self.revoked_at is not None and self.revoked_at <= now:
-            return False
-        return self.expires_at is None or now < self.expires_at
+        return token_status(self, now) == TokenStatus.ACTIVE
 
 
 class TokenStatus(StrEnum):
