@@ -76,7 +76,8 @@ class UsageEventsFastPath:
         self.passed_on = 0
         # Its own threads, started on first use: a bare executor hop costs the event loop a fraction
         # of anyio's (capacity limiter, cancel scope, run-vars, a Condition-based queue) per request.
-        self._executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="usage-events")
+        self._threads = max(1, threads)
+        self._executor: ThreadPoolExecutor | None = None
 
     async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:  # Any: an HTTP scope, read as such
         if (scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string")
@@ -96,6 +97,8 @@ class UsageEventsFastPath:
             await self._pass_on(scope, receive, send, received)
             return
         try:
+            if self._executor is None:  # the event loop's thread only: no race
+                self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="usage-events")
             status, headers, content = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._answer, scope, secret, uuid.UUID(match.group(1)), data)
         except _PassOn:
@@ -128,8 +131,11 @@ class UsageEventsFastPath:
         return int(response.status_code or 200), headers, content
 
     def close(self) -> None:
-        """Let the fast path's threads end once idle (at the app's shutdown)."""
-        self._executor.shutdown(wait=False)
+        """Let the fast path's threads end once idle (at the app's shutdown; a later startup of the
+        same app starts new ones)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
 
     async def _pass_on(self, scope: Any, receive: Receive, send: Send, received: list[Any]) -> None:
         """Litestar answers, reading first the messages the fast path already received."""
