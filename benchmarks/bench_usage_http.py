@@ -9,7 +9,8 @@ SQLite (one server process, as ``billing serve`` allows there) always; PostgreSQ
 ``BILLING_BENCH_HTTP_WORKERS`` server processes (default ``1,2``; the bare app gets as many).
 ``BILLING_BENCH_HTTP_CLIENTS`` connections (default ``1,16``, spread over up to 4 client
 processes), ``BILLING_BENCH_USAGE_HTTP_REQUESTS`` per round (1,000), 2 rounds each. Notes carry
-p50 / p99 latencies. ``BILLING_BENCH_SRC`` puts another checkout's ``src`` first on the server's
+p50 / p99 latencies and the 1-minute load average before and after each case's rounds.
+``BILLING_BENCH_SRC`` puts another checkout's ``src`` first on the server's
 ``PYTHONPATH`` (to measure a "before" with the same harness); ``BILLING_BENCH_BEFORE_SRC`` instead
 runs a third server from that ``src`` in the same rounds (interleaved with the other two) and adds
 its throughput and latencies to the notes (``before_ops_s``, ``before_p50_ms``, ...): a before/after
@@ -143,6 +144,7 @@ def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str
             warm = secrets.token_hex(3)
             for _name, port, target, auth in servers:
                 _load(port, target, auth, connections, max(50, connections * 5), f"w{warm}")
+            load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
             times: dict[str, list[float]] = {name: [] for name, *_ in servers}
             latencies: dict[str, list[float]] = {name: [] for name, *_ in servers}
             for _round in range(REPEAT):
@@ -153,7 +155,8 @@ def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str
                     latencies[name] += answer["latencies_ms"]
             notes: dict[str, object] = {"backend": backend, "server_processes": workers, "connections": connections,
                                         "client_processes": min(4, connections), "requests_per_round": REQUESTS,
-                                        "rounds": REPEAT}
+                                        "rounds": REPEAT, "load_avg_1m_before": round(load_before, 2),
+                                        "load_avg_1m_after": round(os.getloadavg()[0], 2)}
             for name, values in latencies.items():
                 notes[f"{name}_p50_ms"] = round(statistics.median(values), 2)
                 notes[f"{name}_p99_ms"] = round(_percentile(values, 0.99), 2)

@@ -323,6 +323,17 @@ def build_engine(settings: Settings) -> Engine:
     return make_engine(settings.database_url, schema=settings.database_schema)
 
 
+def pool_capacity(engine: Engine) -> int | None:
+    """How many connections ``engine``'s pool hands out at once (size plus overflow); None when it
+    does not bound them."""
+    from sqlalchemy.pool import QueuePool
+
+    pool = engine.pool
+    if isinstance(pool, QueuePool):
+        return pool.size() + max(0, pool._max_overflow)
+    return None
+
+
 def build_clock(settings: Settings) -> Clock:
     """The system clock; in tests (``BILLING_TEST_CLOCK_FILE``) the system clock moved by the offset in a file."""
     if settings.test_clock_file is not None:

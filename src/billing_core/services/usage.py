@@ -21,7 +21,7 @@ from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
 from billing_core.money import format_credits
 from billing_core.outbox import OutboxTopic, new_message
 from billing_core.permissions import Action, Actor, require
-from billing_core.ports import DebitRequest, UnitOfWork
+from billing_core.ports import DebitRequest, UnitOfWork, UsageSnapshot
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email, notify
 from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decide, decide_and_apply
@@ -160,6 +160,16 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
     outcomes: list[UsageOutcome] = []
     with ctx.uow() as uow:
         subscribed: dict[tuple[uuid.UUID | None, uuid.UUID], bool] = {}
+        # The first event's read under the wallet lock (one round trip, as report_usage's) answers its
+        # product's subscription check and gives the settings for the notices: two reads fewer.
+        first = priced[0][0]
+        try:
+            snapshot: UsageSnapshot | None = uow.usage.lock_for_event(
+                organization_id, first.event_id, first.project_id, first.product_id, first.occurred_at)
+        except NotFound:
+            snapshot = None  # no wallet: answered below exactly as before (debit_many's NotFound)
+        if snapshot is not None:
+            subscribed[(first.project_id, first.product_id)] = snapshot.subscribed
         for index, (event, _) in enumerate(priced):
             key = (event.project_id, event.product_id)
             if key not in subscribed:
@@ -182,6 +192,7 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
                 denial = outcome.decision
             outcomes.append(_outcome(event, outcome.decision, outcome.wallet, replayed=False))
         _after_debit(ctx, uow, debited[-1].wallet, denial or Decision(allowed=True), now,
+                     None if snapshot is None else snapshot.settings,
                      budgets=_batch_budgets(uow, debited[-1].wallet, [event for event, _ in priced]))
         uow.commit()
     return outcomes

@@ -17,7 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import ControllerRouterHandler
 
 from billing_core.services.usage_group import UsageGroupCommit
-from entrypoints.container import Container, Settings
+from entrypoints.container import Container, Settings, pool_capacity
 from entrypoints.http.bodies import BodyRequest
 from entrypoints.http.controllers.account import AccountController, guest_checkout
 from entrypoints.http.controllers.api_tokens import ApiTokensController
@@ -34,7 +34,7 @@ from entrypoints.http.controllers.refunds import RefundsController
 from entrypoints.http.controllers.subscriptions import ProductSubscriptionController
 from entrypoints.http.controllers.usage import PlatformUsageController, UsageExplainController, UsageReportController
 from entrypoints.http.controllers.webhooks import stripe_webhook
-from entrypoints.http.hot_route import UsageEventsFastPath
+from entrypoints.http.hot_route import DEFAULT_THREADS, UsageEventsFastPath
 from entrypoints.http.middleware import authentication, idempotency
 from entrypoints.http.openapi import ClosedStructSchemaPlugin, declare_middleware
 from entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -135,8 +135,12 @@ def create_app(container: Container | None = None, *, background: bool = False,
     )
     declare_middleware(app)
     if settings.http_fast_path if fast_path is None else fast_path:
-        # Behind Litestar's own entry (which puts the app in the scope), in front of its routing.
-        app.asgi_handler = UsageEventsFastPath(app.asgi_handler, runtime)
+        # Behind Litestar's own entry (which puts the app in the scope), in front of its routing; with
+        # as many threads as the database pool has connections.
+        threads = pool_capacity(box.engine()) if settings.storage == "sqlalchemy" else None
+        fast = UsageEventsFastPath(app.asgi_handler, runtime, threads=threads or DEFAULT_THREADS)
+        app.asgi_handler = fast
+        app.on_shutdown.append(fast.close)
     return app
 
 
