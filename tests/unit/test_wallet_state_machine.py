@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from adapters.fakes import FixedClock, InMemoryStore, InMemoryUnitOfWork
 from adapters.testing.builders import PRODUCT, usage_refund, usage_tx
-from billing_core.holds import Hold, HoldOverrun, HoldStatus, closed
+from billing_core.holds import Hold, HoldOverrun, HoldStatus, Settlement, closed
 from billing_core.holds import settle as settle_hold
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced, transaction, transfer
 from billing_core.spend_guard import DenialReason, decide
@@ -287,10 +287,12 @@ class WalletMachine(RuleBasedStateMachine):
         now = self.clock.now()
         key = self.key("usage:hold")
         before = self.wallet()
+        applied: list[Settlement] = []
         for attempt in range(2):  # a duplicate delivery applies nothing
             with self.uow() as uow:
                 wallet = uow.wallets.lock(ORG)
                 settlement = settle_hold(wallet, hold, actual, rule, now)
+                applied.append(settlement)
                 if settlement.rejected:
                     assert actual > hold.amount_micros and rule == HoldOverrun.REJECT
                     return
@@ -299,7 +301,9 @@ class WalletMachine(RuleBasedStateMachine):
                                               settlement=settlement), now=now, charge=charge)
                 assert done is (attempt == 0)
                 uow.commit()
-        charged = settlement.charge_micros
+        # The first delivery's settlement is what was charged: the duplicate decides against the
+        # wallet the first one left (a cap it now reaches may cap it) and then applies nothing.
+        charged = applied[0].charge_micros
         assert charged <= max(actual, 0) and (charged == actual or rule != HoldOverrun.REJECT)
         if actual <= hold.amount_micros:
             assert charged == actual
