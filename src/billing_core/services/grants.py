@@ -9,7 +9,9 @@ expires grants (:func:`expire_grants`); readers catch up on demand (:func:`list_
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
@@ -67,10 +69,9 @@ def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
                        uncovered_micros=cursor.uncovered_micros,
                        grants={g.id: g for g in uow.grants.open(organization_id)})
     while True:
-        batch = uow.ledger.after(organization_id, state.sequence, limit=BATCH)
-        if not batch:
+        txs = uow.ledger.balance_moves(organization_id, state.sequence, limit=BATCH)
+        if not txs:
             return state
-        txs = [s.transaction for s in batch]
         terms = uow.grants.terms(organization_id, [t.idempotency_key for t in txs if t.balance_delta > 0])
         refunded: dict[str, list[GrantMovement]] = {}
         for t in txs:
@@ -81,7 +82,7 @@ def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
                   if m.grant_id is not None and m.grant_id not in state.grants}
         for grant in uow.grants.get_many(organization_id, sorted(wanted, key=str)):
             state.grants[grant.id] = grant
-        result = allocate(state, [(s.sequence, s.transaction) for s in batch], terms=terms,
+        result = allocate(state, [(t.sequence, t) for t in txs], terms=terms,
                           refunded_draws=refunded)
         after = result.state
         stored = uow.grants.apply(
@@ -97,7 +98,7 @@ def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
 
 def behind(uow: UnitOfWork, organization_id: uuid.UUID) -> bool:
     """Whether the organization's ledger has transactions its grants do not reflect yet (no lock)."""
-    return bool(uow.ledger.after(organization_id, uow.grants.cursor(organization_id).sequence, limit=1))
+    return bool(uow.ledger.balance_moves(organization_id, uow.grants.cursor(organization_id).sequence, limit=1))
 
 
 def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID) -> bool:
@@ -111,11 +112,55 @@ def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID) -> bo
         return True
 
 
-def catch_up_behind(ctx: BillingContext, *, limit: int = 100) -> int:
-    """The worker's sweep: catch up the organizations whose cursor is behind their ledger. How many."""
+class SweepPacer:
+    """When the worker's sweep last caught up each organization (``now``: monotonic seconds), so
+    that it catches up a busy organization at most every ``interval`` seconds
+    (``BILLING_GRANT_CATCH_UP_INTERVAL``, ADR 0016): each catch-up takes the organization's wallet
+    lock, the one its usage debits wait for, and costs a fixed part (lock, cursor, open grants,
+    commit) whatever it allocates. An organization not swept within the interval is caught up at
+    the next cycle it is behind. Readers of grants never wait for the sweep: they catch up
+    themselves. ``interval`` 0 sweeps every organization behind at every cycle."""
+
+    def __init__(self, interval: float, now: Callable[[], float] = time.monotonic) -> None:
+        if interval < 0:
+            raise InvalidInput("interval", "the catch-up interval cannot be negative")
+        self.interval = interval
+        self._now = now
+        self._swept: dict[uuid.UUID, float] = {}
+
+    def due(self, organization_id: uuid.UUID) -> bool:
+        last = self._swept.get(organization_id)
+        return last is None or self._now() - last >= self.interval
+
+    def waiting(self) -> int:
+        """How many organizations the sweep skips now at most (swept within the interval)."""
+        now = self._now()
+        return sum(1 for at in self._swept.values() if now - at < self.interval)
+
+    def swept(self, organization_id: uuid.UUID) -> None:
+        now = self._now()
+        self._swept[organization_id] = now
+        if len(self._swept) > 10_000:  # forget the organizations no longer inside the interval
+            self._swept = {org: at for org, at in self._swept.items() if now - at < self.interval}
+
+
+def catch_up_behind(ctx: BillingContext, *, limit: int = 100, pacer: SweepPacer | None = None) -> int:
+    """The worker's sweep: catch up the organizations whose cursor is behind their ledger, except
+    those ``pacer`` swept less than its interval ago (it asks for as many more organizations as
+    it may skip, so the ones after them are not starved). How many it caught up, at most ``limit``."""
     with ctx.uow() as uow:
-        late = uow.grants.behind(limit)
-    return sum(catch_up_organization(ctx, org) for org in late)
+        late = uow.grants.behind(limit + (pacer.waiting() if pacer is not None else 0))
+    caught_up = 0
+    for org in late:
+        if caught_up == limit:
+            break
+        if pacer is not None and not pacer.due(org):
+            continue
+        if catch_up_organization(ctx, org):
+            caught_up += 1
+            if pacer is not None:
+                pacer.swept(org)
+    return caught_up
 
 
 def expiry_account(grant: Grant) -> Account:
