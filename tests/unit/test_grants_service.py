@@ -17,6 +17,7 @@ from billing_core import services
 from billing_core.errors import InvalidInput
 from billing_core.grants import GrantSource, expiry_key, grant_id_for
 from billing_core.ledger import Account, EntryKind
+from billing_core.services import grants as grants_service
 from billing_core.services.background import run_cycle
 from billing_core.services.grants import GrantDraw, GrantView, SweepPacer, draws_for, expire_grants
 from tests.support.customers import sign_up, subscribe_plan
@@ -225,3 +226,25 @@ def test_the_paced_sweep_skips_only_the_recently_swept_organizations() -> None:
 def test_a_negative_catch_up_interval_is_refused() -> None:
     with pytest.raises(InvalidInput):
         SweepPacer(-1.0)
+
+
+def test_the_worker_catches_up_batch_by_batch_each_committed_readers_to_the_end(
+        org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grants_service, "BATCH", 2)
+    ctx = org.billing.ctx
+    services.grants.catch_up_organization(ctx, org.id)
+    for n in range(5):
+        org.pay(DOLLAR, f"top-up:{n}")
+    with ctx.uow() as uow:
+        start = uow.grants.cursor(org.id).sequence
+        uow.wallets.lock(org.id)
+        step = grants_service.catch_up(uow, org.id, max_batches=1)
+        assert len(uow.ledger.balance_moves(org.id, start)) == 5
+        assert [m.sequence for m in uow.ledger.balance_moves(org.id, start)][1] == step.sequence, "one batch of 2"
+    assert services.grants.catch_up_organization(ctx, org.id, stepwise=True)
+    assert not _behind(org)
+    for n in range(5, 10):
+        org.pay(DOLLAR, f"top-up:{n}")
+    assert services.grants.catch_up_organization(ctx, org.id)
+    assert not _behind(org), "a reader catches up to the end in one unit of work"
+    org.clean()

@@ -59,16 +59,19 @@ class GrantView(msgspec.Struct, frozen=True, kw_only=True):
     entries have not taken yet: the worker has not run since, or active holds reserve it)."""
 
 
-def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
-    """Allocate every ledger transaction after the organization's cursor and store the result in
-    ``uow`` (the caller commits). The caller holds the wallet lock (``uow.wallets.lock``), which
-    every ledger writer takes first: no transaction of the organization can then be appended, or
-    still be uncommitted, below the sequence read here. Returns the state after."""
+def catch_up(uow: UnitOfWork, organization_id: uuid.UUID, *, max_batches: int | None = None) -> GrantState:
+    """Allocate every ledger transaction after the organization's cursor (at most ``max_batches``
+    reads of :data:`BATCH`, when given: the worker's step) and store the result in ``uow`` (the
+    caller commits). The caller holds the wallet lock (``uow.wallets.lock``), which every ledger
+    writer takes first: no transaction of the organization can then be appended, or still be
+    uncommitted, below the sequence read here. Returns the state after."""
     cursor = uow.grants.cursor(organization_id)
     state = GrantState(organization_id=organization_id, sequence=cursor.sequence,
                        uncovered_micros=cursor.uncovered_micros,
                        grants={g.id: g for g in uow.grants.open(organization_id)})
-    while True:
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
         txs = uow.ledger.balance_moves(organization_id, state.sequence, limit=BATCH)
         if not txs:
             return state
@@ -94,6 +97,7 @@ def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
         # an entry); the rest is reloaded from storage when a refund names it.
         after.grants = {g.id: g for g in after.grants.values() if g.expired_by is None and g.remaining_micros > 0}
         state = after
+    return state
 
 
 def behind(uow: UnitOfWork, organization_id: uuid.UUID) -> bool:
@@ -101,15 +105,27 @@ def behind(uow: UnitOfWork, organization_id: uuid.UUID) -> bool:
     return bool(uow.ledger.balance_moves(organization_id, uow.grants.cursor(organization_id).sequence, limit=1))
 
 
-def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID) -> bool:
-    """Catch up one organization in its own unit of work, if it is behind; whether it was."""
-    with ctx.uow() as uow:
-        if not behind(uow, organization_id):
-            return False
-        uow.wallets.lock(organization_id)
-        catch_up(uow, organization_id)
-        uow.commit()
-        return True
+SWEEP_STEPS = 20
+"""How many batches the worker allocates of one organization per sweep at most (10,000
+transactions); the rest waits for its next sweep."""
+
+
+def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID, *, stepwise: bool = False) -> bool:
+    """Catch up one organization in its own unit of work, if it is behind; whether it was.
+
+    ``stepwise`` (the worker's sweep): one :data:`BATCH` per unit of work, each committed, so the
+    wallet lock that the organization's usage debits wait for is held for one batch at a time
+    (at most :data:`SWEEP_STEPS`). A reader catches up in one unit of work, to the end."""
+    caught_up = False
+    for _ in range(SWEEP_STEPS if stepwise else 1):
+        with ctx.uow() as uow:
+            if not behind(uow, organization_id):
+                return caught_up
+            uow.wallets.lock(organization_id)
+            catch_up(uow, organization_id, max_batches=1 if stepwise else None)
+            uow.commit()
+        caught_up = True
+    return caught_up
 
 
 class SweepPacer:
@@ -156,7 +172,7 @@ def catch_up_behind(ctx: BillingContext, *, limit: int = 100, pacer: SweepPacer 
             break
         if pacer is not None and not pacer.due(org):
             continue
-        if catch_up_organization(ctx, org):
+        if catch_up_organization(ctx, org, stepwise=True):
             caught_up += 1
             if pacer is not None:
                 pacer.swept(org)
