@@ -17,11 +17,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 import msgspec
 
 from billing_core.errors import InvalidInput
-from billing_core.ledger import EntryKind, LedgerTransaction
+from billing_core.ledger import EntryKind
 
 
 class GrantSource(StrEnum):
@@ -168,6 +169,30 @@ class Allocation(msgspec.Struct, frozen=True, kw_only=True):
     movements: list[GrantMovement]
 
 
+class Allocatable(Protocol):
+    """What :func:`allocate` reads of a ledger transaction: a
+    :class:`~billing_core.ledger.LedgerTransaction`, or the lean
+    :class:`~billing_core.ledger.BalanceMove` the catch-up reads (no description, no postings)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def idempotency_key(self) -> str: ...
+
+    @property
+    def kind(self) -> EntryKind: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def reference(self) -> str | None: ...
+
+    @property
+    def balance_delta(self) -> int: ...
+
+
 def grant_id_for(transaction_id: uuid.UUID) -> uuid.UUID:
     """The id of the grant a crediting transaction creates."""
     return uuid.uuid5(GRANT_NAMESPACE, str(transaction_id))
@@ -190,7 +215,7 @@ def pending_expiry(grant: Grant, now: datetime) -> bool:
             and grant.expires_at <= now)
 
 
-def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransaction]], *,
+def allocate(state: GrantState, transactions: Iterable[tuple[int, Allocatable]], *,
              terms: Mapping[str, GrantTerms] | None = None,
              refunded_draws: Mapping[str, Sequence[GrantMovement]] | None = None) -> Allocation:
     """Allocate ``transactions`` (``(append sequence, transaction)``, in append order, all after
@@ -216,18 +241,18 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransact
     def put(grant: Grant) -> None:
         grants[grant.id] = changed[grant.id] = grant
 
-    def move(tx: LedgerTransaction, grant_id: uuid.UUID | None, amount: int) -> None:
+    def move(tx: Allocatable, grant_id: uuid.UUID | None, amount: int) -> None:
         movements.append(GrantMovement(organization_id=org, transaction_id=tx.id, grant_id=grant_id,
                                        amount_micros=amount))
 
-    def take(tx: LedgerTransaction, grant: Grant, amount: int) -> int:
+    def take(tx: Allocatable, grant: Grant, amount: int) -> int:
         amount = min(amount, grant.remaining_micros)
         if amount > 0:
             put(msgspec.structs.replace(grant, remaining_micros=grant.remaining_micros - amount))
             move(tx, grant.id, -amount)
         return amount
 
-    def draw_rest(tx: LedgerTransaction, amount: int) -> None:
+    def draw_rest(tx: Allocatable, amount: int) -> None:
         nonlocal uncovered
         for d in draw(grants.values(), amount, tx.created_at):
             amount -= take(tx, grants[d.grant_id], d.amount_micros)
@@ -242,7 +267,7 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransact
             uncovered += amount
             move(tx, None, -amount)
 
-    def credit(tx: LedgerTransaction, amount: int, source: GrantSource) -> None:
+    def credit(tx: Allocatable, amount: int, source: GrantSource) -> None:
         nonlocal uncovered
         paid = min(amount, uncovered)
         if paid > 0:
@@ -266,6 +291,7 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransact
             raise InvalidInput("transactions", "transactions must come after the state's sequence, in order")
         sequence = seq
         delta = tx.balance_delta
+        first_move = len(movements)
         if delta < 0:
             amount = -delta
             if tx.kind == EntryKind.GRANT_EXPIRY:
@@ -283,7 +309,7 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransact
             if amount > 0:
                 draw_rest(tx, amount)
             if tx.kind == EntryKind.USAGE and tx.reference is not None:
-                debits[tx.reference] = [m for m in movements if m.transaction_id == tx.id]
+                debits[tx.reference] = movements[first_move:]  # this transaction's, appended just now
         elif delta > 0:
             if tx.kind == EntryKind.AUTOMATIC_REFUND and tx.reference is not None:
                 # Give back what the debit drew, to the grants still live; the rest pays the line.
@@ -302,7 +328,7 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, LedgerTransact
     return Allocation(state=after, changed=list(changed.values()), movements=movements)
 
 
-def _expired_grant(grants: Mapping[uuid.UUID, Grant], tx: LedgerTransaction) -> Grant | None:
+def _expired_grant(grants: Mapping[uuid.UUID, Grant], tx: Allocatable) -> Grant | None:
     """The grant an expiry entry takes: the one its reference names, else (a trial expiry of before
     grants were stored, referencing the subscription) the trial grant created with that reference."""
     for g in grants.values():

@@ -89,6 +89,26 @@ class LedgerTransaction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return sum(p.amount_micros for p in self.postings if p.account == account)
 
 
+class BalanceMove(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What the grant projection (:func:`billing_core.grants.allocate`, ADR 0016) reads of a ledger
+    transaction: its place in the append order, identity, kind, time, reference and how much it
+    moves the real-time balance, without its description or postings
+    (:meth:`billing_core.ports.LedgerRepository.balance_moves`)."""
+
+    sequence: int
+    id: uuid.UUID
+    idempotency_key: str
+    kind: EntryKind
+    created_at: datetime
+    reference: str | None
+    balance_delta: int
+    """The sum of the transaction's postings to the balance accounts (wallet, unbilled usage)."""
+
+    @classmethod
+    def of(cls, sequence: int, tx: LedgerTransaction) -> BalanceMove:
+        return cls(sequence=sequence, id=tx.id, idempotency_key=tx.idempotency_key, kind=tx.kind,
+                   created_at=tx.created_at, reference=tx.reference, balance_delta=tx.balance_delta)
+
 def transaction(*, organization_id: uuid.UUID, idempotency_key: str, kind: EntryKind, description: str,
                 created_at: datetime, postings: Sequence[tuple[Account, int]], reason: str | None = None,
                 reference: str | None = None, transaction_id: uuid.UUID | None = None) -> LedgerTransaction:

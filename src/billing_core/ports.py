@@ -31,7 +31,7 @@ from billing_core.einvoice import EInvoice
 from billing_core.grants import Grant, GrantMovement, GrantTerms
 from billing_core.holds import Hold
 from billing_core.invoices import Invoice
-from billing_core.ledger import Account, EntryKind, LedgerTransaction
+from billing_core.ledger import Account, BalanceMove, EntryKind, LedgerTransaction
 from billing_core.organization import ApiToken, Credential, Membership, Organization
 from billing_core.outbox import OutboxDepth, OutboxMessage
 from billing_core.payment_events import PaymentEvent
@@ -409,7 +409,14 @@ class GrantRepository(Protocol):
 class LedgerRepository(Protocol):
     def after(self, organization_id: uuid.UUID, sequence: int, limit: int = 500) -> builtins.list[Sequenced]:
         """The organization's transactions appended after ``sequence``, oldest first, at most
-        ``limit`` (the grant projection reads the ledger forward from its cursor)."""
+        ``limit``."""
+        ...
+
+    def balance_moves(self, organization_id: uuid.UUID, sequence: int, limit: int = 500) -> builtins.list[BalanceMove]:
+        """What :meth:`after` answers, reduced to what the grant projection reads
+        (:class:`~billing_core.ledger.BalanceMove`: no description, no postings, the balance delta
+        summed): the organization's transactions appended after ``sequence``, oldest first, at
+        most ``limit``. How the catch-up reads the ledger forward from its cursor (ADR 0016)."""
         ...
 
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:

@@ -91,6 +91,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """``billing serve`` / ``billing run`` deliver the outbox and run scheduled jobs in the same process."""
     worker_interval_seconds: float = 1.0
     """How often the background worker looks for due work: outbox messages wait at most about this long."""
+    grant_catch_up_interval_seconds: float = 5.0
+    """The worker catches up a busy organization's credit grants at most this often (ADR 0016);
+    readers of grants catch up themselves. 0: at every cycle."""
     http_fast_path: bool = True
     """``POST …/usage/events`` answered by the fast path in front of Litestar
     (``entrypoints.http.hot_route``, ADR 0018); false sends it through Litestar like every route."""
@@ -248,6 +251,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
                                  "pk_live_…); never put the secret key there")
     stripe_js_url = _stripe_js_url(_text(env, "BILLING_STRIPE_JS_URL") or DEFAULT_STRIPE_JS_URL, environment)
     interval = _seconds(env, "BILLING_WORKER_INTERVAL", "1", 0.05, 3600)
+    grant_interval = _seconds(env, "BILLING_GRANT_CATCH_UP_INTERVAL", "5", 0, 3600)
     log_format = (_text(env, "BILLING_LOG_FORMAT") or "text").lower()
     if log_format not in LOG_FORMATS:
         raise ConfigurationError(f"BILLING_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
@@ -293,6 +297,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         worker=_flag(env, "BILLING_WORKER", True),
         http_fast_path=_flag(env, "BILLING_HTTP_FAST_PATH", True),
         worker_interval_seconds=interval,
+        grant_catch_up_interval_seconds=grant_interval,
         log_format=log_format,
         outbox_lease_seconds=lease,
         test_clock_file=Path(clock_file) if clock_file is not None else None,

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from billing_core.services.background import run_cycle
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers
+from billing_core.services.grants import SweepPacer
 from entrypoints import metrics
 
 logger = logging.getLogger("entrypoints.worker")
@@ -36,10 +37,12 @@ class BackgroundWorker:
     next one runs on time: one broken message or database hiccup never stops the worker."""
 
     def __init__(self, ctx: BillingContext, deliverers: Deliverers, *, interval: float = 1.0,
-                 name: str | None = None) -> None:
+                 name: str | None = None, grant_catch_up_interval: float = 0.0) -> None:
         self.ctx = ctx
         self.deliverers = deliverers
         self.interval = interval
+        self.grant_pacer = SweepPacer(grant_catch_up_interval)
+        """Catches up a busy organization's grants at most every ``grant_catch_up_interval`` seconds."""
         self.name = name or worker_name()
         self.cycles = 0
         self._stop = threading.Event()
@@ -48,7 +51,7 @@ class BackgroundWorker:
     def run_once(self) -> None:
         """One cycle, its metrics recorded; exceptions are logged, never raised."""
         try:
-            report = run_cycle(self.ctx, self.deliverers, holder=self.name)
+            report = run_cycle(self.ctx, self.deliverers, holder=self.name, grant_pacer=self.grant_pacer)
         except Exception:
             logger.exception("background cycle failed; retrying in %.1fs", self.interval)
         else:

@@ -17,8 +17,9 @@ from billing_core import services
 from billing_core.errors import InvalidInput
 from billing_core.grants import GrantSource, expiry_key, grant_id_for
 from billing_core.ledger import Account, EntryKind
+from billing_core.services import grants as grants_service
 from billing_core.services.background import run_cycle
-from billing_core.services.grants import GrantDraw, GrantView, draws_for, expire_grants
+from billing_core.services.grants import GrantDraw, GrantView, SweepPacer, draws_for, expire_grants
 from tests.support.customers import sign_up, subscribe_plan
 
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
@@ -154,4 +155,96 @@ def test_the_worker_catches_up_and_expires(org: Org) -> None:
     assert report.grants_expired == 1
     assert run_cycle(billing.ctx, billing.deliverers, holder="worker-2").grants_expired == 0
     assert org.grants()[promo].status == "expired"
+    org.clean()
+
+
+class _Ticks:
+    """A monotonic clock the test moves (the pacer's ``now``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+def _behind(org: Org) -> bool:
+    with org.billing.ctx.uow() as uow:
+        return services.grants.behind(uow, org.id)
+
+
+def test_the_paced_sweep_catches_a_busy_organization_up_once_per_interval_and_readers_stay_fresh(org: Org) -> None:
+    billing, ticks = org.billing, _Ticks()
+    pacer = SweepPacer(5.0, now=ticks)
+    paid = grant_id_for(org.pay(10 * DOLLAR, "top-up:1"))
+    assert _behind(org)
+    assert run_cycle(billing.ctx, billing.deliverers, holder="w", grant_pacer=pacer).grants_caught_up == 1
+    assert not _behind(org)
+
+    org.use("e1", 10)
+    ticks.seconds = 4.9
+    assert run_cycle(billing.ctx, billing.deliverers, holder="w", grant_pacer=pacer).grants_caught_up == 0
+    assert _behind(org), "swept less than the interval ago: the sweep leaves it for later"
+    assert org.grants()[paid].grant.remaining_micros == 10 * DOLLAR - 10 * PRICE, "a reader catches up itself"
+    assert not _behind(org)
+
+    org.use("e2", 5)
+    assert run_cycle(billing.ctx, billing.deliverers, holder="w", grant_pacer=pacer).grants_caught_up == 0
+    ticks.seconds = 5.0
+    assert run_cycle(billing.ctx, billing.deliverers, holder="w", grant_pacer=pacer).grants_caught_up == 1
+    assert not _behind(org)
+    org.clean()
+
+
+def test_the_paced_sweep_skips_only_the_recently_swept_organizations() -> None:
+    billing, ticks = in_memory_billing(NOW), _Ticks()
+    pacer = SweepPacer(5.0, now=ticks)
+    customer = sign_up(billing.ctx, owner_email="grace@example.test")
+    subscribe_plan(billing.ctx, customer)
+    first = Org(billing)
+    second = Org.__new__(Org)
+    second.billing, second.id = billing, customer.organization_id
+    for org in (first, second):
+        org.pay(DOLLAR, "top-up:1")
+    assert services.grants.catch_up_behind(billing.ctx, pacer=pacer) == 2
+    assert pacer.waiting() == 2
+    for org in (first, second):
+        org.pay(DOLLAR, "top-up:2")
+    ticks.seconds = 1.0
+    assert services.grants.catch_up_behind(billing.ctx, pacer=pacer) == 0, "both swept within the interval"
+    ticks.seconds = 5.5
+    assert services.grants.catch_up_behind(billing.ctx, limit=1, pacer=pacer) == 1
+    assert pacer.waiting() == 1
+    # The one caught up comes first in the sweep's order; the other is next even with limit 1:
+    # the sweep asks for as many more organizations as it may skip.
+    assert services.grants.catch_up_behind(billing.ctx, limit=1, pacer=pacer) == 1
+    assert not _behind(first) and not _behind(second)
+    first.clean()
+    second.clean()
+
+
+def test_a_negative_catch_up_interval_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        SweepPacer(-1.0)
+
+
+def test_the_worker_catches_up_batch_by_batch_each_committed_readers_to_the_end(
+        org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grants_service, "BATCH", 2)
+    ctx = org.billing.ctx
+    services.grants.catch_up_organization(ctx, org.id)
+    for n in range(5):
+        org.pay(DOLLAR, f"top-up:{n}")
+    with ctx.uow() as uow:
+        start = uow.grants.cursor(org.id).sequence
+        uow.wallets.lock(org.id)
+        step = grants_service.catch_up(uow, org.id, max_batches=1)
+        assert len(uow.ledger.balance_moves(org.id, start)) == 5
+        assert [m.sequence for m in uow.ledger.balance_moves(org.id, start)][1] == step.sequence, "one batch of 2"
+    assert services.grants.catch_up_organization(ctx, org.id, stepwise=True)
+    assert not _behind(org)
+    for n in range(5, 10):
+        org.pay(DOLLAR, f"top-up:{n}")
+    assert services.grants.catch_up_organization(ctx, org.id)
+    assert not _behind(org), "a reader catches up to the end in one unit of work"
     org.clean()

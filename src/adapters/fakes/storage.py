@@ -36,7 +36,7 @@ from billing_core.errors import (
 from billing_core.grants import Grant, GrantMovement, GrantTerms
 from billing_core.holds import Hold, HoldStatus
 from billing_core.invoices import Invoice
-from billing_core.ledger import Account, EntryKind, LedgerTransaction, check_balanced
+from billing_core.ledger import Account, BalanceMove, EntryKind, LedgerTransaction, check_balanced
 from billing_core.organization import ApiToken, Credential, Membership, Organization
 from billing_core.outbox import OutboxDepth, OutboxMessage, OutboxStatus
 from billing_core.payments import Payment, PaymentMethod
@@ -519,6 +519,9 @@ class InMemoryLedgerRepository(_Repo):
                 if len(found) == limit:
                     break
         return found
+
+    def balance_moves(self, organization_id: uuid.UUID, sequence: int, limit: int = 500) -> list[BalanceMove]:
+        return [BalanceMove.of(s.sequence, s.transaction) for s in self.after(organization_id, sequence, limit)]
 
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
         tx_id = self.s.ledger_keys.get((organization_id, idempotency_key))

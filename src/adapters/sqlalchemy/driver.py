@@ -37,6 +37,7 @@ from adapters.sqlalchemy.tables import (
     NIL_UUID,
     OPEN_BUCKET_KEY,
     billing_settings,
+    grant_movements,
     ledger_postings,
     ledger_transactions,
     usage_events,
@@ -51,6 +52,7 @@ from billing_core.billing_settings import (
     SpendManagement,
 )
 from billing_core.errors import ConcurrentUpdate
+from billing_core.grants import GrantMovement
 from billing_core.ledger import LedgerTransaction
 from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
@@ -82,6 +84,8 @@ assert set(_WALLET_COLUMNS) == set(wallets.c.keys())
 assert set(_SETTINGS_COLUMNS) == set(billing_settings.c.keys()) - {"organization_id"}
 assert set(_TX_COLUMNS) == set(ledger_transactions.c.keys()) - {"seq"}
 assert set(_POSTING_COLUMNS) == set(ledger_postings.c.keys())
+_MOVEMENT_COLUMNS = ("organization_id", "transaction_id", "grant_id", "amount_micros")
+assert set(_MOVEMENT_COLUMNS) == set(grant_movements.c.keys()) - {"seq"}
 assert set(_EVENT_COLUMNS) == set(usage_events.c.keys())
 
 # Statements are assembled from the column names above and placeholders only, never from values
@@ -216,6 +220,9 @@ _PG_INSERT_TXS = _unnest_insert(
 _PG_INSERT_POSTINGS = _unnest_insert(
     f"INSERT INTO ledger_postings ({', '.join(_POSTING_COLUMNS)})", ("bigint", "smallint", "uuid", "text", "bigint"),
     "")
+_INSERT_MOVEMENT_HEAD = f"INSERT INTO grant_movements ({', '.join(_MOVEMENT_COLUMNS)})"
+_INSERT_MOVEMENT = _INSERT_MOVEMENT_HEAD + f" VALUES ({', '.join('?' for _ in _MOVEMENT_COLUMNS)})"
+_PG_INSERT_MOVEMENTS = _unnest_insert(_INSERT_MOVEMENT_HEAD, ("uuid", "uuid", "uuid", "bigint"), "")
 _PG_INSERT_EVENTS = _unnest_insert(
     _INSERT_EVENT_HEAD.removesuffix(" VALUES "),
     ("uuid", "text", "uuid", "uuid", "bigint", "timestamptz", "bigint", "bigint", "uuid"), _ON_EVENT_CONFLICT)
@@ -248,6 +255,7 @@ class _Dialect:
         self.put_on_invoice = self.sql(_PG_PUT_ON_INVOICE)
         self.lock_for_event = self.sql(_LOCK_FOR_EVENT + (" FOR UPDATE OF w" if postgres else ""))
         self.pg_write_usage = self.sql(_PG_WRITE_USAGE)
+        self.insert_movement = self.sql(_INSERT_MOVEMENT)
 
 
 _DIALECTS = {"sqlite": _Dialect(postgres=False), "postgresql": _Dialect(postgres=True)}
@@ -266,6 +274,7 @@ class DriverStatements:
         self._upsert_bucket = d.upsert_bucket
         self._put_on_invoice = d.put_on_invoice
         self._lock_for_event, self._pg_write_usage = d.lock_for_event, d.pg_write_usage
+        self._insert_movement = d.insert_movement
 
     # ------------------------------------------------------------------ wallet and ledger
 
@@ -330,6 +339,19 @@ class DriverStatements:
         elif postings:
             self._run_many(self._insert_posting, postings)
         return seqs
+
+    def insert_grant_movements(self, movements: Sequence[GrantMovement]) -> None:
+        """Append the grant catch-up's movements in order (``GrantRepository.apply``, ADR 0016):
+        one row per usage transaction, so a catch-up writes hundreds; one ``unnest`` statement on
+        PostgreSQL, ``executemany`` on SQLite."""
+        rows = [(self._uuid(m.organization_id), self._uuid(m.transaction_id),
+                 None if m.grant_id is None else self._uuid(m.grant_id), m.amount_micros) for m in movements]
+        if not rows:
+            return
+        if self.postgres:
+            self._rowcount(_PG_INSERT_MOVEMENTS, _columns(rows, len(_MOVEMENT_COLUMNS)))
+        else:
+            self._run_many(self._insert_movement, rows)
 
     # ------------------------------------------------------------------ the live usage path
 

@@ -78,10 +78,8 @@ class SqlAlchemyGrantRepository(SqlAlchemyRepository):
                     self._execute(delete(grant_rows).where(_g.organization_id == org,
                                                        _g.id.in_(ids[start:start + _PER_QUERY])))
                 self._execute(grant_rows.insert(), [rows.grant_values(g) for g in grants])
-            if movements:
-                self._execute(grant_movements.insert(), [
-                    {"organization_id": m.organization_id, "transaction_id": m.transaction_id,
-                     "grant_id": m.grant_id, "amount_micros": m.amount_micros} for m in movements])
+            if movements:  # one row per usage transaction: at the driver level (unnest on PostgreSQL)
+                self._uow.driver.insert_grant_movements(movements)
         return True
 
     def movements(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> builtins.list[GrantMovement]:

@@ -18,7 +18,7 @@ import msgspec
 from billing_core.outbox import OutboxDepth
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers, DispatchReport, dispatch
-from billing_core.services.grants import catch_up_behind, expire_grants
+from billing_core.services.grants import SweepPacer, catch_up_behind, expire_grants
 from billing_core.services.holds import expire_holds
 from billing_core.services.invoicing import CloseReport, close_period, previous_period
 from billing_core.services.plan_changes import finish_pending_plan_changes
@@ -61,12 +61,15 @@ def outbox_depth(ctx: BillingContext) -> OutboxDepth:
         return uow.outbox.depth()
 
 
-def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_batches: int = 10) -> CycleReport:
+def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_batches: int = 10,
+              grant_pacer: SweepPacer | None = None) -> CycleReport:
     """Deliver what is due (batch after batch while batches come back full, at most
     ``max_batches``), release the holds past their expiry (the same way), catch up the grants of
     organizations whose ledger moved and then expire the credit grants past their expiry (ADR 0016,
     :func:`expire_and_catch_up`), finish the money intents an outage left pending, then run the
-    scheduled jobs that are due. ``holder`` names this worker in job leases (unique per process).
+    scheduled jobs that are due. ``holder`` names this worker in job leases (unique per process);
+    ``grant_pacer`` (the worker's, kept across cycles) catches up a busy organization's grants at
+    most every few seconds instead of every cycle (None: every cycle).
 
     The order matters: holds first, so an expiry sees the credit they no longer reserve; catch-up
     before expiry, so a grant made since the last cycle expires in this one."""
@@ -84,7 +87,7 @@ def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_b
         expired += batch_expired
         if batch_expired < DISPATCH_BATCH:
             break
-    caught_up, grants_expired = expire_and_catch_up(ctx, max_batches=max_batches)
+    caught_up, grants_expired = expire_and_catch_up(ctx, max_batches=max_batches, pacer=grant_pacer)
     finished = finish_pending_intents(ctx)
     started = time.monotonic_ns()
     closed = close_last_period(ctx, holder=holder)
@@ -94,14 +97,16 @@ def run_cycle(ctx: BillingContext, deliverers: Deliverers, *, holder: str, max_b
                        grants_caught_up=caught_up)
 
 
-def expire_and_catch_up(ctx: BillingContext, *, max_batches: int = 10) -> tuple[int, int]:
+def expire_and_catch_up(ctx: BillingContext, *, max_batches: int = 10,
+                        pacer: SweepPacer | None = None) -> tuple[int, int]:
     """The grant part of a cycle (ADR 0016), after the holds past their expiry were released:
     first catch up the organizations whose ledger moved, so that a grant created since the last
     cycle is stored before the expiry job looks for due grants (it reads only stored grants), then
-    expire the grants past their expiry. ``(organizations caught up, expiry entries posted)``."""
+    expire the grants past their expiry (each expiry catches its organization up first, under the
+    lock, whatever ``pacer`` skipped). ``(organizations caught up, expiry entries posted)``."""
     caught_up = grants_expired = 0
     for _ in range(max_batches):
-        batch_caught_up = catch_up_behind(ctx, limit=DISPATCH_BATCH)
+        batch_caught_up = catch_up_behind(ctx, limit=DISPATCH_BATCH, pacer=pacer)
         caught_up += batch_caught_up
         if batch_caught_up < DISPATCH_BATCH:
             break

@@ -9,7 +9,9 @@ expires grants (:func:`expire_grants`); readers catch up on demand (:func:`list_
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
@@ -57,20 +59,22 @@ class GrantView(msgspec.Struct, frozen=True, kw_only=True):
     entries have not taken yet: the worker has not run since, or active holds reserve it)."""
 
 
-def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
-    """Allocate every ledger transaction after the organization's cursor and store the result in
-    ``uow`` (the caller commits). The caller holds the wallet lock (``uow.wallets.lock``), which
-    every ledger writer takes first: no transaction of the organization can then be appended, or
-    still be uncommitted, below the sequence read here. Returns the state after."""
+def catch_up(uow: UnitOfWork, organization_id: uuid.UUID, *, max_batches: int | None = None) -> GrantState:
+    """Allocate every ledger transaction after the organization's cursor (at most ``max_batches``
+    reads of :data:`BATCH`, when given: the worker's step) and store the result in ``uow`` (the
+    caller commits). The caller holds the wallet lock (``uow.wallets.lock``), which every ledger
+    writer takes first: no transaction of the organization can then be appended, or still be
+    uncommitted, below the sequence read here. Returns the state after."""
     cursor = uow.grants.cursor(organization_id)
     state = GrantState(organization_id=organization_id, sequence=cursor.sequence,
                        uncovered_micros=cursor.uncovered_micros,
                        grants={g.id: g for g in uow.grants.open(organization_id)})
-    while True:
-        batch = uow.ledger.after(organization_id, state.sequence, limit=BATCH)
-        if not batch:
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
+        txs = uow.ledger.balance_moves(organization_id, state.sequence, limit=BATCH)
+        if not txs:
             return state
-        txs = [s.transaction for s in batch]
         terms = uow.grants.terms(organization_id, [t.idempotency_key for t in txs if t.balance_delta > 0])
         refunded: dict[str, list[GrantMovement]] = {}
         for t in txs:
@@ -81,7 +85,7 @@ def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
                   if m.grant_id is not None and m.grant_id not in state.grants}
         for grant in uow.grants.get_many(organization_id, sorted(wanted, key=str)):
             state.grants[grant.id] = grant
-        result = allocate(state, [(s.sequence, s.transaction) for s in batch], terms=terms,
+        result = allocate(state, [(t.sequence, t) for t in txs], terms=terms,
                           refunded_draws=refunded)
         after = result.state
         stored = uow.grants.apply(
@@ -93,29 +97,86 @@ def catch_up(uow: UnitOfWork, organization_id: uuid.UUID) -> GrantState:
         # an entry); the rest is reloaded from storage when a refund names it.
         after.grants = {g.id: g for g in after.grants.values() if g.expired_by is None and g.remaining_micros > 0}
         state = after
+    return state
 
 
 def behind(uow: UnitOfWork, organization_id: uuid.UUID) -> bool:
     """Whether the organization's ledger has transactions its grants do not reflect yet (no lock)."""
-    return bool(uow.ledger.after(organization_id, uow.grants.cursor(organization_id).sequence, limit=1))
+    return bool(uow.ledger.balance_moves(organization_id, uow.grants.cursor(organization_id).sequence, limit=1))
 
 
-def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID) -> bool:
-    """Catch up one organization in its own unit of work, if it is behind; whether it was."""
+SWEEP_STEPS = 20
+"""How many batches the worker allocates of one organization per sweep at most (10,000
+transactions); the rest waits for its next sweep."""
+
+
+def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID, *, stepwise: bool = False) -> bool:
+    """Catch up one organization in its own unit of work, if it is behind; whether it was.
+
+    ``stepwise`` (the worker's sweep): one :data:`BATCH` per unit of work, each committed, so the
+    wallet lock that the organization's usage debits wait for is held for one batch at a time
+    (at most :data:`SWEEP_STEPS`). A reader catches up in one unit of work, to the end."""
+    caught_up = False
+    for _ in range(SWEEP_STEPS if stepwise else 1):
+        with ctx.uow() as uow:
+            if not behind(uow, organization_id):
+                return caught_up
+            uow.wallets.lock(organization_id)
+            catch_up(uow, organization_id, max_batches=1 if stepwise else None)
+            uow.commit()
+        caught_up = True
+    return caught_up
+
+
+class SweepPacer:
+    """When the worker's sweep last caught up each organization (``now``: monotonic seconds), so
+    that it catches up a busy organization at most every ``interval`` seconds
+    (``BILLING_GRANT_CATCH_UP_INTERVAL``, ADR 0016): each catch-up takes the organization's wallet
+    lock, the one its usage debits wait for, and costs a fixed part (lock, cursor, open grants,
+    commit) whatever it allocates. An organization not swept within the interval is caught up at
+    the next cycle it is behind. Readers of grants never wait for the sweep: they catch up
+    themselves. ``interval`` 0 sweeps every organization behind at every cycle."""
+
+    def __init__(self, interval: float, now: Callable[[], float] = time.monotonic) -> None:
+        if interval < 0:
+            raise InvalidInput("interval", "the catch-up interval cannot be negative")
+        self.interval = interval
+        self._now = now
+        self._swept: dict[uuid.UUID, float] = {}
+
+    def due(self, organization_id: uuid.UUID) -> bool:
+        last = self._swept.get(organization_id)
+        return last is None or self._now() - last >= self.interval
+
+    def waiting(self) -> int:
+        """How many organizations the sweep skips now at most (swept within the interval)."""
+        now = self._now()
+        return sum(1 for at in self._swept.values() if now - at < self.interval)
+
+    def swept(self, organization_id: uuid.UUID) -> None:
+        now = self._now()
+        self._swept[organization_id] = now
+        if len(self._swept) > 10_000:  # forget the organizations no longer inside the interval
+            self._swept = {org: at for org, at in self._swept.items() if now - at < self.interval}
+
+
+def catch_up_behind(ctx: BillingContext, *, limit: int = 100, pacer: SweepPacer | None = None) -> int:
+    """The worker's sweep: catch up the organizations whose cursor is behind their ledger, except
+    those ``pacer`` swept less than its interval ago (it asks for as many more organizations as
+    it may skip, so the ones after them are not starved). How many it caught up, at most ``limit``."""
     with ctx.uow() as uow:
-        if not behind(uow, organization_id):
-            return False
-        uow.wallets.lock(organization_id)
-        catch_up(uow, organization_id)
-        uow.commit()
-        return True
-
-
-def catch_up_behind(ctx: BillingContext, *, limit: int = 100) -> int:
-    """The worker's sweep: catch up the organizations whose cursor is behind their ledger. How many."""
-    with ctx.uow() as uow:
-        late = uow.grants.behind(limit)
-    return sum(catch_up_organization(ctx, org) for org in late)
+        late = uow.grants.behind(limit + (pacer.waiting() if pacer is not None else 0))
+    caught_up = 0
+    for org in late:
+        if caught_up == limit:
+            break
+        if pacer is not None and not pacer.due(org):
+            continue
+        if catch_up_organization(ctx, org, stepwise=True):
+            caught_up += 1
+            if pacer is not None:
+                pacer.swept(org)
+    return caught_up
 
 
 def expiry_account(grant: Grant) -> Account:

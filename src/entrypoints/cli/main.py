@@ -105,7 +105,8 @@ def worker() -> None:
     if not instance.acquire():
         typer.secho(SECOND_SQLITE_INSTANCE.format(path=instance.path), fg=typer.colors.YELLOW, err=True)
     background = BackgroundWorker(container.billing_context(), container.deliverers(),
-                                  interval=settings.worker_interval_seconds)
+                                  interval=settings.worker_interval_seconds,
+                                  grant_catch_up_interval=settings.grant_catch_up_interval_seconds)
     signal.signal(signal.SIGTERM, lambda *_: background.stop(timeout=0))
     typer.echo(f"billing worker {background.name}: delivering the outbox and running scheduled jobs", err=True)
     try:

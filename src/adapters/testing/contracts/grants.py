@@ -1,5 +1,5 @@
 """Contract of :class:`~billing_core.ports.GrantRepository` (ADR 0016) and of
-:meth:`~billing_core.ports.LedgerRepository.after`: the ledger read forward from a cursor, grants
+:meth:`~billing_core.ports.LedgerRepository.after` and ``balance_moves``: the ledger read forward from a cursor, grants
 and movements stored with the cursor in one conditional step, terms kept first-wins, and the
 worker's cross-organization reads (due expiries, organizations behind), on every backend."""
 
@@ -15,6 +15,7 @@ from adapters.testing.builders import NOW, grant, new_org, top_up, usage_tx
 from adapters.testing.storage import StorageBackend
 from billing_core.errors import InvalidInput
 from billing_core.grants import Grant, GrantMovement, GrantSource, GrantTerms
+from billing_core.ledger import BalanceMove, EntryKind
 from billing_core.ports import GrantCursor
 
 
@@ -51,6 +52,29 @@ class GrantRepositoryContract:
             assert [s.transaction.idempotency_key for s in uow.ledger.after(other, 0)] == ["x"]
             with pytest.raises(InvalidInput):
                 uow.ledger.after(org, 0, limit=0)
+
+    def test_balance_moves_are_the_ledger_read_forward_reduced_to_what_allocation_reads(
+            self, storage: StorageBackend) -> None:
+        org, other = new_org(storage).id, new_org(storage).id
+        with storage.uow() as uow:
+            uow.wallets.post(grant(org, 500, "a"))
+            uow.wallets.post(grant(other, 100, "x"))
+            uow.wallets.debit(org, 200, NOW, usage_tx(org, 200, "b"))
+            uow.wallets.post(top_up(org, 300, "c"))
+            uow.commit()
+        with storage.uow() as uow:
+            every = uow.ledger.after(org, 0)
+            moves = uow.ledger.balance_moves(org, 0)
+            assert moves == [BalanceMove.of(s.sequence, s.transaction) for s in every]
+            assert [(m.idempotency_key, m.balance_delta) for m in moves] == [("a", 500), ("b", -200), ("c", 300)]
+            assert moves[1].kind == EntryKind.USAGE and moves[1].created_at == NOW
+            first = moves[0].sequence
+            assert [m.idempotency_key for m in uow.ledger.balance_moves(org, first)] == ["b", "c"]
+            assert [m.idempotency_key for m in uow.ledger.balance_moves(org, first, limit=1)] == ["b"]
+            assert uow.ledger.balance_moves(org, moves[-1].sequence) == []
+            assert [m.idempotency_key for m in uow.ledger.balance_moves(other, 0)] == ["x"]
+            with pytest.raises(InvalidInput):
+                uow.ledger.balance_moves(org, 0, limit=0)
 
     def test_apply_stores_grants_movements_and_cursor_once(self, storage: StorageBackend) -> None:
         org = new_org(storage).id
