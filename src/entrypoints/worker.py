@@ -41,7 +41,7 @@ class BackgroundWorker:
         self.ctx = ctx
         self.deliverers = deliverers
         self.interval = interval
-        self.grant_pacer = SweepPacer(grant_catch_up_interval)
+        self.grant_pacer = SweepPacer(round(grant_catch_up_interval * 1000))
         """Catches up a busy organization's grants at most every ``grant_catch_up_interval`` seconds."""
         self.name = name or worker_name()
         self.cycles = 0

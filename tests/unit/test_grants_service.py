@@ -162,10 +162,10 @@ class _Ticks:
     """A monotonic clock the test moves (the pacer's ``now``)."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
+        self.ms = 0
 
-    def __call__(self) -> float:
-        return self.seconds
+    def __call__(self) -> int:
+        return self.ms
 
 
 def _behind(org: Org) -> bool:
@@ -175,14 +175,14 @@ def _behind(org: Org) -> bool:
 
 def test_the_paced_sweep_catches_a_busy_organization_up_once_per_interval_and_readers_stay_fresh(org: Org) -> None:
     billing, ticks = org.billing, _Ticks()
-    pacer = SweepPacer(5.0, now=ticks)
+    pacer = SweepPacer(5_000, now_ms=ticks)
     paid = grant_id_for(org.pay(10 * DOLLAR, "top-up:1"))
     assert _behind(org)
     assert run_cycle(billing.ctx, billing.deliverers, holder="w", grant_pacer=pacer).grants_caught_up == 1
     assert not _behind(org)
 
     org.use("e1", 10)
-    ticks.seconds = 4.9
+    ticks.ms = 4_900
     assert run_cycle(billing.ctx, billing.deliverers, holder="w", grant_pacer=pacer).grants_caught_up == 0
     assert _behind(org), "swept less than the interval ago: the sweep leaves it for later"
     assert org.grants()[paid].grant.remaining_micros == 10 * DOLLAR - 10 * PRICE, "a reader catches up itself"
@@ -190,7 +190,7 @@ def test_the_paced_sweep_catches_a_busy_organization_up_once_per_interval_and_re
 
     org.use("e2", 5)
     assert run_cycle(billing.ctx, billing.deliverers, holder="w", grant_pacer=pacer).grants_caught_up == 0
-    ticks.seconds = 5.0
+    ticks.ms = 5_000
     assert run_cycle(billing.ctx, billing.deliverers, holder="w", grant_pacer=pacer).grants_caught_up == 1
     assert not _behind(org)
     org.clean()
@@ -198,7 +198,7 @@ def test_the_paced_sweep_catches_a_busy_organization_up_once_per_interval_and_re
 
 def test_the_paced_sweep_skips_only_the_recently_swept_organizations() -> None:
     billing, ticks = in_memory_billing(NOW), _Ticks()
-    pacer = SweepPacer(5.0, now=ticks)
+    pacer = SweepPacer(5_000, now_ms=ticks)
     customer = sign_up(billing.ctx, owner_email="grace@example.test")
     subscribe_plan(billing.ctx, customer)
     first = Org(billing)
@@ -210,9 +210,9 @@ def test_the_paced_sweep_skips_only_the_recently_swept_organizations() -> None:
     assert pacer.waiting() == 2
     for org in (first, second):
         org.pay(DOLLAR, "top-up:2")
-    ticks.seconds = 1.0
+    ticks.ms = 1_000
     assert services.grants.catch_up_behind(billing.ctx, pacer=pacer) == 0, "both swept within the interval"
-    ticks.seconds = 5.5
+    ticks.ms = 5_500
     assert services.grants.catch_up_behind(billing.ctx, limit=1, pacer=pacer) == 1
     assert pacer.waiting() == 1
     # The one caught up comes first in the sweep's order; the other is next even with limit 1:
@@ -225,7 +225,7 @@ def test_the_paced_sweep_skips_only_the_recently_swept_organizations() -> None:
 
 def test_a_negative_catch_up_interval_is_refused() -> None:
     with pytest.raises(InvalidInput):
-        SweepPacer(-1.0)
+        SweepPacer(-1)
 
 
 def test_the_worker_catches_up_batch_by_batch_each_committed_readers_to_the_end(

@@ -128,6 +128,10 @@ def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID, *, st
     return caught_up
 
 
+def _monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
 class SweepPacer:
     """When the worker's sweep last caught up each organization (``now``: monotonic seconds), so
     that it catches up a busy organization at most every ``interval`` seconds
@@ -135,14 +139,15 @@ class SweepPacer:
     lock, the one its usage debits wait for, and costs a fixed part (lock, cursor, open grants,
     commit) whatever it allocates. An organization not swept within the interval is caught up at
     the next cycle it is behind. Readers of grants never wait for the sweep: they catch up
-    themselves. ``interval`` 0 sweeps every organization behind at every cycle."""
+    themselves. ``interval_ms`` 0 sweeps every organization behind at every cycle. Times are whole
+    milliseconds of ``now_ms`` (a monotonic clock): the core keeps no floats."""
 
-    def __init__(self, interval: float, now: Callable[[], float] = time.monotonic) -> None:
-        if interval < 0:
+    def __init__(self, interval_ms: int, now_ms: Callable[[], int] = _monotonic_ms) -> None:
+        if interval_ms < 0:
             raise InvalidInput("interval", "the catch-up interval cannot be negative")
-        self.interval = interval
-        self._now = now
-        self._swept: dict[uuid.UUID, float] = {}
+        self.interval = interval_ms
+        self._now = now_ms
+        self._swept: dict[uuid.UUID, int] = {}
 
     def due(self, organization_id: uuid.UUID) -> bool:
         last = self._swept.get(organization_id)
