@@ -31,15 +31,22 @@ def _move(org: uuid.UUID, tx: uuid.UUID, grant_id: uuid.UUID | None, amount: int
     return GrantMovement(organization_id=org, transaction_id=tx, grant_id=grant_id, amount_micros=amount)
 
 
+def _three_moves_and_another_org(storage: StorageBackend) -> tuple[uuid.UUID, uuid.UUID]:
+    """An organization whose ledger holds a grant "a", a usage debit "b" and a top-up "c", in that
+    order, and another organization with a grant "x" posted between them."""
+    org, other = new_org(storage).id, new_org(storage).id
+    with storage.uow() as uow:
+        uow.wallets.post(grant(org, 500, "a"))
+        uow.wallets.post(grant(other, 100, "x"))
+        uow.wallets.debit(org, 200, NOW, usage_tx(org, 200, "b"))
+        uow.wallets.post(top_up(org, 300, "c"))
+        uow.commit()
+    return org, other
+
+
 class GrantRepositoryContract:
     def test_the_ledger_reads_forward_from_a_sequence_in_append_order(self, storage: StorageBackend) -> None:
-        org, other = new_org(storage).id, new_org(storage).id
-        with storage.uow() as uow:
-            uow.wallets.post(grant(org, 500, "a"))
-            uow.wallets.post(grant(other, 100, "x"))
-            uow.wallets.debit(org, 200, NOW, usage_tx(org, 200, "b"))
-            uow.wallets.post(top_up(org, 300, "c"))
-            uow.commit()
+        org, other = _three_moves_and_another_org(storage)
         with storage.uow() as uow:
             every = uow.ledger.after(org, 0)
             assert [s.transaction.idempotency_key for s in every] == ["a", "b", "c"]
@@ -55,13 +62,7 @@ class GrantRepositoryContract:
 
     def test_balance_moves_are_the_ledger_read_forward_reduced_to_what_allocation_reads(
             self, storage: StorageBackend) -> None:
-        org, other = new_org(storage).id, new_org(storage).id
-        with storage.uow() as uow:
-            uow.wallets.post(grant(org, 500, "a"))
-            uow.wallets.post(grant(other, 100, "x"))
-            uow.wallets.debit(org, 200, NOW, usage_tx(org, 200, "b"))
-            uow.wallets.post(top_up(org, 300, "c"))
-            uow.commit()
+        org, other = _three_moves_and_another_org(storage)
         with storage.uow() as uow:
             every = uow.ledger.after(org, 0)
             moves = uow.ledger.balance_moves(org, 0)
