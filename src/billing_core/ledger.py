@@ -109,6 +109,7 @@ class BalanceMove(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return cls(sequence=sequence, id=tx.id, idempotency_key=tx.idempotency_key, kind=tx.kind,
                    created_at=tx.created_at, reference=tx.reference, balance_delta=tx.balance_delta)
 
+
 def transaction(*, organization_id: uuid.UUID, idempotency_key: str, kind: EntryKind, description: str,
                 created_at: datetime, postings: Sequence[tuple[Account, int]], reason: str | None = None,
                 reference: str | None = None, transaction_id: uuid.UUID | None = None) -> LedgerTransaction:

@@ -28,6 +28,7 @@ from billing_core.budgets import BudgetScope, ScopedBudget
 from billing_core.catalog import Plan
 from billing_core.checkout import CheckoutSession
 from billing_core.einvoice import EInvoice
+from billing_core.errors import InvalidInput
 from billing_core.grants import Grant, GrantMovement, GrantTerms
 from billing_core.holds import Hold
 from billing_core.invoices import Invoice
@@ -52,6 +53,17 @@ class Page(msgspec.Struct, Generic[T], frozen=True):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+MAX_PAGE_LIMIT = 200
+"""The largest page a use case lists at once."""
+
+
+def check_page_limit(limit: object) -> int:
+    """A page size as a caller asked for it: a whole number from 1 to :data:`MAX_PAGE_LIMIT`."""
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise InvalidInput("limit", f"limit must be between 1 and {MAX_PAGE_LIMIT}")
+    return limit
 
 
 def iterate_pages(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:

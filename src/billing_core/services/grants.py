@@ -133,14 +133,14 @@ def _monotonic_ms() -> int:
 
 
 class SweepPacer:
-    """When the worker's sweep last caught up each organization (``now``: monotonic seconds), so
-    that it catches up a busy organization at most every ``interval`` seconds
-    (``BILLING_GRANT_CATCH_UP_INTERVAL``, ADR 0016): each catch-up takes the organization's wallet
-    lock, the one its usage debits wait for, and costs a fixed part (lock, cursor, open grants,
-    commit) whatever it allocates. An organization not swept within the interval is caught up at
-    the next cycle it is behind. Readers of grants never wait for the sweep: they catch up
-    themselves. ``interval_ms`` 0 sweeps every organization behind at every cycle. Times are whole
-    milliseconds of ``now_ms`` (a monotonic clock): the core keeps no floats."""
+    """When the worker's sweep last caught up each organization, so that it catches up a busy
+    organization at most every ``interval_ms`` (``BILLING_GRANT_CATCH_UP_INTERVAL``, ADR 0016):
+    each catch-up takes the organization's wallet lock, the one its usage debits wait for, and
+    costs a fixed part (lock, cursor, open grants, commit) whatever it allocates. An organization
+    not swept within the interval is caught up at the next cycle it is behind. Readers of grants
+    never wait for the sweep: they catch up themselves. ``interval_ms`` 0 sweeps every organization
+    behind at every cycle. Times are whole milliseconds of ``now_ms`` (a monotonic clock): the core
+    keeps no floats."""
 
     def __init__(self, interval_ms: int, now_ms: Callable[[], int] = _monotonic_ms) -> None:
         if interval_ms < 0:

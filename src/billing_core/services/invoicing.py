@@ -21,7 +21,7 @@ from billing_core.ledger import Account, EntryKind, transaction
 from billing_core.money import MICROS_PER_CENT
 from billing_core.outbox import OutboxTopic, new_message
 from billing_core.permissions import Action, Actor, require
-from billing_core.ports import LegalInvoicing, Page, UnitOfWork
+from billing_core.ports import LegalInvoicing, Page, UnitOfWork, check_page_limit
 from billing_core.services.context import BillingContext
 from billing_core.tax import tax_line
 
@@ -177,8 +177,7 @@ def _post_close_entry(uow: UnitOfWork, invoice: Invoice, now: datetime) -> None:
 def list_invoices(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, limit: int = 50,
                   cursor: str | None = None) -> Page[Invoice]:
     require(actor, Action.VIEW_BILLING, organization_id)
-    if type(limit) is not int or not 1 <= limit <= 200:
-        raise InvalidInput("limit", "limit must be between 1 and 200")
+    check_page_limit(limit)
     with ctx.uow() as uow:
         return uow.invoices.list(organization_id, limit=limit, cursor=cursor)
 

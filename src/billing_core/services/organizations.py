@@ -19,7 +19,7 @@ from billing_core.organization import (
     new_token_secret,
 )
 from billing_core.permissions import Action, Actor, Permission, Role, require
-from billing_core.ports import Page
+from billing_core.ports import Page, check_page_limit
 from billing_core.services.context import BillingContext
 from billing_core.spend_guard import limits_for
 from billing_core.wallet import WalletAccount
@@ -84,8 +84,7 @@ def list_tokens(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
     now and never its secret's hash: what the console names token budgets by. Reading them is
     reading billing, as the budgets are."""
     require(actor, Action.VIEW_BILLING, organization_id)
-    if type(limit) is not int or not 1 <= limit <= 200:
-        raise InvalidInput("limit", "limit must be between 1 and 200")
+    check_page_limit(limit)
     now = ctx.clock.now()
     with ctx.uow() as uow:
         page = uow.organizations.list_tokens(organization_id, limit=limit, cursor=cursor)

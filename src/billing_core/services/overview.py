@@ -9,7 +9,6 @@ from enum import StrEnum
 import msgspec
 
 from billing_core.billing_settings import AutoRecharge, InvoiceAddress, SpendManagement
-from billing_core.errors import InvalidInput
 from billing_core.feed import BALANCE_HISTORY_KINDS, FEED_KINDS, REFUND_KINDS, FeedEntry, entry, feed_row
 from billing_core.grace_window import GraceWindow
 from billing_core.ledger import Account
@@ -17,7 +16,7 @@ from billing_core.money import format_credits
 from billing_core.overview import WalletOverview, gross_credits, wallet_overview
 from billing_core.permissions import Action, Actor, require
 from billing_core.plan_subscription import PAYMENT_FAILED
-from billing_core.ports import Page, UnitOfWork, iterate_pages
+from billing_core.ports import Page, UnitOfWork, check_page_limit, iterate_pages
 from billing_core.services.context import BillingContext
 from billing_core.services.usage import _usage_key as usage_key  # the charge a refund reverses
 from billing_core.spend_guard import ProductionHealth, production_health
@@ -88,7 +87,7 @@ def balance_history(ctx: BillingContext, actor: Actor, *, organization_id: uuid.
                     cursor: str | None = None) -> Page[FeedEntry]:
     """Movements of the settled wallet, newest first: credits positive, debits negative."""
     require(actor, Action.VIEW_BILLING, organization_id)
-    _check_limit(limit)
+    check_page_limit(limit)
     with ctx.uow() as uow:
         page = uow.ledger.list(organization_id, kinds=BALANCE_HISTORY_KINDS, limit=limit, cursor=cursor)
     rows = [entry(tx, settled=True) for tx in page.items]
@@ -99,7 +98,7 @@ def usage_feed(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
                cursor: str | None = None) -> Page[FeedEntry]:
     """Every movement of the credit balance, newest first, each with the balance after it."""
     require(actor, Action.VIEW_BILLING, organization_id)
-    _check_limit(limit)
+    check_page_limit(limit)
     with ctx.uow() as uow:
         page = uow.ledger.list(organization_id, kinds=FEED_KINDS, limit=limit, cursor=cursor)
         # A refund names the charge it reverses: the usage transaction of the same event.
@@ -109,6 +108,3 @@ def usage_feed(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID,
     return Page(items=[row for row in rows if row.amount_micros != 0], next_cursor=page.next_cursor)
 
 
-def _check_limit(limit: int) -> None:
-    if type(limit) is not int or not 1 <= limit <= 200:
-        raise InvalidInput("limit", "limit must be between 1 and 200")

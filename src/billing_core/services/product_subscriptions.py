@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from billing_core.errors import InvalidInput
 from billing_core.permissions import Action, Actor, require
-from billing_core.ports import Page, UnitOfWork, iterate_pages
+from billing_core.ports import Page, UnitOfWork, check_page_limit, iterate_pages
 from billing_core.product_subscription import ProductSubscription, new_product_subscription
 from billing_core.services.context import BillingContext
 
@@ -15,8 +14,7 @@ from billing_core.services.context import BillingContext
 def list_product_subscriptions(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID, limit: int = 50,
                                cursor: str | None = None) -> Page[ProductSubscription]:
     require(actor, Action.VIEW_BILLING, organization_id)
-    if type(limit) is not int or not 1 <= limit <= 200:
-        raise InvalidInput("limit", "limit must be between 1 and 200")
+    check_page_limit(limit)
     with ctx.uow() as uow:
         return uow.product_subscriptions.list(organization_id, limit=limit, cursor=cursor)
 

@@ -30,8 +30,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const budgetState = { items: [], projects: [], tokens: new Map(), editing: null, allowed: false };
 
+function scopeName(scope) {
+  return SCOPES[scope] ? SCOPES[scope].name : scope;
+}
+
 function budgetLabel(budget) {
-  return `${SCOPES[budget.scope] ? SCOPES[budget.scope].name : budget.scope} ${budget.scope_id}`;
+  return `${scopeName(budget.scope)} ${budget.scope_id}`;
 }
 
 /** How the token select names a key: its name and kind (the member it speaks for, or its scopes). */
@@ -83,7 +87,7 @@ function budgetRow(budget) {
     notify(`The budget of ${label} was deleted.`);
   }));
   return h("tr", { dataset: { scope: budget.scope, scopeId: budget.scope_id } },
-    h("td", {}, SCOPES[budget.scope] ? SCOPES[budget.scope].name : budget.scope),
+    h("td", {}, scopeName(budget.scope)),
     scopeCell(budget),
     h("td", { class: "num" }, cap(budget.daily_micros)),
     h("td", { class: "num" }, cap(budget.monthly_micros)),
