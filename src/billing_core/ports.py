@@ -235,9 +235,15 @@ class WalletRepository(Protocol):
         ...
 
     def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
-                   now: datetime) -> list[DebitOutcome]:
+                   now: datetime, *, locked: WalletAccount | None = None) -> list[DebitOutcome]:
         """Exactly what calling :meth:`debit` for each request, in order, would give, as one atomic
         step: the same outcomes, ledger rows and stored wallet.
+
+        ``locked``: the wallet as this unit of work already read it under its lock
+        (:meth:`UsageRepository.lock_for_event`), with nothing written to it since; storage then
+        decides on it instead of locking and reading the row again (it is not changed). Its version
+        still guards the write: a wallet that is no longer the stored one is ``ConcurrentUpdate``
+        with nothing written (storage may not notice it when the batch writes nothing).
 
         Each debit is decided against the wallet as the earlier ones left it, so some may be
         denied mid-batch while later, smaller ones pass; a key already in the ledger, or allowed

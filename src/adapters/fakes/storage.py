@@ -296,10 +296,14 @@ class InMemoryWalletRepository(_Repo):
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=_copy(wallet))
 
     def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
-                   now: datetime) -> list[DebitOutcome]:
+                   now: datetime, *, locked: WalletAccount | None = None) -> list[DebitOutcome]:
         # The reference: the contract is "the same as debit() one by one", validated up front.
         for request in debits:
             _check_debit_request(organization_id, request.amount_micros, request.transaction)
+        if locked is not None and locked.organization_id != organization_id:
+            raise InvalidInput("locked", "the locked wallet is another organization's")
+        if debits and locked is not None and locked.version != self._wallet(organization_id).version:
+            raise ConcurrentUpdate("the wallet changed since it was locked; retry")
         return [self.debit(organization_id, r.amount_micros, now, r.transaction, project_id=r.project_id,
                            token_id=r.token_id) for r in debits]
 

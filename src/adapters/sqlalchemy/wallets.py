@@ -137,17 +137,21 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=wallet)
 
     def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
-                   now: datetime) -> list[DebitOutcome]:
+                   now: datetime, *, locked: WalletAccount | None = None) -> list[DebitOutcome]:
         """:meth:`debit` in order under one lock: replays are read once for the whole batch while
         the lock is held (which every writer of the organization's ledger takes first), decisions
-        run against the running wallet, and the rows are written in bulk at the end."""
+        run against the running wallet, and the rows are written in bulk at the end. With
+        ``locked`` (read under this transaction's lock) the row is not locked and read again: the
+        version-guarded update at the end refuses a wallet that is no longer the stored one."""
         for request in debits:
             _check_same_organization(organization_id, request.transaction)
             check_balanced(request.transaction)
             check_debit(request.amount_micros, request.transaction)
         if not debits:
             return []
-        wallet = self._lock(organization_id)
+        if locked is not None and locked.organization_id != organization_id:
+            raise InvalidInput("locked", "the locked wallet is another organization's")
+        wallet = self._lock(organization_id) if locked is None else copy.copy(locked)
         version = wallet.version
         replays = self._uow.driver.stored_keys(organization_id, [r.transaction.idempotency_key for r in debits])
         known = self._by_keys(organization_id, sorted(replays)) if replays else {}

@@ -178,8 +178,10 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
             if not subscribed[key] and uow.usage.get_event(organization_id, event.event_id) is None:
                 raise ProductNotSubscribed("the project has no active subscription to this product at occurred_at",
                                            field=f"events[{index}].product")
+        # Nothing was written since the snapshot's read under the lock: the batch decides on its wallet.
         debited = uow.wallets.debit_many(organization_id, [
-            DebitRequest(event.amount_micros, tx, event.project_id, event.token_id) for event, tx in priced], now)
+            DebitRequest(event.amount_micros, tx, event.project_id, event.token_id) for event, tx in priced], now,
+            locked=None if snapshot is None else snapshot.wallet)
         uow.usage.record_many([event for (event, _), outcome in zip(priced, debited, strict=True)
                                if outcome.decision.allowed and not outcome.replayed])
         denial: Decision | None = None

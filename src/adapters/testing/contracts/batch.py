@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from adapters.fakes import InMemoryStore, InMemoryUnitOfWork
 from adapters.testing.builders import NOW, OTHER_PRODUCT, PRODUCT, fund, grant, new_org, usage_event, usage_tx
 from adapters.testing.storage import StorageBackend
-from billing_core.errors import InvalidInput, LedgerImbalance, NotFound
+from billing_core.errors import ConcurrentUpdate, InvalidInput, LedgerImbalance, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, Posting, credit_balance
 from billing_core.ports import DebitRequest, UnitOfWork
 from billing_core.spend_guard import DenialReason
@@ -97,6 +97,47 @@ class DebitManyContract:
             assert uow.wallets.debit_many(org.id, [], NOW) == []
             with pytest.raises(NotFound):
                 uow.wallets.debit_many(org.id, [_debit(org.id, 1, "a")], NOW)
+
+    def test_a_wallet_already_locked_gives_what_locking_again_gives(self, storage: StorageBackend) -> None:
+        """``locked`` (the wallet read under this unit of work's lock) spares the second locked read:
+        the same outcomes, rows and stored wallet as without it, and the snapshot is left as it was."""
+        answers = []
+        for pass_locked in (False, True):
+            org = new_org(storage)
+            fund(storage, org.id, 1_000)
+            with storage.uow() as uow:
+                uow.wallets.debit(org.id, 100, NOW, usage_tx(org.id, 100, "old"))
+                uow.commit()
+            with storage.uow() as uow:
+                snapshot = uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW)
+                seen = snapshot.wallet.balance_micros, snapshot.wallet.version
+                outcomes = uow.wallets.debit_many(org.id, [
+                    _debit(org.id, 400, "a"), _debit(org.id, 100, "old"), _debit(org.id, 900, "b"),
+                    _debit(org.id, 300, "c")], NOW, locked=snapshot.wallet if pass_locked else None)
+                assert (snapshot.wallet.balance_micros, snapshot.wallet.version) == seen
+                uow.commit()
+            with storage.uow() as uow:
+                wallet = uow.wallets.get(org.id)
+                keys = [t.idempotency_key for t in uow.ledger.list(org.id).items]
+            answers.append(([(o.decision.allowed, o.replayed, o.wallet.balance_micros) for o in outcomes],
+                            (wallet.balance_micros, wallet.spent_today_micros, wallet.version), keys))
+        assert answers[0] == answers[1]
+        assert answers[1][1] == (200, 800, 4)
+
+    def test_a_stale_locked_wallet_is_a_conflict_and_writes_nothing(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 1_000)
+        with storage.uow() as uow:
+            stale = uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW).wallet
+            uow.wallets.debit(org.id, 100, NOW, usage_tx(org.id, 100, "between"))
+            with pytest.raises(ConcurrentUpdate):
+                uow.wallets.debit_many(org.id, [_debit(org.id, 50, "a")], NOW, locked=stale)
+        other = new_org(storage, name="Other")
+        with storage.uow() as uow:
+            assert uow.wallets.get(org.id).balance_micros == 1_000
+            assert uow.ledger.get_by_key(org.id, "a") is None
+            with pytest.raises(InvalidInput):
+                uow.wallets.debit_many(org.id, [_debit(org.id, 50, "a")], NOW, locked=uow.wallets.get(other.id))
 
     def test_a_large_batch_with_scattered_replays_equals_debits_one_by_one(self, storage: StorageBackend) -> None:
         """More rows and keys than one multi-row statement or keyed read takes."""
