@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from billing_core.services import organizations
 from entrypoints.http.app import create_app
-from entrypoints.http.hot_route import ROUTE_TEMPLATE, UsageEventsFastPath
+from entrypoints.http.hot_route import BATCH_ROUTE_TEMPLATE, ROUTE_TEMPLATE, UsageEventsFastPath
 from tests.e2e.conftest import Api, World, build_world
 
 EVENT = {"event_id": "evt-lean", "product": "compute", "quantity": 2}
@@ -171,3 +171,111 @@ def test_the_fast_path_is_timed_under_the_routes_label(pair: Pair) -> None:
     for status in ("201", "402"):
         label = f'method="POST",route="{ROUTE_TEMPLATE}",status="{status}"'
         assert f"billing_http_request_duration_seconds_count{{{label}}}" in scrape
+
+
+# --------------------------------------------------------------------------- the batch route
+
+BATCH = "/batch"
+
+
+def _batch(*events: dict[str, Any]) -> dict[str, Any]:
+    return {"events": list(events)}
+
+
+def _events(prefix: str, count: int) -> list[dict[str, Any]]:
+    return [{"event_id": f"{prefix}-{n}", "product": "compute", "quantity": 1 + n % 3}
+            for n in range(count)]
+
+
+def test_a_batch_and_its_replay_are_byte_identical(pair: Pair) -> None:
+    before = _served(pair)
+    events = _events("b", 30)
+    events[4] = {**events[4], "occurred_at": "2026-03-10T11:00:00+01:00"}
+    first = pair.same(_batch(*events), suffix=BATCH)
+    assert first.status_code == 200
+    assert first.headers["content-type"] == "application/json"
+    results = first.json()["results"]
+    assert [r["event_id"] for r in results] == [e["event_id"] for e in events]
+    assert all(r["allowed"] and not r["replayed"] for r in results)
+    replay = pair.same(_batch(*events[:10], *_events("b-new", 3)), suffix=BATCH)
+    assert [r["replayed"] for r in replay.json()["results"]] == [True] * 10 + [False] * 3
+    assert _served(pair) == (before[0] + 2, before[1])  # the fast path answered both itself
+
+
+def test_a_batch_with_denied_events_is_the_same_200(pair: Pair) -> None:
+    served = pair.lean.served
+    answer = pair.same(_batch(*_events("d", 2), {"event_id": "d-huge", "product": "compute", "quantity": 10**9},
+                              *_events("d-after", 2)), suffix=BATCH)
+    assert answer.status_code == 200
+    assert [(r["allowed"], r["reason"]) for r in answer.json()["results"]] == [
+        (True, None), (True, None), (False, "insufficient_credit"), (True, None), (True, None)]
+    assert pair.lean.served == served + 1
+
+
+@pytest.mark.parametrize(("name", "events", "status", "field"), [
+    ("unknown product", [*_events("u", 2), {"event_id": "u-x", "product": "nope", "quantity": 1}], 422,
+     "events[2].product"),
+    ("negative quantity", [{"event_id": "n", "product": "compute", "quantity": -1}], 422, None),
+    ("an id twice", [*_events("t", 2), _events("t", 1)[0]], None, "events[2].event_id"),
+    ("datetime without offset", [*_events("o", 1), {"event_id": "o-x", "product": "compute", "quantity": 1,
+                                                    "occurred_at": "2026-03-10T11:00:00"}], 422, None),
+])
+def test_a_refused_batch_is_the_same_problem(pair: Pair, name: str, events: list[dict[str, Any]],
+                                             status: int | None, field: str | None) -> None:
+    answer = pair.same(_batch(*events), suffix=BATCH)
+    assert answer.status_code >= 400 and answer.status_code == (status or answer.status_code), (name, answer.text)
+    assert answer.headers["content-type"] == "application/problem+json"
+    if field is not None:
+        assert answer.json()["field"] == field, answer.text
+
+
+def test_a_reused_event_id_refuses_the_batch_and_writes_nothing(pair: Pair) -> None:
+    assert pair.same(_batch(*_events("r", 3)), suffix=BATCH).status_code == 200
+    reused = pair.same(_batch(*_events("r-new", 2), {**_events("r", 1)[0], "quantity": 7}), suffix=BATCH)
+    assert reused.status_code == 409
+    assert reused.json()["code"] == "event_id_reused"
+    # Nothing of the refused batch was written: its new ids are new again.
+    again = pair.same(_batch(*_events("r-new", 2)), suffix=BATCH)
+    assert [r["replayed"] for r in again.json()["results"]] == [False, False]
+
+
+@pytest.mark.parametrize(("role", "status"), [("member", 403), ("outsider-service", 404), ("outsider", 404)])
+def test_batch_permission_and_organization_errors(pair: Pair, role: str, status: int) -> None:
+    served = pair.lean.served
+    answer = pair.same(_batch(*_events("p", 2)), role=role, suffix=BATCH)
+    assert answer.status_code == status, answer.text
+    assert pair.lean.served == served + 1
+
+
+@pytest.mark.parametrize(("name", "body", "content", "status"), [
+    ("no events", {"events": []}, None, 400),
+    ("too many events", _batch(*_events("m", 1_001)), None, 400),
+    ("an event with an unknown field", _batch({**EVENT, "colour": "red"}), None, 400),
+    ("not an object", [EVENT], None, 400),
+    ("broken json", None, b'{"events": [', 400),
+    ("empty", None, b"", 400),
+])
+def test_bad_batch_bodies_are_the_same_problem(pair: Pair, name: str, body: Any, content: bytes | None,
+                                               status: int) -> None:
+    served = pair.lean.served
+    answer = pair.same(body, content=content, suffix=BATCH)
+    assert 400 <= answer.status_code < 500, (name, answer.text)
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert pair.lean.served == served  # Litestar answered
+
+
+def test_batch_unknown_token_and_unusual_requests(pair: Pair) -> None:
+    served = pair.lean.served
+    assert pair.same(_batch(EVENT), role=None, headers={"Authorization": "Bearer nope"},
+                     suffix=BATCH).status_code == 401
+    assert pair.lean.served == served + 1
+    assert pair.same(_batch(EVENT), headers={"Idempotency-Key": "k-batch"}, suffix=BATCH).status_code == 200
+    assert pair.same(_batch(EVENT), suffix=BATCH + "?x=1").status_code == 200
+    assert pair.lean.served == served + 1  # both passed on
+
+
+def test_the_batch_fast_path_is_timed_under_its_label(pair: Pair) -> None:
+    pair.same(_batch(*_events("l", 2)), suffix=BATCH)
+    scrape = pair.fast.client.get("/metrics").text
+    label = f'method="POST",route="{BATCH_ROUTE_TEMPLATE}",status="200"'
+    assert f"billing_http_request_duration_seconds_count{{{label}}}" in scrape

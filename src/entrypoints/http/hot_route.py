@@ -1,4 +1,5 @@
-"""A fast path for ``POST /organizations/{id}/usage/events`` in front of Litestar (issue 16, ADR 0018).
+"""A fast path for ``POST /organizations/{id}/usage/events`` (and ``…/events/batch``) in front of
+Litestar (issue 16, ADR 0018).
 
 The live usage route is the one platforms put in front of every billable call. Litestar's pipeline
 around it (routing, the middleware stack, dependency injection, parameter parsing, the response
@@ -11,6 +12,9 @@ event loop about half of what ``anyio.to_thread`` does per request), checks the 
 :func:`~entrypoints.http.controllers.usage.report_usage_event` — the function the Litestar route
 runs (the same token reader and permission check, the same use case with its group commit, the same
 presenter), mapping core errors with the same :func:`~entrypoints.http.problems.billing_error_response`.
+The batch route is served the same way through
+:func:`~entrypoints.http.controllers.usage.report_usage_batch_events` (the Litestar handler's own
+function), its answer encoded by msgspec straight from the response struct.
 Only HTTP framing, parsing and authentication plumbing are specialised here; no business rule.
 
 Anything else goes to Litestar untouched, and so does anything unusual after the body was read: a
@@ -42,7 +46,7 @@ from litestar.types import ASGIApp, Receive, Send
 from billing_core.errors import BillingError
 from billing_core.payloads import check_json_depth
 from entrypoints.http import schemas as s
-from entrypoints.http.controllers.usage import report_usage_event
+from entrypoints.http.controllers.usage import report_usage_batch_events, report_usage_event
 from entrypoints.http.problems import billing_error_response
 from entrypoints.http.runtime import MAX_BODY_BYTES, PendingAuthentication, Runtime, authenticated
 from entrypoints.metrics import REQUEST_SECONDS
@@ -51,10 +55,15 @@ logger = logging.getLogger("entrypoints.http")
 
 ROUTE_TEMPLATE = "/organizations/{organization_id}/usage/events"
 """The route's label in ``billing_http_request_duration_seconds``, as Litestar's routing names it."""
-_PATH = re.compile(r"/organizations/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/usage/events")
+BATCH_ROUTE_TEMPLATE = ROUTE_TEMPLATE + "/batch"
+_PATH = re.compile(
+    r"/organizations/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/usage/events(/batch)?")
 # Only the canonical spelling of the organization's UUID; any other (upper case, braces) goes to Litestar.
 _DECODER = msgspec.json.Decoder(s.UsageEventBody, strict=True)
 """The route's body type, decoded as strictly as :class:`~entrypoints.http.bodies.BodyRequest` does."""
+_BATCH_DECODER = msgspec.json.Decoder(s.UsageBatchBody, strict=True)
+_ENCODER = msgspec.json.Encoder()
+"""The batch answer holds only types msgspec encodes itself: the bytes Litestar's encoder gives."""
 _JSON = b"application/json"
 DEFAULT_THREADS = 40
 """Worker threads of the fast path when the storage has no connection pool to size them by (anyio's default)."""
@@ -90,9 +99,10 @@ class UsageEventsFastPath:
             self.passed_on += 1
             await self.app(scope, receive, send)
             return
+        batch = match.group(2) is not None
         received: list[Any] = []
         body = await _read_body(receive, received)
-        data = _decoded(body)
+        data = _decoded(body, _BATCH_DECODER if batch else _DECODER)
         if data is None:
             await self._pass_on(scope, receive, send, received)
             return
@@ -107,15 +117,20 @@ class UsageEventsFastPath:
         self.served += 1
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content, "more_body": False})
-        REQUEST_SECONDS.labels("POST", ROUTE_TEMPLATE, str(status)).observe(time.perf_counter() - started)
+        REQUEST_SECONDS.labels("POST", BATCH_ROUTE_TEMPLATE if batch else ROUTE_TEMPLATE,
+                               str(status)).observe(time.perf_counter() - started)
 
     def _answer(self, scope: Any, secret: str, organization_id: uuid.UUID,
-                data: s.UsageEventBody) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+                data: s.UsageEventBody | s.UsageBatchBody) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """The route's answer, framed (blocking: runs in a worker thread)."""
         scope["user"] = PendingAuthentication(secret)
         try:
-            response: Response[Any] = report_usage_event(self.runtime, authenticated(scope, self.runtime.ctx),
-                                                         organization_id, data)
+            actor = authenticated(scope, self.runtime.ctx)
+            if isinstance(data, s.UsageBatchBody):
+                # The batch route's answer is its struct with Litestar's defaults (200, JSON).
+                return _framed(200, [], _ENCODER.encode(report_usage_batch_events(
+                    self.runtime.ctx, actor, organization_id, data)), None)
+            response: Response[Any] = report_usage_event(self.runtime, actor, organization_id, data)
         except BillingError as exc:
             response = billing_error_response(exc)
         except Exception as exc:
@@ -124,11 +139,7 @@ class UsageEventsFastPath:
         content = response.content if isinstance(response.content, bytes) else encode_json(response.content)
         headers = [(name.lower().encode("latin-1"), str(value).encode("latin-1"))
                    for name, value in response.headers.items()]
-        # The route's own answers carry no media type: Litestar then uses the route's, JSON.
-        media_type = str(response.media_type or "application/json")
-        headers += [(b"content-type", media_type.encode("latin-1")),
-                    (b"content-length", str(len(content)).encode("latin-1"))]
-        return int(response.status_code or 200), headers, content
+        return _framed(int(response.status_code or 200), headers, content, response.media_type)
 
     def close(self) -> None:
         """Let the fast path's threads end once idle (at the app's shutdown; a later startup of the
@@ -149,6 +160,14 @@ class UsageEventsFastPath:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _framed(status: int, headers: list[tuple[bytes, bytes]], content: bytes,
+            media_type: object) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    # The routes' own answers carry no media type: Litestar then uses the route's, JSON.
+    headers += [(b"content-type", str(media_type or "application/json").encode("latin-1")),
+                (b"content-length", str(len(content)).encode("latin-1"))]
+    return status, headers, content
 
 
 def _plain_request(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -197,13 +216,13 @@ async def _read_body(receive: Receive, received: list[Any]) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _decoded(body: bytes | None) -> s.UsageEventBody | None:
+def _decoded(body: bytes | None, decoder: msgspec.json.Decoder[Any]) -> s.UsageEventBody | s.UsageBatchBody | None:
     """The body as the route's type; None for anything Litestar must answer (empty, too deep,
     malformed, of the wrong shape)."""
     if not body:
         return None
     try:
         check_json_depth(body)
-        return _DECODER.decode(body)
+        return decoder.decode(body)  # type: ignore[no-any-return]
     except (BillingError, msgspec.DecodeError, RecursionError):
         return None

@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from billing_core import services
 from billing_core.errors import InvalidInput, SpendDenied
 from billing_core.permissions import Actor
+from billing_core.services.context import BillingContext
 from entrypoints.http import presenters
 from entrypoints.http import schemas as s
 from entrypoints.http.problems import ERRORS, MUTATION_ERRORS, PROBLEM_JSON, QUERY_POST_ERRORS
@@ -79,6 +80,19 @@ def report_usage_event(runtime: Runtime, actor: Actor, organization_id: uuid.UUI
     return Response(presenters.usage_outcome(outcome), status_code=200 if outcome.replayed else 201)
 
 
+def report_usage_batch_events(ctx: BillingContext, actor: Actor, organization_id: uuid.UUID,
+                              data: s.UsageBatchBody) -> s.UsageBatchOut:
+    """``POST …/usage/events/batch`` once the token and the body are read: the use case and its
+    answer (200; each event allowed or denied on its own). Blocking: call it from a worker thread.
+    The Litestar route and the fast path in front of it (:mod:`entrypoints.http.hot_route`) both
+    answer through this one function."""
+    events = [services.usage.UsageEventInput(
+        event_id=e.event_id, product=e.product, quantity=e.quantity, project_id=e.project_id,
+        occurred_at=utc(e.occurred_at, f"events[{i}].occurred_at")) for i, e in enumerate(data.events)]
+    outcomes = services.usage.report_usage_batch(ctx, actor, organization_id=organization_id, events=events)
+    return s.UsageBatchOut(results=[presenters.usage_outcome(o) for o in outcomes])
+
+
 class UsageReportController(Controller):
     path = "/billing/usage"
     tags = ["usage"]
@@ -122,12 +136,7 @@ class PlatformUsageController(Controller):
           summary="Report up to 1,000 events in one transaction; each is allowed or denied on its own")
     def report_batch(self, request: Request[Any, Any, Any], ctx: Ctx, organization_id: OrganizationId,
                      data: JSONBody[s.UsageBatchBody]) -> s.UsageBatchOut:
-        actor = authenticated(request.scope, ctx)
-        events = [services.usage.UsageEventInput(
-         event_id=e.event_id, product=e.product, quantity=e.quantity, project_id=e.project_id,
-         occurred_at=utc(e.occurred_at, f"events[{i}].occurred_at")) for i, e in enumerate(data.events)]
-        outcomes = services.usage.report_usage_batch(ctx, actor, organization_id=organization_id, events=events)
-        return s.UsageBatchOut(results=[presenters.usage_outcome(o) for o in outcomes])
+        return report_usage_batch_events(ctx, authenticated(request.scope, ctx), organization_id, data)
 
     @post("/events/{event_id:str}/refund", status_code=200, sync_to_thread=True, responses=MUTATION_ERRORS,
           summary="Automatically refund a failed operation's charge (shows as a green + entry in the feed)")
