@@ -208,24 +208,35 @@ _RETURNING_SEQ_KEY = " RETURNING seq, idempotency_key"
 
 
 def _unnest_insert(head: str, types: Sequence[str], tail: str) -> str:
-    names = ", ".join(f"c{i}" for i in range(len(types)))
-    arrays = ", ".join(f"%b::{t}[]" for t in types)  # binary: psycopg dumps lists ~4x faster than as text
-    return f"{head} SELECT {names} FROM unnest({arrays}) WITH ORDINALITY AS u({names}, n) ORDER BY n{tail}"  # noqa: S608  # nosec B608
+    """``head`` filled from one array per column; a type written ``=uuid`` is one value for every
+    row instead (a scalar parameter, bound before the arrays: it comes first in the text)."""
+    arrays = [f"c{i}" for i, t in enumerate(types) if not t.startswith("=")]
+    names = ", ".join(f"%s::{t[1:]}" if t.startswith("=") else f"c{i}" for i, t in enumerate(types))
+    dumped = ", ".join(f"%b::{t}[]" for t in types if not t.startswith("="))  # binary: ~4x faster than text
+    return (f"{head} SELECT {names} FROM unnest({dumped}) WITH ORDINALITY AS u({', '.join(arrays)}, n) "  # noqa: S608  # nosec B608
+            f"ORDER BY n{tail}")
 
 
-_PG_INSERT_TXS = _unnest_insert(
+# The batch's ledger rows in one statement: the transactions of one organization (its id bound
+# once), then the postings of those inserted, matched by key (a used key inserts neither).
+_PG_APPEND_TXS = _unnest_insert(
     _INSERT_TX_HEAD.removesuffix(" VALUES "),
-    ("uuid", "uuid", "text", "text", "text", "text", "text", "timestamptz", "bigint"),
+    ("uuid", "=uuid", "text", "text", "text", "text", "text", "timestamptz", "bigint"),
     _ON_TX_CONFLICT + _RETURNING_SEQ_KEY)
-_PG_INSERT_POSTINGS = _unnest_insert(
-    f"INSERT INTO ledger_postings ({', '.join(_POSTING_COLUMNS)})", ("bigint", "smallint", "uuid", "text", "bigint"),
-    "")
+_PG_APPEND_MANY = (
+    f"WITH t AS ({_PG_APPEND_TXS}), p AS (INSERT INTO ledger_postings ({', '.join(_POSTING_COLUMNS)}) "  # noqa: S608  # nosec B608
+    "SELECT t.seq, v.line_no, %s::uuid, v.account, v.amount FROM t JOIN "
+    "unnest(%b::text[], %b::smallint[], %b::text[], %b::bigint[]) AS v(key, line_no, account, amount) "
+    "ON v.key = t.idempotency_key) "
+    "SELECT seq, idempotency_key FROM t")
 _INSERT_MOVEMENT_HEAD = f"INSERT INTO grant_movements ({', '.join(_MOVEMENT_COLUMNS)})"
 _INSERT_MOVEMENT = _INSERT_MOVEMENT_HEAD + f" VALUES ({', '.join('?' for _ in _MOVEMENT_COLUMNS)})"
 _PG_INSERT_MOVEMENTS = _unnest_insert(_INSERT_MOVEMENT_HEAD, ("uuid", "uuid", "uuid", "bigint"), "")
+# Events of one organization, its id bound once.
 _PG_INSERT_EVENTS = _unnest_insert(
     _INSERT_EVENT_HEAD.removesuffix(" VALUES "),
-    ("uuid", "text", "uuid", "uuid", "bigint", "timestamptz", "bigint", "bigint", "uuid"), _ON_EVENT_CONFLICT)
+    ("=uuid", "text", "uuid", "uuid", "bigint", "timestamptz", "bigint", "bigint", "uuid"),
+    " ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING event_id")
 
 
 _STORED_KEYS_HEAD = "SELECT idempotency_key FROM ledger_transactions WHERE organization_id = ? AND idempotency_key IN ("
@@ -323,22 +334,37 @@ class DriverStatements:
     def append_many(self, txs: Sequence[LedgerTransaction]) -> dict[str, int]:
         """Insert stamped transactions of one organization, in order, and their postings; ``seq``
         per key. A key used before inserts nothing and is missing from the answer."""
-        seqs: dict[str, int] = {}
         if self.postgres:
-            seqs.update((key, int(seq)) for seq, key in self._run(_PG_INSERT_TXS, _columns(
-                [self._tx_row(tx) for tx in txs], len(_TX_COLUMNS))))
-        else:
-            for chunk in _chunks(txs):
-                sql = _INSERT_TX_HEAD + ", ".join(_TX_VALUES for _ in chunk) + _ON_TX_CONFLICT + _RETURNING_SEQ_KEY
-                params = [value for tx in chunk for value in self._tx_row(tx)]
-                seqs.update((key, int(seq)) for seq, key in self._run(sql, params))
+            return self._pg_append_many(txs) if txs else {}
+        seqs: dict[str, int] = {}
+        for chunk in _chunks(txs):
+            sql = _INSERT_TX_HEAD + ", ".join(_TX_VALUES for _ in chunk) + _ON_TX_CONFLICT + _RETURNING_SEQ_KEY
+            params = [value for tx in chunk for value in self._tx_row(tx)]
+            seqs.update((key, int(seq)) for seq, key in self._run(sql, params))
         postings = [row for tx in txs if tx.idempotency_key in seqs
                     for row in self._posting_rows(seqs[tx.idempotency_key], tx)]
-        if postings and self.postgres:
-            self._rowcount(_PG_INSERT_POSTINGS, _columns(postings, len(_POSTING_COLUMNS)))
-        elif postings:
+        if postings:
             self._run_many(self._insert_posting, postings)
         return seqs
+
+    def _pg_append_many(self, txs: Sequence[LedgerTransaction]) -> dict[str, int]:
+        """PostgreSQL: the transactions and their postings in one statement (``_PG_APPEND_MANY``)."""
+        org = txs[0].organization_id
+        assert all(tx.organization_id == org for tx in txs), "append_many takes one organization's transactions"
+        columns = _columns([self._tx_row(tx) for tx in txs], len(_TX_COLUMNS))
+        del columns[1]  # the organization: one value
+        keys: list[str] = []
+        lines: list[int] = []
+        accounts: list[str] = []
+        amounts: list[int] = []
+        for tx in txs:
+            for line_no, posting in enumerate(tx.postings):
+                keys.append(tx.idempotency_key)
+                lines.append(line_no)
+                accounts.append(posting.account.value)
+                amounts.append(posting.amount_micros)
+        return {key: int(seq) for seq, key in self._run(
+            _PG_APPEND_MANY, (org, *columns, org, keys, lines, accounts, amounts))}
 
     def insert_grant_movements(self, movements: Sequence[GrantMovement]) -> None:
         """Append the grant catch-up's movements in order (``GrantRepository.apply``, ADR 0016):
@@ -430,8 +456,13 @@ class DriverStatements:
         event, whether it was inserted."""
         inserted: set[tuple[Any, str]] = set()
         if self.postgres:
-            columns = _columns([self._event_row(event) for event in events], len(_EVENT_COLUMNS))
-            inserted.update((row[0], row[1]) for row in self._run(_PG_INSERT_EVENTS, columns))
+            by_organization: dict[uuid.UUID, list[UsageEvent]] = {}
+            for event in events:
+                by_organization.setdefault(event.organization_id, []).append(event)
+            for org, group in by_organization.items():
+                columns = _columns([self._event_row(event) for event in group], len(_EVENT_COLUMNS))
+                del columns[0]  # the organization: one value
+                inserted.update((org, row[0]) for row in self._run(_PG_INSERT_EVENTS, (org, *columns)))
         else:
             for chunk in _chunks(events):
                 sql = _INSERT_EVENT_HEAD + ", ".join(_EVENT_VALUES for _ in chunk) + _ON_EVENT_CONFLICT
