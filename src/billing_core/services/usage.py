@@ -144,9 +144,10 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
     now = ctx.clock.now()
     priced: list[tuple[UsageEvent, LedgerTransaction]] = []
     seen: set[str] = set()
+    products: dict[str | uuid.UUID, Product] = {}  # a batch names a few products many times
     for index, item in enumerate(events):
         try:
-            metered = _product(ctx, item.product)
+            metered = products.get(item.product) or products.setdefault(item.product, _product(ctx, item.product))
             event = price_event(event_id=item.event_id, organization_id=organization_id,
                                 project_id=item.project_id, product=metered, quantity=item.quantity,
                                 occurred_at=item.occurred_at or now, now=now,
