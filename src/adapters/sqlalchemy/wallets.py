@@ -147,10 +147,10 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
             _check_same_organization(organization_id, request.transaction)
             check_balanced(request.transaction)
             check_debit(request.amount_micros, request.transaction)
-        if not debits:
-            return []
         if locked is not None and locked.organization_id != organization_id:
             raise InvalidInput("locked", "the locked wallet is another organization's")
+        if not debits:
+            return []
         wallet = self._lock(organization_id) if locked is None else copy.copy(locked)
         version = wallet.version
         replays = self._uow.driver.stored_keys(organization_id, [r.transaction.idempotency_key for r in debits])

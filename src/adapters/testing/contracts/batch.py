@@ -136,8 +136,9 @@ class DebitManyContract:
         with storage.uow() as uow:
             assert uow.wallets.get(org.id).balance_micros == 1_000
             assert uow.ledger.get_by_key(org.id, "a") is None
-            with pytest.raises(InvalidInput):
-                uow.wallets.debit_many(org.id, [_debit(org.id, 50, "a")], NOW, locked=uow.wallets.get(other.id))
+            for batch in ([_debit(org.id, 50, "a")], []):
+                with pytest.raises(InvalidInput):
+                    uow.wallets.debit_many(org.id, batch, NOW, locked=uow.wallets.get(other.id))
 
     def test_a_large_batch_with_scattered_replays_equals_debits_one_by_one(self, storage: StorageBackend) -> None:
         """More rows and keys than one multi-row statement or keyed read takes."""
