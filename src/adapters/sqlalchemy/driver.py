@@ -530,14 +530,14 @@ class DriverStatements:
         try:
             return connection.execute(sql, params).fetchall()  # type: ignore[no-any-return]
         except Exception as error:
-            self._fail(error, sql, params)
+            self.fail(error, sql, params)
 
     def _rowcount(self, sql: str, params: Sequence[Any]) -> int:
         connection = self._uow.dbapi_connection()
         try:
             return connection.execute(sql, params).rowcount  # type: ignore[no-any-return]
         except Exception as error:
-            self._fail(error, sql, params)
+            self.fail(error, sql, params)
 
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         connection = self._uow.dbapi_connection()
@@ -549,9 +549,11 @@ class DriverStatements:
             else:
                 connection.executemany(sql, rows)
         except Exception as error:
-            self._fail(error, sql, rows)
+            self.fail(error, sql, rows)
 
-    def _fail(self, error: Exception, sql: str, params: Any) -> NoReturn:
+    def fail(self, error: Exception, sql: str, params: Any) -> NoReturn:
+        """Raise what SQLAlchemy would for ``error``, raised by the driver running ``sql``: the
+        translated error (``errors.translate``), the pool invalidated on a disconnect."""
         dialect = self._uow.engine.dialect
         if not isinstance(error, dialect.loaded_dbapi.Error):
             typed = translate(error)  # an int beyond 64 bits refused by sqlite3 while binding
