@@ -263,6 +263,7 @@ class _Dialect:
         self.insert_posting = self.sql(_INSERT_POSTING)
         self.pg_write = self.sql(_PG_WRITE)
         self.upsert_bucket = self.sql(_UPSERT_BUCKET)
+        self.insert_event = self.sql(_INSERT_EVENT_HEAD + _EVENT_VALUES + _ON_EVENT_CONFLICT)
         self.put_on_invoice = self.sql(_PG_PUT_ON_INVOICE)
         self.lock_for_event = self.sql(_LOCK_FOR_EVENT + (" FOR UPDATE OF w" if postgres else ""))
         self.pg_write_usage = self.sql(_PG_WRITE_USAGE)
@@ -282,7 +283,7 @@ class DriverStatements:
         self._uuid, self._time, self._day = d.uuid, d.time, d.day
         self._select_wallet, self._update_wallet = d.select_wallet, d.update_wallet
         self._insert_tx, self._insert_posting, self._pg_write = d.insert_tx, d.insert_posting, d.pg_write
-        self._upsert_bucket = d.upsert_bucket
+        self._upsert_bucket, self._insert_event = d.upsert_bucket, d.insert_event
         self._put_on_invoice = d.put_on_invoice
         self._lock_for_event, self._pg_write_usage = d.lock_for_event, d.pg_write_usage
         self._insert_movement = d.insert_movement
@@ -293,7 +294,7 @@ class DriverStatements:
         """The wallet row, locked until the transaction ends (``FOR UPDATE``; on SQLite the
         transaction already holds the database's write lock)."""
         rows = self._run(self._select_wallet, (self._uuid(organization_id),))
-        return self._wallet(rows[0]) if rows else None
+        return self._wallet(rows[0], organization_id) if rows else None
 
     def write(self, tx: LedgerTransaction, wallet: WalletAccount, old_version: int) -> int | None:
         """Append ``tx`` (stamped) with its postings and store ``wallet`` over ``old_version``;
@@ -393,7 +394,7 @@ class DriverStatements:
             return None
         row = rows[0]
         width = len(_WALLET_COLUMNS)
-        wallet = self._wallet(row)
+        wallet = self._wallet(row, organization_id)
         settings = self._settings(organization_id, row[width:width + len(_SETTINGS_COLUMNS)])
         return wallet, settings, bool(row[-2]), bool(row[-1])
 
@@ -418,7 +419,7 @@ class DriverStatements:
         postings = self._posting_rows(int(rows[0][0]), tx)
         self._rowcount(_posting_values(len(postings)), [value for row in postings for value in row])
         self.update_wallet(wallet, old_version)
-        if not self._run(_INSERT_EVENT_HEAD + _EVENT_VALUES + _ON_EVENT_CONFLICT, self._event_row(event)):
+        if not self._run(self._insert_event, self._event_row(event)):
             _concurrent_wallet_change()
         self._rowcount(self._upsert_bucket, self._bucket_row(event))
         return True
@@ -533,14 +534,13 @@ class DriverStatements:
                 e.quantity, self._time(e.occurred_at), e.amount_micros, e.unit_price_micros,
                 None if e.token_id is None else self._uuid(e.token_id))
 
-    def _wallet(self, r: Sequence[Any]) -> WalletAccount:
+    def _wallet(self, r: Sequence[Any], org: uuid.UUID) -> WalletAccount:
+        """The wallet row ``r`` of organization ``org`` (the id it was selected by: not parsed back)."""
         past_due_since, spend_day = r[8], r[10]
         if self.postgres:
-            org = r[0]
             if past_due_since is not None:
                 past_due_since = past_due_since.astimezone(UTC)
         else:
-            org = uuid.UUID(hex=r[0])
             if past_due_since is not None:
                 past_due_since = datetime.fromisoformat(past_due_since).replace(tzinfo=UTC)
             if spend_day is not None:
@@ -561,14 +561,14 @@ class DriverStatements:
         try:
             return connection.execute(sql, params).fetchall()  # type: ignore[no-any-return]
         except Exception as error:
-            self._fail(error, sql, params)
+            self.fail(error, sql, params)
 
     def _rowcount(self, sql: str, params: Sequence[Any]) -> int:
         connection = self._uow.dbapi_connection()
         try:
             return connection.execute(sql, params).rowcount  # type: ignore[no-any-return]
         except Exception as error:
-            self._fail(error, sql, params)
+            self.fail(error, sql, params)
 
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         connection = self._uow.dbapi_connection()
@@ -580,9 +580,11 @@ class DriverStatements:
             else:
                 connection.executemany(sql, rows)
         except Exception as error:
-            self._fail(error, sql, rows)
+            self.fail(error, sql, rows)
 
-    def _fail(self, error: Exception, sql: str, params: Any) -> NoReturn:
+    def fail(self, error: Exception, sql: str, params: Any) -> NoReturn:
+        """Raise what SQLAlchemy would for ``error``, raised by the driver running ``sql``: the
+        translated error (``errors.translate``), the pool invalidated on a disconnect."""
         dialect = self._uow.engine.dialect
         if not isinstance(error, dialect.loaded_dbapi.Error):
             typed = translate(error)  # an int beyond 64 bits refused by sqlite3 while binding

@@ -90,7 +90,10 @@ def _sqlite_engine(url: URL, *, echo: bool, synchronous: str, **kwargs: Any) -> 
             cursor.close()
 
     def _begin_immediate(dbapi_connection: Any) -> None:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+        # A unit of work that began on the driver connection itself (its lean path) and then runs a
+        # statement through SQLAlchemy: the transaction is open already, SQLAlchemy adopts it.
+        if not dbapi_connection.in_transaction:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
 
     # The dialect's own BEGIN hook rather than a "begin" event: any connection event makes
     # SQLAlchemy dispatch events around every begin, statement and commit of the engine.

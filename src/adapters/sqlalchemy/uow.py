@@ -2,8 +2,11 @@
 
 Entering the ``with`` block checks a connection out of the engine's pool; the transaction starts
 with the first statement (on SQLite as ``BEGIN IMMEDIATE``, after queueing on the engine's
-in-process writer lock). :meth:`commit` commits and the next statement starts a new transaction;
-leaving the block rolls back whatever was not committed and returns the connection.
+in-process writer lock). On SQLite the SQLAlchemy ``Connection`` around the pooled connection is
+built only when a statement goes through SQLAlchemy: a unit of work that runs only the driver-level
+hot statements (the usage path) begins and commits on the driver connection itself.
+:meth:`commit` commits and the next statement starts a new transaction; leaving the block rolls
+back whatever was not committed and returns the connection.
 Repositories never commit.
 """
 
@@ -62,6 +65,10 @@ class SqlAlchemyUnitOfWork:
         self.dialect = engine.dialect.name
         self.committed = False
         self._connection: Connection | None = None
+        # SQLite: the pooled connection, checked out on entering; the Connection above is built on
+        # it only when a statement goes through SQLAlchemy (ADR 0007, sixth pass of issue 16).
+        self._lean = self.dialect == "sqlite"
+        self._pooled: Any = None
         self._in_transaction = False
         # The driver connection of the current transaction, once the hot statements asked for it:
         # they ask once per statement, and finding it through SQLAlchemy each time cost ~5 % of a
@@ -157,11 +164,14 @@ class SqlAlchemyUnitOfWork:
     # ------------------------------------------------------------------ context
 
     def __enter__(self) -> Self:
-        if self._connection is not None:
+        if self._connection is not None or self._pooled is not None:
             raise RuntimeError("unit of work is already in use")
         try:
-            self._connection = self.engine.connect()
-        except sa_exc.DBAPIError as error:
+            if self._lean:
+                self._pooled = self.engine.raw_connection()
+            else:
+                self._connection = self.engine.connect()
+        except (sa_exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error) as error:
             # No connection at all (server down, refused, authentication): nothing to retry inside.
             raise StorageUnavailable("the database cannot be reached; try again later") from error
         self.committed = False
@@ -170,6 +180,7 @@ class SqlAlchemyUnitOfWork:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         connection = self._connection
+        pooled = self._pooled
         try:
             self.rollback()
         except Exception:
@@ -178,18 +189,24 @@ class SqlAlchemyUnitOfWork:
             # The block already failed (often the connection itself): let that error through.
         finally:
             self._connection = None
+            self._pooled = None
             self._driver = None
             try:
                 if connection is not None:
                     connection.close()
+                elif pooled is not None:
+                    pooled.close()
             finally:
                 self._release()
 
     def commit(self) -> None:
-        connection = self._active()
+        connection = self._active() if self._pooled is None else self._connection
         if self._in_transaction:
             try:
-                connection.commit()
+                if connection is not None and (connection.in_transaction() or not self._lean):
+                    connection.commit()
+                else:
+                    self._driver_end("COMMIT")
             except sa_exc.StatementError as error:
                 _reraise(error)
             finally:
@@ -200,9 +217,12 @@ class SqlAlchemyUnitOfWork:
 
     def rollback(self) -> None:
         connection = self._connection
-        if connection is not None and self._in_transaction:
+        if (connection is not None or self._pooled is not None) and self._in_transaction:
             try:
-                connection.rollback()
+                if connection is not None and (connection.in_transaction() or not self._lean):
+                    connection.rollback()
+                else:
+                    self._driver_end("ROLLBACK")
             finally:
                 self._in_transaction = False
                 self._driver = None
@@ -212,9 +232,7 @@ class SqlAlchemyUnitOfWork:
 
     def execute(self, statement: Executable, params: Params = None) -> AnyResult:
         """Run ``statement`` in this unit of work's transaction, starting it if needed."""
-        connection = self._connection
-        if connection is None:
-            raise RuntimeError("use the unit of work inside its `with` block")
+        connection = self._connection or self._wrap_pooled()
         if not self._in_transaction:
             self._begin()
         try:
@@ -228,6 +246,8 @@ class SqlAlchemyUnitOfWork:
         queue and commit apply: for the hot statements of :mod:`adapters.sqlalchemy.driver`."""
         if self._driver is not None:
             return self._driver
+        if self._connection is None and self._pooled is not None:
+            return self._driver_begin()
         connection = self._connection
         if connection is None:
             raise RuntimeError("use the unit of work inside its `with` block")
@@ -246,17 +266,27 @@ class SqlAlchemyUnitOfWork:
         SQLAlchemy does for the statements it runs itself: drop this connection and recycle every
         pooled one opened before it on next checkout. True if it did."""
         connection = self._connection
+        if connection is None and self._pooled is not None:
+            pooled = self._pooled
+            if not pooled.is_valid or not self._is_disconnect(error, pooled.dbapi_connection):
+                return False
+            self.engine.pool._invalidate(pooled, error)
+            pooled.invalidate(error)
+            self._driver = None
+            return True
         if connection is None or connection.invalidated:
             return False
-        dbapi = self.engine.dialect.loaded_dbapi
-        if not (isinstance(error, dbapi.Error) and self.engine.dialect.is_disconnect(
-                error, connection.connection.dbapi_connection, None)):
+        if not self._is_disconnect(error, connection.connection.dbapi_connection):
             return False
         # Pool._invalidate is how SQLAlchemy's own error handler marks the pool's generation stale.
         self.engine.pool._invalidate(connection.connection, error)
         connection.invalidate(error)
         self._driver = None
         return True
+
+    def _is_disconnect(self, error: BaseException, dbapi_connection: Any) -> bool:
+        dbapi = self.engine.dialect.loaded_dbapi
+        return isinstance(error, dbapi.Error) and self.engine.dialect.is_disconnect(error, dbapi_connection, None)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -269,8 +299,46 @@ class SqlAlchemyUnitOfWork:
 
     def _active(self) -> Connection:
         if self._connection is None:
-            raise RuntimeError("use the unit of work inside its `with` block")
+            return self._wrap_pooled()
         return self._connection
+
+    # ------------------------------------------------------------------ SQLite: the lean path
+
+    def _wrap_pooled(self) -> Connection:
+        """The SQLAlchemy ``Connection`` on the pooled SQLite connection, built on first need. If the
+        driver-level statements began the transaction, SQLAlchemy's own begin finds it open
+        (``engine._begin_immediate`` then sends nothing) and commits or rolls it back as its own."""
+        if self._pooled is None:
+            raise RuntimeError("use the unit of work inside its `with` block")
+        self._connection = Connection(self.engine, self._pooled)
+        return self._connection
+
+    def _driver_begin(self) -> Any:
+        """``BEGIN IMMEDIATE`` on the pooled SQLite connection itself, after the writer queue: what
+        SQLAlchemy's begin would send (``engine._begin_immediate``), without its bookkeeping."""
+        if not self._in_transaction:
+            self._begin()
+        driver = self._pooled.driver_connection
+        if not driver.in_transaction:
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            except Exception as error:
+                self.driver.fail(error, "BEGIN IMMEDIATE", ())
+        self._driver = driver
+        return driver
+
+    def _driver_end(self, statement: str) -> None:
+        """Commit or roll back the transaction the driver-level statements began (lean path)."""
+        pooled = self._pooled
+        if pooled is None or not pooled.is_valid:
+            return
+        driver = pooled.driver_connection
+        if not driver.in_transaction:
+            return
+        try:
+            driver.commit() if statement == "COMMIT" else driver.rollback()
+        except Exception as error:
+            self.driver.fail(error, statement, ())
 
     def _begin(self) -> None:
         if self._writer_lock is not None and not self._holds_lock:

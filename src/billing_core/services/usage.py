@@ -54,6 +54,8 @@ def _product(ctx: BillingContext, product: str | uuid.UUID) -> Product:
             return ctx.catalog.product(product)
         except NotFound:
             raise InvalidInput("product", f"unknown product {product}", code="unknown_product") from None
+    if len(product) < 32:  # shorter than any text uuid.UUID accepts: a code (no exception to raise and catch)
+        return ctx.catalog.product_by_code(product)
     try:
         return ctx.catalog.product(uuid.UUID(product))
     except (ValueError, NotFound):

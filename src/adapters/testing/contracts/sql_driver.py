@@ -100,6 +100,28 @@ class SqlDriverStatementsContract:
         with sql_storage.uow() as uow:
             assert uow.wallets.get(org.id) == in_grace.wallet
 
+    @pytest.mark.parametrize("commit", [True, False])
+    def test_driver_and_sqlalchemy_statements_of_a_unit_of_work_are_one_transaction(
+            self, sql_storage: StorageBackend, commit: bool) -> None:
+        """On SQLite a unit of work begins on the driver connection itself when a driver statement
+        comes first, and SQLAlchemy adopts that transaction for its own statements: both commit
+        together or roll back together, and after a commit the next statement begins anew."""
+        org = new_org(sql_storage)
+        fund(sql_storage, org.id, 1_000)
+        with sql_storage.uow() as uow:
+            uow.wallets.debit(org.id, 10, NOW, usage_tx(org.id, 10, "a"))  # driver level
+            seen = uow.ledger.get_by_key(org.id, "a")  # SQLAlchemy, in the same transaction
+            assert seen is not None and seen.wallet_balance_after == 990
+            uow.wallets.debit(org.id, 20, NOW, usage_tx(org.id, 20, "b"))
+            if commit:
+                uow.commit()
+                uow.wallets.debit(org.id, 30, NOW, usage_tx(org.id, 30, "c"))  # a new transaction, not committed
+        with sql_storage.uow() as uow:
+            stored = [uow.ledger.get_by_key(org.id, key) is not None for key in ("a", "b", "c")]
+            balance = uow.wallets.get(org.id).balance_micros
+        assert stored == ([True, True, False] if commit else [False, False, False])
+        assert balance == (970 if commit else 1_000)
+
     @pytest.mark.parametrize("first", ["sqlalchemy read", "driver debit"])
     def test_sqlite_units_of_work_hold_the_write_lock_from_their_first_statement(self, sql_storage: StorageBackend,
                                                                                 first: str) -> None:
