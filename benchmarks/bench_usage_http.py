@@ -2,7 +2,9 @@
 ``billing serve`` (a subprocess, as the CLI ships it: uvicorn, access log off, background worker
 on) next to a bare Litestar app on the same uvicorn whose handler does the same debit in raw SQL
 (``benchmarks/bare_usage_app.py``), with load from separate client processes
-(``benchmarks/usage_load.py``; every request a new event id), interleaved round by round.
+(``benchmarks/usage_load.py``; every request a new event id), interleaved round by round. Each
+server has a database of its own (a SQLite file, a PostgreSQL schema), so that one server's
+background worker does not allocate the credit grants of another server's traffic.
 
 SQLite (one server process, as ``billing serve`` allows there) always; PostgreSQL when
 ``BILLING_BENCH_DATABASE_URL`` (or ``BILLING_TEST_DATABASE_URL``) is set, with
@@ -31,10 +33,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from sqlalchemy import Engine
 
 from adapters.fakes import InMemoryPaymentProvider, SystemClock
 from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
@@ -106,12 +110,23 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str], ctx: BillingContext,
-                   workers: int) -> list[CaseResult]:
-    org, token = _organization(ctx, f"HTTP {backend} {workers}")
-    base_org, _ = _organization(ctx, f"HTTP bare {backend} {workers}")
-    unit = ctx.catalog.product_by_code(PRODUCT).unit_price_micros
-    env = {**os.environ, **db_env, "BILLING_ENV": "development", "BILLING_DEMO": "0",
+class _Store(NamedTuple):
+    """One server's own database: a context on it, the server's and the bare app's settings for it."""
+
+    ctx: BillingContext
+    env: dict[str, str]
+    bare_env: dict[str, str]
+
+
+def _backend_cases(backend: str, store: Callable[[], _Store], workers: int) -> list[CaseResult]:
+    """Every server (billing-core, the bare app, the "before" code) on a database of its own, made by
+    ``store``: a server's background worker allocates the credit grants of every organization of its
+    database (ADR 0016), so on a shared one each worker also did the others' traffic's grants."""
+    own, bare_store = store(), store()
+    org, token = _organization(own.ctx, f"HTTP {backend} {workers}")
+    base_org, _ = _organization(bare_store.ctx, f"HTTP bare {backend} {workers}")
+    unit = own.ctx.catalog.product_by_code(PRODUCT).unit_price_micros
+    env = {**os.environ, **own.env, "BILLING_ENV": "development", "BILLING_DEMO": "0",
            "BILLING_DATA_DIR": tempfile.mkdtemp(prefix="billing-bench-")}
     source = os.environ.get("BILLING_BENCH_SRC")
     if source:
@@ -120,8 +135,10 @@ def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str
     serve = [sys.executable, "-c", "from entrypoints.cli.main import app; app()", "serve", "--port", str(app_port),
              "--workers", str(workers)]
     before_source = os.environ.get("BILLING_BENCH_BEFORE_SRC")
-    before_org, before_token = _organization(ctx, f"HTTP before {backend} {workers}") if before_source else (org, token)
-    before_env = {**env, "PYTHONPATH": os.pathsep.join([before_source or "", str(ROOT)]),
+    before_store = store() if before_source else own
+    before_org, before_token = _organization(before_store.ctx, f"HTTP before {backend} {workers}") \
+        if before_source else (org, token)
+    before_env = {**env, **before_store.env, "PYTHONPATH": os.pathsep.join([before_source or "", str(ROOT)]),
                   "BILLING_DATA_DIR": tempfile.mkdtemp(prefix="billing-bench-")}
     before_serve = [*serve[:5], str(before_port), *serve[6:]]
     # The same uvicorn settings as billing serve (its httptools protocol with TCP_NODELAY, no access log).
@@ -129,7 +146,7 @@ def _backend_cases(backend: str, db_env: dict[str, str], bare_env: dict[str, str
             "uvicorn.run('benchmarks.bare_usage_app:create', factory=True, host='127.0.0.1', port=int(sys.argv[1]), "
             "workers=int(sys.argv[2]), access_log=False, log_level='warning', http=NoDelayHttpToolsProtocol)",
             str(bare_port), str(workers)]
-    bare_full_env = {**os.environ, **bare_env, "BENCH_BARE_UNIT_PRICE": str(unit),
+    bare_full_env = {**os.environ, **bare_store.bare_env, "BENCH_BARE_UNIT_PRICE": str(unit),
                      "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     results: list[CaseResult] = []
     with ExitStack() as stack:
@@ -177,38 +194,47 @@ def run() -> list[CaseResult]:
     results: list[CaseResult] = []
     backends = os.environ.get("BILLING_BENCH_USAGE_BACKENDS", "sqlite,postgresql").split(",")
     if "sqlite" in backends:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "http.db"
-            engine = make_engine(f"sqlite:///{path}")
-            try:
+        with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+            def sqlite_store() -> _Store:
+                path = Path(tmp) / f"http-{secrets.token_hex(4)}.db"
+                engine = make_engine(f"sqlite:///{path}")
+                stack.callback(engine.dispose)
                 migrate(engine)
-                ctx = BillingContext(uow=sqlalchemy_uow_factory(engine), clock=SystemClock(), catalog=load_catalog(),
-                                     payments=InMemoryPaymentProvider())
-                results += _backend_cases("SQLite", {"BILLING_DATABASE_URL": f"sqlite:///{path}"},
-                                          {"BENCH_BARE_DATABASE": str(path)}, ctx, 1)
-            finally:
-                engine.dispose()
+                return _Store(_context(engine), {"BILLING_DATABASE_URL": f"sqlite:///{path}"},
+                              {"BENCH_BARE_DATABASE": str(path)})
+
+            results += _backend_cases("SQLite", sqlite_store, 1)
     url = os.environ.get("BILLING_BENCH_DATABASE_URL") or os.environ.get("BILLING_TEST_DATABASE_URL")
     if "postgresql" in backends and url:
-        schema = f"billing_bench_{secrets.token_hex(4)}"
         admin = make_engine(url, pool_size=1)
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        engine = make_engine(url, schema=schema, pool_size=2)
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        schemas: list[str] = []
         try:
-            migrate(engine)
-            ctx = BillingContext(uow=sqlalchemy_uow_factory(engine), clock=SystemClock(), catalog=load_catalog(),
-                                 payments=InMemoryPaymentProvider())
-            dsn = url.replace("postgresql+psycopg://", "postgresql://")
-            for workers in WORKERS:
-                results += _backend_cases("PG", {"BILLING_DATABASE_URL": url, "BILLING_DATABASE_SCHEMA": schema},
-                                          {"BENCH_BARE_DATABASE": dsn, "BENCH_BARE_SCHEMA": schema}, ctx, workers)
+            with ExitStack() as stack:
+                def postgres_store() -> _Store:
+                    schema = f"billing_bench_{secrets.token_hex(4)}"
+                    with admin.begin() as connection:
+                        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+                    schemas.append(schema)
+                    engine = make_engine(url, schema=schema, pool_size=2)
+                    stack.callback(engine.dispose)
+                    migrate(engine)
+                    return _Store(_context(engine), {"BILLING_DATABASE_URL": url, "BILLING_DATABASE_SCHEMA": schema},
+                                  {"BENCH_BARE_DATABASE": dsn, "BENCH_BARE_SCHEMA": schema})
+
+                for workers in WORKERS:
+                    results += _backend_cases("PG", postgres_store, workers)
         finally:
-            engine.dispose()
             with admin.begin() as connection:
-                connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                for schema in schemas:
+                    connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             admin.dispose()
     return results
+
+
+def _context(engine: Engine) -> BillingContext:
+    return BillingContext(uow=sqlalchemy_uow_factory(engine), clock=SystemClock(), catalog=load_catalog(),
+                          payments=InMemoryPaymentProvider())
 
 
 def main() -> None:

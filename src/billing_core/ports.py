@@ -368,11 +368,17 @@ class GrantRepository(Protocol):
     """Credit grants, the projection of the ledger (ADR 0016): grants, their movements per ledger
     transaction, the per-organization cursor, and the terms of credits posted with non-default ones.
 
-    Written only by ``billing_core.services.grants`` under the organization's wallet lock; amounts
-    are micro-dollars."""
+    Written only by ``billing_core.services.grants``, by one catch-up of an organization at a time
+    (each holds :meth:`lock_cursor`); amounts are micro-dollars."""
 
     def cursor(self, organization_id: uuid.UUID) -> GrantCursor:
         """The organization's cursor; sequence 0 and nothing uncovered when nothing was allocated yet."""
+        ...
+
+    def lock_cursor(self, organization_id: uuid.UUID) -> GrantCursor:
+        """:meth:`cursor`, locked until the unit of work ends: a second catch-up of the organization
+        waits here, then reads where the first left the cursor. Never waits for the wallet lock
+        (the usage path does not take this one): the worker catches up without stopping usage."""
         ...
 
     def open(self, organization_id: uuid.UUID) -> builtins.list[Grant]:

@@ -251,7 +251,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
                                  "pk_live_…); never put the secret key there")
     stripe_js_url = _stripe_js_url(_text(env, "BILLING_STRIPE_JS_URL") or DEFAULT_STRIPE_JS_URL, environment)
     interval = _seconds(env, "BILLING_WORKER_INTERVAL", "1", 0.05, 3600)
-    grant_interval = _seconds(env, "BILLING_GRANT_CATCH_UP_INTERVAL", "5", 0, 3600)
+    grant_interval = _seconds(env, "BILLING_GRANT_CATCH_UP_INTERVAL", "1", 0, 3600)
     log_format = (_text(env, "BILLING_LOG_FORMAT") or "text").lower()
     if log_format not in LOG_FORMATS:
         raise ConfigurationError(f"BILLING_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")

@@ -5,7 +5,10 @@ draws other grants; concurrent catch-ups allocate each transaction once; reconci
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from billing_core.ledger import EntryKind
 from billing_core.services.context import BillingContext
 from tests.e2e.conftest import START
 from tests.reliability.money_support import at_once
-from tests.support.customers import sign_up
+from tests.support.customers import Customer, sign_up
 
 PRICE = 40_000  # compute, per vCPU-hour
 EXPIRES = START + timedelta(hours=1)
@@ -80,3 +83,72 @@ def test_expiry_once_and_exact_while_usage_races_it(engine: Engine) -> None:
         assert stored.remaining_micros == 0 and stored.expired_by == expiries[0].transaction.id
     report = services.reconcile.reconcile(after, organization_id=org)
     assert report.clean, report
+
+
+def _funded(ctx: BillingContext, name: str) -> tuple[Customer, uuid.UUID]:
+    customer = sign_up(ctx, name=name, owner="ada", owner_email=f"ada@{name.lower()}.test")
+    org = customer.organization_id
+    services.wallet.grant_credits(ctx, organization_id=org, amount_micros=50 * PRICE, description="Promo",
+                                  idempotency_key="promo", source=GrantSource.PROMOTION, expires_at=EXPIRES)
+    services.wallet.grant_credits(ctx, organization_id=org, amount_micros=1_000 * PRICE, description="Goodwill",
+                                  idempotency_key="goodwill")
+    return customer, org
+
+
+def test_usage_never_waits_for_a_catch_up(engine: Engine) -> None:
+    """A catch-up holds the organization's grant cursor, not its wallet: while one is open (here a
+    unit of work that took the cursor and has not ended), usage of the same organization debits and
+    commits; a second catch-up waits for the first and then allocates only what is left."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer: every write waits for any open write transaction")
+    ctx = _ctx(engine, FixedClock(START))
+    customer, org = _funded(ctx, "Hold")
+
+    def report(n: int) -> services.usage.UsageOutcome:
+        return services.usage.report_usage(ctx, customer.platform, organization_id=org, event_id=f"e{n}",
+                                           product="compute", quantity=1)
+
+    report(0)
+    with ctx.uow() as sweeping:
+        services.grants.catch_up(sweeping, org, max_batches=1)  # holds the cursor until this block ends
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            usage = pool.submit(report, 1)
+            assert usage.result(timeout=10).allowed, "usage went on while the catch-up was open"
+            second = pool.submit(services.grants.catch_up_organization, ctx, org)
+            time.sleep(0.3)
+            assert not second.done(), "a second catch-up waits for the cursor"
+            sweeping.commit()
+            assert second.result(timeout=10) is True
+    with ctx.uow() as uow:
+        usage_ids = [t.transaction.id for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
+        assert len(usage_ids) == 2
+        for tx_id in usage_ids:
+            assert sum(m.amount_micros for m in uow.grants.movements(org, tx_id)) == -PRICE, "allocated once"
+    assert services.reconcile.reconcile(ctx, organization_id=org).clean
+
+
+def test_the_workers_sweep_races_usage_readers_and_expiry(engine: Engine) -> None:
+    """The worker's stepwise sweep takes no wallet lock: raced against usage, readers' catch-ups and
+    expiry, every usage transaction is allocated exactly once and reconcile stays clean."""
+    before = _ctx(engine, FixedClock(EXPIRES - timedelta(seconds=1)))
+    after = _ctx(engine, FixedClock(EXPIRES + timedelta(seconds=1)))
+    customer, org = _funded(_ctx(engine, FixedClock(START)), "Sweep")
+
+    def use(n: int) -> Callable[[], object]:
+        return lambda: services.usage.report_usage(before, customer.platform, organization_id=org,
+                                                   event_id=f"s{n}", product="compute", quantity=3)
+
+    calls: list[Callable[[], object]] = [use(n) for n in range(10)]
+    calls += [lambda: services.grants.catch_up_organization(after, org, stepwise=True)] * 4
+    calls += [lambda: services.grants.catch_up_behind(after)] * 2
+    calls += [lambda: services.grants.list_grants(after, customer.owner, organization_id=org)] * 2
+    calls += [lambda: services.grants.expire_grants(after)]
+    outcomes = at_once(calls)
+    assert outcomes.errors == []
+    services.grants.catch_up_organization(after, org)
+    with after.uow() as uow:
+        usage = [t.transaction for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
+        assert len(usage) == 10
+        for tx in usage:
+            assert sum(m.amount_micros for m in uow.grants.movements(org, tx.id)) == tx.balance_delta
+    assert services.reconcile.reconcile(after, organization_id=org).clean

@@ -231,6 +231,7 @@ def test_a_negative_catch_up_interval_is_refused() -> None:
 def test_the_worker_catches_up_batch_by_batch_each_committed_readers_to_the_end(
         org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(grants_service, "BATCH", 2)
+    monkeypatch.setattr(grants_service, "SWEEP_BATCH", 2)
     ctx = org.billing.ctx
     services.grants.catch_up_organization(ctx, org.id)
     for n in range(5):

@@ -441,6 +441,10 @@ class InMemoryGrantRepository(_Repo):
     def cursor(self, organization_id: uuid.UUID) -> GrantCursor:
         return self.s.grant_cursors.get(organization_id) or GrantCursor(organization_id=organization_id)
 
+    def lock_cursor(self, organization_id: uuid.UUID) -> GrantCursor:
+        # The unit of work already holds the store's lock: units of work run one at a time.
+        return self.cursor(organization_id)
+
     def _of(self, organization_id: uuid.UUID) -> list[Grant]:
         return [g for g in self.s.grants.values() if g.organization_id == organization_id]
 

@@ -1,8 +1,10 @@
 """Credit grants, the projection of the ledger (ADR 0016): grants, movements, cursors and terms.
 
-Written only by ``billing_core.services.grants`` under the organization's wallet lock (ADR 0009);
-the cursor moves with a conditional ``UPDATE … WHERE sequence = :expected`` (or an insert that
-does nothing on conflict), whose row count decides, so a second catch-up never allocates twice.
+Written only by ``billing_core.services.grants``, one catch-up of an organization at a time: each
+locks the cursor row first (``lock_cursor``, ``SELECT … FOR UPDATE``; SQLite's write transaction
+already excludes the others), not the wallet row the usage path waits for. The cursor moves with
+a conditional ``UPDATE … WHERE sequence = :expected`` (or an insert that does nothing on
+conflict), whose row count decides, so a second catch-up never allocates twice.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ class SqlAlchemyGrantRepository(SqlAlchemyRepository):
         row = self._execute(select(grant_cursors).where(_c.organization_id == organization_id)).first()
         if row is None:
             return GrantCursor(organization_id=organization_id)
+        return GrantCursor(organization_id=organization_id, sequence=int(row.sequence),
+                           uncovered_micros=int(row.uncovered_micros))
+
+    def lock_cursor(self, organization_id: uuid.UUID) -> GrantCursor:
+        locked = select(grant_cursors).where(_c.organization_id == organization_id).with_for_update()
+        row = self._execute(locked).first()
+        if row is None:
+            # A first catch-up: a row to lock (a concurrent first one waits on this insert's key).
+            self._execute(self._insert(grant_cursors).on_conflict_do_nothing(index_elements=["organization_id"]),
+                          {"organization_id": organization_id, "sequence": 0, "uncovered_micros": 0})
+            row = self._execute(locked).first()
+        assert row is not None
         return GrantCursor(organization_id=organization_id, sequence=int(row.sequence),
                            uncovered_micros=int(row.uncovered_micros))
 

@@ -1,7 +1,8 @@
 """Credit grants, the projection of the ledger (ADR 0016): catch up, expire, list, explain.
 
-Nothing on the usage hot path writes grants. :func:`catch_up` allocates, under the organization's
-wallet lock, every ledger transaction appended after the organization's cursor
+Nothing on the usage hot path writes grants. :func:`catch_up` allocates, holding the organization's
+grant cursor (not its wallet: usage goes on meanwhile), every ledger transaction appended after the
+organization's cursor
 (:func:`billing_core.grants.allocate`) and stores the grants, their movements and the cursor in
 the caller's unit of work. The background worker catches up the organizations that are behind and
 expires grants (:func:`expire_grants`); readers catch up on demand (:func:`list_grants`).
@@ -59,20 +60,26 @@ class GrantView(msgspec.Struct, frozen=True, kw_only=True):
     entries have not taken yet: the worker has not run since, or active holds reserve it)."""
 
 
-def catch_up(uow: UnitOfWork, organization_id: uuid.UUID, *, max_batches: int | None = None) -> GrantState:
+def catch_up(uow: UnitOfWork, organization_id: uuid.UUID, *, max_batches: int | None = None,
+             batch: int | None = None) -> GrantState:
     """Allocate every ledger transaction after the organization's cursor (at most ``max_batches``
-    reads of :data:`BATCH`, when given: the worker's step) and store the result in ``uow`` (the
-    caller commits). The caller holds the wallet lock (``uow.wallets.lock``), which every ledger
-    writer takes first: no transaction of the organization can then be appended, or still be
-    uncommitted, below the sequence read here. Returns the state after."""
-    cursor = uow.grants.cursor(organization_id)
+    reads, when given: the worker's step, of ``batch`` transactions, :data:`BATCH` by default) and
+    store the result in ``uow`` (the caller commits). Returns the state after.
+
+    It locks the cursor (``uow.grants.lock_cursor``), so catch-ups of one organization run one at a
+    time, and it needs no wallet lock (ADR 0016, addendum of 2026-12-06): every ledger writer holds
+    the wallet lock from before its insert until its commit, so a writer's transaction gets its
+    ``seq`` only after the previous writer's committed. What any read sees of an organization's
+    ledger is therefore a prefix in ``seq`` order, with nothing still uncommitted below it, and
+    whatever commits later lands above the cursor this catch-up leaves."""
+    cursor = uow.grants.lock_cursor(organization_id)
     state = GrantState(organization_id=organization_id, sequence=cursor.sequence,
                        uncovered_micros=cursor.uncovered_micros,
                        grants={g.id: g for g in uow.grants.open(organization_id)})
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        txs = uow.ledger.balance_moves(organization_id, state.sequence, limit=BATCH)
+        txs = uow.ledger.balance_moves(organization_id, state.sequence, limit=BATCH if batch is None else batch)
         if not txs:
             return state
         terms = uow.grants.terms(organization_id, [t.idempotency_key for t in txs if t.balance_delta > 0])
@@ -105,24 +112,29 @@ def behind(uow: UnitOfWork, organization_id: uuid.UUID) -> bool:
     return bool(uow.ledger.balance_moves(organization_id, uow.grants.cursor(organization_id).sequence, limit=1))
 
 
-SWEEP_STEPS = 20
-"""How many batches the worker allocates of one organization per sweep at most (10,000
+SWEEP_BATCH = 100
+"""Ledger transactions per step of the worker's sweep: each step is one short unit of work, so a
+reader's catch-up (and the database) is never busy with the sweep for long at a time."""
+
+SWEEP_STEPS = 100
+"""How many steps the worker allocates of one organization per sweep at most (10,000
 transactions); the rest waits for its next sweep."""
 
 
 def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID, *, stepwise: bool = False) -> bool:
     """Catch up one organization in its own unit of work, if it is behind; whether it was.
 
-    ``stepwise`` (the worker's sweep): one :data:`BATCH` per unit of work, each committed, so the
-    wallet lock that the organization's usage debits wait for is held for one batch at a time
-    (at most :data:`SWEEP_STEPS`). A reader catches up in one unit of work, to the end."""
+    ``stepwise`` (the worker's sweep): one :data:`SWEEP_BATCH` per unit of work, each committed, so the
+    cursor lock that a reader's catch-up waits for is held for one batch at a time (at most
+    :data:`SWEEP_STEPS`). A reader catches up in one unit of work, to the end. Neither takes the
+    wallet lock: the organization's usage debits never wait for a catch-up."""
     caught_up = False
     for _ in range(SWEEP_STEPS if stepwise else 1):
         with ctx.uow() as uow:
             if not behind(uow, organization_id):
                 return caught_up
-            uow.wallets.lock(organization_id)
-            catch_up(uow, organization_id, max_batches=1 if stepwise else None)
+            catch_up(uow, organization_id, max_batches=1 if stepwise else None,
+                     batch=SWEEP_BATCH if stepwise else BATCH)
             uow.commit()
         caught_up = True
     return caught_up
@@ -135,8 +147,8 @@ def _monotonic_ms() -> int:
 class SweepPacer:
     """When the worker's sweep last caught up each organization, so that it catches up a busy
     organization at most every ``interval_ms`` (``BILLING_GRANT_CATCH_UP_INTERVAL``, ADR 0016):
-    each catch-up takes the organization's wallet lock, the one its usage debits wait for, and
-    costs a fixed part (lock, cursor, open grants, commit) whatever it allocates. An organization
+    each catch-up costs a fixed part (cursor lock, open grants, commit) whatever it allocates, and
+    competes for the same cores as the organization's usage. An organization
     not swept within the interval is caught up at the next cycle it is behind. Readers of grants
     never wait for the sweep: they catch up themselves. ``interval_ms`` 0 sweeps every organization
     behind at every cycle. Times are whole milliseconds of ``now_ms`` (a monotonic clock): the core
