@@ -354,6 +354,17 @@ def build_sqlalchemy_uow_factory(engine: Engine) -> UnitOfWorkFactory:
     return sqlalchemy_uow_factory(engine)
 
 
+def build_sqlalchemy_snapshot_factory(engine: Engine) -> UnitOfWorkFactory:
+    from adapters.sqlalchemy.uow import sqlalchemy_snapshot_factory
+
+    return sqlalchemy_snapshot_factory(engine)
+
+
+def no_snapshot_factory() -> UnitOfWorkFactory | None:
+    """In memory, reads take the store's lock anyway: background reads use ``uow``."""
+    return None
+
+
 def build_memory_uow_factory(store: InMemoryStore) -> UnitOfWorkFactory:
     return in_memory_uow_factory(store)
 
@@ -452,6 +463,12 @@ class Container(containers.DeclarativeContainer):
         sqlalchemy=providers.Singleton(build_sqlalchemy_uow_factory, engine),
         memory=providers.Singleton(build_memory_uow_factory, memory_store),
     )
+    # The worker's grant sweep reads outside the SQLite writer's queue (ADR 0016).
+    snapshot_factory: providers.Provider[UnitOfWorkFactory | None] = providers.Selector(
+        providers.Callable(storage_backend, settings),
+        sqlalchemy=providers.Singleton(build_sqlalchemy_snapshot_factory, engine),
+        memory=providers.Callable(no_snapshot_factory),
+    )
     # Authentication reads tokens outside a unit of work, from the same storage (one round trip).
     token_reader: providers.Provider[TokenReader] = providers.Selector(
         providers.Callable(storage_backend, settings),
@@ -469,7 +486,8 @@ class Container(containers.DeclarativeContainer):
 
     billing_context: providers.Provider[BillingContext] = providers.Singleton(
         BillingContext, uow=uow_factory, clock=clock, catalog=catalog, payments=payments, tax_ids=tax_ids,
-        policy=policy, seller=seller, tokens=token_reader)
+        policy=policy, seller=seller, tokens=token_reader,
+        snapshot=snapshot_factory)
     deliverers: providers.Provider[Deliverers] = providers.Singleton(
         Deliverers, mailer=mailer, webhooks=webhooks, legal=legal, einvoice=einvoice)
     offline_payments: providers.Provider[bool] = providers.Callable(is_offline, payments)

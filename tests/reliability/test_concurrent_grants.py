@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
-from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.sqlalchemy import sqlalchemy_snapshot_factory, sqlalchemy_uow_factory
 from adapters.testing.storage import migrated_engine
 from billing_core import services
 from billing_core.catalog import load_catalog
@@ -38,7 +38,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 def _ctx(engine: Engine, clock: FixedClock) -> BillingContext:
     return BillingContext(uow=sqlalchemy_uow_factory(engine), clock=clock, catalog=load_catalog(),
-                          payments=InMemoryPaymentProvider())
+                          payments=InMemoryPaymentProvider(), snapshot=sqlalchemy_snapshot_factory(engine))
 
 
 def test_expiry_once_and_exact_while_usage_races_it(engine: Engine) -> None:
@@ -152,3 +152,69 @@ def test_the_workers_sweep_races_usage_readers_and_expiry(engine: Engine) -> Non
         for tx in usage:
             assert sum(m.amount_micros for m in uow.grants.movements(org, tx.id)) == tx.balance_delta
     assert services.reconcile.reconcile(after, organization_id=org).clean
+
+
+def test_a_sweep_step_whose_read_a_catch_up_overtook_stores_nothing(engine: Engine,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep reads and allocates without any lock, then writes guarded by the cursor it read: a
+    reader's catch-up that commits in between wins, the sweep's batch is refused whole, and every
+    usage transaction is allocated exactly once."""
+    ctx = _ctx(engine, FixedClock(START))
+    customer, org = _funded(ctx, "Overtaken")
+    for n in range(5):
+        services.usage.report_usage(ctx, customer.platform, organization_id=org, event_id=f"o{n}",
+                                    product="compute", quantity=1)
+    read_phase = services.grants._next_allocation
+    overtaken: list[bool] = []
+
+    def then_a_reader_catches_up(*args: object, **kwargs: object) -> object:
+        result = read_phase(*args, **kwargs)  # type: ignore[arg-type]
+        if not overtaken:  # once: the reader's own catch-up reads through here too
+            overtaken.append(False)
+            overtaken[0] = services.grants.catch_up_organization(ctx, org)
+        return result
+
+    monkeypatch.setattr(services.grants, "_next_allocation", then_a_reader_catches_up)
+    assert services.grants.sweep_step(ctx, org) is False, "the guard refused the overtaken batch"
+    assert overtaken == [True]
+    monkeypatch.undo()
+    assert services.grants.sweep_step(ctx, org) is False, "nothing left behind"
+    with ctx.uow() as uow:
+        usage = [t.transaction for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
+        assert len(usage) == 5
+        for tx in usage:
+            assert sum(m.amount_micros for m in uow.grants.movements(org, tx.id)) == tx.balance_delta, "once"
+    assert services.reconcile.reconcile(ctx, organization_id=org).clean
+
+
+def test_the_sweep_reads_while_usage_holds_the_sqlite_writer(engine: Engine) -> None:
+    """On SQLite the sweep's read phase does not queue on the single writer's lock: it allocates
+    while a usage write is open, and only its short write waits for that write to commit."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL readers never wait for writers")
+    ctx = _ctx(engine, FixedClock(START))
+    customer, org = _funded(ctx, "Beside")
+    services.usage.report_usage(ctx, customer.platform, organization_id=org, event_id="b0",
+                                product="compute", quantity=1)
+    read_phase = services.grants._next_allocation
+    read_done: list[bool] = []
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        result = read_phase(*args, **kwargs)  # type: ignore[arg-type]
+        read_done.append(True)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services.grants, "_next_allocation", recorded)
+        with ctx.uow() as writer, ThreadPoolExecutor(max_workers=1) as pool:
+            writer.wallets.get(org)  # BEGIN IMMEDIATE: the writer lock is held until this block ends
+            step = pool.submit(services.grants.sweep_step, ctx, org)
+            deadline = time.monotonic() + 5
+            while not read_done and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert read_done, "the read phase ran while the writer was open"
+            time.sleep(0.2)
+            assert not step.done(), "the write waits for the open writer"
+            writer.commit()
+            assert step.result(timeout=10) is True
+    assert services.reconcile.reconcile(ctx, organization_id=org).clean

@@ -9,6 +9,7 @@ Typical wiring (done by the composition root)::
 
 from adapters.sqlalchemy.engine import DEFAULT_URL, make_engine
 from adapters.sqlalchemy.schema import migrate
-from adapters.sqlalchemy.uow import SqlAlchemyUnitOfWork, sqlalchemy_uow_factory
+from adapters.sqlalchemy.uow import SqlAlchemyUnitOfWork, sqlalchemy_snapshot_factory, sqlalchemy_uow_factory
 
-__all__ = ["DEFAULT_URL", "SqlAlchemyUnitOfWork", "make_engine", "migrate", "sqlalchemy_uow_factory"]
+__all__ = ["DEFAULT_URL", "SqlAlchemyUnitOfWork", "make_engine", "migrate", "sqlalchemy_snapshot_factory",
+           "sqlalchemy_uow_factory"]

@@ -55,9 +55,14 @@ from billing_core.errors import StorageUnavailable
 
 
 class SqlAlchemyUnitOfWork:
-    """A :class:`~billing_core.ports.UnitOfWork` on a SQLAlchemy engine. Records ``committed``."""
+    """A :class:`~billing_core.ports.UnitOfWork` on a SQLAlchemy engine. Records ``committed``.
 
-    def __init__(self, engine: Engine) -> None:
+    ``snapshot=True`` makes a read-only unit of work (``BillingContext.snapshot``): on SQLite it
+    neither queues on the writer lock nor sends ``BEGIN IMMEDIATE``, but reads in a deferred
+    transaction, one consistent snapshot of the WAL while writers go on; on PostgreSQL it is an
+    ordinary transaction. It cannot commit: nothing it might write is ever kept."""
+
+    def __init__(self, engine: Engine, *, snapshot: bool = False) -> None:
         if (engine.dialect.name, engine.dialect.driver) not in SUPPORTED_DRIVERS:
             raise ValueError(f"unsupported driver {engine.dialect.name}+{engine.dialect.driver}: "
                              "use sqlite:// (pysqlite) or postgresql+psycopg://")
@@ -74,7 +79,8 @@ class SqlAlchemyUnitOfWork:
         # they ask once per statement, and finding it through SQLAlchemy each time cost ~5 % of a
         # usage event on SQLite. Forgotten whenever the transaction ends.
         self._driver: Any = None
-        self._writer_lock: threading.RLock | None = write_lock(engine)
+        self.snapshot = snapshot
+        self._writer_lock: threading.RLock | None = None if snapshot else write_lock(engine)
         self._holds_lock = False
         self.driver = DriverStatements(self)
 
@@ -200,6 +206,8 @@ class SqlAlchemyUnitOfWork:
                 self._release()
 
     def commit(self) -> None:
+        if self.snapshot:
+            raise RuntimeError("a snapshot unit of work is read-only: it cannot commit")
         connection = self._active() if self._pooled is None else self._connection
         if self._in_transaction:
             try:
@@ -344,6 +352,15 @@ class SqlAlchemyUnitOfWork:
         if self._writer_lock is not None and not self._holds_lock:
             self._writer_lock.acquire()
             self._holds_lock = True
+        elif self.snapshot and self._pooled is not None:
+            # A deferred BEGIN: the first read takes the snapshot; both BEGIN IMMEDIATE paths
+            # (the engine's hook and the lean driver path) find the transaction open and send nothing.
+            driver = self._pooled.driver_connection
+            if not driver.in_transaction:
+                try:
+                    driver.execute("BEGIN")
+                except Exception as error:
+                    self.driver.fail(error, "BEGIN", ())
         self._in_transaction = True
 
     def _release(self) -> None:
@@ -363,3 +380,9 @@ def _reraise(error: BaseException) -> NoReturn:
 def sqlalchemy_uow_factory(engine: Engine) -> Callable[[], SqlAlchemyUnitOfWork]:
     """A factory of units of work on one engine: what services take as ``uow``."""
     return lambda: SqlAlchemyUnitOfWork(engine)
+
+
+def sqlalchemy_snapshot_factory(engine: Engine) -> Callable[[], SqlAlchemyUnitOfWork]:
+    """A factory of read-only units of work on one engine (``snapshot=True``): what services
+    take as ``snapshot``."""
+    return lambda: SqlAlchemyUnitOfWork(engine, snapshot=True)

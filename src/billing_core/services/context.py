@@ -38,6 +38,10 @@ class BillingContext:
     policy: BillingPolicy = field(default_factory=BillingPolicy)
     seller: SellerConfig = DEMO_SELLER
     """Who issues the legal invoices: the seller terms of every e-invoice (EN 16931)."""
+    snapshot: UnitOfWorkFactory | None = None
+    """Read-only units of work that do not wait for writers (on SQLite: a read of the WAL snapshot
+    outside the single writer's queue), for background reads whose result a later, guarded write
+    checks (the worker's grant sweep, ADR 0016). They cannot commit. None: ``uow``."""
     tokens: TokenReader | None = None
     """How :func:`~billing_core.services.organizations.authenticate` reads a token: in one statement
     outside any transaction (the HTTP app's hot path); None: inside a unit of work of ``uow``."""

@@ -20,6 +20,7 @@ import msgspec
 from billing_core.errors import ConcurrentUpdate, InvalidInput
 from billing_core.grants import (
     PROMOTIONAL_SOURCES,
+    Allocation,
     Grant,
     GrantMovement,
     GrantSource,
@@ -79,32 +80,69 @@ def catch_up(uow: UnitOfWork, organization_id: uuid.UUID, *, max_batches: int | 
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        txs = uow.ledger.balance_moves(organization_id, state.sequence, limit=BATCH if batch is None else batch)
-        if not txs:
+        result = _next_allocation(uow, state, BATCH if batch is None else batch)
+        if result is None:
             return state
-        terms = uow.grants.terms(organization_id, [t.idempotency_key for t in txs if t.balance_delta > 0])
-        refunded: dict[str, list[GrantMovement]] = {}
-        for t in txs:
-            if t.kind == EntryKind.AUTOMATIC_REFUND and t.reference is not None and t.reference not in refunded:
-                debit = uow.ledger.get_by_key(organization_id, f"{USAGE_KEY}:{t.reference}")
-                refunded[t.reference] = [] if debit is None else uow.grants.movements(organization_id, debit.id)
-        wanted = {m.grant_id for ms in refunded.values() for m in ms
-                  if m.grant_id is not None and m.grant_id not in state.grants}
-        for grant in uow.grants.get_many(organization_id, sorted(wanted, key=str)):
-            state.grants[grant.id] = grant
-        result = allocate(state, [(t.sequence, t) for t in txs], terms=terms,
-                          refunded_draws=refunded)
         after = result.state
         stored = uow.grants.apply(
             msgspec.structs.replace(cursor, sequence=after.sequence, uncovered_micros=after.uncovered_micros),
             result.changed, result.movements, expected_sequence=state.sequence)
-        if not stored:  # pragma: no cover - the wallet lock serializes catch-ups
+        if not stored:  # pragma: no cover - the cursor lock serializes catch-ups
             raise ConcurrentUpdate("the organization's grants were allocated meanwhile; retry")
         # Keep what later transactions may touch: grants with something left (and not expired by
         # an entry); the rest is reloaded from storage when a refund names it.
         after.grants = {g.id: g for g in after.grants.values() if g.expired_by is None and g.remaining_micros > 0}
         state = after
     return state
+
+
+def _next_allocation(uow: UnitOfWork, state: GrantState, batch: int) -> Allocation | None:
+    """Allocate the next ``batch`` ledger transactions after ``state`` (read through ``uow``, which
+    it does not write); None when there are none."""
+    organization_id = state.organization_id
+    txs = uow.ledger.balance_moves(organization_id, state.sequence, limit=batch)
+    if not txs:
+        return None
+    terms = uow.grants.terms(organization_id, [t.idempotency_key for t in txs if t.balance_delta > 0])
+    refunded: dict[str, list[GrantMovement]] = {}
+    for t in txs:
+        if t.kind == EntryKind.AUTOMATIC_REFUND and t.reference is not None and t.reference not in refunded:
+            debit = uow.ledger.get_by_key(organization_id, f"{USAGE_KEY}:{t.reference}")
+            refunded[t.reference] = [] if debit is None else uow.grants.movements(organization_id, debit.id)
+    wanted = {m.grant_id for ms in refunded.values() for m in ms
+              if m.grant_id is not None and m.grant_id not in state.grants}
+    for grant in uow.grants.get_many(organization_id, sorted(wanted, key=str)):
+        state.grants[grant.id] = grant
+    return allocate(state, [(t.sequence, t) for t in txs], terms=terms, refunded_draws=refunded)
+
+
+def sweep_step(ctx: BillingContext, organization_id: uuid.UUID, *, batch: int | None = None) -> bool:
+    """One step of the worker's sweep: allocate the next ``batch`` (:data:`SWEEP_BATCH`) ledger
+    transactions after the organization's cursor; whether it stored them.
+
+    It reads and allocates in a read-only unit of work (``ctx.snapshot``: on SQLite outside the
+    single writer's queue, so usage writes go on meanwhile) and only then writes, in a short unit of
+    work of its own, guarded by the cursor it read (``GrantRepository.apply``'s
+    ``expected_sequence``). Every change to an organization's grants moves its cursor, so if
+    another catch-up stored anything since the read, the guard refuses the write and nothing is
+    stored (False: that catch-up did the work; the next sweep goes on from there). The cursor is
+    read first: whatever committed after it, the guard sees."""
+    with (ctx.snapshot or ctx.uow)() as reader:
+        cursor = reader.grants.cursor(organization_id)
+        state = GrantState(organization_id=organization_id, sequence=cursor.sequence,
+                           uncovered_micros=cursor.uncovered_micros,
+                           grants={g.id: g for g in reader.grants.open(organization_id)})
+        result = _next_allocation(reader, state, SWEEP_BATCH if batch is None else batch)
+    if result is None:
+        return False
+    after = result.state
+    with ctx.uow() as uow:
+        if not uow.grants.apply(
+                msgspec.structs.replace(cursor, sequence=after.sequence, uncovered_micros=after.uncovered_micros),
+                result.changed, result.movements, expected_sequence=cursor.sequence):
+            return False
+        uow.commit()
+    return True
 
 
 def behind(uow: UnitOfWork, organization_id: uuid.UUID) -> bool:
@@ -122,22 +160,23 @@ transactions); the rest waits for its next sweep."""
 
 
 def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID, *, stepwise: bool = False) -> bool:
-    """Catch up one organization in its own unit of work, if it is behind; whether it was.
+    """Catch up one organization, if it is behind; whether it was.
 
-    ``stepwise`` (the worker's sweep): one :data:`SWEEP_BATCH` per unit of work, each committed, so the
-    cursor lock that a reader's catch-up waits for is held for one batch at a time (at most
-    :data:`SWEEP_STEPS`). A reader catches up in one unit of work, to the end. Neither takes the
-    wallet lock: the organization's usage debits never wait for a catch-up."""
-    caught_up = False
-    for _ in range(SWEEP_STEPS if stepwise else 1):
-        with ctx.uow() as uow:
-            if not behind(uow, organization_id):
-                return caught_up
-            catch_up(uow, organization_id, max_batches=1 if stepwise else None,
-                     batch=SWEEP_BATCH if stepwise else BATCH)
-            uow.commit()
-        caught_up = True
-    return caught_up
+    ``stepwise`` (the worker's sweep): at most :data:`SWEEP_STEPS` of :func:`sweep_step`, each
+    reading without any lock and writing one batch in a short unit of work of its own. Otherwise
+    (a reader) in one unit of work, to the end, holding the cursor lock. Neither takes the wallet
+    lock: the organization's usage debits never wait for a catch-up."""
+    if stepwise:
+        steps = 0
+        while steps < SWEEP_STEPS and sweep_step(ctx, organization_id):
+            steps += 1
+        return steps > 0
+    with ctx.uow() as uow:
+        if not behind(uow, organization_id):
+            return False
+        catch_up(uow, organization_id)
+        uow.commit()
+    return True
 
 
 def _monotonic_ms() -> int:
@@ -181,8 +220,8 @@ def catch_up_behind(ctx: BillingContext, *, limit: int = 100, pacer: SweepPacer 
     """The worker's sweep: catch up the organizations whose cursor is behind their ledger, except
     those ``pacer`` swept less than its interval ago (it asks for as many more organizations as
     it may skip, so the ones after them are not starved). How many it caught up, at most ``limit``."""
-    with ctx.uow() as uow:
-        late = uow.grants.behind(limit + (pacer.waiting() if pacer is not None else 0))
+    with (ctx.snapshot or ctx.uow)() as reader:
+        late = reader.grants.behind(limit + (pacer.waiting() if pacer is not None else 0))
     caught_up = 0
     for org in late:
         if caught_up == limit:
