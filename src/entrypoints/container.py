@@ -360,11 +360,6 @@ def build_sqlalchemy_snapshot_factory(engine: Engine) -> UnitOfWorkFactory:
     return sqlalchemy_snapshot_factory(engine)
 
 
-def no_snapshot_factory() -> UnitOfWorkFactory | None:
-    """In memory, reads take the store's lock anyway: background reads use ``uow``."""
-    return None
-
-
 def build_memory_uow_factory(store: InMemoryStore) -> UnitOfWorkFactory:
     return in_memory_uow_factory(store)
 
@@ -467,7 +462,7 @@ class Container(containers.DeclarativeContainer):
     snapshot_factory: providers.Provider[UnitOfWorkFactory | None] = providers.Selector(
         providers.Callable(storage_backend, settings),
         sqlalchemy=providers.Singleton(build_sqlalchemy_snapshot_factory, engine),
-        memory=providers.Callable(no_snapshot_factory),
+        memory=providers.Object(None),  # in memory, reads take the store's lock anyway: ``uow`` serves
     )
     # Authentication reads tokens outside a unit of work, from the same storage (one round trip).
     token_reader: providers.Provider[TokenReader] = providers.Selector(

@@ -326,13 +326,17 @@ class SqlAlchemyUnitOfWork:
         SQLAlchemy's begin would send (``engine._begin_immediate``), without its bookkeeping."""
         if not self._in_transaction:
             self._begin()
+        self._driver = self._open_on_driver("BEGIN IMMEDIATE")
+        return self._driver
+
+    def _open_on_driver(self, begin: str) -> Any:
+        """The pooled driver connection, ``begin`` sent on it unless a transaction is open."""
         driver = self._pooled.driver_connection
         if not driver.in_transaction:
             try:
-                driver.execute("BEGIN IMMEDIATE")
+                driver.execute(begin)
             except Exception as error:
-                self.driver.fail(error, "BEGIN IMMEDIATE", ())
-        self._driver = driver
+                self.driver.fail(error, begin, ())
         return driver
 
     def _driver_end(self, statement: str) -> None:
@@ -355,12 +359,7 @@ class SqlAlchemyUnitOfWork:
         elif self.snapshot and self._pooled is not None:
             # A deferred BEGIN: the first read takes the snapshot; both BEGIN IMMEDIATE paths
             # (the engine's hook and the lean driver path) find the transaction open and send nothing.
-            driver = self._pooled.driver_connection
-            if not driver.in_transaction:
-                try:
-                    driver.execute("BEGIN")
-                except Exception as error:
-                    self.driver.fail(error, "BEGIN", ())
+            self._open_on_driver("BEGIN")
         self._in_transaction = True
 
     def _release(self) -> None:

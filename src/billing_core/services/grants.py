@@ -33,7 +33,7 @@ from billing_core.grants import (
 from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.money import MAX_MICROS
 from billing_core.permissions import Action, Actor, require
-from billing_core.ports import UnitOfWork
+from billing_core.ports import GrantCursor, UnitOfWork
 from billing_core.services.context import BillingContext
 
 BATCH = 500
@@ -64,7 +64,7 @@ class GrantView(msgspec.Struct, frozen=True, kw_only=True):
 def catch_up(uow: UnitOfWork, organization_id: uuid.UUID, *, max_batches: int | None = None,
              batch: int | None = None) -> GrantState:
     """Allocate every ledger transaction after the organization's cursor (at most ``max_batches``
-    reads, when given: the worker's step, of ``batch`` transactions, :data:`BATCH` by default) and
+    reads, when given, of ``batch`` transactions, :data:`BATCH` by default) and
     store the result in ``uow`` (the caller commits). Returns the state after.
 
     It locks the cursor (``uow.grants.lock_cursor``), so catch-ups of one organization run one at a
@@ -74,26 +74,38 @@ def catch_up(uow: UnitOfWork, organization_id: uuid.UUID, *, max_batches: int | 
     ledger is therefore a prefix in ``seq`` order, with nothing still uncommitted below it, and
     whatever commits later lands above the cursor this catch-up leaves."""
     cursor = uow.grants.lock_cursor(organization_id)
-    state = GrantState(organization_id=organization_id, sequence=cursor.sequence,
-                       uncovered_micros=cursor.uncovered_micros,
-                       grants={g.id: g for g in uow.grants.open(organization_id)})
+    state = _state_at(uow, cursor)
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
         result = _next_allocation(uow, state, BATCH if batch is None else batch)
         if result is None:
             return state
-        after = result.state
-        stored = uow.grants.apply(
-            msgspec.structs.replace(cursor, sequence=after.sequence, uncovered_micros=after.uncovered_micros),
-            result.changed, result.movements, expected_sequence=state.sequence)
-        if not stored:  # pragma: no cover - the cursor lock serializes catch-ups
+        if not _store(uow, cursor, result, expected_sequence=state.sequence):  # pragma: no cover
+            # the cursor lock serializes catch-ups
             raise ConcurrentUpdate("the organization's grants were allocated meanwhile; retry")
+        after = result.state
         # Keep what later transactions may touch: grants with something left (and not expired by
         # an entry); the rest is reloaded from storage when a refund names it.
         after.grants = {g.id: g for g in after.grants.values() if g.expired_by is None and g.remaining_micros > 0}
         state = after
     return state
+
+
+def _state_at(uow: UnitOfWork, cursor: GrantCursor) -> GrantState:
+    """The organization's grants as stored at ``cursor``: the open ones."""
+    return GrantState(organization_id=cursor.organization_id, sequence=cursor.sequence,
+                      uncovered_micros=cursor.uncovered_micros,
+                      grants={g.id: g for g in uow.grants.open(cursor.organization_id)})
+
+
+def _store(uow: UnitOfWork, cursor: GrantCursor, result: Allocation, *, expected_sequence: int) -> bool:
+    """Store ``result`` and move ``cursor`` past it, if the stored cursor is still at
+    ``expected_sequence`` (``GrantRepository.apply``); whether it was."""
+    after = result.state
+    return uow.grants.apply(
+        msgspec.structs.replace(cursor, sequence=after.sequence, uncovered_micros=after.uncovered_micros),
+        result.changed, result.movements, expected_sequence=expected_sequence)
 
 
 def _next_allocation(uow: UnitOfWork, state: GrantState, batch: int) -> Allocation | None:
@@ -129,17 +141,11 @@ def sweep_step(ctx: BillingContext, organization_id: uuid.UUID, *, batch: int | 
     read first: whatever committed after it, the guard sees."""
     with (ctx.snapshot or ctx.uow)() as reader:
         cursor = reader.grants.cursor(organization_id)
-        state = GrantState(organization_id=organization_id, sequence=cursor.sequence,
-                           uncovered_micros=cursor.uncovered_micros,
-                           grants={g.id: g for g in reader.grants.open(organization_id)})
-        result = _next_allocation(reader, state, SWEEP_BATCH if batch is None else batch)
+        result = _next_allocation(reader, _state_at(reader, cursor), SWEEP_BATCH if batch is None else batch)
     if result is None:
         return False
-    after = result.state
     with ctx.uow() as uow:
-        if not uow.grants.apply(
-                msgspec.structs.replace(cursor, sequence=after.sequence, uncovered_micros=after.uncovered_micros),
-                result.changed, result.movements, expected_sequence=cursor.sequence):
+        if not _store(uow, cursor, result, expected_sequence=cursor.sequence):
             return False
         uow.commit()
     return True
