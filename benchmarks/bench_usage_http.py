@@ -18,6 +18,13 @@ runs a third server from that ``src`` in the same rounds (interleaved with the o
 its throughput and latencies to the notes (``before_ops_s``, ``before_p50_ms``, ...): a before/after
 on one machine state, which a shared machine needs.
 
+``BILLING_BENCH_USAGE_HTTP_MODE=sustained`` runs each server's rounds back to back instead of
+interleaved: interleaving lets a server's background worker catch up while the other servers take
+their turn, which hides what the worker costs a server under steady load.
+``BILLING_BENCH_HTTP_WORKER=process`` serves with ``BILLING_WORKER=false`` beside a ``billing worker``
+process on the same database (the topology of web processes plus a worker) instead of the worker
+thread in the server.
+
     PYTHONPATH=. .venv/bin/python -m benchmarks bench_usage_http
 """
 
@@ -52,6 +59,8 @@ REQUESTS = int(os.environ.get("BILLING_BENCH_USAGE_HTTP_REQUESTS", "1000"))
 CLIENTS = tuple(int(n) for n in os.environ.get("BILLING_BENCH_HTTP_CLIENTS", "1,16").split(","))
 WORKERS = tuple(int(n) for n in os.environ.get("BILLING_BENCH_HTTP_WORKERS", "1,2").split(","))
 REPEAT = int(os.environ.get("BILLING_BENCH_USAGE_HTTP_REPEAT", "2"))
+SUSTAINED = os.environ.get("BILLING_BENCH_USAGE_HTTP_MODE", "interleaved") == "sustained"
+WORKER_PROCESS = os.environ.get("BILLING_BENCH_HTTP_WORKER", "thread") == "process"
 
 
 def _free_port() -> int:
@@ -64,6 +73,27 @@ def _free_port() -> int:
 def _server(command: list[str], env: dict[str, str], port: int, health: str) -> Iterator[None]:
     with tempfile.TemporaryFile() as log:
         yield from _served(command, env, port, health, log)
+
+
+@contextmanager
+def _billing_server(command: list[str], env: dict[str, str], port: int) -> Iterator[None]:
+    """``billing serve`` with its worker as configured: a thread in it, or a ``billing worker`` beside it."""
+    if not WORKER_PROCESS:
+        with _server(command, env, port, "/healthz"):
+            yield
+        return
+    with tempfile.TemporaryFile() as log:
+        worker = subprocess.Popen([*command[:3], "worker"], env=env, cwd=ROOT, stdout=log, stderr=log)  # noqa: S603
+        try:
+            with _server(command, {**env, "BILLING_WORKER": "false"}, port, "/healthz"):
+                yield
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
 
 def _served(command: list[str], env: dict[str, str], port: int, health: str, log: Any) -> Iterator[None]:
@@ -150,12 +180,12 @@ def _backend_cases(backend: str, store: Callable[[], _Store], workers: int) -> l
                      "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     results: list[CaseResult] = []
     with ExitStack() as stack:
-        stack.enter_context(_server(serve, env, app_port, "/healthz"))
+        stack.enter_context(_billing_server(serve, env, app_port))
         stack.enter_context(_server(bare, bare_full_env, bare_port, "/"))
         path, base_path = f"/organizations/{org}/usage/events", f"/organizations/{base_org}/usage/events"
         servers = [("project", app_port, path, token), ("baseline", bare_port, base_path, None)]
         if before_source:
-            stack.enter_context(_server(before_serve, before_env, before_port, "/healthz"))
+            stack.enter_context(_billing_server(before_serve, before_env, before_port))
             servers.append(("before", before_port, f"/organizations/{before_org}/usage/events", before_token))
         for connections in CLIENTS:
             warm = secrets.token_hex(3)
@@ -164,18 +194,24 @@ def _backend_cases(backend: str, store: Callable[[], _Store], workers: int) -> l
             load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
             times: dict[str, list[float]] = {name: [] for name, *_ in servers}
             latencies: dict[str, list[float]] = {name: [] for name, *_ in servers}
-            for round_ in range(REPEAT):
+            # Sustained: one turn per server, its REPEAT rounds back to back.
+            turns, per_turn = (1, REPEAT) if SUSTAINED else (REPEAT, 1)
+            for round_ in range(turns):
                 tag = secrets.token_hex(4)
                 # Each round starts with the next server: two A/A runs favoured whichever ran third
                 # by 7-11 % (the machine warms up, others' load shifts), so no server keeps one place.
                 shift = round_ % len(servers)
                 for name, port, target, auth in servers[shift:] + servers[:shift]:
-                    answer = _load(port, target, auth, connections, REQUESTS, tag)
-                    times[name].append(float(answer["seconds"]))
-                    latencies[name] += answer["latencies_ms"]
+                    for _ in range(per_turn):
+                        answer = _load(port, target, auth, connections, REQUESTS, tag + secrets.token_hex(2))
+                        times[name].append(float(answer["seconds"]))
+                        latencies[name] += answer["latencies_ms"]
             notes: dict[str, object] = {"backend": backend, "server_processes": workers, "connections": connections,
                                         "client_processes": min(4, connections), "requests_per_round": REQUESTS,
-                                        "rounds": REPEAT, "load_avg_1m_before": round(load_before, 2),
+                                        "rounds": REPEAT,
+                                        "mode": "sustained" if SUSTAINED else "interleaved",
+                                        "worker": "process" if WORKER_PROCESS else "thread",
+                                        "load_avg_1m_before": round(load_before, 2),
                                         "load_avg_1m_after": round(os.getloadavg()[0], 2)}
             for name, values in latencies.items():
                 notes[f"{name}_p50_ms"] = round(statistics.median(values), 2)

@@ -3,8 +3,9 @@
 Every authenticated HTTP request reads its token. In a unit of work that read costs three round trips
 on PostgreSQL (``BEGIN``, the ``SELECT``, ``ROLLBACK``) and, on SQLite, a ``BEGIN IMMEDIATE`` that
 queues behind every writer of the process. :class:`SqlAlchemyTokenReader` instead checks a
-connection out of the engine's pool (with its idle ping), runs one ``SELECT`` of the token joined to
-its user's membership in autocommit, and gives the connection back: one round trip, no lock.
+connection out of the engine's pool (with its idle ping; on SQLite one kept idle), runs one
+``SELECT`` of the token joined to its user's membership in autocommit, and gives the connection
+back: one round trip, no lock.
 
 Nothing is cached, by design: a per-process cache could only stay correct if every request checked a
 revocation version in the database, which is the same round trip. Reading committed state on every
@@ -24,6 +25,7 @@ import msgspec
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
+from adapters.sqlalchemy.engine import give_back_connection, take_connection
 from adapters.sqlalchemy.errors import translate
 from adapters.sqlalchemy.tables import api_tokens, memberships
 from billing_core.errors import StorageUnavailable
@@ -53,14 +55,14 @@ class SqlAlchemyTokenReader:
 
     def credential(self, token_hash: str) -> Credential | None:
         try:
-            pooled = self._engine.raw_connection()
+            pooled = take_connection(self._engine)
         except (sa_exc.DBAPIError, self._engine.dialect.loaded_dbapi.Error) as error:
             # The pool raises the driver's own error when it cannot connect at all.
             raise StorageUnavailable("the database cannot be reached; try again later") from error
         try:
             row = self._fetch(pooled, token_hash)
         finally:
-            pooled.close()  # back to the pool (its reset finds no transaction open)
+            give_back_connection(self._engine, pooled)  # no transaction is open: kept on SQLite
         return None if row is None else self._credential(row)
 
     def _fetch(self, pooled: Any, token_hash: str) -> Any:

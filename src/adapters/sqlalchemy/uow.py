@@ -1,7 +1,8 @@
 """The unit of work: one database transaction over every repository.
 
-Entering the ``with`` block checks a connection out of the engine's pool; the transaction starts
-with the first statement (on SQLite as ``BEGIN IMMEDIATE``, after queueing on the engine's
+Entering the ``with`` block checks a connection out of the engine's pool (on a SQLite file, one
+a previous unit of work kept: :func:`~adapters.sqlalchemy.engine.take_connection`); the
+transaction starts with the first statement (on SQLite as ``BEGIN IMMEDIATE``, after queueing on the engine's
 in-process writer lock). On SQLite the SQLAlchemy ``Connection`` around the pooled connection is
 built only when a statement goes through SQLAlchemy: a unit of work that runs only the driver-level
 hot statements (the usage path) begins and commits on the driver connection itself.
@@ -26,7 +27,7 @@ from adapters.sqlalchemy.base import AnyResult, Params
 from adapters.sqlalchemy.budgets import SqlAlchemyBudgetRepository
 from adapters.sqlalchemy.checkouts import SqlAlchemyCheckoutRepository
 from adapters.sqlalchemy.driver import SUPPORTED_DRIVERS, DriverStatements
-from adapters.sqlalchemy.engine import write_lock
+from adapters.sqlalchemy.engine import give_back_connection, take_connection, write_lock
 from adapters.sqlalchemy.errors import translate
 from adapters.sqlalchemy.grants import SqlAlchemyGrantRepository
 from adapters.sqlalchemy.holds import SqlAlchemyHoldRepository
@@ -174,7 +175,7 @@ class SqlAlchemyUnitOfWork:
             raise RuntimeError("unit of work is already in use")
         try:
             if self._lean:
-                self._pooled = self.engine.raw_connection()
+                self._pooled = take_connection(self.engine)
             else:
                 self._connection = self.engine.connect()
         except (sa_exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error) as error:
@@ -201,7 +202,7 @@ class SqlAlchemyUnitOfWork:
                 if connection is not None:
                     connection.close()
                 elif pooled is not None:
-                    pooled.close()
+                    give_back_connection(self.engine, pooled)
             finally:
                 self._release()
 
