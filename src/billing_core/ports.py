@@ -381,6 +381,14 @@ class GrantRepository(Protocol):
         (the usage path does not take this one): the worker catches up without stopping usage."""
         ...
 
+    def try_lock_cursor(self, organization_id: uuid.UUID) -> GrantCursor | None:
+        """:meth:`lock_cursor` without waiting: None at once when another unit of work holds the
+        cursor (that catch-up is doing the work). The worker's sweep takes it this way, so a worker
+        that stalls while holding a cursor (paused, swapped out) never stalls the other workers.
+        An organization's very first cursor is created by the first taker, and a second one waits
+        for that insert to end."""
+        ...
+
     def open(self, organization_id: uuid.UUID) -> builtins.list[Grant]:
         """The organization's grants not expired by an entry that have something left, oldest first
         (then by id)."""

@@ -187,6 +187,32 @@ def test_a_sweep_step_whose_read_a_catch_up_overtook_stores_nothing(engine: Engi
     assert services.reconcile.reconcile(ctx, organization_id=org).clean
 
 
+def test_a_worker_stalled_while_holding_a_cursor_does_not_stall_the_other_workers_sweep(engine: Engine) -> None:
+    """A unit of work that holds an organization's grant cursor and stops (a worker paused or
+    swapped out mid-catch-up) must not hold up another worker's sweep: its step skips that
+    organization at once instead of queueing on the row lock, and allocates once the holder ends."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer: every write waits for any open write transaction")
+    ctx = _ctx(engine, FixedClock(START))
+    customer, org = _funded(ctx, "Stalled")
+    services.grants.catch_up_organization(ctx, org)  # the cursor row exists, as after any first catch-up
+    for n in range(3):
+        services.usage.report_usage(ctx, customer.platform, organization_id=org, event_id=f"p{n}",
+                                    product="compute", quantity=1)
+    # The pool is left last: the stalled unit of work ends (rolls back) before the pool joins its thread.
+    with ThreadPoolExecutor(max_workers=1) as pool, ctx.uow() as stalled:
+        stalled.grants.lock_cursor(org)
+        assert pool.submit(services.grants.sweep_step, ctx, org).result(timeout=10) is False
+        assert pool.submit(services.grants.catch_up_behind, ctx).result(timeout=10) == 0
+    assert services.grants.sweep_step(ctx, org) is True
+    with ctx.uow() as uow:
+        usage = [t.transaction for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
+        assert len(usage) == 3
+        for tx in usage:
+            assert sum(m.amount_micros for m in uow.grants.movements(org, tx.id)) == tx.balance_delta, "once"
+    assert services.reconcile.reconcile(ctx, organization_id=org).clean
+
+
 def test_the_sweep_reads_while_usage_holds_the_sqlite_writer(engine: Engine) -> None:
     """On SQLite the sweep's read phase does not queue on the single writer's lock: it allocates
     while a usage write is open, and only its short write waits for that write to commit."""

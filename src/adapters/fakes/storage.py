@@ -445,6 +445,9 @@ class InMemoryGrantRepository(_Repo):
         # The unit of work already holds the store's lock: units of work run one at a time.
         return self.cursor(organization_id)
 
+    def try_lock_cursor(self, organization_id: uuid.UUID) -> GrantCursor | None:
+        return self.lock_cursor(organization_id)
+
     def _of(self, organization_id: uuid.UUID) -> list[Grant]:
         return [g for g in self.s.grants.values() if g.organization_id == organization_id]
 

@@ -1,8 +1,9 @@
 """Credit grants, the projection of the ledger (ADR 0016): grants, movements, cursors and terms.
 
 Written only by ``billing_core.services.grants``, one catch-up of an organization at a time: each
-locks the cursor row first (``lock_cursor``, ``SELECT … FOR UPDATE``; SQLite's write transaction
-already excludes the others), not the wallet row the usage path waits for. The cursor moves with
+locks the cursor row first (``lock_cursor``, ``SELECT … FOR UPDATE``; the worker's sweep with
+``try_lock_cursor``, ``SKIP LOCKED``; SQLite's write transaction already excludes the others), not
+the wallet row the usage path waits for. The cursor moves with
 a conditional ``UPDATE … WHERE sequence = :expected`` (or an insert that does nothing on
 conflict), whose row count decides, so a second catch-up never allocates twice.
 """
@@ -48,6 +49,18 @@ class SqlAlchemyGrantRepository(SqlAlchemyRepository):
         assert row is not None
         return GrantCursor(organization_id=organization_id, sequence=int(row.sequence),
                            uncovered_micros=int(row.uncovered_micros))
+
+    def try_lock_cursor(self, organization_id: uuid.UUID) -> GrantCursor | None:
+        if not self._postgres:  # SQLite's write transaction already excludes every other writer
+            return self.lock_cursor(organization_id)
+        row = self._execute(select(grant_cursors).where(_c.organization_id == organization_id)
+                            .with_for_update(skip_locked=True)).first()
+        if row is not None:
+            return GrantCursor(organization_id=organization_id, sequence=int(row.sequence),
+                               uncovered_micros=int(row.uncovered_micros))
+        if self._execute(select(_c.sequence).where(_c.organization_id == organization_id)).first() is not None:
+            return None  # the row is there and locked: another catch-up holds it
+        return self.lock_cursor(organization_id)  # no cursor yet: a first catch-up creates it
 
     def open(self, organization_id: uuid.UUID) -> list[Grant]:
         query = (select(grant_rows).where(_g.organization_id == organization_id, _g.expired_by.is_(None),

@@ -138,13 +138,18 @@ def sweep_step(ctx: BillingContext, organization_id: uuid.UUID, *, batch: int | 
     ``expected_sequence``). Every change to an organization's grants moves its cursor, so if
     another catch-up stored anything since the read, the guard refuses the write and nothing is
     stored (False: that catch-up did the work; the next sweep goes on from there). The cursor is
-    read first: whatever committed after it, the guard sees."""
+    read first: whatever committed after it, the guard sees. The write takes the cursor without
+    waiting (``try_lock_cursor``): while another unit of work holds it, the step stores nothing."""
     with (ctx.snapshot or ctx.uow)() as reader:
         cursor = reader.grants.cursor(organization_id)
         result = _next_allocation(reader, _state_at(reader, cursor), SWEEP_BATCH if batch is None else batch)
     if result is None:
         return False
     with ctx.uow() as uow:
+        # Without waiting: a catch-up holding the cursor stores first (the guard would refuse this
+        # batch after it anyway), and a worker stalled while holding it must not stall this one.
+        if uow.grants.try_lock_cursor(organization_id) is None:
+            return False
         if not _store(uow, cursor, result, expected_sequence=cursor.sequence):
             return False
         uow.commit()
