@@ -21,9 +21,10 @@ on one machine state, which a shared machine needs.
 ``BILLING_BENCH_USAGE_HTTP_MODE=sustained`` runs each server's rounds back to back instead of
 interleaved: interleaving lets a server's background worker catch up while the other servers take
 their turn, which hides what the worker costs a server under steady load.
-``BILLING_BENCH_HTTP_WORKER=process`` serves with ``BILLING_WORKER=false`` beside a ``billing worker``
-process on the same database (the topology of web processes plus a worker) instead of the worker
-thread in the server.
+``BILLING_BENCH_HTTP_WORKER`` picks where the server's background worker runs: ``shipped`` (default:
+as ``billing serve`` ships it, a worker process it supervises), ``thread`` (``BILLING_WORKER=thread``,
+in the server process), ``separate`` (``BILLING_WORKER=false`` beside a ``billing worker`` the
+benchmark starts: the topology of web processes plus a worker).
 
     PYTHONPATH=. .venv/bin/python -m benchmarks bench_usage_http
 """
@@ -60,7 +61,7 @@ CLIENTS = tuple(int(n) for n in os.environ.get("BILLING_BENCH_HTTP_CLIENTS", "1,
 WORKERS = tuple(int(n) for n in os.environ.get("BILLING_BENCH_HTTP_WORKERS", "1,2").split(","))
 REPEAT = int(os.environ.get("BILLING_BENCH_USAGE_HTTP_REPEAT", "2"))
 SUSTAINED = os.environ.get("BILLING_BENCH_USAGE_HTTP_MODE", "interleaved") == "sustained"
-WORKER_PROCESS = os.environ.get("BILLING_BENCH_HTTP_WORKER", "thread") == "process"
+WORKER = os.environ.get("BILLING_BENCH_HTTP_WORKER", "shipped")
 
 
 def _free_port() -> int:
@@ -77,9 +78,9 @@ def _server(command: list[str], env: dict[str, str], port: int, health: str) -> 
 
 @contextmanager
 def _billing_server(command: list[str], env: dict[str, str], port: int) -> Iterator[None]:
-    """``billing serve`` with its worker as configured: a thread in it, or a ``billing worker`` beside it."""
-    if not WORKER_PROCESS:
-        with _server(command, env, port, "/healthz"):
+    """``billing serve`` with its background worker where ``BILLING_BENCH_HTTP_WORKER`` says."""
+    if WORKER != "separate":
+        with _server(command, {**env, "BILLING_WORKER": "thread"} if WORKER == "thread" else env, port, "/healthz"):
             yield
         return
     with tempfile.TemporaryFile() as log:
@@ -210,7 +211,7 @@ def _backend_cases(backend: str, store: Callable[[], _Store], workers: int) -> l
                                         "client_processes": min(4, connections), "requests_per_round": REQUESTS,
                                         "rounds": REPEAT,
                                         "mode": "sustained" if SUSTAINED else "interleaved",
-                                        "worker": "process" if WORKER_PROCESS else "thread",
+                                        "worker": WORKER,
                                         "load_avg_1m_before": round(load_before, 2),
                                         "load_avg_1m_after": round(os.getloadavg()[0], 2)}
             for name, values in latencies.items():

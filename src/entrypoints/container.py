@@ -87,8 +87,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allow_private_webhook_urls: bool = False
     demo: bool = False
     """Seed the demo organization when the HTTP app starts (never in production)."""
-    worker: bool = True
-    """``billing serve`` / ``billing run`` deliver the outbox and run scheduled jobs in the same process."""
+    worker: str = "process"
+    """Where ``billing serve`` / ``billing run`` deliver the outbox and run scheduled jobs
+    (``BILLING_WORKER``): ``process``, a child process the server supervises (``true``, the
+    default); ``thread``, a thread of the server process; ``off`` (``false``), nowhere: a separate
+    ``billing worker`` does it. An app built by ``served_app`` without ``billing serve`` around it
+    runs a thread for ``process``."""
     worker_interval_seconds: float = 1.0
     """How often the background worker looks for due work: outbox messages wait at most about this long."""
     grant_catch_up_interval_seconds: float = 5.0
@@ -151,6 +155,21 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
+WORKER_MODES = ("process", "thread", "off")
+
+
+def _worker_mode(environ: Mapping[str, str]) -> str:
+    raw = environ.get("BILLING_WORKER")
+    value = "true" if raw is None else raw.strip().lower()
+    if value in ("process", "thread"):
+        return value
+    if value in _TRUE:
+        return "process"
+    if value in _FALSE:
+        return "off"
+    raise ConfigurationError(f"BILLING_WORKER must be true, false, process or thread, not {raw!r}")
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: str, low: float, high: float) -> float:
@@ -294,7 +313,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         mail_from=_text(env, "BILLING_MAIL_FROM") or "billing@localhost",
         allow_private_webhook_urls=_flag(env, "BILLING_ALLOW_PRIVATE_WEBHOOK_URLS", False),
         demo=demo,
-        worker=_flag(env, "BILLING_WORKER", True),
+        worker=_worker_mode(env),
         http_fast_path=_flag(env, "BILLING_HTTP_FAST_PATH", True),
         worker_interval_seconds=interval,
         grant_catch_up_interval_seconds=grant_interval,

@@ -1,8 +1,9 @@
 """Prometheus metrics of the service, served at ``GET /metrics`` in the text exposition format.
 
-Counters and histograms live in the process that observes them. When ``billing serve --workers N``
-runs several server processes, the CLI points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory
-before they start, and a scrape of any of them adds up every process's values. The outbox gauges
+Counters and histograms live in the process that observes them. When ``billing serve`` runs several
+processes (``--workers N``, or its background worker as a process of its own), the CLI points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before they start, and a scrape of any server
+process adds up every process's values. The outbox gauges
 are read from the database at scrape time, so every process reports the same, true figure.
 """
 
@@ -21,9 +22,9 @@ from prometheus_client.registry import Collector
 from billing_core.outbox import OutboxDepth
 from billing_core.services.background import CycleReport
 from billing_core.services.usage import UsageOutcome
+from entrypoints.supervisor import MULTIPROCESS_ENV
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUEST_SECONDS = Histogram(
     "billing_http_request_duration_seconds", "HTTP request latency by route template and status.",

@@ -1,8 +1,10 @@
 """The background worker: :func:`billing_core.services.background.run_cycle` every second or so.
 
-``billing serve`` and ``billing run`` start one in a thread of the server process (unless
-``BILLING_WORKER=false``); ``billing worker`` runs one in the foreground without HTTP, for a
-topology of web processes plus workers. Any number may run against one PostgreSQL database.
+``billing serve`` and ``billing run`` start one as a process they supervise (``billing worker
+--parent-pid``, :mod:`entrypoints.supervisor`), or in a thread of the server process with
+``BILLING_WORKER=thread`` (none with ``false``); ``billing worker`` runs one in the foreground
+without HTTP, for a topology of web processes plus workers. Any number may run against one
+PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ class BackgroundWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def stopped(self) -> threading.Event:
+        """Set once :meth:`stop` was asked."""
+        return self._stop
+
     def run_once(self) -> None:
         """One cycle, its metrics recorded; exceptions are logged, never raised."""
         try:
@@ -83,6 +90,21 @@ class BackgroundWorker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+def stop_when_orphaned(worker: BackgroundWorker, parent_pid: int, *, every: float = 1.0) -> threading.Thread:
+    """Stop ``worker`` once ``parent_pid`` is no longer this process's parent: the server that
+    supervised it died without stopping it (SIGKILL, a crash). Checked every ``every`` seconds."""
+    def watch() -> None:
+        while not worker.stopped.wait(every):
+            if os.getppid() != parent_pid:
+                logger.warning("the server (pid %d) that started this worker is gone; stopping", parent_pid)
+                worker.stop(timeout=0)
+                return
+
+    thread = threading.Thread(target=watch, name="billing-worker-parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 class SqliteInstanceLock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -103,10 +104,11 @@ def _start(args: list[str], env: dict[str, str]) -> Service:
     return Service(process, lines)
 
 
-@pytest.fixture
-def served(environment: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+@pytest.fixture(params=["process", "thread"])
+def served(environment: dict[str, str], request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, str]]]:
+    """``billing serve`` with its worker as a supervised process (the default) or in a thread."""
     port = _free_port()
-    service = _start(["serve", "--port", str(port)], environment)
+    service = _start(["serve", "--port", str(port)], {**environment, "BILLING_WORKER": request.param})
     try:
         service.wait_for("Uvicorn running on")
         yield f"http://127.0.0.1:{port}", environment
@@ -179,6 +181,69 @@ def test_with_the_worker_off_nothing_is_delivered(environment: dict[str, str]) -
         service.stop()
 
 
+def _worker_pid(service: Service, skip: int = 0) -> int:
+    """The pid of the (``skip`` + 1)-th worker process ``service`` started, from its start line
+    (``billing worker <host>:<pid>:<random>: ...``)."""
+    for _ in range(skip + 1):
+        line = next(line for line in service.wait_for("billing worker ") if "billing worker " in line)
+    return int(line.split("billing worker ", 1)[1].split(":")[1])
+
+
+def _gone(pid: int, within: float = WAIT_SECONDS) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":  # exited; its new parent has not reaped it yet
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _queue_mail(environment: dict[str, str], subject: str) -> None:
+    container = Container()
+    ctx = container.billing_context()
+    with ctx.uow() as uow:
+        assert enqueue_email(uow, organization_id=DEMO_ORGANIZATION_ID, to="ops@example.com", subject=subject,
+                             text="hello", now=ctx.clock.now(), dedupe_key=subject)
+        uow.commit()
+    container.engine().dispose()
+
+
+def test_the_supervised_worker_is_restarted_when_it_dies_and_stops_with_the_server(
+        environment: dict[str, str]) -> None:
+    port = _free_port()
+    service = _start(["serve", "--port", str(port)], environment)
+    try:
+        first = _worker_pid(service)
+        assert first != service.process.pid
+        _eventually(lambda: any("Queued before the server started" in m for m in _mail(environment)))
+        os.kill(first, signal.SIGKILL)
+        service.wait_for(f"background worker {first} exited with status -9; restarting it")
+        second = _worker_pid(service)
+        assert second != first
+        _queue_mail(environment, "Queued after the worker was restarted")
+        _eventually(lambda: any("Queued after the worker was restarted" in m for m in _mail(environment)))
+    finally:
+        service.stop()
+    assert service.process.returncode == -signal.SIGTERM, "ended by the SIGTERM, after its graceful shutdown"
+    assert _gone(second, within=0.5), "stopping the server stops its worker (not the orphan watch, 1 s)"
+
+
+def test_the_supervised_worker_stops_when_its_server_is_killed(environment: dict[str, str]) -> None:
+    service = _start(["serve", "--port", str(_free_port())], environment)
+    try:
+        worker = _worker_pid(service)
+        service.wait_for("Uvicorn running on")
+        os.kill(service.process.pid, signal.SIGKILL)  # no chance to stop its worker itself
+        service.process.wait(timeout=15)
+        assert _gone(worker), "an orphaned worker stops by itself"
+    finally:
+        service.stop()
+
+
 def test_several_server_processes_need_postgresql(environment: dict[str, str]) -> None:
     result = subprocess.run([sys.executable, "-c", CLI, "serve", "--workers", "2"], env=environment,
                             capture_output=True, text=True, timeout=60, check=False)
@@ -189,8 +254,13 @@ def test_several_server_processes_need_postgresql(environment: dict[str, str]) -
 def test_the_worker_settings_are_checked() -> None:
     from entrypoints.container import ConfigurationError, settings_from_env
 
-    assert settings_from_env({}).worker is True
-    assert settings_from_env({"BILLING_WORKER": "off"}).worker is False
+    assert settings_from_env({}).worker == "process"
+    assert settings_from_env({"BILLING_WORKER": "true"}).worker == "process"
+    assert settings_from_env({"BILLING_WORKER": "Thread"}).worker == "thread"
+    assert settings_from_env({"BILLING_WORKER": "off"}).worker == "off"
+    assert settings_from_env({"BILLING_WORKER": "false"}).worker == "off"
+    with pytest.raises(ConfigurationError, match="BILLING_WORKER must be true, false, process or thread"):
+        settings_from_env({"BILLING_WORKER": "fork"})
     assert settings_from_env({"BILLING_WORKER_INTERVAL": "0.5"}).worker_interval_seconds == 0.5
     for bad in ("0", "nan", "-1", "fast", "7200"):
         with pytest.raises(ConfigurationError, match="BILLING_WORKER_INTERVAL"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -70,33 +69,76 @@ WorkersOption = Annotated[int, typer.Option(min=1, max=64, help="Server processe
 
 @app.command()
 def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: WorkersOption = 1) -> None:
-    """Serve the HTTP API (and console) with uvicorn, with the background worker in each process
-    unless BILLING_WORKER=false. Ctrl-C stops it cleanly."""
+    """Serve the HTTP API (and console) with uvicorn, with the background worker as a process it
+    supervises (BILLING_WORKER=process, the default), in each server process (thread) or not at all
+    (false: run `billing worker` separately). Ctrl-C stops it cleanly."""
+    from entrypoints.supervisor import SUPERVISED_ENV, MetricsDirectory, WorkerProcess
+
+    settings = _container().settings()
+    if workers > 1 and (settings.storage != "sqlalchemy" or settings.database_url.startswith("sqlite")):
+        typer.secho("error [single_instance_storage]: --workers above 1 needs PostgreSQL "
+                    "(BILLING_DATABASE_URL=postgresql+psycopg://...); SQLite and memory storage serve one "
+                    "process", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    # A process of its own needs storage it can share: not the in-memory store nor an in-memory SQLite.
+    shared = settings.storage == "sqlalchemy" and ":memory:" not in settings.database_url \
+        and "mode=memory" not in settings.database_url
+    supervised = settings.worker == "process" and shared
+    metrics_dir = MetricsDirectory()
+    if workers > 1 or supervised:
+        # Every process writes its metrics there; a scrape of any server process adds them all up.
+        # Before the first import of prometheus_client, which picks its storage on import.
+        metrics_dir.ensure()
+    worker_process = WorkerProcess(os.environ) if supervised else None
+    # uvicorn re-raises the SIGTERM it shut down on, with the handler it found: this one, so that the
+    # worker is stopped here before the process ends (the default handler would end it at once).
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    terminated = False
+    try:
+        if worker_process is not None:
+            worker_process.start()
+            os.environ[SUPERVISED_ENV] = "1"
+        _serve(host, port, workers, settings.log_format)
+    except _Terminated:
+        terminated = True
+    finally:
+        if worker_process is not None:
+            worker_process.stop()
+            os.environ.pop(SUPERVISED_ENV, None)
+        metrics_dir.remove()
+        signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        signal.raise_signal(signal.SIGTERM)  # end as uvicorn would have: killed by SIGTERM
+
+
+class _Terminated(BaseException):
+    """SIGTERM reached ``billing serve`` after uvicorn's graceful shutdown."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _serve(host: str, port: int, workers: int, log_format: str) -> None:
     import uvicorn
 
     from entrypoints.http.tcp import NoDelayHttpToolsProtocol
     from entrypoints.logs import uvicorn_log_config
-    from entrypoints.metrics import MULTIPROCESS_ENV
 
-    settings = _container().settings()
-    if workers > 1:
-        if settings.storage != "sqlalchemy" or settings.database_url.startswith("sqlite"):
-            typer.secho("error [single_instance_storage]: --workers above 1 needs PostgreSQL "
-                        "(BILLING_DATABASE_URL=postgresql+psycopg://...); SQLite and memory storage serve one "
-                        "process", fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=2)
-        # Every server process writes its metrics here; a scrape of any one adds them all up.
-        os.environ.setdefault(MULTIPROCESS_ENV, tempfile.mkdtemp(prefix="billing-metrics-"))
     uvicorn.run("entrypoints.http.app:served_app", factory=True, host=host, port=port, workers=workers,
-                log_config=uvicorn_log_config(settings.log_format), access_log=False, http=NoDelayHttpToolsProtocol)
+                log_config=uvicorn_log_config(log_format), access_log=False, http=NoDelayHttpToolsProtocol)
+
+
+ParentOption = Annotated[int | None, typer.Option(hidden=True, help="Stop when this process is no longer the parent.")]
 
 
 @app.command()
-def worker() -> None:
+def worker(parent_pid: ParentOption = None) -> None:
     """Deliver the outbox and run scheduled jobs (period close) until Ctrl-C or SIGTERM, without
-    HTTP: the worker process of a topology of web processes plus workers."""
+    HTTP: the worker process of a topology of web processes plus workers (and the one `billing
+    serve` supervises, which passes --parent-pid)."""
     from entrypoints.logs import configure_logging
-    from entrypoints.worker import SECOND_SQLITE_INSTANCE, BackgroundWorker, SqliteInstanceLock
+    from entrypoints.worker import SECOND_SQLITE_INSTANCE, BackgroundWorker, SqliteInstanceLock, stop_when_orphaned
 
     container = _container()
     settings = container.settings()
@@ -108,6 +150,8 @@ def worker() -> None:
                                   interval=settings.worker_interval_seconds,
                                   grant_catch_up_interval=settings.grant_catch_up_interval_seconds)
     signal.signal(signal.SIGTERM, lambda *_: background.stop(timeout=0))
+    if parent_pid is not None:
+        stop_when_orphaned(background, parent_pid)
     typer.echo(f"billing worker {background.name}: delivering the outbox and running scheduled jobs", err=True)
     try:
         background.run_until_stopped()

@@ -6,6 +6,7 @@ Run it with ``billing serve`` or ``uvicorn entrypoints.http.app:create_app --fac
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import anyio.to_thread
@@ -40,6 +41,7 @@ from entrypoints.http.openapi import ClosedStructSchemaPlugin, declare_middlewar
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.request_metrics import request_metrics
 from entrypoints.http.runtime import MAX_BODY_BYTES, Runtime, provide_actor, provide_ctx, provide_runtime
+from entrypoints.supervisor import SUPERVISED_ENV
 from entrypoints.worker import SECOND_SQLITE_INSTANCE, BackgroundWorker, SqliteInstanceLock
 
 logger = logging.getLogger("entrypoints.http")
@@ -82,12 +84,14 @@ def api_router(*, offline_payments: bool) -> Router:
 
 
 def create_app(container: Container | None = None, *, background: bool = False,
-               fast_path: bool | None = None) -> Litestar:
+               fast_path: bool | None = None, worker_process: bool = False) -> Litestar:
     """The HTTP service over ``container`` (one is built from ``BILLING_*`` variables if omitted).
 
     ``background`` runs the background worker (outbox delivery, scheduled period close) in a thread
     of this process from startup to shutdown: what ``billing serve`` does unless
-    ``BILLING_WORKER=false``. Embedded or test apps leave it off and dispatch themselves.
+    ``BILLING_WORKER=thread``. Embedded or test apps leave it off and dispatch themselves.
+    ``worker_process``: a worker process supervised by ``billing serve`` does that work instead
+    (what ``/readyz`` reports as ``background_worker``).
     ``fast_path`` puts :class:`~entrypoints.http.hot_route.UsageEventsFastPath` in front of the
     routing (default: the ``BILLING_HTTP_FAST_PATH`` setting, on)."""
     box = container if container is not None else Container()
@@ -95,7 +99,7 @@ def create_app(container: Container | None = None, *, background: bool = False,
     ctx = box.billing_context()
     runtime = Runtime(ctx=ctx, deliverers=box.deliverers(),
                       offline_payments=bool(box.offline_payments()), storage=settings.storage,
-                      background_worker=background, usage_group=UsageGroupCommit(ctx))
+                      background_worker=background or worker_process, usage_group=UsageGroupCommit(ctx))
     worker = BackgroundWorker(runtime.ctx, runtime.deliverers, interval=settings.worker_interval_seconds,
                               grant_catch_up_interval=settings.grant_catch_up_interval_seconds)
     instance = SqliteInstanceLock(settings.database_url if settings.storage == "sqlalchemy" else "sqlite://")
@@ -147,9 +151,12 @@ def create_app(container: Container | None = None, *, background: bool = False,
 
 def served_app() -> Litestar:
     """The app as ``billing serve`` runs it (uvicorn's factory, one per server process): built from
-    ``BILLING_*`` variables, with the background worker unless ``BILLING_WORKER=false``."""
+    ``BILLING_*`` variables. The background worker runs in a thread of this process unless
+    ``BILLING_WORKER=false``, or unless ``billing serve`` supervises a worker process for it."""
     container = Container()
-    return create_app(container, background=container.settings().worker)
+    supervised = os.environ.get(SUPERVISED_ENV) == "1"
+    return create_app(container, background=container.settings().worker != "off" and not supervised,
+                      worker_process=supervised)
 
 
 def _console(settings: Settings, offline_payments: bool) -> list[ControllerRouterHandler]:
