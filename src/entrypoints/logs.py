@@ -40,6 +40,8 @@ def _config(log_format: str) -> dict[str, Any]:
             "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
             "uvicorn.error": {"level": "INFO"},
             "uvicorn.access": {"handlers": ["default"], "level": "WARNING", "propagate": False},
+            # alembic announces each of its plugins at INFO when first used (the worker's start).
+            "alembic.runtime.plugins": {"level": "WARNING"},
         },
     }
 

@@ -111,7 +111,8 @@ class Ready(msgspec.Struct):
     last_closed_period: str | None
     """The last month the scheduled close completed (``YYYY-MM``), or null."""
     background_worker: bool
-    """Whether this process delivers the outbox and runs scheduled jobs itself."""
+    """Whether this server delivers the outbox and runs scheduled jobs itself (in the worker process
+    it supervises, or in a thread); false when a separate ``billing worker`` does it."""
 
 
 # --------------------------------------------------------------------------- request bodies
