@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 
 logger = logging.getLogger("entrypoints.supervisor")
@@ -35,15 +36,22 @@ SUPERVISED_ENV = "BILLING_WORKER_SUPERVISED"
 CLI = "from entrypoints.cli.main import app; app()"
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds before each restart of a worker that keeps exiting; the last one repeats."""
+STEADY_SECONDS = 60.0
+"""A worker that ran this long before it exited is restarted after the first delay again."""
 
 
 class WorkerProcess:
     """Runs ``billing worker --parent-pid <this pid>`` until :meth:`stop`, restarting it when it exits."""
 
-    def __init__(self, environ: Mapping[str, str], *, restart_delays: tuple[float, ...] = RESTART_DELAYS) -> None:
+    def __init__(self, environ: Mapping[str, str], *, restart_delays: tuple[float, ...] = RESTART_DELAYS,
+                 steady_seconds: float = STEADY_SECONDS) -> None:
         self.environ = dict(environ)
         self.restart_delays = restart_delays
+        self.steady_seconds = steady_seconds
         self.restarts = 0
+        """How many times the worker was restarted."""
+        self._failures = 0
+        self._started_at = 0.0
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -55,16 +63,15 @@ class WorkerProcess:
 
     def start(self) -> None:
         """Start the worker and the thread that restarts it."""
-        if self._watcher is not None:
-            raise RuntimeError("the worker process is already supervised")
-        self._spawn()
+        if self._watcher is not None or not self._spawn():
+            raise RuntimeError("the worker process is already supervised, or was stopped")
         self._watcher = threading.Thread(target=self._watch, name="billing-worker-supervisor", daemon=True)
         self._watcher.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the worker to finish its cycle and exit (SIGTERM); kill it after ``timeout``."""
-        self._stopping.set()
-        with self._lock:
+        with self._lock:  # after this, the watcher starts no new worker
+            self._stopping.set()
             process = self.process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -77,11 +84,15 @@ class WorkerProcess:
         if self._watcher is not None:
             self._watcher.join(timeout)
 
-    def _spawn(self) -> None:
-        # A session of its own: the terminal's Ctrl-C goes to the server, which stops the worker.
-        process = subprocess.Popen(self.argv, env=self.environ, start_new_session=True)  # noqa: S603 - our argv
+    def _spawn(self) -> bool:
+        """Start a worker unless :meth:`stop` was asked; whether it did."""
         with self._lock:
-            self.process = process
+            if self._stopping.is_set():
+                return False
+            # A session of its own: the terminal's Ctrl-C goes to the server, which stops the worker.
+            self.process = subprocess.Popen(self.argv, env=self.environ, start_new_session=True)  # noqa: S603
+            self._started_at = time.monotonic()
+            return True
 
     def _watch(self) -> None:
         while True:
@@ -91,13 +102,15 @@ class WorkerProcess:
             code = process.wait()
             if self._stopping.is_set():
                 return
-            delay = self.restart_delays[min(self.restarts, len(self.restart_delays) - 1)]
+            if time.monotonic() - self._started_at >= self.steady_seconds:
+                self._failures = 0
+            delay = self.restart_delays[min(self._failures, len(self.restart_delays) - 1)]
+            self._failures += 1
             logger.error("background worker %d exited with status %s; restarting it in %.0fs",
                          process.pid, code, delay)
-            if self._stopping.wait(delay):
+            if self._stopping.wait(delay) or not self._spawn():
                 return
             self.restarts += 1
-            self._spawn()
 
 
 class MetricsDirectory:
