@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
+import subprocess  # nosec B404 - starts only our own worker command
 import sys
 import tempfile
 import threading
@@ -90,7 +90,7 @@ class WorkerProcess:
             if self._stopping.is_set():
                 return False
             # A session of its own: the terminal's Ctrl-C goes to the server, which stops the worker.
-            self.process = subprocess.Popen(self.argv, env=self.environ, start_new_session=True)  # noqa: S603
+            self.process = subprocess.Popen(self.argv, env=self.environ, start_new_session=True)  # noqa: S603  # nosec B603
             self._started_at = time.monotonic()
             return True
 
