@@ -89,12 +89,7 @@ def _billing_server(command: list[str], env: dict[str, str], port: int) -> Itera
             with _server(command, {**env, "BILLING_WORKER": "false"}, port, "/healthz"):
                 yield
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            _stop(worker)
 
 
 def _served(command: list[str], env: dict[str, str], port: int, health: str, log: Any) -> Iterator[None]:
@@ -114,12 +109,16 @@ def _served(command: list[str], env: dict[str, str], port: int, health: str, log
                 time.sleep(0.2)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _load(port: int, path: str, token: str | None, connections: int, count: int, tag: str) -> dict[str, Any]:

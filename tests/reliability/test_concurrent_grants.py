@@ -179,12 +179,7 @@ def test_a_sweep_step_whose_read_a_catch_up_overtook_stores_nothing(engine: Engi
     assert overtaken == [True]
     monkeypatch.undo()
     assert services.grants.sweep_step(ctx, org) is False, "nothing left behind"
-    with ctx.uow() as uow:
-        usage = [t.transaction for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
-        assert len(usage) == 5
-        for tx in usage:
-            assert sum(m.amount_micros for m in uow.grants.movements(org, tx.id)) == tx.balance_delta, "once"
-    assert services.reconcile.reconcile(ctx, organization_id=org).clean
+    _allocated_once(ctx, org, usage_transactions=5)
 
 
 def test_a_worker_stalled_while_holding_a_cursor_does_not_stall_the_other_workers_sweep(engine: Engine) -> None:
@@ -205,12 +200,7 @@ def test_a_worker_stalled_while_holding_a_cursor_does_not_stall_the_other_worker
         assert pool.submit(services.grants.sweep_step, ctx, org).result(timeout=10) is False
         assert pool.submit(services.grants.catch_up_behind, ctx).result(timeout=10) == 0
     assert services.grants.sweep_step(ctx, org) is True
-    with ctx.uow() as uow:
-        usage = [t.transaction for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
-        assert len(usage) == 3
-        for tx in usage:
-            assert sum(m.amount_micros for m in uow.grants.movements(org, tx.id)) == tx.balance_delta, "once"
-    assert services.reconcile.reconcile(ctx, organization_id=org).clean
+    _allocated_once(ctx, org, usage_transactions=3)
 
 
 def test_the_sweep_reads_while_usage_holds_the_sqlite_writer(engine: Engine) -> None:
@@ -243,4 +233,14 @@ def test_the_sweep_reads_while_usage_holds_the_sqlite_writer(engine: Engine) -> 
             assert not step.done(), "the write waits for the open writer"
             writer.commit()
             assert step.result(timeout=10) is True
+    assert services.reconcile.reconcile(ctx, organization_id=org).clean
+
+
+def _allocated_once(ctx: BillingContext, org: uuid.UUID, *, usage_transactions: int) -> None:
+    """Every usage transaction of ``org`` allocated exactly once, and the books clean."""
+    with ctx.uow() as uow:
+        usage = [t.transaction for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
+        assert len(usage) == usage_transactions
+        for tx in usage:
+            assert sum(m.amount_micros for m in uow.grants.movements(org, tx.id)) == tx.balance_delta, "once"
     assert services.reconcile.reconcile(ctx, organization_id=org).clean

@@ -107,35 +107,22 @@ class GrantRepositoryContract:
             assert dict(uow.grants.movement_sums(org)) == {tx: -350, tx2: -300}
             assert uow.grants.movements(org, uuid.uuid4()) == []
 
-    def test_the_cursor_taken_without_waiting_reads_as_the_cursor_and_a_first_one_creates_it(
-            self, storage: StorageBackend) -> None:
-        org = new_org(storage).id
-        with storage.uow() as uow:
-            assert uow.grants.try_lock_cursor(org) == GrantCursor(organization_id=org)
-            assert uow.grants.apply(GrantCursor(organization_id=org, sequence=3, uncovered_micros=5), [], [],
-                                    expected_sequence=0)
-            uow.commit()
-        with storage.uow() as uow:
-            assert uow.grants.try_lock_cursor(org) == GrantCursor(organization_id=org, sequence=3, uncovered_micros=5)
-            assert uow.grants.apply(GrantCursor(organization_id=org, sequence=4), [], [], expected_sequence=3)
-            uow.commit()
-        with storage.uow() as uow:
-            assert uow.grants.cursor(org).sequence == 4
-
+    @pytest.mark.parametrize("take", ["lock_cursor", "try_lock_cursor"])
     def test_the_locked_cursor_reads_as_the_cursor_and_a_first_catch_up_still_moves_it(
-            self, storage: StorageBackend) -> None:
+            self, storage: StorageBackend, take: str) -> None:
+        """Either way of taking the cursor (``try_lock_cursor`` finds no other holder here)."""
         org = new_org(storage).id
         with storage.uow() as uow:
-            assert uow.grants.lock_cursor(org) == GrantCursor(organization_id=org)
+            assert getattr(uow.grants, take)(org) == GrantCursor(organization_id=org)
             assert uow.grants.apply(GrantCursor(organization_id=org, sequence=4, uncovered_micros=9), [], [],
                                     expected_sequence=0)
             uow.commit()
         with storage.uow() as uow:
-            assert uow.grants.lock_cursor(org) == GrantCursor(organization_id=org, sequence=4, uncovered_micros=9)
-            assert uow.grants.cursor(org) == uow.grants.lock_cursor(org)
+            assert getattr(uow.grants, take)(org) == GrantCursor(organization_id=org, sequence=4, uncovered_micros=9)
+            assert uow.grants.cursor(org) == getattr(uow.grants, take)(org)
         other = new_org(storage).id
         with storage.uow() as uow:  # locked, then rolled back: nothing allocated, still at the start
-            assert uow.grants.lock_cursor(other).sequence == 0
+            assert getattr(uow.grants, take)(other).sequence == 0
         with storage.uow() as uow:
             assert uow.grants.cursor(other) == GrantCursor(organization_id=other)
             assert uow.grants.apply(GrantCursor(organization_id=other, sequence=2), [], [], expected_sequence=0)
