@@ -157,9 +157,6 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
-WORKER_MODES = ("process", "thread", "off")
-
-
 def _worker_mode(environ: Mapping[str, str]) -> str:
     raw = environ.get("BILLING_WORKER")
     value = "true" if raw is None else raw.strip().lower()
