@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
@@ -235,7 +235,8 @@ class WalletRepository(Protocol):
         ...
 
     def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
-                   now: datetime, *, locked: WalletAccount | None = None) -> list[DebitOutcome]:
+                   now: datetime, *, locked: WalletAccount | None = None,
+                   stored_keys: Collection[str] | None = None) -> list[DebitOutcome]:
         """Exactly what calling :meth:`debit` for each request, in order, would give, as one atomic
         step: the same outcomes, ledger rows and stored wallet.
 
@@ -244,6 +245,10 @@ class WalletRepository(Protocol):
         decides on it instead of locking and reading the row again (it is not changed). Its version
         still guards the write: a wallet that is no longer the stored one is ``ConcurrentUpdate``
         with nothing written (storage may not notice it when the batch writes nothing).
+        ``stored_keys`` (only with ``locked``): which of the requests' idempotency keys the ledger
+        held, read under that same lock (``lock_for_event``'s ``ledger_keys``); storage then does
+        not look them up again; a request whose key the ledger holds but ``stored_keys`` lacks is
+        ``ConcurrentUpdate``.
 
         Each debit is decided against the wallet as the earlier ones left it, so some may be
         denied mid-batch while later, smaller ones pass; a key already in the ledger, or allowed
@@ -540,13 +545,16 @@ class UsageSnapshot(msgspec.Struct, kw_only=True):
     """Whether an org-level or the project's subscription to the product is active at the event's time."""
     event_stored: bool
     """Whether the event id is stored already (the report is a replay)."""
+    stored_keys: frozenset[str] = frozenset()
+    """Which of the ``ledger_keys`` asked for the organization's ledger holds (a batch's replays)."""
 
 
 class UsageRepository(Protocol):
     def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
-                       product_id: uuid.UUID, at: datetime) -> UsageSnapshot:
+                       product_id: uuid.UUID, at: datetime, *, ledger_keys: Sequence[str] = ()) -> UsageSnapshot:
         """Lock the organization's wallet as :meth:`WalletRepository.lock` does and read, under that
-        lock and in the same step, what reporting one event needs (:class:`UsageSnapshot`).
+        lock and in the same step, what reporting one event needs (:class:`UsageSnapshot`), and
+        which of ``ledger_keys`` (a batch's idempotency keys) the ledger holds.
         The live usage path's first step (one round trip on SQL storage). ``NotFound`` without a wallet."""
         ...
 

@@ -41,9 +41,11 @@ SINGLE_LIMIT = {"sqlite": 8, "postgresql": 4}
 # Round trips for a whole batch of BATCH events (they do not grow with the batch). The first event's
 # lock_for_event answers its subscription check and the settings read (PostgreSQL 11 -> 10, SQLite 110 -> 109),
 # and debit_many decides on the wallet it locked instead of locking it again (10 -> 9, 109 -> 108);
-# on PostgreSQL the ledger transactions and their postings go in one statement (9 -> 8).
+# on PostgreSQL the ledger transactions and their postings go in one statement (9 -> 8); the
+# replays are read with the lock, the wallet update goes with the ledger rows and the bucket upserts
+# with the events (8 -> 5).
 BATCH = 50
-BATCH_LIMIT = {"sqlite": 108, "postgresql": 8}
+BATCH_LIMIT = {"sqlite": 108, "postgresql": 5}
 # Authenticating a request (its token and the member's role): one statement outside any transaction.
 # In a unit of work it was BEGIN, the token, the membership, ROLLBACK (3-4 round trips on PostgreSQL).
 AUTH_LIMIT = {"sqlite": 1, "postgresql": 1}

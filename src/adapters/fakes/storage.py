@@ -12,7 +12,7 @@ import builtins
 import copy
 import threading
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -296,14 +296,21 @@ class InMemoryWalletRepository(_Repo):
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=_copy(wallet))
 
     def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
-                   now: datetime, *, locked: WalletAccount | None = None) -> list[DebitOutcome]:
+                   now: datetime, *, locked: WalletAccount | None = None,
+                   stored_keys: Collection[str] | None = None) -> list[DebitOutcome]:
         # The reference: the contract is "the same as debit() one by one", validated up front.
         for request in debits:
             _check_debit_request(organization_id, request.amount_micros, request.transaction)
         if locked is not None and locked.organization_id != organization_id:
             raise InvalidInput("locked", "the locked wallet is another organization's")
+        if stored_keys is not None and locked is None:
+            raise InvalidInput("stored_keys", "stored_keys are read under the lock of a locked wallet")
         if debits and locked is not None and locked.version != self._wallet(organization_id).version:
             raise ConcurrentUpdate("the wallet changed since it was locked; retry")
+        if stored_keys is not None and any(
+                (organization_id, r.transaction.idempotency_key) in self.s.ledger_keys
+                and r.transaction.idempotency_key not in stored_keys for r in debits):
+            raise ConcurrentUpdate("the idempotency key is being used concurrently; retry")
         return [self.debit(organization_id, r.amount_micros, now, r.transaction, project_id=r.project_id,
                            token_id=r.token_id) for r in debits]
 
@@ -628,14 +635,15 @@ class InMemoryProductSubscriptionRepository(_Repo):
 
 class InMemoryUsageRepository(_Repo):
     def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
-                       product_id: uuid.UUID, at: datetime) -> UsageSnapshot:
+                       product_id: uuid.UUID, at: datetime, *, ledger_keys: Sequence[str] = ()) -> UsageSnapshot:
         # The unit of work already holds the store's lock: units of work run one at a time.
         return UsageSnapshot(
             wallet=InMemoryWalletRepository(self.s, self.j).lock(organization_id),
             settings=InMemorySettingsRepository(self.s, self.j).get(organization_id),
             subscribed=InMemoryProductSubscriptionRepository(self.s, self.j).active_for(
                 organization_id, project_id, product_id, at),
-            event_stored=(organization_id, event_id) in self.s.usage_events)
+            event_stored=(organization_id, event_id) in self.s.usage_events,
+            stored_keys=frozenset(key for key in ledger_keys if (organization_id, key) in self.s.ledger_keys))
 
     def record_debit(self, event: UsageEvent, tx: LedgerTransaction, wallet: WalletAccount,
                      old_version: int) -> bool:

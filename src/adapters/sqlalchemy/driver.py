@@ -223,24 +223,39 @@ _PG_APPEND_TXS = _unnest_insert(
     _INSERT_TX_HEAD.removesuffix(" VALUES "),
     ("uuid", "=uuid", "text", "text", "text", "text", "text", "timestamptz", "bigint"),
     _ON_TX_CONFLICT + _RETURNING_SEQ_KEY)
-_PG_APPEND_MANY = (
+# ... and the version-guarded wallet update with them: one round trip. The count of transactions
+# inserted and of wallet rows updated come back; the caller refuses the batch unless they are all
+# and one (a used key inserts neither the transaction nor its postings).
+_PG_APPEND_WITH_WALLET = (
     f"WITH t AS ({_PG_APPEND_TXS}), p AS (INSERT INTO ledger_postings ({', '.join(_POSTING_COLUMNS)}) "  # noqa: S608  # nosec B608
     "SELECT t.seq, v.line_no, %s::uuid, v.account, v.amount FROM t JOIN "
     "unnest(%b::text[], %b::smallint[], %b::text[], %b::bigint[]) AS v(key, line_no, account, amount) "
-    "ON v.key = t.idempotency_key) "
-    "SELECT seq, idempotency_key FROM t")
+    f"ON v.key = t.idempotency_key), u AS ({_pyformat(_UPDATE_WALLET)} RETURNING 1) "
+    "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)")
 _INSERT_MOVEMENT_HEAD = f"INSERT INTO grant_movements ({', '.join(_MOVEMENT_COLUMNS)})"
 _INSERT_MOVEMENT = _INSERT_MOVEMENT_HEAD + f" VALUES ({', '.join('?' for _ in _MOVEMENT_COLUMNS)})"
 _PG_INSERT_MOVEMENTS = _unnest_insert(_INSERT_MOVEMENT_HEAD, ("uuid", "uuid", "uuid", "bigint"), "")
-# Events of one organization, its id bound once.
-_PG_INSERT_EVENTS = _unnest_insert(
-    _INSERT_EVENT_HEAD.removesuffix(" VALUES "),
-    ("=uuid", "text", "uuid", "uuid", "bigint", "timestamptz", "bigint", "bigint", "uuid"),
-    " ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING event_id")
+# Events of one organization (its id bound once) and the open hourly buckets of those inserted, one
+# upsert per bucket with their sum, in one statement: ``v`` is the events with each one's hour (the
+# bucket key as ``truncate_to_hour`` computes it), ``e`` the ids inserted (a stored id is skipped).
+_PG_RECORD_EVENTS = (
+    "WITH v AS (SELECT * FROM unnest(%b::text[], %b::uuid[], %b::uuid[], %b::bigint[], %b::timestamptz[], "  # noqa: S608  # nosec B608
+    "%b::bigint[], %b::bigint[], %b::uuid[], %b::timestamptz[]) WITH ORDINALITY AS v(event_id, project_id, "
+    "product_id, quantity, occurred_at, amount_micros, unit_price_micros, token_id, hour, n)), "
+    f"e AS ({_INSERT_EVENT_HEAD.removesuffix(' VALUES ')} SELECT %s::uuid, event_id, project_id, product_id, "
+    "quantity, occurred_at, amount_micros, unit_price_micros, token_id FROM v ORDER BY n "
+    "ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING event_id), "
+    f"b AS (INSERT INTO usage_buckets {_BUCKET_VALUES} SELECT %s::uuid, v.project_id, "
+    "coalesce(v.project_id, %s::uuid), v.product_id, v.hour, sum(v.quantity), sum(v.amount_micros), NULL "
+    f"FROM v JOIN e ON e.event_id = v.event_id GROUP BY v.project_id, v.product_id, v.hour{_ON_BUCKET_CONFLICT}) "
+    "SELECT event_id FROM e")
 
 
 _STORED_KEYS_HEAD = "SELECT idempotency_key FROM ledger_transactions WHERE organization_id = ? AND idempotency_key IN ("
-_PG_STORED_KEYS = _pyformat(_STORED_KEYS_HEAD.removesuffix("IN (")) + "= ANY(%b::text[])"
+# One probe of the unique key per key (a scalar subquery, which the planner does not turn into a join):
+# written as a join, or as ``idempotency_key = ANY(...)``, it may scan the organization's whole ledger.
+_PG_STORED_KEYS = ("SELECT k FROM unnest(%b::text[]) AS k WHERE (SELECT true FROM ledger_transactions l "
+                   "WHERE l.organization_id = %s AND l.idempotency_key = k LIMIT 1)")
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -325,18 +340,32 @@ class DriverStatements:
         """Which of ``keys`` the organization's ledger holds."""
         org = self._uuid(organization_id)
         if self.postgres:
-            return {row[0] for row in self._run(_PG_STORED_KEYS, (org, list(keys)))}
+            return {row[0] for row in self._run(_PG_STORED_KEYS, (list(keys), org))}
         found: set[str] = set()
         for chunk in _chunks(keys):
             sql = _STORED_KEYS_HEAD + ", ".join("?" for _ in chunk) + ")"
             found.update(row[0] for row in self._run(sql, (org, *chunk)))
         return found
 
-    def append_many(self, txs: Sequence[LedgerTransaction]) -> dict[str, int]:
-        """Insert stamped transactions of one organization, in order, and their postings; ``seq``
-        per key. A key used before inserts nothing and is missing from the answer."""
+    def append_with_wallet(self, txs: Sequence[LedgerTransaction], wallet: WalletAccount, old_version: int) -> None:
+        """Insert stamped transactions of one organization, in order, with their postings, and store
+        ``wallet`` over ``old_version`` (one statement on PostgreSQL). ``ConcurrentUpdate`` if a key
+        was used before (it inserts nothing) or the stored wallet is no longer at ``old_version``:
+        the caller holds the lock every ledger writer takes, so neither can happen unless it was
+        bypassed; the unit of work is then rolled back."""
         if self.postgres:
-            return self._pg_append_many(txs) if txs else {}
+            inserted, updated = self._run(_PG_APPEND_WITH_WALLET,
+                                          (*self._pg_ledger_arrays(txs), *self._wallet_update(wallet, old_version)))[0]
+            if inserted != len(txs) or updated != 1:
+                _concurrent_key_or_wallet_change()
+            return
+        if len(self._append_many(txs)) != len(txs):
+            _concurrent_key_or_wallet_change()
+        self.update_wallet(wallet, old_version)
+
+    def _append_many(self, txs: Sequence[LedgerTransaction]) -> dict[str, int]:
+        """SQLite: insert stamped transactions of one organization, in order, and their postings;
+        ``seq`` per key. A key used before inserts nothing and is missing from the answer."""
         seqs: dict[str, int] = {}
         for chunk in _chunks(txs):
             sql = _INSERT_TX_HEAD + ", ".join(_TX_VALUES for _ in chunk) + _ON_TX_CONFLICT + _RETURNING_SEQ_KEY
@@ -348,10 +377,11 @@ class DriverStatements:
             self._run_many(self._insert_posting, postings)
         return seqs
 
-    def _pg_append_many(self, txs: Sequence[LedgerTransaction]) -> dict[str, int]:
-        """PostgreSQL: the transactions and their postings in one statement (``_PG_APPEND_MANY``)."""
+    def _pg_ledger_arrays(self, txs: Sequence[LedgerTransaction]) -> tuple[Any, ...]:
+        """PostgreSQL: the parameters of ``_PG_APPEND_WITH_WALLET`` that carry the transactions and
+        their postings (one array per column)."""
         org = txs[0].organization_id
-        assert all(tx.organization_id == org for tx in txs), "append_many takes one organization's transactions"
+        assert all(tx.organization_id == org for tx in txs), "a batch appends one organization's transactions"
         columns = _columns([self._tx_row(tx) for tx in txs], len(_TX_COLUMNS))
         del columns[1]  # the organization: one value
         keys: list[str] = []
@@ -364,8 +394,7 @@ class DriverStatements:
                 lines.append(line_no)
                 accounts.append(posting.account.value)
                 amounts.append(posting.amount_micros)
-        return {key: int(seq) for seq, key in self._run(
-            _PG_APPEND_MANY, (org, *columns, org, keys, lines, accounts, amounts))}
+        return (org, *columns, org, keys, lines, accounts, amounts)
 
     def insert_grant_movements(self, movements: Sequence[GrantMovement]) -> None:
         """Append the grant catch-up's movements in order (``GrantRepository.apply``, ADR 0016):
@@ -383,20 +412,27 @@ class DriverStatements:
     # ------------------------------------------------------------------ the live usage path
 
     def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
-                       product_id: uuid.UUID, at: datetime) -> tuple[WalletAccount, BillingSettings, bool, bool] | None:
-        """(wallet, settings, subscribed, event stored) in one statement, the wallet row locked;
-        None without a wallet."""
+                       product_id: uuid.UUID, at: datetime, ledger_keys: Sequence[str] = (),
+                       ) -> tuple[WalletAccount, BillingSettings, bool, bool, frozenset[str]] | None:
+        """(wallet, settings, subscribed, event stored, which ``ledger_keys`` are used) in one
+        statement on PostgreSQL, the wallet row locked; None without a wallet."""
         when = self._time(at)
         params = (self._uuid(product_id), None if project_id is None else self._uuid(project_id), when, when,
                   event_id, self._uuid(organization_id))
-        rows = self._run(self._lock_for_event, params)
+        if self.postgres and ledger_keys:
+            rows, used = self._run_both(self._lock_for_event, params, _PG_STORED_KEYS,
+                                        (list(ledger_keys), self._uuid(organization_id)))
+            stored = frozenset(row[0] for row in used)
+        else:
+            rows = self._run(self._lock_for_event, params)
+            stored = frozenset(self.stored_keys(organization_id, ledger_keys)) if rows and ledger_keys else frozenset()
         if not rows:
             return None
         row = rows[0]
         width = len(_WALLET_COLUMNS)
         wallet = self._wallet(row, organization_id)
         settings = self._settings(organization_id, row[width:width + len(_SETTINGS_COLUMNS)])
-        return wallet, settings, bool(row[-2]), bool(row[-1])
+        return wallet, settings, bool(row[-2]), bool(row[-1]), stored
 
     def record_debit(self, event: UsageEvent, tx: LedgerTransaction, wallet: WalletAccount,
                      old_version: int) -> bool:
@@ -453,25 +489,29 @@ class DriverStatements:
     # ------------------------------------------------------------------ usage
 
     def record_events(self, events: Sequence[UsageEvent]) -> list[bool]:
-        """Insert events (no two with the same organization and id) unless already stored; per
-        event, whether it was inserted."""
+        """Insert events (no two with the same organization and id) unless already stored, and add
+        those inserted to their open hourly buckets (one statement per organization on
+        PostgreSQL); per event, whether it was inserted."""
         inserted: set[tuple[Any, str]] = set()
         if self.postgres:
             by_organization: dict[uuid.UUID, list[UsageEvent]] = {}
             for event in events:
                 by_organization.setdefault(event.organization_id, []).append(event)
             for org, group in by_organization.items():
-                columns = _columns([self._event_row(event) for event in group], len(_EVENT_COLUMNS))
+                columns = _columns([(*self._event_row(e), self._time(truncate_to_hour(e.occurred_at))) for e in group],
+                                   len(_EVENT_COLUMNS) + 1)
                 del columns[0]  # the organization: one value
-                inserted.update((org, row[0]) for row in self._run(_PG_INSERT_EVENTS, (org, *columns)))
-        else:
-            for chunk in _chunks(events):
-                sql = _INSERT_EVENT_HEAD + ", ".join(_EVENT_VALUES for _ in chunk) + _ON_EVENT_CONFLICT
-                params = [value for event in chunk for value in self._event_row(event)]
-                inserted.update((row[0], row[1]) for row in self._run(sql, params))
-        return [(self._uuid(e.organization_id), e.event_id) in inserted for e in events]
+                inserted.update((org, row[0]) for row in self._run(_PG_RECORD_EVENTS, (*columns, org, org, NIL_UUID)))
+            return [(e.organization_id, e.event_id) in inserted for e in events]
+        for chunk in _chunks(events):
+            sql = _INSERT_EVENT_HEAD + ", ".join(_EVENT_VALUES for _ in chunk) + _ON_EVENT_CONFLICT
+            params = [value for event in chunk for value in self._event_row(event)]
+            inserted.update((row[0], row[1]) for row in self._run(sql, params))
+        stored = [(self._uuid(e.organization_id), e.event_id) in inserted for e in events]
+        self._add_to_buckets(event for event, was_inserted in zip(events, stored, strict=True) if was_inserted)
+        return stored
 
-    def add_to_buckets(self, events: Iterable[UsageEvent]) -> None:
+    def _add_to_buckets(self, events: Iterable[UsageEvent]) -> None:
         """Add the events to their open hourly buckets: one upsert per bucket, summed here."""
         totals: dict[tuple[uuid.UUID, uuid.UUID | None, uuid.UUID, datetime], list[int]] = {}
         for event in events:
@@ -563,6 +603,20 @@ class DriverStatements:
         except Exception as error:
             self.fail(error, sql, params)
 
+    def _run_both(self, first: str, first_params: Sequence[Any], second: str,
+                  second_params: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        """PostgreSQL: two statements sent together (psycopg's pipeline mode: one round trip), run
+        one after the other. The second takes its own snapshot when the first is done, so it sees
+        what committed while the first waited for a row lock; one statement would not (its
+        subqueries read the snapshot taken before the wait)."""
+        connection = self._uow.dbapi_connection()
+        try:
+            with connection.pipeline():
+                answers = connection.execute(first, first_params), connection.execute(second, second_params)
+            return answers[0].fetchall(), answers[1].fetchall()
+        except Exception as error:
+            self.fail(error, f"{first}; {second}", (first_params, second_params))
+
     def _rowcount(self, sql: str, params: Sequence[Any]) -> int:
         connection = self._uow.dbapi_connection()
         try:
@@ -612,3 +666,7 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 def _concurrent_wallet_change() -> NoReturn:
     # The row changed under the lock we hold: only possible if something bypassed it.
     raise ConcurrentUpdate("the wallet changed concurrently; retry")
+
+
+def _concurrent_key_or_wallet_change() -> NoReturn:
+    raise ConcurrentUpdate("the idempotency key or the wallet is being changed concurrently; retry")

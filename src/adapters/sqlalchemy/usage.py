@@ -30,14 +30,15 @@ _b, _e = usage_buckets.c, usage_events.c
 
 class SqlAlchemyUsageRepository(SqlAlchemyRepository):
     def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
-                       product_id: uuid.UUID, at: datetime) -> UsageSnapshot:
+                       product_id: uuid.UUID, at: datetime, *, ledger_keys: Sequence[str] = ()) -> UsageSnapshot:
         """One statement at the driver level (ADR 0010): the wallet row locked, its settings, the
-        subscription check and whether the event id is stored."""
-        found = self._uow.driver.lock_for_event(organization_id, event_id, project_id, product_id, at)
+        subscription check, whether the event id is stored and which ``ledger_keys`` are."""
+        found = self._uow.driver.lock_for_event(organization_id, event_id, project_id, product_id, at, ledger_keys)
         if found is None:
             raise NotFound("wallet", organization_id)
-        wallet, settings, subscribed, event_stored = found
-        return UsageSnapshot(wallet=wallet, settings=settings, subscribed=subscribed, event_stored=event_stored)
+        wallet, settings, subscribed, event_stored, stored_keys = found
+        return UsageSnapshot(wallet=wallet, settings=settings, subscribed=subscribed, event_stored=event_stored,
+                             stored_keys=stored_keys)
 
     def record_debit(self, event: UsageEvent, tx: LedgerTransaction, wallet: WalletAccount,
                      old_version: int) -> bool:
@@ -47,8 +48,9 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
         return self.record_many([event])[0]
 
     def record_many(self, events: Sequence[UsageEvent]) -> list[bool]:
-        """Events are inserted in bulk at the driver level (ADR 0007) and each bucket they touch is
-        upserted once with their sum; a repeated id within ``events`` counts as a replay."""
+        """Events are inserted in bulk at the driver level (ADR 0007) and each bucket the inserted
+        ones touch is upserted once with their sum (one statement on PostgreSQL); a repeated id
+        within ``events`` counts as a replay."""
         if not events:
             return []
         stored = [False] * len(events)
@@ -59,8 +61,6 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
         inserted = self._uow.driver.record_events(distinct)
         for index, was_inserted in zip(first_of.values(), inserted, strict=True):
             stored[index] = was_inserted
-        self._uow.driver.add_to_buckets(event for event, was_inserted in zip(distinct, inserted, strict=True)
-                                        if was_inserted)
         return stored
 
     def get_event(self, organization_id: uuid.UUID, event_id: str) -> UsageEvent | None:

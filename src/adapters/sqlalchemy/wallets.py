@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -137,23 +137,31 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         return DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=wallet)
 
     def debit_many(self, organization_id: uuid.UUID, debits: Sequence[DebitRequest],
-                   now: datetime, *, locked: WalletAccount | None = None) -> list[DebitOutcome]:
+                   now: datetime, *, locked: WalletAccount | None = None,
+                   stored_keys: Collection[str] | None = None) -> list[DebitOutcome]:
         """:meth:`debit` in order under one lock: replays are read once for the whole batch while
         the lock is held (which every writer of the organization's ledger takes first), decisions
-        run against the running wallet, and the rows are written in bulk at the end. With
-        ``locked`` (read under this transaction's lock) the row is not locked and read again: the
-        version-guarded update at the end refuses a wallet that is no longer the stored one."""
+        run against the running wallet, and the rows are written in bulk at the end, the wallet
+        update with them (one statement on PostgreSQL). With ``locked`` (read under this
+        transaction's lock) the row is not locked and read again: the version-guarded update at the
+        end refuses a wallet that is no longer the stored one; with ``stored_keys`` too (read under
+        that lock) the replays are not read again, and the insert, which skips a used key, refuses
+        a batch in which one was missing from them."""
         for request in debits:
             _check_same_organization(organization_id, request.transaction)
             check_balanced(request.transaction)
             check_debit(request.amount_micros, request.transaction)
         if locked is not None and locked.organization_id != organization_id:
             raise InvalidInput("locked", "the locked wallet is another organization's")
+        if stored_keys is not None and locked is None:
+            raise InvalidInput("stored_keys", "stored_keys are read under the lock of a locked wallet")
         if not debits:
             return []
         wallet = self._lock(organization_id) if locked is None else copy.copy(locked)
         version = wallet.version
-        replays = self._uow.driver.stored_keys(organization_id, [r.transaction.idempotency_key for r in debits])
+        keys = [r.transaction.idempotency_key for r in debits]
+        replays = self._uow.driver.stored_keys(organization_id, keys) if stored_keys is None \
+            else set(stored_keys).intersection(keys)
         known = self._by_keys(organization_id, sorted(replays)) if replays else {}
         # Every budget of the organization once, when it has some; each debit decides on those of its scopes.
         loaded = self._budgets.list(organization_id) if wallet.scoped_budgets else []
@@ -179,10 +187,9 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
             outcomes.append(DebitOutcome(decision=decision, transaction=stored, replayed=False,
                                          wallet=copy.copy(wallet)))
         if written:
-            if len(self._uow.driver.append_many(written)) != len(written):
-                # A key appeared although we hold the lock every ledger writer takes: refuse the batch.
-                raise ConcurrentUpdate("the idempotency key is being used concurrently; retry")
-            self._uow.driver.update_wallet(wallet, version)
+            # A key the insert skips appeared although we hold the lock every ledger writer takes
+            # (or was missing from ``stored_keys``): the driver refuses the batch.
+            self._uow.driver.append_with_wallet(written, wallet, version)
             self._budgets.save(list(touched.values()))
         return outcomes
 

@@ -164,11 +164,13 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
     with ctx.uow() as uow:
         subscribed: dict[tuple[uuid.UUID | None, uuid.UUID], bool] = {}
         # The first event's read under the wallet lock (one round trip, as report_usage's) answers its
-        # product's subscription check and gives the settings for the notices: two reads fewer.
+        # product's subscription check, gives the settings for the notices and tells which of the
+        # batch's ledger keys are used (its replays): three reads fewer.
         first = priced[0][0]
         try:
             snapshot: UsageSnapshot | None = uow.usage.lock_for_event(
-                organization_id, first.event_id, first.project_id, first.product_id, first.occurred_at)
+                organization_id, first.event_id, first.project_id, first.product_id, first.occurred_at,
+                ledger_keys=[tx.idempotency_key for _, tx in priced])
         except NotFound:
             snapshot = None  # no wallet: answered below exactly as before (debit_many's NotFound)
         if snapshot is not None:
@@ -184,7 +186,8 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
         # Nothing was written since the snapshot's read under the lock: the batch decides on its wallet.
         debited = uow.wallets.debit_many(organization_id, [
             DebitRequest(event.amount_micros, tx, event.project_id, event.token_id) for event, tx in priced], now,
-            locked=None if snapshot is None else snapshot.wallet)
+            locked=None if snapshot is None else snapshot.wallet,
+            stored_keys=None if snapshot is None else snapshot.stored_keys)
         uow.usage.record_many([event for (event, _), outcome in zip(priced, debited, strict=True)
                                if outcome.decision.allowed and not outcome.replayed])
         denial: Decision | None = None

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from adapters.fakes import InMemoryStore, InMemoryUnitOfWork
 from adapters.testing.builders import NOW, OTHER_PRODUCT, PRODUCT, fund, grant, new_org, usage_event, usage_tx
@@ -140,6 +143,87 @@ class DebitManyContract:
                 with pytest.raises(InvalidInput):
                     uow.wallets.debit_many(org.id, batch, NOW, locked=uow.wallets.get(other.id))
 
+    def test_the_lock_tells_which_ledger_keys_are_used(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        other = new_org(storage, name="Other")
+        for owner in (org, other):
+            fund(storage, owner.id, 1_000)
+            with storage.uow() as uow:
+                uow.wallets.debit(owner.id, 10, NOW, usage_tx(owner.id, 10, f"used-{owner.name}"))
+                uow.wallets.debit(owner.id, 10, NOW, usage_tx(owner.id, 10, "both"))
+                uow.commit()
+        asked = ["new", f"used-{org.name}", "both", f"used-{other.name}", "grant", "new-2"]
+        with storage.uow() as uow:
+            snapshot = uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW, ledger_keys=asked)
+            assert snapshot.stored_keys == {f"used-{org.name}", "both", "grant"}
+            assert uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW).stored_keys == frozenset()
+
+    def test_the_lock_sees_keys_used_while_it_waited(self, storage: StorageBackend) -> None:
+        """Used keys are read once the lock is held, not before waiting for it: a batch that queued
+        behind another writer sees what that writer committed (else it would debit a replay again,
+        or be refused as a conflict)."""
+        org = new_org(storage)
+        fund(storage, org.id, 1_000)
+        seen: list[tuple[frozenset[str], int]] = []
+
+        def second() -> None:
+            with storage.uow() as uow:
+                snapshot = uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW, ledger_keys=["k", "new"])
+                seen.append((snapshot.stored_keys, snapshot.wallet.balance_micros))
+
+        waiting = threading.Thread(target=second)
+        with storage.uow() as uow:
+            uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW)
+            uow.wallets.debit(org.id, 100, NOW, usage_tx(org.id, 100, "k"))
+            waiting.start()
+            _until_waiting_for_a_lock(storage)
+            uow.commit()
+        waiting.join(timeout=30)
+        assert seen == [(frozenset({"k"}), 900)]
+
+    def test_stored_keys_read_under_the_lock_give_the_same_batch(self, storage: StorageBackend) -> None:
+        """``stored_keys`` spare the batch its read of replays: same outcomes and rows as without."""
+        answers = []
+        for pass_keys in (False, True):
+            org = new_org(storage)
+            fund(storage, org.id, 1_000)
+            with storage.uow() as uow:
+                uow.wallets.debit(org.id, 100, NOW, usage_tx(org.id, 100, "old"))
+                uow.commit()
+            batch = [_debit(org.id, 400, "a"), _debit(org.id, 100, "old"), _debit(org.id, 50, "a"),
+                     _debit(org.id, 900, "b"), _debit(org.id, 300, "c")]
+            with storage.uow() as uow:
+                snapshot = uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW,
+                                                    ledger_keys=[r.transaction.idempotency_key for r in batch])
+                outcomes = uow.wallets.debit_many(org.id, batch, NOW, locked=snapshot.wallet,
+                                                  stored_keys=snapshot.stored_keys if pass_keys else None)
+                uow.commit()
+            with storage.uow() as uow:
+                wallet = uow.wallets.get(org.id)
+                keys = [t.idempotency_key for t in uow.ledger.list(org.id).items]
+            answers.append(([(o.decision.allowed, o.replayed, o.wallet.balance_micros) for o in outcomes],
+                            (wallet.balance_micros, wallet.version), keys))
+        assert answers[0] == answers[1]
+        assert answers[1][0] == [(True, False, 500), (True, True, 500), (True, True, 500), (False, False, 500),
+                                 (True, False, 200)]
+
+    def test_stored_keys_that_miss_a_used_key_are_a_conflict(self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 1_000)
+        with storage.uow() as uow:
+            uow.wallets.debit(org.id, 100, NOW, usage_tx(org.id, 100, "old"))
+            uow.commit()
+        with storage.uow() as uow:
+            locked = uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW).wallet
+            with pytest.raises(ConcurrentUpdate):
+                uow.wallets.debit_many(org.id, [_debit(org.id, 50, "a"), _debit(org.id, 100, "old")], NOW,
+                                       locked=locked, stored_keys=frozenset())
+        with storage.uow() as uow, pytest.raises(InvalidInput):
+            uow.wallets.debit_many(org.id, [_debit(org.id, 50, "a")], NOW, stored_keys=frozenset())
+        with storage.uow() as uow:
+            assert uow.wallets.get(org.id).balance_micros == 900
+            assert uow.ledger.get_by_key(org.id, "a") is None
+
     def test_a_large_batch_with_scattered_replays_equals_debits_one_by_one(self, storage: StorageBackend) -> None:
         """More rows and keys than one multi-row statement or keyed read takes."""
         org = new_org(storage)
@@ -157,6 +241,23 @@ class DebitManyContract:
             assert uow.wallets.get(org.id).spent_today_micros == 5 * len(range(0, 1_200, 7)) + sum(
                 1 + i % 9 for i in range(1_200) if i % 7)
             assert len(uow.ledger.list(org.id, limit=2_000).items) == 1_201
+
+
+def _until_waiting_for_a_lock(storage: StorageBackend) -> None:
+    """On PostgreSQL until another session waits for a lock (at most 10 s); elsewhere a short pause
+    (SQLite's writer and the fake's store lock queue the other unit of work at its start)."""
+    if storage.kind != "postgresql":
+        time.sleep(0.2)
+        return
+    assert storage.engine is not None
+    deadline = time.monotonic() + 10
+    with storage.engine.connect() as connection:
+        while time.monotonic() < deadline:
+            if connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                       "AND datname = current_database()")).scalar():
+                return
+            connection.rollback()
+            time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- the property
@@ -179,13 +280,17 @@ _items = st.lists(st.tuples(st.integers(1, 900) | st.integers(1, 40), st.integer
 class DebitManyEqualsDebitsOneByOneContract:
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(funds=st.integers(0, 5_000), limits=_limits, gate=_gates, earlier=_items, batch=_items,
-           earlier_day=st.sampled_from([timedelta(0), timedelta(hours=-13), timedelta(days=-31)]))
+           earlier_day=st.sampled_from([timedelta(0), timedelta(hours=-13), timedelta(days=-31)]),
+           through_lock=st.booleans())
     def test_batch_equals_one_by_one(self, storage: StorageBackend, funds: int, limits: SpendLimits,
                                      gate: SubscriptionGate, earlier: list[tuple[int, int]],
-                                     batch: list[tuple[int, int]], earlier_day: timedelta) -> None:
+                                     batch: list[tuple[int, int]], earlier_day: timedelta,
+                                     through_lock: bool) -> None:
         """On the backend a batch; on the in-memory reference the same debits one by one (the
         reference's single debits equal every backend's, per the wallet contract's random walk).
-        Outcomes, stored wallet and ledger must be identical, and the ledger must reconcile."""
+        Outcomes, stored wallet and ledger must be identical, and the ledger must reconcile.
+        ``through_lock``: as the usage batch calls it, on the wallet and used keys that
+        ``lock_for_event`` read."""
         org = new_org(storage)
         reference = InMemoryStore()
         at = NOW + earlier_day
@@ -199,7 +304,13 @@ class DebitManyEqualsDebitsOneByOneContract:
             ref.commit()
         requests = [_debit(org.id, amount, f"k{key}") for amount, key in batch]
         with storage.uow() as uow, InMemoryUnitOfWork(reference) as ref:
-            got = uow.wallets.debit_many(org.id, requests, NOW)
+            if through_lock:
+                snapshot = uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW,
+                                                    ledger_keys=[r.transaction.idempotency_key for r in requests])
+                got = uow.wallets.debit_many(org.id, requests, NOW, locked=snapshot.wallet,
+                                             stored_keys=snapshot.stored_keys)
+            else:
+                got = uow.wallets.debit_many(org.id, requests, NOW)
             expected = [ref.wallets.debit(org.id, r.amount_micros, NOW, r.transaction) for r in requests]
             assert got == expected
             uow.commit()
