@@ -41,7 +41,8 @@ from billing_core.plan_change import PlanChange
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.product_subscription import ProductSubscription
 from billing_core.refund_policy import RefundRequest
-from billing_core.spend_guard import Decision
+from billing_core.spend_guard import DebitOutcome as DebitOutcome  # re-exported: the ports' vocabulary
+from billing_core.spend_guard import DebitRequest as DebitRequest
 from billing_core.usage import HourlyUsage, UsageEvent
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
 
@@ -166,23 +167,6 @@ class Posted(msgspec.Struct, frozen=True):
 
     transaction: LedgerTransaction
     replayed: bool
-
-
-class DebitOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    decision: Decision
-    transaction: LedgerTransaction | None
-    replayed: bool
-    wallet: WalletAccount
-
-
-class DebitRequest(msgspec.Struct, frozen=True):
-    """One debit of a batch: what :meth:`WalletRepository.debit` takes besides the organization and time."""
-
-    amount_micros: int
-    transaction: LedgerTransaction
-    project_id: uuid.UUID | None = None
-    token_id: uuid.UUID | None = None
-    """The call's project and API token: their budgets (ADR 0017) are decided with the organization's."""
 
 
 class WalletRepository(Protocol):
@@ -567,6 +551,18 @@ class UsageRepository(Protocol):
         PostgreSQL). False, with nothing written, if ``tx``'s idempotency key is used already;
         ``Conflict(concurrent_update)`` if the stored wallet is no longer at ``old_version`` or the
         event id is stored although the key was not."""
+        ...
+
+    def record_debits(self, debits: Sequence[tuple[UsageEvent, LedgerTransaction]], wallet: WalletAccount,
+                      old_version: int) -> None:
+        """A batch's write (:func:`billing_core.services.usage.report_usage_batch`), under
+        :meth:`lock_for_event`'s lock, after :func:`billing_core.spend_guard.decide_many` allowed
+        the debits: append each stamped usage transaction in order with its postings, store
+        ``wallet`` over ``old_version``, store each event and add it to its open hourly bucket, all
+        in one step (one statement on PostgreSQL). The keys and event ids were read as unused under
+        that lock, so a used key or stored event id, or a stored wallet no longer at
+        ``old_version``, is ``Conflict(concurrent_update)`` (the unit of work is then rolled back).
+        Nothing to write without ``debits``."""
         ...
 
     def record(self, event: UsageEvent) -> bool:

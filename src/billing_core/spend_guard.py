@@ -9,7 +9,9 @@ subscription or the spend settings change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import uuid
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -22,6 +24,7 @@ from billing_core.budgets import (
     BudgetScope,
     ScopedBudget,
     apply_to,
+    applying,
     breach_of,
     scoped_breach,
 )
@@ -270,3 +273,63 @@ def production_health(wallet: WalletAccount, now: datetime) -> tuple[ProductionH
     if window.state == GraceState.ACTIVE:
         return ProductionHealth.GRACE_ACTIVE, window
     return ProductionHealth.HEALTHY, window
+
+
+class DebitRequest(msgspec.Struct, frozen=True):
+    """One debit of a batch: what :meth:`~billing_core.ports.WalletRepository.debit` takes besides
+    the organization and time."""
+
+    amount_micros: int
+    transaction: LedgerTransaction
+    project_id: uuid.UUID | None = None
+    token_id: uuid.UUID | None = None
+    """The call's project and API token: their budgets (ADR 0017) are decided with the organization's."""
+
+
+class DebitOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What one debit of a batch came to: the decision, the stamped transaction (None for a denial,
+    and for a replay whose transaction the caller did not have), whether it replayed a key, and the
+    wallet right after it."""
+
+    decision: Decision
+    transaction: LedgerTransaction | None
+    replayed: bool
+    wallet: WalletAccount
+
+
+class DecidedBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """:func:`decide_many`'s answer: the outcome of each debit, in order, and what is to be written."""
+
+    outcomes: list[DebitOutcome]
+    written: list[LedgerTransaction]
+    """The stamped transactions of the allowed debits, in order: the ledger rows to append."""
+    budgets: list[ScopedBudget]
+    """The scoped budgets that counted at least one allowed debit: to be stored."""
+
+
+def decide_many(wallet: WalletAccount, debits: Sequence[DebitRequest], now: datetime, *,
+                used: Collection[str] = (), budgets: Sequence[ScopedBudget] = ()) -> DecidedBatch:
+    """A batch of debits under one lock, as :func:`decide_and_apply` one after the other: each is
+    decided against ``wallet`` as the earlier ones left it (``wallet`` is changed in place) and on
+    those of ``budgets`` that are its project's and token's. A key in ``used`` (in the ledger
+    before the batch) or allowed earlier in the batch answers as a replay and changes nothing; the
+    first has no transaction in its outcome (storage has it), the second the one the batch stamped.
+    The one batch sequence of every storage adapter and of the usage batch."""
+    outcomes: list[DebitOutcome] = []
+    written: list[LedgerTransaction] = []
+    stamped: dict[str, LedgerTransaction] = {}
+    touched: dict[tuple[BudgetScope, uuid.UUID], ScopedBudget] = {}
+    for request in debits:
+        key = request.transaction.idempotency_key
+        if key in used or key in stamped:
+            outcomes.append(DebitOutcome(decision=Decision(allowed=True), transaction=stamped.get(key), replayed=True,
+                                         wallet=copy.copy(wallet)))
+            continue
+        scoped = applying(budgets, request.project_id, request.token_id) if budgets else []
+        decision, stored = decide_and_apply(wallet, request.amount_micros, now, request.transaction, scoped)
+        if stored is not None:
+            stamped[key] = stored
+            written.append(stored)
+            touched.update((budget.key, budget) for budget in scoped)
+        outcomes.append(DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=copy.copy(wallet)))
+    return DecidedBatch(outcomes=outcomes, written=written, budgets=list(touched.values()))

@@ -7,3 +7,7 @@ from adapters.testing import contracts
 
 class TestUsageDebit(contracts.UsageDebitContract):
     pass
+
+
+class TestUsageBatchWrite(contracts.UsageBatchWriteContract):
+    pass

@@ -43,9 +43,9 @@ SINGLE_LIMIT = {"sqlite": 8, "postgresql": 4}
 # and debit_many decides on the wallet it locked instead of locking it again (10 -> 9, 109 -> 108);
 # on PostgreSQL the ledger transactions and their postings go in one statement (9 -> 8); the
 # replays are read with the lock, the wallet update goes with the ledger rows and the bucket upserts
-# with the events (8 -> 5).
+# with the events (8 -> 5), and the ledger rows with the events (5 -> 4: BEGIN, lock, write, COMMIT).
 BATCH = 50
-BATCH_LIMIT = {"sqlite": 108, "postgresql": 5}
+BATCH_LIMIT = {"sqlite": 108, "postgresql": 4}
 # Authenticating a request (its token and the member's role): one statement outside any transaction.
 # In a unit of work it was BEGIN, the token, the membership, ROLLBACK (3-4 round trips on PostgreSQL).
 AUTH_LIMIT = {"sqlite": 1, "postgresql": 1}

@@ -658,6 +658,23 @@ class InMemoryUsageRepository(_Repo):
         self.record(event)
         return True
 
+    def record_debits(self, debits: Sequence[tuple[UsageEvent, LedgerTransaction]], wallet: WalletAccount,
+                      old_version: int) -> None:
+        if not debits:
+            return
+        stored_wallet = self.s.wallets.get(wallet.organization_id)
+        if stored_wallet is None or stored_wallet.version != old_version or any(
+                (tx.organization_id, tx.idempotency_key) in self.s.ledger_keys
+                or (event.organization_id, event.event_id) in self.s.usage_events for event, tx in debits) or len(
+                {tx.idempotency_key for _, tx in debits}) != len(debits) or len(
+                {event.event_id for event, _ in debits}) != len(debits):
+            raise ConcurrentUpdate("the idempotency key, an event id or the wallet changed concurrently; retry")
+        wallets = InMemoryWalletRepository(self.s, self.j)
+        for event, tx in debits:
+            wallets._store(tx)
+            self.record(event)
+        self.j.set(self.s.wallets, wallet.organization_id, _copy(wallet))
+
     def record(self, event: UsageEvent) -> bool:
         key = (event.organization_id, event.event_id)
         if key in self.s.usage_events:

@@ -223,32 +223,35 @@ _PG_APPEND_TXS = _unnest_insert(
     _INSERT_TX_HEAD.removesuffix(" VALUES "),
     ("uuid", "=uuid", "text", "text", "text", "text", "text", "timestamptz", "bigint"),
     _ON_TX_CONFLICT + _RETURNING_SEQ_KEY)
-# ... and the version-guarded wallet update with them: one round trip. The count of transactions
-# inserted and of wallet rows updated come back; the caller refuses the batch unless they are all
-# and one (a used key inserts neither the transaction nor its postings).
-_PG_APPEND_WITH_WALLET = (
-    f"WITH t AS ({_PG_APPEND_TXS}), p AS (INSERT INTO ledger_postings ({', '.join(_POSTING_COLUMNS)}) "  # noqa: S608  # nosec B608
+# ... and the version-guarded wallet update with them. ``t`` counts the transactions inserted and
+# ``u`` the wallet rows updated; the caller refuses the batch unless they are all and one (a used key
+# inserts neither the transaction nor its postings).
+_PG_LEDGER_CTES = (
+    f"t AS ({_PG_APPEND_TXS}), p AS (INSERT INTO ledger_postings ({', '.join(_POSTING_COLUMNS)}) "  # noqa: S608  # nosec B608
     "SELECT t.seq, v.line_no, %s::uuid, v.account, v.amount FROM t JOIN "
     "unnest(%b::text[], %b::smallint[], %b::text[], %b::bigint[]) AS v(key, line_no, account, amount) "
-    f"ON v.key = t.idempotency_key), u AS ({_pyformat(_UPDATE_WALLET)} RETURNING 1) "
-    "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)")
+    f"ON v.key = t.idempotency_key), u AS ({_pyformat(_UPDATE_WALLET)} RETURNING 1)")
+_PG_APPEND_WITH_WALLET = f"WITH {_PG_LEDGER_CTES} SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)"  # noqa: S608  # nosec B608
 _INSERT_MOVEMENT_HEAD = f"INSERT INTO grant_movements ({', '.join(_MOVEMENT_COLUMNS)})"
 _INSERT_MOVEMENT = _INSERT_MOVEMENT_HEAD + f" VALUES ({', '.join('?' for _ in _MOVEMENT_COLUMNS)})"
 _PG_INSERT_MOVEMENTS = _unnest_insert(_INSERT_MOVEMENT_HEAD, ("uuid", "uuid", "uuid", "bigint"), "")
 # Events of one organization (its id bound once) and the open hourly buckets of those inserted, one
-# upsert per bucket with their sum, in one statement: ``v`` is the events with each one's hour (the
-# bucket key as ``truncate_to_hour`` computes it), ``e`` the ids inserted (a stored id is skipped).
-_PG_RECORD_EVENTS = (
-    "WITH v AS (SELECT * FROM unnest(%b::text[], %b::uuid[], %b::uuid[], %b::bigint[], %b::timestamptz[], "  # noqa: S608  # nosec B608
-    "%b::bigint[], %b::bigint[], %b::uuid[], %b::timestamptz[]) WITH ORDINALITY AS v(event_id, project_id, "
+# upsert per bucket with their sum: ``ev`` is the events with each one's hour (the bucket key as
+# ``truncate_to_hour`` computes it), ``e`` the ids inserted (a stored id is skipped).
+_PG_EVENT_CTES = (
+    "ev AS (SELECT * FROM unnest(%b::text[], %b::uuid[], %b::uuid[], %b::bigint[], %b::timestamptz[], "  # noqa: S608  # nosec B608
+    "%b::bigint[], %b::bigint[], %b::uuid[], %b::timestamptz[]) WITH ORDINALITY AS ev(event_id, project_id, "
     "product_id, quantity, occurred_at, amount_micros, unit_price_micros, token_id, hour, n)), "
     f"e AS ({_INSERT_EVENT_HEAD.removesuffix(' VALUES ')} SELECT %s::uuid, event_id, project_id, product_id, "
-    "quantity, occurred_at, amount_micros, unit_price_micros, token_id FROM v ORDER BY n "
+    "quantity, occurred_at, amount_micros, unit_price_micros, token_id FROM ev ORDER BY n "
     "ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING event_id), "
-    f"b AS (INSERT INTO usage_buckets {_BUCKET_VALUES} SELECT %s::uuid, v.project_id, "
-    "coalesce(v.project_id, %s::uuid), v.product_id, v.hour, sum(v.quantity), sum(v.amount_micros), NULL "
-    f"FROM v JOIN e ON e.event_id = v.event_id GROUP BY v.project_id, v.product_id, v.hour{_ON_BUCKET_CONFLICT}) "
-    "SELECT event_id FROM e")
+    f"b AS (INSERT INTO usage_buckets {_BUCKET_VALUES} SELECT %s::uuid, ev.project_id, "
+    "coalesce(ev.project_id, %s::uuid), ev.product_id, ev.hour, sum(ev.quantity), sum(ev.amount_micros), NULL "
+    f"FROM ev JOIN e ON e.event_id = ev.event_id GROUP BY ev.project_id, ev.product_id, ev.hour{_ON_BUCKET_CONFLICT})")
+_PG_RECORD_EVENTS = f"WITH {_PG_EVENT_CTES} SELECT event_id FROM e"  # noqa: S608  # nosec B608
+# A usage batch's whole write (``UsageRepository.record_debits``): both of the above in one statement.
+_PG_RECORD_DEBITS = (f"WITH {_PG_LEDGER_CTES}, {_PG_EVENT_CTES} "  # noqa: S608  # nosec B608
+                     "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u), (SELECT count(*) FROM e)")
 
 
 _STORED_KEYS_HEAD = "SELECT idempotency_key FROM ledger_transactions WHERE organization_id = ? AND idempotency_key IN ("
@@ -362,6 +365,23 @@ class DriverStatements:
         if len(self._append_many(txs)) != len(txs):
             _concurrent_key_or_wallet_change()
         self.update_wallet(wallet, old_version)
+
+    def record_debits(self, debits: Sequence[tuple[UsageEvent, LedgerTransaction]], wallet: WalletAccount,
+                      old_version: int) -> None:
+        """See ``UsageRepository.record_debits``: one statement on PostgreSQL; on SQLite the
+        ledger rows, the wallet, then the events and their buckets."""
+        txs = [tx for _, tx in debits]
+        events = [event for event, _ in debits]
+        if self.postgres:
+            inserted, updated, recorded = self._run(_PG_RECORD_DEBITS, (
+                *self._pg_ledger_arrays(txs), *self._wallet_update(wallet, old_version),
+                *self._pg_event_arrays(events)))[0]
+            if inserted != len(txs) or updated != 1 or recorded != len(events):
+                _concurrent_key_or_wallet_change()
+            return
+        self.append_with_wallet(txs, wallet, old_version)
+        if not all(self.record_events(events)):
+            _concurrent_key_or_wallet_change()
 
     def _append_many(self, txs: Sequence[LedgerTransaction]) -> dict[str, int]:
         """SQLite: insert stamped transactions of one organization, in order, and their postings;
@@ -498,10 +518,7 @@ class DriverStatements:
             for event in events:
                 by_organization.setdefault(event.organization_id, []).append(event)
             for org, group in by_organization.items():
-                columns = _columns([(*self._event_row(e), self._time(truncate_to_hour(e.occurred_at))) for e in group],
-                                   len(_EVENT_COLUMNS) + 1)
-                del columns[0]  # the organization: one value
-                inserted.update((org, row[0]) for row in self._run(_PG_RECORD_EVENTS, (*columns, org, org, NIL_UUID)))
+                inserted.update((org, row[0]) for row in self._run(_PG_RECORD_EVENTS, self._pg_event_arrays(group)))
             return [(e.organization_id, e.event_id) in inserted for e in events]
         for chunk in _chunks(events):
             sql = _INSERT_EVENT_HEAD + ", ".join(_EVENT_VALUES for _ in chunk) + _ON_EVENT_CONFLICT
@@ -510,6 +527,15 @@ class DriverStatements:
         stored = [(self._uuid(e.organization_id), e.event_id) in inserted for e in events]
         self._add_to_buckets(event for event, was_inserted in zip(events, stored, strict=True) if was_inserted)
         return stored
+
+    def _pg_event_arrays(self, events: Sequence[UsageEvent]) -> tuple[Any, ...]:
+        """PostgreSQL: the parameters of ``_PG_EVENT_CTES`` for events of one organization."""
+        org = events[0].organization_id
+        assert all(e.organization_id == org for e in events), "one organization's events"
+        columns = _columns([(*self._event_row(e), self._time(truncate_to_hour(e.occurred_at))) for e in events],
+                           len(_EVENT_COLUMNS) + 1)
+        del columns[0]  # the organization: one value
+        return (*columns, org, org, NIL_UUID)
 
     def _add_to_buckets(self, events: Iterable[UsageEvent]) -> None:
         """Add the events to their open hourly buckets: one upsert per bucket, summed here."""

@@ -44,6 +44,11 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
                      old_version: int) -> bool:
         return self._uow.driver.record_debit(event, tx, wallet, old_version)
 
+    def record_debits(self, debits: Sequence[tuple[UsageEvent, LedgerTransaction]], wallet: WalletAccount,
+                      old_version: int) -> None:
+        if debits:
+            self._uow.driver.record_debits(debits, wallet, old_version)
+
     def record(self, event: UsageEvent) -> bool:
         return self.record_many([event])[0]
 

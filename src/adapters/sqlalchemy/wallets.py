@@ -28,17 +28,17 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import bindparam, func, select, update
 
 from adapters.sqlalchemy import rows
 from adapters.sqlalchemy.base import AnyRow, AnySelect, SqlAlchemyRepository
 from adapters.sqlalchemy.budgets import SqlAlchemyBudgetRepository
 from adapters.sqlalchemy.tables import ledger_postings, ledger_transactions, wallets
-from billing_core.budgets import BudgetScope, ScopedBudget, applying
 from billing_core.errors import ConcurrentUpdate, InvalidInput, NotFound
 from billing_core.ledger import BALANCE_ACCOUNTS, Account, BalanceMove, EntryKind, LedgerTransaction, check_balanced
 from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, Sequenced
-from billing_core.spend_guard import Decision, decide_and_apply
+from billing_core.spend_guard import Decision, decide_and_apply, decide_many
 from billing_core.wallet import (
     SpendLimits,
     SubscriptionGate,
@@ -162,36 +162,20 @@ class SqlAlchemyWalletRepository(SqlAlchemyRepository):
         keys = [r.transaction.idempotency_key for r in debits]
         replays = self._uow.driver.stored_keys(organization_id, keys) if stored_keys is None \
             else set(stored_keys).intersection(keys)
-        known = self._by_keys(organization_id, sorted(replays)) if replays else {}
         # Every budget of the organization once, when it has some; each debit decides on those of its scopes.
-        loaded = self._budgets.list(organization_id) if wallet.scoped_budgets else []
-        touched: dict[tuple[BudgetScope, uuid.UUID], ScopedBudget] = {}
-        outcomes: list[DebitOutcome] = []
-        written: list[LedgerTransaction] = []
-        for request in debits:
-            key = request.transaction.idempotency_key
-            first = known.get(key)
-            if first is not None:
-                outcomes.append(DebitOutcome(decision=Decision(allowed=True), transaction=first, replayed=True,
-                                             wallet=copy.copy(wallet)))
-                continue
-            budgets = applying(loaded, request.project_id, request.token_id) if loaded else []
-            decision, stored = decide_and_apply(wallet, request.amount_micros, now, request.transaction, budgets)
-            if stored is None:
-                outcomes.append(DebitOutcome(decision=decision, transaction=None, replayed=False,
-                                             wallet=copy.copy(wallet)))
-                continue
-            known[key] = stored
-            written.append(stored)
-            touched.update((budget.key, budget) for budget in budgets)
-            outcomes.append(DebitOutcome(decision=decision, transaction=stored, replayed=False,
-                                         wallet=copy.copy(wallet)))
-        if written:
+        batch = decide_many(wallet, debits, now, used=replays,
+                            budgets=self._budgets.list(organization_id) if wallet.scoped_budgets else [])
+        if batch.written:
             # A key the insert skips appeared although we hold the lock every ledger writer takes
             # (or was missing from ``stored_keys``): the driver refuses the batch.
-            self._uow.driver.append_with_wallet(written, wallet, version)
-            self._budgets.save(list(touched.values()))
-        return outcomes
+            self._uow.driver.append_with_wallet(batch.written, wallet, version)
+            self._budgets.save(batch.budgets)
+        if not replays:
+            return batch.outcomes
+        earlier = self._by_keys(organization_id, sorted(replays))
+        return [msgspec.structs.replace(outcome, transaction=earlier[request.transaction.idempotency_key])
+                if outcome.replayed and outcome.transaction is None else outcome
+                for request, outcome in zip(debits, batch.outcomes, strict=True)]
 
     def set_limits(self, organization_id: uuid.UUID, limits: SpendLimits) -> None:
         self._set(organization_id, rows.limits_values(limits))

@@ -24,7 +24,7 @@ from billing_core.permissions import Action, Actor, require
 from billing_core.ports import DebitRequest, UnitOfWork, UsageSnapshot
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email, notify
-from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decide, decide_and_apply
+from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decide, decide_and_apply, decide_many
 from billing_core.usage import UsageEvent, check_event_id, price_event
 from billing_core.usage_report import UsageReport
 from billing_core.usage_report import usage_report as build_report
@@ -137,9 +137,10 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
     first call answered), and an id reused for another event rejects the whole batch
     (:class:`~billing_core.errors.EventIdReused` naming ``events[i].event_id``, nothing written);
     notices are queued once at the end.
-    Storage gets the whole batch at once (:meth:`~billing_core.ports.WalletRepository.debit_many`,
-    :meth:`~billing_core.ports.UsageRepository.record_many`), which its contract makes the same as
-    debiting and recording the events one by one."""
+    The debits are decided by :func:`~billing_core.spend_guard.decide_many` (the batch sequence
+    ``WalletRepository.debit_many`` runs too, whose contract makes it the same as debiting one by
+    one) on the wallet and used keys read under the lock, and storage writes them in one step
+    (:meth:`~billing_core.ports.UsageRepository.record_debits`)."""
     require(actor, Action.REPORT_USAGE, organization_id)
     if not events or len(events) > MAX_BATCH:
         raise InvalidInput("events", f"send 1 to {MAX_BATCH} events", code="invalid_batch")
@@ -172,7 +173,7 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
                 organization_id, first.event_id, first.project_id, first.product_id, first.occurred_at,
                 ledger_keys=[tx.idempotency_key for _, tx in priced])
         except NotFound:
-            snapshot = None  # no wallet: answered below exactly as before (debit_many's NotFound)
+            snapshot = None  # no wallet: an unsubscribed product is still named first, as for one event
         if snapshot is not None:
             subscribed[(first.project_id, first.product_id)] = snapshot.subscribed
         for index, (event, _) in enumerate(priced):
@@ -183,13 +184,20 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
             if not subscribed[key] and uow.usage.get_event(organization_id, event.event_id) is None:
                 raise ProductNotSubscribed("the project has no active subscription to this product at occurred_at",
                                            field=f"events[{index}].product")
-        # Nothing was written since the snapshot's read under the lock: the batch decides on its wallet.
-        debited = uow.wallets.debit_many(organization_id, [
-            DebitRequest(event.amount_micros, tx, event.project_id, event.token_id) for event, tx in priced], now,
-            locked=None if snapshot is None else snapshot.wallet,
-            stored_keys=None if snapshot is None else snapshot.stored_keys)
-        uow.usage.record_many([event for (event, _), outcome in zip(priced, debited, strict=True)
-                               if outcome.decision.allowed and not outcome.replayed])
+        if snapshot is None:
+            raise NotFound("wallet", organization_id)
+        # Nothing was written since the snapshot's read under the lock: the batch decides on its
+        # wallet and used keys (every ledger writer takes that lock), then writes in one step.
+        wallet = snapshot.wallet
+        version = wallet.version
+        batch = decide_many(wallet, [DebitRequest(event.amount_micros, tx, event.project_id, event.token_id)
+                                     for event, tx in priced], now, used=snapshot.stored_keys,
+                            budgets=uow.budgets.list(organization_id) if wallet.scoped_budgets else [])
+        uow.usage.record_debits([(event, outcome.transaction) for (event, _), outcome in zip(priced, batch.outcomes,
+                                                                                              strict=True)
+                                 if outcome.transaction is not None and not outcome.replayed], wallet, version)
+        uow.budgets.save(batch.budgets)
+        debited = batch.outcomes
         denial: Decision | None = None
         for index, ((event, _), outcome) in enumerate(zip(priced, debited, strict=True)):
             if outcome.replayed:

@@ -54,7 +54,7 @@ from adapters.testing.contracts.sql_driver import SqlDriverStatementsContract
 from adapters.testing.contracts.sql_storage import SqlStorageContract
 from adapters.testing.contracts.tokens import TokenReaderContract
 from adapters.testing.contracts.unit_of_work import UnitOfWorkContract
-from adapters.testing.contracts.usage_debit import UsageDebitContract
+from adapters.testing.contracts.usage_debit import UsageBatchWriteContract, UsageDebitContract
 from adapters.testing.contracts.wallet_ledger import (
     DebitEqualsTheReferenceModelContract,
     LedgerRepositoryContract,
@@ -97,6 +97,7 @@ STORAGE_CONTRACTS: tuple[type, ...] = (
     RefundRequestsCompleteOnceContract,
     PlanChangeRepositoryContract,
     UsageDebitContract,
+    UsageBatchWriteContract,
     TokenReaderContract,
 )
 """Every contract that runs on the ``storage`` fixture, i.e. on any implementation of the ports."""
@@ -141,6 +142,7 @@ __all__ = [
     "SqlStorageContract",
     "TokenReaderContract",
     "UnitOfWorkContract",
+    "UsageBatchWriteContract",
     "UsageDebitContract",
     "UsageRepositoryContract",
     "UsageTotalsContract",

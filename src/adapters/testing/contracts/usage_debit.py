@@ -22,8 +22,9 @@ from billing_core.billing_settings import (
 )
 from billing_core.errors import Conflict, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
-from billing_core.spend_guard import decide_and_apply
+from billing_core.spend_guard import DebitRequest, decide_and_apply, decide_many
 from billing_core.usage import UsageEvent
+from billing_core.wallet import WalletAccount
 
 
 def _tx_for(event: UsageEvent, key: str | None = None) -> LedgerTransaction:
@@ -141,3 +142,84 @@ class UsageDebitContract:
             assert stored is not None
             with pytest.raises(Conflict):
                 uow.usage.record_debit(event, stored, seen.wallet, stale)
+
+
+def _decided(wallet: WalletAccount, events: list[UsageEvent]) -> list[tuple[UsageEvent, LedgerTransaction]]:
+    """The events' debits decided in order on ``wallet`` (changed in place), as a usage batch does."""
+    batch = decide_many(wallet, [DebitRequest(e.amount_micros, _tx_for(e), e.project_id, e.token_id) for e in events],
+                        NOW)
+    return [(event, outcome.transaction) for event, outcome in zip(events, batch.outcomes, strict=True)
+            if outcome.transaction is not None and not outcome.replayed]
+
+
+class UsageBatchWriteContract:
+    """:meth:`~billing_core.ports.UsageRepository.record_debits`: a batch's write stores exactly what
+    ``WalletRepository.debit_many`` followed by ``UsageRepository.record_many`` stores, or refuses."""
+
+    def test_the_batch_write_stores_what_debit_many_and_record_many_store(self, storage: StorageBackend) -> None:
+        orgs = [new_org(storage, name=name) for name in ("One", "Other")]
+        project = uuid.uuid4()
+        for org in orgs:
+            fund(storage, org.id, 5_000)
+        batches = [[usage_event(org.id, "e-1", quantity=3), usage_event(org.id, "e-2", quantity=40),
+                    usage_event(org.id, "e-3", quantity=1, project_id=project),
+                    usage_event(org.id, "e-4", quantity=2, at=NOW - timedelta(hours=2), product_id=OTHER_PRODUCT),
+                    usage_event(org.id, "e-5", quantity=4)] for org in orgs]
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(orgs[0].id, "e-1", None, PRODUCT, NOW)
+            wallet, version = seen.wallet, seen.wallet.version
+            debits = _decided(wallet, batches[0])
+            assert [event.event_id for event, _ in debits] == ["e-1", "e-3", "e-4", "e-5"]  # e-2: 6,000 > 4,550 left
+            uow.usage.record_debits(debits, wallet, version)
+            uow.commit()
+        with storage.uow() as uow:
+            outcomes = uow.wallets.debit_many(orgs[1].id, [
+                DebitRequest(e.amount_micros, _tx_for(e), e.project_id) for e in batches[1]], NOW)
+            uow.usage.record_many([e for e, o in zip(batches[1], outcomes, strict=True) if o.transaction is not None])
+            uow.commit()
+        with storage.uow() as uow:
+            one, other = (uow.wallets.get(org.id) for org in orgs)
+            assert msgspec.structs.replace(one, organization_id=other.organization_id) == other
+            assert one == wallet
+            ledgers = [[(t.idempotency_key, t.postings, t.wallet_balance_after) for t in uow.ledger.list(org.id).items]
+                       for org in orgs]
+            assert ledgers[0] == ledgers[1]
+            assert [key for key, _, _ in ledgers[0]] == ["usage:e-5", "usage:e-4", "usage:e-3", "usage:e-1", "grant"]
+            for key in ("e-1", "e-3", "e-4", "e-5"):
+                stored, reference = (uow.usage.get_event(org.id, key) for org in orgs)
+                assert stored is not None and reference is not None
+                assert stored == msgspec.structs.replace(reference, organization_id=orgs[0].id)
+            assert uow.usage.get_event(orgs[0].id, "e-2") is None
+            window = (NOW - timedelta(hours=3), NOW + timedelta(hours=1))
+            one_buckets, other_buckets = ([(b.project_id, b.product_id, b.hour, b.quantity, b.amount_micros)
+                                           for b in uow.usage.buckets(org.id, *window)] for org in orgs)
+            assert one_buckets == other_buckets
+            assert sorted(one_buckets, key=str) == sorted([
+                (None, PRODUCT, NOW.replace(minute=0), 7, 1_050), (project, PRODUCT, NOW.replace(minute=0), 1, 150),
+                (None, OTHER_PRODUCT, (NOW - timedelta(hours=2)).replace(minute=0), 2, 300)], key=str)
+
+    @pytest.mark.parametrize("stale", ["used key", "stored event", "wallet version", "key twice"])
+    def test_a_batch_write_on_stale_reads_is_a_conflict(self, storage: StorageBackend, stale: str) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 5_000)
+        with storage.uow() as uow:
+            if stale == "used key":
+                uow.wallets.debit(org.id, 300, NOW, _tx_for(usage_event(org.id, "x"), key="usage:e-2"))
+            if stale == "stored event":
+                assert uow.usage.record(usage_event(org.id, "e-2"))
+            uow.commit()
+        events = [usage_event(org.id, "e-1"), usage_event(org.id, "e-2")]
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(org.id, "e-1", None, PRODUCT, NOW)
+            before = msgspec.structs.replace(seen.wallet)
+            version = seen.wallet.version - (stale == "wallet version")
+            debits = _decided(seen.wallet, events)
+            if stale == "key twice":
+                debits.append((usage_event(org.id, "e-3"), debits[0][1]))
+            with pytest.raises(Conflict):
+                uow.usage.record_debits(debits, seen.wallet, version)
+        with storage.uow() as uow:
+            assert uow.wallets.get(org.id) == before
+            assert uow.ledger.get_by_key(org.id, "usage:e-1") is None
+            assert uow.usage.get_event(org.id, "e-1") is None
+            uow.usage.record_debits([], before, 0)  # nothing to write: nothing checked
