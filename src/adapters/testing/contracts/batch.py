@@ -18,6 +18,7 @@ from adapters.testing.builders import NOW, OTHER_PRODUCT, PRODUCT, fund, grant, 
 from adapters.testing.storage import StorageBackend
 from billing_core.errors import ConcurrentUpdate, InvalidInput, LedgerImbalance, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, Posting, credit_balance
+from billing_core.organization import Organization
 from billing_core.ports import DebitRequest, UnitOfWork
 from billing_core.spend_guard import DenialReason
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
@@ -106,11 +107,7 @@ class DebitManyContract:
         the same outcomes, rows and stored wallet as without it, and the snapshot is left as it was."""
         answers = []
         for pass_locked in (False, True):
-            org = new_org(storage)
-            fund(storage, org.id, 1_000)
-            with storage.uow() as uow:
-                uow.wallets.debit(org.id, 100, NOW, usage_tx(org.id, 100, "old"))
-                uow.commit()
+            org = _funded_with_an_old_debit(storage)
             with storage.uow() as uow:
                 snapshot = uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW)
                 seen = snapshot.wallet.balance_micros, snapshot.wallet.version
@@ -185,11 +182,7 @@ class DebitManyContract:
         """``stored_keys`` spare the batch its read of replays: same outcomes and rows as without."""
         answers = []
         for pass_keys in (False, True):
-            org = new_org(storage)
-            fund(storage, org.id, 1_000)
-            with storage.uow() as uow:
-                uow.wallets.debit(org.id, 100, NOW, usage_tx(org.id, 100, "old"))
-                uow.commit()
+            org = _funded_with_an_old_debit(storage)
             batch = [_debit(org.id, 400, "a"), _debit(org.id, 100, "old"), _debit(org.id, 50, "a"),
                      _debit(org.id, 900, "b"), _debit(org.id, 300, "c")]
             with storage.uow() as uow:
@@ -208,11 +201,7 @@ class DebitManyContract:
                                  (True, False, 200)]
 
     def test_stored_keys_that_miss_a_used_key_are_a_conflict(self, storage: StorageBackend) -> None:
-        org = new_org(storage)
-        fund(storage, org.id, 1_000)
-        with storage.uow() as uow:
-            uow.wallets.debit(org.id, 100, NOW, usage_tx(org.id, 100, "old"))
-            uow.commit()
+        org = _funded_with_an_old_debit(storage)
         with storage.uow() as uow:
             locked = uow.usage.lock_for_event(org.id, "e", None, PRODUCT, NOW).wallet
             with pytest.raises(ConcurrentUpdate):
@@ -241,6 +230,16 @@ class DebitManyContract:
             assert uow.wallets.get(org.id).spent_today_micros == 5 * len(range(0, 1_200, 7)) + sum(
                 1 + i % 9 for i in range(1_200) if i % 7)
             assert len(uow.ledger.list(org.id, limit=2_000).items) == 1_201
+
+
+def _funded_with_an_old_debit(storage: StorageBackend) -> Organization:
+    """An organization with 1,000 granted and 100 debited under the key ``old``."""
+    org = new_org(storage)
+    fund(storage, org.id, 1_000)
+    with storage.uow() as uow:
+        uow.wallets.debit(org.id, 100, NOW, usage_tx(org.id, 100, "old"))
+        uow.commit()
+    return org
 
 
 def _until_waiting_for_a_lock(storage: StorageBackend) -> None:
