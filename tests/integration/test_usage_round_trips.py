@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
-from adapters.sqlalchemy import sqlalchemy_uow_factory
+from adapters.sqlalchemy import driver, sqlalchemy_uow_factory
 from adapters.sqlalchemy.tokens import SqlAlchemyTokenReader
 from adapters.testing.storage import SqlKind, migrated_engine
 from billing_core import Permission, services
@@ -146,6 +146,29 @@ def test_a_batch_costs_the_same_round_trips_whatever_its_size(
     assert all(o.allowed and not o.replayed for o in outcomes)
     trips = tracer.mark() - before
     assert trips <= BATCH_LIMIT[tracer.kind], (trips, tracer.statements[-20:])
+
+
+def test_without_pipeline_mode_a_batch_costs_one_round_trip_more(
+        traced: tuple[BillingContext, Customer, Tracer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A libpq older than 14 has no pipeline mode: the lock and the read of used keys then go one
+    after the other, with the same answers (a replay among them)."""
+    ctx, customer, tracer = traced
+    if tracer.kind != "postgresql":
+        pytest.skip("pipeline mode is PostgreSQL's")
+    monkeypatch.setattr(driver, "pipeline_supported", lambda: False)
+    _report(ctx, customer, "warm")
+    before = tracer.mark()
+    outcomes = services.usage.report_usage_batch(
+        ctx, customer.platform, organization_id=customer.organization_id,
+        events=[UsageEventInput(event_id=f"b-{n}", product="inference", quantity=1) for n in range(BATCH)])
+    trips = tracer.mark() - before
+    assert all(o.allowed and not o.replayed for o in outcomes)
+    assert trips == BATCH_LIMIT["postgresql"] + 1, (trips, tracer.statements[-8:])
+    outcomes = services.usage.report_usage_batch(
+        ctx, customer.platform, organization_id=customer.organization_id,
+        events=[UsageEventInput(event_id=event_id, product="inference", quantity=2 if event_id == "warm" else 1)
+                for event_id in ("c-0", "warm", "b-1", "c-1")])
+    assert [(o.allowed, o.replayed) for o in outcomes] == [(True, False), (True, True), (True, True), (True, False)]
 
 
 def test_authentication_costs_one_round_trip(traced: tuple[BillingContext, Customer, Tracer]) -> None:

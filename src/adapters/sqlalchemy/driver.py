@@ -635,6 +635,8 @@ class DriverStatements:
         one after the other. The second takes its own snapshot when the first is done, so it sees
         what committed while the first waited for a row lock; one statement would not (its
         subqueries read the snapshot taken before the wait)."""
+        if not pipeline_supported():
+            return self._run(first, first_params), self._run(second, second_params)
         connection = self._uow.dbapi_connection()
         try:
             with connection.pipeline():
@@ -675,6 +677,15 @@ class DriverStatements:
         wrapped = sa_exc.DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error,
                                              connection_invalidated=invalidated, dialect=dialect)
         raise translate(wrapped) from error
+
+
+@functools.cache
+def pipeline_supported() -> bool:
+    """Whether psycopg's libpq has pipeline mode (libpq 14 or later; the ``binary`` wheels bundle one).
+    Without it two statements sent together are sent one after the other: one round trip more."""
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
 
 
 @functools.lru_cache(maxsize=8)
