@@ -625,6 +625,8 @@ class DriverStatements:
     def _run(self, sql: str, params: Sequence[Any]) -> list[Any]:
         connection = self._uow.dbapi_connection()
         try:
+            if self.postgres and (began := self._uow.begin_with(((sql, params),))) is not None:
+                return began[0]
             return connection.execute(sql, params).fetchall()  # type: ignore[no-any-return]
         except Exception as error:
             self.fail(error, sql, params)
@@ -639,6 +641,8 @@ class DriverStatements:
             return self._run(first, first_params), self._run(second, second_params)
         connection = self._uow.dbapi_connection()
         try:
+            if (began := self._uow.begin_with(((first, first_params), (second, second_params)))) is not None:
+                return began[0], began[1]
             with connection.pipeline():
                 answers = connection.execute(first, first_params), connection.execute(second, second_params)
             return answers[0].fetchall(), answers[1].fetchall()

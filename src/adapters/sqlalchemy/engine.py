@@ -122,6 +122,16 @@ def _postgres_engine(url: URL, *, schema: str | None, echo: bool, pool_size: int
                            connect_args=connect_args, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, ping_after_idle_s)
+
+    @event.listens_for(engine, "checkout")
+    def _out_of_autocommit(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+        # A unit of work that began its transaction with its first statement (``begin_with``) put the
+        # connection in autocommit mode and leaves it when the transaction ends; whatever happened
+        # in between, no unit of work starts on a connection in that mode (every statement would
+        # commit on its own).
+        if dbapi_connection.autocommit:
+            dbapi_connection.autocommit = False
+
     return engine
 
 

@@ -14,7 +14,7 @@ Repositories never commit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from types import TracebackType
@@ -23,6 +23,7 @@ from typing import Any, NoReturn, Self
 from sqlalchemy import Connection, Engine, Executable
 from sqlalchemy import exc as sa_exc
 
+import adapters.sqlalchemy.driver as sql_driver
 from adapters.sqlalchemy.base import AnyResult, Params
 from adapters.sqlalchemy.budgets import SqlAlchemyBudgetRepository
 from adapters.sqlalchemy.checkouts import SqlAlchemyCheckoutRepository
@@ -80,6 +81,9 @@ class SqlAlchemyUnitOfWork:
         # they ask once per statement, and finding it through SQLAlchemy each time cost ~5 % of a
         # usage event on SQLite. Forgotten whenever the transaction ends.
         self._driver: Any = None
+        # PostgreSQL: the psycopg connection whose transaction this unit of work began itself, with
+        # its first statement (``begin_with``); it is in autocommit mode until the transaction ends.
+        self._began_itself: Any = None
         self.snapshot = snapshot
         self._writer_lock: threading.RLock | None = None if snapshot else write_lock(engine)
         self._holds_lock = False
@@ -221,6 +225,7 @@ class SqlAlchemyUnitOfWork:
             finally:
                 self._in_transaction = False
                 self._driver = None
+                self._end_own_begin()
                 self._release()
         self.committed = True
 
@@ -235,6 +240,7 @@ class SqlAlchemyUnitOfWork:
             finally:
                 self._in_transaction = False
                 self._driver = None
+                self._end_own_begin()
                 self._release()
 
     # ------------------------------------------------------------------ for repositories
@@ -269,6 +275,42 @@ class SqlAlchemyUnitOfWork:
                 _reraise(error)
         self._driver = connection.connection.driver_connection
         return self._driver
+
+    def begin_with(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]] | None:
+        """PostgreSQL: begin this unit of work's transaction with its first statements, in one round
+        trip, and return their rows; None (nothing sent) if the transaction is open already, the
+        connection has a non-default isolation, read-only or deferrable setting, or libpq has no
+        pipeline mode.
+
+        psycopg begins a transaction by sending ``BEGIN`` and waiting for its answer before the
+        first statement (in pipeline mode too), one round trip of the four a usage event makes
+        (ADR 0010). Here the connection is put in autocommit mode, so psycopg sends no ``BEGIN`` of
+        its own, and ``BEGIN`` is pipelined with the statements. The transaction is the server's,
+        so SQLAlchemy's commit and rollback end it as before (psycopg sends ``COMMIT`` or
+        ``ROLLBACK`` whenever one is open), and this unit of work takes the connection out of
+        autocommit mode as soon as it ends (a connection that cannot be is invalidated); the
+        engine's checkout resets it too, so no unit of work ever starts on one in autocommit mode."""
+        driver = self.dbapi_connection()
+        if (self.dialect != "postgresql" or driver.pgconn.transaction_status != _PG_IDLE
+                or driver.autocommit or not sql_driver.pipeline_supported()
+                or (driver.isolation_level, driver.read_only, driver.deferrable) != (None, None, None)):
+            return None
+        driver.autocommit = True
+        self._began_itself = driver
+        with driver.pipeline():
+            driver.execute("BEGIN")
+            cursors = [driver.execute(sql, params) for sql, params in statements]
+        return [cursor.fetchall() for cursor in cursors]
+
+    def _end_own_begin(self) -> None:
+        driver, self._began_itself = self._began_itself, None
+        if driver is None:
+            return
+        try:
+            driver.autocommit = False  # refused unless the transaction has ended
+        except Exception:
+            if self._connection is not None and not self._connection.invalidated:
+                self._connection.invalidate()
 
     def invalidate_if_disconnect(self, error: BaseException) -> bool:
         """If ``error`` (raised by the driver directly) says the connection is dead, do what
@@ -368,6 +410,10 @@ class SqlAlchemyUnitOfWork:
             self._holds_lock = False
             assert self._writer_lock is not None
             self._writer_lock.release()
+
+
+_PG_IDLE = 0
+"""``psycopg.pq.TransactionStatus.IDLE``: connected, no transaction open."""
 
 
 def _reraise(error: BaseException) -> NoReturn:
