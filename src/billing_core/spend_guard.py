@@ -314,7 +314,8 @@ def decide_many(wallet: WalletAccount, debits: Sequence[DebitRequest], now: date
     those of ``budgets`` that are its project's and token's. A key in ``used`` (in the ledger
     before the batch) or allowed earlier in the batch answers as a replay and changes nothing; the
     first has no transaction in its outcome (storage has it), the second the one the batch stamped.
-    The one batch sequence of every storage adapter and of the usage batch."""
+    Written once for the usage batch and the SQL adapter's ``debit_many``; the in-memory adapter's
+    ``debit_many`` calls ``debit`` one by one, the reference the contract compares them with."""
     outcomes: list[DebitOutcome] = []
     written: list[LedgerTransaction] = []
     stamped: dict[str, LedgerTransaction] = {}

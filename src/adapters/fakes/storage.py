@@ -663,11 +663,12 @@ class InMemoryUsageRepository(_Repo):
         if not debits:
             return
         stored_wallet = self.s.wallets.get(wallet.organization_id)
-        if stored_wallet is None or stored_wallet.version != old_version or any(
-                (tx.organization_id, tx.idempotency_key) in self.s.ledger_keys
-                or (event.organization_id, event.event_id) in self.s.usage_events for event, tx in debits) or len(
-                {tx.idempotency_key for _, tx in debits}) != len(debits) or len(
-                {event.event_id for event, _ in debits}) != len(debits):
+        keys = [(tx.organization_id, tx.idempotency_key) for _, tx in debits]
+        event_ids = [(event.organization_id, event.event_id) for event, _ in debits]
+        if (stored_wallet is None or stored_wallet.version != old_version
+                or len(set(keys)) != len(keys) or len(set(event_ids)) != len(event_ids)
+                or any(key in self.s.ledger_keys for key in keys)
+                or any(event_id in self.s.usage_events for event_id in event_ids)):
             raise ConcurrentUpdate("the idempotency key, an event id or the wallet changed concurrently; retry")
         wallets = InMemoryWalletRepository(self.s, self.j)
         for event, tx in debits:

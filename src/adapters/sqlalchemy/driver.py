@@ -13,12 +13,13 @@ ones ADR 0004 describes; only who renders the parameters changes:
 * the statements run inside the unit of work's SQLAlchemy transaction (begun through SQLAlchemy,
   so ``BEGIN IMMEDIATE`` and the in-process writer queue apply), and commit with it.
 
-On PostgreSQL the ledger rows and the wallet update go in one statement (data-modifying CTEs), so a
-debit is two round trips plus the commit. The batch path (``WalletRepository.debit_many``,
-``UsageRepository.record_many``) writes its rows in bulk: multi-row ``VALUES`` on SQLite, ``unnest``
-of binary arrays on PostgreSQL. Column lists are checked against :mod:`adapters.sqlalchemy.tables`
-at import; ``tests/contract`` runs every wallet and usage contract through this module on both
-databases.
+On PostgreSQL the ledger rows and the wallet update go in one statement (data-modifying CTEs), and
+the transaction's ``BEGIN`` goes with the first statement (``SqlAlchemyUnitOfWork.begin_with``), so a
+debit is the locked read, the write and the commit: three round trips. The batch paths
+(``WalletRepository.debit_many``, ``UsageRepository.record_many`` and ``record_debits``) write their
+rows in bulk: multi-row ``VALUES`` on SQLite, ``unnest`` of binary arrays on PostgreSQL. Column
+lists are checked against :mod:`adapters.sqlalchemy.tables` at import; ``tests/contract`` runs
+every wallet and usage contract through this module on both databases.
 """
 
 from __future__ import annotations
@@ -434,8 +435,9 @@ class DriverStatements:
     def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
                        product_id: uuid.UUID, at: datetime, ledger_keys: Sequence[str] = (),
                        ) -> tuple[WalletAccount, BillingSettings, bool, bool, frozenset[str]] | None:
-        """(wallet, settings, subscribed, event stored, which ``ledger_keys`` are used) in one
-        statement on PostgreSQL, the wallet row locked; None without a wallet."""
+        """(wallet, settings, subscribed, event stored, which ``ledger_keys`` are used) in one round
+        trip on PostgreSQL (the keys read by a second statement once the lock is held: ``_run_both``),
+        the wallet row locked; None without a wallet."""
         when = self._time(at)
         params = (self._uuid(product_id), None if project_id is None else self._uuid(project_id), when, when,
                   event_id, self._uuid(organization_id))

@@ -31,8 +31,8 @@ _b, _e = usage_buckets.c, usage_events.c
 class SqlAlchemyUsageRepository(SqlAlchemyRepository):
     def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
                        product_id: uuid.UUID, at: datetime, *, ledger_keys: Sequence[str] = ()) -> UsageSnapshot:
-        """One statement at the driver level (ADR 0010): the wallet row locked, its settings, the
-        subscription check, whether the event id is stored and which ``ledger_keys`` are."""
+        """One round trip at the driver level (ADR 0010): the wallet row locked, its settings, the
+        subscription check, whether the event id is stored and which ``ledger_keys`` are used."""
         found = self._uow.driver.lock_for_event(organization_id, event_id, project_id, product_id, at, ledger_keys)
         if found is None:
             raise NotFound("wallet", organization_id)
