@@ -560,8 +560,9 @@ class UsageRepository(Protocol):
         the debits: append each stamped usage transaction in order with its postings, store
         ``wallet`` over ``old_version``, store each event and add it to its open hourly bucket, all
         in one step (one statement on PostgreSQL). The keys and event ids were read as unused under
-        that lock, so a used key or stored event id, or a stored wallet no longer at
-        ``old_version``, is ``Conflict(concurrent_update)`` (the unit of work is then rolled back).
+        that lock, so a used key or stored event id (or one given twice), or a stored wallet no
+        longer at ``old_version``, is ``Conflict(concurrent_update)`` (the unit of work is then
+        rolled back).
         Nothing to write without ``debits``."""
         ...
 
