@@ -30,7 +30,7 @@ PG_PROBE := import psycopg; psycopg.connect("host=127.0.0.1 port=5432 user=postg
 
 test: $(STAMP_DEV)
 	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/mypy --strict src tests examples
+	$(BIN)/mypy --strict src tests examples benchmarks
 	$(BIN)/lint-imports
 	@if [ -z "$$BILLING_TEST_DATABASE_URL" ] && $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \
 	  export BILLING_TEST_DATABASE_URL='$(PG_TEST_URL)'; fi; \

@@ -69,7 +69,7 @@ def _project_debit(uow: Callable[[], Any]) -> Debit:
         with uow() as work:
             outcome = work.wallets.debit(org_id, AMOUNT, NOW, tx)
             work.commit()
-        return outcome.decision.allowed
+        return bool(outcome.decision.allowed)
 
     return debit
 
@@ -187,8 +187,8 @@ def run() -> list[CaseResult]:
         return [_case(engine, project, baseline, threads, hot, ops, repeat)
                 for hot in (True, False) for threads in THREADS]
     finally:
-        for connection in connections:
-            connection.close()
+        for raw in connections:
+            raw.close()
         engine.dispose()
         with admin.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

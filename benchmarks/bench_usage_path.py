@@ -147,7 +147,7 @@ class _Clients:
         for answer in answers:
             if answer[0] == "error":
                 raise AssertionError(f"{kind} client failed: {answer[1]}")
-        return max(a[1] for a in answers) - min(a[0] for a in answers)
+        return float(max(a[1] for a in answers) - min(a[0] for a in answers))
 
     def close(self) -> None:
         for pipe in self.pipes:
