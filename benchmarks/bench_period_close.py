@@ -51,6 +51,7 @@ from sqlalchemy import Engine, text
 
 from adapters.fakes import FixedClock, InMemoryPaymentProvider
 from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
+from adapters.sqlalchemy.schema import allow_ledger_deletes
 from benchmarks.harness import CaseResult, Measurement, print_table
 from billing_core.catalog import Catalog, load_catalog
 from billing_core.ledger import Account, EntryKind, transfer
@@ -91,6 +92,7 @@ class _Seeded:
 
     def undo(self) -> None:
         with self.engine.begin() as connection:
+            allow_ledger_deletes(connection)
             for statement in _UNDO:
                 connection.execute(text(statement))
             connection.execute(text("UPDATE wallets SET wallet_micros = :wallet_micros, unbilled_micros = "

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from adapters.sqlalchemy.engine import make_engine
 
@@ -40,6 +41,28 @@ def migrate(url_or_engine: str | Engine, revision: str = "head") -> None:
 def downgrade(url_or_engine: str | Engine, revision: str) -> None:
     """Downgrade the database to ``revision`` (``"base"`` drops everything the migrations made)."""
     _run(url_or_engine, lambda config: command.downgrade(config, revision))
+
+
+LEDGER_MAINTENANCE = "billing.ledger_maintenance"
+"""On PostgreSQL the ledger tables refuse ``DELETE`` unless this setting is ``on`` for the session
+(migration ``0015``, ADR 0019); ``UPDATE`` and ``TRUNCATE`` are always refused."""
+
+
+def allow_ledger_deletes(connection: Connection) -> None:
+    """Let the current transaction delete ledger rows (a test reset, a retention job): postings
+    first, then their transactions. A no-op on SQLite, whose ledger keeps its foreign keys."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL {LEDGER_MAINTENANCE} = 'on'")
+
+
+def declared_for(dialect: str) -> Callable[..., bool]:
+    """Alembic's ``include_object`` hook for comparing the tables with a ``dialect`` database: a
+    constraint declared only for other dialects (``ddl_if``, as the foreign keys PostgreSQL checks
+    per statement, ADR 0019) is not expected there. Alembic itself does not read ``ddl_if``."""
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        wanted = getattr(obj, "_ddl_if", None)
+        return reflected or wanted is None or wanted.dialect is None or wanted.dialect == dialect
+    return include
 
 
 def head_revision() -> str | None:

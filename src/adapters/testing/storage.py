@@ -33,6 +33,7 @@ from sqlalchemy import Engine, delete
 
 from adapters.fakes import InMemoryStore, InMemoryTokenReader, InMemoryUnitOfWork
 from adapters.sqlalchemy import make_engine, migrate, sqlalchemy_uow_factory
+from adapters.sqlalchemy.schema import allow_ledger_deletes
 from adapters.sqlalchemy.tables import metadata
 from adapters.sqlalchemy.tokens import SqlAlchemyTokenReader
 from billing_core.ports import TokenReader, UnitOfWork
@@ -133,6 +134,7 @@ def copy_sqlite(template: Path, target: Path) -> Engine:
 def clear_tables(engine: Engine) -> None:
     """Delete every row (children first): a migrated database back to empty, cheaply."""
     with engine.begin() as connection:
+        allow_ledger_deletes(connection)
         for table in reversed(metadata.sorted_tables):
             connection.execute(delete(table))
 

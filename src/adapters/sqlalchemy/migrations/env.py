@@ -14,6 +14,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from adapters.sqlalchemy.engine import DEFAULT_URL, make_engine
+from adapters.sqlalchemy.schema import declared_for
 from adapters.sqlalchemy.tables import metadata
 
 config = context.config
@@ -28,7 +29,8 @@ def _url() -> str:
 
 def _configure(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, compare_type=True,
-                      render_as_batch=connection.dialect.name == "sqlite")
+                      render_as_batch=connection.dialect.name == "sqlite",
+                      include_object=declared_for(connection.dialect.name))
 
 
 def run_offline() -> None:
