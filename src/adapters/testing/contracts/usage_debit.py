@@ -6,7 +6,7 @@ exactly what ``WalletRepository.debit`` followed by ``UsageRepository.record`` s
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -197,6 +197,37 @@ class UsageBatchWriteContract:
             assert sorted(one_buckets, key=str) == sorted([
                 (None, PRODUCT, NOW.replace(minute=0), 7, 1_050), (project, PRODUCT, NOW.replace(minute=0), 1, 150),
                 (None, OTHER_PRODUCT, (NOW - timedelta(hours=2)).replace(minute=0), 2, 300)], key=str)
+
+    def test_the_batch_write_keeps_every_value_exactly(self, storage: StorageBackend) -> None:
+        """Text with quotes, backslashes and non-ASCII, a reason, times to the microsecond at other
+        offsets, amounts near the largest, a project and a token come back as they went in (the
+        SQL adapters send a batch's rows in bulk: multi-row VALUES, arrays per column)."""
+        org = new_org(storage)
+        fund(storage, org.id, 10**15)
+        at = datetime(2026, 3, 14, 11, 59, 58, 123_456, tzinfo=timezone(timedelta(hours=2)))
+        project, token = uuid.uuid4(), uuid.uuid4()
+        text = 'Quote " back\\slash \u00e9\u2603 {"json": [1]} \t tab'
+        event = msgspec.structs.replace(usage_event(org.id, "odd.id:1-_", quantity=123_456_789,
+                                                    unit_price=7_654_321, at=at, project_id=project), token_id=token)
+        tx = transfer(organization_id=org.id, idempotency_key=f"usage:{event.event_id}", kind=EntryKind.USAGE,
+                      description=text, reason=text[::-1], created_at=at, source=Account.UNBILLED_USAGE,
+                      target=Account.REVENUE, amount_micros=event.amount_micros, reference=text)
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(org.id, event.event_id, project, PRODUCT, at)
+            wallet, version = seen.wallet, seen.wallet.version
+            debits = [(event, outcome.transaction) for outcome in decide_many(
+                wallet, [DebitRequest(event.amount_micros, tx, project, token)], at).outcomes
+                      if outcome.transaction is not None]
+            uow.usage.record_debits(debits, wallet, version)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.usage.get_event(org.id, event.event_id) == event
+            assert uow.ledger.get_by_key(org.id, tx.idempotency_key) == debits[0][1]
+            assert uow.wallets.get(org.id) == wallet
+            hour = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            assert [(b.project_id, b.hour, b.quantity, b.amount_micros)
+                    for b in uow.usage.buckets(org.id, hour, hour + timedelta(hours=1))] \
+                == [(project, hour, 123_456_789, 944_977_892_635_269)]
 
     @pytest.mark.parametrize("stale", ["used key", "stored event", "wallet version", "key twice"])
     def test_a_batch_write_on_stale_reads_is_a_conflict(self, storage: StorageBackend, stale: str) -> None:
