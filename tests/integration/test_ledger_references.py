@@ -57,9 +57,18 @@ def _count(connection: Connection, sql: str, **params: object) -> int:
     return int(connection.execute(text(sql), params).scalar_one())
 
 
-_INSERT_EVENTS = ("INSERT INTO usage_events (organization_id, event_id, product_id, quantity, occurred_at, "
-                  "amount_micros, unit_price_micros) VALUES (:org, 'a', :org, 1, :at, 1, 1), "
-                  "(:other, 'b', :org, 1, :at, 1, 1)")
+_INSERT_EVENT = ("INSERT INTO usage_events (organization_id, event_id, product_id, quantity, occurred_at, "
+                 "amount_micros, unit_price_micros) VALUES (:org, 'a', :org, 1, :at, 1, 1)")
+_INSERT_EVENTS = _INSERT_EVENT + ", (:other, 'b', :org, 1, :at, 1, 1)"
+
+
+def _bare_organization(engine: Engine) -> uuid.UUID:
+    """An organization row and nothing else (no wallet, nothing that refers to it)."""
+    org = uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO organizations (id, name, created_at, currency_iso) "
+                                "VALUES (:id, 'Acme', :at, 'USD')"), {"id": org, "at": NOW})
+    return org
 
 
 def test_events_of_an_unknown_organization_are_refused_and_none_of_the_batch_is_stored(
@@ -107,10 +116,7 @@ def test_an_organization_with_usage_events_or_ledger_transactions_cannot_be_dele
 
 @pytest.mark.postgres
 def test_one_statement_naming_a_known_and_an_unknown_organization_is_refused_whole(postgres: Engine) -> None:
-    org = uuid.uuid4()
-    with postgres.begin() as connection:
-        connection.execute(text("INSERT INTO organizations (id, name, created_at, currency_iso) "
-                                "VALUES (:id, 'Acme', :at, 'USD')"), {"id": org, "at": NOW})
+    org = _bare_organization(postgres)
     error = _refused(postgres, _INSERT_EVENTS, org=org, other=uuid.uuid4(), at=NOW)
     assert isinstance(translate(error), NotFound)
     with postgres.connect() as connection:
@@ -119,11 +125,9 @@ def test_one_statement_naming_a_known_and_an_unknown_organization_is_refused_who
 
 @pytest.mark.postgres
 def test_an_event_moved_to_an_unknown_organization_is_refused(postgres: Engine) -> None:
-    org = uuid.uuid4()
+    org = _bare_organization(postgres)
     with postgres.begin() as connection:
-        connection.execute(text("INSERT INTO organizations (id, name, created_at, currency_iso) "
-                                "VALUES (:id, 'Acme', :at, 'USD')"), {"id": org, "at": NOW})
-        connection.execute(text(_INSERT_EVENTS.split("), (")[0] + ")"), {"org": org, "at": NOW})
+        connection.execute(text(_INSERT_EVENT), {"org": org, "at": NOW})
     error = _refused(postgres, "UPDATE usage_events SET organization_id = :ghost", ghost=uuid.uuid4())
     assert isinstance(translate(error), NotFound)
 
@@ -178,13 +182,10 @@ def test_ledger_maintenance_deletes_postings_then_their_transactions_never_a_tra
 def test_a_writer_holds_the_organizations_it_names_until_it_commits(postgres: Engine) -> None:
     """As the foreign key's row lock did: an organization cannot be deleted between the check of a
     row naming it and that row's commit; the delete waits, then is refused."""
-    org = uuid.uuid4()
-    with postgres.begin() as connection:
-        connection.execute(text("INSERT INTO organizations (id, name, created_at, currency_iso) "
-                                "VALUES (:id, 'Acme', :at, 'USD')"), {"id": org, "at": NOW})
+    org = _bare_organization(postgres)
     refused: list[BaseException] = []
     with postgres.connect() as writer, postgres.connect() as deleter:
-        writer.execute(text(_INSERT_EVENTS.split("), (")[0] + ")"), {"org": org, "at": NOW})
+        writer.execute(text(_INSERT_EVENT), {"org": org, "at": NOW})
         deleter.execute(text("SET lock_timeout = '200ms'"))
         with pytest.raises(exc.DBAPIError) as waited:
             deleter.execute(text("DELETE FROM organizations WHERE id = :id"), {"id": org})
