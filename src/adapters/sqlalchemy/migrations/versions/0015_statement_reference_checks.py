@@ -50,7 +50,7 @@ _REPLACED = (
 def _statements(s: str) -> list[str]:
     """The functions and triggers, the tables the functions read qualified by ``s`` (``"schema".``):
     a trigger reads the tables of its own schema, whatever the search path of the session that
-    fires it (a ``SET search_path`` on the function would cost ~40 µs per call).
+    fires it (a ``SET search_path`` on each function cost ~15 µs per call, ~45 µs per event).
 
     Each check probes the referenced table's key once per distinct reference (a scalar subquery,
     or an ``EXISTS`` with a row lock, which the planner does not turn into a join): as a join, the
