@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
@@ -533,6 +533,19 @@ class UsageSnapshot(msgspec.Struct, kw_only=True):
     """Which of the ``ledger_keys`` asked for the organization's ledger holds (a batch's replays)."""
 
 
+class DebitChunk(msgspec.Struct, frozen=True, kw_only=True):
+    """One part of a usage batch's write (:meth:`UsageRepository.record_debits`): the allowed debits
+    of a run of the batch's events, in order, and the wallet as they leave it."""
+
+    debits: Sequence[tuple[UsageEvent, LedgerTransaction]]
+    """Each event with its stamped usage transaction."""
+    wallet: WalletAccount
+    """The wallet after these debits, to be stored."""
+    old_version: int
+    """The version of the stored wallet this part's write replaces: the wallet as the part before
+    left it (as the lock read it, for the first part)."""
+
+
 class UsageRepository(Protocol):
     def lock_for_event(self, organization_id: uuid.UUID, event_id: str, project_id: uuid.UUID | None,
                        product_id: uuid.UUID, at: datetime, *, ledger_keys: Sequence[str] = ()) -> UsageSnapshot:
@@ -553,17 +566,19 @@ class UsageRepository(Protocol):
         event id is stored although the key was not."""
         ...
 
-    def record_debits(self, debits: Sequence[tuple[UsageEvent, LedgerTransaction]], wallet: WalletAccount,
-                      old_version: int) -> None:
+    def record_debits(self, chunks: Iterable[DebitChunk]) -> None:
         """A batch's write (:func:`billing_core.services.usage.report_usage_batch`), under
         :meth:`lock_for_event`'s lock, after :func:`billing_core.spend_guard.decide_many` allowed
-        the debits: append each stamped usage transaction in order with its postings, store
-        ``wallet`` over ``old_version``, store each event and add it to its open hourly bucket, all
-        in one step (one statement on PostgreSQL). The keys and event ids were read as unused under
-        that lock, so a used key or stored event id (or one given twice), or a stored wallet no
-        longer at ``old_version``, is ``Conflict(concurrent_update)`` (the unit of work is then
-        rolled back).
-        Nothing to write without ``debits``."""
+        the debits, in parts: for each part in order, append each stamped usage transaction in
+        order with its postings, store the part's ``wallet`` over its ``old_version``, store each
+        event and add it to its open hourly bucket (one statement per part on PostgreSQL). The keys
+        and event ids were read as unused under that lock, so a used key or stored event id (or one
+        given twice), or a stored wallet no longer at a part's ``old_version``, is
+        ``Conflict(concurrent_update)`` (the unit of work is then rolled back). Every check has
+        run when this returns; an error raised by ``chunks`` itself is raised unchanged.
+        ``chunks`` may be lazy: storage may send a part to the database before it asks for the
+        next, so the work that produces the next part overlaps the database's work on this one.
+        Nothing to write for a part without debits."""
         ...
 
     def record(self, event: UsageEvent) -> bool:

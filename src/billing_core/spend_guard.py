@@ -316,21 +316,50 @@ def decide_many(wallet: WalletAccount, debits: Sequence[DebitRequest], now: date
     first has no transaction in its outcome (storage has it), the second the one the batch stamped.
     Written once for the usage batch and the SQL adapter's ``debit_many``; the in-memory adapter's
     ``debit_many`` calls ``debit`` one by one, the reference the contract compares them with."""
-    outcomes: list[DebitOutcome] = []
-    written: list[LedgerTransaction] = []
-    stamped: dict[str, LedgerTransaction] = {}
-    touched: dict[tuple[BudgetScope, uuid.UUID], ScopedBudget] = {}
-    for request in debits:
-        key = request.transaction.idempotency_key
-        if key in used or key in stamped:
-            outcomes.append(DebitOutcome(decision=Decision(allowed=True), transaction=stamped.get(key), replayed=True,
+    sequence = DebitSequence(wallet, now, used=used, budgets=budgets)
+    outcomes = sequence.decide(debits)
+    return DecidedBatch(outcomes=outcomes, written=sequence.written, budgets=sequence.budgets)
+
+
+class DebitSequence:
+    """:func:`decide_many` in steps: each :meth:`decide` call continues the sequence where the
+    previous one left ``wallet``, the budgets and the keys stamped so far, so a batch decided in
+    parts is decided exactly as in one call. The usage batch decides its next part while storage
+    writes the one before (:meth:`billing_core.ports.UsageRepository.record_debits`)."""
+
+    def __init__(self, wallet: WalletAccount, now: datetime, *, used: Collection[str] = (),
+                 budgets: Sequence[ScopedBudget] = ()) -> None:
+        self.wallet = wallet
+        """Changed in place by every allowed debit."""
+        self._now = now
+        self._used = used
+        self._budgets = budgets
+        self._stamped: dict[str, LedgerTransaction] = {}
+        self._touched: dict[tuple[BudgetScope, uuid.UUID], ScopedBudget] = {}
+        self.written: list[LedgerTransaction] = []
+        """The stamped transactions of the allowed debits so far, in order: the ledger rows to append."""
+
+    @property
+    def budgets(self) -> list[ScopedBudget]:
+        """The scoped budgets that counted at least one allowed debit so far: to be stored."""
+        return list(self._touched.values())
+
+    def decide(self, debits: Sequence[DebitRequest]) -> list[DebitOutcome]:
+        """The outcome of each of ``debits``, in order, after those decided before."""
+        wallet, now, used, budgets, stamped = self.wallet, self._now, self._used, self._budgets, self._stamped
+        outcomes: list[DebitOutcome] = []
+        for request in debits:
+            key = request.transaction.idempotency_key
+            if key in used or key in stamped:
+                outcomes.append(DebitOutcome(decision=Decision(allowed=True), transaction=stamped.get(key),
+                                             replayed=True, wallet=copy.copy(wallet)))
+                continue
+            scoped = applying(budgets, request.project_id, request.token_id) if budgets else []
+            decision, stored = decide_and_apply(wallet, request.amount_micros, now, request.transaction, scoped)
+            if stored is not None:
+                stamped[key] = stored
+                self.written.append(stored)
+                self._touched.update((budget.key, budget) for budget in scoped)
+            outcomes.append(DebitOutcome(decision=decision, transaction=stored, replayed=False,
                                          wallet=copy.copy(wallet)))
-            continue
-        scoped = applying(budgets, request.project_id, request.token_id) if budgets else []
-        decision, stored = decide_and_apply(wallet, request.amount_micros, now, request.transaction, scoped)
-        if stored is not None:
-            stamped[key] = stored
-            written.append(stored)
-            touched.update((budget.key, budget) for budget in scoped)
-        outcomes.append(DebitOutcome(decision=decision, transaction=stored, replayed=False, wallet=copy.copy(wallet)))
-    return DecidedBatch(outcomes=outcomes, written=written, budgets=list(touched.values()))
+        return outcomes

@@ -11,3 +11,7 @@ class TestUsageDebit(contracts.UsageDebitContract):
 
 class TestUsageBatchWrite(contracts.UsageBatchWriteContract):
     pass
+
+
+class TestUsageBatchParts(contracts.UsageBatchPartsContract):
+    pass

@@ -32,7 +32,7 @@ from adapters.testing.storage import SqlKind, migrated_engine
 from billing_core import Permission, services
 from billing_core.catalog import load_catalog
 from billing_core.services.context import BillingContext
-from billing_core.services.usage import UsageEventInput
+from billing_core.services.usage import MAX_BATCH, WRITE_PART, UsageEventInput
 from tests.e2e.conftest import START
 from tests.support.customers import Customer, sign_up
 
@@ -84,26 +84,41 @@ class Tracer:
         """The round trips so far."""
         if self.kind == "sqlite":
             return len(self.statements)
+        count = 0
+        sent: set[str] = set()
+        for direction, message in self._pg_messages():
+            if direction == "F":
+                sent.add(message)
+            elif sent:
+                # The client sent, then waited for the server: one round trip. Not counted: a
+                # block of Parse + Sync alone, psycopg preparing a statement at its 5th use with
+                # a given set of parameter types (once per connection and statement).
+                count += sent != {"Parse", "Sync"}
+                sent = set()
+        return count
+
+    def syncs(self) -> int:
+        """PostgreSQL: the points so far where the client asked for every answer to what it sent
+        (``Sync`` in pipeline mode, or a simple ``Query``). Unlike :meth:`mark`, this does not
+        depend on when answers happen to arrive while the client is still sending."""
+        return sum(1 for direction, message in self._pg_messages()
+                   if direction == "F" and message in ("Sync", "Query"))
+
+    def _pg_messages(self) -> Iterator[tuple[str, str]]:
+        """(``F`` or ``B``, message type) of everything traced so far, file by file."""
         for index, (connection, _path) in enumerate(self._pg):
             if not connection.closed:
                 connection.pgconn.untrace()  # flushes libpq's stream; the rest goes to a new file
                 self._pg[index] = (connection, self._trace_to_new_file(connection))
-        count = 0
         for path in Path(self._dir).iterdir():
-            sent: set[str] = set()
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 parts = line.split("\t")
                 if parts and parts[0] not in ("F", "B"):
                     parts = parts[1:]  # a timestamp
-                if len(parts) > 2 and parts[0] == "F":
-                    sent.add(parts[2].split(" ")[0])
-                elif parts and parts[0] == "B" and sent:
-                    # The client sent, then waited for the server: one round trip. Not counted: a
-                    # block of Parse + Sync alone, psycopg preparing a statement at its 5th use with
-                    # a given set of parameter types (once per connection and statement).
-                    count += sent != {"Parse", "Sync"}
-                    sent = set()
-        return count
+                if len(parts) > 2 and parts[0] in ("F", "B"):
+                    yield parts[0], parts[2].split(" ")[0]
+                elif parts and parts[0] == "B":
+                    yield "B", ""
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -148,6 +163,28 @@ def test_a_batch_costs_the_same_round_trips_whatever_its_size(
     assert all(o.allowed and not o.replayed for o in outcomes)
     trips = tracer.mark() - before
     assert trips <= BATCH_LIMIT[tracer.kind], (trips, tracer.statements[-20:])
+
+
+def test_a_full_batch_is_written_in_parts_in_one_pipeline(
+        traced: tuple[BillingContext, Customer, Tracer]) -> None:
+    """A batch of 1,000 events is written in parts (``WRITE_PART`` events each), all sent before
+    the client waits: still BEGIN with the lock, the write, COMMIT."""
+    ctx, customer, tracer = traced
+    if tracer.kind != "postgresql":
+        pytest.skip("pipeline mode is PostgreSQL's")
+    _report(ctx, customer, "warm")
+    before, parts_before = tracer.syncs(), _sent(tracer, "Execute")
+    outcomes = services.usage.report_usage_batch(
+        ctx, customer.platform, organization_id=customer.organization_id,
+        events=[UsageEventInput(event_id=f"f-{n}", product="inference", quantity=1) for n in range(MAX_BATCH)])
+    assert all(o.allowed and not o.replayed for o in outcomes)
+    assert tracer.syncs() - before == BATCH_LIMIT["postgresql"]
+    # BEGIN, the lock, the used keys, then one statement per part; COMMIT is a simple query.
+    assert _sent(tracer, "Execute") - parts_before == 3 + MAX_BATCH // WRITE_PART
+
+
+def _sent(tracer: Tracer, message: str) -> int:
+    return sum(1 for direction, sent in tracer._pg_messages() if direction == "F" and sent == message)
 
 
 def test_without_pipeline_mode_a_batch_costs_two_round_trips_more(

@@ -43,6 +43,7 @@ from billing_core.payments import Payment, PaymentMethod
 from billing_core.plan_change import PlanChange, PlanChangeStatus
 from billing_core.plan_subscription import PlanSubscription
 from billing_core.ports import (
+    DebitChunk,
     DebitOutcome,
     DebitRequest,
     GrantCursor,
@@ -658,14 +659,18 @@ class InMemoryUsageRepository(_Repo):
         self.record(event)
         return True
 
-    def record_debits(self, debits: Sequence[tuple[UsageEvent, LedgerTransaction]], wallet: WalletAccount,
-                      old_version: int) -> None:
+    def record_debits(self, chunks: Iterable[DebitChunk]) -> None:
+        for chunk in chunks:
+            self._record_chunk(chunk)
+
+    def _record_chunk(self, chunk: DebitChunk) -> None:
+        debits, wallet = chunk.debits, chunk.wallet
         if not debits:
             return
         stored_wallet = self.s.wallets.get(wallet.organization_id)
         keys = [(tx.organization_id, tx.idempotency_key) for _, tx in debits]
         event_ids = [(event.organization_id, event.event_id) for event, _ in debits]
-        if (stored_wallet is None or stored_wallet.version != old_version
+        if (stored_wallet is None or stored_wallet.version != chunk.old_version
                 or len(set(keys)) != len(keys) or len(set(event_ids)) != len(event_ids)
                 or any(key in self.s.ledger_keys for key in keys)
                 or any(event_id in self.s.usage_events for event_id in event_ids)):

@@ -55,6 +55,7 @@ from billing_core.billing_settings import (
 from billing_core.errors import ConcurrentUpdate
 from billing_core.grants import GrantMovement
 from billing_core.ledger import LedgerTransaction
+from billing_core.ports import DebitChunk
 from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
 from billing_core.wallet import SpendLimits, SubscriptionGate, WalletAccount
 
@@ -367,20 +368,47 @@ class DriverStatements:
             _concurrent_key_or_wallet_change()
         self.update_wallet(wallet, old_version)
 
-    def record_debits(self, debits: Sequence[tuple[UsageEvent, LedgerTransaction]], wallet: WalletAccount,
-                      old_version: int) -> None:
-        """See ``UsageRepository.record_debits``: one statement on PostgreSQL; on SQLite the
-        ledger rows, the wallet, then the events and their buckets."""
-        txs = [tx for _, tx in debits]
-        events = [event for event, _ in debits]
+    def record_debits(self, chunks: Iterable[DebitChunk]) -> None:
+        """See ``UsageRepository.record_debits``. On PostgreSQL each part is one statement, sent in
+        psycopg's pipeline mode as soon as it is built, before the next part is asked for: the
+        server writes a part while the caller decides the next one (a 1,000-event batch spends
+        about as long in Python as in the server). The answers are checked once every part is sent.
+        On SQLite, per part: the ledger rows, the wallet, then the events and their buckets."""
+        if not self.postgres or not pipeline_supported():
+            for chunk in chunks:
+                if chunk.debits:
+                    self._record_chunk(chunk)
+            return
+        connection = self._uow.dbapi_connection()
+        sent: list[tuple[Any, int]] = []
+        try:
+            self._uow.begin_with(())  # its own BEGIN, unless the transaction is open (it always is after the lock)
+            with connection.pipeline():
+                for chunk in chunks:
+                    if chunk.debits:
+                        sent.append((connection.execute(_PG_RECORD_DEBITS, self._pg_debit_params(chunk)),
+                                     len(chunk.debits)))
+            answers = [(cursor.fetchone(), count) for cursor, count in sent]
+        except Exception as error:
+            self.fail(error, _PG_RECORD_DEBITS, None)
+        for (inserted, updated, recorded), count in answers:
+            if inserted != count or updated != 1 or recorded != count:
+                _concurrent_key_or_wallet_change()
+
+    def _pg_debit_params(self, chunk: DebitChunk) -> tuple[Any, ...]:
+        return (*self._pg_ledger_arrays([tx for _, tx in chunk.debits]),
+                *self._wallet_update(chunk.wallet, chunk.old_version),
+                *self._pg_event_arrays([event for event, _ in chunk.debits]))
+
+    def _record_chunk(self, chunk: DebitChunk) -> None:
+        """One part of a batch's write, without pipeline mode (one statement on PostgreSQL)."""
+        events = [event for event, _ in chunk.debits]
         if self.postgres:
-            inserted, updated, recorded = self._run(_PG_RECORD_DEBITS, (
-                *self._pg_ledger_arrays(txs), *self._wallet_update(wallet, old_version),
-                *self._pg_event_arrays(events)))[0]
-            if inserted != len(txs) or updated != 1 or recorded != len(events):
+            inserted, updated, recorded = self._run(_PG_RECORD_DEBITS, self._pg_debit_params(chunk))[0]
+            if inserted != len(events) or updated != 1 or recorded != len(events):
                 _concurrent_key_or_wallet_change()
             return
-        self.append_with_wallet(txs, wallet, old_version)
+        self.append_with_wallet([tx for _, tx in chunk.debits], chunk.wallet, chunk.old_version)
         if not all(self.record_events(events)):
             _concurrent_key_or_wallet_change()
 

@@ -9,7 +9,7 @@ matched, so late usage for an invoiced hour opens a new bucket instead of changi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from adapters.sqlalchemy.tables import usage_buckets, usage_events
 from billing_core.budgets import BudgetScope
 from billing_core.errors import NotFound
 from billing_core.ledger import LedgerTransaction
-from billing_core.ports import UsageSnapshot
+from billing_core.ports import DebitChunk, UsageSnapshot
 from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets
 from billing_core.wallet import WalletAccount
 
@@ -44,10 +44,8 @@ class SqlAlchemyUsageRepository(SqlAlchemyRepository):
                      old_version: int) -> bool:
         return self._uow.driver.record_debit(event, tx, wallet, old_version)
 
-    def record_debits(self, debits: Sequence[tuple[UsageEvent, LedgerTransaction]], wallet: WalletAccount,
-                      old_version: int) -> None:
-        if debits:
-            self._uow.driver.record_debits(debits, wallet, old_version)
+    def record_debits(self, chunks: Iterable[DebitChunk]) -> None:
+        self._uow.driver.record_debits(chunks)
 
     def record(self, event: UsageEvent) -> bool:
         return self.record_many([event])[0]

@@ -7,8 +7,9 @@ email, budget reached, auto-recharge, low-balance alert), all in one unit of wor
 
 from __future__ import annotations
 
+import copy
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import msgspec
@@ -21,10 +22,17 @@ from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
 from billing_core.money import format_credits
 from billing_core.outbox import OutboxTopic, new_message
 from billing_core.permissions import Action, Actor, require
-from billing_core.ports import DebitRequest, UnitOfWork, UsageSnapshot
+from billing_core.ports import DebitChunk, DebitOutcome, DebitRequest, UnitOfWork, UsageSnapshot
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email, notify
-from billing_core.spend_guard import Decision, DenialReason, SpendWarning, decide, decide_and_apply, decide_many
+from billing_core.spend_guard import (
+    DebitSequence,
+    Decision,
+    DenialReason,
+    SpendWarning,
+    decide,
+    decide_and_apply,
+)
 from billing_core.usage import UsageEvent, check_event_id, price_event
 from billing_core.usage_report import UsageReport
 from billing_core.usage_report import usage_report as build_report
@@ -139,13 +147,14 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
     notices are queued once at the end.
     The debits are decided by :func:`~billing_core.spend_guard.decide_many` (the batch sequence
     ``WalletRepository.debit_many`` runs too, whose contract makes it the same as debiting one by
-    one) on the wallet and used keys read under the lock, and storage writes them in one step
+    one) on the wallet and used keys read under the lock, a part of :data:`WRITE_PART` events at
+    a time, and storage writes each part while the next is decided
     (:meth:`~billing_core.ports.UsageRepository.record_debits`)."""
     require(actor, Action.REPORT_USAGE, organization_id)
     if not events or len(events) > MAX_BATCH:
         raise InvalidInput("events", f"send 1 to {MAX_BATCH} events", code="invalid_batch")
     now = ctx.clock.now()
-    priced: list[tuple[UsageEvent, LedgerTransaction]] = []
+    priced: list[tuple[UsageEvent, Product]] = []
     seen: set[str] = set()
     products: dict[str | uuid.UUID, Product] = {}  # a batch names a few products many times
     for index, item in enumerate(events):
@@ -160,7 +169,7 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
         if event.event_id in seen:
             raise DuplicateEventId(f"events[{index}].event_id", "an event id appears twice in the batch")
         seen.add(event.event_id)
-        priced.append((event, _usage_transaction(event, metered, now)))
+        priced.append((event, metered))
     outcomes: list[UsageOutcome] = []
     with ctx.uow() as uow:
         subscribed: dict[tuple[uuid.UUID | None, uuid.UUID], bool] = {}
@@ -171,7 +180,7 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
         try:
             snapshot: UsageSnapshot | None = uow.usage.lock_for_event(
                 organization_id, first.event_id, first.project_id, first.product_id, first.occurred_at,
-                ledger_keys=[tx.idempotency_key for _, tx in priced])
+                ledger_keys=[_usage_key(event.event_id) for event, _ in priced])
         except NotFound:
             snapshot = None  # no wallet: an unsubscribed product is still named first, as for one event
         if snapshot is not None:
@@ -187,31 +196,51 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
         if snapshot is None:
             raise NotFound("wallet", organization_id)
         # Nothing was written since the snapshot's read under the lock: the batch decides on its
-        # wallet and used keys (every ledger writer takes that lock), then writes in one step.
-        wallet = snapshot.wallet
-        version = wallet.version
-        batch = decide_many(wallet, [DebitRequest(event.amount_micros, tx, event.project_id, event.token_id)
-                                     for event, tx in priced], now, used=snapshot.stored_keys,
-                            budgets=uow.budgets.list(organization_id) if wallet.scoped_budgets else [])
-        uow.usage.record_debits([(event, outcome.transaction) for (event, _), outcome in zip(priced, batch.outcomes,
-                                                                                              strict=True)
-                                 if outcome.transaction is not None and not outcome.replayed], wallet, version)
-        uow.budgets.save(batch.budgets)
-        debited = batch.outcomes
+        # wallet and used keys (every ledger writer takes that lock), and storage writes each part of
+        # the batch while the next is decided.
+        sequence = DebitSequence(snapshot.wallet, now, used=snapshot.stored_keys,
+                                 budgets=uow.budgets.list(organization_id) if snapshot.wallet.scoped_budgets else [])
+        debited: list[DebitOutcome] = []
+        answers: list[UsageOutcome | None] = []
+        uow.usage.record_debits(_decided_parts(sequence, priced, now, debited, answers))
+        uow.budgets.save(sequence.budgets)
         denial: Decision | None = None
-        for index, ((event, _), outcome) in enumerate(zip(priced, debited, strict=True)):
-            if outcome.replayed:
-                outcomes.append(_replay(uow, event, outcome.wallet, time_given=events[index].occurred_at is not None,
-                                        field=f"events[{index}].event_id"))
-                continue
-            if not outcome.decision.allowed and (denial is None or denial.budget is None):
+        for index, ((event, _), outcome, answer) in enumerate(zip(priced, debited, answers, strict=True)):
+            if answer is None:
+                answer = _replay(uow, event, outcome.wallet, time_given=events[index].occurred_at is not None,
+                                 field=f"events[{index}].event_id")
+            elif not outcome.decision.allowed and (denial is None or denial.budget is None):
                 denial = outcome.decision
-            outcomes.append(_outcome(event, outcome.decision, outcome.wallet, replayed=False))
+            outcomes.append(answer)
         _after_debit(ctx, uow, debited[-1].wallet, denial or Decision(allowed=True), now,
                      None if snapshot is None else snapshot.settings,
                      budgets=_batch_budgets(uow, debited[-1].wallet, [event for event, _ in priced]))
         uow.commit()
     return outcomes
+
+
+WRITE_PART = 250
+"""Events per part of a batch's write: storage writes one part while the next is decided."""
+
+
+def _decided_parts(sequence: DebitSequence, priced: Sequence[tuple[UsageEvent, Product]], now: datetime,
+                   debited: list[DebitOutcome], answers: list[UsageOutcome | None]) -> Iterator[DebitChunk]:
+    """The batch decided a part at a time, in order, as one :func:`~billing_core.spend_guard.decide_many`
+    would, and each part's write. Each event's ledger transaction is built, and its outcome
+    appended to ``debited`` and its answer to ``answers`` (None for a replay: storage has that
+    one's), as its part is decided: that work overlaps the database's work on the part before."""
+    for start in range(0, len(priced), WRITE_PART):
+        part = [(event, _usage_transaction(event, metered, now)) for event, metered in priced[start:start + WRITE_PART]]
+        old_version = sequence.wallet.version
+        outcomes = sequence.decide([DebitRequest(event.amount_micros, tx, event.project_id, event.token_id)
+                                    for event, tx in part])
+        debited.extend(outcomes)
+        decided = list(zip(part, outcomes, strict=True))
+        answers.extend(None if outcome.replayed else _outcome(event, outcome.decision, outcome.wallet, replayed=False)
+                       for (event, _), outcome in decided)
+        yield DebitChunk(debits=[(event, outcome.transaction) for (event, _), outcome in decided
+                                 if outcome.transaction is not None and not outcome.replayed],
+                         wallet=copy.copy(sequence.wallet), old_version=old_version)
 
 
 def _batch_budgets(uow: UnitOfWork, wallet: WalletAccount, events: Sequence[UsageEvent]) -> list[ScopedBudget]:

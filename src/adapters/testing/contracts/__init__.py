@@ -54,7 +54,11 @@ from adapters.testing.contracts.sql_driver import SqlDriverStatementsContract
 from adapters.testing.contracts.sql_storage import SqlStorageContract
 from adapters.testing.contracts.tokens import TokenReaderContract
 from adapters.testing.contracts.unit_of_work import UnitOfWorkContract
-from adapters.testing.contracts.usage_debit import UsageBatchWriteContract, UsageDebitContract
+from adapters.testing.contracts.usage_debit import (
+    UsageBatchPartsContract,
+    UsageBatchWriteContract,
+    UsageDebitContract,
+)
 from adapters.testing.contracts.wallet_ledger import (
     DebitEqualsTheReferenceModelContract,
     LedgerRepositoryContract,
@@ -98,6 +102,7 @@ STORAGE_CONTRACTS: tuple[type, ...] = (
     PlanChangeRepositoryContract,
     UsageDebitContract,
     UsageBatchWriteContract,
+    UsageBatchPartsContract,
     TokenReaderContract,
 )
 """Every contract that runs on the ``storage`` fixture, i.e. on any implementation of the ports."""
@@ -142,6 +147,7 @@ __all__ = [
     "SqlStorageContract",
     "TokenReaderContract",
     "UnitOfWorkContract",
+    "UsageBatchPartsContract",
     "UsageBatchWriteContract",
     "UsageDebitContract",
     "UsageRepositoryContract",

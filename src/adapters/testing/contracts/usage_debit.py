@@ -6,6 +6,7 @@ exactly what ``WalletRepository.debit`` followed by ``UsageRepository.record`` s
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
@@ -22,7 +23,8 @@ from billing_core.billing_settings import (
 )
 from billing_core.errors import Conflict, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
-from billing_core.spend_guard import DebitRequest, decide_and_apply, decide_many
+from billing_core.ports import DebitChunk
+from billing_core.spend_guard import DebitRequest, DebitSequence, decide_and_apply, decide_many
 from billing_core.usage import UsageEvent
 from billing_core.wallet import WalletAccount
 
@@ -170,7 +172,7 @@ class UsageBatchWriteContract:
             wallet, version = seen.wallet, seen.wallet.version
             debits = _decided(wallet, batches[0])
             assert [event.event_id for event, _ in debits] == ["e-1", "e-3", "e-4", "e-5"]  # e-2: 6,000 > 4,550 left
-            uow.usage.record_debits(debits, wallet, version)
+            uow.usage.record_debits([DebitChunk(debits=debits, wallet=wallet, old_version=version)])
             uow.commit()
         with storage.uow() as uow:
             outcomes = uow.wallets.debit_many(orgs[1].id, [
@@ -218,7 +220,7 @@ class UsageBatchWriteContract:
             debits = [(event, outcome.transaction) for outcome in decide_many(
                 wallet, [DebitRequest(event.amount_micros, tx, project, token)], at).outcomes
                       if outcome.transaction is not None]
-            uow.usage.record_debits(debits, wallet, version)
+            uow.usage.record_debits([DebitChunk(debits=debits, wallet=wallet, old_version=version)])
             uow.commit()
         with storage.uow() as uow:
             assert uow.usage.get_event(org.id, event.event_id) == event
@@ -248,9 +250,104 @@ class UsageBatchWriteContract:
             if stale == "key twice":
                 debits.append((usage_event(org.id, "e-3"), debits[0][1]))
             with pytest.raises(Conflict):
-                uow.usage.record_debits(debits, seen.wallet, version)
+                uow.usage.record_debits([DebitChunk(debits=debits, wallet=seen.wallet, old_version=version)])
         with storage.uow() as uow:
             assert uow.wallets.get(org.id) == before
             assert uow.ledger.get_by_key(org.id, "usage:e-1") is None
             assert uow.usage.get_event(org.id, "e-1") is None
-            uow.usage.record_debits([], before, 0)  # nothing to write: nothing checked
+            # nothing to write: nothing checked
+            uow.usage.record_debits([DebitChunk(debits=[], wallet=before, old_version=0)])
+            uow.usage.record_debits([])
+
+
+def _parts(wallet: WalletAccount, events: list[list[UsageEvent]]) -> list[DebitChunk]:
+    """Each list of ``events`` decided in order on ``wallet`` (changed in place) as one part of a
+    batch's write, as ``report_usage_batch`` decides them: each part's wallet as it leaves it."""
+    sequence = DebitSequence(wallet, NOW)
+    parts = []
+    for part in events:
+        old_version = wallet.version
+        outcomes = sequence.decide([DebitRequest(e.amount_micros, _tx_for(e)) for e in part])
+        parts.append(DebitChunk(debits=[(e, o.transaction) for e, o in zip(part, outcomes, strict=True)
+                                        if o.transaction is not None],
+                                wallet=msgspec.structs.replace(wallet), old_version=old_version))
+    return parts
+
+
+class UsageBatchPartsContract:
+    """:meth:`~billing_core.ports.UsageRepository.record_debits` in parts: a batch written a part at
+    a time stores what it stores in one part; a part that fails, or an error raised while the
+    parts are produced, leaves nothing once the unit of work is rolled back."""
+
+    def test_a_batch_in_parts_stores_what_one_part_stores(self, storage: StorageBackend) -> None:
+        orgs = [new_org(storage, name=name) for name in ("Parts", "Whole")]
+        for org in orgs:
+            fund(storage, org.id, 5_000)
+        batches = [[usage_event(org.id, f"e-{i}", quantity=1 + i % 3,
+                                at=NOW - timedelta(hours=i % 2)) for i in range(1, 8)] for org in orgs]
+        batches[0].insert(3, usage_event(orgs[0].id, "big", quantity=500))  # denied: 75,000 > what is left
+        batches[1].insert(3, usage_event(orgs[1].id, "big", quantity=500))
+        layouts = [[batches[0][:2], batches[0][2:4], [], batches[0][4:5], batches[0][5:]], [batches[1]]]
+        for org, layout in zip(orgs, layouts, strict=True):
+            with storage.uow() as uow:
+                seen = uow.usage.lock_for_event(org.id, "e-1", None, PRODUCT, NOW)
+                uow.usage.record_debits(iter(_parts(seen.wallet, layout)))
+                uow.commit()
+        with storage.uow() as uow:
+            parts, whole = (uow.wallets.get(org.id) for org in orgs)
+            assert parts == msgspec.structs.replace(whole, organization_id=orgs[0].id)
+            assert parts.version == whole.version
+            ledgers = [[(t.idempotency_key, t.postings, t.wallet_balance_after) for t in uow.ledger.list(org.id).items]
+                       for org in orgs]
+            assert ledgers[0] == ledgers[1]
+            assert len(ledgers[0]) == 8  # the grant and seven debits: "big" was denied
+            window = (NOW - timedelta(hours=2), NOW + timedelta(hours=1))
+            assert [(b.hour, b.quantity, b.amount_micros) for b in uow.usage.buckets(orgs[0].id, *window)] \
+                == [(b.hour, b.quantity, b.amount_micros) for b in uow.usage.buckets(orgs[1].id, *window)]
+
+    @pytest.mark.parametrize("stale", ["used key", "wallet version"])
+    def test_a_stale_later_part_leaves_nothing(self, storage: StorageBackend, stale: str) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 5_000)
+        if stale == "used key":
+            with storage.uow() as uow:
+                uow.wallets.debit(org.id, 300, NOW, _tx_for(usage_event(org.id, "x"), key="usage:e-3"))
+                uow.commit()
+        events = [usage_event(org.id, f"e-{i}") for i in range(1, 4)]
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(org.id, "e-1", None, PRODUCT, NOW)
+            before = msgspec.structs.replace(seen.wallet)
+            first, last = _parts(seen.wallet, [events[:2], events[2:]])
+            if stale == "wallet version":  # as if the first part had not moved the stored wallet on
+                last = msgspec.structs.replace(last, old_version=first.old_version)
+            with pytest.raises(Conflict):
+                uow.usage.record_debits(iter([first, last]))
+        with storage.uow() as uow:
+            assert uow.wallets.get(org.id) == before
+            assert uow.ledger.get_by_key(org.id, "usage:e-1") is None
+            assert uow.usage.get_event(org.id, "e-1") is None
+
+    def test_an_error_while_producing_the_parts_is_raised_as_is_and_leaves_nothing(
+            self, storage: StorageBackend) -> None:
+        org = new_org(storage)
+        fund(storage, org.id, 5_000)
+        events = [usage_event(org.id, f"e-{i}") for i in range(1, 4)]
+
+        class Stop(Exception):
+            pass
+
+        with storage.uow() as uow:
+            seen = uow.usage.lock_for_event(org.id, "e-1", None, PRODUCT, NOW)
+            before = msgspec.structs.replace(seen.wallet)
+            first = _parts(seen.wallet, [events[:2]])[0]
+
+            def produced() -> Iterator[DebitChunk]:
+                yield first
+                raise Stop
+
+            with pytest.raises(Stop):
+                uow.usage.record_debits(produced())
+        with storage.uow() as uow:
+            assert uow.wallets.get(org.id) == before
+            assert uow.ledger.get_by_key(org.id, "usage:e-1") is None
+            assert uow.usage.get_event(org.id, "e-2") is None
