@@ -21,7 +21,7 @@ from billing_core.billing_settings import (
     LowBalanceAlert,
     SpendManagement,
 )
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import ConcurrentUpdate, Conflict, NotFound
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, transfer
 from billing_core.ports import DebitChunk
 from billing_core.spend_guard import DebitRequest, DebitSequence, decide_and_apply, decide_many
@@ -249,7 +249,7 @@ class UsageBatchWriteContract:
             debits = _decided(seen.wallet, events)
             if stale == "key twice":
                 debits.append((usage_event(org.id, "e-3"), debits[0][1]))
-            with pytest.raises(Conflict):
+            with pytest.raises(ConcurrentUpdate):
                 uow.usage.record_debits([DebitChunk(debits=debits, wallet=seen.wallet, old_version=version)])
         with storage.uow() as uow:
             assert uow.wallets.get(org.id) == before
@@ -320,7 +320,7 @@ class UsageBatchPartsContract:
             first, last = _parts(seen.wallet, [events[:2], events[2:]])
             if stale == "wallet version":  # as if the first part had not moved the stored wallet on
                 last = msgspec.structs.replace(last, old_version=first.old_version)
-            with pytest.raises(Conflict):
+            with pytest.raises(ConcurrentUpdate):
                 uow.usage.record_debits(iter([first, last]))
         with storage.uow() as uow:
             assert uow.wallets.get(org.id) == before
