@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from billing_core.services.background import run_cycle
 from billing_core.services.context import BillingContext
 from billing_core.services.dispatch import Deliverers
-from billing_core.services.grants import SweepPacer
+from billing_core.services.grants import SWEEP_BATCH, SweepPacer
 from entrypoints import metrics
 
 logger = logging.getLogger("entrypoints.worker")
@@ -39,12 +39,14 @@ class BackgroundWorker:
     next one runs on time: one broken message or database hiccup never stops the worker."""
 
     def __init__(self, ctx: BillingContext, deliverers: Deliverers, *, interval: float = 1.0,
-                 name: str | None = None, grant_catch_up_interval: float = 0.0) -> None:
+                 name: str | None = None, grant_catch_up_interval: float = 0.0,
+                 grant_sweep_step: int = SWEEP_BATCH) -> None:
         self.ctx = ctx
         self.deliverers = deliverers
         self.interval = interval
-        self.grant_pacer = SweepPacer(round(grant_catch_up_interval * 1000))
-        """Catches up a busy organization's grants at most every ``grant_catch_up_interval`` seconds."""
+        self.grant_pacer = SweepPacer(round(grant_catch_up_interval * 1000), step=grant_sweep_step)
+        """Catches up a busy organization's grants at most every ``grant_catch_up_interval`` seconds,
+        ``grant_sweep_step`` ledger transactions per step."""
         self.name = name or worker_name()
         self.cycles = 0
         self._stop = threading.Event()

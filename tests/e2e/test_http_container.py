@@ -12,6 +12,7 @@ from dependency_injector import providers
 from litestar.testing import TestClient
 
 from adapters.fakes import FixedClock, InMemoryLegalInvoicing, InMemoryPaymentProvider
+from billing_core.services.grants import POSTGRES_SWEEP_BATCH, SWEEP_BATCH
 from entrypoints.container import ConfigurationError, Container, build_policy, migrate_database, settings_from_env
 from entrypoints.http.app import create_app
 from tests.e2e.conftest import START, Api, build_world
@@ -63,6 +64,9 @@ def test_settings_read_every_variable_and_hide_secrets() -> None:
      "BILLING_DATABASE_SCHEMA"),
     ({"BILLING_OUTBOX_LEASE_SECONDS": "0"}, "BILLING_OUTBOX_LEASE_SECONDS"),
     ({"BILLING_OUTBOX_LEASE_SECONDS": "soon"}, "BILLING_OUTBOX_LEASE_SECONDS"),
+    ({"BILLING_GRANT_SWEEP_STEP": "0"}, "BILLING_GRANT_SWEEP_STEP"),
+    ({"BILLING_GRANT_SWEEP_STEP": "10001"}, "BILLING_GRANT_SWEEP_STEP"),
+    ({"BILLING_GRANT_SWEEP_STEP": "５"}, "BILLING_GRANT_SWEEP_STEP"),
     ({"BILLING_ENV": "production"}, "BILLING_SELLER_NAME"),
     ({"BILLING_SELLER_NAME": "Seller GmbH"}, "BILLING_SELLER_STREET"),
     ({"BILLING_EINVOICE_EUR_RATE": "0,92"}, "BILLING_EINVOICE_EUR_RATE"),
@@ -117,6 +121,13 @@ def test_the_container_picks_the_test_clock_only_in_the_test_environment(tmp_pat
     assert isinstance(_container({"BILLING_ENV": "test"}).clock(), SystemClock)
     with pytest.raises(ConfigurationError, match="BILLING_TEST_CLOCK_FILE"):
         build_clock(Settings(env="production", test_clock_file=path))
+
+
+def test_the_grant_sweep_step_is_chosen_by_database_and_can_be_set() -> None:
+    assert settings_from_env({}).grant_sweep_step == SWEEP_BATCH
+    assert settings_from_env({"BILLING_DATABASE_URL": "postgresql+psycopg://db/b"}).grant_sweep_step \
+        == POSTGRES_SWEEP_BATCH
+    assert settings_from_env({"BILLING_GRANT_SWEEP_STEP": "250"}).grant_sweep_step == 250
 
 
 def test_the_outbox_lease_reaches_the_policy() -> None:

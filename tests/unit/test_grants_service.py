@@ -19,6 +19,7 @@ from billing_core.grants import GrantSource, expiry_key, grant_id_for
 from billing_core.ledger import Account, EntryKind
 from billing_core.services import grants as grants_service
 from billing_core.services.background import run_cycle
+from billing_core.services.context import BillingContext
 from billing_core.services.grants import GrantDraw, GrantView, SweepPacer, draws_for, expire_grants
 from tests.support.customers import sign_up, subscribe_plan
 
@@ -223,9 +224,30 @@ def test_the_paced_sweep_skips_only_the_recently_swept_organizations() -> None:
     second.clean()
 
 
-def test_a_negative_catch_up_interval_is_refused() -> None:
+def test_a_negative_catch_up_interval_or_an_empty_step_is_refused() -> None:
     with pytest.raises(InvalidInput):
         SweepPacer(-1)
+    for step in (0, grants_service.MAX_SWEEP_BATCH + 1):
+        with pytest.raises(InvalidInput):
+            SweepPacer(0, step=step)
+
+
+def test_the_sweep_allocates_in_the_pacers_steps(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    steps: list[int | None] = []
+    sweep_step = grants_service.sweep_step
+
+    def counted(ctx: BillingContext, organization_id: uuid.UUID, *, batch: int | None = None) -> bool:
+        steps.append(batch)
+        return sweep_step(ctx, organization_id, batch=batch)
+
+    monkeypatch.setattr(grants_service, "sweep_step", counted)
+    for n in range(5):
+        org.pay(DOLLAR, f"top-up:{n}")
+    assert services.grants.catch_up_behind(org.billing.ctx, pacer=SweepPacer(0, step=2)) == 1
+    assert not _behind(org)
+    # Five payments and the trial grant before them: three steps of two that stored, one that found nothing.
+    assert steps == [2, 2, 2, 2]
+    org.clean()
 
 
 def test_the_worker_catches_up_batch_by_batch_each_committed_readers_to_the_end(

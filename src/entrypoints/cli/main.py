@@ -148,7 +148,8 @@ def worker(parent_pid: ParentOption = None) -> None:
         typer.secho(SECOND_SQLITE_INSTANCE.format(path=instance.path), fg=typer.colors.YELLOW, err=True)
     background = BackgroundWorker(container.billing_context(), container.deliverers(),
                                   interval=settings.worker_interval_seconds,
-                                  grant_catch_up_interval=settings.grant_catch_up_interval_seconds)
+                                  grant_catch_up_interval=settings.grant_catch_up_interval_seconds,
+                                  grant_sweep_step=settings.grant_sweep_step)
     signal.signal(signal.SIGTERM, lambda *_: background.stop(timeout=0))
     if parent_pid is not None:
         stop_when_orphaned(background, parent_pid)

@@ -101,7 +101,8 @@ def create_app(container: Container | None = None, *, background: bool = False,
                       offline_payments=bool(box.offline_payments()), storage=settings.storage,
                       background_worker=background or worker_process, usage_group=UsageGroupCommit(ctx))
     worker = BackgroundWorker(runtime.ctx, runtime.deliverers, interval=settings.worker_interval_seconds,
-                              grant_catch_up_interval=settings.grant_catch_up_interval_seconds)
+                              grant_catch_up_interval=settings.grant_catch_up_interval_seconds,
+                              grant_sweep_step=settings.grant_sweep_step)
     instance = SqliteInstanceLock(settings.database_url if settings.storage == "sqlalchemy" else "sqlite://")
 
     async def seed_demo_organization() -> None:
