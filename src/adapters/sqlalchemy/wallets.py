@@ -36,7 +36,7 @@ from adapters.sqlalchemy.base import AnyRow, AnySelect, SqlAlchemyRepository
 from adapters.sqlalchemy.budgets import SqlAlchemyBudgetRepository
 from adapters.sqlalchemy.tables import ledger_postings, ledger_transactions, wallets
 from billing_core.errors import ConcurrentUpdate, InvalidInput, NotFound
-from billing_core.ledger import BALANCE_ACCOUNTS, Account, BalanceMove, EntryKind, LedgerTransaction, check_balanced
+from billing_core.ledger import Account, BalanceMove, EntryKind, LedgerTransaction, check_balanced
 from billing_core.ports import DebitOutcome, DebitRequest, Page, Posted, Sequenced
 from billing_core.spend_guard import Decision, decide_and_apply, decide_many
 from billing_core.wallet import (
@@ -65,19 +65,6 @@ _TXS_WITH_POSTINGS = (
     .join(ledger_postings, _p.transaction_seq == _t.seq)
     .where(_t.organization_id == bindparam("org"), _t.idempotency_key.in_(bindparam("keys", expanding=True)))
     .order_by(_t.seq, _p.line_no)
-)
-# The grant catch-up's read (ADR 0016): the transactions after a sequence, each with its balance
-# delta summed in the database (a probe of the postings' primary key per row), no postings loaded.
-_BALANCE_DELTA = (
-    select(func.coalesce(func.sum(_p.amount_micros), 0))
-    .where(_p.transaction_seq == _t.seq, _p.account.in_(sorted(a.value for a in BALANCE_ACCOUNTS)))
-    .scalar_subquery()
-)
-_BALANCE_MOVES = (
-    select(_t.seq, _t.id, _t.idempotency_key, _t.kind, _t.created_at, _t.reference, _BALANCE_DELTA.label("delta"))
-    .where(_t.organization_id == bindparam("org"), _t.seq > bindparam("seq"))
-    .order_by(_t.seq)
-    .limit(bindparam("limit"))
 )
 # Under SQLite's smallest compiled-in limit of bound parameters (999).
 _KEYS_PER_QUERY = 500
@@ -235,14 +222,12 @@ class SqlAlchemyLedgerRepository(SqlAlchemyRepository):
         return [Sequenced(int(row.seq), rows.transaction_from_row(row, postings.get(row.seq, ()))) for row in found]
 
     def balance_moves(self, organization_id: uuid.UUID, sequence: int, limit: int = 500) -> list[BalanceMove]:
-        """One statement: the (organization, seq) index, and per row the sum of its postings to the
-        balance accounts (their primary key starts with the transaction's seq)."""
+        """One statement at the driver level (ADR 0007; the worker reads every usage debit once):
+        the (organization, seq) index, and per row the sum of its postings to the balance accounts
+        (their primary key starts with the transaction's seq)."""
         if type(limit) is not int or limit < 1:
             raise InvalidInput("limit", "limit must be at least 1")
-        found = self._execute(_BALANCE_MOVES, {"org": organization_id, "seq": sequence, "limit": limit})
-        return [BalanceMove(sequence=int(row.seq), id=row.id, idempotency_key=row.idempotency_key,
-                            kind=EntryKind(row.kind), created_at=row.created_at, reference=row.reference,
-                            balance_delta=int(row.delta)) for row in found]
+        return self._uow.driver.balance_moves(organization_id, sequence, limit)
 
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
         found = self._execute(_TX_WITH_POSTINGS, {"org": organization_id, "key": idempotency_key}).all()
