@@ -16,7 +16,7 @@ import pytest
 from billing_core import EventIdReused, services
 from billing_core.ledger import EntryKind
 from billing_core.services.context import BillingContext
-from billing_core.services.usage import UsageEventInput, UsageOutcome
+from billing_core.services.usage import MAX_BATCH, WRITE_PART, UsageEventInput, UsageOutcome
 from tests.e2e.conftest import START
 from tests.reliability.money_support import sql_context
 from tests.support.customers import Customer, sign_up
@@ -113,3 +113,53 @@ def test_conflicting_concurrent_reports_debit_one_event_and_refuse_the_others(ct
     assert sorted(_usage_entries(ctx, org)) == sorted([winner.amount_micros] + ([40_000] if batch else []))
     assert _bucket_quantity(ctx, org) == quantity + (1 if batch else 0)
     assert services.reconcile.reconcile(ctx, organization_id=org).clean
+
+
+def test_full_batches_at_once_debit_each_event_once_and_never_overdraw(ctx: BillingContext,
+                                                                        customer: Customer) -> None:
+    """16 batches of 1,000 events at once (each written in parts, ``WRITE_PART``): 600 event ids
+    shared by every batch, 400 of each batch's own, more than the credit pays for. Every event is
+    debited at most once, each shared one by whichever batch came first and replayed alike by the
+    others; the credit runs out inside batches and is never overdrawn; the ledger, the buckets and
+    ``reconcile`` agree."""
+    org = customer.organization_id
+    shared = [f"s-{i}" for i in range(600)]
+    assert len(shared) + 400 == MAX_BATCH > WRITE_PART
+
+    def report(n: int) -> list[UsageOutcome]:
+        return services.usage.report_usage_batch(ctx, customer.platform, organization_id=org, events=[
+            UsageEventInput(event_id=event_id, product="compute", quantity=1)
+            for event_id in [*shared, *(f"own-{n}-{i}" for i in range(400))]])
+
+    results = _at_once(report)
+    batches = [r for r in results if not isinstance(r, BaseException)]
+    assert len(batches) == THREADS, [r for r in results if isinstance(r, BaseException)]
+    debited = [o for batch in batches for o in batch if o.allowed and not o.replayed]
+    assert len({o.event_id for o in debited}) == len(debited), "an event debited twice"
+    for event_id in shared:
+        answers = [o for batch in batches for o in batch if o.event_id == event_id]
+        assert sum(not o.replayed for o in answers) == 1
+        assert {(o.allowed, o.amount_micros) for o in answers} == {(True, 40_000)}
+    denied = [o for batch in batches for o in batch if not o.allowed]
+    assert denied and all(o.reason == "insufficient_credit" for o in denied)
+    entries = _usage_entries_all(ctx, org)
+    assert len(entries) == len(debited) and set(entries) == {40_000}
+    assert _bucket_quantity(ctx, org) == len(debited)
+    with ctx.uow() as uow:
+        wallet = uow.wallets.get(org)
+    limits = wallet.limits
+    assert wallet.balance_micros - wallet.held_micros + limits.credit_line_micros \
+        >= limits.minimum_production_credit_micros, "overdrawn"
+    assert services.reconcile.reconcile(ctx, organization_id=org).clean
+
+
+def _usage_entries_all(ctx: BillingContext, org: uuid.UUID) -> list[int]:
+    found: list[int] = []
+    cursor: str | None = None
+    with ctx.uow() as uow:
+        while True:
+            page = uow.ledger.list(org, kinds=frozenset({EntryKind.USAGE}), limit=500, cursor=cursor)
+            found += [-tx.balance_delta for tx in page.items]
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor

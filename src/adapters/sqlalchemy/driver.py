@@ -252,7 +252,10 @@ _PG_EVENT_CTES = (
     "coalesce(ev.project_id, %s::uuid), ev.product_id, ev.hour, sum(ev.quantity), sum(ev.amount_micros), NULL "
     f"FROM ev JOIN e ON e.event_id = ev.event_id GROUP BY ev.project_id, ev.product_id, ev.hour{_ON_BUCKET_CONFLICT})")
 _PG_RECORD_EVENTS = f"WITH {_PG_EVENT_CTES} SELECT event_id FROM e"  # noqa: S608  # nosec B608
+
+
 def _without(sql: str, clause: str) -> str:
+    """``sql`` without ``clause`` (which it must contain)."""
     assert clause in sql
     return sql.replace(clause, "")
 

@@ -173,10 +173,11 @@ POSTGRES_SWEEP_BATCH = 500
 a step of 500 allocates a transaction for about a third of the CPU a step of 100 takes."""
 
 MAX_SWEEP_BATCH = 10_000
+"""The largest step a deployment may set (``BILLING_GRANT_SWEEP_STEP``)."""
 
 SWEEP_STEPS = 100
 """How many steps the worker allocates of one organization per sweep at most (10,000
-transactions); the rest waits for its next sweep."""
+transactions in steps of 100, 50,000 in steps of 500); the rest waits for its next sweep."""
 
 
 def catch_up_organization(ctx: BillingContext, organization_id: uuid.UUID, *, stepwise: bool = False,
