@@ -69,9 +69,15 @@ HOURS = 48
 """Events are spread over the last 48 hours, so bucket upserts hit 3 x 48 open buckets."""
 GRANT_MICROS = 10**13
 ROUNDS = int(os.environ.get("BILLING_BENCH_INGEST_ROUNDS", "5"))
+"""Billing-core and the baseline alternate this many rounds."""
 CATCH_UP_TIMED = os.environ.get("BILLING_BENCH_INGEST_CATCH_UP", "untimed") == "timed"
 """I3: whether the wait for the worker's catch-up after each route round counts in the round."""
-"""Billing-core and the baseline alternate this many rounds."""
+
+
+def _rounds(count: int) -> tuple[int, int]:
+    """(events per round, rounds): ``ROUNDS`` rounds of whole batches, ``count`` rounded down."""
+    per_round = max(1, count // (ROUNDS * MAX_BATCH)) * MAX_BATCH if count >= MAX_BATCH else count
+    return per_round, max(1, count // per_round)
 
 Row = tuple[str, uuid.UUID, int, datetime, int, int]
 """event_id, product_id, quantity, occurred_at, amount_micros, unit_price_micros."""
@@ -226,8 +232,7 @@ def _case(case: str, engine: Engine, count: int, baseline: Callable[[uuid.UUID, 
     so both see the machine at the same moments: on a shared 2-core machine the baseline alone
     swung by ±30 % between one pass and the next. Each side's figure is its median round."""
     ctx = _context(engine)
-    per_round = max(1, count // (ROUNDS * MAX_BATCH)) * MAX_BATCH if count >= MAX_BATCH else count
-    rounds = max(1, count // per_round)
+    per_round, rounds = _rounds(count)
     count = rounds * per_round
     events = _events(count)
     rows = _rows(ctx, events)
@@ -302,8 +307,7 @@ def _route_case(url: str, schema: str, engine: Engine, count: int, library: Case
     from benchmarks.bench_usage_http import _free_port, _server
 
     ctx = _context(engine)
-    per_round = max(1, count // (ROUNDS * MAX_BATCH)) * MAX_BATCH if count >= MAX_BATCH else count
-    rounds = max(1, count // per_round)
+    per_round, rounds = _rounds(count)
     count = rounds * per_round
     events = _events(count)
     rows = _rows(ctx, events)
