@@ -268,7 +268,6 @@ def _without(sql: str, clause: str) -> str:
 _PG_RECORD_DEBITS = (f"WITH {_without(_PG_LEDGER_CTES, _ON_TX_CONFLICT)}, "  # noqa: S608  # nosec B608
                      f"{_without(_PG_EVENT_CTES, _ON_EVENT_ID_CONFLICT)} "
                      "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u), (SELECT count(*) FROM e)")
-_PG_UNIQUE_VIOLATION = "23505"
 
 
 # The grant catch-up's read (``LedgerRepository.balance_moves``, ADR 0016): the transactions after a
@@ -403,11 +402,17 @@ class DriverStatements:
         server writes a part while the caller decides the next one (a 1,000-event batch spends
         about as long in Python as in the server). The answers are checked once every part is sent.
         On SQLite, per part: the ledger rows, the wallet, then the events and their buckets."""
-        if not self.postgres or not pipeline_supported():
+        try:
+            if self.postgres and pipeline_supported():
+                self._record_pipelined(chunks)
+                return
             for chunk in chunks:
                 if chunk.debits:
                     self._record_chunk(chunk)
-            return
+        except Duplicate as error:  # a key or event id stored since the lock read it, or given twice
+            _concurrent_key_or_wallet_change(error)
+
+    def _record_pipelined(self, chunks: Iterable[DebitChunk]) -> None:
         connection = self._uow.dbapi_connection()
         sent: list[tuple[Any, int]] = []
         try:
@@ -419,12 +424,9 @@ class DriverStatements:
                                      len(chunk.debits)))
             answers = [(cursor.fetchone(), count) for cursor, count in sent]
         except Exception as error:
-            if getattr(error, "sqlstate", None) == _PG_UNIQUE_VIOLATION:
-                _concurrent_key_or_wallet_change(error)
             self.fail(error, _PG_RECORD_DEBITS, None)
-        for (inserted, updated, recorded), count in answers:
-            if inserted != count or updated != 1 or recorded != count:
-                _concurrent_key_or_wallet_change()
+        for answer, count in answers:
+            _check_part_written(answer, count)
 
     def _pg_debit_params(self, chunk: DebitChunk) -> tuple[Any, ...]:
         return (*self._pg_ledger_arrays([tx for _, tx in chunk.debits]),
@@ -433,18 +435,12 @@ class DriverStatements:
 
     def _record_chunk(self, chunk: DebitChunk) -> None:
         """One part of a batch's write, without pipeline mode (one statement on PostgreSQL)."""
-        events = [event for event, _ in chunk.debits]
-        try:
-            if self.postgres:
-                inserted, updated, recorded = self._run(_PG_RECORD_DEBITS, self._pg_debit_params(chunk))[0]
-                if inserted != len(events) or updated != 1 or recorded != len(events):
-                    _concurrent_key_or_wallet_change()
-                return
-            self.append_with_wallet([tx for _, tx in chunk.debits], chunk.wallet, chunk.old_version)
-            if not all(self.record_events(events)):
-                _concurrent_key_or_wallet_change()
-        except Duplicate as error:  # a key or event id stored since the lock read it, or given twice
-            _concurrent_key_or_wallet_change(error)
+        if self.postgres:
+            _check_part_written(self._run(_PG_RECORD_DEBITS, self._pg_debit_params(chunk))[0], len(chunk.debits))
+            return
+        self.append_with_wallet([tx for _, tx in chunk.debits], chunk.wallet, chunk.old_version)
+        if not all(self.record_events([event for event, _ in chunk.debits])):
+            _concurrent_key_or_wallet_change()
 
     def _append_many(self, txs: Sequence[LedgerTransaction]) -> dict[str, int]:
         """SQLite: insert stamped transactions of one organization, in order, and their postings;
@@ -779,6 +775,13 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 def _concurrent_wallet_change() -> NoReturn:
     # The row changed under the lock we hold: only possible if something bypassed it.
     raise ConcurrentUpdate("the wallet changed concurrently; retry")
+
+
+def _check_part_written(answer: Sequence[Any], count: int) -> None:
+    """PostgreSQL: a part's write inserted all its ``count`` transactions and events and updated the wallet."""
+    inserted, updated, recorded = answer
+    if inserted != count or updated != 1 or recorded != count:
+        _concurrent_key_or_wallet_change()
 
 
 def _concurrent_key_or_wallet_change(cause: BaseException | None = None) -> NoReturn:
