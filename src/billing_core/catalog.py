@@ -134,6 +134,15 @@ def _build(raw: dict[str, Any]) -> Catalog:
                 unit_price_micros=int(p["unit_price_micros"]))
         for p in raw["products"]
     )
+    for product in products:
+        # Every metered event is a ledger transfer of its price, and the ledger refuses a zero
+        # posting: a free product would make each of its events fail at the debit.
+        if product.unit_price_micros <= 0:
+            raise ValueError(f"product {product.code!r}: unit_price_micros must be a positive integer, "
+                             f"not {product.unit_price_micros}")
+    codes = [product.code for product in products]
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"product codes must be unique: {sorted(c for c in set(codes) if codes.count(c) > 1)}")
     return Catalog(
         currency=raw.get("currency", "USD"),
         plans=plans,

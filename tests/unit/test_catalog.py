@@ -138,6 +138,23 @@ def test_a_catalog_with_an_unknown_plan_code_is_refused(tmp_path: Path) -> None:
         load_catalog(path)
 
 
+@pytest.mark.parametrize("price", ["0", "-5"])
+def test_a_catalog_with_a_product_that_costs_nothing_is_refused(tmp_path: Path, price: str) -> None:
+    # Each metered event is a ledger transfer of its price; the ledger refuses a zero posting.
+    path = tmp_path / "catalog.toml"
+    path.write_text(_CUSTOM.replace("unit_price_micros = 900000", f"unit_price_micros = {price}"), encoding="utf-8")
+    with pytest.raises(ValueError, match="'gpu': unit_price_micros must be a positive integer"):
+        load_catalog(path)
+
+
+def test_a_catalog_that_names_a_product_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    second = '[[products]]\ncode = "gpu"\nname = "GPU again"\nunit = "hour"\nunit_price_micros = 1\n'
+    path.write_text(_CUSTOM.replace("[credit_packs]", second + "[credit_packs]"), encoding="utf-8")
+    with pytest.raises(ValueError, match="unique.*gpu"):
+        load_catalog(path)
+
+
 def test_a_provider_price_maps_to_its_plan_by_id_then_by_lookup_key(tmp_path: Path, catalog: Catalog) -> None:
     assert catalog.plan_for_price("price_anything", "scale") == catalog.plan("scale")
     assert catalog.plan_for_price("price_anything", "gold") is None
