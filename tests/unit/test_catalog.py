@@ -151,7 +151,7 @@ def test_a_catalog_that_names_a_product_twice_is_refused(tmp_path: Path) -> None
     path = tmp_path / "catalog.toml"
     second = '[[products]]\ncode = "gpu"\nname = "GPU again"\nunit = "hour"\nunit_price_micros = 1\n'
     path.write_text(_CUSTOM.replace("[credit_packs]", second + "[credit_packs]"), encoding="utf-8")
-    with pytest.raises(ValueError, match="unique.*gpu"):
+    with pytest.raises(ValueError, match=r"unique.*gpu"):
         load_catalog(path)
 
 
