@@ -264,6 +264,32 @@ def test_bad_batch_bodies_are_the_same_problem(pair: Pair, name: str, body: Any,
     assert pair.lean.served == served  # Litestar answered
 
 
+DEEP = 10_000
+"""Deep enough that decoding it recursively would exhaust the interpreter's stack."""
+
+
+@pytest.mark.parametrize(("suffix", "prefix", "suffix_bytes"), [
+    ("", b'{"event_id":"e","product":"compute","quantity":', b"}"),
+    ("", b'{"event_id":"e","product":"compute","quantity":1,"project_id":', b"}"),
+    ("", b'{"colour":', b"}"),
+    (BATCH, b'{"events":', b"}"),
+    (BATCH, b'{"events":[{"event_id":"e","product":"compute","quantity":1,"occurred_at":', b"}]}"),
+    (BATCH, b'{"events":[{"event_id":"e","product":"compute","quantity":1},{"colour":', b"}]}"),
+])
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'])
+def test_a_body_nested_deep_inside_a_field_is_the_same_400(pair: Pair, suffix: str, prefix: bytes,
+                                                           suffix_bytes: bytes, opener: bytes) -> None:
+    # The fast path does not measure the nesting (its body types bound it): its decoder refuses the
+    # body at the first bracket too many and Litestar answers, measuring it as on every route.
+    closer = b"]" if opener == b"[" else b"}"
+    served = pair.lean.served
+    content = prefix + opener * DEEP + b"1" + closer * DEEP + suffix_bytes
+    answer = pair.same(content=content, suffix=suffix)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "malformed_body"
+    assert pair.lean.served == served  # Litestar answered
+
+
 def test_batch_unknown_token_and_unusual_requests(pair: Pair) -> None:
     served = pair.lean.served
     assert pair.same(_batch(EVENT), role=None, headers={"Authorization": "Bearer nope"},
