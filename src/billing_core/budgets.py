@@ -74,7 +74,7 @@ class ScopedBudget(msgspec.Struct, kw_only=True, gc=False):
         return self.scope, self.scope_id
 
 
-class BudgetBreach(msgspec.Struct, frozen=True, kw_only=True):
+class BudgetBreach(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Which budget a denial (or a notice) is about, as the 402 problem body's ``budget`` shows it."""
 
     scope: BudgetScope

@@ -88,7 +88,7 @@ class SpendWarning(StrEnum):
     PAYMENT_FAILURE_GRACE_ACTIVE = "payment_failure_grace_active"
 
 
-class Decision(msgspec.Struct, frozen=True, kw_only=True):
+class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The answer for one billable call. ``retry_at`` says when a denial lifts by itself."""
 
     allowed: bool
@@ -275,7 +275,7 @@ def production_health(wallet: WalletAccount, now: datetime) -> tuple[ProductionH
     return ProductionHealth.HEALTHY, window
 
 
-class DebitRequest(msgspec.Struct, frozen=True):
+class DebitRequest(msgspec.Struct, frozen=True, gc=False):
     """One debit of a batch: what :meth:`~billing_core.ports.WalletRepository.debit` takes besides
     the organization and time."""
 
@@ -286,7 +286,7 @@ class DebitRequest(msgspec.Struct, frozen=True):
     """The call's project and API token: their budgets (ADR 0017) are decided with the organization's."""
 
 
-class DebitOutcome(msgspec.Struct, frozen=True, kw_only=True):
+class DebitOutcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What one debit of a batch came to: the decision, the stamped transaction (None for a denial,
     and for a replay whose transaction the caller did not have), whether it replayed a key, and the
     wallet right after it."""

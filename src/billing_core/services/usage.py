@@ -39,7 +39,7 @@ from billing_core.usage_report import usage_report as build_report
 from billing_core.wallet import WalletAccount, counters_at, give_back_spend
 
 
-class UsageOutcome(msgspec.Struct, frozen=True, kw_only=True):
+class UsageOutcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What the platform's service learns from reporting one billable call."""
 
     event_id: str
@@ -120,7 +120,7 @@ def report_usage(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
     return _outcome(priced, decision, wallet, replayed=False)
 
 
-class UsageEventInput(msgspec.Struct, frozen=True, kw_only=True):
+class UsageEventInput(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One event of a batch, as a platform service reports it."""
 
     event_id: str

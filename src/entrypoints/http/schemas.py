@@ -52,7 +52,7 @@ class Page(msgspec.Struct, Generic[T]):
     next_cursor: str | None = None
 
 
-class Credits(msgspec.Struct, frozen=True):
+class Credits(msgspec.Struct, frozen=True, gc=False):
     """A credit amount: exact micro-dollars and the console's three-decimal display (``$12.480``)."""
 
     micros: int
@@ -218,7 +218,7 @@ class AuthorizeBody(Body):
     """The call's project: its budget (and the calling token's) is asked too (ADR 0017)."""
 
 
-class UsageEventBody(Body):
+class UsageEventBody(Body, gc=False):
     event_id: Identifier
     """Client-supplied unique id: a replay is a no-op."""
     product: Identifier
@@ -322,7 +322,7 @@ class DecisionOut(msgspec.Struct):
     grace_ends_at: datetime | None
 
 
-class UsageOutcomeOut(msgspec.Struct):
+class UsageOutcomeOut(msgspec.Struct, gc=False):
     event_id: str
     allowed: bool
     replayed: bool
