@@ -34,6 +34,14 @@ import msgspec
 from sqlalchemy import exc as sa_exc
 
 from adapters.sqlalchemy.errors import translate
+from adapters.sqlalchemy.pg_arrays import (
+    PgArray,
+    int2_array,
+    int8_array,
+    text_array,
+    timestamptz_array,
+    uuid_array,
+)
 from adapters.sqlalchemy.tables import (
     NIL_UUID,
     OPEN_BUCKET_KEY,
@@ -294,6 +302,21 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
+# How each array column of the batch statements is sent (``pg_arrays``): the transactions without
+# their organization, and the events without theirs plus each one's hour.
+_TX_ARRAYS = (uuid_array, text_array, text_array, text_array, text_array, text_array, timestamptz_array,
+              int8_array)
+_EVENT_ARRAYS = (text_array, uuid_array, uuid_array, int8_array, timestamptz_array, int8_array, int8_array,
+                 uuid_array, timestamptz_array)
+
+_MOVEMENT_ARRAYS = (uuid_array, uuid_array, uuid_array, int8_array)
+
+
+def _packed(encoders: Sequence[Callable[[Any], PgArray]], columns: Sequence[list[Any]]) -> list[PgArray]:
+    assert len(encoders) == len(columns)
+    return [encode(column) for encode, column in zip(encoders, columns, strict=True)]
+
+
 class _Dialect:
     """The statements and value binders of one database, built once per process."""
 
@@ -373,7 +396,7 @@ class DriverStatements:
         """Which of ``keys`` the organization's ledger holds."""
         org = self._uuid(organization_id)
         if self.postgres:
-            return {row[0] for row in self._run(_PG_STORED_KEYS, (list(keys), org))}
+            return {row[0] for row in self._run(_PG_STORED_KEYS, (text_array(keys), org))}
         found: set[str] = set()
         for chunk in _chunks(keys):
             sql = _STORED_KEYS_HEAD + ", ".join("?" for _ in chunk) + ")"
@@ -473,7 +496,8 @@ class DriverStatements:
                 lines.append(line_no)
                 accounts.append(posting.account.value)
                 amounts.append(posting.amount_micros)
-        return (org, *columns, org, keys, lines, accounts, amounts)
+        return (org, *_packed(_TX_ARRAYS, columns), org,
+                text_array(keys), int2_array(lines), text_array(accounts), int8_array(amounts))
 
     def balance_moves(self, organization_id: uuid.UUID, sequence: int, limit: int) -> list[BalanceMove]:
         """See ``LedgerRepository.balance_moves``: one statement."""
@@ -492,7 +516,7 @@ class DriverStatements:
         if not rows:
             return
         if self.postgres:
-            self._rowcount(_PG_INSERT_MOVEMENTS, _columns(rows, len(_MOVEMENT_COLUMNS)))
+            self._rowcount(_PG_INSERT_MOVEMENTS, _packed(_MOVEMENT_ARRAYS, _columns(rows, len(_MOVEMENT_COLUMNS))))
         else:
             self._run_many(self._insert_movement, rows)
 
@@ -509,7 +533,7 @@ class DriverStatements:
                   event_id, self._uuid(organization_id))
         if self.postgres and ledger_keys:
             rows, used = self._run_both(self._lock_for_event, params, _PG_STORED_KEYS,
-                                        (list(ledger_keys), self._uuid(organization_id)))
+                                        (text_array(ledger_keys), self._uuid(organization_id)))
             stored = frozenset(row[0] for row in used)
         else:
             rows = self._run(self._lock_for_event, params)
@@ -603,7 +627,7 @@ class DriverStatements:
         columns = _columns([(*self._event_row(e), self._time(truncate_to_hour(e.occurred_at))) for e in events],
                            len(_EVENT_COLUMNS) + 1)
         del columns[0]  # the organization: one value
-        return (*columns, org, org, NIL_UUID)
+        return (*_packed(_EVENT_ARRAYS, columns), org, org, NIL_UUID)
 
     def _add_to_buckets(self, events: Iterable[UsageEvent]) -> None:
         """Add the events to their open hourly buckets: one upsert per bucket, summed here."""
