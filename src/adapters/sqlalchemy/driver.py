@@ -308,12 +308,11 @@ _TX_ARRAYS = (uuid_array, text_array, text_array, text_array, text_array, text_a
               int8_array)
 _EVENT_ARRAYS = (text_array, uuid_array, uuid_array, int8_array, timestamptz_array, int8_array, int8_array,
                  uuid_array, timestamptz_array)
-
 _MOVEMENT_ARRAYS = (uuid_array, uuid_array, uuid_array, int8_array)
 
 
 def _packed(encoders: Sequence[Callable[[Any], PgArray]], columns: Sequence[list[Any]]) -> list[PgArray]:
-    assert len(encoders) == len(columns)
+    """Each column as its array (as many encoders as columns)."""
     return [encode(column) for encode, column in zip(encoders, columns, strict=True)]
 
 

@@ -103,11 +103,12 @@ def text_array(values: Sequence[str | None]) -> TextArray:
 
 def uuid_array(values: Sequence[uuid.UUID | None]) -> UuidArray:
     """``uuid[]``; None is NULL."""
-    if None in values:
+    try:  # most columns hold no NULL (``None in values`` would call UUID.__eq__ per element)
+        return _array(UuidArray, len(values), False,
+                      _UUID_LENGTH + _UUID_LENGTH.join([value.bytes for value in values]))  # type: ignore[union-attr]
+    except AttributeError:  # a None
         return _array(UuidArray, len(values), True, b"".join(
             [_NULL if value is None else _UUID_LENGTH + value.bytes for value in values]))
-    return _array(UuidArray, len(values), False,
-                  _UUID_LENGTH + _UUID_LENGTH.join([value.bytes for value in values]))  # type: ignore[union-attr]
 
 
 def timestamptz_array(values: Sequence[datetime]) -> TimestamptzArray:

@@ -65,7 +65,7 @@ _BATCH_DECODER = msgspec.json.Decoder(s.UsageBatchBody, strict=True)
 _MEASURE_DEPTH = any((bound := nesting_bound(decoder.type)) is None or bound > MAX_JSON_DEPTH
                      for decoder in (_DECODER, _BATCH_DECODER))
 """Whether the fast path measures a body's nesting before decoding it. The route's body types bound
-it (3 levels), so their decoders refuse a deeper body at once, without recursing, and it goes to
+it (at most 3 levels), so their decoders refuse a deeper body at once, without recursing, and it goes to
 Litestar, which measures it and answers 400 as for any route; measuring first would cost a scan of
 every string of a 1,000-event batch."""
 _ENCODER = msgspec.json.Encoder()
