@@ -136,7 +136,7 @@ class GrantTerms(msgspec.Struct, frozen=True, kw_only=True):
     priority: int = 0
 
 
-class GrantMovement(msgspec.Struct, frozen=True, kw_only=True):
+class GrantMovement(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What one ledger transaction did to one grant, signed from the grant's side: negative draws,
     positive credits (a new grant, a give-back). ``grant_id`` None is the credit line: negative is
     usage no grant could pay (``uncovered_micros`` grows), positive is credit that paid it back.
