@@ -18,9 +18,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from billing_core.payloads import nesting_bound
 from billing_core.services import organizations
 from entrypoints.http.app import create_app
 from entrypoints.http.hot_route import BATCH_ROUTE_TEMPLATE, ROUTE_TEMPLATE, UsageEventsFastPath
+from entrypoints.http.schemas import UsageBatchBody, UsageEventBody
 from tests.e2e.conftest import Api, World, build_world
 
 EVENT = {"event_id": "evt-lean", "product": "compute", "quantity": 2}
@@ -288,6 +290,12 @@ def test_a_body_nested_deep_inside_a_field_is_the_same_400(pair: Pair, suffix: s
     assert answer.status_code == 400, answer.text
     assert answer.json()["code"] == "malformed_body"
     assert pair.lean.served == served  # Litestar answered
+
+
+def test_the_routes_body_types_bound_their_nesting() -> None:
+    # The premise of the fast path not measuring depth (ADR 0018, thirteenth-pass addendum): a field
+    # that admits any JSON (a dict of Any, say) would make the bound None and the scan come back.
+    assert (nesting_bound(UsageEventBody), nesting_bound(UsageBatchBody)) == (1, 3)
 
 
 def test_batch_unknown_token_and_unusual_requests(pair: Pair) -> None:
