@@ -93,10 +93,9 @@ def test_what_a_bounded_type_decodes_nests_at_most_as_deep_as_its_bound(value: A
         assert json_depth(document) <= bound
 
 
-@pytest.mark.parametrize(("decoded_type", "bound"), BOUNDED)
+@pytest.mark.parametrize("decoded_type", [decoded_type for decoded_type, _ in BOUNDED])
 @pytest.mark.parametrize("opener", [b"[", b'{"name":'])
-def test_a_bounded_type_refuses_a_deep_document_without_recursing(decoded_type: Any, bound: int,
-                                                                  opener: bytes) -> None:
+def test_a_bounded_type_refuses_a_deep_document_without_recursing(decoded_type: Any, opener: bytes) -> None:
     deep = 100_000  # far past the recursion limit: a recursive decode would raise RecursionError
     closer = b"]" if opener == b"[" else b"}"
     with pytest.raises(msgspec.ValidationError):

@@ -74,17 +74,22 @@ def _array(kind: type[A], count: int, has_null: bool, elements: bytes) -> A:
     return kind(_HEAD.pack(1, has_null, kind.element_oid, count, 1) + elements)
 
 
+def _integers(kind: type[A], code: str, values: Sequence[int]) -> A:
+    """Integers of the ``struct`` format ``code``, no NULLs: each element is its length and its
+    value, one pack of the interleaved pairs."""
+    width = struct.calcsize(">" + code)
+    return _array(kind, len(values), False,
+                  struct.pack(">" + ("i" + code) * len(values), *[x for value in values for x in (width, value)]))
+
+
 def int8_array(values: Sequence[int]) -> Int8Array:
     """``bigint[]`` of integers (no NULLs: every ``bigint`` column sent in bulk is NOT NULL)."""
-    # Each element is its length (8) and its value: one pack of the interleaved pairs.
-    return _array(Int8Array, len(values), False,
-                  struct.pack(">" + "iq" * len(values), *[x for value in values for x in (8, value)]))
+    return _integers(Int8Array, "q", values)
 
 
 def int2_array(values: Sequence[int]) -> Int2Array:
     """``smallint[]`` of integers (no NULLs)."""
-    return _array(Int2Array, len(values), False,
-                  struct.pack(">" + "ih" * len(values), *[x for value in values for x in (2, value)]))
+    return _integers(Int2Array, "h", values)
 
 
 def text_array(values: Sequence[str | None]) -> TextArray:
