@@ -12,7 +12,9 @@ PostgreSQL: a pool sized for a threaded web server, and an optional ``schema`` p
 ``search_path`` (how tests keep runs apart). A connection that sat idle in the pool for longer than
 ``ping_after_idle_s`` is pinged before use and replaced if dead (server restart, idle-connection
 killer); one checked in more recently was working moments ago and goes straight to work, so a busy
-pool pays no ping round trip per unit of work (ADR 0007). If a connection dies anyway, the failing
+pool pays no ping round trip per unit of work (ADR 0007). Its connections run with the server's JIT
+compiler off (ADR 0020): every statement here is short, and JIT compiles again at every execution
+of any statement whose estimated cost passes ``jit_above_cost``. If a connection dies anyway, the failing
 statement's disconnect error invalidates the pool, its unit of work raises ``StorageUnavailable``
 (nothing committed; HTTP 503), and the next unit of work reconnects.
 
@@ -46,7 +48,8 @@ IDLE_CONNECTIONS_KEPT = 8
 
 def make_engine(url: str | URL = DEFAULT_URL, *, schema: str | None = None, echo: bool = False,
                 pool_size: int = 10, max_overflow: int = 20, sqlite_synchronous: str = "NORMAL",
-                ping_after_idle_s: float = PING_AFTER_IDLE_S, **kwargs: Any) -> Engine:
+                ping_after_idle_s: float = PING_AFTER_IDLE_S, postgres_jit: bool = False,
+                **kwargs: Any) -> Engine:
     """An engine for ``url`` with the settings this adapter relies on.
 
     ``schema`` (PostgreSQL only) is put first on the ``search_path`` of every connection.
@@ -54,6 +57,8 @@ def make_engine(url: str | URL = DEFAULT_URL, *, schema: str | None = None, echo
     process crash (only an OS crash or power loss may lose the last commits), ``FULL`` survives both.
     ``ping_after_idle_s`` (PostgreSQL only): how long a pooled connection may sit idle before it is
     pinged on checkout (``pool_pre_ping=True`` pings on every checkout instead).
+    ``postgres_jit`` (PostgreSQL only) leaves the server's ``jit`` setting as configured; by default
+    each connection turns it off (ADR 0020).
     Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
     """
     parsed = make_url(url)
@@ -66,8 +71,8 @@ def make_engine(url: str | URL = DEFAULT_URL, *, schema: str | None = None, echo
         if parsed.get_driver_name() not in ("psycopg", ""):
             raise ValueError("PostgreSQL is supported through psycopg 3: use postgresql+psycopg://")
         parsed = parsed.set(drivername="postgresql+psycopg")
-        return _postgres_engine(parsed, schema=schema, echo=echo, pool_size=pool_size,
-                                max_overflow=max_overflow, ping_after_idle_s=ping_after_idle_s, **kwargs)
+        return _postgres_engine(parsed, schema=schema, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
+                                ping_after_idle_s=ping_after_idle_s, jit=postgres_jit, **kwargs)
     raise ValueError(f"unsupported database backend {backend!r}: use sqlite:// or postgresql+psycopg://")
 
 
@@ -107,13 +112,17 @@ def _sqlite_engine(url: URL, *, echo: bool, synchronous: str, **kwargs: Any) -> 
 
 
 def _postgres_engine(url: URL, *, schema: str | None, echo: bool, pool_size: int, max_overflow: int,
-                     ping_after_idle_s: float, **kwargs: Any) -> Engine:
+                     ping_after_idle_s: float, jit: bool, **kwargs: Any) -> Engine:
     connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
+    options = [connect_args.get("options", "")]
     if schema is not None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid schema name {schema!r}")
-        options = connect_args.get("options", "")
-        connect_args["options"] = f"{options} -csearch_path={schema}".strip()
+        options.append(f"-csearch_path={schema}")
+    if not jit:
+        # Startup options, not a SET per checkout: no round trip, and a pool reset cannot undo them.
+        options.append("-cjit=off")
+    connect_args["options"] = " ".join(o for o in options if o)
     kwargs.setdefault("pool_recycle", 1800)
     # Last in, first out: a light load keeps reusing the few connections that were just working (no
     # ping, warm prepared statements) and lets the rest age into a ping or the server's idle timeout.
