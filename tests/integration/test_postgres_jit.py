@@ -1,7 +1,7 @@
 """PostgreSQL connections run with the server's JIT compiler off (ADR 0020): a statement whose
 estimated cost passes ``jit_above_cost`` is planned and run without compiling it first, and the
-setting survives the pool's reset and the schema option; ``postgres_jit=True`` leaves the
-server's setting alone."""
+setting survives the pool's reset, the schema option and options given in the URL;
+``postgres_jit=True`` leaves the server's setting alone."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, make_url, text
 
 from adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from adapters.testing.storage import migrated_engine
+from adapters.sqlalchemy.engine import make_engine
+from adapters.testing.storage import migrated_engine, require_postgres_url
 
 pytestmark = pytest.mark.postgres
 
@@ -44,6 +45,20 @@ def test_a_statement_past_the_cost_threshold_is_not_compiled(default_engine: Eng
             assert (setting, source) == ("off", "client")
             assert not _compiles(connection)
             assert connection.execute(text("SELECT current_schema()")).scalar_one().startswith("billing_test_")
+
+
+def test_options_in_the_url_are_kept_beside_it(default_engine: Engine) -> None:
+    with default_engine.connect() as connection:
+        schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+    url = make_url(require_postgres_url()).update_query_dict({"options": f"-csearch_path={schema} -cwork_mem=5MB"})
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT current_schema()")).scalar_one() == schema
+            assert connection.execute(text("SHOW work_mem")).scalar_one() == "5MB"
+            assert connection.execute(text("SHOW jit")).scalar_one() == "off"
+    finally:
+        engine.dispose()
 
 
 def test_the_units_of_work_run_on_those_connections(default_engine: Engine) -> None:

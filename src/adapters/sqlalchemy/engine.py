@@ -114,7 +114,11 @@ def _sqlite_engine(url: URL, *, echo: bool, synchronous: str, **kwargs: Any) -> 
 def _postgres_engine(url: URL, *, schema: str | None, echo: bool, pool_size: int, max_overflow: int,
                      ping_after_idle_s: float, jit: bool, **kwargs: Any) -> Engine:
     connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
-    options = [connect_args.get("options", "")]
+    # Options the URL carries (``?options=-csearch_path%3D...``) would be replaced by the ones set
+    # here, not added to: all go into one string.
+    in_url = url.query.get("options", ())
+    options = [*((in_url,) if isinstance(in_url, str) else in_url), connect_args.get("options", "")]
+    url = url.difference_update_query(["options"])
     if schema is not None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid schema name {schema!r}")
