@@ -148,6 +148,45 @@ class GrantMovement(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     amount_micros: int
 
 
+class MovementSpan(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """How movements are stored (ADR 0016, addendum of the fourteenth pass of issue 16).
+
+    Either one transaction's movement on one grant (``first_sequence == last_sequence``, the
+    transaction's append sequence; a transaction that moved several grants has several), or a
+    **run**: consecutive transactions of the organization (no other transaction of it between
+    them), appended at ``first_sequence`` to ``last_sequence``, each of which drew its whole
+    balance delta from the same grant (or, ``grant_id`` None, from the credit line), summed in
+    ``amount_micros``. A run's ``transaction_id`` is its first transaction's. The movement of a
+    transaction inside a run is its balance delta (:func:`movements_in`): usage draws one grant
+    for long stretches, and storing one row per debit had been the catch-up's largest write."""
+
+    organization_id: uuid.UUID
+    transaction_id: uuid.UUID
+    grant_id: uuid.UUID | None
+    amount_micros: int
+    first_sequence: int
+    last_sequence: int
+
+    @property
+    def is_run(self) -> bool:
+        return self.last_sequence != self.first_sequence
+
+
+def movements_in(spans: Iterable[MovementSpan], move: Allocatable, sequence: int) -> list[GrantMovement]:
+    """What the transaction ``move``, appended at ``sequence``, did to grants, from the stored
+    ``spans`` covering that sequence (its own movements, or the run it is part of), in the order
+    they were allocated."""
+    found: list[GrantMovement] = []
+    for span in spans:
+        if not span.first_sequence <= sequence <= span.last_sequence:
+            continue
+        amount = move.balance_delta if span.is_run else span.amount_micros
+        if amount != 0:
+            found.append(GrantMovement(organization_id=span.organization_id, transaction_id=move.id,
+                                       grant_id=span.grant_id, amount_micros=amount))
+    return found
+
+
 class GrantState(msgspec.Struct, kw_only=True):
     """An organization's grants as allocated up to ledger append sequence ``sequence``.
 
@@ -162,11 +201,14 @@ class GrantState(msgspec.Struct, kw_only=True):
 
 
 class Allocation(msgspec.Struct, frozen=True, kw_only=True):
-    """What :func:`allocate` produced: the state after, the grants it created or changed, the movements."""
+    """What :func:`allocate` produced: the state after, the grants it created or changed, the
+    movements of each transaction, and the same movements as they are stored (``spans``: each
+    run of single-grant draws folded into one)."""
 
     state: GrantState
     changed: list[Grant]
     movements: list[GrantMovement]
+    spans: list[MovementSpan]
 
 
 class Allocatable(Protocol):
@@ -234,6 +276,7 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, Allocatable]],
     debits: dict[str, list[GrantMovement]] = {k: list(v) for k, v in (refunded_draws or {}).items()}
     changed: dict[uuid.UUID, Grant] = {}
     movements: list[GrantMovement] = []
+    spans: list[MovementSpan] = []
     uncovered = state.uncovered_micros
     sequence = state.sequence
     org = state.organization_id
@@ -286,10 +329,24 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, Allocatable]],
             put(grant)
             move(tx, grant.id, rest)
 
+    def store(seq: int, previous: int, moved: list[GrantMovement]) -> None:
+        # A transaction that drew its whole delta from one grant (or the line) extends the run the
+        # transaction just before it (``previous``, in this allocation) ended, if it drew the same.
+        if len(moved) == 1 and moved[0].amount_micros < 0 and spans:
+            last = spans[-1]
+            if (last.last_sequence == previous and last.grant_id == moved[0].grant_id
+                    and last.amount_micros < 0 and (last.is_run or _single_draw(spans))):
+                spans[-1] = msgspec.structs.replace(last, amount_micros=last.amount_micros + moved[0].amount_micros,
+                                                    last_sequence=seq)
+                return
+        spans.extend(MovementSpan(organization_id=org, transaction_id=m.transaction_id, grant_id=m.grant_id,
+                                  amount_micros=m.amount_micros, first_sequence=seq, last_sequence=seq)
+                     for m in moved)
+
     for seq, tx in transactions:
         if seq <= sequence:
             raise InvalidInput("transactions", "transactions must come after the state's sequence, in order")
-        sequence = seq
+        previous, sequence = sequence, seq
         delta = tx.balance_delta
         first_move = len(movements)
         if delta < 0:
@@ -324,8 +381,50 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, Allocatable]],
                         delta -= back
             if delta > 0:
                 credit(tx, delta, _SOURCE_OF_KIND.get(tx.kind, GrantSource.ADJUSTMENT))
+        if len(movements) > first_move:
+            store(seq, previous, movements[first_move:])
     after = GrantState(organization_id=org, sequence=sequence, uncovered_micros=uncovered, grants=grants)
-    return Allocation(state=after, changed=list(changed.values()), movements=movements)
+    return Allocation(state=after, changed=list(changed.values()), movements=movements, spans=spans)
+
+
+def _single_draw(spans: Sequence[MovementSpan]) -> bool:
+    """Whether the last span is the only movement of its transaction (a transaction that moved
+    several grants keeps its own spans: a run's movement per transaction is one draw)."""
+    last = spans[-1]
+    return len(spans) < 2 or spans[-2].last_sequence != last.first_sequence
+
+
+def unexplained_moves(totals: Mapping[tuple[int, int], int],
+                      ledger: Sequence[tuple[int, str, int]]) -> list[str]:
+    """Where the stored movements (``totals``: summed per ``(first_sequence, last_sequence)``,
+    ``GrantRepository.span_totals``) do not explain the organization's ``ledger`` (``(append
+    sequence, idempotency key, balance delta)`` of every transaction, in append order): each
+    transaction's movements add up to its balance delta, a run covers only draws and adds up to
+    theirs, no two spans overlap, and every span starts and ends at a transaction of the ledger
+    (reconcile, ADR 0016)."""
+    problems: list[str] = []
+    position = {seq: i for i, (seq, _, _) in enumerate(ledger)}
+    covered = [False] * len(ledger)
+    for (first, last), total in sorted(totals.items()):
+        i, j = position.get(first), position.get(last)
+        if i is None or j is None or i > j:
+            problems.append(f"grant movements of sequences {first} to {last}, which are not the organization's "
+                            "ledger transactions")
+            continue
+        if any(covered[i:j + 1]):
+            problems.append(f"grant movements of sequences {first} to {last} overlap another span")
+        covered[i:j + 1] = [True] * (j + 1 - i)
+        moved = sum(delta for _, _, delta in ledger[i:j + 1])
+        if i == j and moved != total:
+            problems.append(f"transaction {ledger[i][1]} moves the balance by {moved} µ$ but its grant movements "
+                            f"by {total} µ$")
+        elif i != j and (moved != total or any(delta > 0 for _, _, delta in ledger[i:j + 1])):
+            problems.append(f"transactions {ledger[i][1]} to {ledger[j][1]} move the balance by {moved} µ$ but "
+                            f"their run of draws by {total} µ$")
+    for (_, key, delta), done in zip(ledger, covered, strict=True):
+        if not done and delta != 0:
+            problems.append(f"transaction {key} moves the balance by {delta} µ$ but its grant movements by 0 µ$")
+    return problems
 
 
 def _expired_grant(grants: Mapping[uuid.UUID, Grant], tx: Allocatable) -> Grant | None:

@@ -29,7 +29,7 @@ from billing_core.catalog import Plan
 from billing_core.checkout import CheckoutSession
 from billing_core.einvoice import EInvoice
 from billing_core.errors import InvalidInput
-from billing_core.grants import Grant, GrantMovement, GrantTerms
+from billing_core.grants import Grant, GrantTerms, MovementSpan
 from billing_core.holds import Hold
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, BalanceMove, EntryKind, LedgerTransaction
@@ -354,8 +354,9 @@ class GrantCursor(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class GrantRepository(Protocol):
-    """Credit grants, the projection of the ledger (ADR 0016): grants, their movements per ledger
-    transaction, the per-organization cursor, and the terms of credits posted with non-default ones.
+    """Credit grants, the projection of the ledger (ADR 0016): grants, their movements (stored as
+    :class:`~billing_core.grants.MovementSpan` rows), the per-organization cursor, and the terms of
+    credits posted with non-default ones.
 
     Written only by ``billing_core.services.grants``, by one catch-up of an organization at a time
     (each holds :meth:`lock_cursor`); amounts are micro-dollars."""
@@ -391,21 +392,23 @@ class GrantRepository(Protocol):
         """Every grant of the organization, newest first (then by id)."""
         ...
 
-    def apply(self, cursor: GrantCursor, grants: Sequence[Grant], movements: Sequence[GrantMovement], *,
+    def apply(self, cursor: GrantCursor, grants: Sequence[Grant], spans: Sequence[MovementSpan], *,
               expected_sequence: int) -> bool:
         """Store one allocation, atomically within the unit of work: insert or replace ``grants`` (by
-        id), append ``movements`` and move the organization's cursor to ``cursor``. Conditional on the
+        id), append ``spans`` and move the organization's cursor to ``cursor``. Conditional on the
         stored cursor being at ``expected_sequence``: False, nothing written, when it is not (another
         catch-up got there first). ``InvalidInput`` for a row of another organization than the cursor's."""
         ...
 
-    def movements(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> builtins.list[GrantMovement]:
-        """What one ledger transaction did to grants, in the order it was allocated (empty before
-        catch-up, or for a transaction that moved no balance)."""
+    def spans_at(self, organization_id: uuid.UUID, sequence: int) -> builtins.list[MovementSpan]:
+        """The stored spans that cover the ledger append ``sequence`` (the movements of the
+        transaction appended there, or the run it is part of), in the order they were allocated;
+        empty before catch-up, or for a transaction that moved no balance."""
         ...
 
-    def movement_sums(self, organization_id: uuid.UUID) -> Mapping[uuid.UUID, int]:
-        """The sum of the organization's movements per ledger transaction id (reconcile)."""
+    def span_totals(self, organization_id: uuid.UUID) -> Mapping[tuple[int, int], int]:
+        """The organization's stored movements summed per ``(first_sequence, last_sequence)``
+        (reconcile)."""
         ...
 
     def put_terms(self, terms: GrantTerms) -> None:
@@ -438,6 +441,11 @@ class LedgerRepository(Protocol):
         (:class:`~billing_core.ledger.BalanceMove`: no description, no postings, the balance delta
         summed): the organization's transactions appended after ``sequence``, oldest first, at
         most ``limit``. How the catch-up reads the ledger forward from its cursor (ADR 0016)."""
+        ...
+
+    def balance_move(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> BalanceMove | None:
+        """The organization's transaction ``transaction_id`` as :meth:`balance_moves` reads it (with
+        its append sequence), or None: how a transaction's grant movements are found (ADR 0016)."""
         ...
 
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:

@@ -23,6 +23,7 @@ from billing_core.catalog import load_catalog
 from billing_core.grants import GrantSource, expiry_key, grant_id_for
 from billing_core.ledger import EntryKind
 from billing_core.services.context import BillingContext
+from billing_core.services.grants import movements_of
 from tests.e2e.conftest import START
 from tests.reliability.money_support import at_once
 from tests.support.customers import Customer, sign_up
@@ -77,7 +78,7 @@ def test_expiry_once_and_exact_while_usage_races_it(engine: Engine) -> None:
         assert [t.transaction.idempotency_key for t in expiries] == [expiry_key(promo)]
         drawn_before = sum(-m.amount_micros for t in uow.ledger.after(org, 0)
                            if t.sequence < expiries[0].sequence and t.transaction.kind == EntryKind.USAGE
-                           for m in uow.grants.movements(org, t.transaction.id) if m.grant_id == promo)
+                           for m in movements_of(uow, org, t.transaction.id) if m.grant_id == promo)
         assert -expiries[0].transaction.balance_delta == 100 * PRICE - drawn_before
         stored = uow.grants.get_many(org, [promo])[0]
         assert stored.remaining_micros == 0 and stored.expired_by == expiries[0].transaction.id
@@ -123,7 +124,7 @@ def test_usage_never_waits_for_a_catch_up(engine: Engine) -> None:
         usage_ids = [t.transaction.id for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
         assert len(usage_ids) == 2
         for tx_id in usage_ids:
-            assert sum(m.amount_micros for m in uow.grants.movements(org, tx_id)) == -PRICE, "allocated once"
+            assert sum(m.amount_micros for m in movements_of(uow, org, tx_id)) == -PRICE, "allocated once"
     assert services.reconcile.reconcile(ctx, organization_id=org).clean
 
 
@@ -150,7 +151,7 @@ def test_the_workers_sweep_races_usage_readers_and_expiry(engine: Engine) -> Non
         usage = [t.transaction for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
         assert len(usage) == 10
         for tx in usage:
-            assert sum(m.amount_micros for m in uow.grants.movements(org, tx.id)) == tx.balance_delta
+            assert sum(m.amount_micros for m in movements_of(uow, org, tx.id)) == tx.balance_delta
     assert services.reconcile.reconcile(after, organization_id=org).clean
 
 
@@ -242,5 +243,5 @@ def _allocated_once(ctx: BillingContext, org: uuid.UUID, *, usage_transactions: 
         usage = [t.transaction for t in uow.ledger.after(org, 0) if t.transaction.kind == EntryKind.USAGE]
         assert len(usage) == usage_transactions
         for tx in usage:
-            assert sum(m.amount_micros for m in uow.grants.movements(org, tx.id)) == tx.balance_delta, "once"
+            assert sum(m.amount_micros for m in movements_of(uow, org, tx.id)) == tx.balance_delta, "once"
     assert services.reconcile.reconcile(ctx, organization_id=org).clean

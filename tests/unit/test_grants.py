@@ -20,14 +20,25 @@ from billing_core.grants import (
     GrantSource,
     GrantState,
     GrantTerms,
+    MovementSpan,
     allocate,
     draw,
     draw_key,
     expiry_key,
     grant_balance,
     grant_id_for,
+    movements_in,
+    unexplained_moves,
 )
-from billing_core.ledger import Account, EntryKind, LedgerTransaction, balances, credit_balance, transaction
+from billing_core.ledger import (
+    Account,
+    BalanceMove,
+    EntryKind,
+    LedgerTransaction,
+    balances,
+    credit_balance,
+    transaction,
+)
 
 NOW = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
 ORG = uuid.UUID(int=1)
@@ -98,12 +109,24 @@ def tx(kind: EntryKind, amount: int, key: str, at: datetime, *, reference: str |
 
 
 class Book:
-    """A ledger appended to in order, allocated in chunks."""
+    """A ledger appended to in order, allocated in chunks, its movements kept as storage keeps them
+    (``spans``) and read back as the service reads them (:func:`movements_in`)."""
 
     def __init__(self) -> None:
         self.txs: list[tuple[int, LedgerTransaction]] = []
         self.terms: dict[str, GrantTerms] = {}
-        self.movements: dict[uuid.UUID, list[GrantMovement]] = {}
+        self.spans: list[MovementSpan] = []
+
+    def movements_of(self, seq: int, t: LedgerTransaction) -> list[GrantMovement]:
+        covering = [s for s in self.spans if s.first_sequence <= seq <= s.last_sequence]
+        return movements_in(covering, BalanceMove.of(seq, t), seq)
+
+    def unexplained(self) -> list[str]:
+        totals: dict[tuple[int, int], int] = {}
+        for s in self.spans:
+            totals[(s.first_sequence, s.last_sequence)] = totals.get((s.first_sequence, s.last_sequence), 0) + (
+                s.amount_micros)
+        return unexplained_moves(totals, [(seq, t.idempotency_key, t.balance_delta) for seq, t in self.txs])
 
     def add(self, t: LedgerTransaction) -> LedgerTransaction:
         self.txs.append((len(self.txs) + 1, t))
@@ -113,13 +136,11 @@ class Book:
         """Allocate what follows ``state``, handing over the stored draws of the usage debits that a
         refund in it reverses (as the service reads them from storage)."""
         state = state or GrantState(organization_id=ORG)
-        done = [t for seq, t in self.txs if seq <= state.sequence]
-        debits = {t.reference: self.movements.get(t.id, []) for t in done
-                  if t.kind == EntryKind.USAGE and t.reference is not None}
+        debits = {t.reference: self.movements_of(seq, t) for seq, t in self.txs
+                  if seq <= state.sequence and t.kind == EntryKind.USAGE and t.reference is not None}
         result = allocate(state, [p for p in self.txs if p[0] > state.sequence], terms=self.terms,
                           refunded_draws=debits)
-        for m in result.movements:
-            self.movements.setdefault(m.transaction_id, []).append(m)
+        self.spans.extend(result.spans)
         return result
 
 
@@ -250,7 +271,7 @@ def test_the_projection_explains_every_micro_dollar(ops: list[tuple[str, int, in
             state = result.state
     final = book.allocate(state)
     _check(final, book, state)
-    book.movements.clear()
+    book.spans.clear()
     once = book.allocate()
     _check(once, book, GrantState(organization_id=ORG))
     assert {g.id: g for g in final.state.grants.values()} == once.state.grants
@@ -269,3 +290,49 @@ def _check(result: Allocation, book: Book, before: GrantState) -> None:
         assert sum(m.amount_micros for m in result.movements if m.transaction_id == t.id) == t.balance_delta
         if t.kind == EntryKind.USAGE:
             assert all(m.amount_micros < 0 for m in result.movements if m.transaction_id == t.id)
+        # As stored (runs of single-grant draws folded into one span) and read back: the same.
+        assert book.movements_of(seq, t) == [m for m in result.movements if m.transaction_id == t.id]
+    assert len(result.spans) <= len(result.movements)
+    assert book.unexplained() == []
+
+
+def test_a_run_of_draws_from_one_grant_is_stored_as_one_span_and_read_back_per_debit() -> None:
+    book = Book()
+    book.add(tx(EntryKind.TOP_UP, 1_000, "paid", NOW, reference="payment-1"))
+    book.terms["promo"] = GrantTerms(organization_id=ORG, idempotency_key="promo", source=GrantSource.PROMOTION)
+    book.add(tx(EntryKind.GRANT, 100, "promo", NOW))
+    debits = [book.add(tx(EntryKind.USAGE, -30, f"u{n}", NOW, reference=f"e{n}")) for n in range(6)]
+    result = book.allocate()
+    promo, paid = grant_id_for(book.txs[1][1].id), grant_id_for(book.txs[0][1].id)
+    # u0-u2 draw the promotion (90), u3 draws its last 10 and 20 paid, u4 and u5 draw paid.
+    assert [(s.grant_id, s.amount_micros, s.first_sequence, s.last_sequence) for s in result.spans] == [
+        (paid, 1_000, 1, 1), (promo, 100, 2, 2), (promo, -90, 3, 5), (promo, -10, 6, 6), (paid, -20, 6, 6),
+        (paid, -60, 7, 8)]
+    assert result.spans[2].transaction_id == debits[0].id
+    assert [book.movements_of(seq, t) for seq, t in book.txs[2:]] == [
+        [m for m in result.movements if m.transaction_id == t.id] for t in debits]
+    assert book.unexplained() == []
+    # A refund of a debit inside a run gives back to the grant the run drew.
+    book.add(tx(EntryKind.AUTOMATIC_REFUND, 30, "r1", NOW, reference="e1"))
+    refund = book.allocate(result.state)
+    assert moved(refund, book.txs[-1][1]) == {promo: 30}
+
+
+def test_reconcile_finds_stored_movements_that_do_not_explain_the_ledger() -> None:
+    ledger = [(3, "a", 500), (5, "b", -20), (6, "c", -30), (9, "d", 0), (10, "e", -5)]
+    good = {(3, 3): 500, (5, 6): -50, (10, 10): -5}
+    assert unexplained_moves(good, ledger) == []
+    assert unexplained_moves({**good, (3, 3): 499}, ledger) == [
+        "transaction a moves the balance by 500 µ$ but its grant movements by 499 µ$"]
+    assert unexplained_moves({**good, (5, 6): -49}, ledger) == [
+        "transactions b to c move the balance by -50 µ$ but their run of draws by -49 µ$"]
+    assert unexplained_moves({(3, 6): 450, (10, 10): -5}, ledger) == [
+        "transactions a to c move the balance by 450 µ$ but their run of draws by 450 µ$"], "a run holds only draws"
+    assert unexplained_moves({**good, (6, 10): -35}, ledger) == [
+        "grant movements of sequences 6 to 10 overlap another span",
+        "grant movements of sequences 10 to 10 overlap another span"]
+    assert unexplained_moves({**good, (4, 4): -1}, ledger) == [
+        "grant movements of sequences 4 to 4, which are not the organization's ledger transactions"]
+    assert unexplained_moves({(3, 3): 500, (10, 10): -5}, ledger) == [
+        "transaction b moves the balance by -20 µ$ but its grant movements by 0 µ$",
+        "transaction c moves the balance by -30 µ$ but its grant movements by 0 µ$"]

@@ -20,7 +20,7 @@ from billing_core.catalog import PlanCode, load_catalog
 from billing_core.checkout import CheckoutSession, CheckoutStatus
 from billing_core.einvoice import DEMO_SELLER, from_invoice
 from billing_core.errors import Conflict, InvalidInput, LedgerImbalance, NotFound
-from billing_core.grants import Grant, GrantMovement, GrantSource, GrantTerms
+from billing_core.grants import Grant, GrantSource, GrantTerms, MovementSpan
 from billing_core.holds import Hold
 from billing_core.invoices import NO_TAX, Invoice, InvoiceStatus
 from billing_core.ledger import Account, EntryKind, LedgerTransaction, Posting
@@ -138,7 +138,8 @@ def write_everything(uow: InMemoryUnitOfWork) -> None:
     uow.grants.apply(GrantCursor(organization_id=ORG, sequence=1), [
         Grant(id=uuid.uuid4(), organization_id=ORG, source=GrantSource.PACK, amount_micros=DOLLAR,
               remaining_micros=DOLLAR, created_at=NOW)],
-        [GrantMovement(organization_id=ORG, transaction_id=uuid.uuid4(), grant_id=None, amount_micros=1)],
+        [MovementSpan(organization_id=ORG, transaction_id=uuid.uuid4(), grant_id=None, amount_micros=1,
+                      first_sequence=1, last_sequence=1)],
         expected_sequence=0)
     uow.budgets.add(ScopedBudget(organization_id=ORG, scope=BudgetScope.PROJECT, scope_id=uuid.uuid4(),
                                  daily_micros=DOLLAR))

@@ -33,7 +33,7 @@ from billing_core.errors import (
     NotFound,
     PlanChangeExists,
 )
-from billing_core.grants import Grant, GrantMovement, GrantTerms
+from billing_core.grants import Grant, GrantTerms, MovementSpan
 from billing_core.holds import Hold, HoldStatus
 from billing_core.invoices import Invoice
 from billing_core.ledger import Account, BalanceMove, EntryKind, LedgerTransaction, check_balanced
@@ -108,7 +108,7 @@ class InMemoryStore:
         self.budgets: dict[tuple[uuid.UUID, BudgetScope, uuid.UUID], ScopedBudget] = {}
         self.grants: dict[uuid.UUID, Grant] = {}
         # Movements in append order (key: position), cursors and terms per organization.
-        self.grant_movements: dict[int, GrantMovement] = {}
+        self.grant_movements: dict[int, MovementSpan] = {}
         self.grant_cursors: dict[uuid.UUID, GrantCursor] = {}
         self.grant_terms: dict[tuple[uuid.UUID, str], GrantTerms] = {}
         self.ledger: dict[uuid.UUID, LedgerTransaction] = {}
@@ -472,10 +472,10 @@ class InMemoryGrantRepository(_Repo):
         by_id = sorted(self._of(organization_id), key=lambda g: str(g.id))
         return sorted(by_id, key=lambda g: g.created_at, reverse=True)
 
-    def apply(self, cursor: GrantCursor, grants: Sequence[Grant], movements: Sequence[GrantMovement], *,
+    def apply(self, cursor: GrantCursor, grants: Sequence[Grant], spans: Sequence[MovementSpan], *,
               expected_sequence: int) -> bool:
         org = cursor.organization_id
-        if any(g.organization_id != org for g in grants) or any(m.organization_id != org for m in movements):
+        if any(g.organization_id != org for g in grants) or any(m.organization_id != org for m in spans):
             raise InvalidInput("organization_id", "a grant row belongs to another organization")
         if cursor.uncovered_micros < 0 or any(not 0 <= g.remaining_micros <= g.amount_micros for g in grants):
             # The SQL schema's check constraints (translated as InvalidInput there too).
@@ -487,21 +487,24 @@ class InMemoryGrantRepository(_Repo):
             if stored is not None and stored.organization_id != org:
                 raise Conflict("grant id exists", code="constraint_violation")
             self.j.set(self.s.grants, grant.id, grant)
-        for movement in movements:
-            self.j.set(self.s.grant_movements, len(self.s.grant_movements) + 1, movement)
+        if any(m.first_sequence > m.last_sequence for m in spans):  # the SQL schema's check
+            raise InvalidInput("first_sequence", "a span covers append sequences from one to another")
+        for span in spans:
+            self.j.set(self.s.grant_movements, len(self.s.grant_movements) + 1, span)
         self.j.set(self.s.grant_cursors, org, cursor)
         return True
 
-    def movements(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> builtins.list[GrantMovement]:
+    def spans_at(self, organization_id: uuid.UUID, sequence: int) -> builtins.list[MovementSpan]:
         return [m for m in self.s.grant_movements.values()
-                if m.organization_id == organization_id and m.transaction_id == transaction_id]
+                if m.organization_id == organization_id and m.first_sequence <= sequence <= m.last_sequence]
 
-    def movement_sums(self, organization_id: uuid.UUID) -> Mapping[uuid.UUID, int]:
-        sums: dict[uuid.UUID, int] = {}
+    def span_totals(self, organization_id: uuid.UUID) -> Mapping[tuple[int, int], int]:
+        totals: dict[tuple[int, int], int] = {}
         for m in self.s.grant_movements.values():
             if m.organization_id == organization_id:
-                sums[m.transaction_id] = sums.get(m.transaction_id, 0) + m.amount_micros
-        return sums
+                key = (m.first_sequence, m.last_sequence)
+                totals[key] = totals.get(key, 0) + m.amount_micros
+        return totals
 
     def put_terms(self, terms: GrantTerms) -> None:
         key = (terms.organization_id, terms.idempotency_key)
@@ -541,6 +544,12 @@ class InMemoryLedgerRepository(_Repo):
 
     def balance_moves(self, organization_id: uuid.UUID, sequence: int, limit: int = 500) -> list[BalanceMove]:
         return [BalanceMove.of(s.sequence, s.transaction) for s in self.after(organization_id, sequence, limit)]
+
+    def balance_move(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> BalanceMove | None:
+        for position, tx in enumerate(self.s.ledger.values(), start=1):
+            if tx.id == transaction_id:
+                return BalanceMove.of(position, tx) if tx.organization_id == organization_id else None
+        return None
 
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
         tx_id = self.s.ledger_keys.get((organization_id, idempotency_key))

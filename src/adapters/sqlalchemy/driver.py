@@ -61,7 +61,7 @@ from billing_core.billing_settings import (
     SpendManagement,
 )
 from billing_core.errors import ConcurrentUpdate, Duplicate
-from billing_core.grants import GrantMovement
+from billing_core.grants import MovementSpan
 from billing_core.ledger import BALANCE_ACCOUNTS, BalanceMove, EntryKind, LedgerTransaction
 from billing_core.ports import DebitChunk
 from billing_core.usage import HourlyUsage, UsageEvent, truncate_to_hour
@@ -94,7 +94,8 @@ assert set(_WALLET_COLUMNS) == set(wallets.c.keys())
 assert set(_SETTINGS_COLUMNS) == set(billing_settings.c.keys()) - {"organization_id"}
 assert set(_TX_COLUMNS) == set(ledger_transactions.c.keys()) - {"seq"}
 assert set(_POSTING_COLUMNS) == set(ledger_postings.c.keys())
-_MOVEMENT_COLUMNS = ("organization_id", "transaction_id", "grant_id", "amount_micros")
+_MOVEMENT_COLUMNS = ("organization_id", "transaction_id", "grant_id", "amount_micros", "first_sequence",
+                     "last_sequence")
 assert set(_MOVEMENT_COLUMNS) == set(grant_movements.c.keys()) - {"seq"}
 assert set(_EVENT_COLUMNS) == set(usage_events.c.keys())
 
@@ -245,7 +246,7 @@ _PG_LEDGER_CTES = (
 _PG_APPEND_WITH_WALLET = f"WITH {_PG_LEDGER_CTES} SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)"  # noqa: S608  # nosec B608
 _INSERT_MOVEMENT_HEAD = f"INSERT INTO grant_movements ({', '.join(_MOVEMENT_COLUMNS)})"
 _INSERT_MOVEMENT = _INSERT_MOVEMENT_HEAD + f" VALUES ({', '.join('?' for _ in _MOVEMENT_COLUMNS)})"
-_PG_INSERT_MOVEMENTS = _unnest_insert(_INSERT_MOVEMENT_HEAD, ("uuid", "uuid", "uuid", "bigint"), "")
+_PG_INSERT_MOVEMENTS = _unnest_insert(_INSERT_MOVEMENT_HEAD, ("uuid", "uuid", "uuid", "bigint", "bigint", "bigint"), "")
 # Events of one organization (its id bound once) and the open hourly buckets of those inserted, one
 # upsert per bucket with their sum: ``ev`` is the events with each one's hour (the bucket key as
 # ``truncate_to_hour`` computes it), ``e`` the ids inserted (a stored id is skipped).
@@ -283,11 +284,13 @@ _PG_RECORD_DEBITS = (f"WITH {_without(_PG_LEDGER_CTES, _ON_TX_CONFLICT)}, "  # n
 # per row), no postings loaded. At the driver level: the worker reads every usage debit once, and
 # SQLAlchemy's row and type processing was a quarter of its CPU per transaction. The account names
 # are the ledger's own constants.
-_BALANCE_MOVES = (
+_BALANCE_MOVE_HEAD = (
     "SELECT t.seq, t.id, t.idempotency_key, t.kind, t.created_at, t.reference, "  # noqa: S608  # nosec B608
     "(SELECT coalesce(sum(p.amount_micros), 0) FROM ledger_postings p WHERE p.transaction_seq = t.seq AND "
     f"p.account IN ({', '.join(repr(a.value) for a in sorted(BALANCE_ACCOUNTS))})) "
-    "FROM ledger_transactions t WHERE t.organization_id = ? AND t.seq > ? ORDER BY t.seq LIMIT ?")
+    "FROM ledger_transactions t WHERE t.organization_id = ? AND ")
+_BALANCE_MOVES = _BALANCE_MOVE_HEAD + "t.seq > ? ORDER BY t.seq LIMIT ?"
+_BALANCE_MOVE = _BALANCE_MOVE_HEAD + "t.id = ?"  # one transaction, by its unique id
 _ENTRY_KINDS = {kind.value: kind for kind in EntryKind}
 
 _STORED_KEYS_HEAD = "SELECT idempotency_key FROM ledger_transactions WHERE organization_id = ? AND idempotency_key IN ("
@@ -308,7 +311,7 @@ _TX_ARRAYS = (uuid_array, text_array, text_array, text_array, text_array, text_a
               int8_array)
 _EVENT_ARRAYS = (text_array, uuid_array, uuid_array, int8_array, timestamptz_array, int8_array, int8_array,
                  uuid_array, timestamptz_array)
-_MOVEMENT_ARRAYS = (uuid_array, uuid_array, uuid_array, int8_array)
+_MOVEMENT_ARRAYS = (uuid_array, uuid_array, uuid_array, int8_array, int8_array, int8_array)
 
 
 def _packed(encoders: Sequence[Callable[[Any], PgArray]], columns: Sequence[list[Any]]) -> list[PgArray]:
@@ -337,6 +340,7 @@ class _Dialect:
         self.pg_write_usage = self.sql(_PG_WRITE_USAGE)
         self.insert_movement = self.sql(_INSERT_MOVEMENT)
         self.balance_moves = self.sql(_BALANCE_MOVES)
+        self.balance_move = self.sql(_BALANCE_MOVE)
 
 
 _DIALECTS = {"sqlite": _Dialect(postgres=False), "postgresql": _Dialect(postgres=True)}
@@ -356,7 +360,7 @@ class DriverStatements:
         self._put_on_invoice = d.put_on_invoice
         self._lock_for_event, self._pg_write_usage = d.lock_for_event, d.pg_write_usage
         self._insert_movement = d.insert_movement
-        self._balance_moves = d.balance_moves
+        self._balance_moves, self._balance_move = d.balance_moves, d.balance_move
 
     # ------------------------------------------------------------------ wallet and ledger
 
@@ -500,18 +504,25 @@ class DriverStatements:
 
     def balance_moves(self, organization_id: uuid.UUID, sequence: int, limit: int) -> list[BalanceMove]:
         """See ``LedgerRepository.balance_moves``: one statement."""
+        return self._moves(self._run(self._balance_moves, (self._uuid(organization_id), sequence, limit)))
+
+    def balance_move(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> BalanceMove | None:
+        """See ``LedgerRepository.balance_move``: the same statement for one transaction."""
+        found = self._moves(self._run(self._balance_move, (self._uuid(organization_id), self._uuid(transaction_id))))
+        return found[0] if found else None
+
+    def _moves(self, rows: Sequence[Sequence[Any]]) -> list[BalanceMove]:
         kinds, read_uuid, read_time = _ENTRY_KINDS, self._read_uuid, self._read_time
         return [BalanceMove(sequence=seq, id=read_uuid(tx_id), idempotency_key=key, kind=kinds[kind],
                             created_at=read_time(at), reference=reference, balance_delta=int(delta))
-                for seq, tx_id, key, kind, at, reference, delta
-                in self._run(self._balance_moves, (self._uuid(organization_id), sequence, limit))]
+                for seq, tx_id, key, kind, at, reference, delta in rows]
 
-    def insert_grant_movements(self, movements: Sequence[GrantMovement]) -> None:
-        """Append the grant catch-up's movements in order (``GrantRepository.apply``, ADR 0016):
-        one row per usage transaction, so a catch-up writes hundreds; one ``unnest`` statement on
-        PostgreSQL, ``executemany`` on SQLite."""
+    def insert_grant_movements(self, spans: Sequence[MovementSpan]) -> None:
+        """Append the grant catch-up's movement spans in order (``GrantRepository.apply``, ADR 0016):
+        one ``unnest`` statement on PostgreSQL, ``executemany`` on SQLite."""
         rows = [(self._uuid(m.organization_id), self._uuid(m.transaction_id),
-                 None if m.grant_id is None else self._uuid(m.grant_id), m.amount_micros) for m in movements]
+                 None if m.grant_id is None else self._uuid(m.grant_id), m.amount_micros, m.first_sequence,
+                 m.last_sequence) for m in spans]
         if not rows:
             return
         if self.postgres:

@@ -22,7 +22,7 @@ from adapters.sqlalchemy.base import SqlAlchemyRepository
 from adapters.sqlalchemy.tables import grant_cursors, grant_movements, grant_terms, ledger_transactions, organizations
 from adapters.sqlalchemy.tables import grants as grant_rows
 from billing_core.errors import InvalidInput
-from billing_core.grants import Grant, GrantMovement, GrantTerms
+from billing_core.grants import Grant, GrantTerms, MovementSpan
 from billing_core.ports import GrantCursor
 
 _g, _m, _c, _k, _t = grant_rows.c, grant_movements.c, grant_cursors.c, grant_terms.c, ledger_transactions.c
@@ -80,10 +80,10 @@ class SqlAlchemyGrantRepository(SqlAlchemyRepository):
         query = select(grant_rows).where(_g.organization_id == organization_id).order_by(_g.created_at.desc(), _g.id)
         return [rows.grant_from_row(row) for row in self._execute(query)]
 
-    def apply(self, cursor: GrantCursor, grants: Sequence[Grant], movements: Sequence[GrantMovement], *,
+    def apply(self, cursor: GrantCursor, grants: Sequence[Grant], spans: Sequence[MovementSpan], *,
               expected_sequence: int) -> bool:
         org = cursor.organization_id
-        if any(g.organization_id != org for g in grants) or any(m.organization_id != org for m in movements):
+        if any(g.organization_id != org for g in grants) or any(m.organization_id != org for m in spans):
             raise InvalidInput("organization_id", "a grant row belongs to another organization")
         values = {"sequence": cursor.sequence, "uncovered_micros": cursor.uncovered_micros}
         with self._guarded():
@@ -105,21 +105,27 @@ class SqlAlchemyGrantRepository(SqlAlchemyRepository):
                     self._execute(delete(grant_rows).where(_g.organization_id == org,
                                                        _g.id.in_(ids[start:start + _PER_QUERY])))
                 self._execute(grant_rows.insert(), [rows.grant_values(g) for g in grants])
-            if movements:  # one row per usage transaction: at the driver level (unnest on PostgreSQL)
-                self._uow.driver.insert_grant_movements(movements)
+            if spans:  # at the driver level (unnest on PostgreSQL)
+                self._uow.driver.insert_grant_movements(spans)
         return True
 
-    def movements(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> builtins.list[GrantMovement]:
-        query = (select(grant_movements).where(_m.organization_id == organization_id,
-                                               _m.transaction_id == transaction_id).order_by(_m.seq))
-        return [GrantMovement(organization_id=row.organization_id, transaction_id=row.transaction_id,
-                              grant_id=row.grant_id, amount_micros=int(row.amount_micros))
+    def spans_at(self, organization_id: uuid.UUID, sequence: int) -> builtins.list[MovementSpan]:
+        """Spans of one organization never overlap but where one transaction has several (the same
+        range), so the first range that ends at or after ``sequence`` is the only one that may
+        cover it: found by the (organization, last_sequence) index, not by a scan of all after it."""
+        nearest = (select(func.min(_m.last_sequence))
+                   .where(_m.organization_id == organization_id, _m.last_sequence >= sequence).scalar_subquery())
+        query = (select(grant_movements).where(_m.organization_id == organization_id, _m.last_sequence == nearest,
+                                               _m.first_sequence <= sequence).order_by(_m.seq))
+        return [MovementSpan(organization_id=row.organization_id, transaction_id=row.transaction_id,
+                             grant_id=row.grant_id, amount_micros=int(row.amount_micros),
+                             first_sequence=int(row.first_sequence), last_sequence=int(row.last_sequence))
                 for row in self._execute(query)]
 
-    def movement_sums(self, organization_id: uuid.UUID) -> Mapping[uuid.UUID, int]:
-        query = (select(_m.transaction_id, func.sum(_m.amount_micros)).where(_m.organization_id == organization_id)
-                 .group_by(_m.transaction_id))
-        return {row[0]: int(row[1]) for row in self._execute(query)}
+    def span_totals(self, organization_id: uuid.UUID) -> Mapping[tuple[int, int], int]:
+        query = (select(_m.first_sequence, _m.last_sequence, func.sum(_m.amount_micros))
+                 .where(_m.organization_id == organization_id).group_by(_m.first_sequence, _m.last_sequence))
+        return {(int(row[0]), int(row[1])): int(row[2]) for row in self._execute(query)}
 
     def put_terms(self, terms: GrantTerms) -> None:
         with self._guarded():

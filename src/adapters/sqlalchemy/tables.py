@@ -204,11 +204,17 @@ grant_movements = Table(
     "grant_movements", metadata,
     Column("seq", Sequence64, primary_key=True, autoincrement=True, comment="allocation order"),
     _org_fk(),
-    Column("transaction_id", Uuid, nullable=False),
+    Column("transaction_id", Uuid, nullable=False, comment="the (first) transaction the span covers"),
     Column("grant_id", Uuid, nullable=True, comment="NULL: the credit line (usage no grant paid)"),
     Column("amount_micros", BigInteger, nullable=False),
-    Index("ix_grant_movements_organization_id_transaction_id", "organization_id", "transaction_id"),
+    Column("first_sequence", BigInteger, nullable=False, comment="ledger_transactions.seq the span starts at"),
+    Column("last_sequence", BigInteger, nullable=False,
+           comment="where it ends: greater for a run of draws from one grant"),
+    CheckConstraint("first_sequence <= last_sequence", name="grant_movement_span_in_order"),
+    Index("ix_grant_movements_organization_id_last_sequence", "organization_id", "last_sequence"),
 )
+"""Movements as :class:`billing_core.grants.MovementSpan` rows: a transaction's own, or one row for a
+run of consecutive single-grant draws (ADR 0016)."""
 
 grant_cursors = Table(
     "grant_cursors", metadata,

@@ -229,6 +229,9 @@ class SqlAlchemyLedgerRepository(SqlAlchemyRepository):
             raise InvalidInput("limit", "limit must be at least 1")
         return self._uow.driver.balance_moves(organization_id, sequence, limit)
 
+    def balance_move(self, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> BalanceMove | None:
+        return self._uow.driver.balance_move(organization_id, transaction_id)
+
     def get_by_key(self, organization_id: uuid.UUID, idempotency_key: str) -> LedgerTransaction | None:
         found = self._execute(_TX_WITH_POSTINGS, {"org": organization_id, "key": idempotency_key}).all()
         return rows.transaction_from_row(found[0], found) if found else None

@@ -28,6 +28,7 @@ from billing_core.grants import (
     GrantTerms,
     allocate,
     expiry_key,
+    movements_in,
     pending_expiry,
 )
 from billing_core.ledger import Account, EntryKind, transfer
@@ -105,7 +106,7 @@ def _store(uow: UnitOfWork, cursor: GrantCursor, result: Allocation, *, expected
     after = result.state
     return uow.grants.apply(
         msgspec.structs.replace(cursor, sequence=after.sequence, uncovered_micros=after.uncovered_micros),
-        result.changed, result.movements, expected_sequence=expected_sequence)
+        result.changed, result.spans, expected_sequence=expected_sequence)
 
 
 def _next_allocation(uow: UnitOfWork, state: GrantState, batch: int) -> Allocation | None:
@@ -120,7 +121,7 @@ def _next_allocation(uow: UnitOfWork, state: GrantState, batch: int) -> Allocati
     for t in txs:
         if t.kind == EntryKind.AUTOMATIC_REFUND and t.reference is not None and t.reference not in refunded:
             debit = uow.ledger.get_by_key(organization_id, f"{USAGE_KEY}:{t.reference}")
-            refunded[t.reference] = [] if debit is None else uow.grants.movements(organization_id, debit.id)
+            refunded[t.reference] = [] if debit is None else movements_of(uow, organization_id, debit.id)
     wanted = {m.grant_id for ms in refunded.values() for m in ms
               if m.grant_id is not None and m.grant_id not in state.grants}
     for grant in uow.grants.get_many(organization_id, sorted(wanted, key=str)):
@@ -351,11 +352,21 @@ def list_grants(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUID
         return [GrantView(grant=g, status=grant_status(g, now)) for g in uow.grants.list(organization_id)]
 
 
+def movements_of(uow: UnitOfWork, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> list[GrantMovement]:
+    """What one ledger transaction did to grants, as allocated so far (catch up first to include
+    the newest transactions), in the order it was allocated: from the stored spans that cover its
+    append sequence (its own movements, or the run of single-grant draws it is part of)."""
+    move = uow.ledger.balance_move(organization_id, transaction_id)
+    if move is None:
+        return []
+    return movements_in(uow.grants.spans_at(organization_id, move.sequence), move, move.sequence)
+
+
 def draws_for(uow: UnitOfWork, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> list[GrantDraw]:
     """The grants one ledger transaction drew (negative) or gave back to / created (positive), as
     allocated so far (catch up first, under the lock, to include the newest transactions). The
     credit-line part (usage no grant paid) is left out: the transaction's amount less these."""
-    moved = [m for m in uow.grants.movements(organization_id, transaction_id) if m.grant_id is not None]
+    moved = [m for m in movements_of(uow, organization_id, transaction_id) if m.grant_id is not None]
     sources = {g.id: g.source for g in uow.grants.get_many(organization_id, [m.grant_id for m in moved
                                                                             if m.grant_id is not None])}
     return [GrantDraw(grant_id=m.grant_id, source=sources[m.grant_id], amount_micros=m.amount_micros)

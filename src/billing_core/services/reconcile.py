@@ -18,6 +18,7 @@ import msgspec
 from billing_core import budgets as scoped
 from billing_core.checkout import CheckoutStatus
 from billing_core.errors import ReconciliationFailed
+from billing_core.grants import unexplained_moves
 from billing_core.ledger import Account, EntryKind, LedgerTransaction
 from billing_core.payments import PaymentStatus
 from billing_core.ports import UnitOfWork, iterate_pages
@@ -253,8 +254,8 @@ def grants_explain_wallet(ctx: BillingContext, uow: UnitOfWork, organization_id:
     the wallet lock, in the reconcile's unit of work, which is not committed), the grants not
     expired by an entry less the usage no grant paid equal the real-time balance; each ledger
     transaction's movements add up to its balance delta (a debit's draws plus its uncovered part
-    are its amount); no grant's remaining is negative or above its amount; each expired grant
-    has its expiry entry."""
+    are its amount; a run of draws stored as one adds up to its debits: ``unexplained_moves``);
+    no grant's remaining is negative or above its amount; each expired grant has its expiry entry."""
     problems: list[str] = []
     uow.wallets.lock(organization_id)
     state = catch_up(uow, organization_id)
@@ -267,21 +268,17 @@ def grants_explain_wallet(ctx: BillingContext, uow: UnitOfWork, organization_id:
     for grant in every:
         if not 0 <= grant.remaining_micros <= grant.amount_micros:
             problems.append(f"grant {grant.id} has {grant.remaining_micros} µ$ left of {grant.amount_micros} µ$")
-    sums = dict(uow.grants.movement_sums(organization_id))
     expiries: dict[uuid.UUID, str | None] = {}
+    ledger: list[tuple[int, str, int]] = []
     sequence = 0
     while batch := uow.ledger.after(organization_id, sequence):
         for item in batch:
             tx = item.transaction
-            moved = sums.pop(tx.id, 0)
-            if moved != tx.balance_delta:
-                problems.append(f"transaction {tx.idempotency_key} moves the balance by {tx.balance_delta} µ$ "
-                                f"but its grant movements by {moved} µ$")
+            ledger.append((item.sequence, tx.idempotency_key, tx.balance_delta))
             if tx.kind == EntryKind.GRANT_EXPIRY:
                 expiries[tx.id] = tx.reference
         sequence = batch[-1].sequence
-    for tx_id in sums:
-        problems.append(f"grant movements of transaction {tx_id}, which is not in the ledger")
+    problems += unexplained_moves(uow.grants.span_totals(organization_id), ledger)
     for grant in every:
         if grant.expired_by is not None and grant.expired_by not in expiries:
             problems.append(f"grant {grant.id} is expired by {grant.expired_by}, which is no expiry entry")

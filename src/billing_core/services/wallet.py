@@ -14,7 +14,14 @@ from billing_core.ledger import Account, EntryKind, transfer
 from billing_core.permissions import Action, Actor, require
 from billing_core.ports import UnitOfWork
 from billing_core.services.context import BillingContext
-from billing_core.services.grants import GrantView, catch_up, check_grant_amount, grant_status, grant_terms
+from billing_core.services.grants import (
+    GrantView,
+    catch_up,
+    check_grant_amount,
+    grant_status,
+    grant_terms,
+    movements_of,
+)
 from billing_core.spend_guard import gate_for, limits_for
 
 PROMOTIONAL_GRANT_SOURCES = frozenset({GrantSource.PROMOTION, GrantSource.TRIAL})
@@ -80,7 +87,7 @@ def create_grant(ctx: BillingContext, actor: Actor, *, organization_id: uuid.UUI
         catch_up(uow, organization_id)
         tx = uow.ledger.get_by_key(organization_id, key)
         assert tx is not None
-        movements = uow.grants.movements(organization_id, tx.id)
+        movements = movements_of(uow, organization_id, tx.id)
         uow.commit()
         made = uow.grants.get_many(organization_id, [m.grant_id for m in movements if m.grant_id is not None])
     paid = sum(m.amount_micros for m in movements if m.grant_id is None)

@@ -14,7 +14,7 @@ import pytest
 from adapters.testing.builders import NOW, grant, new_org, top_up, usage_tx
 from adapters.testing.storage import StorageBackend
 from billing_core.errors import InvalidInput
-from billing_core.grants import Grant, GrantMovement, GrantSource, GrantTerms
+from billing_core.grants import Grant, GrantSource, GrantTerms, MovementSpan
 from billing_core.ledger import BalanceMove, EntryKind
 from billing_core.ports import GrantCursor
 
@@ -27,8 +27,10 @@ def _grant(org: uuid.UUID, amount: int, *, remaining: int | None = None, expires
                  created_by=uuid.uuid4(), reference="payment-1")
 
 
-def _move(org: uuid.UUID, tx: uuid.UUID, grant_id: uuid.UUID | None, amount: int) -> GrantMovement:
-    return GrantMovement(organization_id=org, transaction_id=tx, grant_id=grant_id, amount_micros=amount)
+def _span(org: uuid.UUID, tx: uuid.UUID, grant_id: uuid.UUID | None, amount: int, first: int,
+          last: int | None = None) -> MovementSpan:
+    return MovementSpan(organization_id=org, transaction_id=tx, grant_id=grant_id, amount_micros=amount,
+                        first_sequence=first, last_sequence=first if last is None else last)
 
 
 def _three_moves_and_another_org(storage: StorageBackend) -> tuple[uuid.UUID, uuid.UUID]:
@@ -77,35 +79,69 @@ class GrantRepositoryContract:
             with pytest.raises(InvalidInput):
                 uow.ledger.balance_moves(org, 0, limit=0)
 
+    def test_balance_move_is_one_transaction_as_balance_moves_reads_it(self, storage: StorageBackend) -> None:
+        org, other = _three_moves_and_another_org(storage)
+        with storage.uow() as uow:
+            moves = uow.ledger.balance_moves(org, 0)
+            assert [uow.ledger.balance_move(org, m.id) for m in moves] == moves
+            assert uow.ledger.balance_move(org, uuid.uuid4()) is None
+            assert uow.ledger.balance_move(other, moves[1].id) is None, "another organization's transaction"
+
     def test_apply_stores_grants_movements_and_cursor_once(self, storage: StorageBackend) -> None:
         org = new_org(storage).id
         promo = _grant(org, 1_000, expires_in=timedelta(days=1))
         paid = _grant(org, 500, source=GrantSource.PURCHASE, age=timedelta(seconds=1))
         tx = uuid.uuid4()
-        moves = [_move(org, tx, promo.id, -300), _move(org, tx, None, -50)]
+        spans = [_span(org, tx, promo.id, -300, 7), _span(org, tx, None, -50, 7)]
         with storage.uow() as uow:
             assert uow.grants.cursor(org) == GrantCursor(organization_id=org)
             assert uow.grants.apply(GrantCursor(organization_id=org, sequence=7, uncovered_micros=50),
-                                    [promo, paid], moves, expected_sequence=0)
+                                    [promo, paid], spans, expected_sequence=0)
             # A second catch-up that read the old cursor writes nothing.
-            assert not uow.grants.apply(GrantCursor(organization_id=org, sequence=9), [paid], moves,
+            assert not uow.grants.apply(GrantCursor(organization_id=org, sequence=9), [paid], spans,
                                         expected_sequence=0)
             uow.commit()
-        used = msgspec.structs.replace(promo, remaining_micros=700)
-        tx2 = uuid.uuid4()
+        used = msgspec.structs.replace(promo, remaining_micros=400)
+        run = _span(org, uuid.uuid4(), promo.id, -300, 9, 12)
         with storage.uow() as uow:
             assert uow.grants.cursor(org) == GrantCursor(organization_id=org, sequence=7, uncovered_micros=50)
-            assert uow.grants.movements(org, tx) == moves
-            assert uow.grants.apply(GrantCursor(organization_id=org, sequence=8), [used],
-                                    [_move(org, tx2, promo.id, -300)], expected_sequence=7)
+            assert uow.grants.spans_at(org, 7) == spans
+            assert uow.grants.apply(GrantCursor(organization_id=org, sequence=12), [used], [run],
+                                    expected_sequence=7)
             uow.commit()
         with storage.uow() as uow:
-            assert uow.grants.cursor(org).sequence == 8
+            assert uow.grants.cursor(org).sequence == 12
             assert uow.grants.open(org) == [used, paid]
             assert uow.grants.list(org) == [paid, used]
             assert uow.grants.get_many(org, [used.id, uuid.uuid4()]) == [used]
-            assert dict(uow.grants.movement_sums(org)) == {tx: -350, tx2: -300}
-            assert uow.grants.movements(org, uuid.uuid4()) == []
+            assert dict(uow.grants.span_totals(org)) == {(7, 7): -350, (9, 12): -300}
+
+    def test_spans_at_finds_the_spans_that_cover_a_sequence(self, storage: StorageBackend) -> None:
+        org, other = new_org(storage).id, new_org(storage).id
+        g1, g2 = uuid.uuid4(), uuid.uuid4()
+        own = [_span(org, uuid.uuid4(), g1, -10, 3), _span(org, uuid.uuid4(), g2, -5, 3)]  # one transaction, two grants
+        run = _span(org, uuid.uuid4(), g2, -40, 5, 9)
+        late = _span(org, uuid.uuid4(), None, -7, 20)
+        with storage.uow() as uow:
+            assert uow.grants.apply(GrantCursor(organization_id=org, sequence=20), [], [*own, run, late],
+                                    expected_sequence=0)
+            assert uow.grants.apply(GrantCursor(organization_id=other, sequence=6),
+                                    [], [_span(other, uuid.uuid4(), g1, -1, 6)], expected_sequence=0)
+            uow.commit()
+        with storage.uow() as uow:
+            assert uow.grants.spans_at(org, 3) == own
+            assert [uow.grants.spans_at(org, seq) for seq in (5, 6, 9)] == [[run]] * 3
+            assert uow.grants.spans_at(org, 20) == [late]
+            for uncovered in (1, 2, 4, 10, 19, 21):
+                assert uow.grants.spans_at(org, uncovered) == [], uncovered
+            assert uow.grants.spans_at(other, 3) == []
+            assert dict(uow.grants.span_totals(other)) == {(6, 6): -1}
+
+    def test_apply_refuses_a_span_that_ends_before_it_starts(self, storage: StorageBackend) -> None:
+        org = new_org(storage).id
+        with storage.uow() as uow, pytest.raises(InvalidInput):
+            uow.grants.apply(GrantCursor(organization_id=org, sequence=9), [],
+                             [_span(org, uuid.uuid4(), None, -1, 9, 8)], expected_sequence=0)
 
     @pytest.mark.parametrize("take", ["lock_cursor", "try_lock_cursor"])
     def test_the_locked_cursor_reads_as_the_cursor_and_a_first_catch_up_still_moves_it(
