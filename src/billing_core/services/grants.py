@@ -169,9 +169,11 @@ long at a time. Each step also costs a fixed part (two units of work, about fift
 so a deployment whose writers do not queue behind it takes larger steps (``SweepPacer.step``:
 PostgreSQL's default is :data:`POSTGRES_SWEEP_BATCH`)."""
 
-POSTGRES_SWEEP_BATCH = 500
+POSTGRES_SWEEP_BATCH = 2_000
 """The sweep's step on PostgreSQL: its write holds only the organization's grant cursor row, and
-a step of 500 allocates a transaction for about a third of the CPU a step of 100 takes."""
+since movements are stored as spans (ADR 0016) that write stays a few rows however many debits the
+step allocates. A step's fixed part is ~3 ms of CPU: a step of 2,000 allocates a usage debit for
+~7 µs of CPU against ~12 µs in steps of 500 (and ~35 µs in steps of 100)."""
 
 MAX_SWEEP_BATCH = 10_000
 """The largest step a deployment may set (``BILLING_GRANT_SWEEP_STEP``)."""
