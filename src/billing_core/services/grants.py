@@ -172,8 +172,8 @@ PostgreSQL's default is :data:`POSTGRES_SWEEP_BATCH`)."""
 POSTGRES_SWEEP_BATCH = 2_000
 """The sweep's step on PostgreSQL: its write holds only the organization's grant cursor row, and
 since movements are stored as spans (ADR 0016) that write stays a few rows however many debits the
-step allocates. A step's fixed part is ~3 ms of CPU: a step of 2,000 allocates a usage debit for
-~7 µs of CPU against ~12 µs in steps of 500 (and ~35 µs in steps of 100)."""
+step allocates. A step's fixed part is ~3 ms of CPU: in process, a step of 2,000 allocates a usage
+debit for 7–12 µs of CPU, against 11–16 µs in steps of 500 and 38–40 µs in steps of 100."""
 
 MAX_SWEEP_BATCH = 10_000
 """The largest step a deployment may set (``BILLING_GRANT_SWEEP_STEP``)."""
