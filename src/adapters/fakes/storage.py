@@ -482,13 +482,14 @@ class InMemoryGrantRepository(_Repo):
             raise InvalidInput("remaining_micros", "a grant's remaining must stay within its amount")
         if self.cursor(org).sequence != expected_sequence:
             return False
-        for grant in grants:
+        if any(m.first_sequence > m.last_sequence for m in spans):  # the SQL schema's check
+            raise InvalidInput("first_sequence", "a span covers append sequences from one to another")
+        for grant in grants:  # checked before anything is written, as the SQL savepoint undoes all
             stored = self.s.grants.get(grant.id)
             if stored is not None and stored.organization_id != org:
                 raise Conflict("grant id exists", code="constraint_violation")
+        for grant in grants:
             self.j.set(self.s.grants, grant.id, grant)
-        if any(m.first_sequence > m.last_sequence for m in spans):  # the SQL schema's check
-            raise InvalidInput("first_sequence", "a span covers append sequences from one to another")
         for span in spans:
             self.j.set(self.s.grant_movements, len(self.s.grant_movements) + 1, span)
         self.j.set(self.s.grant_cursors, org, cursor)

@@ -86,7 +86,9 @@ class SqlAlchemyGrantRepository(SqlAlchemyRepository):
         if any(g.organization_id != org for g in grants) or any(m.organization_id != org for m in spans):
             raise InvalidInput("organization_id", "a grant row belongs to another organization")
         values = {"sequence": cursor.sequence, "uncovered_micros": cursor.uncovered_micros}
-        with self._guarded():
+        # A savepoint on SQLite too: a refused row (a check constraint) must undo the cursor and
+        # grants written before it, not only its own statement, so the unit of work goes on clean.
+        with self._uow.savepoint():
             if expected_sequence == 0:
                 moved = self._execute(self._insert(grant_cursors).on_conflict_do_nothing(
                     index_elements=["organization_id"]), {"organization_id": org, **values}).rowcount

@@ -137,11 +137,17 @@ class GrantRepositoryContract:
             assert uow.grants.spans_at(other, 3) == []
             assert dict(uow.grants.span_totals(other)) == {(6, 6): -1}
 
-    def test_apply_refuses_a_span_that_ends_before_it_starts(self, storage: StorageBackend) -> None:
+    def test_apply_refuses_a_span_that_ends_before_it_starts_and_writes_nothing(self, storage: StorageBackend) -> None:
         org = new_org(storage).id
-        with storage.uow() as uow, pytest.raises(InvalidInput):
-            uow.grants.apply(GrantCursor(organization_id=org, sequence=9), [],
-                             [_span(org, uuid.uuid4(), None, -1, 9, 8)], expected_sequence=0)
+        made = _grant(org, 100)
+        with storage.uow() as uow:
+            with pytest.raises(InvalidInput):
+                uow.grants.apply(GrantCursor(organization_id=org, sequence=9), [made],
+                                 [_span(org, uuid.uuid4(), made.id, 100, 9, 8)], expected_sequence=0)
+            assert uow.grants.list(org) == []
+            assert uow.grants.cursor(org).sequence == 0
+            assert dict(uow.grants.span_totals(org)) == {}
+            uow.commit()  # the unit of work is still usable
 
     @pytest.mark.parametrize("take", ["lock_cursor", "try_lock_cursor"])
     def test_the_locked_cursor_reads_as_the_cursor_and_a_first_catch_up_still_moves_it(
