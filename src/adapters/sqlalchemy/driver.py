@@ -283,11 +283,12 @@ _PG_RECORD_DEBITS = (f"WITH {_without(_PG_LEDGER_CTES, _ON_TX_CONFLICT)}, "  # n
 # sequence, each with its balance delta summed in the database (a probe of the postings' primary key
 # per row), no postings loaded. At the driver level: the worker reads every usage debit once, and
 # SQLAlchemy's row and type processing was a quarter of its CPU per transaction. The account names
-# are the ledger's own constants.
+# are the ledger's own constants. The sum is cast back to ``bigint``: PostgreSQL sums ``bigint`` into
+# ``numeric``, which psycopg reads as a ``Decimal`` per row.
 _BALANCE_MOVE_HEAD = (
     "SELECT t.seq, t.id, t.idempotency_key, t.kind, t.created_at, t.reference, "  # noqa: S608  # nosec B608
-    "(SELECT coalesce(sum(p.amount_micros), 0) FROM ledger_postings p WHERE p.transaction_seq = t.seq AND "
-    f"p.account IN ({', '.join(repr(a.value) for a in sorted(BALANCE_ACCOUNTS))})) "
+    "CAST((SELECT coalesce(sum(p.amount_micros), 0) FROM ledger_postings p WHERE p.transaction_seq = t.seq AND "
+    f"p.account IN ({', '.join(repr(a.value) for a in sorted(BALANCE_ACCOUNTS))})) AS BIGINT) "
     "FROM ledger_transactions t WHERE t.organization_id = ? AND ")
 _BALANCE_MOVES = _BALANCE_MOVE_HEAD + "t.seq > ? ORDER BY t.seq LIMIT ?"
 _BALANCE_MOVE = _BALANCE_MOVE_HEAD + "t.id = ?"  # one transaction, by its unique id
