@@ -22,7 +22,7 @@ from typing import Protocol
 import msgspec
 
 from billing_core.errors import InvalidInput
-from billing_core.ledger import EntryKind
+from billing_core.ledger import BalanceMove, EntryKind
 
 
 class GrantSource(StrEnum):
@@ -172,13 +172,12 @@ class MovementSpan(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return self.last_sequence != self.first_sequence
 
 
-def movements_in(spans: Iterable[MovementSpan], move: Allocatable, sequence: int) -> list[GrantMovement]:
-    """What the transaction ``move``, appended at ``sequence``, did to grants, from the stored
-    ``spans`` covering that sequence (its own movements, or the run it is part of), in the order
-    they were allocated."""
+def movements_in(spans: Iterable[MovementSpan], move: BalanceMove) -> list[GrantMovement]:
+    """What the transaction ``move`` did to grants, from the stored ``spans`` covering its append
+    sequence (its own movements, or the run it is part of), in the order they were allocated."""
     found: list[GrantMovement] = []
     for span in spans:
-        if not span.first_sequence <= sequence <= span.last_sequence:
+        if not span.first_sequence <= move.sequence <= span.last_sequence:
             continue
         amount = move.balance_delta if span.is_run else span.amount_micros
         if amount != 0:
@@ -335,7 +334,7 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, Allocatable]],
         if len(moved) == 1 and moved[0].amount_micros < 0 and spans:
             last = spans[-1]
             if (last.last_sequence == previous and last.grant_id == moved[0].grant_id
-                    and last.amount_micros < 0 and (last.is_run or _single_draw(spans))):
+                    and last.amount_micros < 0 and _single_draw(spans)):
                 spans[-1] = msgspec.structs.replace(last, amount_micros=last.amount_micros + moved[0].amount_micros,
                                                     last_sequence=seq)
                 return
@@ -388,8 +387,9 @@ def allocate(state: GrantState, transactions: Iterable[tuple[int, Allocatable]],
 
 
 def _single_draw(spans: Sequence[MovementSpan]) -> bool:
-    """Whether the last span is the only movement of its transaction (a transaction that moved
-    several grants keeps its own spans: a run's movement per transaction is one draw)."""
+    """Whether the last span is the only movement of the transaction it starts at (true of every
+    run, which starts at a single draw): a transaction that moved several grants keeps its own
+    spans, since a run's movement per transaction is one draw."""
     last = spans[-1]
     return len(spans) < 2 or spans[-2].last_sequence != last.first_sequence
 

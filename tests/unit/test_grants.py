@@ -119,7 +119,7 @@ class Book:
 
     def movements_of(self, seq: int, t: LedgerTransaction) -> list[GrantMovement]:
         covering = [s for s in self.spans if s.first_sequence <= seq <= s.last_sequence]
-        return movements_in(covering, BalanceMove.of(seq, t), seq)
+        return movements_in(covering, BalanceMove.of(seq, t))
 
     def unexplained(self) -> list[str]:
         totals: dict[tuple[int, int], int] = {}

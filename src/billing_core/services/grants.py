@@ -361,7 +361,7 @@ def movements_of(uow: UnitOfWork, organization_id: uuid.UUID, transaction_id: uu
     move = uow.ledger.balance_move(organization_id, transaction_id)
     if move is None:
         return []
-    return movements_in(uow.grants.spans_at(organization_id, move.sequence), move, move.sequence)
+    return movements_in(uow.grants.spans_at(organization_id, move.sequence), move)
 
 
 def draws_for(uow: UnitOfWork, organization_id: uuid.UUID, transaction_id: uuid.UUID) -> list[GrantDraw]:
