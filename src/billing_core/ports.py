@@ -525,6 +525,13 @@ class ProductSubscriptionRepository(Protocol):
         """True if an org-level or this project's subscription to the product is active at ``at``."""
         ...
 
+    def of_products(self, organization_id: uuid.UUID, product_ids: Collection[uuid.UUID]
+                    ) -> builtins.list[ProductSubscription]:
+        """Every subscription of the organization to one of ``product_ids`` (for any project, ended or
+        not), unordered: what deciding many usage events' coverage at once reads
+        (:func:`~billing_core.product_subscription.covered` answers as :meth:`active_for` does)."""
+        ...
+
 
 class UsageSnapshot(msgspec.Struct, kw_only=True):
     """What reporting one usage event reads, all under the wallet lock (:meth:`UsageRepository.lock_for_event`)."""

@@ -7,6 +7,7 @@ Not to be confused with :class:`~billing_core.plan_subscription.PlanSubscription
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 import msgspec
@@ -37,6 +38,14 @@ class ProductSubscription(msgspec.Struct, kw_only=True):
         if self.end_date is not None and self.end_date <= at:
             return
         self.end_date = at
+
+
+def covered(subscriptions: Iterable[ProductSubscription], project_id: uuid.UUID | None, product_id: uuid.UUID,
+            at: datetime) -> bool:
+    """Whether one of ``subscriptions`` covers a usage event of ``product_id`` in ``project_id`` (None:
+    the organization itself) that occurred at ``at``: the rule
+    :meth:`~billing_core.ports.ProductSubscriptionRepository.active_for` answers from storage."""
+    return any(s.product_id == product_id and s.covers(project_id) and s.active_at(at) for s in subscriptions)
 
 
 def new_product_subscription(*, organization_id: uuid.UUID, project_id: uuid.UUID | None,

@@ -53,7 +53,7 @@ from billing_core.ports import (
     StoredResponse,
     UsageSnapshot,
 )
-from billing_core.product_subscription import ProductSubscription
+from billing_core.product_subscription import ProductSubscription, covered
 from billing_core.refund_policy import RefundRequest, RefundStatus
 from billing_core.spend_guard import Decision, decide_and_apply
 from billing_core.usage import HourlyUsage, UsageEvent, sort_buckets, truncate_to_hour
@@ -639,9 +639,13 @@ class InMemoryProductSubscriptionRepository(_Repo):
 
     def active_for(self, organization_id: uuid.UUID, project_id: uuid.UUID | None, product_id: uuid.UUID,
                    at: datetime) -> bool:
-        return any(s.organization_id == organization_id and s.product_id == product_id
-                   and s.covers(project_id) and s.active_at(at)
-                   for s in self.s.product_subscriptions.values())
+        return covered(self.of_products(organization_id, (product_id,)), project_id, product_id, at)
+
+    def of_products(self, organization_id: uuid.UUID,
+                    product_ids: Collection[uuid.UUID]) -> builtins.list[ProductSubscription]:
+        wanted = set(product_ids)
+        return [_copy(s) for s in self.s.product_subscriptions.values()
+                if s.organization_id == organization_id and s.product_id in wanted]
 
 
 class InMemoryUsageRepository(_Repo):

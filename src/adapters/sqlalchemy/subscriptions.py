@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import exists, or_, select, update
@@ -103,3 +105,11 @@ class SqlAlchemyProductSubscriptionRepository(SqlAlchemyRepository):
             _ps.organization_id == organization_id, _ps.product_id == product_id, covers,
             _ps.start_date <= at, or_(_ps.end_date.is_(None), _ps.end_date > at)))
         return bool(self._execute(query).scalar())
+
+    def of_products(self, organization_id: uuid.UUID,
+                    product_ids: Collection[uuid.UUID]) -> builtins.list[ProductSubscription]:
+        if not product_ids:
+            return []
+        query = select(product_subscriptions).where(_ps.organization_id == organization_id,
+                                                    _ps.product_id.in_(list(product_ids)))
+        return [rows.product_subscription_from_row(row) for row in self._execute(query)]

@@ -23,6 +23,7 @@ from billing_core.money import format_credits
 from billing_core.outbox import OutboxTopic, new_message
 from billing_core.permissions import Action, Actor, require
 from billing_core.ports import DebitChunk, DebitOutcome, DebitRequest, UnitOfWork, UsageSnapshot
+from billing_core.product_subscription import covered
 from billing_core.services.context import BillingContext
 from billing_core.services.notifications import enqueue_email, notify
 from billing_core.spend_guard import (
@@ -172,7 +173,6 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
         priced.append((event, metered))
     outcomes: list[UsageOutcome] = []
     with ctx.uow() as uow:
-        subscribed: dict[tuple[uuid.UUID | None, uuid.UUID], bool] = {}
         # The first event's read under the wallet lock (one round trip, as report_usage's) answers its
         # product's subscription check, gives the settings for the notices and tells which of the
         # batch's ledger keys are used (its replays): three reads fewer.
@@ -183,14 +183,8 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
                 ledger_keys=[_usage_key(event.event_id) for event, _ in priced])
         except NotFound:
             snapshot = None  # no wallet: an unsubscribed product is still named first, as for one event
-        if snapshot is not None:
-            subscribed[(first.project_id, first.product_id)] = snapshot.subscribed
-        for index, (event, _) in enumerate(priced):
-            key = (event.project_id, event.product_id)
-            if key not in subscribed:
-                subscribed[key] = uow.product_subscriptions.active_for(organization_id, event.project_id,
-                                                                       event.product_id, event.occurred_at)
-            if not subscribed[key] and uow.usage.get_event(organization_id, event.event_id) is None:
+        for index, event in _uncovered(uow, organization_id, [event for event, _ in priced], snapshot):
+            if uow.usage.get_event(organization_id, event.event_id) is None:
                 raise ProductNotSubscribed("the project has no active subscription to this product at occurred_at",
                                            field=f"events[{index}].product")
         if snapshot is None:
@@ -217,6 +211,24 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
                      budgets=_batch_budgets(uow, debited[-1].wallet, [event for event, _ in priced]))
         uow.commit()
     return outcomes
+
+
+def _uncovered(uow: UnitOfWork, organization_id: uuid.UUID, events: Sequence[UsageEvent],
+               snapshot: UsageSnapshot | None) -> Iterator[tuple[int, UsageEvent]]:
+    """The events (with their index) that no product subscription covers at their own ``occurred_at``,
+    as :func:`report_usage` decides one event. The snapshot answers for the first event, and for the
+    others when they name its project, product and time (a group commit's calls, reported "now");
+    otherwise the organization's subscriptions to the batch's products are read once."""
+    first = events[0]
+    if snapshot is not None and all((e.project_id, e.product_id, e.occurred_at)
+                                    == (first.project_id, first.product_id, first.occurred_at) for e in events):
+        if not snapshot.subscribed:
+            yield from enumerate(events)
+        return
+    subscriptions = uow.product_subscriptions.of_products(organization_id, {e.product_id for e in events})
+    for index, event in enumerate(events):
+        if not covered(subscriptions, event.project_id, event.product_id, event.occurred_at):
+            yield index, event
 
 
 WRITE_PART = 250

@@ -43,6 +43,7 @@ from billing_core.payments import PaymentStatus
 from billing_core.permissions import Permission, Role
 from billing_core.plan_subscription import SubscriptionStatus
 from billing_core.ports import IDEMPOTENCY_IN_PROGRESS, StoredResponse
+from billing_core.product_subscription import covered
 from billing_core.usage import HourlyUsage
 
 FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
@@ -318,6 +319,32 @@ class ProductSubscriptionRepositoryContract:
             # an organization-level subscription covers every project and none
             assert active(org.id, other_project, OTHER_PRODUCT, NOW + timedelta(days=400))
             assert active(org.id, None, OTHER_PRODUCT, NOW)
+
+    def test_of_products_reads_what_active_for_decides(self, storage: StorageBackend) -> None:
+        """``of_products`` gives every subscription to the products asked for (ended ones too, no other
+        organization's), and ``covered`` over them answers what ``active_for`` answers, at any time."""
+        org, other = new_org(storage), new_org(storage, name="Other")
+        project, other_project = uuid.uuid4(), uuid.uuid4()
+        third_product = uuid.UUID("33333333-3333-4333-8333-333333333333")
+        mine = [product_subscription(org.id, project_id=project, start=NOW, end=NOW + timedelta(days=1)),
+                product_subscription(org.id, start=NOW + timedelta(days=2), end=NOW + timedelta(days=3)),
+                product_subscription(org.id, product_id=OTHER_PRODUCT, start=NOW - timedelta(days=5))]
+        with storage.uow() as uow:
+            for sub in [*mine, product_subscription(org.id, product_id=third_product),
+                        product_subscription(other.id, start=NOW - timedelta(days=9))]:
+                uow.product_subscriptions.add(sub)
+            uow.commit()
+        with storage.uow() as uow:
+            found = uow.product_subscriptions.of_products(org.id, [PRODUCT, OTHER_PRODUCT])
+            assert sorted(found, key=lambda s: str(s.id)) == sorted(mine, key=lambda s: str(s.id))
+            assert uow.product_subscriptions.of_products(org.id, []) == []
+            assert uow.product_subscriptions.of_products(uuid.uuid4(), [PRODUCT]) == []
+            moments = [NOW + timedelta(days=d, microseconds=m) for d in (-6, -1, 0, 1, 2, 3) for m in (-1, 0)]
+            for project_id in (None, project, other_project):
+                for product_id in (PRODUCT, OTHER_PRODUCT):
+                    for at in moments:
+                        assert covered(found, project_id, product_id, at) == uow.product_subscriptions.active_for(
+                            org.id, project_id, product_id, at), (project_id, product_id, at)
 
 
 class UsageRepositoryContract:
