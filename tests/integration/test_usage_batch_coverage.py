@@ -79,8 +79,9 @@ def _event(event_id: str, at: datetime, product: str = "compute", project_id: uu
 def test_an_uncovered_event_is_refused_beside_a_covered_one_of_its_product(
         ctx: BillingContext, customer: Customer, second: UsageEventInput, why: str) -> None:
     org = customer.organization_id
-    first = _event("covered", START - timedelta(hours=1), second.product if second.project_id else "compute",
-                   second.project_id and PROJECT)
+    # A covered event of the same product (for the project case: in the project its subscription covers).
+    first = _event("covered", START - timedelta(hours=1), str(second.product),
+                   None if second.project_id is None else PROJECT)
     before = _state(ctx, org)
     with pytest.raises(ProductNotSubscribed) as refused:
         services.usage.report_usage_batch(ctx, customer.platform, organization_id=org, events=[first, second])
