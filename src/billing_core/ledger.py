@@ -18,6 +18,7 @@ from enum import StrEnum
 import msgspec
 
 from billing_core.errors import InvalidInput, LedgerImbalance
+from billing_core.ids import time_ordered_id
 from billing_core.money import MAX_MICROS
 
 
@@ -113,7 +114,8 @@ class BalanceMove(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 def transaction(*, organization_id: uuid.UUID, idempotency_key: str, kind: EntryKind, description: str,
                 created_at: datetime, postings: Sequence[tuple[Account, int]], reason: str | None = None,
                 reference: str | None = None, transaction_id: uuid.UUID | None = None) -> LedgerTransaction:
-    """Build a transaction, refusing it unless it balances and every posting is a real amount."""
+    """Build a transaction, refusing it unless it balances and every posting is a real amount. Its id,
+    unless given, is time-ordered (:func:`~billing_core.ids.time_ordered_id`, ADR 0021)."""
     if not idempotency_key or len(idempotency_key) > 255:
         raise InvalidInput("idempotency_key", "idempotency key must be 1 to 255 characters")
     if len(postings) < 2:
@@ -128,7 +130,7 @@ def transaction(*, organization_id: uuid.UUID, idempotency_key: str, kind: Entry
     if total != 0:
         raise LedgerImbalance(total)
     return LedgerTransaction(
-        id=transaction_id or uuid.uuid4(), organization_id=organization_id, idempotency_key=idempotency_key,
+        id=transaction_id or time_ordered_id(), organization_id=organization_id, idempotency_key=idempotency_key,
         kind=kind, description=description, reason=reason, created_at=created_at, postings=tuple(built),
         reference=reference,
     )
