@@ -14,31 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fakes import FixedClock, InMemoryPaymentProvider, InMemoryStore, InMemoryUnitOfWork
-from adapters.sqlalchemy import sqlalchemy_uow_factory
-from adapters.testing.storage import migrated_engine
+from adapters.fakes import FixedClock
 from billing_core import services
-from billing_core.catalog import load_catalog
 from billing_core.errors import ProductNotSubscribed
 from billing_core.services.context import BillingContext
 from billing_core.services.usage import UsageEventInput
 from tests.e2e.conftest import START
 from tests.support.customers import Customer, sign_up
+from tests.support.storages import STORAGES, billing_context
 
 DOLLAR = 1_000_000
 PROJECT = uuid.UUID("0c000000-0000-4000-8000-00000000000c")
 OTHER_PROJECT = uuid.UUID("0d000000-0000-4000-8000-00000000000d")
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORAGES)
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BillingContext]:
-    clock, catalog, payments = FixedClock(START), load_catalog(), InMemoryPaymentProvider()
-    if request.param == "memory":
-        store = InMemoryStore()
-        yield BillingContext(uow=lambda: InMemoryUnitOfWork(store), clock=clock, catalog=catalog, payments=payments)
-        return
-    for engine in migrated_engine(request.param, tmp_path):
-        yield BillingContext(uow=sqlalchemy_uow_factory(engine), clock=clock, catalog=catalog, payments=payments)
+    yield from billing_context(request.param, tmp_path, FixedClock(START))
 
 
 @pytest.fixture
