@@ -26,7 +26,7 @@ def time_ordered_id() -> uuid.UUID:
     ones, as text and as 128-bit integers; within one millisecond their order is random. The time
     is the machine's, not a :class:`~billing_core.ports.Clock`'s: it orders the index, and the
     record's own timestamp says when it happened."""
-    random = int.from_bytes(os.urandom(10), "big")  # 80 bits; 74 are used
+    random = int.from_bytes(os.urandom(10), "big")  # 80 bits: the low 62 for rand_b, the next 12 for rand_a
     milliseconds = time.time_ns() // 1_000_000
-    return uuid.UUID(int=(milliseconds << 80) | _VERSION_7 | ((random << 58) & _RAND_A) | _VARIANT_RFC
+    return uuid.UUID(int=(milliseconds << 80) | _VERSION_7 | ((random << 2) & _RAND_A) | _VARIANT_RFC
                      | (random & _RAND_B))

@@ -38,6 +38,11 @@ def test_ids_are_unique_and_their_random_bits_vary() -> None:
     assert len(low_bits) > 15_000  # 20,000 draws of 16 random bits leave ~17,000 distinct values
     rand_a = {(i.int >> 64) & 0xFFF for i in ids}
     assert len(rand_a) > 3_000  # all 4,096 values of the 12 bits after the version, nearly
+    # 74 random bits: the 12 after the version are drawn apart from the 62 after the variant, not
+    # a copy of some of them.
+    for shift in range(62 - 12 + 1):
+        copies = sum(((i.int >> 64) & 0xFFF) == ((i.int >> shift) & 0xFFF) for i in ids)
+        assert copies < 50, (shift, copies)  # chance alone: 20,000 / 4,096, about 5
 
 
 def test_a_ledger_transaction_gets_a_time_ordered_id_unless_it_is_given_one() -> None:

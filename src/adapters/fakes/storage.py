@@ -12,7 +12,7 @@ import builtins
 import copy
 import threading
 import uuid
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -639,13 +639,16 @@ class InMemoryProductSubscriptionRepository(_Repo):
 
     def active_for(self, organization_id: uuid.UUID, project_id: uuid.UUID | None, product_id: uuid.UUID,
                    at: datetime) -> bool:
-        return covered(self.of_products(organization_id, (product_id,)), project_id, product_id, at)
+        # The stored rows themselves, read only: no copy on every usage event's check.
+        return covered(self._of_products(organization_id, {product_id}), project_id, product_id, at)
 
     def of_products(self, organization_id: uuid.UUID,
                     product_ids: Collection[uuid.UUID]) -> builtins.list[ProductSubscription]:
-        wanted = set(product_ids)
-        return [_copy(s) for s in self.s.product_subscriptions.values()
-                if s.organization_id == organization_id and s.product_id in wanted]
+        return [_copy(s) for s in self._of_products(organization_id, set(product_ids))]
+
+    def _of_products(self, organization_id: uuid.UUID, wanted: set[uuid.UUID]) -> Iterator[ProductSubscription]:
+        return (s for s in self.s.product_subscriptions.values()
+                if s.organization_id == organization_id and s.product_id in wanted)
 
 
 class InMemoryUsageRepository(_Repo):

@@ -174,8 +174,8 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
     outcomes: list[UsageOutcome] = []
     with ctx.uow() as uow:
         # The first event's read under the wallet lock (one round trip, as report_usage's) answers its
-        # product's subscription check, gives the settings for the notices and tells which of the
-        # batch's ledger keys are used (its replays): three reads fewer.
+        # subscription check (every event's when all name its project, product and time), gives the
+        # settings for the notices and tells which of the batch's ledger keys are used (its replays).
         first = priced[0][0]
         try:
             snapshot: UsageSnapshot | None = uow.usage.lock_for_event(
@@ -216,9 +216,9 @@ def report_usage_batch(ctx: BillingContext, actor: Actor, *, organization_id: uu
 def _uncovered(uow: UnitOfWork, organization_id: uuid.UUID, events: Sequence[UsageEvent],
                snapshot: UsageSnapshot | None) -> Iterator[tuple[int, UsageEvent]]:
     """The events (with their index) that no product subscription covers at their own ``occurred_at``,
-    as :func:`report_usage` decides one event. The snapshot answers for the first event, and for the
-    others when they name its project, product and time (a group commit's calls, reported "now");
-    otherwise the organization's subscriptions to the batch's products are read once."""
+    as :func:`report_usage` decides one event. When every event names the first one's project,
+    product and time (a group commit's calls, reported "now"), the snapshot's answer is theirs;
+    otherwise the organization's subscriptions to the batch's products are read once and decide all."""
     first = events[0]
     if snapshot is not None and all((e.project_id, e.product_id, e.occurred_at)
                                     == (first.project_id, first.product_id, first.occurred_at) for e in events):
